@@ -1,0 +1,148 @@
+//! JSON helpers for the Mesos mapper rules: compact ASCII-only output (mesoshttp slices
+//! records by characters), lenient integers (numbers or numeric strings), lenient
+//! optional enums (unknown names are dropped), and decoding that names the failing field.
+
+use crate::error::ApiError;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// Serializes compactly and escapes every non-ASCII character as `\uXXXX`, so that a
+/// record's byte length equals its character length.
+pub fn to_ascii_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let raw = serde_json::to_vec(value).expect("serializing wire types cannot fail");
+    if raw.is_ascii() {
+        return raw;
+    }
+    let text = String::from_utf8(raw).expect("serde_json writes UTF-8");
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+/// Decodes a request body, naming the failing field in the error.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(format!("failed to parse JSON: {inner}"))
+        } else if path == "." {
+            ApiError::bad_request(format!("invalid request: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid field '{path}': {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|err| ApiError::bad_request(format!("failed to parse JSON: {err}")))?;
+    Ok(value)
+}
+
+/// Accepts an unsigned integer given as a JSON number or a numeric string.
+pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        N(u64),
+        F(f64),
+        S(String),
+    }
+    match Num::deserialize(d)? {
+        Num::N(n) => Ok(n),
+        Num::F(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
+        Num::F(f) => Err(serde::de::Error::custom(format!("expected an unsigned integer, got {f}"))),
+        Num::S(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("expected an unsigned integer, got {s:?}"))),
+    }
+}
+
+/// Accepts a double given as a number, a numeric string, or `"Infinity"`.
+pub fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        F(f64),
+        S(String),
+    }
+    match Num::deserialize(d)? {
+        Num::F(f) => Ok(f),
+        Num::S(s) => match s.trim() {
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            other => other
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("expected a number, got {s:?}"))),
+        },
+    }
+}
+
+/// Like [`lenient_f64`] for optional fields (`null` means unset).
+pub fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "lenient_f64")] f64);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+/// An optional enum given by name: an unknown name is dropped silently, as Mesos does
+/// for optional fields.
+pub fn lenient_enum<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let raw = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(raw.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_non_ascii() {
+        let out = to_ascii_json(&serde_json::json!({"name": "é😀"}));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"name":"\u00e9\ud83d\ude00"}"#
+        );
+    }
+
+    #[test]
+    fn escaped_output_round_trips() {
+        let value = serde_json::json!({"a": "ünïcödé\n", "b": [1, 2]});
+        let back: serde_json::Value = serde_json::from_slice(&to_ascii_json(&value)).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn decode_names_the_field() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Inner,
+        }
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            count: u32,
+        }
+        let err = decode::<Outer>(br#"{"inner":{"count":"x"}}"#).unwrap_err();
+        assert!(err.message.contains("inner.count"), "{}", err.message);
+        let err = decode::<Outer>(br#"{"inner":{}}"#).unwrap_err();
+        assert!(err.message.contains("count"), "{}", err.message);
+        let err = decode::<Outer>(b"{not json").unwrap_err();
+        assert!(err.message.contains("parse"), "{}", err.message);
+    }
+}

@@ -1,0 +1,207 @@
+//! The HTTP layer shared by all clients: JSON POSTs and chunked RecordIO streams over
+//! plain HTTP/1.1 (hyper), with keep-alive connections reused between calls.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use mantle_api::recordio::Decoder;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("{url} answered {status}: {body}")]
+    Status { url: String, status: StatusCode, body: String },
+    #[error("{url} redirected to {location}")]
+    Redirect { url: String, location: String },
+    #[error("reading the response of {url}: {message}")]
+    Body { url: String, message: String },
+    #[error("{url} timed out")]
+    Timeout { url: String },
+    #[error("invalid message from {url}: {message}")]
+    Decode { url: String, message: String },
+    #[error("invalid request: {0}")]
+    Request(String),
+}
+
+impl ClientError {
+    /// The `host:port` a 307 pointed to, for following a leader.
+    pub fn redirect_target(&self) -> Option<String> {
+        match self {
+            ClientError::Redirect { location, .. } => {
+                let rest = location
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_start_matches("//");
+                Some(rest.split('/').next().unwrap_or(rest).to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A cheap-to-clone HTTP client with a connection pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpClient {
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        HttpClient { client, timeout }
+    }
+
+    fn request(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let mut builder = Request::post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json");
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ClientError::Request(format!("header {name}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| ClientError::Request(format!("header {name} value: {e}")))?;
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Request(e.to_string()))
+    }
+
+    async fn send(&self, url: &str, request: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(ClientError::Timeout { url: url.to_string() }),
+            Ok(Err(source)) => Err(ClientError::Connect { url: url.to_string(), source }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// POSTs a JSON body and reads the whole answer. Non-2xx answers are errors; a 307
+    /// becomes [`ClientError::Redirect`].
+    pub async fn post(&self, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Result<Response, ClientError> {
+        let request = self.request(url, body, headers)?;
+        let response = self.send(url, request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| ClientError::Timeout { url: url.to_string() })?
+            .map_err(|e| ClientError::Body { url: url.to_string(), message: e.to_string() })?
+            .to_bytes();
+        check_status(url, status, &headers, &body)?;
+        Ok(Response { status, headers, body })
+    }
+
+    /// POSTs a JSON body whose answer is a RecordIO stream (SUBSCRIBE).
+    pub async fn stream(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Result<(HeaderMap, RecordStream), ClientError> {
+        let request = self.request(url, body, headers)?;
+        let response = self.send(url, request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if !status.is_success() {
+            let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            check_status(url, status, &headers, &body)?;
+            return Err(ClientError::Status { url: url.to_string(), status, body: String::new() });
+        }
+        let stream = RecordStream { url: url.to_string(), body: response.into_body(), decoder: Decoder::default() };
+        Ok((headers, stream))
+    }
+}
+
+fn check_status(url: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), ClientError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    if status.is_redirection() {
+        let location = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        return Err(ClientError::Redirect { url: url.to_string(), location });
+    }
+    Err(ClientError::Status { url: url.to_string(), status, body: String::from_utf8_lossy(body).into_owned() })
+}
+
+/// The records of a chunked RecordIO response, in order.
+pub struct RecordStream {
+    url: String,
+    body: Incoming,
+    decoder: Decoder,
+}
+
+impl RecordStream {
+    /// The next record; `Ok(None)` when the server closed the stream.
+    pub async fn next_record(&mut self) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            if let Some(record) = self
+                .decoder
+                .next_record()
+                .map_err(|e| ClientError::Decode { url: self.url.clone(), message: e.to_string() })?
+            {
+                return Ok(Some(record));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(ClientError::Body { url: self.url.clone(), message: e.to_string() }),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder.feed(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next record parsed as JSON.
+    pub async fn next_json(&mut self) -> Result<Option<serde_json::Value>, ClientError> {
+        match self.next_record().await? {
+            None => Ok(None),
+            Some(record) => serde_json::from_slice(&record)
+                .map(Some)
+                .map_err(|e| ClientError::Decode { url: self.url.clone(), message: e.to_string() }),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Rust clients for the Mesos v1 HTTP APIs: a scheduler client for frameworks and an
+//! executor client for executors, on a small shared HTTP layer that reads RecordIO
+//! event streams.
+
+pub mod http;
+
+pub use http::{ClientError, HttpClient, RecordStream};
