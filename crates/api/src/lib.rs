@@ -4,6 +4,7 @@
 //! The JSON shapes follow the Mesos protobuf-to-JSON mapper (enum names as strings,
 //! snake_case field names, defaults emitted); see `docs/ARCHITECTURE.md`.
 
+pub mod duration;
 pub mod error;
 pub mod executor;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod json;
 pub mod messages;
 pub mod recordio;
 pub mod resources;
+pub mod routing;
 pub mod scheduler;
 pub mod validation;
 

@@ -1,1 +1,97 @@
-fn main() {}
+//! `mantle`: the one binary. `master`, `agent` and `local` run the daemons; `executor` is
+//! the built-in command executor that agents launch for command tasks.
+
+mod flags;
+
+use clap::Parser;
+use flags::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = match &cli.command {
+        Command::Master(f) => f.logging_level.clone(),
+        Command::Agent(f) => f.logging_level.clone(),
+        Command::Local(f) => f.logging_level.clone(),
+        Command::Executor => std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "info".into()),
+    };
+    init_logging(&level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mantle: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Master(flags) => run_master(flags).await,
+            Command::Agent(flags) => run_agent(flags).await,
+            Command::Local(flags) => run_local(flags).await,
+            Command::Executor => mantle_executor::run().await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mantle: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn run_master(flags: flags::MasterFlags) -> anyhow::Result<()> {
+    let (config, interval) = flags.to_config()?;
+    let master = mantle_master::start(config, interval).await?;
+    eprintln!("mantle master listening on http://{}", master.address());
+    shutdown_signal().await;
+    master.shutdown().await;
+    Ok(())
+}
+
+async fn run_agent(flags: flags::AgentFlags) -> anyhow::Result<()> {
+    let config = flags.to_config()?;
+    let agent = mantle_agent::start(config).await?;
+    eprintln!("mantle agent listening on http://{}", agent.address());
+    shutdown_signal().await;
+    agent.shutdown().await;
+    Ok(())
+}
+
+async fn run_local(flags: flags::LocalFlags) -> anyhow::Result<()> {
+    let (master_config, interval) = flags.master_config()?;
+    std::fs::create_dir_all(&flags.work_dir)
+        .map_err(|e| anyhow::anyhow!("--work_dir: cannot create {}: {e}", flags.work_dir.display()))?;
+    let master = mantle_master::start(master_config, interval).await?;
+    let master_address = master.address();
+    let mut agents = Vec::new();
+    for index in 0..flags.num_agents {
+        let config = flags.agent_config(index, &master_address.to_string())?;
+        let agent = mantle_agent::start(config).await?;
+        agents.push(agent);
+    }
+    eprintln!(
+        "mantle local: master on http://{master_address} with {} agent(s) on {}",
+        agents.len(),
+        agents.iter().map(|a| a.address().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    shutdown_signal().await;
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    master.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! Command-line flags. Names follow Mesos (reference §8), and every flag can also be set
+//! in the environment as `MANTLE_<FLAG>` (for example `MANTLE_WORK_DIR`).
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use mantle_allocator::MinAllocatable;
+use mantle_api::duration::parse_duration;
+use mantle_master::core::MasterConfig;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "mantle", version, about = "Mantle: a datacenter kernel that speaks Mesos")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a master: it pools the agents' resources and offers them to frameworks.
+    Master(MasterFlags),
+    /// Run an agent: it registers with the master and runs tasks.
+    Agent(AgentFlags),
+    /// Run a master and N agents in one process (what mesos-local did).
+    Local(LocalFlags),
+    /// The built-in command executor (launched by agents, not by people).
+    #[command(hide = true)]
+    Executor,
+}
+
+fn duration_flag(name: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_duration(text).map_err(|e| anyhow!("--{name}: {e}"))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MasterFlags {
+    /// IP address to listen on and advertise.
+    #[arg(long, env = "MANTLE_IP", default_value = "127.0.0.1")]
+    pub ip: Ipv4Addr,
+    /// Port to listen on.
+    #[arg(long, env = "MANTLE_PORT", default_value_t = 5050)]
+    pub port: u16,
+    /// Hostname to advertise (default: the IP address).
+    #[arg(long, env = "MANTLE_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Directory for the master's durable state.
+    #[arg(long = "work_dir", env = "MANTLE_WORK_DIR", default_value = "/var/lib/mantle/master")]
+    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub common: MasterTuning,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    pub logging_level: String,
+}
+
+/// Master settings shared by `master` and `local`.
+#[derive(Args, Debug, Clone)]
+pub struct MasterTuning {
+    /// Time between allocation runs (allocation also runs on every relevant event).
+    #[arg(long = "allocation_interval", env = "MANTLE_ALLOCATION_INTERVAL", default_value = "1secs")]
+    pub allocation_interval: String,
+    /// Smallest bundle worth offering: alternatives separated by '|'.
+    #[arg(long = "min_allocatable_resources", env = "MANTLE_MIN_ALLOCATABLE_RESOURCES", default_value = "cpus:0.01|mem:32")]
+    pub min_allocatable_resources: String,
+    /// Time between pings the master sends each agent.
+    #[arg(long = "agent_ping_timeout", env = "MANTLE_AGENT_PING_TIMEOUT", default_value = "15secs")]
+    pub agent_ping_timeout: String,
+    /// How long a disconnected agent may take to come back before its tasks are lost.
+    #[arg(long = "agent_reregister_timeout", env = "MANTLE_AGENT_REREGISTER_TIMEOUT", default_value = "10mins")]
+    pub agent_reregister_timeout: String,
+    /// Completed frameworks kept for the state endpoints.
+    #[arg(long = "max_completed_frameworks", env = "MANTLE_MAX_COMPLETED_FRAMEWORKS", default_value_t = 50)]
+    pub max_completed_frameworks: usize,
+    /// Completed tasks kept per framework for the state endpoints.
+    #[arg(long = "max_completed_tasks_per_framework", env = "MANTLE_MAX_COMPLETED_TASKS_PER_FRAMEWORK", default_value_t = 1000)]
+    pub max_completed_tasks_per_framework: usize,
+}
+
+impl MasterTuning {
+    fn to_config(&self, ip: Ipv4Addr, port: u16, hostname: Option<String>, work_dir: &std::path::Path, logging_level: &str) -> anyhow::Result<(MasterConfig, Duration)> {
+        let interval = duration_flag("allocation_interval", &self.allocation_interval)?;
+        if interval.is_zero() {
+            return Err(anyhow!("--allocation_interval: must be greater than zero"));
+        }
+        let ping = duration_flag("agent_ping_timeout", &self.agent_ping_timeout)?;
+        let reregister = duration_flag("agent_reregister_timeout", &self.agent_reregister_timeout)?;
+        let min_allocatable = MinAllocatable::parse(&self.min_allocatable_resources).map_err(|e| anyhow!(e))?;
+        let hostname = hostname.unwrap_or_else(|| ip.to_string());
+        let mut flags = BTreeMap::new();
+        for (name, value) in [
+            ("ip", ip.to_string()),
+            ("port", port.to_string()),
+            ("hostname", hostname.clone()),
+            ("work_dir", work_dir.display().to_string()),
+            ("allocation_interval", self.allocation_interval.clone()),
+            ("min_allocatable_resources", self.min_allocatable_resources.clone()),
+            ("agent_ping_timeout", self.agent_ping_timeout.clone()),
+            ("agent_reregister_timeout", self.agent_reregister_timeout.clone()),
+            ("max_completed_frameworks", self.max_completed_frameworks.to_string()),
+            ("max_completed_tasks_per_framework", self.max_completed_tasks_per_framework.to_string()),
+            ("logging_level", logging_level.to_string()),
+        ] {
+            flags.insert(name.to_string(), value);
+        }
+        let config = MasterConfig {
+            ip,
+            port,
+            hostname,
+            heartbeat_interval: 15.0,
+            agent_ping_interval: ping.as_secs_f64().max(0.1),
+            agent_reregister_timeout: reregister.as_secs_f64(),
+            min_allocatable,
+            max_completed_frameworks: self.max_completed_frameworks,
+            max_completed_tasks_per_framework: self.max_completed_tasks_per_framework,
+            flags,
+        };
+        Ok((config, interval))
+    }
+}
+
+impl MasterFlags {
+    pub fn to_config(&self) -> anyhow::Result<(MasterConfig, Duration)> {
+        self.common.to_config(self.ip, self.port, self.hostname.clone(), &self.work_dir, &self.logging_level)
+    }
+}
+
+/// Agent settings shared by `agent` and `local`.
+#[derive(Args, Debug, Clone)]
+pub struct AgentTuning {
+    /// Resources to offer, as text (cpus:4;mem:4096;ports:[31000-32000]) or a JSON array
+    /// of Resource objects. Kinds not given are detected.
+    #[arg(long, env = "MANTLE_RESOURCES")]
+    pub resources: Option<String>,
+    /// Attributes, e.g. rack:r1;zone:2.
+    #[arg(long, env = "MANTLE_ATTRIBUTES")]
+    pub attributes: Option<String>,
+    /// Role for resources given without one.
+    #[arg(long = "default_role", env = "MANTLE_DEFAULT_ROLE", default_value = "*")]
+    pub default_role: String,
+    /// How long an executor may take to subscribe before it is destroyed.
+    #[arg(long = "executor_registration_timeout", env = "MANTLE_EXECUTOR_REGISTRATION_TIMEOUT", default_value = "1mins")]
+    pub executor_registration_timeout: String,
+    /// Time between SHUTDOWN and SIGKILL for executors.
+    #[arg(long = "executor_shutdown_grace_period", env = "MANTLE_EXECUTOR_SHUTDOWN_GRACE_PERIOD", default_value = "5secs")]
+    pub executor_shutdown_grace_period: String,
+}
+
+impl AgentTuning {
+    fn to_config(
+        &self,
+        master: String,
+        ip: Ipv4Addr,
+        port: u16,
+        hostname: Option<String>,
+        work_dir: PathBuf,
+    ) -> anyhow::Result<mantle_agent::AgentConfig> {
+        let launcher = std::env::current_exe().context("cannot find the mantle binary for the command executor")?;
+        Ok(mantle_agent::AgentConfig {
+            master,
+            ip,
+            port,
+            hostname,
+            work_dir,
+            resources: self.resources.clone(),
+            attributes: self.attributes.clone(),
+            default_role: self.default_role.clone(),
+            executor_registration_timeout: duration_flag("executor_registration_timeout", &self.executor_registration_timeout)?,
+            executor_shutdown_grace_period: duration_flag("executor_shutdown_grace_period", &self.executor_shutdown_grace_period)?,
+            launcher,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentFlags {
+    /// The master, as host:port.
+    #[arg(long, env = "MANTLE_MASTER")]
+    pub master: String,
+    /// IP address to listen on and advertise.
+    #[arg(long, env = "MANTLE_IP", default_value = "127.0.0.1")]
+    pub ip: Ipv4Addr,
+    /// Port to listen on.
+    #[arg(long, env = "MANTLE_PORT", default_value_t = 5051)]
+    pub port: u16,
+    /// Hostname to advertise (default: the IP address).
+    #[arg(long, env = "MANTLE_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Directory for sandboxes and checkpoints.
+    #[arg(long = "work_dir", env = "MANTLE_WORK_DIR")]
+    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub common: AgentTuning,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    pub logging_level: String,
+}
+
+impl AgentFlags {
+    pub fn to_config(&self) -> anyhow::Result<mantle_agent::AgentConfig> {
+        if self.master.starts_with("zk://") {
+            return Err(anyhow!("--master: ZooKeeper URLs are not supported yet; give host:port"));
+        }
+        self.common.to_config(self.master.clone(), self.ip, self.port, self.hostname.clone(), self.work_dir.clone())
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LocalFlags {
+    /// Number of agents to run next to the master.
+    #[arg(long = "num_agents", env = "MANTLE_NUM_AGENTS", default_value_t = 1)]
+    pub num_agents: u16,
+    /// IP address for the master and the agents.
+    #[arg(long, env = "MANTLE_IP", default_value = "127.0.0.1")]
+    pub ip: Ipv4Addr,
+    /// The master's port; agents listen on the ports after it.
+    #[arg(long, env = "MANTLE_PORT", default_value_t = 5050)]
+    pub port: u16,
+    /// Directory for the master's state and the agents' sandboxes.
+    #[arg(long = "work_dir", env = "MANTLE_WORK_DIR", default_value = "/tmp/mantle")]
+    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub master: MasterTuning,
+    #[command(flatten)]
+    pub agent: AgentTuning,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    pub logging_level: String,
+}
+
+impl LocalFlags {
+    pub fn master_config(&self) -> anyhow::Result<(MasterConfig, Duration)> {
+        let work_dir = self.work_dir.join("master");
+        self.master.to_config(self.ip, self.port, None, &work_dir, &self.logging_level)
+    }
+
+    pub fn agent_config(&self, index: u16, master: &str) -> anyhow::Result<mantle_agent::AgentConfig> {
+        let port = if self.port == 0 {
+            0
+        } else {
+            self.port.checked_add(1 + index).ok_or_else(|| anyhow!("--port: no room for {} agent ports after it", self.num_agents))?
+        };
+        let work_dir = self.work_dir.join(format!("agent-{index}"));
+        self.agent.to_config(master.to_string(), self.ip, port, None, work_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mantle").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn master_defaults() {
+        let Command::Master(flags) = parse(&["master"]).unwrap().command else { panic!() };
+        let (config, interval) = flags.to_config().unwrap();
+        assert_eq!(config.port, 5050);
+        assert_eq!(interval, Duration::from_secs(1));
+        assert_eq!(config.agent_reregister_timeout, 600.0);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let Command::Master(flags) = parse(&["master", "--allocation_interval", "soon"]).unwrap().command else {
+            panic!()
+        };
+        let err = flags.to_config().unwrap_err().to_string();
+        assert!(err.contains("--allocation_interval"), "{err}");
+        assert!(parse(&["master", "--port", "http"]).is_err());
+    }
+
+    #[test]
+    fn local_agent_ports_follow_the_master() {
+        let Command::Local(flags) = parse(&["local", "--num_agents", "2", "--port", "6000", "--work_dir", "/tmp/x"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(flags.agent_config(0, "127.0.0.1:6000").unwrap().port, 6001);
+        assert_eq!(flags.agent_config(1, "127.0.0.1:6000").unwrap().port, 6002);
+        assert_eq!(flags.agent_config(1, "m").unwrap().work_dir, PathBuf::from("/tmp/x/agent-1"));
+    }
+}

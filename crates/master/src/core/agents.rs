@@ -1,0 +1,330 @@
+//! Agents: registration and re-registration over Mantle's agent protocol, disconnection
+//! and removal after `agent_reregister_timeout`, and the calls agents make (status
+//! updates, executor exits, executor messages). Reference §5.1.
+
+use super::{Action, Framework, Master, StreamId, Task};
+use mantle_api::internal::{AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent};
+use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
+use mantle_api::*;
+
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub id: AgentId,
+    /// With `id` set.
+    pub info: AgentInfo,
+    /// `slave(1)@ip:port`.
+    pub pid: String,
+    pub version: String,
+    pub stream: Option<StreamId>,
+    pub total: Resources,
+    pub registered_time: f64,
+    pub reregistered_time: Option<f64>,
+    pub disconnected_since: Option<f64>,
+}
+
+impl Agent {
+    /// `ip:port` of the agent's HTTP server, taken from its pid.
+    pub fn endpoint(&self) -> &str {
+        self.pid.split_once('@').map_or("", |(_, addr)| addr)
+    }
+
+    pub fn url(&self) -> Url {
+        let (ip, port) = self.endpoint().rsplit_once(':').unwrap_or(("", "5051"));
+        Url {
+            scheme: "http".into(),
+            address: Address {
+                hostname: Some(self.info.hostname.clone()),
+                ip: Some(ip.to_string()),
+                port: port.parse().unwrap_or(5051),
+            },
+            path: Some("/slave(1)".into()),
+        }
+    }
+
+    pub fn active(&self) -> bool {
+        self.stream.is_some()
+    }
+}
+
+fn validate_register(register: &Register) -> Result<Resources, String> {
+    if register.agent_info.hostname.is_empty() {
+        return Err("'agent_info.hostname' must not be empty".into());
+    }
+    let Some((name, addr)) = register.pid.split_once('@') else {
+        return Err(format!("'pid' must look like slave(1)@ip:port, got '{}'", register.pid));
+    };
+    if name.is_empty() || addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+        return Err(format!("'pid' must look like slave(1)@ip:port, got '{}'", register.pid));
+    }
+    if let Some(id) = &register.agent_info.id {
+        validate_id("agent_info.id", &id.value)?;
+    }
+    Resources::from_wire("agent_info.resources", &register.agent_info.resources)
+}
+
+impl Master {
+    /// Registers or re-registers an agent on a new stream.
+    pub fn register_agent(&mut self, now: f64, stream: StreamId, register: Register) -> Result<AgentId, ApiError> {
+        let total = validate_register(&register).map_err(ApiError::bad_request)?;
+        let id = match register.agent_info.id.clone() {
+            Some(id) => {
+                self.counters.agent_reregistrations += 1;
+                id
+            }
+            None => {
+                self.counters.agent_registrations += 1;
+                let id = AgentId::new(format!("{}-S{}", self.info.id, self.next_agent));
+                self.next_agent += 1;
+                id
+            }
+        };
+        let mut info = register.agent_info.clone();
+        info.id = Some(id.clone());
+        info.resources = total.to_wire();
+        if let Some(agent) = self.agents.get_mut(&id) {
+            if let Some(old) = agent.stream.replace(stream.clone()) {
+                if old != stream {
+                    self.actions.push(Action::CloseAgent { stream: old });
+                }
+            }
+            agent.reregistered_time = Some(now);
+            agent.disconnected_since = None;
+            agent.pid = register.pid.clone();
+            agent.info = info;
+            self.allocator.set_agent_active(&id, true);
+            tracing::info!(agent_id = %id, "agent re-registered");
+        } else {
+            let agent = Agent {
+                id: id.clone(),
+                info,
+                pid: register.pid.clone(),
+                version: register.version.clone(),
+                stream: Some(stream.clone()),
+                total: total.clone(),
+                registered_time: now,
+                reregistered_time: register.agent_info.id.is_some().then_some(now),
+                disconnected_since: None,
+            };
+            self.agents.insert(id.clone(), agent);
+            let used = self.adopt_reported_tasks(now, &id, &register);
+            self.allocator.add_agent(&id, total, &used);
+            tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
+        }
+        self.kill_unknown_reported_tasks(&id, &register);
+        self.actions.push(Action::Agent {
+            stream,
+            message: ToAgent::Registered(Registered {
+                agent_id: id.clone(),
+                master_info: self.info.clone(),
+                ping_interval_seconds: self.config.agent_ping_interval,
+            }),
+        });
+        self.dirty = true;
+        Ok(id)
+    }
+
+    /// After a master restart, an agent's report is how the master learns about running
+    /// tasks and about frameworks that have not re-subscribed yet.
+    fn adopt_reported_tasks(&mut self, now: f64, agent_id: &AgentId, register: &Register) -> Vec<(FrameworkId, Resources)> {
+        let mut used = Vec::new();
+        for info in &register.frameworks {
+            let Some(id) = info.id.clone() else { continue };
+            if self.frameworks.contains_key(&id) || self.completed_frameworks.iter().any(|f| f.id == id) {
+                continue;
+            }
+            let mut framework = Framework::new(info.clone(), None, now);
+            framework.recovered = true;
+            self.allocator.add_framework(&id, false);
+            self.frameworks.insert(id, framework);
+        }
+        for report in &register.tasks {
+            let Some(framework) = self.frameworks.get_mut(&report.framework_id) else { continue };
+            if framework.tasks.contains_key(&report.task.task_id) || report.state.is_terminal() {
+                continue;
+            }
+            let resources = Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
+            used.push((report.framework_id.clone(), resources.clone()));
+            framework.tasks.insert(
+                report.task.task_id.clone(),
+                Task {
+                    info: report.task.clone(),
+                    framework_id: report.framework_id.clone(),
+                    agent_id: agent_id.clone(),
+                    executor_id: report.executor_id.clone(),
+                    resources,
+                    state: report.state,
+                    status_update_state: None,
+                    status_update_uuid: None,
+                    statuses: Vec::new(),
+                    launched_at: now,
+                },
+            );
+        }
+        for executor in &register.executors {
+            let Some(fid) = &executor.framework_id else { continue };
+            if let Some(framework) = self.frameworks.get_mut(fid) {
+                framework
+                    .executors
+                    .entry(agent_id.clone())
+                    .or_default()
+                    .insert(executor.executor_id.clone(), executor.clone());
+            }
+        }
+        used
+    }
+
+    /// Tasks an agent reports for frameworks the master removed are killed.
+    fn kill_unknown_reported_tasks(&mut self, agent_id: &AgentId, register: &Register) {
+        let removed: Vec<FrameworkId> = register
+            .tasks
+            .iter()
+            .map(|t| t.framework_id.clone())
+            .filter(|fid| self.completed_frameworks.iter().any(|f| &f.id == fid))
+            .collect();
+        for framework_id in removed {
+            self.send_to_agent(
+                agent_id,
+                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework { framework_id }),
+            );
+        }
+    }
+
+    /// The agent a stream belongs to, if it is that agent's current stream.
+    pub fn agent_for_stream(&self, stream: &str) -> Option<AgentId> {
+        self.agents.values().find(|a| a.stream.as_deref() == Some(stream)).map(|a| a.id.clone())
+    }
+
+    /// Calls an agent makes on its current stream.
+    pub fn agent_call(&mut self, now: f64, stream: &str, call: AgentCall) -> Result<(), ApiError> {
+        let Some(agent_id) = self.agent_for_stream(stream) else {
+            return Err(ApiError::forbidden(format!("agent stream '{stream}' is not registered")));
+        };
+        match call {
+            AgentCall::Register(_) => {
+                return Err(ApiError::bad_request("REGISTER must open a new stream"));
+            }
+            AgentCall::StatusUpdate(update) => self.agent_status_update(now, &agent_id, update),
+            AgentCall::ExecutorExited(exited) => self.executor_exited(now, &agent_id, exited),
+            AgentCall::ExecutorMessage(message) => self.executor_message(&agent_id, message),
+        }
+        Ok(())
+    }
+
+    fn executor_exited(&mut self, now: f64, agent_id: &AgentId, exited: ExecutorExited) {
+        let Some(framework) = self.frameworks.get_mut(&exited.framework_id) else { return };
+        let removed = framework
+            .executors
+            .get_mut(agent_id)
+            .and_then(|executors| executors.remove(&exited.executor_id));
+        if framework.executors.get(agent_id).is_some_and(|e| e.is_empty()) {
+            framework.executors.remove(agent_id);
+        }
+        if let Some(executor) = removed {
+            let resources = Resources::from_wire("executor.resources", &executor.resources).unwrap_or_default();
+            self.allocator.recover(&exited.framework_id, agent_id, &resources, None, now);
+        }
+        self.send(
+            &exited.framework_id,
+            Event::Failure(Failure {
+                agent_id: Some(agent_id.clone()),
+                executor_id: Some(exited.executor_id),
+                status: Some(exited.status),
+            }),
+        );
+        self.dirty = true;
+    }
+
+    fn executor_message(&mut self, agent_id: &AgentId, message: ExecutorMessage) {
+        self.send(
+            &message.framework_id,
+            Event::Message(FrameworkMessage {
+                agent_id: agent_id.clone(),
+                executor_id: message.executor_id,
+                data: message.data,
+            }),
+        );
+    }
+
+    /// The agent's stream went away: it is deactivated, its offers are rescinded, and the
+    /// tasks of frameworks that do not checkpoint are lost (reference §5.1).
+    pub fn agent_stream_closed(&mut self, now: f64, stream: &str) {
+        let Some(agent_id) = self.agent_for_stream(stream) else { return };
+        tracing::info!(agent_id = %agent_id, "agent disconnected");
+        let agent = self.agents.get_mut(&agent_id).expect("found above");
+        agent.stream = None;
+        agent.disconnected_since = Some(now);
+        self.allocator.set_agent_active(&agent_id, false);
+        self.rescind_agent_offers(now, &agent_id);
+        self.lose_tasks(now, &agent_id, |f| !f.info.checkpoint, Reason::AgentDisconnected, "Agent disconnected");
+        self.dirty = true;
+    }
+
+    pub(super) fn expire_disconnected_agents(&mut self, now: f64) {
+        let timeout = self.config.agent_reregister_timeout;
+        let expired: Vec<AgentId> = self
+            .agents
+            .values()
+            .filter(|a| a.disconnected_since.is_some_and(|t| now - t >= timeout))
+            .map(|a| a.id.clone())
+            .collect();
+        for agent_id in expired {
+            tracing::warn!(agent_id = %agent_id, "agent did not re-register in time, removing it");
+            self.lose_tasks(now, &agent_id, |_| true, Reason::AgentRemoved, "Agent removed");
+            self.agents.remove(&agent_id);
+            self.allocator.remove_agent(&agent_id);
+            self.counters.agent_removals += 1;
+            let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
+            for framework_id in frameworks {
+                if let Some(f) = self.frameworks.get_mut(&framework_id) {
+                    f.executors.remove(&agent_id);
+                }
+                self.send(
+                    &framework_id,
+                    Event::Failure(Failure { agent_id: Some(agent_id.clone()), executor_id: None, status: None }),
+                );
+            }
+            self.dirty = true;
+        }
+    }
+
+    /// Marks the agent's non-terminal tasks of the selected frameworks TASK_LOST and
+    /// retires them. Partition-aware states arrive with failure detection.
+    fn lose_tasks(
+        &mut self,
+        now: f64,
+        agent_id: &AgentId,
+        select: impl Fn(&Framework) -> bool,
+        reason: Reason,
+        message: &str,
+    ) {
+        let mut lost: Vec<(FrameworkId, TaskInfo, Resources)> = Vec::new();
+        for framework in self.frameworks.values_mut().filter(|f| select(f)) {
+            let ids: Vec<TaskId> = framework
+                .tasks
+                .values()
+                .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
+                .map(|t| t.info.task_id.clone())
+                .collect();
+            for id in ids {
+                let mut task = framework.tasks.remove(&id).expect("listed above");
+                task.state = TaskState::Lost;
+                lost.push((framework.id.clone(), task.info.clone(), task.resources.clone()));
+                framework.completed_tasks.push_back(task);
+            }
+            while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
+                framework.completed_tasks.pop_front();
+            }
+        }
+        for (framework_id, info, resources) in lost {
+            self.allocator.recover(&framework_id, agent_id, &resources, None, now);
+            *self.counters.tasks_by_terminal_state.entry(TaskState::Lost).or_default() += 1;
+            self.send_master_update(&framework_id, &info, TaskState::Lost, reason, message);
+        }
+    }
+
+    /// A stream closed: either a framework's or an agent's.
+    pub fn stream_closed(&mut self, now: f64, stream: &str) {
+        self.framework_stream_closed(now, stream);
+        self.agent_stream_closed(now, stream);
+    }
+}

@@ -1,0 +1,208 @@
+//! The master core: a deterministic state machine over frameworks, agents, offers and
+//! tasks. Every entry point takes the current time and may queue [`Action`]s; the event
+//! loop in `event_loop.rs` executes them. There are no sockets, clocks or threads here
+//! (DESIGN invariant 2), which is what makes the core testable in-process.
+
+mod agents;
+mod frameworks;
+mod offers;
+mod state;
+mod tasks;
+#[cfg(test)]
+mod tests;
+
+use mantle_allocator::{Allocator, FairAllocator, MinAllocatable};
+use mantle_api::internal::ToAgent;
+use mantle_api::scheduler::Event;
+use mantle_api::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
+
+pub use agents::Agent;
+pub use frameworks::{CallReply, Framework};
+pub use tasks::Task;
+
+/// Identifies one HTTP event stream (a framework subscription or an agent connection).
+pub type StreamId = String;
+
+/// What the event loop must do on the core's behalf.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send an event on a framework's stream.
+    Framework { stream: StreamId, event: Event },
+    /// Close a framework's stream after the events queued before it.
+    CloseFramework { stream: StreamId },
+    /// Send a message on an agent's stream.
+    Agent { stream: StreamId, message: ToAgent },
+    CloseAgent { stream: StreamId },
+}
+
+/// Settings the core needs; the flags live in the binary.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub hostname: String,
+    pub heartbeat_interval: f64,
+    pub agent_ping_interval: f64,
+    pub agent_reregister_timeout: f64,
+    pub min_allocatable: MinAllocatable,
+    pub max_completed_frameworks: usize,
+    pub max_completed_tasks_per_framework: usize,
+    /// Every flag with its value, for `/master/flags` and `/master/state`.
+    pub flags: BTreeMap<String, String>,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            ip: Ipv4Addr::LOCALHOST,
+            port: 5050,
+            hostname: "127.0.0.1".into(),
+            heartbeat_interval: 15.0,
+            agent_ping_interval: 15.0,
+            agent_reregister_timeout: 600.0,
+            min_allocatable: MinAllocatable::default(),
+            max_completed_frameworks: 50,
+            max_completed_tasks_per_framework: 1000,
+            flags: BTreeMap::new(),
+        }
+    }
+}
+
+pub struct Master {
+    pub config: MasterConfig,
+    pub info: MasterInfo,
+    pub start_time: f64,
+    frameworks: BTreeMap<FrameworkId, Framework>,
+    completed_frameworks: VecDeque<Framework>,
+    agents: BTreeMap<AgentId, Agent>,
+    offers: BTreeMap<OfferId, offers::OfferEntry>,
+    allocator: Box<dyn Allocator>,
+    next_framework: u64,
+    next_agent: u64,
+    next_offer: u64,
+    next_heartbeat: f64,
+    next_ping: f64,
+    actions: Vec<Action>,
+    /// Set when something changed that `/master/state` shows.
+    dirty: bool,
+    pub counters: Counters,
+}
+
+/// Monotonic counters for `/metrics/snapshot`.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub agent_registrations: u64,
+    pub agent_reregistrations: u64,
+    pub agent_removals: u64,
+    pub valid_status_updates: u64,
+    pub invalid_status_updates: u64,
+    pub tasks_by_terminal_state: BTreeMap<TaskState, u64>,
+}
+
+impl Master {
+    /// `id` is the master's random UUID, chosen by the caller so the core stays pure.
+    pub fn new(id: String, config: MasterConfig, now: f64) -> Master {
+        let pid = format!("master@{}:{}", config.ip, config.port);
+        let info = MasterInfo {
+            id: id.clone(),
+            ip: ipv4_to_mesos_u32(config.ip),
+            port: u32::from(config.port),
+            pid: Some(pid),
+            hostname: Some(config.hostname.clone()),
+            version: Some(MESOS_VERSION.to_string()),
+            address: Some(Address {
+                hostname: Some(config.hostname.clone()),
+                ip: Some(config.ip.to_string()),
+                port: u32::from(config.port),
+            }),
+            capabilities: vec![Capability { kind: "AGENT_UPDATE".into() }],
+        };
+        let allocator = Box::new(FairAllocator::new(config.min_allocatable.clone()));
+        Master {
+            next_heartbeat: now + config.heartbeat_interval,
+            next_ping: now + config.agent_ping_interval,
+            config,
+            info,
+            start_time: now,
+            frameworks: BTreeMap::new(),
+            completed_frameworks: VecDeque::new(),
+            agents: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            allocator,
+            next_framework: 0,
+            next_agent: 0,
+            next_offer: 0,
+            actions: Vec::new(),
+            dirty: true,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Takes the actions queued since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// True once after each change visible in the state endpoints.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::replace(&mut self.dirty, false)
+    }
+
+    /// Periodic work: heartbeats, pings, timeouts. Call at least once a second.
+    pub fn tick(&mut self, now: f64) {
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + self.config.heartbeat_interval;
+            let streams: Vec<StreamId> =
+                self.frameworks.values().filter_map(|f| f.stream.clone()).collect();
+            for stream in streams {
+                self.actions.push(Action::Framework { stream, event: Event::Heartbeat });
+            }
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.config.agent_ping_interval;
+            let streams: Vec<StreamId> = self.agents.values().filter_map(|a| a.stream.clone()).collect();
+            for stream in streams {
+                self.actions.push(Action::Agent { stream, message: ToAgent::Ping });
+            }
+        }
+        self.expire_frameworks(now);
+        self.expire_disconnected_agents(now);
+    }
+
+    /// Runs one allocation cycle and sends the offers it makes.
+    pub fn allocate(&mut self, now: f64) {
+        let allocations = self.allocator.allocate(now);
+        self.make_offers(now, allocations);
+    }
+
+    fn send(&mut self, framework_id: &FrameworkId, event: Event) {
+        if let Some(stream) = self.frameworks.get(framework_id).and_then(|f| f.stream.clone()) {
+            self.actions.push(Action::Framework { stream, event });
+        }
+    }
+
+    fn send_to_agent(&mut self, agent_id: &AgentId, message: ToAgent) {
+        if let Some(stream) = self.agents.get(agent_id).and_then(|a| a.stream.clone()) {
+            self.actions.push(Action::Agent { stream, message });
+        }
+    }
+
+    pub fn frameworks(&self) -> impl Iterator<Item = &Framework> {
+        self.frameworks.values()
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    pub fn outstanding_offers(&self) -> usize {
+        self.offers.len()
+    }
+
+    /// Framework IDs that are known, for tests and metrics.
+    pub fn framework_ids(&self) -> BTreeSet<FrameworkId> {
+        self.frameworks.keys().cloned().collect()
+    }
+}

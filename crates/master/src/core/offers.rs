@@ -1,0 +1,188 @@
+//! Offers: turning allocations into OFFERS events, DECLINE with filters, RESCIND, and the
+//! ACCEPT call with its offer checks (reference §1.2, §5.2).
+
+use super::Master;
+use mantle_allocator::Allocation;
+use mantle_api::scheduler::{Accept, Event, Offers, Rescind};
+use mantle_api::*;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct OfferEntry {
+    pub offer: Offer,
+    pub resources: Resources,
+}
+
+impl Master {
+    pub(super) fn make_offers(&mut self, _now: f64, allocations: Vec<Allocation>) {
+        let mut batches: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
+        for allocation in allocations {
+            let Some(agent) = self.agents.get(&allocation.agent) else { continue };
+            let Some(framework) = self.frameworks.get_mut(&allocation.framework) else { continue };
+            let id = OfferId::new(format!("{}-O{}", self.info.id, self.next_offer));
+            self.next_offer += 1;
+            let executor_ids = framework
+                .executors
+                .get(&allocation.agent)
+                .map(|e| e.keys().cloned().collect())
+                .unwrap_or_default();
+            let offer = Offer {
+                id: id.clone(),
+                framework_id: allocation.framework.clone(),
+                agent_id: allocation.agent.clone(),
+                hostname: agent.info.hostname.clone(),
+                url: Some(agent.url()),
+                resources: allocation.resources.to_wire(),
+                attributes: agent.info.attributes.clone(),
+                executor_ids,
+                allocation_info: None,
+            };
+            framework.offers.insert(id.clone());
+            self.offers.insert(id, OfferEntry { offer: offer.clone(), resources: allocation.resources });
+            batches.entry(allocation.framework).or_default().push(offer);
+        }
+        for (framework_id, offers) in batches {
+            self.send(&framework_id, Event::Offers(Offers { offers }));
+        }
+        self.dirty = true;
+    }
+
+    /// Removes one of the framework's offers and gives its resources back, with a decline
+    /// filter when `refuse_seconds` is set. Unknown offers are ignored, as Mesos does.
+    pub(super) fn remove_offer(
+        &mut self,
+        now: f64,
+        framework_id: &FrameworkId,
+        offer_id: &OfferId,
+        refuse_seconds: Option<f64>,
+    ) -> Option<OfferEntry> {
+        let entry = self.offers.get(offer_id)?;
+        if &entry.offer.framework_id != framework_id {
+            return None;
+        }
+        let entry = self.offers.remove(offer_id)?;
+        if let Some(f) = self.frameworks.get_mut(framework_id) {
+            f.offers.remove(offer_id);
+        }
+        if refuse_seconds.is_some() {
+            self.allocator.recover(framework_id, &entry.offer.agent_id, &entry.resources, refuse_seconds, now);
+        }
+        self.dirty = true;
+        Some(entry)
+    }
+
+    /// Takes back every offer of a framework; with `notify` the framework gets RESCIND.
+    pub(super) fn rescind_framework_offers(&mut self, now: f64, framework_id: &FrameworkId, notify: bool) {
+        let ids: Vec<OfferId> = self
+            .frameworks
+            .get(framework_id)
+            .map(|f| f.offers.iter().cloned().collect())
+            .unwrap_or_default();
+        for offer_id in ids {
+            self.rescind(now, &offer_id, notify);
+        }
+    }
+
+    /// Takes back every offer on an agent and tells the frameworks.
+    pub(super) fn rescind_agent_offers(&mut self, now: f64, agent_id: &AgentId) {
+        let ids: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| &o.offer.agent_id == agent_id)
+            .map(|o| o.offer.id.clone())
+            .collect();
+        for offer_id in ids {
+            self.rescind(now, &offer_id, true);
+        }
+    }
+
+    fn rescind(&mut self, now: f64, offer_id: &OfferId, notify: bool) {
+        let Some(entry) = self.offers.get(offer_id) else { return };
+        let framework_id = entry.offer.framework_id.clone();
+        let entry = self.remove_offer(now, &framework_id, offer_id, Some(0.0)).expect("present");
+        if notify {
+            self.send(&framework_id, Event::Rescind(Rescind { offer_id: entry.offer.id }));
+        }
+    }
+
+    /// ACCEPT: checks the offers, runs the operations in order, and declines what is left
+    /// with the call's filters. Invalid offers make every launch in the call TASK_LOST
+    /// (TASK_DROPPED for partition-aware frameworks) with REASON_INVALID_OFFERS.
+    pub(super) fn accept(&mut self, now: f64, framework_id: &FrameworkId, accept: Accept) {
+        let refuse = accept.filters.clone().unwrap_or_default().effective_refuse_seconds();
+        let problem = self.check_offers(framework_id, &accept.offer_ids);
+        if let Some(problem) = problem {
+            tracing::info!(framework_id = %framework_id, problem = %problem, "accept with invalid offers");
+            for offer_id in &accept.offer_ids {
+                self.remove_offer(now, framework_id, offer_id, Some(0.0));
+            }
+            let partition_aware = self.frameworks.get(framework_id).is_some_and(|f| f.is_partition_aware());
+            let state = if partition_aware { TaskState::Dropped } else { TaskState::Lost };
+            for operation in &accept.operations {
+                let tasks = operation
+                    .launch
+                    .iter()
+                    .flat_map(|l| l.task_infos.iter())
+                    .chain(operation.launch_group.iter().flat_map(|g| g.task_group.tasks.iter()));
+                for task in tasks {
+                    self.send_master_update(framework_id, task, state, Reason::InvalidOffers, &problem);
+                }
+            }
+            return;
+        }
+        let mut agent_id = None;
+        let mut available = Resources::new();
+        for offer_id in &accept.offer_ids {
+            let entry = self.remove_offer(now, framework_id, offer_id, None).expect("checked above");
+            agent_id = Some(entry.offer.agent_id.clone());
+            available.add(&entry.resources);
+        }
+        let Some(agent_id) = agent_id else {
+            return;
+        };
+        for operation in accept.operations {
+            match operation.kind.as_deref() {
+                Some("LAUNCH") => {
+                    for task in operation.launch.map(|l| l.task_infos).unwrap_or_default() {
+                        self.launch_task(now, framework_id, &agent_id, &mut available, task);
+                    }
+                }
+                Some("LAUNCH_GROUP") => {
+                    if let Some(group) = operation.launch_group {
+                        self.launch_group(now, framework_id, &agent_id, &mut available, group);
+                    }
+                }
+                other => {
+                    tracing::warn!(framework_id = %framework_id, operation = ?other, "offer operation not supported yet, skipped");
+                }
+            }
+        }
+        self.allocator.recover(framework_id, &agent_id, &available, Some(refuse), now);
+    }
+
+    fn check_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {
+        if offer_ids.is_empty() {
+            return Some("No offers specified".to_string());
+        }
+        let mut agent: Option<&AgentId> = None;
+        let mut seen = std::collections::BTreeSet::new();
+        for offer_id in offer_ids {
+            if !seen.insert(offer_id) {
+                return Some(format!("Offer {offer_id} appears more than once"));
+            }
+            let Some(entry) = self.offers.get(offer_id) else {
+                return Some(format!("Offer {offer_id} is no longer valid"));
+            };
+            if &entry.offer.framework_id != framework_id {
+                return Some(format!("Offer {offer_id} is not for framework {framework_id}"));
+            }
+            match agent {
+                Some(a) if a != &entry.offer.agent_id => {
+                    return Some("Aggregated offers must belong to one single agent".to_string())
+                }
+                _ => agent = Some(&entry.offer.agent_id),
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,416 @@
+//! Tasks: launch validation (reference §5.2), status updates and their acknowledgements
+//! (§5.3), KILL, and reconciliation (§5.5).
+
+use super::Master;
+use mantle_api::internal::{KillTask, RunTask, RunTaskGroup, StatusUpdate, StatusUpdateAck, ToAgent};
+use mantle_api::scheduler::{Acknowledge, Event, Kill, Reconcile, Update};
+use mantle_api::*;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub info: TaskInfo,
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    /// `None` for command tasks.
+    pub executor_id: Option<ExecutorId>,
+    pub resources: Resources,
+    /// The latest state the master has received.
+    pub state: TaskState,
+    /// The update being delivered to the framework, until it is acknowledged.
+    pub status_update_state: Option<TaskState>,
+    pub status_update_uuid: Option<String>,
+    /// Received statuses without their `data`, oldest first.
+    pub statuses: Vec<TaskStatus>,
+    pub launched_at: f64,
+}
+
+impl Task {
+    pub fn role(&self) -> String {
+        self.info
+            .resources
+            .first()
+            .and_then(|r| r.role.clone())
+            .unwrap_or_else(|| "*".into())
+    }
+}
+
+/// What a task needs from its offer: its own resources plus, for a new executor, the
+/// executor's.
+fn validate_task(
+    task: &TaskInfo,
+    agent_id: &AgentId,
+    known_tasks: &dyn Fn(&TaskId) -> bool,
+) -> Result<Resources, String> {
+    validate_id("task_id", &task.task_id.value)?;
+    if known_tasks(&task.task_id) {
+        return Err(format!("Task {} already exists", task.task_id));
+    }
+    if &task.agent_id != agent_id {
+        return Err(format!(
+            "Task uses agent {} but the offers are for agent {agent_id}",
+            task.agent_id
+        ));
+    }
+    match (&task.executor, &task.command) {
+        (Some(_), Some(_)) => return Err("Task should have at most one of 'executor' and 'command'".into()),
+        (None, None) => return Err("Task should have at least one of 'executor' or 'command'".into()),
+        (None, Some(command)) => {
+            if command.shell && command.value.is_none() {
+                return Err("'command.value' must be set when 'command.shell' is true".into());
+            }
+        }
+        (Some(executor), None) => {
+            validate_id("executor.executor_id", &executor.executor_id.value)?;
+        }
+    }
+    if task.resources.is_empty() {
+        return Err("Task uses no resources".into());
+    }
+    let resources = Resources::from_wire("resources", &task.resources)?;
+    if resources.is_empty() {
+        return Err("Task uses no resources".into());
+    }
+    Ok(resources)
+}
+
+impl Master {
+    /// A master-generated update: no uuid, SOURCE_MASTER (reference §5.3).
+    pub(super) fn send_master_update(
+        &mut self,
+        framework_id: &FrameworkId,
+        task: &TaskInfo,
+        state: TaskState,
+        reason: Reason,
+        message: &str,
+    ) {
+        let mut status = TaskStatus::new(task.task_id.clone(), state);
+        status.agent_id = Some(task.agent_id.clone());
+        status.source = Some(Source::Master);
+        status.reason = Some(reason);
+        status.message = Some(message.to_string());
+        self.send(framework_id, Event::Update(Update { status }));
+    }
+
+    fn executor_needs(
+        &self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        executor: &ExecutorInfo,
+    ) -> Result<Option<Resources>, String> {
+        let running = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(agent_id))
+            .is_some_and(|e| e.contains_key(&executor.executor_id));
+        if running {
+            return Ok(None);
+        }
+        if let Some(fid) = &executor.framework_id {
+            if fid != framework_id {
+                return Err(format!("ExecutorInfo has framework {fid} but the task is for {framework_id}"));
+            }
+        }
+        Resources::from_wire("executor.resources", &executor.resources).map(Some)
+    }
+
+    pub(super) fn launch_task(
+        &mut self,
+        now: f64,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        available: &mut Resources,
+        mut task: TaskInfo,
+    ) {
+        let framework = self.frameworks.get(framework_id).expect("caller checked");
+        let known = |id: &TaskId| framework.tasks.contains_key(id);
+        let checked = validate_task(&task, agent_id, &known).and_then(|resources| {
+            let executor = match &task.executor {
+                Some(e) => self.executor_needs(framework_id, agent_id, e)?,
+                None => None,
+            };
+            let needed = resources.plus(executor.as_ref().unwrap_or(&Resources::new()));
+            if !available.contains(&needed) {
+                return Err(format!(
+                    "Task uses more resources ({}) than available in the offers ({})",
+                    needed.to_text(),
+                    available.to_text()
+                ));
+            }
+            Ok((resources, executor))
+        });
+        let (resources, executor_resources) = match checked {
+            Ok(ok) => ok,
+            Err(message) => {
+                tracing::info!(framework_id = %framework_id, task_id = %task.task_id, error = %message, "invalid task");
+                self.send_master_update(framework_id, &task, TaskState::Error, Reason::TaskInvalid, &message);
+                return;
+            }
+        };
+        if let Some(executor) = task.executor.as_mut() {
+            executor.framework_id.get_or_insert_with(|| framework_id.clone());
+        }
+        available.subtract(&resources);
+        if let Some(extra) = &executor_resources {
+            available.subtract(extra);
+        }
+        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        if let Some(executor) = &task.executor {
+            framework
+                .executors
+                .entry(agent_id.clone())
+                .or_default()
+                .entry(executor.executor_id.clone())
+                .or_insert_with(|| executor.clone());
+        }
+        let framework_info = framework.info.clone();
+        framework.tasks.insert(task.task_id.clone(), new_task(framework_id, &task, resources, now));
+        self.send_to_agent(agent_id, ToAgent::RunTask(RunTask { framework_info, task }));
+        self.dirty = true;
+    }
+
+    pub(super) fn launch_group(
+        &mut self,
+        now: f64,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        available: &mut Resources,
+        mut group: LaunchGroup,
+    ) {
+        let framework = self.frameworks.get(framework_id).expect("caller checked");
+        let mut ids = BTreeSet::new();
+        let known = |id: &TaskId| framework.tasks.contains_key(id);
+        let checked: Result<(Vec<Resources>, Option<Resources>), String> = (|| {
+            if group.task_group.tasks.is_empty() {
+                return Err("Task group is empty".to_string());
+            }
+            let executor = self.executor_needs(framework_id, agent_id, &group.executor)?;
+            let mut needed = executor.clone().unwrap_or_default();
+            let mut each = Vec::new();
+            for task in &group.task_group.tasks {
+                if !ids.insert(task.task_id.clone()) {
+                    return Err(format!("Task {} appears twice in the group", task.task_id));
+                }
+                if task.executor.is_some() {
+                    return Err(format!("Task {} in a group must not set 'executor'", task.task_id));
+                }
+                let mut probe = task.clone();
+                probe.command.get_or_insert_with(|| CommandInfo::shell("true"));
+                let resources = validate_task(&probe, agent_id, &known)?;
+                needed.add(&resources);
+                each.push(resources);
+            }
+            if !available.contains(&needed) {
+                return Err(format!(
+                    "Task group uses more resources ({}) than available in the offers ({})",
+                    needed.to_text(),
+                    available.to_text()
+                ));
+            }
+            Ok((each, executor))
+        })();
+        let (each, executor_resources) = match checked {
+            Ok(ok) => ok,
+            Err(message) => {
+                for task in &group.task_group.tasks {
+                    self.send_master_update(framework_id, task, TaskState::Error, Reason::TaskGroupInvalid, &message);
+                }
+                return;
+            }
+        };
+        group.executor.framework_id.get_or_insert_with(|| framework_id.clone());
+        if let Some(extra) = &executor_resources {
+            available.subtract(extra);
+        }
+        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        framework
+            .executors
+            .entry(agent_id.clone())
+            .or_default()
+            .entry(group.executor.executor_id.clone())
+            .or_insert_with(|| group.executor.clone());
+        for (task, resources) in group.task_group.tasks.iter().zip(each) {
+            available.subtract(&resources);
+            let mut entry = new_task(framework_id, task, resources, now);
+            entry.executor_id = Some(group.executor.executor_id.clone());
+            framework.tasks.insert(task.task_id.clone(), entry);
+        }
+        let framework_info = framework.info.clone();
+        self.send_to_agent(
+            agent_id,
+            ToAgent::RunTaskGroup(RunTaskGroup {
+                framework_info,
+                executor: group.executor,
+                task_group: group.task_group,
+            }),
+        );
+        self.dirty = true;
+    }
+
+    /// A status update from an agent, forwarded to the framework (reference §5.3).
+    pub fn agent_status_update(&mut self, now: f64, agent_id: &AgentId, update: StatusUpdate) {
+        let mut status = update.status;
+        let Some(uuid) = status.uuid.clone() else {
+            self.counters.invalid_status_updates += 1;
+            tracing::warn!(agent_id = %agent_id, task_id = %status.task_id, "status update without uuid dropped");
+            return;
+        };
+        status.agent_id = Some(agent_id.clone());
+        let framework_id = update.framework_id;
+        let Some(framework) = self.frameworks.get_mut(&framework_id) else {
+            // The framework is gone: acknowledge so the agent stops retrying.
+            self.counters.invalid_status_updates += 1;
+            self.send_to_agent(
+                agent_id,
+                ToAgent::StatusUpdateAck(StatusUpdateAck { framework_id, task_id: status.task_id, uuid }),
+            );
+            return;
+        };
+        self.counters.valid_status_updates += 1;
+        let mut freed = None;
+        if let Some(task) = framework.tasks.get_mut(&status.task_id) {
+            if task.status_update_uuid.as_deref() != Some(uuid.as_str()) {
+                let was_terminal = task.state.is_terminal();
+                task.state = status.state;
+                task.status_update_state = Some(status.state);
+                task.status_update_uuid = Some(uuid.clone());
+                let mut kept = status.clone();
+                kept.data = None;
+                task.statuses.push(kept);
+                if !was_terminal && status.state.is_terminal() {
+                    freed = Some((task.agent_id.clone(), task.resources.clone()));
+                    *self.counters.tasks_by_terminal_state.entry(status.state).or_default() += 1;
+                }
+            }
+        } else if framework.completed_tasks.iter().any(|t| t.info.task_id == status.task_id) {
+            // A retransmission of an update that was already acknowledged.
+            self.send_to_agent(
+                agent_id,
+                ToAgent::StatusUpdateAck(StatusUpdateAck { framework_id, task_id: status.task_id, uuid }),
+            );
+            return;
+        }
+        if let Some((agent, resources)) = freed {
+            self.allocator.recover(&framework_id, &agent, &resources, None, now);
+        }
+        self.send(&framework_id, Event::Update(Update { status }));
+        self.dirty = true;
+    }
+
+    /// ACKNOWLEDGE from a framework: passes the acknowledgement to the agent and retires
+    /// a terminal task once its terminal update is acknowledged.
+    pub(super) fn acknowledge(&mut self, framework_id: &FrameworkId, ack: Acknowledge) -> Result<(), ApiError> {
+        validate_status_uuid("acknowledge.uuid", &ack.uuid).map_err(ApiError::bad_request)?;
+        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        let acknowledged_terminal = framework.tasks.get(&ack.task_id).is_some_and(|t| {
+            t.status_update_uuid.as_deref() == Some(ack.uuid.as_str())
+                && t.status_update_state.is_some_and(TaskState::is_terminal)
+        });
+        if acknowledged_terminal {
+            let mut task = framework.tasks.remove(&ack.task_id).expect("present");
+            task.status_update_uuid = None;
+            framework.completed_tasks.push_back(task);
+            while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
+                framework.completed_tasks.pop_front();
+            }
+        }
+        self.send_to_agent(
+            &ack.agent_id,
+            ToAgent::StatusUpdateAck(StatusUpdateAck {
+                framework_id: framework_id.clone(),
+                task_id: ack.task_id,
+                uuid: ack.uuid,
+            }),
+        );
+        Ok(())
+    }
+
+    pub(super) fn kill_task(&mut self, now: f64, framework_id: &FrameworkId, kill: Kill) {
+        let framework = self.frameworks.get(framework_id).expect("caller checked");
+        match framework.tasks.get(&kill.task_id) {
+            Some(task) => {
+                let agent_id = task.agent_id.clone();
+                self.send_to_agent(
+                    &agent_id,
+                    ToAgent::KillTask(KillTask {
+                        framework_id: framework_id.clone(),
+                        task_id: kill.task_id,
+                        kill_policy: kill.kill_policy,
+                    }),
+                );
+            }
+            None => {
+                // Unknown tasks are answered as explicit reconciliation answers them.
+                let reconcile = Reconcile {
+                    tasks: vec![mantle_api::scheduler::ReconcileTask { task_id: kill.task_id, agent_id: kill.agent_id }],
+                };
+                self.reconcile(now, framework_id, reconcile);
+            }
+        }
+    }
+
+    /// RECONCILE, implicit (no tasks) or explicit (reference §5.5). Answers carry no uuid.
+    pub(super) fn reconcile(&mut self, _now: f64, framework_id: &FrameworkId, reconcile: Reconcile) {
+        let framework = self.frameworks.get(framework_id).expect("caller checked");
+        let partition_aware = framework.is_partition_aware();
+        let mut answers = Vec::new();
+        let answer_for = |task: &Task| {
+            let mut status = TaskStatus::new(task.info.task_id.clone(), task.status_update_state.unwrap_or(task.state));
+            status.agent_id = Some(task.agent_id.clone());
+            status.executor_id = task.executor_id.clone();
+            status.source = Some(Source::Master);
+            status.reason = Some(Reason::Reconciliation);
+            status.message = Some("Reconciliation: Latest task state".into());
+            if let Some(last) = task.statuses.last() {
+                status.healthy = last.healthy;
+                status.check_status = last.check_status.clone();
+                status.container_status = last.container_status.clone();
+                status.timestamp = last.timestamp;
+            }
+            status
+        };
+        if reconcile.tasks.is_empty() {
+            answers.extend(framework.tasks.values().map(answer_for));
+        } else {
+            for wanted in &reconcile.tasks {
+                if let Some(task) = framework.tasks.get(&wanted.task_id) {
+                    answers.push(answer_for(task));
+                    continue;
+                }
+                let registered = wanted
+                    .agent_id
+                    .as_ref()
+                    .is_some_and(|a| self.agents.get(a).is_some_and(|a| a.stream.is_some()));
+                let state = match (registered, partition_aware) {
+                    (_, false) => TaskState::Lost,
+                    (true, true) => TaskState::Gone,
+                    (false, true) => TaskState::Unknown,
+                };
+                let mut status = TaskStatus::new(wanted.task_id.clone(), state);
+                status.agent_id = wanted.agent_id.clone();
+                status.source = Some(Source::Master);
+                status.reason = Some(Reason::Reconciliation);
+                status.message = Some("Reconciliation: Task is unknown".into());
+                answers.push(status);
+            }
+        }
+        for status in answers {
+            self.send(framework_id, Event::Update(Update { status }));
+        }
+    }
+}
+
+fn new_task(framework_id: &FrameworkId, info: &TaskInfo, resources: Resources, now: f64) -> Task {
+    Task {
+        info: info.clone(),
+        framework_id: framework_id.clone(),
+        agent_id: info.agent_id.clone(),
+        executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
+        resources,
+        state: TaskState::Staging,
+        status_update_state: None,
+        status_update_uuid: None,
+        statuses: Vec::new(),
+        launched_at: now,
+    }
+}

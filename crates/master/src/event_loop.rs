@@ -1,0 +1,235 @@
+//! The master's event loop: the one task that owns the [`Master`] core (DESIGN invariant
+//! 3). HTTP handlers send it [`Command`]s and await replies; it executes the core's
+//! actions on the open streams and publishes an immutable [`Snapshot`] for the read-only
+//! endpoints so that slow readers never stall it.
+
+use crate::core::{Action, CallReply, Master, StreamId};
+use bytes::Bytes;
+use mantle_api::internal::{AgentCall, Register};
+use mantle_api::json::to_ascii_json;
+use mantle_api::recordio;
+use mantle_api::scheduler::{CallBody, Subscribe};
+use mantle_api::{ApiError, FrameworkId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+pub enum Command {
+    Subscribe { subscribe: Subscribe, reply: Reply<EventStream> },
+    SchedulerCall { framework_id: FrameworkId, stream_id: Option<String>, body: Box<CallBody>, reply: Reply<CallReply> },
+    RegisterAgent { register: Box<Register>, reply: Reply<EventStream> },
+    AgentCall { stream_id: String, call: Box<AgentCall>, reply: Reply<()> },
+    StreamClosed { stream: StreamId },
+}
+
+/// The pre-rendered answers of the read-only endpoints.
+#[derive(Default)]
+pub struct Snapshot {
+    pub state: Bytes,
+    pub metrics: Bytes,
+}
+
+/// An open event stream: RecordIO-framed records in order. Dropping it (the client went
+/// away) tells the event loop.
+pub struct EventStream {
+    pub id: StreamId,
+    pub records: mpsc::UnboundedReceiver<Bytes>,
+    _guard: CloseGuard,
+}
+
+struct CloseGuard {
+    stream: StreamId,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::StreamClosed { stream: self.stream.clone() });
+    }
+}
+
+/// A handle for sending commands to the loop.
+#[derive(Clone)]
+pub struct LoopHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl LoopHandle {
+    pub async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| ApiError::unavailable("the master is shutting down"))?;
+        rx.await.map_err(|_| ApiError::unavailable("the master is shutting down"))?
+    }
+}
+
+pub struct EventLoop {
+    core: Master,
+    commands_tx: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    allocation_interval: Duration,
+}
+
+/// How often state snapshots are republished at most.
+const SNAPSHOT_PERIOD: Duration = Duration::from_millis(100);
+/// Commands handled between two allocation runs at most, so allocation keeps up under load.
+const BATCH: usize = 512;
+
+impl EventLoop {
+    pub fn new(core: Master, allocation_interval: Duration) -> (EventLoop, LoopHandle) {
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let handle = LoopHandle { commands: commands_tx.clone(), snapshot: snapshot_rx };
+        let event_loop = EventLoop {
+            core,
+            commands_tx,
+            commands,
+            streams: HashMap::new(),
+            snapshot,
+            allocation_interval,
+        };
+        (event_loop, handle)
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_allocation = Instant::now() + self.allocation_interval;
+        let mut last_publish: Option<Instant> = None;
+        loop {
+            let mut allocate = false;
+            tokio::select! {
+                command = self.commands.recv() => {
+                    let Some(command) = command else { break };
+                    allocate |= self.handle(command);
+                    for _ in 0..BATCH {
+                        match self.commands.try_recv() {
+                            Ok(command) => allocate |= self.handle(command),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.core.tick(unix_now());
+                    if Instant::now() >= next_allocation {
+                        next_allocation = Instant::now() + self.allocation_interval;
+                        allocate = true;
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+            if allocate {
+                self.core.allocate(unix_now());
+            }
+            self.execute();
+            if last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) && self.core.take_dirty() {
+                self.publish();
+                last_publish = Some(Instant::now());
+            }
+        }
+        for (_, stream) in self.streams.drain() {
+            drop(stream);
+        }
+    }
+
+    fn open_stream(&mut self) -> (StreamId, EventStream) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.streams.insert(id.clone(), tx);
+        let guard = CloseGuard { stream: id.clone(), commands: self.commands_tx.clone() };
+        (id.clone(), EventStream { id, records: rx, _guard: guard })
+    }
+
+    /// Handles one command; returns whether an allocation run should follow.
+    fn handle(&mut self, command: Command) -> bool {
+        let now = unix_now();
+        match command {
+            Command::Subscribe { subscribe, reply } => {
+                let (id, stream) = self.open_stream();
+                match self.core.subscribe(now, subscribe, id.clone()) {
+                    Ok(_) => {
+                        let _ = reply.send(Ok(stream));
+                    }
+                    Err(err) => {
+                        self.streams.remove(&id);
+                        let _ = reply.send(Err(err));
+                    }
+                }
+                true
+            }
+            Command::SchedulerCall { framework_id, stream_id, body, reply } => {
+                let result = self.core.scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
+                let _ = reply.send(result);
+                true
+            }
+            Command::RegisterAgent { register, reply } => {
+                let (id, stream) = self.open_stream();
+                match self.core.register_agent(now, id.clone(), *register) {
+                    Ok(_) => {
+                        let _ = reply.send(Ok(stream));
+                    }
+                    Err(err) => {
+                        self.streams.remove(&id);
+                        let _ = reply.send(Err(err));
+                    }
+                }
+                true
+            }
+            Command::AgentCall { stream_id, call, reply } => {
+                let _ = reply.send(self.core.agent_call(now, &stream_id, *call));
+                true
+            }
+            Command::StreamClosed { stream } => {
+                if self.streams.remove(&stream).is_some() {
+                    self.core.stream_closed(now, &stream);
+                }
+                true
+            }
+        }
+    }
+
+    fn execute(&mut self) {
+        for action in self.core.take_actions() {
+            match action {
+                Action::Framework { stream, event } => {
+                    let record = recordio::encode(&to_ascii_json(&event.to_value()));
+                    self.send(&stream, record);
+                }
+                Action::Agent { stream, message } => {
+                    let record = recordio::encode(&to_ascii_json(&message));
+                    self.send(&stream, record);
+                }
+                Action::CloseFramework { stream } | Action::CloseAgent { stream } => {
+                    // Dropping the sender ends the HTTP body after what was queued.
+                    self.streams.remove(&stream);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, stream: &str, record: Bytes) {
+        if let Some(tx) = self.streams.get(stream) {
+            if tx.send(record).is_err() {
+                self.streams.remove(stream);
+                self.core.stream_closed(unix_now(), stream);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let state = serde_json::to_vec(&self.core.state_json()).unwrap_or_default();
+        let metrics = serde_json::to_vec(&self.core.metrics(unix_now())).unwrap_or_default();
+        let _ = self.snapshot.send(Arc::new(Snapshot { state: state.into(), metrics: metrics.into() }));
+    }
+}

@@ -1,0 +1,239 @@
+//! The master's HTTP server: the v1 scheduler API, Mantle's agent protocol, and the
+//! legacy JSON endpoints, behind the libprocess path aliases (reference §0.4).
+
+use crate::core::CallReply;
+use crate::event_loop::{Command, EventStream, LoopHandle};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use mantle_api::internal::{AgentCall, AGENT_API_PATH, AGENT_STREAM_HEADER};
+use mantle_api::json::decode;
+use mantle_api::routing::{canonical_path, jsonp};
+use mantle_api::scheduler::{Call, CallBody};
+use mantle_api::{ApiError, ErrorKind, MESOS_VERSION};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use tower::ServiceExt;
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub handle: LoopHandle,
+    /// `host:port` of this master, for `/master/redirect`.
+    pub advertised: String,
+}
+
+/// The router wrapped in the path rewriting of [`canonical_path`].
+pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+fn rewrite_path(mut request: Request) -> Request {
+    let path = canonical_path(request.uri().path(), "master");
+    if path != request.uri().path() {
+        let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        if let Ok(uri) = format!("{path}{query}").parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+pub fn router(state: AppState) -> App {
+    let router = Router::new()
+        .route("/api/v1/scheduler", any(scheduler_api))
+        .route(AGENT_API_PATH, any(agent_api))
+        .route("/state", get(state_endpoint))
+        .route("/metrics/snapshot", get(metrics_endpoint))
+        .route("/version", get(version))
+        .route("/health", get(health))
+        .route("/redirect", get(redirect))
+        .with_state(state);
+    router.map_request(rewrite_path as fn(Request) -> Request)
+}
+
+pub fn error_response(err: &ApiError) -> Response {
+    (err.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], err.message.clone()).into_response()
+}
+
+/// A JSON answer, wrapped for `?jsonp=` when asked.
+pub fn json_response(body: Bytes, query: &HashMap<String, String>) -> Response {
+    if let Some(callback) = query.get("jsonp") {
+        return match jsonp(callback, &body) {
+            Some(wrapped) => ([(header::CONTENT_TYPE, "text/javascript")], wrapped).into_response(),
+            None => error_response(&ApiError::bad_request("query parameter 'jsonp' is not a valid callback name")),
+        };
+    }
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Reads a request body up to [`MAX_BODY_BYTES`].
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes"),
+        )
+    })
+}
+
+/// Method and Content-Type rules of the v1 endpoints (reference §0.2).
+pub fn check_v1_request(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if method != Method::POST {
+        return Err(ApiError::new(ErrorKind::MethodNotAllowed, format!("expecting 'POST', received '{method}'")));
+    }
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::bad_request("expecting 'Content-Type' to be present"));
+    };
+    let content_type = content_type.to_str().unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" => Ok(()),
+        "application/x-protobuf" => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "Content-Type 'application/x-protobuf' is not supported yet; use 'application/json'",
+        )),
+        other => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!("expecting 'Content-Type' of 'application/json' or 'application/x-protobuf', got '{other}'"),
+        )),
+    }
+}
+
+/// True when the client accepts JSON answers (or says nothing).
+pub fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|part| {
+        let media = part.split(';').next().unwrap_or("").trim();
+        matches!(media, "application/json" | "application/*" | "*/*" | "")
+    })
+}
+
+/// A streaming 200 answer carrying RecordIO records as they come.
+pub fn stream_response(stream: EventStream, id_header: &'static str) -> Response {
+    let id = stream.id.clone();
+    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+        stream.records.recv().await.map(|record| (Ok::<_, Infallible>(record), stream))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(id_header, value);
+    }
+    response
+}
+
+async fn scheduler_api(State(state): State<AppState>, request: Request) -> Response {
+    match scheduler_api_inner(state, request).await {
+        Ok(response) => response,
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn scheduler_api_inner(state: AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    check_v1_request(&parts.method, &parts.headers)?;
+    let body = read_body(body).await?;
+    let call: Call = decode(&body)?;
+    let framework_id = call.framework_id.clone();
+    let body = call.into_body()?;
+    let stream_id = parts
+        .headers
+        .get("Mesos-Stream-Id")
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    if let CallBody::Subscribe(subscribe) = body {
+        if !accepts_json(&parts.headers) {
+            return Err(ApiError::new(
+                ErrorKind::NotAcceptable,
+                "expecting 'Accept' to allow 'application/json'; protobuf answers are not supported yet",
+            ));
+        }
+        if stream_id.is_some() {
+            return Err(ApiError::bad_request("subscribe calls should not include the 'Mesos-Stream-Id' header"));
+        }
+        if framework_id != subscribe.framework_info.id {
+            return Err(ApiError::bad_request(
+                "'framework_id' differs from 'subscribe.framework_info.id'",
+            ));
+        }
+        let stream = state.handle.request(|reply| Command::Subscribe { subscribe, reply }).await?;
+        return Ok(stream_response(stream, "Mesos-Stream-Id"));
+    }
+    let Some(framework_id) = framework_id else {
+        return Err(ApiError::bad_request("expecting 'framework_id' to be present"));
+    };
+    let reply = state
+        .handle
+        .request(|reply| Command::SchedulerCall { framework_id, stream_id, body: Box::new(body), reply })
+        .await?;
+    Ok(match reply {
+        CallReply::Accepted => StatusCode::ACCEPTED.into_response(),
+        CallReply::Ok => StatusCode::OK.into_response(),
+    })
+}
+
+async fn agent_api(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = request.into_parts();
+        check_v1_request(&parts.method, &parts.headers)?;
+        let body = read_body(body).await?;
+        let call: AgentCall = decode(&body)?;
+        if let AgentCall::Register(register) = call {
+            let register = Box::new(register);
+            let stream = state.handle.request(|reply| Command::RegisterAgent { register, reply }).await?;
+            return Ok(stream_response(stream, AGENT_STREAM_HEADER));
+        }
+        let Some(stream_id) = parts.headers.get(AGENT_STREAM_HEADER).and_then(|v| v.to_str().ok()) else {
+            return Err(ApiError::bad_request(format!("expecting '{AGENT_STREAM_HEADER}' to be present")));
+        };
+        let stream_id = stream_id.to_string();
+        state
+            .handle
+            .request(|reply| Command::AgentCall { stream_id, call: Box::new(call), reply })
+            .await?;
+        Ok(StatusCode::ACCEPTED.into_response())
+    }
+    .await;
+    result.unwrap_or_else(|err| error_response(&err))
+}
+
+async fn state_endpoint(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let snapshot = state.handle.snapshot.borrow().clone();
+    json_response(snapshot.state.clone(), &query)
+}
+
+async fn metrics_endpoint(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let snapshot = state.handle.snapshot.borrow().clone();
+    json_response(snapshot.metrics.clone(), &query)
+}
+
+pub fn version_json() -> Bytes {
+    let body = serde_json::json!({
+        "version": MESOS_VERSION,
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "",
+        "mantle_version": env!("CARGO_PKG_VERSION"),
+    });
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+async fn version(Query(query): Query<HashMap<String, String>>) -> Response {
+    json_response(version_json(), &query)
+}
+
+async fn health() -> StatusCode {
+    StatusCode::OK
+}
+
+/// Always a 307 to the leader, even on the leader itself (reference §4).
+async fn redirect(State(state): State<AppState>) -> Response {
+    let location = format!("//{}", state.advertised);
+    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
+}
