@@ -1,1 +1,374 @@
-//! core tests
+//! Unit tests of the master core: whole call sequences against the pure state machine,
+//! checking the actions it emits.
+
+use super::*;
+use mantle_api::internal::{AgentCall, Register, StatusUpdate};
+use mantle_api::scheduler::{Accept, CallBody, Decline, Kill, Reconcile, ReconcileTask, Subscribe};
+use serde_json::json;
+
+fn framework_info(name: &str) -> FrameworkInfo {
+    serde_json::from_value(json!({"user": "root", "name": name})).unwrap()
+}
+
+fn master() -> Master {
+    Master::new("M".into(), MasterConfig::default(), 0.0)
+}
+
+fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
+    let register = Register {
+        agent_info: AgentInfo {
+            hostname: "h".into(),
+            port: 5051,
+            resources: Resources::parse_text(resources, "*").unwrap().to_wire(),
+            attributes: vec![],
+            id: None,
+            capabilities: vec![],
+        },
+        pid: "slave(1)@127.0.0.1:5051".into(),
+        version: MESOS_VERSION.into(),
+        frameworks: vec![],
+        executors: vec![],
+        tasks: vec![],
+    };
+    master.register_agent(0.0, stream.into(), register).unwrap()
+}
+
+fn subscribe(master: &mut Master, stream: &str, name: &str) -> FrameworkId {
+    let subscribe = Subscribe { framework_info: framework_info(name), suppressed_roles: vec![], offer_constraints: None };
+    master.subscribe(0.0, subscribe, stream.into()).unwrap()
+}
+
+/// The events sent on `stream`, as `TYPE` strings, draining the actions.
+fn events(master: &mut Master, stream: &str) -> Vec<Event> {
+    master
+        .take_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Framework { stream: s, event } if s == stream => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn offers(events: &[Event]) -> Vec<Offer> {
+    events
+        .iter()
+        .flat_map(|e| match e {
+            Event::Offers(o) => o.offers.clone(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
+    TaskInfo {
+        name: id.into(),
+        task_id: TaskId::new(id),
+        agent_id: agent.clone(),
+        resources: Resources::parse_text(resources, "*").unwrap().to_wire(),
+        executor: None,
+        command: Some(CommandInfo::shell("true")),
+        container: None,
+        health_check: None,
+        check: None,
+        kill_policy: None,
+        data: None,
+        labels: None,
+        discovery: None,
+        max_completion_time: None,
+        limits: None,
+    }
+}
+
+fn call(master: &mut Master, fid: &FrameworkId, stream: &str, body: CallBody) -> Result<CallReply, ApiError> {
+    master.scheduler_call(1.0, fid, Some(stream), body)
+}
+
+fn launch(master: &mut Master, fid: &FrameworkId, offer: &Offer, tasks: Vec<TaskInfo>) {
+    let accept = Accept { offer_ids: vec![offer.id.clone()], operations: vec![Operation::launch(tasks)], filters: None };
+    call(master, fid, "s1", CallBody::Accept(accept)).unwrap();
+}
+
+fn updates(events: &[Event]) -> Vec<(String, TaskState, Option<Reason>, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Update(u) => Some((
+                u.status.task_id.value.clone(),
+                u.status.state,
+                u.status.reason,
+                u.status.uuid.is_some(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn agent_messages(master: &mut Master) -> Vec<ToAgent> {
+    master
+        .take_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Agent { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn subscribe_sends_subscribed_then_heartbeat_then_offers() {
+    let mut m = master();
+    register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    assert_eq!(fid.value, "M-0000");
+    m.allocate(0.0);
+    let got = events(&mut m, "s1");
+    assert!(matches!(&got[0], Event::Subscribed(s) if s.framework_id == fid && s.heartbeat_interval_seconds == Some(15.0)));
+    assert_eq!(got[1], Event::Heartbeat);
+    let offers = offers(&got);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].id.value, "M-O0");
+    assert_eq!(Resources::from_wire("r", &offers[0].resources).unwrap().to_text(), "cpus:4;mem:1024");
+    assert_eq!(offers[0].url.as_ref().unwrap().path.as_deref(), Some("/slave(1)"));
+}
+
+#[test]
+fn launch_update_ack_lifecycle() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1;mem:10")]);
+    let sent = agent_messages(&mut m);
+    assert!(matches!(&sent[..], [ToAgent::RunTask(run)] if run.task.task_id.value == "t1" && run.framework_info.id.as_ref() == Some(&fid)));
+    // The unused part was declined with the default 5 s filter, so nothing is re-offered yet.
+    m.allocate(2.0);
+    assert!(offers(&events(&mut m, "s1")).is_empty());
+
+    let mut status = TaskStatus::new(TaskId::new("t1"), TaskState::Finished);
+    status.uuid = Some(new_status_uuid());
+    let uuid = status.uuid.clone().unwrap();
+    m.agent_call(2.0, "a1", AgentCall::StatusUpdate(StatusUpdate { framework_id: fid.clone(), status })).unwrap();
+    let got = events(&mut m, "s1");
+    assert_eq!(updates(&got), vec![("t1".into(), TaskState::Finished, None, true)]);
+    let ack = mantle_api::scheduler::Acknowledge { agent_id: agent.clone(), task_id: TaskId::new("t1"), uuid: uuid.clone() };
+    call(&mut m, &fid, "s1", CallBody::Acknowledge(ack)).unwrap();
+    let sent = agent_messages(&mut m);
+    assert!(matches!(&sent[..], [ToAgent::StatusUpdateAck(a)] if a.uuid == uuid));
+    let state = m.state_json();
+    assert_eq!(state["frameworks"][0]["tasks"].as_array().unwrap().len(), 0);
+    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    // Resources came back once the task finished: the filter expired, the agent is offered whole.
+    m.allocate(10.0);
+    let again = offers(&events(&mut m, "s1"));
+    assert_eq!(Resources::from_wire("r", &again[0].resources).unwrap().to_text(), "cpus:4;mem:1024");
+}
+
+#[test]
+fn invalid_tasks_get_task_error_without_uuid() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let mut both = command_task("both", &agent, "cpus:1");
+    both.executor = Some(serde_json::from_value(json!({"executor_id": {"value": "e"}})).unwrap());
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![
+            command_task("too-big", &agent, "cpus:5"),
+            command_task("bad/id", &agent, "cpus:1"),
+            command_task("wrong-agent", &AgentId::new("elsewhere"), "cpus:1"),
+            command_task("nothing", &agent, ""),
+            both,
+            command_task("ok", &agent, "cpus:1"),
+            command_task("ok", &agent, "cpus:1"),
+        ],
+    );
+    let got = updates(&events(&mut m, "s1"));
+    let errors: Vec<&str> = got.iter().map(|(id, state, reason, uuid)| {
+        assert_eq!(*state, TaskState::Error);
+        assert_eq!(*reason, Some(Reason::TaskInvalid));
+        assert!(!uuid);
+        id.as_str()
+    }).collect();
+    assert_eq!(errors, vec!["too-big", "bad/id", "wrong-agent", "nothing", "both", "ok"]);
+}
+
+#[test]
+fn stale_offer_loses_its_tasks_and_changes_nothing() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    events(&mut m, "s1");
+    let before = m.state_json();
+    let fake = Offer {
+        id: OfferId::new("no-such-offer"),
+        framework_id: fid.clone(),
+        agent_id: agent.clone(),
+        hostname: "h".into(),
+        url: None,
+        resources: vec![],
+        attributes: vec![],
+        executor_ids: vec![],
+        allocation_info: None,
+    };
+    launch(&mut m, &fid, &fake, vec![command_task("t", &agent, "cpus:1")]);
+    assert_eq!(updates(&events(&mut m, "s1")), vec![("t".into(), TaskState::Lost, Some(Reason::InvalidOffers), false)]);
+    assert_eq!(m.state_json()["frameworks"], before["frameworks"]);
+}
+
+#[test]
+fn call_checks() {
+    let mut m = master();
+    let fid = subscribe(&mut m, "s1", "f");
+    let unknown = FrameworkId::new("nope");
+    let err = m.scheduler_call(0.0, &unknown, Some("s1"), CallBody::Teardown).unwrap_err();
+    assert_eq!((err.status().as_u16(), err.message.contains("Framework cannot be found")), (400, true));
+    let err = m.scheduler_call(0.0, &fid, Some("wrong"), CallBody::Revive(Default::default())).unwrap_err();
+    assert_eq!((err.status().as_u16(), err.message.contains("stream ID 'wrong'")), (400, true));
+    let err = m.scheduler_call(0.0, &fid, None, CallBody::Revive(Default::default())).unwrap_err();
+    assert_eq!(err.status().as_u16(), 400);
+    m.framework_stream_closed(0.0, "s1");
+    // failover_timeout 0: removed at once, so it is unknown now.
+    assert!(m.framework_ids().is_empty());
+}
+
+#[test]
+fn disconnected_framework_with_failover_timeout_gets_403_then_resumes() {
+    let mut m = master();
+    let mut info = framework_info("f");
+    info.failover_timeout = 100.0;
+    let fid = m.subscribe(0.0, Subscribe { framework_info: info.clone(), suppressed_roles: vec![], offer_constraints: None }, "s1".into()).unwrap();
+    m.framework_stream_closed(1.0, "s1");
+    let err = m.scheduler_call(2.0, &fid, Some("s1"), CallBody::Revive(Default::default())).unwrap_err();
+    assert_eq!(err.status().as_u16(), 403);
+    info.id = Some(fid.clone());
+    let again = m.subscribe(3.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s2".into()).unwrap();
+    assert_eq!(again, fid);
+    m.tick(200.0);
+    assert!(m.framework_ids().contains(&fid), "re-subscribed, so not expired");
+}
+
+#[test]
+fn second_subscription_fails_over_the_first() {
+    let mut m = master();
+    let fid = subscribe(&mut m, "s1", "f");
+    m.take_actions();
+    let mut info = framework_info("f");
+    info.id = Some(fid.clone());
+    m.subscribe(1.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s2".into()).unwrap();
+    let actions = m.take_actions();
+    assert!(matches!(&actions[0], Action::Framework { stream, event: Event::Error(e) } if stream == "s1" && e.message == "Framework failed over"));
+    assert!(matches!(&actions[1], Action::CloseFramework { stream } if stream == "s1"));
+}
+
+#[test]
+fn decline_filter_sends_agent_to_the_other_framework() {
+    let mut m = master();
+    register(&mut m, "a1", "cpus:4;mem:1024");
+    let f1 = subscribe(&mut m, "s1", "f1");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let decline = Decline { offer_ids: vec![offer.id], filters: Some(Filters { refuse_seconds: 30.0 }) };
+    call(&mut m, &f1, "s1", CallBody::Decline(decline)).unwrap();
+    subscribe(&mut m, "s2", "f2");
+    m.allocate(2.0);
+    let actions = m.take_actions();
+    let offered_to: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Framework { stream, event: Event::Offers(_) } => Some(stream.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offered_to, vec!["s2"]);
+}
+
+#[test]
+fn reconciliation_answers() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    m.take_actions();
+    call(&mut m, &fid, "s1", CallBody::Reconcile(Reconcile { tasks: vec![] })).unwrap();
+    assert_eq!(updates(&events(&mut m, "s1")), vec![("t1".into(), TaskState::Staging, Some(Reason::Reconciliation), false)]);
+    let explicit = Reconcile {
+        tasks: vec![
+            ReconcileTask { task_id: TaskId::new("t1"), agent_id: None },
+            ReconcileTask { task_id: TaskId::new("ghost"), agent_id: Some(agent.clone()) },
+        ],
+    };
+    call(&mut m, &fid, "s1", CallBody::Reconcile(explicit)).unwrap();
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![
+            ("t1".into(), TaskState::Staging, Some(Reason::Reconciliation), false),
+            ("ghost".into(), TaskState::Lost, Some(Reason::Reconciliation), false),
+        ]
+    );
+    // KILL of an unknown task is answered like reconciliation.
+    call(&mut m, &fid, "s1", CallBody::Kill(Kill { task_id: TaskId::new("ghost"), agent_id: None, kill_policy: None })).unwrap();
+    assert_eq!(updates(&events(&mut m, "s1")), vec![("ghost".into(), TaskState::Lost, Some(Reason::Reconciliation), false)]);
+}
+
+#[test]
+fn teardown_kills_tasks_and_completes_the_framework() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    m.take_actions();
+    call(&mut m, &fid, "s1", CallBody::Teardown).unwrap();
+    let actions = m.take_actions();
+    assert!(actions.iter().any(|a| matches!(a, Action::Agent { message: ToAgent::ShutdownFramework(s), .. } if s.framework_id == fid)));
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseFramework { stream } if stream == "s1")));
+    let state = m.state_json();
+    assert_eq!(state["frameworks"].as_array().unwrap().len(), 0);
+    assert_eq!(state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_KILLED");
+    // A removed framework cannot come back.
+    let mut info = framework_info("f");
+    info.id = Some(fid);
+    m.subscribe(2.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s3".into()).unwrap();
+    assert!(matches!(&m.take_actions()[0], Action::Framework { event: Event::Error(e), .. } if e.message == "Framework has been removed"));
+}
+
+#[test]
+fn agent_disconnect_rescinds_offers_and_loses_tasks() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    m.allocate(100.0);
+    m.take_actions();
+    m.stream_closed(101.0, "a1");
+    let got = events(&mut m, "s1");
+    assert!(got.iter().any(|e| matches!(e, Event::Rescind(_))));
+    assert_eq!(updates(&got), vec![("t1".into(), TaskState::Lost, Some(Reason::AgentDisconnected), false)]);
+}
+
+#[test]
+fn metrics_count_tasks() {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    let metrics = m.metrics(5.0);
+    assert_eq!(metrics["master/tasks_staging"], 1.0);
+    assert_eq!(metrics["master/cpus_total"], 4.0);
+    assert_eq!(metrics["master/cpus_used"], 1.0);
+    assert_eq!(metrics["master/slaves_active"], 1.0);
+}
