@@ -20,7 +20,11 @@ pub enum ClientError {
         source: hyper_util::client::legacy::Error,
     },
     #[error("{url} answered {status}: {body}")]
-    Status { url: String, status: StatusCode, body: String },
+    Status {
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
     #[error("{url} redirected to {location}")]
     Redirect { url: String, location: String },
     #[error("reading the response of {url}: {message}")]
@@ -100,28 +104,100 @@ impl HttpClient {
             .map_err(|e| ClientError::Request(e.to_string()))
     }
 
-    async fn send(&self, url: &str, request: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+    async fn send(
+        &self,
+        url: &str,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<Incoming>, ClientError> {
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_) => Err(ClientError::Timeout { url: url.to_string() }),
-            Ok(Err(source)) => Err(ClientError::Connect { url: url.to_string(), source }),
+            Err(_) => Err(ClientError::Timeout {
+                url: url.to_string(),
+            }),
+            Ok(Err(source)) => Err(ClientError::Connect {
+                url: url.to_string(),
+                source,
+            }),
             Ok(Ok(response)) => Ok(response),
         }
     }
 
     /// POSTs a JSON body and reads the whole answer. Non-2xx answers are errors; a 307
     /// becomes [`ClientError::Redirect`].
-    pub async fn post(&self, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Result<Response, ClientError> {
+    pub async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Result<Response, ClientError> {
         let request = self.request(url, body, headers)?;
         let response = self.send(url, request).await?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = tokio::time::timeout(self.timeout, response.into_body().collect())
             .await
-            .map_err(|_| ClientError::Timeout { url: url.to_string() })?
-            .map_err(|e| ClientError::Body { url: url.to_string(), message: e.to_string() })?
+            .map_err(|_| ClientError::Timeout {
+                url: url.to_string(),
+            })?
+            .map_err(|e| ClientError::Body {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?
             .to_bytes();
         check_status(url, status, &headers, &body)?;
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// GETs a URL and reads the whole answer; non-2xx answers are errors.
+    pub async fn get(&self, url: &str) -> Result<Response, ClientError> {
+        let request = Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Request(e.to_string()))?;
+        let response = self.send(url, request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.to_string(),
+            })?
+            .map_err(|e| ClientError::Body {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?
+            .to_bytes();
+        check_status(url, status, &headers, &body)?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends a request exactly as given (for tests of error answers) and returns the
+    /// answer whatever its status.
+    pub async fn raw(&self, request: Request<Full<Bytes>>) -> Result<Response, ClientError> {
+        let url = request.uri().to_string();
+        let response = self.send(&url, request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Body {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// POSTs a JSON body whose answer is a RecordIO stream (SUBSCRIBE).
@@ -143,14 +219,27 @@ impl HttpClient {
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
             check_status(url, status, &headers, &body)?;
-            return Err(ClientError::Status { url: url.to_string(), status, body: String::new() });
+            return Err(ClientError::Status {
+                url: url.to_string(),
+                status,
+                body: String::new(),
+            });
         }
-        let stream = RecordStream { url: url.to_string(), body: response.into_body(), decoder: Decoder::default() };
+        let stream = RecordStream {
+            url: url.to_string(),
+            body: response.into_body(),
+            decoder: Decoder::default(),
+        };
         Ok((headers, stream))
     }
 }
 
-fn check_status(url: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), ClientError> {
+fn check_status(
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ClientError> {
     if status.is_success() {
         return Ok(());
     }
@@ -160,9 +249,16 @@ fn check_status(url: &str, status: StatusCode, headers: &HeaderMap, body: &[u8])
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        return Err(ClientError::Redirect { url: url.to_string(), location });
+        return Err(ClientError::Redirect {
+            url: url.to_string(),
+            location,
+        });
     }
-    Err(ClientError::Status { url: url.to_string(), status, body: String::from_utf8_lossy(body).into_owned() })
+    Err(ClientError::Status {
+        url: url.to_string(),
+        status,
+        body: String::from_utf8_lossy(body).into_owned(),
+    })
 }
 
 /// The records of a chunked RecordIO response, in order.
@@ -179,13 +275,21 @@ impl RecordStream {
             if let Some(record) = self
                 .decoder
                 .next_record()
-                .map_err(|e| ClientError::Decode { url: self.url.clone(), message: e.to_string() })?
+                .map_err(|e| ClientError::Decode {
+                    url: self.url.clone(),
+                    message: e.to_string(),
+                })?
             {
                 return Ok(Some(record));
             }
             match self.body.frame().await {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(ClientError::Body { url: self.url.clone(), message: e.to_string() }),
+                Some(Err(e)) => {
+                    return Err(ClientError::Body {
+                        url: self.url.clone(),
+                        message: e.to_string(),
+                    })
+                }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.decoder.feed(&data);
@@ -199,9 +303,14 @@ impl RecordStream {
     pub async fn next_json(&mut self) -> Result<Option<serde_json::Value>, ClientError> {
         match self.next_record().await? {
             None => Ok(None),
-            Some(record) => serde_json::from_slice(&record)
-                .map(Some)
-                .map_err(|e| ClientError::Decode { url: self.url.clone(), message: e.to_string() }),
+            Some(record) => {
+                serde_json::from_slice(&record)
+                    .map(Some)
+                    .map_err(|e| ClientError::Decode {
+                        url: self.url.clone(),
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 }

@@ -1,0 +1,82 @@
+//! A test framework on the Rust SDK: subscribes, and waits for the events a test expects
+//! (acknowledging every update as it goes).
+
+use mantle_api::scheduler::Event;
+use mantle_api::*;
+use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SchedulerEvents};
+use std::time::{Duration, Instant};
+
+pub struct Framework {
+    pub scheduler: Scheduler,
+    pub events: SchedulerEvents,
+    pub id: FrameworkId,
+}
+
+pub fn framework_info(name: &str) -> FrameworkInfo {
+    serde_json::from_value(serde_json::json!({"user": "root", "name": name})).unwrap()
+}
+
+pub fn command_task(id: &str, offer: &Offer, command: &str, resources: &str) -> TaskInfo {
+    serde_json::from_value(serde_json::json!({
+        "name": id,
+        "task_id": {"value": id},
+        "agent_id": offer.agent_id,
+        "resources": Resources::parse_text(resources, "*").unwrap().to_wire(),
+        "command": {"value": command},
+    }))
+    .unwrap()
+}
+
+impl Framework {
+    pub async fn subscribe(master: &str, name: &str) -> Framework {
+        let (scheduler, events) = Scheduler::subscribe(master, framework_info(name)).await.expect("subscribe");
+        let id = scheduler.framework_id().expect("framework id");
+        Framework { scheduler, events, id }
+    }
+
+    /// The next event for which `pick` returns something, within `timeout`.
+    pub async fn next<T>(&mut self, what: &str, timeout: Duration, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = match tokio::time::timeout(left, self.events.next()).await {
+                Err(_) => panic!("timed out waiting for {what}"),
+                Ok(None) => panic!("event stream ended while waiting for {what}"),
+                Ok(Some(SchedulerEvent::Event(event))) => event,
+                Ok(Some(_)) => continue,
+            };
+            if let Event::Update(update) = &event {
+                self.scheduler.acknowledge(&update.status).await.expect("acknowledge");
+            }
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    }
+
+    pub async fn next_offers(&mut self) -> Vec<Offer> {
+        self.next("offers", Duration::from_secs(30), |e| match e {
+            Event::Offers(o) => Some(o.offers.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for an update of `task` in `state`, failing on any other terminal state.
+    pub async fn wait_state(&mut self, task: &str, state: TaskState) -> TaskStatus {
+        let what = format!("{task} to reach {state}");
+        self.next(&what, Duration::from_secs(30), |e| match e {
+            Event::Update(u) if u.status.task_id.value == task => {
+                if u.status.state == state {
+                    Some(u.status.clone())
+                } else if u.status.state.is_terminal() {
+                    panic!("{task} ended {} ({:?}) while waiting for {state}", u.status.state, u.status.message)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        })
+        .await
+    }
+}

@@ -1,0 +1,179 @@
+//! A test cluster of real `mantle` processes on free loopback ports: one master and N
+//! agents, each logging to a file in the cluster's temporary directory. Dropping the
+//! cluster kills the daemons and every process still running in its sandboxes.
+
+#![allow(dead_code)]
+
+pub mod framework;
+
+use mantle_sdk::HttpClient;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MANTLE: &str = env!("CARGO_BIN_EXE_mantle");
+
+pub struct Cluster {
+    pub master: String,
+    pub agents: Vec<String>,
+    pub dir: tempfile::TempDir,
+    children: Vec<Child>,
+    pub http: HttpClient,
+}
+
+/// Waits until the daemon logging to `log` prints its listening address.
+fn wait_for_address(log: &Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+            return line.rsplit("http://").next().unwrap().trim().to_string();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("daemon exited with {status} before listening:\n{text}");
+        }
+        assert!(Instant::now() < deadline, "daemon did not start in 30 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn(args: &[&str], log: &Path) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    Command::new(MANTLE)
+        .args(args)
+        .env("MANTLE_LOGGING_LEVEL", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn mantle")
+}
+
+impl Cluster {
+    /// A master with extra flags and `agents` agents with the given resources.
+    pub async fn start(agents: usize, resources: &str, master_flags: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let master_log = dir.path().join("master.log");
+        let master_dir = dir.path().join("master");
+        let mut args = vec!["master", "--ip", "127.0.0.1", "--port", "0", "--work_dir", master_dir.to_str().unwrap()];
+        args.extend_from_slice(master_flags);
+        let mut master_child = spawn(&args, &master_log);
+        let master = wait_for_address(&master_log, &mut master_child);
+        let mut cluster =
+            Cluster { master, agents: Vec::new(), dir, children: vec![master_child], http: HttpClient::new(Duration::from_secs(10)) };
+        for index in 0..agents {
+            cluster.add_agent(index, resources);
+        }
+        cluster.wait_until("agents registered", |state| state["slaves"].as_array().map_or(0, Vec::len) == agents).await;
+        cluster
+    }
+
+    pub fn add_agent(&mut self, index: usize, resources: &str) {
+        let log = self.dir.path().join(format!("agent-{index}.log"));
+        let work_dir = self.dir.path().join(format!("agent-{index}"));
+        let master = self.master.clone();
+        let mut child = spawn(
+            &[
+                "agent",
+                "--master",
+                &master,
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--work_dir",
+                work_dir.to_str().unwrap(),
+                "--resources",
+                resources,
+            ],
+            &log,
+        );
+        self.agents.push(wait_for_address(&log, &mut child));
+        self.children.push(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.master)
+    }
+
+    pub async fn state(&self) -> Value {
+        let response = self.http.get(&self.url("/master/state")).await.expect("GET /master/state");
+        serde_json::from_slice(&response.body).expect("state is JSON")
+    }
+
+    /// Polls `/master/state` until `check` holds (at most 30 s).
+    pub async fn wait_until(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.state().await;
+            if check(&state) {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; state: {state:#}\nlogs:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                out.push_str(&format!("== {}\n", path.display()));
+                for line in tail.into_iter().rev() {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// The directory where the helper binaries (factorial scheduler and executor) are.
+    pub fn bin_dir() -> PathBuf {
+        Path::new(MANTLE).parent().unwrap().to_path_buf()
+    }
+}
+
+/// Kills every process whose working directory is inside `dir` (executors and tasks run
+/// in their sandboxes there).
+fn kill_processes_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
+            if cwd.starts_with(dir) {
+                // SAFETY: kill(2) with a pid read from /proc has no memory-safety effects.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            // SAFETY: sending a signal to our own child has no memory-safety effects.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        kill_processes_under(self.dir.path());
+    }
+}
