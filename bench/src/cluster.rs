@@ -1,0 +1,95 @@
+//! A benchmark cluster: a `mantle master` and agents as separate processes on free
+//! loopback ports, so the master's memory can be read on its own.
+
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub master: String,
+    master_pid: u32,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+            return Ok(line.rsplit("http://").next().unwrap_or_default().trim().to_string());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("daemon exited with {status}:\n{text}");
+        }
+        if Instant::now() > deadline {
+            bail!("daemon did not start within 30 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
+    let file = std::fs::File::create(log)?;
+    Command::new(mantle)
+        .args(args)
+        .env("MANTLE_LOGGING_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot run {}", mantle.display()))
+}
+
+impl Cluster {
+    pub async fn start(mantle: &Path, agents: usize, resources: &str) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("master.log");
+        let work = dir.path().join("master");
+        let mut master = spawn(mantle, &["master", "--port", "0", "--work_dir", work.to_str().unwrap_or("")], &log)?;
+        let address = wait_for_address(&log, &mut master)?;
+        let master_pid = master.id();
+        let mut cluster = Cluster { master: address.clone(), master_pid, children: vec![master], dir };
+        for index in 0..agents {
+            let log = cluster.dir.path().join(format!("agent-{index}.log"));
+            let work = cluster.dir.path().join(format!("agent-{index}"));
+            let mut agent = spawn(
+                mantle,
+                &["agent", "--master", &address, "--port", "0", "--work_dir", work.to_str().unwrap_or(""), "--resources", resources],
+                &log,
+            )?;
+            wait_for_address(&log, &mut agent)?;
+            cluster.children.push(agent);
+        }
+        Ok(cluster)
+    }
+
+    /// The master's resident set size in MB, from /proc.
+    pub fn master_rss_mb(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.master_pid))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS in /proc/PID/status")?;
+        Ok(kb / 1024.0)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            // SAFETY: signalling our own child process has no memory-safety effects.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

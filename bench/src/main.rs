@@ -1,0 +1,173 @@
+//! Mantle's benchmarks. Each prints one JSON line per result on stdout and its progress
+//! on stderr. Run them through `bench/run NAME [ARGS]`.
+//!
+//! `launch`: N `true` command tasks through the v1 scheduler API on a master and A agents
+//! (real processes, the built-in command executor); reports the launch rate, the latency
+//! from ACCEPT to TASK_RUNNING, and the master's resident memory idle and afterwards.
+
+mod cluster;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use mantle_api::scheduler::Event;
+use mantle_api::*;
+use mantle_sdk::scheduler::{Scheduler, SchedulerEvent};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    /// The mantle binary to benchmark.
+    #[arg(long, default_value = "target/release/mantle")]
+    mantle: PathBuf,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Launch N `true` tasks on A agents and measure the rate and latency.
+    Launch {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 4)]
+        agents: usize,
+        /// cpus per task; with the agents' cpus this bounds how many run at once.
+        #[arg(long, default_value_t = 0.1)]
+        task_cpus: f64,
+        /// Resources of each agent.
+        #[arg(long, default_value = "cpus:4;mem:16384;disk:10000")]
+        agent_resources: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.bench {
+        Bench::Launch { tasks, agents, task_cpus, agent_resources, timeout } => {
+            launch(&cli.mantle, tasks, agents, task_cpus, &agent_resources, Duration::from_secs(timeout)).await
+        }
+    }
+}
+
+async fn launch(
+    mantle: &std::path::Path,
+    total: usize,
+    agents: usize,
+    task_cpus: f64,
+    agent_resources: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let cluster = cluster::Cluster::start(mantle, agents, agent_resources).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = cluster.master_rss_mb()?;
+    eprintln!("bench launch: {total} tasks on {agents} agents, master idle rss {idle_rss:.1} MB");
+
+    let info: FrameworkInfo = serde_json::from_value(serde_json::json!({"user": "root", "name": "bench-launch"}))?;
+    let (scheduler, mut events) = Scheduler::subscribe(&cluster.master, info).await?;
+    let task_resources = Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*").map_err(anyhow::Error::msg)?;
+    let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
+    let mut latencies_ms: Vec<f64> = Vec::with_capacity(total);
+    let mut launched = 0usize;
+    let mut finished = 0usize;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut last_report = Instant::now();
+    while finished < total {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = match tokio::time::timeout(left, events.next()).await {
+            Err(_) => bail!("timed out after {timeout:?} with {finished}/{total} tasks finished"),
+            Ok(None) => bail!("the event stream ended"),
+            Ok(Some(SchedulerEvent::Event(event))) => event,
+            Ok(Some(_)) => continue,
+        };
+        match event {
+            Event::Offers(offers) => {
+                for offer in offers.offers {
+                    let mut available = Resources::from_wire("offer", &offer.resources).map_err(anyhow::Error::msg)?;
+                    let mut batch = Vec::new();
+                    while launched < total && available.contains(&task_resources) {
+                        available.subtract(&task_resources);
+                        let id = TaskId::new(format!("t{launched}"));
+                        launched += 1;
+                        batch.push(serde_json::from_value::<TaskInfo>(serde_json::json!({
+                            "name": id.value, "task_id": id, "agent_id": offer.agent_id,
+                            "resources": task_resources.to_wire(), "command": {"value": "true"}
+                        }))?);
+                    }
+                    if batch.is_empty() {
+                        scheduler.decline(vec![offer.id], Some(Filters { refuse_seconds: 1.0 })).await?;
+                        continue;
+                    }
+                    let now = Instant::now();
+                    for task in &batch {
+                        accepted_at.insert(task.task_id.clone(), now);
+                    }
+                    scheduler.launch(offer.id, batch, Some(Filters { refuse_seconds: 0.0 })).await?;
+                }
+            }
+            Event::Update(update) => {
+                let status = update.status;
+                scheduler.acknowledge(&status).await?;
+                match status.state {
+                    TaskState::Running => {
+                        if let Some(at) = accepted_at.remove(&status.task_id) {
+                            latencies_ms.push(at.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                    TaskState::Finished => finished += 1,
+                    state if state.is_terminal() => {
+                        bail!("task {} ended {state}: {:?}", status.task_id, status.message)
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        if last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!("bench launch: {launched} launched, {finished} finished");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    scheduler.teardown().await.context("teardown")?;
+    latencies_ms.sort_by(f64::total_cmp);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_rss = cluster.master_rss_mb()?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "launch",
+            "tasks": total,
+            "agents": agents,
+            "seconds": (elapsed * 100.0).round() / 100.0,
+            "tasks_per_s": (total as f64 / elapsed * 10.0).round() / 10.0,
+            "p50_ms": (percentile(&latencies_ms, 50.0) * 10.0).round() / 10.0,
+            "p99_ms": (percentile(&latencies_ms, 99.0) * 10.0).round() / 10.0,
+        })
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "master_memory",
+            "agents": agents,
+            "idle_rss_mb": (idle_rss * 10.0).round() / 10.0,
+            "rss_after_tasks_mb": (after_rss * 10.0).round() / 10.0,
+            "finished_tasks": total,
+        })
+    );
+    Ok(())
+}
