@@ -14,7 +14,7 @@ const UNITS: [(&str, f64); 8] = [
     ("weeks", 604800.0),
 ];
 
-/// Parses Mesos duration text. A bare number is taken as seconds.
+/// Parses Mesos duration text; the unit is required, as in Mesos.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -24,15 +24,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a duration like 5secs or 10mins"))?;
-    let scale = if unit.is_empty() {
-        1.0
-    } else {
-        UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, scale)| *scale)
-            .ok_or_else(|| format!("'{text}' has an unknown unit '{unit}' (use ns, us, ms, secs, mins, hrs, days or weeks)"))?
-    };
+    let scale = UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map(|(_, scale)| *scale)
+        .ok_or_else(|| format!("'{text}' needs a unit: ns, us, ms, secs, mins, hrs, days or weeks"))?;
     let seconds = value * scale;
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("'{text}' must be a non-negative duration"));
@@ -74,7 +70,7 @@ mod tests {
         check("100ms", Some(0.1));
         check("2hrs", Some(7200.0));
         check("1weeks", Some(604800.0));
-        check("3", Some(3.0));
+        check("3", None);
         check("0ns", Some(0.0));
         check("5s", None);
         check("secs", None);

@@ -72,6 +72,9 @@ pub struct ExecutorMessage {
     pub data: String,
 }
 
+// Messages are serialized and sent as soon as they are made, so their size spread does
+// not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ToAgent {

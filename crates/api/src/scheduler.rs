@@ -124,6 +124,9 @@ pub struct FrameworkMessage {
 }
 
 /// A call after its type and body have been checked against each other.
+// One value exists per request and is consumed at once, so the size spread between
+// variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallBody {
     Subscribe(Subscribe),

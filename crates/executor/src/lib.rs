@@ -1,1 +1,47 @@
-//! placeholder
+//! The built-in command executor (Mesos's `mesos-executor`, reference §2 "Command
+//! executor"): the agent starts it for a task that carries a CommandInfo, with the
+//! `MESOS_*` executor environment and the executor id equal to the task id. It subscribes
+//! to the agent's executor API, runs the one task's command in its own process group,
+//! reports TASK_STARTING, TASK_RUNNING and the terminal state, kills the task on KILL,
+//! SHUTDOWN or `max_completion_time`, and exits once the terminal update is acknowledged.
+//!
+//! The decisions live in `core` (pure, table-tested); `driver` is the async shell around
+//! it, `command` starts and signals the task's process, `connection` keeps the
+//! subscription to the agent.
+
+mod command;
+mod connection;
+mod core;
+mod driver;
+mod exit_status;
+mod settings;
+mod timing;
+
+pub use settings::Settings;
+
+use mantle_sdk::executor::{Executor, ExecutorEnv};
+
+/// Runs the command executor from the process environment until its task is done. Logs
+/// go to stderr, which the agent points at the sandbox's `stderr` file.
+pub async fn run() -> anyhow::Result<()> {
+    init_logging();
+    let env = ExecutorEnv::from_env()?;
+    let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
+    run_with(env, settings).await
+}
+
+/// Runs the command executor with an explicit environment and settings.
+pub async fn run_with(env: ExecutorEnv, settings: Settings) -> anyhow::Result<()> {
+    driver::drive(Executor::new(env), settings).await
+}
+
+/// Installs a stderr logger unless the binary already installed one.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

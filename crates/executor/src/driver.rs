@@ -1,0 +1,274 @@
+//! The async shell around [`Core`]: feeds it the agent's events, the task's exit, timer
+//! ticks and SIGTERM, and performs the actions it returns (send an update through the
+//! SDK client, spawn the command, signal its process group, stop).
+
+use crate::command;
+use crate::connection::{self, Feed};
+use crate::core::{Action, Config, Core, Input};
+use crate::exit_status::Exit;
+use crate::settings::Settings;
+use crate::timing::shutdown_kill_grace;
+use mantle_api::executor::Event;
+use mantle_sdk::executor::Executor;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// How long to wait for the killed task's process when stopping.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The core's input for an event, if the event concerns it.
+pub fn input_for(event: Event) -> Option<Input> {
+    match event {
+        Event::Subscribed(subscribed) => Some(Input::Subscribed {
+            task_killing_state: subscribed
+                .framework_info
+                .has_capability("TASK_KILLING_STATE"),
+        }),
+        Event::Launch(launch) => Some(Input::Launch(Box::new(launch.task))),
+        Event::LaunchGroup(group) => Some(Input::LaunchGroup(
+            group
+                .task_group
+                .tasks
+                .into_iter()
+                .map(|t| t.task_id)
+                .collect(),
+        )),
+        Event::Kill(kill) => Some(Input::Kill {
+            task_id: kill.task_id,
+            kill_policy: kill.kill_policy,
+        }),
+        Event::Shutdown => Some(Input::Shutdown),
+        Event::Error(error) => {
+            tracing::warn!(message = %error.message, "the agent reported an error");
+            None
+        }
+        // The SDK client has already cleared acknowledged updates; the loop re-checks
+        // whether it may exit after every event.
+        Event::Acknowledged(_) | Event::Message(_) | Event::Heartbeat | Event::Other(_) => None,
+    }
+}
+
+/// The task's running process.
+struct Task {
+    child: Child,
+    pid: u32,
+}
+
+pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()> {
+    let env = executor.env().clone();
+    let cwd: Option<PathBuf> = env.sandbox.clone().or_else(|| env.directory.clone());
+    let mut core = Core::new(Config {
+        checkpoint: env.checkpoint,
+        shutdown_grace: shutdown_kill_grace(env.shutdown_grace_period),
+        ack_timeout: settings.ack_timeout,
+    });
+    tracing::info!(
+        executor_id = %env.executor_id,
+        framework_id = %env.framework_id,
+        agent = %env.agent_endpoint,
+        checkpoint = env.checkpoint,
+        "starting the command executor"
+    );
+    let mut sigterm = match settings.handle_sigterm {
+        true => Some(signal(SignalKind::terminate())?),
+        false => None,
+    };
+    let (feed_tx, mut feed) = mpsc::unbounded_channel();
+    let link = tokio::spawn(connection::run(executor.clone(), settings, feed_tx));
+    let _stop_link = AbortOnDrop(link);
+
+    let mut task: Option<Task> = None;
+    let mut feed_open = true;
+    loop {
+        if core.should_exit(Instant::now(), executor.unacknowledged()) {
+            break;
+        }
+        let deadline = core.next_deadline();
+        let input = tokio::select! {
+            item = feed.recv(), if feed_open => match item {
+                Some(Feed::Event(event)) => input_for(event),
+                Some(Feed::Disconnected) => Some(Input::Disconnected),
+                Some(Feed::GaveUp) => Some(Input::GaveUp),
+                None => {
+                    feed_open = false;
+                    Some(Input::GaveUp)
+                }
+            },
+            status = wait(&mut task) => {
+                task = None;
+                match status {
+                    Ok(status) => Some(Input::Exited(Exit::from_status(status))),
+                    Err(err) => {
+                        tracing::error!(error = %err, "waiting for the task failed");
+                        Some(Input::Exited(Exit::Code(-1)))
+                    }
+                }
+            },
+            () = sleep_until(deadline) => Some(Input::Tick),
+            () = terminated(&mut sigterm) => {
+                tracing::info!("received SIGTERM; shutting down");
+                Some(Input::Shutdown)
+            },
+        };
+        let Some(input) = input else { continue };
+        let mut actions: VecDeque<Action> = core.handle(input, Instant::now()).into();
+        let mut stop = false;
+        while let Some(action) = actions.pop_front() {
+            match action {
+                Action::Send(status) => {
+                    let (task_id, state) = (status.task_id.clone(), status.state);
+                    match executor.send_status(*status).await {
+                        Ok(uuid) => {
+                            tracing::info!(task_id = %task_id, state = %state, uuid = %uuid, "sent a status update")
+                        }
+                        Err(err) => {
+                            tracing::warn!(task_id = %task_id, state = %state, error = %err, "sending a status update failed")
+                        }
+                    }
+                }
+                Action::Spawn(info) => {
+                    let Some(command_info) = info.command.as_ref() else {
+                        continue;
+                    };
+                    let next = match command::spawn(command_info, cwd.as_deref()) {
+                        Ok(child) => {
+                            let pid = child.id().unwrap_or_default();
+                            tracing::info!(task_id = %info.task_id, pid, "started the task's process");
+                            task = Some(Task { child, pid });
+                            Input::Spawned
+                        }
+                        Err(error) => {
+                            tracing::error!(task_id = %info.task_id, error = %error, "starting the task's process failed");
+                            Input::SpawnFailed(error)
+                        }
+                    };
+                    actions.extend(core.handle(next, Instant::now()));
+                }
+                Action::Signal(sig) => {
+                    if let Some(task) = &task {
+                        if let Err(err) = command::signal_group(task.pid, sig) {
+                            tracing::warn!(pid = task.pid, signal = ?sig, error = %err, "signalling the task failed");
+                        } else {
+                            tracing::info!(pid = task.pid, signal = ?sig, "signalled the task's process group");
+                        }
+                    }
+                }
+                Action::Exit => stop = true,
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+
+    if let Some(mut task) = task {
+        // Stopping with the task still running (the agent is gone, or the executor was
+        // told to stop before the task ended): it must not outlive the executor.
+        let _ = command::signal_group(task.pid, crate::core::Signal::Kill);
+        if tokio::time::timeout(REAP_TIMEOUT, task.child.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(pid = task.pid, "the killed task did not exit in time");
+        }
+    }
+    tracing::info!(
+        unacknowledged = executor.unacknowledged(),
+        "the command executor is exiting"
+    );
+    Ok(())
+}
+
+async fn wait(task: &mut Option<Task>) -> std::io::Result<std::process::ExitStatus> {
+    match task {
+        Some(task) => task.child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn terminated(sigterm: &mut Option<tokio::signal::unix::Signal>) {
+    if let Some(sigterm) = sigterm {
+        if sigterm.recv().await.is_some() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(event: serde_json::Value, expected: Option<Input>) {
+        let parsed = Event::from_value(event.clone()).expect("a valid event");
+        assert_eq!(input_for(parsed), expected, "{event}");
+    }
+
+    fn subscribed(capabilities: serde_json::Value) -> serde_json::Value {
+        json!({"type": "SUBSCRIBED", "subscribed": {
+            "executor_info": {"executor_id": {"value": "t1"}},
+            "framework_info": {"user": "u", "name": "n", "id": {"value": "f1"}, "capabilities": capabilities},
+            "agent_info": {"hostname": "h"}}})
+    }
+
+    #[test]
+    fn events_to_inputs() {
+        check(
+            subscribed(json!([])),
+            Some(Input::Subscribed {
+                task_killing_state: false,
+            }),
+        );
+        check(
+            subscribed(json!([{"type": "PARTITION_AWARE"}, {"type": "TASK_KILLING_STATE"}])),
+            Some(Input::Subscribed {
+                task_killing_state: true,
+            }),
+        );
+        check(
+            json!({"type": "KILL", "kill": {"task_id": {"value": "t1"}}}),
+            Some(Input::Kill {
+                task_id: "t1".into(),
+                kill_policy: None,
+            }),
+        );
+        check(
+            json!({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": [
+                {"name": "a", "task_id": {"value": "a"}, "agent_id": {"value": "s"}},
+                {"name": "b", "task_id": {"value": "b"}, "agent_id": {"value": "s"}}]}}}),
+            Some(Input::LaunchGroup(vec!["a".into(), "b".into()])),
+        );
+        check(json!({"type": "SHUTDOWN"}), Some(Input::Shutdown));
+        check(json!({"type": "HEARTBEAT"}), None);
+        check(json!({"type": "ERROR", "error": {"message": "boom"}}), None);
+        check(
+            json!({"type": "MESSAGE", "message": {"data": "aGk="}}),
+            None,
+        );
+        check(
+            json!({"type": "ACKNOWLEDGED", "acknowledged": {"task_id": {"value": "t1"}, "uuid": "x"}}),
+            None,
+        );
+        check(json!({"type": "SOMETHING_NEW"}), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! How the command executor reports the end of its task (reference §2, "Exit"): the
+//! terminal state, reason and message for an exit code or a signal, given why (if at
+//! all) the executor was killing the task.
+
+use crate::core::KillCause;
+use mantle_api::{Reason, TaskState};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// How the task's process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status code.
+    Code(i32),
+    /// A signal with this number terminated it.
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn from_status(status: ExitStatus) -> Exit {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            // `wait` only reports processes that exited or were killed, so this is
+            // unreachable in practice; report it as a failure rather than guess.
+            (None, None) => Exit::Code(-1),
+        }
+    }
+}
+
+/// The Mesos message for an exit: `Command exited with status N` or
+/// `Command terminated with signal SIGNAME`.
+pub fn describe(exit: Exit) -> String {
+    match exit {
+        Exit::Code(code) => format!("Command exited with status {code}"),
+        Exit::Signal(signal) => match signal_name(signal) {
+            Some(name) => format!("Command terminated with signal {name}"),
+            None => format!("Command terminated with signal {signal}"),
+        },
+    }
+}
+
+/// The terminal state and reason of a task whose process ended: a kill the executor
+/// started makes it TASK_KILLED whatever the exit (the process may have exited on its own
+/// just before the signal), except that a kill for exceeding `max_completion_time` is a
+/// failure; otherwise only status 0 is TASK_FINISHED.
+pub fn terminal_state(exit: Exit, kill: Option<KillCause>) -> (TaskState, Option<Reason>) {
+    match kill {
+        Some(KillCause::MaxCompletionTime) => {
+            (TaskState::Failed, Some(Reason::MaxCompletionTimeReached))
+        }
+        Some(KillCause::Requested | KillCause::Shutdown) => (TaskState::Killed, None),
+        None if exit == Exit::Code(0) => (TaskState::Finished, None),
+        None => (TaskState::Failed, None),
+    }
+}
+
+/// The conventional name of a Linux signal number.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGSYS => "SIGSYS",
+        _ => return None,
+    };
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(exit: Exit, kill: Option<KillCause>, expected: (TaskState, Option<Reason>, &str)) {
+        let (state, reason) = terminal_state(exit, kill);
+        assert_eq!(
+            (state, reason, describe(exit).as_str()),
+            expected,
+            "{exit:?} with kill {kill:?}"
+        );
+    }
+
+    #[test]
+    fn exits() {
+        use KillCause::*;
+        use TaskState::*;
+        check(
+            Exit::Code(0),
+            None,
+            (Finished, None, "Command exited with status 0"),
+        );
+        check(
+            Exit::Code(3),
+            None,
+            (Failed, None, "Command exited with status 3"),
+        );
+        check(
+            Exit::Code(127),
+            None,
+            (Failed, None, "Command exited with status 127"),
+        );
+        check(
+            Exit::Signal(libc::SIGSEGV),
+            None,
+            (Failed, None, "Command terminated with signal SIGSEGV"),
+        );
+        check(
+            Exit::Signal(libc::SIGKILL),
+            None,
+            (Failed, None, "Command terminated with signal SIGKILL"),
+        );
+        check(
+            Exit::Signal(64),
+            None,
+            (Failed, None, "Command terminated with signal 64"),
+        );
+        check(
+            Exit::Signal(libc::SIGTERM),
+            Some(Requested),
+            (Killed, None, "Command terminated with signal SIGTERM"),
+        );
+        check(
+            Exit::Signal(libc::SIGKILL),
+            Some(Shutdown),
+            (Killed, None, "Command terminated with signal SIGKILL"),
+        );
+        check(
+            Exit::Code(0),
+            Some(Requested),
+            (Killed, None, "Command exited with status 0"),
+        );
+        check(
+            Exit::Code(143),
+            Some(Requested),
+            (Killed, None, "Command exited with status 143"),
+        );
+        check(
+            Exit::Signal(libc::SIGTERM),
+            Some(MaxCompletionTime),
+            (
+                Failed,
+                Some(Reason::MaxCompletionTimeReached),
+                "Command terminated with signal SIGTERM",
+            ),
+        );
+        check(
+            Exit::Code(0),
+            Some(MaxCompletionTime),
+            (
+                Failed,
+                Some(Reason::MaxCompletionTimeReached),
+                "Command exited with status 0",
+            ),
+        );
+    }
+
+    #[test]
+    fn wait_statuses() {
+        let check = |raw: i32, expected: Exit| {
+            assert_eq!(
+                Exit::from_status(ExitStatus::from_raw(raw)),
+                expected,
+                "{raw:#x}"
+            )
+        };
+        check(0, Exit::Code(0));
+        check(3 << 8, Exit::Code(3));
+        check(255 << 8, Exit::Code(255));
+        check(libc::SIGSEGV, Exit::Signal(libc::SIGSEGV));
+        check(libc::SIGKILL | 0x80, Exit::Signal(libc::SIGKILL));
+    }
+}
