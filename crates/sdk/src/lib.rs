@@ -2,6 +2,8 @@
 //! executor client for executors, on a small shared HTTP layer that reads RecordIO
 //! event streams.
 
+pub mod executor;
 pub mod http;
+pub mod scheduler;
 
 pub use http::{ClientError, HttpClient, RecordStream};
