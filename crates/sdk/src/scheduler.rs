@@ -72,6 +72,9 @@ impl Default for SubscribeOptions {
 }
 
 /// What the framework sees on its event stream.
+// Events are moved through a channel one at a time; boxing the common case to shrink the
+// rare ones would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum SchedulerEvent {
     /// A subscription (the first or a later one) was accepted. `master` is the
@@ -160,7 +163,7 @@ struct Subscription {
 }
 
 enum Outcome {
-    Subscribed(Subscription),
+    Subscribed(Box<Subscription>),
     /// The master answered the SUBSCRIBE with an ERROR event.
     Refused(String),
 }
@@ -200,7 +203,7 @@ impl Scheduler {
             phase,
         });
         let subscription = match subscribe_with_retries(&shared, false).await? {
-            Outcome::Subscribed(subscription) => subscription,
+            Outcome::Subscribed(subscription) => *subscription,
             Outcome::Refused(message) => {
                 return Err(ClientError::Request(format!(
                     "the master refused the subscription: {message}"
@@ -656,11 +659,11 @@ async fn subscribe_once(shared: &Shared, attempt: usize) -> Result<Outcome, Clie
         state.leader = master.clone();
     }
     tracing::info!(framework_id = %subscribed.framework_id, master = %master, "subscribed");
-    Ok(Outcome::Subscribed(Subscription {
+    Ok(Outcome::Subscribed(Box::new(Subscription {
         master,
         stream,
         subscribed,
-    }))
+    })))
 }
 
 /// Why [`pump`] stopped.
@@ -746,7 +749,7 @@ async fn read_events(
         };
         match outcome {
             Ok(Outcome::Subscribed(next)) => {
-                subscription = next;
+                subscription = *next;
                 for event in connected_events(&subscription) {
                     if tx.send(event).await.is_err() {
                         return;
