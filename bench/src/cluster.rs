@@ -18,7 +18,12 @@ fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
-            return Ok(line.rsplit("http://").next().unwrap_or_default().trim().to_string());
+            return Ok(line
+                .rsplit("http://")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string());
         }
         if let Some(status) = child.try_wait()? {
             bail!("daemon exited with {status}:\n{text}");
@@ -47,16 +52,41 @@ impl Cluster {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("master.log");
         let work = dir.path().join("master");
-        let mut master = spawn(mantle, &["master", "--port", "0", "--work_dir", work.to_str().unwrap_or("")], &log)?;
+        let mut master = spawn(
+            mantle,
+            &[
+                "master",
+                "--port",
+                "0",
+                "--work_dir",
+                work.to_str().unwrap_or(""),
+            ],
+            &log,
+        )?;
         let address = wait_for_address(&log, &mut master)?;
         let master_pid = master.id();
-        let mut cluster = Cluster { master: address.clone(), master_pid, children: vec![master], dir };
+        let mut cluster = Cluster {
+            master: address.clone(),
+            master_pid,
+            children: vec![master],
+            dir,
+        };
         for index in 0..agents {
             let log = cluster.dir.path().join(format!("agent-{index}.log"));
             let work = cluster.dir.path().join(format!("agent-{index}"));
             let mut agent = spawn(
                 mantle,
-                &["agent", "--master", &address, "--port", "0", "--work_dir", work.to_str().unwrap_or(""), "--resources", resources],
+                &[
+                    "agent",
+                    "--master",
+                    &address,
+                    "--port",
+                    "0",
+                    "--work_dir",
+                    work.to_str().unwrap_or(""),
+                    "--resources",
+                    resources,
+                ],
                 &log,
             )?;
             wait_for_address(&log, &mut agent)?;

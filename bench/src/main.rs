@@ -57,8 +57,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.bench {
-        Bench::Launch { tasks, agents, task_cpus, agent_resources, timeout } => {
-            launch(&cli.mantle, tasks, agents, task_cpus, &agent_resources, Duration::from_secs(timeout)).await
+        Bench::Launch {
+            tasks,
+            agents,
+            task_cpus,
+            agent_resources,
+            timeout,
+        } => {
+            launch(
+                &cli.mantle,
+                tasks,
+                agents,
+                task_cpus,
+                &agent_resources,
+                Duration::from_secs(timeout),
+            )
+            .await
         }
     }
 }
@@ -76,9 +90,11 @@ async fn launch(
     let idle_rss = cluster.master_rss_mb()?;
     eprintln!("bench launch: {total} tasks on {agents} agents, master idle rss {idle_rss:.1} MB");
 
-    let info: FrameworkInfo = serde_json::from_value(serde_json::json!({"user": "root", "name": "bench-launch"}))?;
+    let info: FrameworkInfo =
+        serde_json::from_value(serde_json::json!({"user": "root", "name": "bench-launch"}))?;
     let (scheduler, mut events) = Scheduler::subscribe(&cluster.master, info).await?;
-    let task_resources = Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*").map_err(anyhow::Error::msg)?;
+    let task_resources = Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*")
+        .map_err(anyhow::Error::msg)?;
     let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
     let mut latencies_ms: Vec<f64> = Vec::with_capacity(total);
     let mut launched = 0usize;
@@ -97,7 +113,8 @@ async fn launch(
         match event {
             Event::Offers(offers) => {
                 for offer in offers.offers {
-                    let mut available = Resources::from_wire("offer", &offer.resources).map_err(anyhow::Error::msg)?;
+                    let mut available = Resources::from_wire("offer", &offer.resources)
+                        .map_err(anyhow::Error::msg)?;
                     let mut batch = Vec::new();
                     while launched < total && available.contains(&task_resources) {
                         available.subtract(&task_resources);
@@ -109,14 +126,29 @@ async fn launch(
                         }))?);
                     }
                     if batch.is_empty() {
-                        scheduler.decline(vec![offer.id], Some(Filters { refuse_seconds: 1.0 })).await?;
+                        scheduler
+                            .decline(
+                                vec![offer.id],
+                                Some(Filters {
+                                    refuse_seconds: 1.0,
+                                }),
+                            )
+                            .await?;
                         continue;
                     }
                     let now = Instant::now();
                     for task in &batch {
                         accepted_at.insert(task.task_id.clone(), now);
                     }
-                    scheduler.launch(offer.id, batch, Some(Filters { refuse_seconds: 0.0 })).await?;
+                    scheduler
+                        .launch(
+                            offer.id,
+                            batch,
+                            Some(Filters {
+                                refuse_seconds: 0.0,
+                            }),
+                        )
+                        .await?;
                 }
             }
             Event::Update(update) => {
@@ -130,7 +162,11 @@ async fn launch(
                     }
                     TaskState::Finished => finished += 1,
                     state if state.is_terminal() => {
-                        bail!("task {} ended {state}: {:?}", status.task_id, status.message)
+                        bail!(
+                            "task {} ended {state}: {:?}",
+                            status.task_id,
+                            status.message
+                        )
                     }
                     _ => {}
                 }

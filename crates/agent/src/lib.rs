@@ -1,1 +1,161 @@
-//! placeholder
+//! The Mantle agent: registers with the master, runs executors for its tasks in
+//! sandboxes, serves the executor API, and reports status updates reliably.
+//!
+//! Code map: [`core`] is the pure state machine (with the status update manager in
+//! `core::updates`); [`event_loop`] owns it and carries out its actions; [`launcher`]
+//! starts and kills executor processes; [`master_link`] talks to the master;
+//! [`http`] and [`executor_api`] serve HTTP; [`state`] renders `/state`; [`config`] and
+//! [`detect`] turn flags into settings; [`sandbox`] holds the work_dir layout and the
+//! executor environment.
+
+pub mod config;
+pub mod core;
+pub mod detect;
+pub mod error;
+mod event_loop;
+pub mod executor_api;
+mod http;
+pub mod launcher;
+mod master_link;
+pub mod sandbox;
+pub mod state;
+
+pub use config::AgentConfig;
+pub use error::AgentError;
+
+use crate::core::{Core, CoreConfig};
+use crate::event_loop::EventLoop;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// A running agent.
+pub struct AgentHandle {
+    address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    event_loop: Option<JoinHandle<()>>,
+    server: JoinHandle<()>,
+    master_link: JoinHandle<()>,
+}
+
+impl AgentHandle {
+    /// The address the agent's HTTP server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the agent: its executors are killed, its server and master link end.
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(event_loop) = self.event_loop.take() {
+            let _ = event_loop.await;
+        }
+        self.master_link.abort();
+        self.server.abort();
+        let _ = (&mut self.master_link).await;
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.master_link.abort();
+        self.server.abort();
+    }
+}
+
+/// Validates the configuration, binds the HTTP server and starts the agent.
+pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
+    let settings = config::validate(&config)?;
+    let bind = SocketAddr::from((settings.ip, settings.port));
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| AgentError::Bind {
+            address: bind,
+            source,
+        })?;
+    let address = listener.local_addr()?;
+    let start_time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let core = Core::new(CoreConfig {
+        hostname: settings.hostname.clone(),
+        ip: settings.ip,
+        port: address.port(),
+        resources: settings.resources.clone(),
+        attributes: settings.attributes.clone(),
+        work_dir: settings.work_dir.clone(),
+        launcher: settings.launcher.clone(),
+        executor_registration_timeout: settings.executor_registration_timeout,
+        executor_shutdown_grace_period: settings.executor_shutdown_grace_period,
+        flags: settings.flags.clone(),
+        start_time,
+        seed: rand::random(),
+    });
+    tracing::info!(
+        address = %address,
+        master = %settings.master,
+        work_dir = %settings.work_dir.display(),
+        resources = %settings.resources.to_text(),
+        "starting agent"
+    );
+
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(crate::state::state_json(&core)));
+    let event_loop = EventLoop::new(
+        core,
+        commands_rx,
+        commands_tx.clone(),
+        calls_tx,
+        snapshot_tx,
+        settings.work_dir.clone(),
+    );
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let event_loop = tokio::spawn(event_loop.run(shutdown_rx));
+
+    let app = http::AppState {
+        commands: commands_tx.clone(),
+        snapshot: snapshot_rx,
+        next_stream: Arc::new(AtomicU64::new(1)),
+    };
+    let server = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, http::service(app)).await {
+            tracing::error!(error = %err, "agent http server failed");
+        }
+    });
+    let master_link = tokio::spawn(master_link::run(
+        settings.master.clone(),
+        commands_tx,
+        calls_rx,
+    ));
+    Ok(AgentHandle {
+        address,
+        shutdown: Some(shutdown_tx),
+        event_loop: Some(event_loop),
+        server,
+        master_link,
+    })
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = start(config).await?;
+    shutdown.await;
+    tracing::info!("agent shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

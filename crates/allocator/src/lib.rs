@@ -107,7 +107,9 @@ struct FrameworkEntry {
 
 impl FrameworkEntry {
     fn filtered(&mut self, agent: &AgentId, available: &Resources, now: f64) -> bool {
-        let Some(filters) = self.filters.get_mut(agent) else { return false };
+        let Some(filters) = self.filters.get_mut(agent) else {
+            return false;
+        };
         filters.retain(|f| f.expires > now);
         let blocked = filters.iter().any(|f| f.resources.contains(available));
         if filters.is_empty() {
@@ -132,7 +134,10 @@ const SHARE_KINDS: [&str; 4] = ["cpus", "mem", "disk", "gpus"];
 
 impl FairAllocator {
     pub fn new(min_allocatable: MinAllocatable) -> Self {
-        FairAllocator { min_allocatable, ..Default::default() }
+        FairAllocator {
+            min_allocatable,
+            ..Default::default()
+        }
     }
 
     fn share(&self, allocated: &Resources) -> f64 {
@@ -151,7 +156,9 @@ impl FairAllocator {
 
     /// The framework's dominant share, for display.
     pub fn dominant_share(&self, framework: &FrameworkId) -> f64 {
-        self.frameworks.get(framework).map_or(0.0, |f| self.share(&f.allocated))
+        self.frameworks
+            .get(framework)
+            .map_or(0.0, |f| self.share(&f.allocated))
     }
 }
 
@@ -166,7 +173,14 @@ impl Allocator for FairAllocator {
                 f.allocated.add(resources);
             }
         }
-        self.agents.insert(agent.clone(), AgentEntry { total, allocated, active: true });
+        self.agents.insert(
+            agent.clone(),
+            AgentEntry {
+                total,
+                allocated,
+                active: true,
+            },
+        );
     }
 
     fn remove_agent(&mut self, agent: &AgentId) {
@@ -231,13 +245,15 @@ impl Allocator for FairAllocator {
         if let Some(a) = self.agents.get_mut(agent) {
             a.allocated.subtract(resources);
         }
-        let Some(f) = self.frameworks.get_mut(framework) else { return };
+        let Some(f) = self.frameworks.get_mut(framework) else {
+            return;
+        };
         f.allocated.subtract(resources);
         if let Some(seconds) = refuse_seconds.filter(|s| *s > 0.0 && !resources.is_empty()) {
-            f.filters
-                .entry(agent.clone())
-                .or_default()
-                .push(Filter { resources: resources.clone(), expires: now + seconds });
+            f.filters.entry(agent.clone()).or_default().push(Filter {
+                resources: resources.clone(),
+                expires: now + seconds,
+            });
         }
     }
 
@@ -246,13 +262,22 @@ impl Allocator for FairAllocator {
         let mut out = Vec::new();
         // Rotate the starting agent each cycle so no agent is always served first.
         let agent_ids: Vec<AgentId> = self.agents.keys().cloned().collect();
-        let start = if agent_ids.is_empty() { 0 } else { (self.cycle as usize) % agent_ids.len() };
+        let start = if agent_ids.is_empty() {
+            0
+        } else {
+            (self.cycle as usize) % agent_ids.len()
+        };
         for agent_id in agent_ids[start..].iter().chain(agent_ids[..start].iter()) {
-            let Some(agent) = self.agents.get(agent_id) else { continue };
+            let Some(agent) = self.agents.get(agent_id) else {
+                continue;
+            };
             if !agent.active {
                 continue;
             }
-            let available = agent.total.minus(&agent.allocated).without("ephemeral_ports");
+            let available = agent
+                .total
+                .minus(&agent.allocated)
+                .without("ephemeral_ports");
             if available.is_empty() || !self.min_allocatable.admits(&available) {
                 continue;
             }
@@ -264,14 +289,25 @@ impl Allocator for FairAllocator {
                 .collect();
             candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             for (_, _, framework_id) in candidates {
-                let entry = self.frameworks.get_mut(&framework_id).expect("listed above");
+                let entry = self
+                    .frameworks
+                    .get_mut(&framework_id)
+                    .expect("listed above");
                 if entry.filtered(agent_id, &available, now) {
                     continue;
                 }
                 entry.allocated.add(&available);
                 entry.allocations += 1;
-                self.agents.get_mut(agent_id).expect("listed above").allocated.add(&available);
-                out.push(Allocation { framework: framework_id, agent: agent_id.clone(), resources: available });
+                self.agents
+                    .get_mut(agent_id)
+                    .expect("listed above")
+                    .allocated
+                    .add(&available);
+                out.push(Allocation {
+                    framework: framework_id,
+                    agent: agent_id.clone(),
+                    resources: available,
+                });
                 break;
             }
         }
@@ -318,7 +354,10 @@ mod tests {
         let mut alloc = setup(&["a1", "a2"], &["f1", "f2"]);
         let got = summary(&alloc.allocate(0.0));
         assert_eq!(got.len(), 2);
-        assert!(got.contains(&"f1@a1=cpus:4;mem:1024".to_string()) || got.contains(&"f1@a2=cpus:4;mem:1024".to_string()));
+        assert!(
+            got.contains(&"f1@a1=cpus:4;mem:1024".to_string())
+                || got.contains(&"f1@a2=cpus:4;mem:1024".to_string())
+        );
         assert!(got.iter().any(|g| g.starts_with("f2@")));
         // Nothing left to offer.
         assert!(alloc.allocate(0.0).is_empty());
@@ -392,7 +431,11 @@ mod tests {
     #[test]
     fn min_allocatable() {
         let check = |min: &str, available: &str, want: bool| {
-            assert_eq!(MinAllocatable::parse(min).unwrap().admits(&res(available)), want, "{min} {available}")
+            assert_eq!(
+                MinAllocatable::parse(min).unwrap().admits(&res(available)),
+                want,
+                "{min} {available}"
+            )
         };
         check("cpus:0.01|mem:32", "cpus:0.01", true);
         check("cpus:0.01|mem:32", "mem:31", false);
@@ -401,7 +444,10 @@ mod tests {
         check("", "disk:1", true);
         let mut alloc = setup(&["a1"], &["f1"]);
         alloc.add_used(&fw("x"), &ag("a1"), &res("cpus:3.995;mem:1000"));
-        assert!(alloc.allocate(0.0).is_empty(), "0.005 cpus and 24 MB is below the minimum");
+        assert!(
+            alloc.allocate(0.0).is_empty(),
+            "0.005 cpus and 24 MB is below the minimum"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ const UNITS: [(&str, f64); 8] = [
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')
+        })
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
@@ -28,7 +30,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .iter()
         .find(|(name, _)| *name == unit)
         .map(|(_, scale)| *scale)
-        .ok_or_else(|| format!("'{text}' needs a unit: ns, us, ms, secs, mins, hrs, days or weeks"))?;
+        .ok_or_else(|| {
+            format!("'{text}' needs a unit: ns, us, ms, secs, mins, hrs, days or weeks")
+        })?;
     let seconds = value * scale;
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("'{text}' must be a non-negative duration"));

@@ -71,31 +71,48 @@ impl Call {
             None => Err(ApiError::bad_request("expecting 'type' to be present")),
             Some("SUBSCRIBE") => Ok(CallBody::Subscribe(self.subscribe.unwrap_or_default())),
             Some("UPDATE") => {
-                let status = self.update.ok_or_else(|| missing("update", "UPDATE"))?.status;
+                let status = self
+                    .update
+                    .ok_or_else(|| missing("update", "UPDATE"))?
+                    .status;
                 let Some(uuid) = &status.uuid else {
-                    return Err(ApiError::bad_request("'update.status.uuid' must be present"));
+                    return Err(ApiError::bad_request(
+                        "'update.status.uuid' must be present",
+                    ));
                 };
                 validate_status_uuid("update.status.uuid", uuid).map_err(ApiError::bad_request)?;
                 if status.state == TaskState::Staging {
-                    return Err(ApiError::bad_request("'update.status.state' must not be TASK_STAGING"));
+                    return Err(ApiError::bad_request(
+                        "'update.status.state' must not be TASK_STAGING",
+                    ));
                 }
                 if status.source.is_some_and(|s| s != Source::Executor) {
-                    return Err(ApiError::bad_request("'update.status.source' must be SOURCE_EXECUTOR"));
+                    return Err(ApiError::bad_request(
+                        "'update.status.source' must be SOURCE_EXECUTOR",
+                    ));
                 }
-                if status.executor_id.as_ref().is_some_and(|e| e != &self.executor_id) {
+                if status
+                    .executor_id
+                    .as_ref()
+                    .is_some_and(|e| e != &self.executor_id)
+                {
                     return Err(ApiError::bad_request(
                         "'update.status.executor_id' does not match the call's 'executor_id'",
                     ));
                 }
                 Ok(CallBody::Update(status))
             }
-            Some("MESSAGE") => Ok(CallBody::Message(self.message.ok_or_else(|| missing("message", "MESSAGE"))?)),
+            Some("MESSAGE") => Ok(CallBody::Message(
+                self.message.ok_or_else(|| missing("message", "MESSAGE"))?,
+            )),
             Some("HEARTBEAT") => Ok(CallBody::Heartbeat),
             Some("UNKNOWN") => Err(ApiError::new(
                 crate::ErrorKind::NotImplemented,
                 "received an unexpected 'UNKNOWN' call",
             )),
-            Some(other) => Err(ApiError::bad_request(format!("unknown call type '{other}' in field 'type'"))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "unknown call type '{other}' in field 'type'"
+            ))),
         }
     }
 }
@@ -173,8 +190,17 @@ impl Event {
     }
 
     pub fn from_value(value: Value) -> Result<Event, String> {
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let body = |key: &str| value.get(key).cloned().ok_or(format!("event {kind} has no '{key}'"));
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let body = |key: &str| {
+            value
+                .get(key)
+                .cloned()
+                .ok_or(format!("event {kind} has no '{key}'"))
+        };
         fn parse<T: serde::de::DeserializeOwned>(v: Value, kind: &str) -> Result<T, String> {
             serde_json::from_value(v).map_err(|e| format!("event {kind}: {e}"))
         }
@@ -206,7 +232,9 @@ mod tests {
                 "timestamp": 17, "uuid": "AAAAAAAAAAAAAAAAAAAAAA==", "source": "SOURCE_EXECUTOR"}}
         }))
         .unwrap();
-        let CallBody::Update(status) = call.into_body().unwrap() else { panic!() };
+        let CallBody::Update(status) = call.into_body().unwrap() else {
+            panic!()
+        };
         assert_eq!(status.state, TaskState::Running);
     }
 
@@ -229,8 +257,14 @@ mod tests {
 
     #[test]
     fn acknowledged_shape() {
-        let e = Event::Acknowledged(Acknowledged { task_id: TaskId::new("t"), uuid: "u".into() });
-        assert_eq!(e.to_value(), json!({"type":"ACKNOWLEDGED","acknowledged":{"task_id":{"value":"t"},"uuid":"u"}}));
+        let e = Event::Acknowledged(Acknowledged {
+            task_id: TaskId::new("t"),
+            uuid: "u".into(),
+        });
+        assert_eq!(
+            e.to_value(),
+            json!({"type":"ACKNOWLEDGED","acknowledged":{"task_id":{"value":"t"},"uuid":"u"}})
+        );
         assert_eq!(Event::Shutdown.to_value(), json!({"type":"SHUTDOWN"}));
     }
 }

@@ -59,11 +59,12 @@ pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Num::deserialize(d)? {
         Num::N(n) => Ok(n),
         Num::F(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
-        Num::F(f) => Err(serde::de::Error::custom(format!("expected an unsigned integer, got {f}"))),
-        Num::S(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("expected an unsigned integer, got {s:?}"))),
+        Num::F(f) => Err(serde::de::Error::custom(format!(
+            "expected an unsigned integer, got {f}"
+        ))),
+        Num::S(s) => s.trim().parse().map_err(|_| {
+            serde::de::Error::custom(format!("expected an unsigned integer, got {s:?}"))
+        }),
     }
 }
 
@@ -104,7 +105,6 @@ where
     let raw = Option::<serde_json::Value>::deserialize(d)?;
     Ok(raw.and_then(|v| serde_json::from_value(v).ok()))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,9 @@ pub struct DurationInfo {
 
 impl DurationInfo {
     pub fn from_secs_f64(secs: f64) -> Self {
-        Self { nanoseconds: (secs * 1e9) as i64 }
+        Self {
+            nanoseconds: (secs * 1e9) as i64,
+        }
     }
     pub fn as_secs_f64(&self) -> f64 {
         self.nanoseconds as f64 / 1e9
@@ -152,7 +154,9 @@ impl Attribute {
         let mut out = Vec::new();
         for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((name, value)) = item.split_once(':') else {
-                return Err(format!("attributes: '{item}' is not of the form name:value"));
+                return Err(format!(
+                    "attributes: '{item}' is not of the form name:value"
+                ));
             };
             let (name, value) = (name.trim(), value.trim());
             let mut attr = Attribute {
@@ -182,7 +186,9 @@ impl Attribute {
                 let item = inner.split(',').map(|s| s.trim().to_string()).collect();
                 attr.set = Some(ValueSet { item });
             } else {
-                attr.text = Some(Text { value: value.to_string() });
+                attr.text = Some(Text {
+                    value: value.to_string(),
+                });
             }
             out.push(attr);
         }
@@ -198,7 +204,11 @@ impl Attribute {
             return Value::from(t.value.clone());
         }
         if let Some(r) = &self.ranges {
-            let parts: Vec<String> = r.range.iter().map(|r| format!("{}-{}", r.begin, r.end)).collect();
+            let parts: Vec<String> = r
+                .range
+                .iter()
+                .map(|r| format!("{}-{}", r.begin, r.end))
+                .collect();
             return Value::from(format!("[{}]", parts.join(", ")));
         }
         if let Some(s) = &self.set {
@@ -520,9 +530,17 @@ pub struct TaskStatus {
     pub state: TaskState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(default, deserialize_with = "lenient_enum", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_enum",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source: Option<Source>,
-    #[serde(default, deserialize_with = "lenient_enum", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_enum",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reason: Option<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
@@ -530,7 +548,11 @@ pub struct TaskStatus {
     pub agent_id: Option<AgentId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor_id: Option<ExecutorId>,
-    #[serde(default, deserialize_with = "lenient_opt_f64", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_opt_f64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timestamp: Option<f64>,
     /// Base64 of 16 raw bytes; absent on master-generated updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -596,7 +618,9 @@ pub struct Filters {
 
 impl Default for Filters {
     fn default() -> Self {
-        Filters { refuse_seconds: default_refuse_seconds() }
+        Filters {
+            refuse_seconds: default_refuse_seconds(),
+        }
     }
 }
 
@@ -693,7 +717,6 @@ pub(crate) fn tagged<B: Serialize>(kind: &str, body: Option<&B>) -> Value {
     Value::Object(map)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,7 +724,8 @@ mod tests {
 
     #[test]
     fn framework_info_emits_defaults() {
-        let info: FrameworkInfo = serde_json::from_value(json!({"user": "u", "name": "n"})).unwrap();
+        let info: FrameworkInfo =
+            serde_json::from_value(json!({"user": "u", "name": "n"})).unwrap();
         assert_eq!(
             serde_json::to_value(&info).unwrap(),
             json!({"user":"u","name":"n","failover_timeout":0.0,"checkpoint":false})
@@ -712,7 +736,10 @@ mod tests {
     fn command_info_defaults_shell_true() {
         let cmd: CommandInfo = serde_json::from_value(json!({"value": "echo hi"})).unwrap();
         assert!(cmd.shell);
-        assert_eq!(serde_json::to_value(&cmd).unwrap(), json!({"shell":true,"value":"echo hi"}));
+        assert_eq!(
+            serde_json::to_value(&cmd).unwrap(),
+            json!({"shell":true,"value":"echo hi"})
+        );
     }
 
     #[test]
@@ -726,7 +753,10 @@ mod tests {
         assert_eq!(status.reason, None);
         assert_eq!(status.source, Some(Source::Executor));
         assert_eq!(status.timestamp, Some(12.5));
-        assert!(serde_json::from_value::<TaskStatus>(json!({"task_id":{"value":"t"},"state":"NOPE"})).is_err());
+        assert!(serde_json::from_value::<TaskStatus>(
+            json!({"task_id":{"value":"t"},"state":"NOPE"})
+        )
+        .is_err());
     }
 
     #[test]
@@ -734,7 +764,11 @@ mod tests {
         let f: Filters = serde_json::from_value(json!({})).unwrap();
         assert_eq!(f.refuse_seconds, 5.0);
         let check = |v: f64, want: f64| {
-            assert_eq!(Filters { refuse_seconds: v }.effective_refuse_seconds(), want, "{v}")
+            assert_eq!(
+                Filters { refuse_seconds: v }.effective_refuse_seconds(),
+                want,
+                "{v}"
+            )
         };
         check(30.0, 30.0);
         check(-1.0, 5.0);
@@ -747,7 +781,10 @@ mod tests {
     fn attributes() {
         let attrs = Attribute::parse_list("rack:r1;zone:2;ports:[1-2];s:{a,b}").unwrap();
         let values: Vec<Value> = attrs.iter().map(Attribute::legacy_value).collect();
-        assert_eq!(values, vec![json!("r1"), json!(2.0), json!("[1-2]"), json!("{a, b}")]);
+        assert_eq!(
+            values,
+            vec![json!("r1"), json!(2.0), json!("[1-2]"), json!("{a, b}")]
+        );
         assert_eq!(
             serde_json::to_value(&attrs[0]).unwrap(),
             json!({"name":"rack","type":"TEXT","text":{"value":"r1"}})

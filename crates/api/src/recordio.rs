@@ -35,7 +35,10 @@ impl Default for Decoder {
 
 impl Decoder {
     pub fn new(max_record: u64) -> Self {
-        Self { buffer: BytesMut::new(), max_record }
+        Self {
+            buffer: BytesMut::new(),
+            max_record,
+        }
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
@@ -55,7 +58,11 @@ impl Decoder {
         let text = std::str::from_utf8(header).unwrap_or("");
         let length: u64 = match text.parse() {
             Ok(n) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(RecordIoError::BadLength(String::from_utf8_lossy(header).into_owned())),
+            _ => {
+                return Err(RecordIoError::BadLength(
+                    String::from_utf8_lossy(header).into_owned(),
+                ))
+            }
         };
         if length > self.max_record {
             return Err(RecordIoError::TooLarge(length, self.max_record));

@@ -89,7 +89,10 @@ impl Resource {
     }
 
     pub fn ranges(name: &str, ranges: &[(u64, u64)]) -> Self {
-        let range = ranges.iter().map(|&(begin, end)| Range { begin, end }).collect();
+        let range = ranges
+            .iter()
+            .map(|&(begin, end)| Range { begin, end })
+            .collect();
         Self::bare(name, ValueType::Ranges, None, Some(Ranges { range }), None)
     }
 
@@ -232,7 +235,10 @@ impl Resources {
             let quantity = match r.kind {
                 ValueType::Scalar => {
                     let Some(s) = r.scalar else {
-                        return Err(format!("{at}: SCALAR resource '{}' has no 'scalar'", r.name));
+                        return Err(format!(
+                            "{at}: SCALAR resource '{}' has no 'scalar'",
+                            r.name
+                        ));
                     };
                     if !s.value.is_finite() || s.value < 0.0 {
                         return Err(format!(
@@ -244,7 +250,10 @@ impl Resources {
                 }
                 ValueType::Ranges => {
                     let Some(ranges) = &r.ranges else {
-                        return Err(format!("{at}: RANGES resource '{}' has no 'ranges'", r.name));
+                        return Err(format!(
+                            "{at}: RANGES resource '{}' has no 'ranges'",
+                            r.name
+                        ));
                     };
                     let mut list = Vec::new();
                     for range in &ranges.range {
@@ -265,7 +274,10 @@ impl Resources {
                     Quantity::Set(set.item.iter().cloned().collect())
                 }
                 ValueType::Text => {
-                    return Err(format!("{at}: resource '{}' may not be of type TEXT", r.name))
+                    return Err(format!(
+                        "{at}: resource '{}' may not be of type TEXT",
+                        r.name
+                    ))
                 }
             };
             let key = Key {
@@ -291,7 +303,9 @@ impl Resources {
                         ValueType::Set,
                         None,
                         None,
-                        Some(ValueSet { item: items.iter().cloned().collect() }),
+                        Some(ValueSet {
+                            item: items.iter().cloned().collect(),
+                        }),
                     ),
                 };
                 r.role = Some(key.role.clone());
@@ -358,7 +372,9 @@ impl Resources {
     /// Removes `other`; quantities never go below zero.
     pub fn subtract(&mut self, other: &Resources) {
         for (key, take) in &other.entries {
-            let Some(have) = self.entries.get_mut(key) else { continue };
+            let Some(have) = self.entries.get_mut(key) else {
+                continue;
+            };
             match (have, take) {
                 (Quantity::Scalar(h), Quantity::Scalar(t)) => *h = (*h - t).max(0),
                 (Quantity::Ranges(h), Quantity::Ranges(t)) => *h = ranges_subtract(h, t),
@@ -385,12 +401,15 @@ impl Resources {
 
     /// True when every quantity of `other` is available in `self`.
     pub fn contains(&self, other: &Resources) -> bool {
-        other.entries.iter().all(|(key, want)| match (self.entries.get(key), want) {
-            (Some(Quantity::Scalar(h)), Quantity::Scalar(w)) => h >= w,
-            (Some(Quantity::Ranges(h)), Quantity::Ranges(w)) => ranges_contain(h, w),
-            (Some(Quantity::Set(h)), Quantity::Set(w)) => w.is_subset(h),
-            _ => false,
-        })
+        other
+            .entries
+            .iter()
+            .all(|(key, want)| match (self.entries.get(key), want) {
+                (Some(Quantity::Scalar(h)), Quantity::Scalar(w)) => h >= w,
+                (Some(Quantity::Ranges(h)), Quantity::Ranges(w)) => ranges_contain(h, w),
+                (Some(Quantity::Set(h)), Quantity::Set(w)) => w.is_subset(h),
+                _ => false,
+            })
     }
 
     /// The sum of a scalar over all roles.
@@ -435,19 +454,28 @@ impl Resources {
                     out.insert(key.name.clone(), Value::from(self.scalar(&key.name)));
                 }
                 Quantity::Ranges(r) => ranges.entry(&key.name).or_default().extend(r),
-                Quantity::Set(s) => {
-                    sets.entry(&key.name).or_default().extend(s.iter().map(String::as_str))
-                }
+                Quantity::Set(s) => sets
+                    .entry(&key.name)
+                    .or_default()
+                    .extend(s.iter().map(String::as_str)),
             }
         }
         for (name, list) in ranges {
-            let text: Vec<String> =
-                coalesce(list).iter().map(|(b, e)| format!("{b}-{e}")).collect();
-            out.insert(name.to_string(), Value::from(format!("[{}]", text.join(", "))));
+            let text: Vec<String> = coalesce(list)
+                .iter()
+                .map(|(b, e)| format!("{b}-{e}"))
+                .collect();
+            out.insert(
+                name.to_string(),
+                Value::from(format!("[{}]", text.join(", "))),
+            );
         }
         for (name, items) in sets {
             let text: Vec<&str> = items.into_iter().collect();
-            out.insert(name.to_string(), Value::from(format!("{{{}}}", text.join(", "))));
+            out.insert(
+                name.to_string(),
+                Value::from(format!("{{{}}}", text.join(", "))),
+            );
         }
         out
     }
@@ -489,7 +517,9 @@ impl Resources {
             }
             let resource = if let Some(inner) = value.strip_prefix('[') {
                 let Some(inner) = inner.strip_suffix(']') else {
-                    return Err(format!("resources: '{value}' of '{name}' has no closing ']'"));
+                    return Err(format!(
+                        "resources: '{value}' of '{name}' has no closing ']'"
+                    ));
                 };
                 let mut list = Vec::new();
                 for part in inner.split(',').filter(|s| !s.is_empty()) {
@@ -505,9 +535,15 @@ impl Resources {
                 Resource::ranges(name, &coalesce(list))
             } else if let Some(inner) = value.strip_prefix('{') {
                 let Some(inner) = inner.strip_suffix('}') else {
-                    return Err(format!("resources: '{value}' of '{name}' has no closing '}}'"));
+                    return Err(format!(
+                        "resources: '{value}' of '{name}' has no closing '}}'"
+                    ));
                 };
-                let item = inner.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                let item = inner
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
                 Resource::bare(name, ValueType::Set, None, None, Some(ValueSet { item }))
             } else {
                 let Ok(v) = value.parse::<f64>() else {
@@ -571,7 +607,10 @@ mod tests {
     fn text_form() {
         check_parse("cpus:4;mem:1024", "cpus:4;mem:1024");
         check_parse(" cpus : 2.5 ; mem:10 ", "cpus:2.5;mem:10");
-        check_parse("ports:[31000-32000,33000-33100]", "ports:[31000-32000,33000-33100]");
+        check_parse(
+            "ports:[31000-32000,33000-33100]",
+            "ports:[31000-32000,33000-33100]",
+        );
         check_parse("ports:[5-6,1-4]", "ports:[1-6]");
         check_parse("foo:{a,b}", "foo:{a,b}");
         check_parse("cpus(ads):8;cpus:2", "cpus:2;cpus(ads):8");
@@ -597,7 +636,10 @@ mod tests {
     fn json_form() {
         let json = r#"[{"name":"cpus","type":"SCALAR","scalar":{"value":2}},
                        {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":"1","end":3}]}}]"#;
-        assert_eq!(Resources::parse_flag(json, "*").unwrap().to_text(), "cpus:2;ports:[1-3]");
+        assert_eq!(
+            Resources::parse_flag(json, "*").unwrap().to_text(),
+            "cpus:2;ports:[1-3]"
+        );
     }
 
     #[test]
@@ -606,7 +648,10 @@ mod tests {
         let b = r("cpus:1.5;mem:24;ports:[31000-31000,31500-31600]");
         assert!(a.contains(&b));
         a.subtract(&b);
-        assert_eq!(a.to_text(), "cpus:2.5;mem:1000;ports:[31001-31499,31601-32000]");
+        assert_eq!(
+            a.to_text(),
+            "cpus:2.5;mem:1000;ports:[31001-31499,31601-32000]"
+        );
         assert!(!a.contains(&b));
         a.add(&b);
         assert_eq!(a, r("cpus:4;mem:1024;ports:[31000-32000]"));
@@ -634,8 +679,12 @@ mod tests {
     }
 
     fn arb_resources() -> impl Strategy<Value = Resources> {
-        (0u32..8000, 0u32..100000, prop::collection::vec((0u64..200, 0u64..20), 0..4)).prop_map(
-            |(cpus, mem, ranges)| {
+        (
+            0u32..8000,
+            0u32..100000,
+            prop::collection::vec((0u64..200, 0u64..20), 0..4),
+        )
+            .prop_map(|(cpus, mem, ranges)| {
                 let mut out = Resources::new();
                 let mut wire = vec![
                     Resource::scalar("cpus", cpus as f64 / 1000.0),
@@ -645,8 +694,7 @@ mod tests {
                 wire.push(Resource::ranges("ports", &list));
                 out.add(&Resources::from_wire("r", &wire).unwrap());
                 out
-            },
-        )
+            })
     }
 
     proptest! {

@@ -25,7 +25,9 @@ pub fn canonical_path(path: &str, process_id: &str) -> String {
 pub fn jsonp(callback: &str, json: &[u8]) -> Option<Vec<u8>> {
     let valid = !callback.is_empty()
         && callback.len() <= 128
-        && callback.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$');
+        && callback
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$');
     if !valid {
         return None;
     }
@@ -56,7 +58,11 @@ mod tests {
         check("/", "master", "/");
         check("/mastery/x", "master", "/mastery/x");
         check("/slave(1)/state.json", "slave(1)", "/state");
-        check("/slave(1)/monitor/statistics.json", "slave(1)", "/monitor/statistics");
+        check(
+            "/slave(1)/monitor/statistics.json",
+            "slave(1)",
+            "/monitor/statistics",
+        );
         check("/api/v1/scheduler", "master", "/api/v1/scheduler");
         check("/files/read.json", "slave(1)", "/files/read");
     }
@@ -64,7 +70,10 @@ mod tests {
     #[test]
     fn jsonp_wrapping() {
         assert_eq!(jsonp("cb", b"{}").unwrap(), b"cb({});");
-        assert_eq!(jsonp("angular.callbacks._0", b"1").unwrap(), b"angular.callbacks._0(1);");
+        assert_eq!(
+            jsonp("angular.callbacks._0", b"1").unwrap(),
+            b"angular.callbacks._0(1);"
+        );
         assert!(jsonp("<script>", b"1").is_none());
         assert!(jsonp("", b"1").is_none());
     }

@@ -149,7 +149,9 @@ pub enum CallBody {
 }
 
 fn required<T>(body: Option<T>, key: &str, kind: &str) -> Result<T, ApiError> {
-    body.ok_or_else(|| ApiError::bad_request(format!("expecting '{key}' to be present for call {kind}")))
+    body.ok_or_else(|| {
+        ApiError::bad_request(format!("expecting '{key}' to be present for call {kind}"))
+    })
 }
 
 impl Call {
@@ -170,28 +172,40 @@ impl Call {
             "SUPPRESS" => CallBody::Suppress(self.suppress.unwrap_or_default()),
             "KILL" => CallBody::Kill(required(self.kill, "kill", &kind)?),
             "SHUTDOWN" => CallBody::Shutdown(required(self.shutdown, "shutdown", &kind)?),
-            "ACKNOWLEDGE" => CallBody::Acknowledge(required(self.acknowledge, "acknowledge", &kind)?),
+            "ACKNOWLEDGE" => {
+                CallBody::Acknowledge(required(self.acknowledge, "acknowledge", &kind)?)
+            }
             "ACKNOWLEDGE_OPERATION_STATUS" => CallBody::AcknowledgeOperationStatus,
             "RECONCILE" => CallBody::Reconcile(required(self.reconcile, "reconcile", &kind)?),
             "RECONCILE_OPERATIONS" => CallBody::ReconcileOperations,
             "MESSAGE" => CallBody::Message(required(self.message, "message", &kind)?),
             "REQUEST" => CallBody::Request,
-            "UPDATE_FRAMEWORK" => {
-                CallBody::UpdateFramework(required(self.update_framework, "update_framework", &kind)?)
-            }
+            "UPDATE_FRAMEWORK" => CallBody::UpdateFramework(required(
+                self.update_framework,
+                "update_framework",
+                &kind,
+            )?),
             "UNKNOWN" => {
                 return Err(ApiError::new(
                     crate::ErrorKind::NotImplemented,
                     "received an unexpected 'UNKNOWN' call",
                 ))
             }
-            other => return Err(ApiError::bad_request(format!("unknown call type '{other}' in field 'type'"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown call type '{other}' in field 'type'"
+                )))
+            }
         })
     }
 
     /// Builds a call of `kind` with its body under the lower-cased key.
     pub fn new(framework_id: Option<FrameworkId>, kind: &str) -> Call {
-        Call { framework_id, kind: Some(kind.to_string()), ..Call::default() }
+        Call {
+            framework_id,
+            kind: Some(kind.to_string()),
+            ..Call::default()
+        }
     }
 }
 
@@ -266,8 +280,17 @@ impl Event {
     }
 
     pub fn from_value(value: Value) -> Result<Event, String> {
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let body = |key: &str| value.get(key).cloned().ok_or(format!("event {kind} has no '{key}'"));
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let body = |key: &str| {
+            value
+                .get(key)
+                .cloned()
+                .ok_or(format!("event {kind} has no '{key}'"))
+        };
         fn parse<T: serde::de::DeserializeOwned>(v: Value, kind: &str) -> Result<T, String> {
             serde_json::from_value(v).map_err(|e| format!("event {kind}: {e}"))
         }
@@ -299,15 +322,23 @@ mod tests {
     fn event_shapes() {
         check_event(Event::Heartbeat, json!({"type":"HEARTBEAT"}));
         check_event(
-            Event::Rescind(Rescind { offer_id: OfferId::new("o1") }),
+            Event::Rescind(Rescind {
+                offer_id: OfferId::new("o1"),
+            }),
             json!({"type":"RESCIND","rescind":{"offer_id":{"value":"o1"}}}),
         );
         check_event(
-            Event::Error(ErrorEvent { message: "Framework failed over".into() }),
+            Event::Error(ErrorEvent {
+                message: "Framework failed over".into(),
+            }),
             json!({"type":"ERROR","error":{"message":"Framework failed over"}}),
         );
         check_event(
-            Event::Failure(Failure { agent_id: Some(AgentId::new("a")), executor_id: None, status: None }),
+            Event::Failure(Failure {
+                agent_id: Some(AgentId::new("a")),
+                executor_id: None,
+                status: None,
+            }),
             json!({"type":"FAILURE","failure":{"agent_id":{"value":"a"}}}),
         );
         let mut status = TaskStatus::new(TaskId::new("t"), TaskState::Running);
@@ -339,13 +370,17 @@ mod tests {
             agent_id: AgentId::new("m-S0"),
             hostname: "h".into(),
             url: None,
-            resources: crate::Resources::parse_text("cpus:1", "*").unwrap().to_wire(),
+            resources: crate::Resources::parse_text("cpus:1", "*")
+                .unwrap()
+                .to_wire(),
             attributes: vec![],
             executor_ids: vec![],
             allocation_info: None,
         };
         check_event(
-            Event::Offers(Offers { offers: vec![offer] }),
+            Event::Offers(Offers {
+                offers: vec![offer],
+            }),
             json!({"type":"OFFERS","offers":{"offers":[{
                 "id":{"value":"m-O1"},"framework_id":{"value":"m-0000"},"agent_id":{"value":"m-S0"},
                 "hostname":"h","resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1.0},"role":"*"}]}]}}),
@@ -365,12 +400,21 @@ mod tests {
     fn call_validation() {
         check_call(json!({"type":"TEARDOWN"}), Ok("Teardown"));
         check_call(json!({"type":"REVIVE"}), Ok("Revive"));
-        check_call(json!({"type":"DECLINE","decline":{"offer_ids":[]}}), Ok("Decline"));
+        check_call(
+            json!({"type":"DECLINE","decline":{"offer_ids":[]}}),
+            Ok("Decline"),
+        );
         check_call(json!({"type":"DECLINE"}), Err("'decline'"));
-        check_call(json!({"type":"FROBNICATE"}), Err("unknown call type 'FROBNICATE'"));
+        check_call(
+            json!({"type":"FROBNICATE"}),
+            Err("unknown call type 'FROBNICATE'"),
+        );
         check_call(json!({}), Err("'type'"));
         let call: Call = serde_json::from_value(json!({"type":"UNKNOWN"})).unwrap();
-        assert_eq!(call.into_body().unwrap_err().status(), http::StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(
+            call.into_body().unwrap_err().status(),
+            http::StatusCode::NOT_IMPLEMENTED
+        );
     }
 
     #[test]
@@ -384,7 +428,12 @@ mod tests {
                 "filters": {"refuse_seconds": 5}}
         }))
         .unwrap();
-        let CallBody::Accept(accept) = call.into_body().unwrap() else { panic!() };
-        assert_eq!(accept.operations[0].launch.as_ref().unwrap().task_infos[0].name, "t");
+        let CallBody::Accept(accept) = call.into_body().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            accept.operations[0].launch.as_ref().unwrap().task_infos[0].name,
+            "t"
+        );
     }
 }

@@ -13,14 +13,20 @@ pub fn validate_role(field: &str, role: &str) -> Result<(), String> {
         return Err(format!("{field}: role must not be empty"));
     }
     if role.starts_with('/') || role.ends_with('/') || role.contains("//") {
-        return Err(format!("{field}: role '{role}' has a leading, trailing or double '/'"));
+        return Err(format!(
+            "{field}: role '{role}' has a leading, trailing or double '/'"
+        ));
     }
     for part in role.split('/') {
         if part == "." || part == ".." || part == "*" {
-            return Err(format!("{field}: role '{role}' has the invalid component '{part}'"));
+            return Err(format!(
+                "{field}: role '{role}' has the invalid component '{part}'"
+            ));
         }
         if part.starts_with('-') {
-            return Err(format!("{field}: role '{role}' has a component starting with '-'"));
+            return Err(format!(
+                "{field}: role '{role}' has a component starting with '-'"
+            ));
         }
         if part.chars().any(|c| c.is_whitespace() || c == '\u{8}') {
             return Err(format!("{field}: role '{role}' contains whitespace"));
@@ -35,13 +41,17 @@ pub fn validate_framework_info(info: &FrameworkInfo) -> Result<(), String> {
         return Err("framework_info.roles requires the MULTI_ROLE capability".into());
     }
     if multi_role && info.role.is_some() {
-        return Err("framework_info.role must not be set together with the MULTI_ROLE capability".into());
+        return Err(
+            "framework_info.role must not be set together with the MULTI_ROLE capability".into(),
+        );
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, role) in info.effective_roles().iter().enumerate() {
         validate_role(&format!("framework_info.roles[{i}]"), role)?;
         if !seen.insert(role) {
-            return Err(format!("framework_info.roles: role '{role}' appears more than once"));
+            return Err(format!(
+                "framework_info.roles: role '{role}' appears more than once"
+            ));
         }
     }
     if !info.failover_timeout.is_finite() || info.failover_timeout < 0.0 {
@@ -77,10 +87,19 @@ mod tests {
     fn framework_info_rules() {
         let info = |v: serde_json::Value| serde_json::from_value::<FrameworkInfo>(v).unwrap();
         assert!(validate_framework_info(&info(serde_json::json!({"user":"u","name":"n"}))).is_ok());
-        assert!(validate_framework_info(&info(serde_json::json!({"user":"u","name":"n","roles":["a"]}))).is_err());
-        assert!(validate_framework_info(&info(serde_json::json!({"user":"u","name":"n",
-            "roles":["a","a"],"capabilities":[{"type":"MULTI_ROLE"}]}))).is_err());
-        assert!(validate_framework_info(&info(serde_json::json!({"user":"u","name":"n",
-            "roles":["a","b"],"capabilities":[{"type":"MULTI_ROLE"}]}))).is_ok());
+        assert!(validate_framework_info(&info(
+            serde_json::json!({"user":"u","name":"n","roles":["a"]})
+        ))
+        .is_err());
+        assert!(
+            validate_framework_info(&info(serde_json::json!({"user":"u","name":"n",
+            "roles":["a","a"],"capabilities":[{"type":"MULTI_ROLE"}]})))
+            .is_err()
+        );
+        assert!(
+            validate_framework_info(&info(serde_json::json!({"user":"u","name":"n",
+            "roles":["a","b"],"capabilities":[{"type":"MULTI_ROLE"}]})))
+            .is_ok()
+        );
     }
 }

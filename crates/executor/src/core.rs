@@ -533,7 +533,7 @@ mod tests {
             r#"
             0 launch t1: send t1 TASK_STARTING; spawn t1
             0 spawned: send t1 TASK_RUNNING
-            1 signaled 11: send t1 TASK_FAILED "Command terminated with signal SIGSEGV" | wake 61
+            1 signaled 11: send t1 TASK_FAILED "Command terminated with signal Segmentation fault" | wake 61
             "#,
         );
     }
@@ -604,7 +604,7 @@ mod tests {
             1 kill t1: SIGTERM | wake 4
             4 tick: SIGKILL
             4 tick: nothing
-            4.5 signaled 9: send t1 TASK_KILLED "Command terminated with signal SIGKILL" | wake 64.5
+            4.5 signaled 9: send t1 TASK_KILLED "Command terminated with signal Killed" | wake 64.5
             "#,
         );
         // With TASK_KILLING_STATE; the event's grace period; later kills only shorten it.
@@ -634,7 +634,7 @@ mod tests {
             3 kill t1 grace=2: nothing | wake 5
             3 kill t1: nothing | wake 5
             4 tick: nothing | wake 5
-            4 signaled 15: send t1 TASK_KILLED "Command terminated with signal SIGTERM" | wake 64
+            4 signaled 15: send t1 TASK_KILLED "Command terminated with signal Terminated" | wake 64
             "#,
         );
         // The task's kill policy applies when the event has none; a task that exits on
@@ -721,7 +721,7 @@ mod tests {
             1 shutdown: send t1 TASK_KILLING; SIGTERM | wake 4
             2 kill t1 grace=10: nothing | wake 4
             4 tick: SIGKILL
-            4 signaled 9: send t1 TASK_KILLED "Command terminated with signal SIGKILL" | wake 64
+            4 signaled 9: send t1 TASK_KILLED "Command terminated with signal Killed" | wake 64
             5 shutdown: exit | wake 64
             "#,
         );
@@ -762,7 +762,7 @@ mod tests {
             1 spawned: send t1 TASK_RUNNING | wake 6
             3 tick: nothing | wake 6
             6 tick: SIGTERM | wake 9
-            7 signaled 15: send t1 TASK_FAILED "Command terminated with signal SIGTERM" REASON_MAX_COMPLETION_TIME_REACHED | wake 67
+            7 signaled 15: send t1 TASK_FAILED "Command terminated with signal Terminated" REASON_MAX_COMPLETION_TIME_REACHED | wake 67
             "#,
         );
         // A scheduler's kill before the deadline wins.
@@ -784,7 +784,7 @@ mod tests {
             0 spawned: send t1 TASK_RUNNING | wake 5
             1 kill t1 grace=10: SIGTERM | wake 11
             6 tick: nothing | wake 11
-            7 signaled 15: send t1 TASK_KILLED "Command terminated with signal SIGTERM" | wake 67
+            7 signaled 15: send t1 TASK_KILLED "Command terminated with signal Terminated" | wake 67
             "#,
         );
     }

@@ -29,11 +29,12 @@ impl Exit {
 }
 
 /// The Mesos message for an exit: `Command exited with status N` or
-/// `Command terminated with signal SIGNAME`.
+/// `Command terminated with signal <description>` (the strsignal text Mesos prints,
+/// such as `Terminated`).
 pub fn describe(exit: Exit) -> String {
     match exit {
         Exit::Code(code) => format!("Command exited with status {code}"),
-        Exit::Signal(signal) => match signal_name(signal) {
+        Exit::Signal(signal) => match signal_description(signal) {
             Some(name) => format!("Command terminated with signal {name}"),
             None => format!("Command terminated with signal {signal}"),
         },
@@ -55,38 +56,38 @@ pub fn terminal_state(exit: Exit, kill: Option<KillCause>) -> (TaskState, Option
     }
 }
 
-/// The conventional name of a Linux signal number.
-pub fn signal_name(signal: i32) -> Option<&'static str> {
+/// The strsignal(3) description of a Linux signal number, as Mesos prints it.
+pub fn signal_description(signal: i32) -> Option<&'static str> {
     let name = match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGCONT => "SIGCONT",
-        libc::SIGSTOP => "SIGSTOP",
-        libc::SIGTSTP => "SIGTSTP",
-        libc::SIGTTIN => "SIGTTIN",
-        libc::SIGTTOU => "SIGTTOU",
-        libc::SIGURG => "SIGURG",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGVTALRM => "SIGVTALRM",
-        libc::SIGPROF => "SIGPROF",
-        libc::SIGWINCH => "SIGWINCH",
-        libc::SIGIO => "SIGIO",
-        libc::SIGSYS => "SIGSYS",
+        libc::SIGHUP => "Hangup",
+        libc::SIGINT => "Interrupt",
+        libc::SIGQUIT => "Quit",
+        libc::SIGILL => "Illegal instruction",
+        libc::SIGTRAP => "Trace/breakpoint trap",
+        libc::SIGABRT => "Aborted",
+        libc::SIGBUS => "Bus error",
+        libc::SIGFPE => "Floating point exception",
+        libc::SIGKILL => "Killed",
+        libc::SIGUSR1 => "User defined signal 1",
+        libc::SIGSEGV => "Segmentation fault",
+        libc::SIGUSR2 => "User defined signal 2",
+        libc::SIGPIPE => "Broken pipe",
+        libc::SIGALRM => "Alarm clock",
+        libc::SIGTERM => "Terminated",
+        libc::SIGCHLD => "Child exited",
+        libc::SIGCONT => "Continued",
+        libc::SIGSTOP => "Stopped (signal)",
+        libc::SIGTSTP => "Stopped",
+        libc::SIGTTIN => "Stopped (tty input)",
+        libc::SIGTTOU => "Stopped (tty output)",
+        libc::SIGURG => "Urgent I/O condition",
+        libc::SIGXCPU => "CPU time limit exceeded",
+        libc::SIGXFSZ => "File size limit exceeded",
+        libc::SIGVTALRM => "Virtual timer expired",
+        libc::SIGPROF => "Profiling timer expired",
+        libc::SIGWINCH => "Window changed",
+        libc::SIGIO => "I/O possible",
+        libc::SIGSYS => "Bad system call",
         _ => return None,
     };
     Some(name)
@@ -127,12 +128,16 @@ mod tests {
         check(
             Exit::Signal(libc::SIGSEGV),
             None,
-            (Failed, None, "Command terminated with signal SIGSEGV"),
+            (
+                Failed,
+                None,
+                "Command terminated with signal Segmentation fault",
+            ),
         );
         check(
             Exit::Signal(libc::SIGKILL),
             None,
-            (Failed, None, "Command terminated with signal SIGKILL"),
+            (Failed, None, "Command terminated with signal Killed"),
         );
         check(
             Exit::Signal(64),
@@ -142,12 +147,12 @@ mod tests {
         check(
             Exit::Signal(libc::SIGTERM),
             Some(Requested),
-            (Killed, None, "Command terminated with signal SIGTERM"),
+            (Killed, None, "Command terminated with signal Terminated"),
         );
         check(
             Exit::Signal(libc::SIGKILL),
             Some(Shutdown),
-            (Killed, None, "Command terminated with signal SIGKILL"),
+            (Killed, None, "Command terminated with signal Killed"),
         );
         check(
             Exit::Code(0),
@@ -165,7 +170,7 @@ mod tests {
             (
                 Failed,
                 Some(Reason::MaxCompletionTimeReached),
-                "Command terminated with signal SIGTERM",
+                "Command terminated with signal Terminated",
             ),
         );
         check(

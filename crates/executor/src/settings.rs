@@ -102,7 +102,7 @@ mod tests {
         );
         check(
             &[("MESOS_RECOVERY_TIMEOUT", "15m")],
-            Err("environment variable MESOS_RECOVERY_TIMEOUT: duration \"15m\""),
+            Err("environment variable MESOS_RECOVERY_TIMEOUT: '15m' needs a unit"),
         );
         check(
             &[("MESOS_SUBSCRIPTION_BACKOFF_MAX", "x")],

@@ -340,7 +340,7 @@ async fn a_killed_command_is_killed() {
     harness
         .expect_update(
             TaskState::Killed,
-            Some("Command terminated with signal SIGTERM"),
+            Some("Command terminated with signal Terminated"),
         )
         .await;
     harness.executor_exits().await;
@@ -458,7 +458,7 @@ async fn a_checkpointing_executor_resubscribes_with_its_unacknowledged_updates()
     harness
         .expect_update(
             TaskState::Killed,
-            Some("Command terminated with signal SIGTERM"),
+            Some("Command terminated with signal Terminated"),
         )
         .await;
     harness.executor_exits().await;
@@ -485,7 +485,7 @@ async fn a_task_that_ignores_sigterm_gets_sigkill_after_the_grace_period() {
     harness
         .expect_update(
             TaskState::Killed,
-            Some("Command terminated with signal SIGKILL"),
+            Some("Command terminated with signal Killed"),
         )
         .await;
     assert!(
@@ -516,7 +516,7 @@ async fn a_task_past_its_max_completion_time_fails() {
     let status = harness
         .expect_update(
             TaskState::Failed,
-            Some("Command terminated with signal SIGTERM"),
+            Some("Command terminated with signal Terminated"),
         )
         .await;
     assert_eq!(

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "mantle", version, about = "Mantle: a datacenter kernel that speaks Mesos")]
+#[command(
+    name = "mantle",
+    version,
+    about = "Mantle: a datacenter kernel that speaks Mesos"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,12 +51,20 @@ pub struct MasterFlags {
     #[arg(long, env = "MANTLE_HOSTNAME")]
     pub hostname: Option<String>,
     /// Directory for the master's durable state.
-    #[arg(long = "work_dir", env = "MANTLE_WORK_DIR", default_value = "/var/lib/mantle/master")]
+    #[arg(
+        long = "work_dir",
+        env = "MANTLE_WORK_DIR",
+        default_value = "/var/lib/mantle/master"
+    )]
     pub work_dir: PathBuf,
     #[command(flatten)]
     pub common: MasterTuning,
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    #[arg(
+        long = "logging_level",
+        env = "MANTLE_LOGGING_LEVEL",
+        default_value = "info"
+    )]
     pub logging_level: String,
 }
 
@@ -60,34 +72,66 @@ pub struct MasterFlags {
 #[derive(Args, Debug, Clone)]
 pub struct MasterTuning {
     /// Time between allocation runs (allocation also runs on every relevant event).
-    #[arg(long = "allocation_interval", env = "MANTLE_ALLOCATION_INTERVAL", default_value = "1secs")]
+    #[arg(
+        long = "allocation_interval",
+        env = "MANTLE_ALLOCATION_INTERVAL",
+        default_value = "1secs"
+    )]
     pub allocation_interval: String,
     /// Smallest bundle worth offering: alternatives separated by '|'.
-    #[arg(long = "min_allocatable_resources", env = "MANTLE_MIN_ALLOCATABLE_RESOURCES", default_value = "cpus:0.01|mem:32")]
+    #[arg(
+        long = "min_allocatable_resources",
+        env = "MANTLE_MIN_ALLOCATABLE_RESOURCES",
+        default_value = "cpus:0.01|mem:32"
+    )]
     pub min_allocatable_resources: String,
     /// Time between pings the master sends each agent.
-    #[arg(long = "agent_ping_timeout", env = "MANTLE_AGENT_PING_TIMEOUT", default_value = "15secs")]
+    #[arg(
+        long = "agent_ping_timeout",
+        env = "MANTLE_AGENT_PING_TIMEOUT",
+        default_value = "15secs"
+    )]
     pub agent_ping_timeout: String,
     /// How long a disconnected agent may take to come back before its tasks are lost.
-    #[arg(long = "agent_reregister_timeout", env = "MANTLE_AGENT_REREGISTER_TIMEOUT", default_value = "10mins")]
+    #[arg(
+        long = "agent_reregister_timeout",
+        env = "MANTLE_AGENT_REREGISTER_TIMEOUT",
+        default_value = "10mins"
+    )]
     pub agent_reregister_timeout: String,
     /// Completed frameworks kept for the state endpoints.
-    #[arg(long = "max_completed_frameworks", env = "MANTLE_MAX_COMPLETED_FRAMEWORKS", default_value_t = 50)]
+    #[arg(
+        long = "max_completed_frameworks",
+        env = "MANTLE_MAX_COMPLETED_FRAMEWORKS",
+        default_value_t = 50
+    )]
     pub max_completed_frameworks: usize,
     /// Completed tasks kept per framework for the state endpoints.
-    #[arg(long = "max_completed_tasks_per_framework", env = "MANTLE_MAX_COMPLETED_TASKS_PER_FRAMEWORK", default_value_t = 1000)]
+    #[arg(
+        long = "max_completed_tasks_per_framework",
+        env = "MANTLE_MAX_COMPLETED_TASKS_PER_FRAMEWORK",
+        default_value_t = 1000
+    )]
     pub max_completed_tasks_per_framework: usize,
 }
 
 impl MasterTuning {
-    fn to_config(&self, ip: Ipv4Addr, port: u16, hostname: Option<String>, work_dir: &std::path::Path, logging_level: &str) -> anyhow::Result<(MasterConfig, Duration)> {
+    fn to_config(
+        &self,
+        ip: Ipv4Addr,
+        port: u16,
+        hostname: Option<String>,
+        work_dir: &std::path::Path,
+        logging_level: &str,
+    ) -> anyhow::Result<(MasterConfig, Duration)> {
         let interval = duration_flag("allocation_interval", &self.allocation_interval)?;
         if interval.is_zero() {
             return Err(anyhow!("--allocation_interval: must be greater than zero"));
         }
         let ping = duration_flag("agent_ping_timeout", &self.agent_ping_timeout)?;
         let reregister = duration_flag("agent_reregister_timeout", &self.agent_reregister_timeout)?;
-        let min_allocatable = MinAllocatable::parse(&self.min_allocatable_resources).map_err(|e| anyhow!(e))?;
+        let min_allocatable =
+            MinAllocatable::parse(&self.min_allocatable_resources).map_err(|e| anyhow!(e))?;
         let hostname = hostname.unwrap_or_else(|| ip.to_string());
         let mut flags = BTreeMap::new();
         for (name, value) in [
@@ -96,11 +140,23 @@ impl MasterTuning {
             ("hostname", hostname.clone()),
             ("work_dir", work_dir.display().to_string()),
             ("allocation_interval", self.allocation_interval.clone()),
-            ("min_allocatable_resources", self.min_allocatable_resources.clone()),
+            (
+                "min_allocatable_resources",
+                self.min_allocatable_resources.clone(),
+            ),
             ("agent_ping_timeout", self.agent_ping_timeout.clone()),
-            ("agent_reregister_timeout", self.agent_reregister_timeout.clone()),
-            ("max_completed_frameworks", self.max_completed_frameworks.to_string()),
-            ("max_completed_tasks_per_framework", self.max_completed_tasks_per_framework.to_string()),
+            (
+                "agent_reregister_timeout",
+                self.agent_reregister_timeout.clone(),
+            ),
+            (
+                "max_completed_frameworks",
+                self.max_completed_frameworks.to_string(),
+            ),
+            (
+                "max_completed_tasks_per_framework",
+                self.max_completed_tasks_per_framework.to_string(),
+            ),
             ("logging_level", logging_level.to_string()),
         ] {
             flags.insert(name.to_string(), value);
@@ -123,7 +179,13 @@ impl MasterTuning {
 
 impl MasterFlags {
     pub fn to_config(&self) -> anyhow::Result<(MasterConfig, Duration)> {
-        self.common.to_config(self.ip, self.port, self.hostname.clone(), &self.work_dir, &self.logging_level)
+        self.common.to_config(
+            self.ip,
+            self.port,
+            self.hostname.clone(),
+            &self.work_dir,
+            &self.logging_level,
+        )
     }
 }
 
@@ -138,13 +200,25 @@ pub struct AgentTuning {
     #[arg(long, env = "MANTLE_ATTRIBUTES")]
     pub attributes: Option<String>,
     /// Role for resources given without one.
-    #[arg(long = "default_role", env = "MANTLE_DEFAULT_ROLE", default_value = "*")]
+    #[arg(
+        long = "default_role",
+        env = "MANTLE_DEFAULT_ROLE",
+        default_value = "*"
+    )]
     pub default_role: String,
     /// How long an executor may take to subscribe before it is destroyed.
-    #[arg(long = "executor_registration_timeout", env = "MANTLE_EXECUTOR_REGISTRATION_TIMEOUT", default_value = "1mins")]
+    #[arg(
+        long = "executor_registration_timeout",
+        env = "MANTLE_EXECUTOR_REGISTRATION_TIMEOUT",
+        default_value = "1mins"
+    )]
     pub executor_registration_timeout: String,
     /// Time between SHUTDOWN and SIGKILL for executors.
-    #[arg(long = "executor_shutdown_grace_period", env = "MANTLE_EXECUTOR_SHUTDOWN_GRACE_PERIOD", default_value = "5secs")]
+    #[arg(
+        long = "executor_shutdown_grace_period",
+        env = "MANTLE_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+        default_value = "5secs"
+    )]
     pub executor_shutdown_grace_period: String,
 }
 
@@ -157,7 +231,8 @@ impl AgentTuning {
         hostname: Option<String>,
         work_dir: PathBuf,
     ) -> anyhow::Result<mantle_agent::AgentConfig> {
-        let launcher = std::env::current_exe().context("cannot find the mantle binary for the command executor")?;
+        let launcher = std::env::current_exe()
+            .context("cannot find the mantle binary for the command executor")?;
         Ok(mantle_agent::AgentConfig {
             master,
             ip,
@@ -167,8 +242,14 @@ impl AgentTuning {
             resources: self.resources.clone(),
             attributes: self.attributes.clone(),
             default_role: self.default_role.clone(),
-            executor_registration_timeout: duration_flag("executor_registration_timeout", &self.executor_registration_timeout)?,
-            executor_shutdown_grace_period: duration_flag("executor_shutdown_grace_period", &self.executor_shutdown_grace_period)?,
+            executor_registration_timeout: duration_flag(
+                "executor_registration_timeout",
+                &self.executor_registration_timeout,
+            )?,
+            executor_shutdown_grace_period: duration_flag(
+                "executor_shutdown_grace_period",
+                &self.executor_shutdown_grace_period,
+            )?,
             launcher,
         })
     }
@@ -194,16 +275,28 @@ pub struct AgentFlags {
     #[command(flatten)]
     pub common: AgentTuning,
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    #[arg(
+        long = "logging_level",
+        env = "MANTLE_LOGGING_LEVEL",
+        default_value = "info"
+    )]
     pub logging_level: String,
 }
 
 impl AgentFlags {
     pub fn to_config(&self) -> anyhow::Result<mantle_agent::AgentConfig> {
         if self.master.starts_with("zk://") {
-            return Err(anyhow!("--master: ZooKeeper URLs are not supported yet; give host:port"));
+            return Err(anyhow!(
+                "--master: ZooKeeper URLs are not supported yet; give host:port"
+            ));
         }
-        self.common.to_config(self.master.clone(), self.ip, self.port, self.hostname.clone(), self.work_dir.clone())
+        self.common.to_config(
+            self.master.clone(),
+            self.ip,
+            self.port,
+            self.hostname.clone(),
+            self.work_dir.clone(),
+        )
     }
 }
 
@@ -219,31 +312,50 @@ pub struct LocalFlags {
     #[arg(long, env = "MANTLE_PORT", default_value_t = 5050)]
     pub port: u16,
     /// Directory for the master's state and the agents' sandboxes.
-    #[arg(long = "work_dir", env = "MANTLE_WORK_DIR", default_value = "/tmp/mantle")]
+    #[arg(
+        long = "work_dir",
+        env = "MANTLE_WORK_DIR",
+        default_value = "/tmp/mantle"
+    )]
     pub work_dir: PathBuf,
     #[command(flatten)]
     pub master: MasterTuning,
     #[command(flatten)]
     pub agent: AgentTuning,
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "logging_level", env = "MANTLE_LOGGING_LEVEL", default_value = "info")]
+    #[arg(
+        long = "logging_level",
+        env = "MANTLE_LOGGING_LEVEL",
+        default_value = "info"
+    )]
     pub logging_level: String,
 }
 
 impl LocalFlags {
     pub fn master_config(&self) -> anyhow::Result<(MasterConfig, Duration)> {
         let work_dir = self.work_dir.join("master");
-        self.master.to_config(self.ip, self.port, None, &work_dir, &self.logging_level)
+        self.master
+            .to_config(self.ip, self.port, None, &work_dir, &self.logging_level)
     }
 
-    pub fn agent_config(&self, index: u16, master: &str) -> anyhow::Result<mantle_agent::AgentConfig> {
+    pub fn agent_config(
+        &self,
+        index: u16,
+        master: &str,
+    ) -> anyhow::Result<mantle_agent::AgentConfig> {
         let port = if self.port == 0 {
             0
         } else {
-            self.port.checked_add(1 + index).ok_or_else(|| anyhow!("--port: no room for {} agent ports after it", self.num_agents))?
+            self.port.checked_add(1 + index).ok_or_else(|| {
+                anyhow!(
+                    "--port: no room for {} agent ports after it",
+                    self.num_agents
+                )
+            })?
         };
         let work_dir = self.work_dir.join(format!("agent-{index}"));
-        self.agent.to_config(master.to_string(), self.ip, port, None, work_dir)
+        self.agent
+            .to_config(master.to_string(), self.ip, port, None, work_dir)
     }
 }
 
@@ -257,7 +369,9 @@ mod tests {
 
     #[test]
     fn master_defaults() {
-        let Command::Master(flags) = parse(&["master"]).unwrap().command else { panic!() };
+        let Command::Master(flags) = parse(&["master"]).unwrap().command else {
+            panic!()
+        };
         let (config, interval) = flags.to_config().unwrap();
         assert_eq!(config.port, 5050);
         assert_eq!(interval, Duration::from_secs(1));
@@ -266,7 +380,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        let Command::Master(flags) = parse(&["master", "--allocation_interval", "soon"]).unwrap().command else {
+        let Command::Master(flags) = parse(&["master", "--allocation_interval", "soon"])
+            .unwrap()
+            .command
+        else {
             panic!()
         };
         let err = flags.to_config().unwrap_err().to_string();
@@ -276,11 +393,25 @@ mod tests {
 
     #[test]
     fn local_agent_ports_follow_the_master() {
-        let Command::Local(flags) = parse(&["local", "--num_agents", "2", "--port", "6000", "--work_dir", "/tmp/x"]).unwrap().command else {
+        let Command::Local(flags) = parse(&[
+            "local",
+            "--num_agents",
+            "2",
+            "--port",
+            "6000",
+            "--work_dir",
+            "/tmp/x",
+        ])
+        .unwrap()
+        .command
+        else {
             panic!()
         };
         assert_eq!(flags.agent_config(0, "127.0.0.1:6000").unwrap().port, 6001);
         assert_eq!(flags.agent_config(1, "127.0.0.1:6000").unwrap().port, 6002);
-        assert_eq!(flags.agent_config(1, "m").unwrap().work_dir, PathBuf::from("/tmp/x/agent-1"));
+        assert_eq!(
+            flags.agent_config(1, "m").unwrap().work_dir,
+            PathBuf::from("/tmp/x/agent-1")
+        );
     }
 }

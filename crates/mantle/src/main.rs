@@ -12,10 +12,15 @@ fn main() -> std::process::ExitCode {
         Command::Master(f) => f.logging_level.clone(),
         Command::Agent(f) => f.logging_level.clone(),
         Command::Local(f) => f.logging_level.clone(),
-        Command::Executor => std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "info".into()),
+        Command::Executor => {
+            std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "info".into())
+        }
     };
     init_logging(&level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("mantle: cannot start the async runtime: {err}");
@@ -42,7 +47,10 @@ fn main() -> std::process::ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -73,8 +81,12 @@ async fn run_agent(flags: flags::AgentFlags) -> anyhow::Result<()> {
 
 async fn run_local(flags: flags::LocalFlags) -> anyhow::Result<()> {
     let (master_config, interval) = flags.master_config()?;
-    std::fs::create_dir_all(&flags.work_dir)
-        .map_err(|e| anyhow::anyhow!("--work_dir: cannot create {}: {e}", flags.work_dir.display()))?;
+    std::fs::create_dir_all(&flags.work_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "--work_dir: cannot create {}: {e}",
+            flags.work_dir.display()
+        )
+    })?;
     let master = mantle_master::start(master_config, interval).await?;
     let master_address = master.address();
     let mut agents = Vec::new();
@@ -86,7 +98,11 @@ async fn run_local(flags: flags::LocalFlags) -> anyhow::Result<()> {
     eprintln!(
         "mantle local: master on http://{master_address} with {} agent(s) on {}",
         agents.len(),
-        agents.iter().map(|a| a.address().to_string()).collect::<Vec<_>>().join(", ")
+        agents
+            .iter()
+            .map(|a| a.address().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     shutdown_signal().await;
     for agent in agents {

@@ -16,8 +16,15 @@ async fn post(cluster: &Cluster, headers: &[(&str, &str)], body: Vec<u8>) -> (u1
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = cluster.http.raw(request.body(Full::new(Bytes::from(body))).unwrap()).await.expect("request");
-    (response.status.as_u16(), String::from_utf8_lossy(&response.body).into_owned())
+    let response = cluster
+        .http
+        .raw(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .expect("request");
+    (
+        response.status.as_u16(),
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -49,7 +56,13 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
 
     let call = |body: Value| serde_json::to_vec(&body).unwrap();
     let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", vec![JSON], b"{\"type\": \"SUBSCRIBE\",".to_vec(), 400, "parse"),
+        (
+            "malformed JSON",
+            vec![JSON],
+            b"{\"type\": \"SUBSCRIBE\",".to_vec(),
+            400,
+            "parse",
+        ),
         (
             "missing required field",
             vec![JSON],
@@ -64,7 +77,13 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
             400,
             "framework_id",
         ),
-        ("unknown call type", vec![JSON], call(json!({"type": "FROBNICATE", "framework_id": {"value": fid}})), 400, "FROBNICATE"),
+        (
+            "unknown call type",
+            vec![JSON],
+            call(json!({"type": "FROBNICATE", "framework_id": {"value": fid}})),
+            400,
+            "FROBNICATE",
+        ),
         (
             "wrong Mesos-Stream-Id",
             vec![JSON, ("Mesos-Stream-Id", "not-the-stream")],
@@ -86,9 +105,27 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
             400,
             "Framework cannot be found",
         ),
-        ("body over the size limit", vec![JSON], vec![b' '; 17 * 1024 * 1024], 413, "limit"),
-        ("missing Content-Type", vec![], call(json!({"type": "TEARDOWN"})), 400, "Content-Type"),
-        ("unsupported Content-Type", vec![("Content-Type", "text/plain")], call(json!({"type": "TEARDOWN"})), 415, "text/plain"),
+        (
+            "body over the size limit",
+            vec![JSON],
+            vec![b' '; 17 * 1024 * 1024],
+            413,
+            "limit",
+        ),
+        (
+            "missing Content-Type",
+            vec![],
+            call(json!({"type": "TEARDOWN"})),
+            400,
+            "Content-Type",
+        ),
+        (
+            "unsupported Content-Type",
+            vec![("Content-Type", "text/plain")],
+            call(json!({"type": "TEARDOWN"})),
+            415,
+            "text/plain",
+        ),
         (
             "call without framework_id",
             vec![JSON],
@@ -100,29 +137,57 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
     for (name, headers, body, status, needle) in cases {
         let (got_status, message) = post(&cluster, &headers, body).await;
         assert_eq!(got_status, status, "{name}: {message}");
-        assert!(message.contains(needle), "{name}: message {message:?} should mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{name}: message {message:?} should mention {needle:?}"
+        );
     }
-    let get = cluster.http.raw(Request::get(cluster.url("/api/v1/scheduler")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let get = cluster
+        .http
+        .raw(
+            Request::get(cluster.url("/api/v1/scheduler"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(get.status.as_u16(), 405);
 
     // Through the real client: an offer that does not exist, and a task bigger than its
     // offer, are answered 202 and then with an update (pymesos aborts on non-2xx).
-    let ghost = Offer { id: OfferId::new("no-such-offer"), ..offer.clone() };
+    let ghost = Offer {
+        id: OfferId::new("no-such-offer"),
+        ..offer.clone()
+    };
     framework
         .scheduler
-        .launch(ghost.id.clone(), vec![command_task("ghost-task", &ghost, "true", "cpus:1")], None)
+        .launch(
+            ghost.id.clone(),
+            vec![command_task("ghost-task", &ghost, "true", "cpus:1")],
+            None,
+        )
         .await
         .expect("202 for an unknown offer");
     let lost = framework.wait_state("ghost-task", TaskState::Lost).await;
     assert_eq!(lost.reason, Some(Reason::InvalidOffers));
-    assert!(lost.uuid.is_none(), "master-generated updates carry no uuid");
+    assert!(
+        lost.uuid.is_none(),
+        "master-generated updates carry no uuid"
+    );
 
     let after = essentials(&cluster.state().await);
-    assert_eq!(before, after, "bad calls must not change the master's state");
+    assert_eq!(
+        before, after,
+        "bad calls must not change the master's state"
+    );
 
     framework
         .scheduler
-        .launch(offer.id.clone(), vec![command_task("greedy", &offer, "true", "cpus:3;mem:10")], None)
+        .launch(
+            offer.id.clone(),
+            vec![command_task("greedy", &offer, "true", "cpus:3;mem:10")],
+            None,
+        )
         .await
         .expect("202 for a task larger than its offer");
     let error = framework.wait_state("greedy", TaskState::Error).await;
@@ -130,7 +195,11 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
     assert!(error.message.unwrap_or_default().contains("more resources"));
 
     // Still serving.
-    cluster.http.get(&cluster.url("/health")).await.expect("health");
+    cluster
+        .http
+        .get(&cluster.url("/health"))
+        .await
+        .expect("health");
     let state = cluster.state().await;
     assert_eq!(state["frameworks"][0]["tasks"].as_array().unwrap().len(), 0);
 }
@@ -138,26 +207,70 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_answer_under_their_mesos_aliases() {
     let cluster = Cluster::start(1, "cpus:2;mem:1024", &[]).await;
-    for path in ["/master/state", "/state", "/master/state.json", "/state.json", "/master/state/"] {
-        let response = cluster.http.get(&cluster.url(path)).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    for path in [
+        "/master/state",
+        "/state",
+        "/master/state.json",
+        "/state.json",
+        "/master/state/",
+    ] {
+        let response = cluster
+            .http
+            .get(&cluster.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
         let state: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(state["slaves"].as_array().unwrap().len(), 1, "{path}");
     }
-    let jsonp = cluster.http.get(&cluster.url("/master/state?jsonp=cb")).await.unwrap();
+    let jsonp = cluster
+        .http
+        .get(&cluster.url("/master/state?jsonp=cb"))
+        .await
+        .unwrap();
     assert!(jsonp.body.starts_with(b"cb({"));
     assert_eq!(jsonp.headers["content-type"], "text/javascript");
-    let version: Value = serde_json::from_slice(&cluster.http.get(&cluster.url("/version")).await.unwrap().body).unwrap();
+    let version: Value = serde_json::from_slice(
+        &cluster
+            .http
+            .get(&cluster.url("/version"))
+            .await
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     let text = version["version"].as_str().unwrap();
-    assert!(text.split('.').all(|part| part.parse::<u32>().is_ok()), "{text}");
-    let redirect = cluster.http.raw(Request::get(cluster.url("/master/redirect")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    assert!(
+        text.split('.').all(|part| part.parse::<u32>().is_ok()),
+        "{text}"
+    );
+    let redirect = cluster
+        .http
+        .raw(
+            Request::get(cluster.url("/master/redirect"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(redirect.status.as_u16(), 307);
-    assert_eq!(redirect.headers["location"], format!("//{}", cluster.master));
+    assert_eq!(
+        redirect.headers["location"],
+        format!("//{}", cluster.master)
+    );
     let state = cluster.state().await;
     let slave = &state["slaves"][0];
-    assert!(slave["pid"].as_str().unwrap().starts_with("slave(1)@127.0.0.1:"));
+    assert!(slave["pid"]
+        .as_str()
+        .unwrap()
+        .starts_with("slave(1)@127.0.0.1:"));
     assert_eq!(slave["resources"]["cpus"], 2.0);
     let agent_state: Value = serde_json::from_slice(
-        &cluster.http.get(&format!("http://{}/slave(1)/state.json", cluster.agents[0])).await.unwrap().body,
+        &cluster
+            .http
+            .get(&format!("http://{}/slave(1)/state.json", cluster.agents[0]))
+            .await
+            .unwrap()
+            .body,
     )
     .unwrap();
     assert_eq!(agent_state["id"], slave["id"]);

@@ -17,7 +17,10 @@ async fn factorial_runs_end_to_end() {
     let cluster = Cluster::start(2, AGENT, &[]).await;
     let bin = Cluster::bin_dir();
     let scheduler = bin.join("factorial-scheduler");
-    assert!(scheduler.exists(), "build the example first: cargo build --workspace --bins");
+    assert!(
+        scheduler.exists(),
+        "build the example first: cargo build --workspace --bins"
+    );
     let output = tokio::process::Command::new(&scheduler)
         .args(["--master", &cluster.master, "--json", "--timeout", "90"])
         .arg("--executor")
@@ -33,19 +36,35 @@ async fn factorial_runs_end_to_end() {
         String::from_utf8_lossy(&output.stderr),
         cluster.logs()
     );
-    let results: Vec<serde_json::Value> =
-        stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).filter(|v: &serde_json::Value| v.get("n").is_some()).collect();
+    let results: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.get("n").is_some())
+        .collect();
     let numbers: BTreeSet<u64> = results.iter().filter_map(|r| r["n"].as_u64()).collect();
     assert_eq!(numbers, BTreeSet::from([5, 7, 10, 30, 70]), "{stdout}");
     let seventy = results.iter().find(|r| r["n"] == 70).unwrap();
     let digits = seventy["factorial"].as_str().unwrap();
     assert_eq!(digits.len(), 101);
-    assert!(digits.starts_with("11978571669969891796072783721689098736458938142546425857555362864628009582789845319680"));
+    assert!(digits.starts_with(
+        "11978571669969891796072783721689098736458938142546425857555362864628009582789845319680"
+    ));
     // Every task finished, and the framework was torn down.
-    let state = cluster.wait_until("the framework to complete", |s| s["completed_frameworks"].as_array().is_some_and(|f| !f.is_empty())).await;
-    let tasks = state["completed_frameworks"][0]["completed_tasks"].as_array().unwrap();
+    let state = cluster
+        .wait_until("the framework to complete", |s| {
+            s["completed_frameworks"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+        })
+        .await;
+    let tasks = state["completed_frameworks"][0]["completed_tasks"]
+        .as_array()
+        .unwrap();
     assert_eq!(tasks.len(), 5);
-    assert!(tasks.iter().all(|t| t["state"] == "TASK_FINISHED"), "{tasks:#?}");
+    assert!(
+        tasks.iter().all(|t| t["state"] == "TASK_FINISHED"),
+        "{tasks:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,15 +77,30 @@ async fn killed_task_ends_killed_and_failed_command_reports_its_status() {
         command_task("exit-3", &offer, "echo failing; exit 3", "cpus:0.5;mem:32"),
         command_task("ok", &offer, "echo hello", "cpus:0.5;mem:32"),
     ];
-    framework.scheduler.launch(offer.id.clone(), tasks, None).await.unwrap();
+    framework
+        .scheduler
+        .launch(offer.id.clone(), tasks, None)
+        .await
+        .unwrap();
 
     let failed = framework.wait_state("exit-3", TaskState::Failed).await;
-    assert!(failed.message.as_deref().unwrap_or("").contains("exited with status 3"), "{failed:?}");
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited with status 3"),
+        "{failed:?}"
+    );
     assert_eq!(failed.source, Some(Source::Executor));
     framework.wait_state("ok", TaskState::Finished).await;
 
     framework.wait_state("sleeper", TaskState::Running).await;
-    framework.scheduler.kill(TaskId::new("sleeper"), Some(offer.agent_id.clone())).await.unwrap();
+    framework
+        .scheduler
+        .kill(TaskId::new("sleeper"), Some(offer.agent_id.clone()))
+        .await
+        .unwrap();
     let killed = framework.wait_state("sleeper", TaskState::Killed).await;
     assert!(killed.uuid.is_some());
 
@@ -81,7 +115,8 @@ async fn killed_task_ends_killed_and_failed_command_reports_its_status() {
         .join("frameworks")
         .join(&framework.id.value)
         .join("executors/ok/runs/latest/stdout");
-    let text = std::fs::read_to_string(&stdout).unwrap_or_else(|e| panic!("{}: {e}", stdout.display()));
+    let text =
+        std::fs::read_to_string(&stdout).unwrap_or_else(|e| panic!("{}: {e}", stdout.display()));
     assert!(text.contains("hello"), "{text}");
 }
 
@@ -95,18 +130,49 @@ async fn declined_agent_is_not_reoffered_within_refuse_seconds_but_goes_to_anoth
     }
     let declined = seen[0].agent_id.clone();
     let others: Vec<OfferId> = seen[1..].iter().map(|o| o.id.clone()).collect();
-    first.scheduler.decline(vec![seen[0].id.clone()], Some(Filters { refuse_seconds: 30.0 })).await.unwrap();
+    first
+        .scheduler
+        .decline(
+            vec![seen[0].id.clone()],
+            Some(Filters {
+                refuse_seconds: 30.0,
+            }),
+        )
+        .await
+        .unwrap();
     // The other agent comes back quickly, so the first framework keeps getting offers.
-    first.scheduler.decline(others, Some(Filters { refuse_seconds: 0.5 })).await.unwrap();
+    first
+        .scheduler
+        .decline(
+            others,
+            Some(Filters {
+                refuse_seconds: 0.5,
+            }),
+        )
+        .await
+        .unwrap();
 
     let mut second = Framework::subscribe(&cluster.master, "other").await;
     let offered_to_second = second
-        .next("an offer of the declined agent", Duration::from_secs(10), |e| match e {
-            Event::Offers(o) => o.offers.iter().find(|o| o.agent_id == declined).cloned(),
-            _ => None,
-        })
+        .next(
+            "an offer of the declined agent",
+            Duration::from_secs(10),
+            |e| match e {
+                Event::Offers(o) => o.offers.iter().find(|o| o.agent_id == declined).cloned(),
+                _ => None,
+            },
+        )
         .await;
-    second.scheduler.decline(vec![offered_to_second.id], Some(Filters { refuse_seconds: 0.2 })).await.unwrap();
+    second
+        .scheduler
+        .decline(
+            vec![offered_to_second.id],
+            Some(Filters {
+                refuse_seconds: 0.2,
+            }),
+        )
+        .await
+        .unwrap();
 
     // For three seconds (thirty allocation cycles) the first framework is offered only
     // the other agent, which it keeps declining.
@@ -114,15 +180,32 @@ async fn declined_agent_is_not_reoffered_within_refuse_seconds_but_goes_to_anoth
     let mut other_offers = 0;
     while Instant::now() < until {
         let left = until.saturating_duration_since(Instant::now());
-        let Ok(Some(event)) = tokio::time::timeout(left, first.events.next()).await else { break };
+        let Ok(Some(event)) = tokio::time::timeout(left, first.events.next()).await else {
+            break;
+        };
         if let mantle_sdk::scheduler::SchedulerEvent::Event(Event::Offers(o)) = event {
             for offer in &o.offers {
-                assert_ne!(offer.agent_id, declined, "the declined agent was offered again within refuse_seconds");
+                assert_ne!(
+                    offer.agent_id, declined,
+                    "the declined agent was offered again within refuse_seconds"
+                );
                 other_offers += 1;
             }
             let ids = o.offers.iter().map(|o| o.id.clone()).collect();
-            first.scheduler.decline(ids, Some(Filters { refuse_seconds: 0.5 })).await.unwrap();
+            first
+                .scheduler
+                .decline(
+                    ids,
+                    Some(Filters {
+                        refuse_seconds: 0.5,
+                    }),
+                )
+                .await
+                .unwrap();
         }
     }
-    assert!(other_offers >= 1, "the first framework should still get the other agent");
+    assert!(
+        other_offers >= 1,
+        "the first framework should still get the other agent"
+    );
 }

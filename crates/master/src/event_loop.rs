@@ -16,17 +16,37 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
 pub enum Command {
-    Subscribe { subscribe: Subscribe, reply: Reply<EventStream> },
-    SchedulerCall { framework_id: FrameworkId, stream_id: Option<String>, body: Box<CallBody>, reply: Reply<CallReply> },
-    RegisterAgent { register: Box<Register>, reply: Reply<EventStream> },
-    AgentCall { stream_id: String, call: Box<AgentCall>, reply: Reply<()> },
-    StreamClosed { stream: StreamId },
+    Subscribe {
+        subscribe: Subscribe,
+        reply: Reply<EventStream>,
+    },
+    SchedulerCall {
+        framework_id: FrameworkId,
+        stream_id: Option<String>,
+        body: Box<CallBody>,
+        reply: Reply<CallReply>,
+    },
+    RegisterAgent {
+        register: Box<Register>,
+        reply: Reply<EventStream>,
+    },
+    AgentCall {
+        stream_id: String,
+        call: Box<AgentCall>,
+        reply: Reply<()>,
+    },
+    StreamClosed {
+        stream: StreamId,
+    },
 }
 
 /// The pre-rendered answers of the read-only endpoints.
@@ -51,7 +71,9 @@ struct CloseGuard {
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::StreamClosed { stream: self.stream.clone() });
+        let _ = self.commands.send(Command::StreamClosed {
+            stream: self.stream.clone(),
+        });
     }
 }
 
@@ -68,7 +90,8 @@ impl LoopHandle {
         self.commands
             .send(make(tx))
             .map_err(|_| ApiError::unavailable("the master is shutting down"))?;
-        rx.await.map_err(|_| ApiError::unavailable("the master is shutting down"))?
+        rx.await
+            .map_err(|_| ApiError::unavailable("the master is shutting down"))?
     }
 }
 
@@ -90,7 +113,10 @@ impl EventLoop {
     pub fn new(core: Master, allocation_interval: Duration) -> (EventLoop, LoopHandle) {
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
-        let handle = LoopHandle { commands: commands_tx.clone(), snapshot: snapshot_rx };
+        let handle = LoopHandle {
+            commands: commands_tx.clone(),
+            snapshot: snapshot_rx,
+        };
         let event_loop = EventLoop {
             core,
             commands_tx,
@@ -133,7 +159,8 @@ impl EventLoop {
                 self.core.allocate(unix_now());
             }
             self.execute();
-            if last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) && self.core.take_dirty() {
+            if last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) && self.core.take_dirty()
+            {
                 self.publish();
                 last_publish = Some(Instant::now());
             }
@@ -147,8 +174,18 @@ impl EventLoop {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         self.streams.insert(id.clone(), tx);
-        let guard = CloseGuard { stream: id.clone(), commands: self.commands_tx.clone() };
-        (id.clone(), EventStream { id, records: rx, _guard: guard })
+        let guard = CloseGuard {
+            stream: id.clone(),
+            commands: self.commands_tx.clone(),
+        };
+        (
+            id.clone(),
+            EventStream {
+                id,
+                records: rx,
+                _guard: guard,
+            },
+        )
     }
 
     /// Handles one command; returns whether an allocation run should follow.
@@ -168,8 +205,15 @@ impl EventLoop {
                 }
                 true
             }
-            Command::SchedulerCall { framework_id, stream_id, body, reply } => {
-                let result = self.core.scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
+            Command::SchedulerCall {
+                framework_id,
+                stream_id,
+                body,
+                reply,
+            } => {
+                let result =
+                    self.core
+                        .scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
                 let _ = reply.send(result);
                 true
             }
@@ -186,7 +230,11 @@ impl EventLoop {
                 }
                 true
             }
-            Command::AgentCall { stream_id, call, reply } => {
+            Command::AgentCall {
+                stream_id,
+                call,
+                reply,
+            } => {
                 let _ = reply.send(self.core.agent_call(now, &stream_id, *call));
                 true
             }
@@ -230,6 +278,9 @@ impl EventLoop {
     fn publish(&mut self) {
         let state = serde_json::to_vec(&self.core.state_json()).unwrap_or_default();
         let metrics = serde_json::to_vec(&self.core.metrics(unix_now())).unwrap_or_default();
-        let _ = self.snapshot.send(Arc::new(Snapshot { state: state.into(), metrics: metrics.into() }));
+        let _ = self.snapshot.send(Arc::new(Snapshot {
+            state: state.into(),
+            metrics: metrics.into(),
+        }));
     }
 }

@@ -34,7 +34,11 @@ pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
 fn rewrite_path(mut request: Request) -> Request {
     let path = canonical_path(request.uri().path(), "master");
     if path != request.uri().path() {
-        let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let query = request
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         if let Ok(uri) = format!("{path}{query}").parse() {
             *request.uri_mut() = uri;
         }
@@ -56,7 +60,12 @@ pub fn router(state: AppState) -> App {
 }
 
 pub fn error_response(err: &ApiError) -> Response {
-    (err.status(), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], err.message.clone()).into_response()
+    (
+        err.status(),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        err.message.clone(),
+    )
+        .into_response()
 }
 
 /// A JSON answer, wrapped for `?jsonp=` when asked.
@@ -64,7 +73,9 @@ pub fn json_response(body: Bytes, query: &HashMap<String, String>) -> Response {
     if let Some(callback) = query.get("jsonp") {
         return match jsonp(callback, &body) {
             Some(wrapped) => ([(header::CONTENT_TYPE, "text/javascript")], wrapped).into_response(),
-            None => error_response(&ApiError::bad_request("query parameter 'jsonp' is not a valid callback name")),
+            None => error_response(&ApiError::bad_request(
+                "query parameter 'jsonp' is not a valid callback name",
+            )),
         };
     }
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -72,21 +83,28 @@ pub fn json_response(body: Bytes, query: &HashMap<String, String>) -> Response {
 
 /// Reads a request body up to [`MAX_BODY_BYTES`].
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes"),
-        )
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes"),
+            )
+        })
 }
 
 /// Method and Content-Type rules of the v1 endpoints (reference §0.2).
 pub fn check_v1_request(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if method != Method::POST {
-        return Err(ApiError::new(ErrorKind::MethodNotAllowed, format!("expecting 'POST', received '{method}'")));
+        return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("expecting 'POST', received '{method}'"),
+        ));
     }
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-        return Err(ApiError::bad_request("expecting 'Content-Type' to be present"));
+        return Err(ApiError::bad_request(
+            "expecting 'Content-Type' to be present",
+        ));
     };
     let content_type = content_type.to_str().unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
@@ -118,11 +136,18 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
 pub fn stream_response(stream: EventStream, id_header: &'static str) -> Response {
     let id = stream.id.clone();
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
-        stream.records.recv().await.map(|record| (Ok::<_, Infallible>(record), stream))
+        stream
+            .records
+            .recv()
+            .await
+            .map(|record| (Ok::<_, Infallible>(record), stream))
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(id_header, value);
     }
@@ -155,22 +180,34 @@ async fn scheduler_api_inner(state: AppState, request: Request) -> Result<Respon
             ));
         }
         if stream_id.is_some() {
-            return Err(ApiError::bad_request("subscribe calls should not include the 'Mesos-Stream-Id' header"));
+            return Err(ApiError::bad_request(
+                "subscribe calls should not include the 'Mesos-Stream-Id' header",
+            ));
         }
         if framework_id != subscribe.framework_info.id {
             return Err(ApiError::bad_request(
                 "'framework_id' differs from 'subscribe.framework_info.id'",
             ));
         }
-        let stream = state.handle.request(|reply| Command::Subscribe { subscribe, reply }).await?;
+        let stream = state
+            .handle
+            .request(|reply| Command::Subscribe { subscribe, reply })
+            .await?;
         return Ok(stream_response(stream, "Mesos-Stream-Id"));
     }
     let Some(framework_id) = framework_id else {
-        return Err(ApiError::bad_request("expecting 'framework_id' to be present"));
+        return Err(ApiError::bad_request(
+            "expecting 'framework_id' to be present",
+        ));
     };
     let reply = state
         .handle
-        .request(|reply| Command::SchedulerCall { framework_id, stream_id, body: Box::new(body), reply })
+        .request(|reply| Command::SchedulerCall {
+            framework_id,
+            stream_id,
+            body: Box::new(body),
+            reply,
+        })
         .await?;
     Ok(match reply {
         CallReply::Accepted => StatusCode::ACCEPTED.into_response(),
@@ -186,16 +223,29 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
         let call: AgentCall = decode(&body)?;
         if let AgentCall::Register(register) = call {
             let register = Box::new(register);
-            let stream = state.handle.request(|reply| Command::RegisterAgent { register, reply }).await?;
+            let stream = state
+                .handle
+                .request(|reply| Command::RegisterAgent { register, reply })
+                .await?;
             return Ok(stream_response(stream, AGENT_STREAM_HEADER));
         }
-        let Some(stream_id) = parts.headers.get(AGENT_STREAM_HEADER).and_then(|v| v.to_str().ok()) else {
-            return Err(ApiError::bad_request(format!("expecting '{AGENT_STREAM_HEADER}' to be present")));
+        let Some(stream_id) = parts
+            .headers
+            .get(AGENT_STREAM_HEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Err(ApiError::bad_request(format!(
+                "expecting '{AGENT_STREAM_HEADER}' to be present"
+            )));
         };
         let stream_id = stream_id.to_string();
         state
             .handle
-            .request(|reply| Command::AgentCall { stream_id, call: Box::new(call), reply })
+            .request(|reply| Command::AgentCall {
+                stream_id,
+                call: Box::new(call),
+                reply,
+            })
             .await?;
         Ok(StatusCode::ACCEPTED.into_response())
     }
@@ -203,12 +253,18 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
     result.unwrap_or_else(|err| error_response(&err))
 }
 
-async fn state_endpoint(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn state_endpoint(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let snapshot = state.handle.snapshot.borrow().clone();
     json_response(snapshot.state.clone(), &query)
 }
 
-async fn metrics_endpoint(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn metrics_endpoint(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let snapshot = state.handle.snapshot.borrow().clone();
     json_response(snapshot.metrics.clone(), &query)
 }
@@ -235,5 +291,9 @@ async fn health() -> StatusCode {
 /// Always a 307 to the leader, even on the leader itself (reference §4).
 async fn redirect(State(state): State<AppState>) -> Response {
     let location = format!("//{}", state.advertised);
-    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }

@@ -35,7 +35,10 @@ impl MasterHandle {
 
 /// Binds `config.ip:config.port` (port 0 picks a free one), starts the event loop and the
 /// HTTP server, and returns once the master accepts connections.
-pub async fn start(mut config: MasterConfig, allocation_interval: Duration) -> anyhow::Result<MasterHandle> {
+pub async fn start(
+    mut config: MasterConfig,
+    allocation_interval: Duration,
+) -> anyhow::Result<MasterHandle> {
     let listener = tokio::net::TcpListener::bind((config.ip, config.port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.ip, config.port))?;
@@ -50,15 +53,23 @@ pub async fn start(mut config: MasterConfig, allocation_interval: Duration) -> a
     let app = http::router(http::AppState { handle, advertised });
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
-        let result = axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app))
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.changed().await;
-            })
-            .await;
+        let result = axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_shutdown.changed().await;
+        })
+        .await;
         if let Err(err) = result {
             tracing::error!(error = %err, "master http server failed");
         }
     });
     tracing::info!(master_id = %id, address = %address, "master started");
-    Ok(MasterHandle { address, shutdown, server, event_loop })
+    Ok(MasterHandle {
+        address,
+        shutdown,
+        server,
+        event_loop,
+    })
 }

@@ -332,16 +332,26 @@ mod tests {
 
     /// BASE with some variables added or replaced.
     fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut vars: Vec<(&str, &str)> = BASE.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).copied().collect();
+        let mut vars: Vec<(&str, &str)> = BASE
+            .iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .copied()
+            .collect();
         vars.extend_from_slice(extra);
         vars
     }
 
     fn check_env(vars: &[(&str, &str)], expected: Result<ExecutorEnv, &str>) {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match (ExecutorEnv::from_vars(&map), expected) {
             (Ok(got), Ok(want)) => assert_eq!(got, want, "{vars:?}"),
-            (Err(err), Err(fragment)) => assert!(err.to_string().contains(fragment), "{vars:?}: {err} lacks {fragment:?}"),
+            (Err(err), Err(fragment)) => assert!(
+                err.to_string().contains(fragment),
+                "{vars:?}: {err} lacks {fragment:?}"
+            ),
             (got, want) => panic!("{vars:?}: got {got:?}, want {want:?}"),
         }
     }

@@ -29,13 +29,24 @@ pub fn command_task(id: &str, offer: &Offer, command: &str, resources: &str) -> 
 
 impl Framework {
     pub async fn subscribe(master: &str, name: &str) -> Framework {
-        let (scheduler, events) = Scheduler::subscribe(master, framework_info(name)).await.expect("subscribe");
+        let (scheduler, events) = Scheduler::subscribe(master, framework_info(name))
+            .await
+            .expect("subscribe");
         let id = scheduler.framework_id().expect("framework id");
-        Framework { scheduler, events, id }
+        Framework {
+            scheduler,
+            events,
+            id,
+        }
     }
 
     /// The next event for which `pick` returns something, within `timeout`.
-    pub async fn next<T>(&mut self, what: &str, timeout: Duration, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    pub async fn next<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -46,7 +57,10 @@ impl Framework {
                 Ok(Some(_)) => continue,
             };
             if let Event::Update(update) = &event {
-                self.scheduler.acknowledge(&update.status).await.expect("acknowledge");
+                self.scheduler
+                    .acknowledge(&update.status)
+                    .await
+                    .expect("acknowledge");
             }
             if let Some(found) = pick(&event) {
                 return found;
@@ -70,7 +84,10 @@ impl Framework {
                 if u.status.state == state {
                     Some(u.status.clone())
                 } else if u.status.state.is_terminal() {
-                    panic!("{task} ended {} ({:?}) while waiting for {state}", u.status.state, u.status.message)
+                    panic!(
+                        "{task} ended {} ({:?}) while waiting for {state}",
+                        u.status.state, u.status.message
+                    )
                 } else {
                     None
                 }

@@ -33,7 +33,10 @@ fn wait_for_address(log: &Path, child: &mut Child) -> String {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("daemon exited with {status} before listening:\n{text}");
         }
-        assert!(Instant::now() < deadline, "daemon did not start in 30 s:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not start in 30 s:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -56,16 +59,33 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let master_log = dir.path().join("master.log");
         let master_dir = dir.path().join("master");
-        let mut args = vec!["master", "--ip", "127.0.0.1", "--port", "0", "--work_dir", master_dir.to_str().unwrap()];
+        let mut args = vec![
+            "master",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work_dir",
+            master_dir.to_str().unwrap(),
+        ];
         args.extend_from_slice(master_flags);
         let mut master_child = spawn(&args, &master_log);
         let master = wait_for_address(&master_log, &mut master_child);
-        let mut cluster =
-            Cluster { master, agents: Vec::new(), dir, children: vec![master_child], http: HttpClient::new(Duration::from_secs(10)) };
+        let mut cluster = Cluster {
+            master,
+            agents: Vec::new(),
+            dir,
+            children: vec![master_child],
+            http: HttpClient::new(Duration::from_secs(10)),
+        };
         for index in 0..agents {
             cluster.add_agent(index, resources);
         }
-        cluster.wait_until("agents registered", |state| state["slaves"].as_array().map_or(0, Vec::len) == agents).await;
+        cluster
+            .wait_until("agents registered", |state| {
+                state["slaves"].as_array().map_or(0, Vec::len) == agents
+            })
+            .await;
         cluster
     }
 
@@ -98,7 +118,11 @@ impl Cluster {
     }
 
     pub async fn state(&self) -> Value {
-        let response = self.http.get(&self.url("/master/state")).await.expect("GET /master/state");
+        let response = self
+            .http
+            .get(&self.url("/master/state"))
+            .await
+            .expect("GET /master/state");
         serde_json::from_slice(&response.body).expect("state is JSON")
     }
 
@@ -110,7 +134,11 @@ impl Cluster {
             if check(&state) {
                 return state;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; state: {state:#}\nlogs:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; state: {state:#}\nlogs:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -141,9 +169,17 @@ impl Cluster {
 /// Kills every process whose working directory is inside `dir` (executors and tasks run
 /// in their sandboxes there).
 fn kill_processes_under(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
             if cwd.starts_with(dir) {
                 // SAFETY: kill(2) with a pid read from /proc has no memory-safety effects.

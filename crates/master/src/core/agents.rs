@@ -3,7 +3,9 @@
 //! updates, executor exits, executor messages). Reference §5.1.
 
 use super::{Action, Framework, Master, StreamId, Task};
-use mantle_api::internal::{AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent};
+use mantle_api::internal::{
+    AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent,
+};
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
 
@@ -51,10 +53,21 @@ fn validate_register(register: &Register) -> Result<Resources, String> {
         return Err("'agent_info.hostname' must not be empty".into());
     }
     let Some((name, addr)) = register.pid.split_once('@') else {
-        return Err(format!("'pid' must look like slave(1)@ip:port, got '{}'", register.pid));
+        return Err(format!(
+            "'pid' must look like slave(1)@ip:port, got '{}'",
+            register.pid
+        ));
     };
-    if name.is_empty() || addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-        return Err(format!("'pid' must look like slave(1)@ip:port, got '{}'", register.pid));
+    if name.is_empty()
+        || addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+    {
+        return Err(format!(
+            "'pid' must look like slave(1)@ip:port, got '{}'",
+            register.pid
+        ));
     }
     if let Some(id) = &register.agent_info.id {
         validate_id("agent_info.id", &id.value)?;
@@ -64,7 +77,12 @@ fn validate_register(register: &Register) -> Result<Resources, String> {
 
 impl Master {
     /// Registers or re-registers an agent on a new stream.
-    pub fn register_agent(&mut self, now: f64, stream: StreamId, register: Register) -> Result<AgentId, ApiError> {
+    pub fn register_agent(
+        &mut self,
+        now: f64,
+        stream: StreamId,
+        register: Register,
+    ) -> Result<AgentId, ApiError> {
         let total = validate_register(&register).map_err(ApiError::bad_request)?;
         let id = match register.agent_info.id.clone() {
             Some(id) => {
@@ -125,11 +143,18 @@ impl Master {
 
     /// After a master restart, an agent's report is how the master learns about running
     /// tasks and about frameworks that have not re-subscribed yet.
-    fn adopt_reported_tasks(&mut self, now: f64, agent_id: &AgentId, register: &Register) -> Vec<(FrameworkId, Resources)> {
+    fn adopt_reported_tasks(
+        &mut self,
+        now: f64,
+        agent_id: &AgentId,
+        register: &Register,
+    ) -> Vec<(FrameworkId, Resources)> {
         let mut used = Vec::new();
         for info in &register.frameworks {
             let Some(id) = info.id.clone() else { continue };
-            if self.frameworks.contains_key(&id) || self.completed_frameworks.iter().any(|f| f.id == id) {
+            if self.frameworks.contains_key(&id)
+                || self.completed_frameworks.iter().any(|f| f.id == id)
+            {
                 continue;
             }
             let mut framework = Framework::new(info.clone(), None, now);
@@ -138,11 +163,14 @@ impl Master {
             self.frameworks.insert(id, framework);
         }
         for report in &register.tasks {
-            let Some(framework) = self.frameworks.get_mut(&report.framework_id) else { continue };
+            let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
+                continue;
+            };
             if framework.tasks.contains_key(&report.task.task_id) || report.state.is_terminal() {
                 continue;
             }
-            let resources = Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
+            let resources =
+                Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
             used.push((report.framework_id.clone(), resources.clone()));
             framework.tasks.insert(
                 report.task.task_id.clone(),
@@ -161,7 +189,9 @@ impl Master {
             );
         }
         for executor in &register.executors {
-            let Some(fid) = &executor.framework_id else { continue };
+            let Some(fid) = &executor.framework_id else {
+                continue;
+            };
             if let Some(framework) = self.frameworks.get_mut(fid) {
                 framework
                     .executors
@@ -184,20 +214,27 @@ impl Master {
         for framework_id in removed {
             self.send_to_agent(
                 agent_id,
-                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework { framework_id }),
+                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework {
+                    framework_id,
+                }),
             );
         }
     }
 
     /// The agent a stream belongs to, if it is that agent's current stream.
     pub fn agent_for_stream(&self, stream: &str) -> Option<AgentId> {
-        self.agents.values().find(|a| a.stream.as_deref() == Some(stream)).map(|a| a.id.clone())
+        self.agents
+            .values()
+            .find(|a| a.stream.as_deref() == Some(stream))
+            .map(|a| a.id.clone())
     }
 
     /// Calls an agent makes on its current stream.
     pub fn agent_call(&mut self, now: f64, stream: &str, call: AgentCall) -> Result<(), ApiError> {
         let Some(agent_id) = self.agent_for_stream(stream) else {
-            return Err(ApiError::forbidden(format!("agent stream '{stream}' is not registered")));
+            return Err(ApiError::forbidden(format!(
+                "agent stream '{stream}' is not registered"
+            )));
         };
         match call {
             AgentCall::Register(_) => {
@@ -211,17 +248,25 @@ impl Master {
     }
 
     fn executor_exited(&mut self, now: f64, agent_id: &AgentId, exited: ExecutorExited) {
-        let Some(framework) = self.frameworks.get_mut(&exited.framework_id) else { return };
+        let Some(framework) = self.frameworks.get_mut(&exited.framework_id) else {
+            return;
+        };
         let removed = framework
             .executors
             .get_mut(agent_id)
             .and_then(|executors| executors.remove(&exited.executor_id));
-        if framework.executors.get(agent_id).is_some_and(|e| e.is_empty()) {
+        if framework
+            .executors
+            .get(agent_id)
+            .is_some_and(|e| e.is_empty())
+        {
             framework.executors.remove(agent_id);
         }
         if let Some(executor) = removed {
-            let resources = Resources::from_wire("executor.resources", &executor.resources).unwrap_or_default();
-            self.allocator.recover(&exited.framework_id, agent_id, &resources, None, now);
+            let resources =
+                Resources::from_wire("executor.resources", &executor.resources).unwrap_or_default();
+            self.allocator
+                .recover(&exited.framework_id, agent_id, &resources, None, now);
         }
         self.send(
             &exited.framework_id,
@@ -248,14 +293,22 @@ impl Master {
     /// The agent's stream went away: it is deactivated, its offers are rescinded, and the
     /// tasks of frameworks that do not checkpoint are lost (reference §5.1).
     pub fn agent_stream_closed(&mut self, now: f64, stream: &str) {
-        let Some(agent_id) = self.agent_for_stream(stream) else { return };
+        let Some(agent_id) = self.agent_for_stream(stream) else {
+            return;
+        };
         tracing::info!(agent_id = %agent_id, "agent disconnected");
         let agent = self.agents.get_mut(&agent_id).expect("found above");
         agent.stream = None;
         agent.disconnected_since = Some(now);
         self.allocator.set_agent_active(&agent_id, false);
         self.rescind_agent_offers(now, &agent_id);
-        self.lose_tasks(now, &agent_id, |f| !f.info.checkpoint, Reason::AgentDisconnected, "Agent disconnected");
+        self.lose_tasks(
+            now,
+            &agent_id,
+            |f| !f.info.checkpoint,
+            Reason::AgentDisconnected,
+            "Agent disconnected",
+        );
         self.dirty = true;
     }
 
@@ -269,7 +322,13 @@ impl Master {
             .collect();
         for agent_id in expired {
             tracing::warn!(agent_id = %agent_id, "agent did not re-register in time, removing it");
-            self.lose_tasks(now, &agent_id, |_| true, Reason::AgentRemoved, "Agent removed");
+            self.lose_tasks(
+                now,
+                &agent_id,
+                |_| true,
+                Reason::AgentRemoved,
+                "Agent removed",
+            );
             self.agents.remove(&agent_id);
             self.allocator.remove_agent(&agent_id);
             self.counters.agent_removals += 1;
@@ -280,7 +339,11 @@ impl Master {
                 }
                 self.send(
                     &framework_id,
-                    Event::Failure(Failure { agent_id: Some(agent_id.clone()), executor_id: None, status: None }),
+                    Event::Failure(Failure {
+                        agent_id: Some(agent_id.clone()),
+                        executor_id: None,
+                        status: None,
+                    }),
                 );
             }
             self.dirty = true;
@@ -308,7 +371,11 @@ impl Master {
             for id in ids {
                 let mut task = framework.tasks.remove(&id).expect("listed above");
                 task.state = TaskState::Lost;
-                lost.push((framework.id.clone(), task.info.clone(), task.resources.clone()));
+                lost.push((
+                    framework.id.clone(),
+                    task.info.clone(),
+                    task.resources.clone(),
+                ));
                 framework.completed_tasks.push_back(task);
             }
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
@@ -316,8 +383,13 @@ impl Master {
             }
         }
         for (framework_id, info, resources) in lost {
-            self.allocator.recover(&framework_id, agent_id, &resources, None, now);
-            *self.counters.tasks_by_terminal_state.entry(TaskState::Lost).or_default() += 1;
+            self.allocator
+                .recover(&framework_id, agent_id, &resources, None, now);
+            *self
+                .counters
+                .tasks_by_terminal_state
+                .entry(TaskState::Lost)
+                .or_default() += 1;
             self.send_master_update(&framework_id, &info, TaskState::Lost, reason, message);
         }
     }

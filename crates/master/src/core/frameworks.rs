@@ -56,7 +56,11 @@ impl Framework {
     }
 
     pub fn role(&self) -> String {
-        self.info.effective_roles().into_iter().next().unwrap_or_else(|| "*".into())
+        self.info
+            .effective_roles()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "*".into())
     }
 }
 
@@ -72,7 +76,12 @@ pub enum CallReply {
 impl Master {
     /// Handles SUBSCRIBE on the new stream `stream`. The checks that need no state (a
     /// `Mesos-Stream-Id` header, top-level ID mismatch) are done by the HTTP layer.
-    pub fn subscribe(&mut self, now: f64, subscribe: Subscribe, stream: StreamId) -> Result<FrameworkId, ApiError> {
+    pub fn subscribe(
+        &mut self,
+        now: f64,
+        subscribe: Subscribe,
+        stream: StreamId,
+    ) -> Result<FrameworkId, ApiError> {
         let mut info = subscribe.framework_info;
         validate_framework_info(&info).map_err(ApiError::bad_request)?;
         if let Some(id) = &info.id {
@@ -80,21 +89,28 @@ impl Master {
             if self.completed_frameworks.iter().any(|f| &f.id == id) {
                 self.actions.push(Action::Framework {
                     stream: stream.clone(),
-                    event: Event::Error(ErrorEvent { message: "Framework has been removed".into() }),
+                    event: Event::Error(ErrorEvent {
+                        message: "Framework has been removed".into(),
+                    }),
                 });
                 self.actions.push(Action::CloseFramework { stream });
                 return Ok(id.clone());
             }
         }
         let suppressed = !subscribe.suppressed_roles.is_empty()
-            && info.effective_roles().iter().all(|r| subscribe.suppressed_roles.contains(r));
+            && info
+                .effective_roles()
+                .iter()
+                .all(|r| subscribe.suppressed_roles.contains(r));
         let id = match info.id.clone() {
             Some(id) if self.frameworks.contains_key(&id) => {
                 let framework = self.frameworks.get_mut(&id).expect("checked above");
                 if let Some(old) = framework.stream.replace(stream.clone()) {
                     self.actions.push(Action::Framework {
                         stream: old.clone(),
-                        event: Event::Error(ErrorEvent { message: "Framework failed over".into() }),
+                        event: Event::Error(ErrorEvent {
+                            message: "Framework failed over".into(),
+                        }),
                     });
                     self.actions.push(Action::CloseFramework { stream: old });
                 }
@@ -124,7 +140,8 @@ impl Master {
                 let id = FrameworkId::new(format!("{}-{:04}", self.info.id, self.next_framework));
                 self.next_framework += 1;
                 info.id = Some(id.clone());
-                self.frameworks.insert(id.clone(), Framework::new(info, Some(stream.clone()), now));
+                self.frameworks
+                    .insert(id.clone(), Framework::new(info, Some(stream.clone()), now));
                 self.allocator.add_framework(&id, true);
                 tracing::info!(framework_id = %id, "framework subscribed");
                 id
@@ -142,7 +159,10 @@ impl Master {
                 master_info: Some(self.info.clone()),
             }),
         });
-        self.actions.push(Action::Framework { stream, event: Event::Heartbeat });
+        self.actions.push(Action::Framework {
+            stream,
+            event: Event::Heartbeat,
+        });
         self.dirty = true;
         Ok(id)
     }
@@ -156,10 +176,14 @@ impl Master {
         body: CallBody,
     ) -> Result<CallReply, ApiError> {
         let Some(framework) = self.frameworks.get(framework_id) else {
-            return Err(ApiError::bad_request(format!("Framework cannot be found: {framework_id}")));
+            return Err(ApiError::bad_request(format!(
+                "Framework cannot be found: {framework_id}"
+            )));
         };
         let Some(current) = framework.stream.as_deref() else {
-            return Err(ApiError::forbidden(format!("Framework is not subscribed: {framework_id}")));
+            return Err(ApiError::forbidden(format!(
+                "Framework is not subscribed: {framework_id}"
+            )));
         };
         match stream_id {
             None => {
@@ -180,7 +204,10 @@ impl Master {
             }
             CallBody::Accept(accept) => self.accept(now, framework_id, accept),
             CallBody::Decline(decline) => {
-                let refuse = decline.filters.unwrap_or_default().effective_refuse_seconds();
+                let refuse = decline
+                    .filters
+                    .unwrap_or_default()
+                    .effective_refuse_seconds();
                 for offer_id in decline.offer_ids {
                     self.remove_offer(now, framework_id, &offer_id, Some(refuse));
                 }
@@ -229,21 +256,36 @@ impl Master {
         Ok(CallReply::Accepted)
     }
 
-    fn update_framework(&mut self, framework_id: &FrameworkId, update: Subscribe) -> Result<(), ApiError> {
-        let framework = self.frameworks.get_mut(framework_id).expect("checked by the caller");
+    fn update_framework(
+        &mut self,
+        framework_id: &FrameworkId,
+        update: Subscribe,
+    ) -> Result<(), ApiError> {
+        let framework = self
+            .frameworks
+            .get_mut(framework_id)
+            .expect("checked by the caller");
         let mut info = update.framework_info;
         if info.id.as_ref() != Some(framework_id) {
-            return Err(ApiError::bad_request("'update_framework.framework_info.id' must match 'framework_id'"));
+            return Err(ApiError::bad_request(
+                "'update_framework.framework_info.id' must match 'framework_id'",
+            ));
         }
         validate_framework_info(&info).map_err(ApiError::bad_request)?;
         if info.principal != framework.info.principal {
-            return Err(ApiError::bad_request("'framework_info.principal' cannot be changed"));
+            return Err(ApiError::bad_request(
+                "'framework_info.principal' cannot be changed",
+            ));
         }
         if info.user != framework.info.user {
-            return Err(ApiError::bad_request("'framework_info.user' cannot be changed"));
+            return Err(ApiError::bad_request(
+                "'framework_info.user' cannot be changed",
+            ));
         }
         if info.checkpoint != framework.info.checkpoint {
-            return Err(ApiError::bad_request("'framework_info.checkpoint' cannot be changed"));
+            return Err(ApiError::bad_request(
+                "'framework_info.checkpoint' cannot be changed",
+            ));
         }
         info.id = Some(framework_id.clone());
         framework.info = info;
@@ -253,7 +295,11 @@ impl Master {
 
     /// The framework's event stream went away.
     pub fn framework_stream_closed(&mut self, now: f64, stream: &str) {
-        let Some(framework) = self.frameworks.values_mut().find(|f| f.stream.as_deref() == Some(stream)) else {
+        let Some(framework) = self
+            .frameworks
+            .values_mut()
+            .find(|f| f.stream.as_deref() == Some(stream))
+        else {
             return;
         };
         let id = framework.id.clone();
@@ -285,15 +331,22 @@ impl Master {
     /// are killed, and it moves to the completed frameworks (reference §5.2).
     pub fn remove_framework(&mut self, now: f64, framework_id: &FrameworkId) {
         self.rescind_framework_offers(now, framework_id, false);
-        let Some(mut framework) = self.frameworks.remove(framework_id) else { return };
+        let Some(mut framework) = self.frameworks.remove(framework_id) else {
+            return;
+        };
         let mut agents: BTreeSet<AgentId> = framework.executors.keys().cloned().collect();
         for task in std::mem::take(&mut framework.tasks).into_values() {
             agents.insert(task.agent_id.clone());
             let mut task = task;
             if !task.state.is_terminal() {
-                self.allocator.recover(framework_id, &task.agent_id, &task.resources, None, now);
+                self.allocator
+                    .recover(framework_id, &task.agent_id, &task.resources, None, now);
                 task.state = TaskState::Killed;
-                *self.counters.tasks_by_terminal_state.entry(TaskState::Killed).or_default() += 1;
+                *self
+                    .counters
+                    .tasks_by_terminal_state
+                    .entry(TaskState::Killed)
+                    .or_default() += 1;
             }
             framework.completed_tasks.push_back(task);
         }
@@ -302,14 +355,18 @@ impl Master {
         }
         for (agent_id, executors) in std::mem::take(&mut framework.executors) {
             for executor in executors.values() {
-                let resources = Resources::from_wire("executor.resources", &executor.resources).unwrap_or_default();
-                self.allocator.recover(framework_id, &agent_id, &resources, None, now);
+                let resources = Resources::from_wire("executor.resources", &executor.resources)
+                    .unwrap_or_default();
+                self.allocator
+                    .recover(framework_id, &agent_id, &resources, None, now);
             }
         }
         for agent_id in agents {
             self.send_to_agent(
                 &agent_id,
-                ToAgent::ShutdownFramework(ShutdownFramework { framework_id: framework_id.clone() }),
+                ToAgent::ShutdownFramework(ShutdownFramework {
+                    framework_id: framework_id.clone(),
+                }),
             );
         }
         if let Some(stream) = framework.stream.take() {

@@ -29,12 +29,22 @@ pub type StreamId = String;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Send an event on a framework's stream.
-    Framework { stream: StreamId, event: Event },
+    Framework {
+        stream: StreamId,
+        event: Event,
+    },
     /// Close a framework's stream after the events queued before it.
-    CloseFramework { stream: StreamId },
+    CloseFramework {
+        stream: StreamId,
+    },
     /// Send a message on an agent's stream.
-    Agent { stream: StreamId, message: ToAgent },
-    CloseAgent { stream: StreamId },
+    Agent {
+        stream: StreamId,
+        message: ToAgent,
+    },
+    CloseAgent {
+        stream: StreamId,
+    },
 }
 
 /// Settings the core needs; the flags live in the binary.
@@ -117,7 +127,9 @@ impl Master {
                 ip: Some(config.ip.to_string()),
                 port: u32::from(config.port),
             }),
-            capabilities: vec![Capability { kind: "AGENT_UPDATE".into() }],
+            capabilities: vec![Capability {
+                kind: "AGENT_UPDATE".into(),
+            }],
         };
         let allocator = Box::new(FairAllocator::new(config.min_allocatable.clone()));
         Master {
@@ -154,17 +166,30 @@ impl Master {
     pub fn tick(&mut self, now: f64) {
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + self.config.heartbeat_interval;
-            let streams: Vec<StreamId> =
-                self.frameworks.values().filter_map(|f| f.stream.clone()).collect();
+            let streams: Vec<StreamId> = self
+                .frameworks
+                .values()
+                .filter_map(|f| f.stream.clone())
+                .collect();
             for stream in streams {
-                self.actions.push(Action::Framework { stream, event: Event::Heartbeat });
+                self.actions.push(Action::Framework {
+                    stream,
+                    event: Event::Heartbeat,
+                });
             }
         }
         if now >= self.next_ping {
             self.next_ping = now + self.config.agent_ping_interval;
-            let streams: Vec<StreamId> = self.agents.values().filter_map(|a| a.stream.clone()).collect();
+            let streams: Vec<StreamId> = self
+                .agents
+                .values()
+                .filter_map(|a| a.stream.clone())
+                .collect();
             for stream in streams {
-                self.actions.push(Action::Agent { stream, message: ToAgent::Ping });
+                self.actions.push(Action::Agent {
+                    stream,
+                    message: ToAgent::Ping,
+                });
             }
         }
         self.expire_frameworks(now);
@@ -178,7 +203,11 @@ impl Master {
     }
 
     fn send(&mut self, framework_id: &FrameworkId, event: Event) {
-        if let Some(stream) = self.frameworks.get(framework_id).and_then(|f| f.stream.clone()) {
+        if let Some(stream) = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.stream.clone())
+        {
             self.actions.push(Action::Framework { stream, event });
         }
     }

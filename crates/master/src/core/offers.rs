@@ -17,8 +17,12 @@ impl Master {
     pub(super) fn make_offers(&mut self, _now: f64, allocations: Vec<Allocation>) {
         let mut batches: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {
-            let Some(agent) = self.agents.get(&allocation.agent) else { continue };
-            let Some(framework) = self.frameworks.get_mut(&allocation.framework) else { continue };
+            let Some(agent) = self.agents.get(&allocation.agent) else {
+                continue;
+            };
+            let Some(framework) = self.frameworks.get_mut(&allocation.framework) else {
+                continue;
+            };
             let id = OfferId::new(format!("{}-O{}", self.info.id, self.next_offer));
             self.next_offer += 1;
             let executor_ids = framework
@@ -38,7 +42,13 @@ impl Master {
                 allocation_info: None,
             };
             framework.offers.insert(id.clone());
-            self.offers.insert(id, OfferEntry { offer: offer.clone(), resources: allocation.resources });
+            self.offers.insert(
+                id,
+                OfferEntry {
+                    offer: offer.clone(),
+                    resources: allocation.resources,
+                },
+            );
             batches.entry(allocation.framework).or_default().push(offer);
         }
         for (framework_id, offers) in batches {
@@ -65,14 +75,25 @@ impl Master {
             f.offers.remove(offer_id);
         }
         if refuse_seconds.is_some() {
-            self.allocator.recover(framework_id, &entry.offer.agent_id, &entry.resources, refuse_seconds, now);
+            self.allocator.recover(
+                framework_id,
+                &entry.offer.agent_id,
+                &entry.resources,
+                refuse_seconds,
+                now,
+            );
         }
         self.dirty = true;
         Some(entry)
     }
 
     /// Takes back every offer of a framework; with `notify` the framework gets RESCIND.
-    pub(super) fn rescind_framework_offers(&mut self, now: f64, framework_id: &FrameworkId, notify: bool) {
+    pub(super) fn rescind_framework_offers(
+        &mut self,
+        now: f64,
+        framework_id: &FrameworkId,
+        notify: bool,
+    ) {
         let ids: Vec<OfferId> = self
             .frameworks
             .get(framework_id)
@@ -97,11 +118,20 @@ impl Master {
     }
 
     fn rescind(&mut self, now: f64, offer_id: &OfferId, notify: bool) {
-        let Some(entry) = self.offers.get(offer_id) else { return };
+        let Some(entry) = self.offers.get(offer_id) else {
+            return;
+        };
         let framework_id = entry.offer.framework_id.clone();
-        let entry = self.remove_offer(now, &framework_id, offer_id, Some(0.0)).expect("present");
+        let entry = self
+            .remove_offer(now, &framework_id, offer_id, Some(0.0))
+            .expect("present");
         if notify {
-            self.send(&framework_id, Event::Rescind(Rescind { offer_id: entry.offer.id }));
+            self.send(
+                &framework_id,
+                Event::Rescind(Rescind {
+                    offer_id: entry.offer.id,
+                }),
+            );
         }
     }
 
@@ -109,23 +139,45 @@ impl Master {
     /// with the call's filters. Invalid offers make every launch in the call TASK_LOST
     /// (TASK_DROPPED for partition-aware frameworks) with REASON_INVALID_OFFERS.
     pub(super) fn accept(&mut self, now: f64, framework_id: &FrameworkId, accept: Accept) {
-        let refuse = accept.filters.clone().unwrap_or_default().effective_refuse_seconds();
+        let refuse = accept
+            .filters
+            .clone()
+            .unwrap_or_default()
+            .effective_refuse_seconds();
         let problem = self.check_offers(framework_id, &accept.offer_ids);
         if let Some(problem) = problem {
             tracing::info!(framework_id = %framework_id, problem = %problem, "accept with invalid offers");
             for offer_id in &accept.offer_ids {
                 self.remove_offer(now, framework_id, offer_id, Some(0.0));
             }
-            let partition_aware = self.frameworks.get(framework_id).is_some_and(|f| f.is_partition_aware());
-            let state = if partition_aware { TaskState::Dropped } else { TaskState::Lost };
+            let partition_aware = self
+                .frameworks
+                .get(framework_id)
+                .is_some_and(|f| f.is_partition_aware());
+            let state = if partition_aware {
+                TaskState::Dropped
+            } else {
+                TaskState::Lost
+            };
             for operation in &accept.operations {
                 let tasks = operation
                     .launch
                     .iter()
                     .flat_map(|l| l.task_infos.iter())
-                    .chain(operation.launch_group.iter().flat_map(|g| g.task_group.tasks.iter()));
+                    .chain(
+                        operation
+                            .launch_group
+                            .iter()
+                            .flat_map(|g| g.task_group.tasks.iter()),
+                    );
                 for task in tasks {
-                    self.send_master_update(framework_id, task, state, Reason::InvalidOffers, &problem);
+                    self.send_master_update(
+                        framework_id,
+                        task,
+                        state,
+                        Reason::InvalidOffers,
+                        &problem,
+                    );
                 }
             }
             return;
@@ -133,7 +185,9 @@ impl Master {
         let mut agent_id = None;
         let mut available = Resources::new();
         for offer_id in &accept.offer_ids {
-            let entry = self.remove_offer(now, framework_id, offer_id, None).expect("checked above");
+            let entry = self
+                .remove_offer(now, framework_id, offer_id, None)
+                .expect("checked above");
             agent_id = Some(entry.offer.agent_id.clone());
             available.add(&entry.resources);
         }
@@ -157,7 +211,8 @@ impl Master {
                 }
             }
         }
-        self.allocator.recover(framework_id, &agent_id, &available, Some(refuse), now);
+        self.allocator
+            .recover(framework_id, &agent_id, &available, Some(refuse), now);
     }
 
     fn check_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {
@@ -174,7 +229,9 @@ impl Master {
                 return Some(format!("Offer {offer_id} is no longer valid"));
             };
             if &entry.offer.framework_id != framework_id {
-                return Some(format!("Offer {offer_id} is not for framework {framework_id}"));
+                return Some(format!(
+                    "Offer {offer_id} is not for framework {framework_id}"
+                ));
             }
             match agent {
                 Some(a) if a != &entry.offer.agent_id => {

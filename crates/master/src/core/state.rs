@@ -82,7 +82,9 @@ impl Master {
         }
         for executors in framework.executors.values() {
             for executor in executors.values() {
-                used.add(&Resources::from_wire("resources", &executor.resources).unwrap_or_default());
+                used.add(
+                    &Resources::from_wire("resources", &executor.resources).unwrap_or_default(),
+                );
             }
         }
         used
@@ -152,8 +154,12 @@ impl Master {
     }
 
     fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
-        let attributes: Map<String, Value> =
-            agent.info.attributes.iter().map(|a| (a.name.clone(), a.legacy_value())).collect();
+        let attributes: Map<String, Value> = agent
+            .info
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.legacy_value()))
+            .collect();
         let mut out = json!({
             "id": agent.id.value,
             "hostname": agent.info.hostname,
@@ -182,17 +188,26 @@ impl Master {
         let mut usage: BTreeMap<AgentId, (Resources, Resources)> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                usage.entry(task.agent_id.clone()).or_default().0.add(&task.resources);
+                usage
+                    .entry(task.agent_id.clone())
+                    .or_default()
+                    .0
+                    .add(&task.resources);
             }
             for (agent, executors) in &framework.executors {
                 for executor in executors.values() {
-                    let r = Resources::from_wire("resources", &executor.resources).unwrap_or_default();
+                    let r =
+                        Resources::from_wire("resources", &executor.resources).unwrap_or_default();
                     usage.entry(agent.clone()).or_default().0.add(&r);
                 }
             }
         }
         for entry in self.offers.values() {
-            usage.entry(entry.offer.agent_id.clone()).or_default().1.add(&entry.resources);
+            usage
+                .entry(entry.offer.agent_id.clone())
+                .or_default()
+                .1
+                .add(&entry.resources);
         }
         usage
     }
@@ -264,20 +279,39 @@ impl Master {
             let u = used.scalar(kind);
             m.insert(format!("master/{kind}_total"), t);
             m.insert(format!("master/{kind}_used"), u);
-            m.insert(format!("master/{kind}_percent"), if t > 0.0 { u / t } else { 0.0 });
+            m.insert(
+                format!("master/{kind}_percent"),
+                if t > 0.0 { u / t } else { 0.0 },
+            );
         }
         let active_agents = self.agents.values().filter(|a| a.active()).count() as f64;
         m.insert("master/slaves_active".into(), active_agents);
         m.insert("master/slaves_connected".into(), active_agents);
-        m.insert("master/slaves_inactive".into(), self.agents.len() as f64 - active_agents);
-        m.insert("master/slaves_disconnected".into(), self.agents.len() as f64 - active_agents);
+        m.insert(
+            "master/slaves_inactive".into(),
+            self.agents.len() as f64 - active_agents,
+        );
+        m.insert(
+            "master/slaves_disconnected".into(),
+            self.agents.len() as f64 - active_agents,
+        );
         m.insert("master/slaves_unreachable".into(), 0.0);
         let active_fw = self.frameworks.values().filter(|f| f.active).count() as f64;
         m.insert("master/frameworks_active".into(), active_fw);
-        m.insert("master/frameworks_inactive".into(), self.frameworks.len() as f64 - active_fw);
-        let connected = self.frameworks.values().filter(|f| f.stream.is_some()).count() as f64;
+        m.insert(
+            "master/frameworks_inactive".into(),
+            self.frameworks.len() as f64 - active_fw,
+        );
+        let connected = self
+            .frameworks
+            .values()
+            .filter(|f| f.stream.is_some())
+            .count() as f64;
         m.insert("master/frameworks_connected".into(), connected);
-        m.insert("master/frameworks_disconnected".into(), self.frameworks.len() as f64 - connected);
+        m.insert(
+            "master/frameworks_disconnected".into(),
+            self.frameworks.len() as f64 - connected,
+        );
         m.insert("master/outstanding_offers".into(), self.offers.len() as f64);
         let mut live: BTreeMap<TaskState, f64> = BTreeMap::new();
         for framework in self.frameworks.values() {
@@ -286,19 +320,41 @@ impl Master {
             }
         }
         for state in TaskState::ALL {
-            let name = state.as_str().trim_start_matches("TASK_").to_ascii_lowercase();
+            let name = state
+                .as_str()
+                .trim_start_matches("TASK_")
+                .to_ascii_lowercase();
             let value = if state.is_terminal() {
-                self.counters.tasks_by_terminal_state.get(&state).copied().unwrap_or(0) as f64
+                self.counters
+                    .tasks_by_terminal_state
+                    .get(&state)
+                    .copied()
+                    .unwrap_or(0) as f64
             } else {
                 live.get(&state).copied().unwrap_or(0.0)
             };
             m.insert(format!("master/tasks_{name}"), value);
         }
-        m.insert("master/slave_registrations".into(), self.counters.agent_registrations as f64);
-        m.insert("master/slave_reregistrations".into(), self.counters.agent_reregistrations as f64);
-        m.insert("master/slave_removals".into(), self.counters.agent_removals as f64);
-        m.insert("master/valid_status_updates".into(), self.counters.valid_status_updates as f64);
-        m.insert("master/invalid_status_updates".into(), self.counters.invalid_status_updates as f64);
+        m.insert(
+            "master/slave_registrations".into(),
+            self.counters.agent_registrations as f64,
+        );
+        m.insert(
+            "master/slave_reregistrations".into(),
+            self.counters.agent_reregistrations as f64,
+        );
+        m.insert(
+            "master/slave_removals".into(),
+            self.counters.agent_removals as f64,
+        );
+        m.insert(
+            "master/valid_status_updates".into(),
+            self.counters.valid_status_updates as f64,
+        );
+        m.insert(
+            "master/invalid_status_updates".into(),
+            self.counters.invalid_status_updates as f64,
+        );
         m
     }
 }

@@ -2,7 +2,9 @@
 //! (§5.3), KILL, and reconciliation (§5.5).
 
 use super::Master;
-use mantle_api::internal::{KillTask, RunTask, RunTaskGroup, StatusUpdate, StatusUpdateAck, ToAgent};
+use mantle_api::internal::{
+    KillTask, RunTask, RunTaskGroup, StatusUpdate, StatusUpdateAck, ToAgent,
+};
 use mantle_api::scheduler::{Acknowledge, Event, Kill, Reconcile, Update};
 use mantle_api::*;
 use std::collections::BTreeSet;
@@ -53,8 +55,12 @@ fn validate_task(
         ));
     }
     match (&task.executor, &task.command) {
-        (Some(_), Some(_)) => return Err("Task should have at most one of 'executor' and 'command'".into()),
-        (None, None) => return Err("Task should have at least one of 'executor' or 'command'".into()),
+        (Some(_), Some(_)) => {
+            return Err("Task should have at most one of 'executor' and 'command'".into())
+        }
+        (None, None) => {
+            return Err("Task should have at least one of 'executor' or 'command'".into())
+        }
         (None, Some(command)) => {
             if command.shell && command.value.is_none() {
                 return Err("'command.value' must be set when 'command.shell' is true".into());
@@ -108,7 +114,9 @@ impl Master {
         }
         if let Some(fid) = &executor.framework_id {
             if fid != framework_id {
-                return Err(format!("ExecutorInfo has framework {fid} but the task is for {framework_id}"));
+                return Err(format!(
+                    "ExecutorInfo has framework {fid} but the task is for {framework_id}"
+                ));
             }
         }
         Resources::from_wire("executor.resources", &executor.resources).map(Some)
@@ -143,18 +151,29 @@ impl Master {
             Ok(ok) => ok,
             Err(message) => {
                 tracing::info!(framework_id = %framework_id, task_id = %task.task_id, error = %message, "invalid task");
-                self.send_master_update(framework_id, &task, TaskState::Error, Reason::TaskInvalid, &message);
+                self.send_master_update(
+                    framework_id,
+                    &task,
+                    TaskState::Error,
+                    Reason::TaskInvalid,
+                    &message,
+                );
                 return;
             }
         };
         if let Some(executor) = task.executor.as_mut() {
-            executor.framework_id.get_or_insert_with(|| framework_id.clone());
+            executor
+                .framework_id
+                .get_or_insert_with(|| framework_id.clone());
         }
         available.subtract(&resources);
         if let Some(extra) = &executor_resources {
             available.subtract(extra);
         }
-        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        let framework = self
+            .frameworks
+            .get_mut(framework_id)
+            .expect("caller checked");
         if let Some(executor) = &task.executor {
             framework
                 .executors
@@ -164,8 +183,17 @@ impl Master {
                 .or_insert_with(|| executor.clone());
         }
         let framework_info = framework.info.clone();
-        framework.tasks.insert(task.task_id.clone(), new_task(framework_id, &task, resources, now));
-        self.send_to_agent(agent_id, ToAgent::RunTask(RunTask { framework_info, task }));
+        framework.tasks.insert(
+            task.task_id.clone(),
+            new_task(framework_id, &task, resources, now),
+        );
+        self.send_to_agent(
+            agent_id,
+            ToAgent::RunTask(RunTask {
+                framework_info,
+                task,
+            }),
+        );
         self.dirty = true;
     }
 
@@ -192,10 +220,15 @@ impl Master {
                     return Err(format!("Task {} appears twice in the group", task.task_id));
                 }
                 if task.executor.is_some() {
-                    return Err(format!("Task {} in a group must not set 'executor'", task.task_id));
+                    return Err(format!(
+                        "Task {} in a group must not set 'executor'",
+                        task.task_id
+                    ));
                 }
                 let mut probe = task.clone();
-                probe.command.get_or_insert_with(|| CommandInfo::shell("true"));
+                probe
+                    .command
+                    .get_or_insert_with(|| CommandInfo::shell("true"));
                 let resources = validate_task(&probe, agent_id, &known)?;
                 needed.add(&resources);
                 each.push(resources);
@@ -213,16 +246,28 @@ impl Master {
             Ok(ok) => ok,
             Err(message) => {
                 for task in &group.task_group.tasks {
-                    self.send_master_update(framework_id, task, TaskState::Error, Reason::TaskGroupInvalid, &message);
+                    self.send_master_update(
+                        framework_id,
+                        task,
+                        TaskState::Error,
+                        Reason::TaskGroupInvalid,
+                        &message,
+                    );
                 }
                 return;
             }
         };
-        group.executor.framework_id.get_or_insert_with(|| framework_id.clone());
+        group
+            .executor
+            .framework_id
+            .get_or_insert_with(|| framework_id.clone());
         if let Some(extra) = &executor_resources {
             available.subtract(extra);
         }
-        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        let framework = self
+            .frameworks
+            .get_mut(framework_id)
+            .expect("caller checked");
         framework
             .executors
             .entry(agent_id.clone())
@@ -262,7 +307,11 @@ impl Master {
             self.counters.invalid_status_updates += 1;
             self.send_to_agent(
                 agent_id,
-                ToAgent::StatusUpdateAck(StatusUpdateAck { framework_id, task_id: status.task_id, uuid }),
+                ToAgent::StatusUpdateAck(StatusUpdateAck {
+                    framework_id,
+                    task_id: status.task_id,
+                    uuid,
+                }),
             );
             return;
         };
@@ -279,19 +328,32 @@ impl Master {
                 task.statuses.push(kept);
                 if !was_terminal && status.state.is_terminal() {
                     freed = Some((task.agent_id.clone(), task.resources.clone()));
-                    *self.counters.tasks_by_terminal_state.entry(status.state).or_default() += 1;
+                    *self
+                        .counters
+                        .tasks_by_terminal_state
+                        .entry(status.state)
+                        .or_default() += 1;
                 }
             }
-        } else if framework.completed_tasks.iter().any(|t| t.info.task_id == status.task_id) {
+        } else if framework
+            .completed_tasks
+            .iter()
+            .any(|t| t.info.task_id == status.task_id)
+        {
             // A retransmission of an update that was already acknowledged.
             self.send_to_agent(
                 agent_id,
-                ToAgent::StatusUpdateAck(StatusUpdateAck { framework_id, task_id: status.task_id, uuid }),
+                ToAgent::StatusUpdateAck(StatusUpdateAck {
+                    framework_id,
+                    task_id: status.task_id,
+                    uuid,
+                }),
             );
             return;
         }
         if let Some((agent, resources)) = freed {
-            self.allocator.recover(&framework_id, &agent, &resources, None, now);
+            self.allocator
+                .recover(&framework_id, &agent, &resources, None, now);
         }
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
@@ -299,9 +361,16 @@ impl Master {
 
     /// ACKNOWLEDGE from a framework: passes the acknowledgement to the agent and retires
     /// a terminal task once its terminal update is acknowledged.
-    pub(super) fn acknowledge(&mut self, framework_id: &FrameworkId, ack: Acknowledge) -> Result<(), ApiError> {
+    pub(super) fn acknowledge(
+        &mut self,
+        framework_id: &FrameworkId,
+        ack: Acknowledge,
+    ) -> Result<(), ApiError> {
         validate_status_uuid("acknowledge.uuid", &ack.uuid).map_err(ApiError::bad_request)?;
-        let framework = self.frameworks.get_mut(framework_id).expect("caller checked");
+        let framework = self
+            .frameworks
+            .get_mut(framework_id)
+            .expect("caller checked");
         let acknowledged_terminal = framework.tasks.get(&ack.task_id).is_some_and(|t| {
             t.status_update_uuid.as_deref() == Some(ack.uuid.as_str())
                 && t.status_update_state.is_some_and(TaskState::is_terminal)
@@ -342,7 +411,10 @@ impl Master {
             None => {
                 // Unknown tasks are answered as explicit reconciliation answers them.
                 let reconcile = Reconcile {
-                    tasks: vec![mantle_api::scheduler::ReconcileTask { task_id: kill.task_id, agent_id: kill.agent_id }],
+                    tasks: vec![mantle_api::scheduler::ReconcileTask {
+                        task_id: kill.task_id,
+                        agent_id: kill.agent_id,
+                    }],
                 };
                 self.reconcile(now, framework_id, reconcile);
             }
@@ -350,12 +422,20 @@ impl Master {
     }
 
     /// RECONCILE, implicit (no tasks) or explicit (reference §5.5). Answers carry no uuid.
-    pub(super) fn reconcile(&mut self, _now: f64, framework_id: &FrameworkId, reconcile: Reconcile) {
+    pub(super) fn reconcile(
+        &mut self,
+        _now: f64,
+        framework_id: &FrameworkId,
+        reconcile: Reconcile,
+    ) {
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         let partition_aware = framework.is_partition_aware();
         let mut answers = Vec::new();
         let answer_for = |task: &Task| {
-            let mut status = TaskStatus::new(task.info.task_id.clone(), task.status_update_state.unwrap_or(task.state));
+            let mut status = TaskStatus::new(
+                task.info.task_id.clone(),
+                task.status_update_state.unwrap_or(task.state),
+            );
             status.agent_id = Some(task.agent_id.clone());
             status.executor_id = task.executor_id.clone();
             status.source = Some(Source::Master);

@@ -34,7 +34,11 @@ fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
 }
 
 fn subscribe(master: &mut Master, stream: &str, name: &str) -> FrameworkId {
-    let subscribe = Subscribe { framework_info: framework_info(name), suppressed_roles: vec![], offer_constraints: None };
+    let subscribe = Subscribe {
+        framework_info: framework_info(name),
+        suppressed_roles: vec![],
+        offer_constraints: None,
+    };
     master.subscribe(0.0, subscribe, stream.into()).unwrap()
 }
 
@@ -80,12 +84,21 @@ fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     }
 }
 
-fn call(master: &mut Master, fid: &FrameworkId, stream: &str, body: CallBody) -> Result<CallReply, ApiError> {
+fn call(
+    master: &mut Master,
+    fid: &FrameworkId,
+    stream: &str,
+    body: CallBody,
+) -> Result<CallReply, ApiError> {
     master.scheduler_call(1.0, fid, Some(stream), body)
 }
 
 fn launch(master: &mut Master, fid: &FrameworkId, offer: &Offer, tasks: Vec<TaskInfo>) {
-    let accept = Accept { offer_ids: vec![offer.id.clone()], operations: vec![Operation::launch(tasks)], filters: None };
+    let accept = Accept {
+        offer_ids: vec![offer.id.clone()],
+        operations: vec![Operation::launch(tasks)],
+        filters: None,
+    };
     call(master, fid, "s1", CallBody::Accept(accept)).unwrap();
 }
 
@@ -123,13 +136,23 @@ fn subscribe_sends_subscribed_then_heartbeat_then_offers() {
     assert_eq!(fid.value, "M-0000");
     m.allocate(0.0);
     let got = events(&mut m, "s1");
-    assert!(matches!(&got[0], Event::Subscribed(s) if s.framework_id == fid && s.heartbeat_interval_seconds == Some(15.0)));
+    assert!(
+        matches!(&got[0], Event::Subscribed(s) if s.framework_id == fid && s.heartbeat_interval_seconds == Some(15.0))
+    );
     assert_eq!(got[1], Event::Heartbeat);
     let offers = offers(&got);
     assert_eq!(offers.len(), 1);
     assert_eq!(offers[0].id.value, "M-O0");
-    assert_eq!(Resources::from_wire("r", &offers[0].resources).unwrap().to_text(), "cpus:4;mem:1024");
-    assert_eq!(offers[0].url.as_ref().unwrap().path.as_deref(), Some("/slave(1)"));
+    assert_eq!(
+        Resources::from_wire("r", &offers[0].resources)
+            .unwrap()
+            .to_text(),
+        "cpus:4;mem:1024"
+    );
+    assert_eq!(
+        offers[0].url.as_ref().unwrap().path.as_deref(),
+        Some("/slave(1)")
+    );
 }
 
 #[test]
@@ -139,9 +162,16 @@ fn launch_update_ack_lifecycle() {
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1;mem:10")]);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1;mem:10")],
+    );
     let sent = agent_messages(&mut m);
-    assert!(matches!(&sent[..], [ToAgent::RunTask(run)] if run.task.task_id.value == "t1" && run.framework_info.id.as_ref() == Some(&fid)));
+    assert!(
+        matches!(&sent[..], [ToAgent::RunTask(run)] if run.task.task_id.value == "t1" && run.framework_info.id.as_ref() == Some(&fid))
+    );
     // The unused part was declined with the default 5 s filter, so nothing is re-offered yet.
     m.allocate(2.0);
     assert!(offers(&events(&mut m, "s1")).is_empty());
@@ -149,20 +179,43 @@ fn launch_update_ack_lifecycle() {
     let mut status = TaskStatus::new(TaskId::new("t1"), TaskState::Finished);
     status.uuid = Some(new_status_uuid());
     let uuid = status.uuid.clone().unwrap();
-    m.agent_call(2.0, "a1", AgentCall::StatusUpdate(StatusUpdate { framework_id: fid.clone(), status })).unwrap();
+    m.agent_call(
+        2.0,
+        "a1",
+        AgentCall::StatusUpdate(StatusUpdate {
+            framework_id: fid.clone(),
+            status,
+        }),
+    )
+    .unwrap();
     let got = events(&mut m, "s1");
-    assert_eq!(updates(&got), vec![("t1".into(), TaskState::Finished, None, true)]);
-    let ack = mantle_api::scheduler::Acknowledge { agent_id: agent.clone(), task_id: TaskId::new("t1"), uuid: uuid.clone() };
+    assert_eq!(
+        updates(&got),
+        vec![("t1".into(), TaskState::Finished, None, true)]
+    );
+    let ack = mantle_api::scheduler::Acknowledge {
+        agent_id: agent.clone(),
+        task_id: TaskId::new("t1"),
+        uuid: uuid.clone(),
+    };
     call(&mut m, &fid, "s1", CallBody::Acknowledge(ack)).unwrap();
     let sent = agent_messages(&mut m);
     assert!(matches!(&sent[..], [ToAgent::StatusUpdateAck(a)] if a.uuid == uuid));
     let state = m.state_json();
     assert_eq!(state["frameworks"][0]["tasks"].as_array().unwrap().len(), 0);
-    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(
+        state["frameworks"][0]["completed_tasks"][0]["state"],
+        "TASK_FINISHED"
+    );
     // Resources came back once the task finished: the filter expired, the agent is offered whole.
     m.allocate(10.0);
     let again = offers(&events(&mut m, "s1"));
-    assert_eq!(Resources::from_wire("r", &again[0].resources).unwrap().to_text(), "cpus:4;mem:1024");
+    assert_eq!(
+        Resources::from_wire("r", &again[0].resources)
+            .unwrap()
+            .to_text(),
+        "cpus:4;mem:1024"
+    );
 }
 
 #[test]
@@ -189,13 +242,19 @@ fn invalid_tasks_get_task_error_without_uuid() {
         ],
     );
     let got = updates(&events(&mut m, "s1"));
-    let errors: Vec<&str> = got.iter().map(|(id, state, reason, uuid)| {
-        assert_eq!(*state, TaskState::Error);
-        assert_eq!(*reason, Some(Reason::TaskInvalid));
-        assert!(!uuid);
-        id.as_str()
-    }).collect();
-    assert_eq!(errors, vec!["too-big", "bad/id", "wrong-agent", "nothing", "both", "ok"]);
+    let errors: Vec<&str> = got
+        .iter()
+        .map(|(id, state, reason, uuid)| {
+            assert_eq!(*state, TaskState::Error);
+            assert_eq!(*reason, Some(Reason::TaskInvalid));
+            assert!(!uuid);
+            id.as_str()
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        vec!["too-big", "bad/id", "wrong-agent", "nothing", "both", "ok"]
+    );
 }
 
 #[test]
@@ -217,8 +276,21 @@ fn stale_offer_loses_its_tasks_and_changes_nothing() {
         executor_ids: vec![],
         allocation_info: None,
     };
-    launch(&mut m, &fid, &fake, vec![command_task("t", &agent, "cpus:1")]);
-    assert_eq!(updates(&events(&mut m, "s1")), vec![("t".into(), TaskState::Lost, Some(Reason::InvalidOffers), false)]);
+    launch(
+        &mut m,
+        &fid,
+        &fake,
+        vec![command_task("t", &agent, "cpus:1")],
+    );
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t".into(),
+            TaskState::Lost,
+            Some(Reason::InvalidOffers),
+            false
+        )]
+    );
     assert_eq!(m.state_json()["frameworks"], before["frameworks"]);
 }
 
@@ -227,11 +299,34 @@ fn call_checks() {
     let mut m = master();
     let fid = subscribe(&mut m, "s1", "f");
     let unknown = FrameworkId::new("nope");
-    let err = m.scheduler_call(0.0, &unknown, Some("s1"), CallBody::Teardown).unwrap_err();
-    assert_eq!((err.status().as_u16(), err.message.contains("Framework cannot be found")), (400, true));
-    let err = m.scheduler_call(0.0, &fid, Some("wrong"), CallBody::Revive(Default::default())).unwrap_err();
-    assert_eq!((err.status().as_u16(), err.message.contains("stream ID 'wrong'")), (400, true));
-    let err = m.scheduler_call(0.0, &fid, None, CallBody::Revive(Default::default())).unwrap_err();
+    let err = m
+        .scheduler_call(0.0, &unknown, Some("s1"), CallBody::Teardown)
+        .unwrap_err();
+    assert_eq!(
+        (
+            err.status().as_u16(),
+            err.message.contains("Framework cannot be found")
+        ),
+        (400, true)
+    );
+    let err = m
+        .scheduler_call(
+            0.0,
+            &fid,
+            Some("wrong"),
+            CallBody::Revive(Default::default()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (
+            err.status().as_u16(),
+            err.message.contains("stream ID 'wrong'")
+        ),
+        (400, true)
+    );
+    let err = m
+        .scheduler_call(0.0, &fid, None, CallBody::Revive(Default::default()))
+        .unwrap_err();
     assert_eq!(err.status().as_u16(), 400);
     m.framework_stream_closed(0.0, "s1");
     // failover_timeout 0: removed at once, so it is unknown now.
@@ -243,15 +338,40 @@ fn disconnected_framework_with_failover_timeout_gets_403_then_resumes() {
     let mut m = master();
     let mut info = framework_info("f");
     info.failover_timeout = 100.0;
-    let fid = m.subscribe(0.0, Subscribe { framework_info: info.clone(), suppressed_roles: vec![], offer_constraints: None }, "s1".into()).unwrap();
+    let fid = m
+        .subscribe(
+            0.0,
+            Subscribe {
+                framework_info: info.clone(),
+                suppressed_roles: vec![],
+                offer_constraints: None,
+            },
+            "s1".into(),
+        )
+        .unwrap();
     m.framework_stream_closed(1.0, "s1");
-    let err = m.scheduler_call(2.0, &fid, Some("s1"), CallBody::Revive(Default::default())).unwrap_err();
+    let err = m
+        .scheduler_call(2.0, &fid, Some("s1"), CallBody::Revive(Default::default()))
+        .unwrap_err();
     assert_eq!(err.status().as_u16(), 403);
     info.id = Some(fid.clone());
-    let again = m.subscribe(3.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s2".into()).unwrap();
+    let again = m
+        .subscribe(
+            3.0,
+            Subscribe {
+                framework_info: info,
+                suppressed_roles: vec![],
+                offer_constraints: None,
+            },
+            "s2".into(),
+        )
+        .unwrap();
     assert_eq!(again, fid);
     m.tick(200.0);
-    assert!(m.framework_ids().contains(&fid), "re-subscribed, so not expired");
+    assert!(
+        m.framework_ids().contains(&fid),
+        "re-subscribed, so not expired"
+    );
 }
 
 #[test]
@@ -261,9 +381,20 @@ fn second_subscription_fails_over_the_first() {
     m.take_actions();
     let mut info = framework_info("f");
     info.id = Some(fid.clone());
-    m.subscribe(1.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s2".into()).unwrap();
+    m.subscribe(
+        1.0,
+        Subscribe {
+            framework_info: info,
+            suppressed_roles: vec![],
+            offer_constraints: None,
+        },
+        "s2".into(),
+    )
+    .unwrap();
     let actions = m.take_actions();
-    assert!(matches!(&actions[0], Action::Framework { stream, event: Event::Error(e) } if stream == "s1" && e.message == "Framework failed over"));
+    assert!(
+        matches!(&actions[0], Action::Framework { stream, event: Event::Error(e) } if stream == "s1" && e.message == "Framework failed over")
+    );
     assert!(matches!(&actions[1], Action::CloseFramework { stream } if stream == "s1"));
 }
 
@@ -274,7 +405,12 @@ fn decline_filter_sends_agent_to_the_other_framework() {
     let f1 = subscribe(&mut m, "s1", "f1");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    let decline = Decline { offer_ids: vec![offer.id], filters: Some(Filters { refuse_seconds: 30.0 }) };
+    let decline = Decline {
+        offer_ids: vec![offer.id],
+        filters: Some(Filters {
+            refuse_seconds: 30.0,
+        }),
+    };
     call(&mut m, &f1, "s1", CallBody::Decline(decline)).unwrap();
     subscribe(&mut m, "s2", "f2");
     m.allocate(2.0);
@@ -282,7 +418,10 @@ fn decline_filter_sends_agent_to_the_other_framework() {
     let offered_to: Vec<&str> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Framework { stream, event: Event::Offers(_) } => Some(stream.as_str()),
+            Action::Framework {
+                stream,
+                event: Event::Offers(_),
+            } => Some(stream.as_str()),
             _ => None,
         })
         .collect();
@@ -296,27 +435,80 @@ fn reconciliation_answers() {
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
     m.take_actions();
-    call(&mut m, &fid, "s1", CallBody::Reconcile(Reconcile { tasks: vec![] })).unwrap();
-    assert_eq!(updates(&events(&mut m, "s1")), vec![("t1".into(), TaskState::Staging, Some(Reason::Reconciliation), false)]);
+    call(
+        &mut m,
+        &fid,
+        "s1",
+        CallBody::Reconcile(Reconcile { tasks: vec![] }),
+    )
+    .unwrap();
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Staging,
+            Some(Reason::Reconciliation),
+            false
+        )]
+    );
     let explicit = Reconcile {
         tasks: vec![
-            ReconcileTask { task_id: TaskId::new("t1"), agent_id: None },
-            ReconcileTask { task_id: TaskId::new("ghost"), agent_id: Some(agent.clone()) },
+            ReconcileTask {
+                task_id: TaskId::new("t1"),
+                agent_id: None,
+            },
+            ReconcileTask {
+                task_id: TaskId::new("ghost"),
+                agent_id: Some(agent.clone()),
+            },
         ],
     };
     call(&mut m, &fid, "s1", CallBody::Reconcile(explicit)).unwrap();
     assert_eq!(
         updates(&events(&mut m, "s1")),
         vec![
-            ("t1".into(), TaskState::Staging, Some(Reason::Reconciliation), false),
-            ("ghost".into(), TaskState::Lost, Some(Reason::Reconciliation), false),
+            (
+                "t1".into(),
+                TaskState::Staging,
+                Some(Reason::Reconciliation),
+                false
+            ),
+            (
+                "ghost".into(),
+                TaskState::Lost,
+                Some(Reason::Reconciliation),
+                false
+            ),
         ]
     );
     // KILL of an unknown task is answered like reconciliation.
-    call(&mut m, &fid, "s1", CallBody::Kill(Kill { task_id: TaskId::new("ghost"), agent_id: None, kill_policy: None })).unwrap();
-    assert_eq!(updates(&events(&mut m, "s1")), vec![("ghost".into(), TaskState::Lost, Some(Reason::Reconciliation), false)]);
+    call(
+        &mut m,
+        &fid,
+        "s1",
+        CallBody::Kill(Kill {
+            task_id: TaskId::new("ghost"),
+            agent_id: None,
+            kill_policy: None,
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "ghost".into(),
+            TaskState::Lost,
+            Some(Reason::Reconciliation),
+            false
+        )]
+    );
 }
 
 #[test]
@@ -326,20 +518,41 @@ fn teardown_kills_tasks_and_completes_the_framework() {
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
     m.take_actions();
     call(&mut m, &fid, "s1", CallBody::Teardown).unwrap();
     let actions = m.take_actions();
     assert!(actions.iter().any(|a| matches!(a, Action::Agent { message: ToAgent::ShutdownFramework(s), .. } if s.framework_id == fid)));
-    assert!(actions.iter().any(|a| matches!(a, Action::CloseFramework { stream } if stream == "s1")));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::CloseFramework { stream } if stream == "s1")));
     let state = m.state_json();
     assert_eq!(state["frameworks"].as_array().unwrap().len(), 0);
-    assert_eq!(state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_KILLED");
+    assert_eq!(
+        state["completed_frameworks"][0]["completed_tasks"][0]["state"],
+        "TASK_KILLED"
+    );
     // A removed framework cannot come back.
     let mut info = framework_info("f");
     info.id = Some(fid);
-    m.subscribe(2.0, Subscribe { framework_info: info, suppressed_roles: vec![], offer_constraints: None }, "s3".into()).unwrap();
-    assert!(matches!(&m.take_actions()[0], Action::Framework { event: Event::Error(e), .. } if e.message == "Framework has been removed"));
+    m.subscribe(
+        2.0,
+        Subscribe {
+            framework_info: info,
+            suppressed_roles: vec![],
+            offer_constraints: None,
+        },
+        "s3".into(),
+    )
+    .unwrap();
+    assert!(
+        matches!(&m.take_actions()[0], Action::Framework { event: Event::Error(e), .. } if e.message == "Framework has been removed")
+    );
 }
 
 #[test]
@@ -349,13 +562,26 @@ fn agent_disconnect_rescinds_offers_and_loses_tasks() {
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
     m.allocate(100.0);
     m.take_actions();
     m.stream_closed(101.0, "a1");
     let got = events(&mut m, "s1");
     assert!(got.iter().any(|e| matches!(e, Event::Rescind(_))));
-    assert_eq!(updates(&got), vec![("t1".into(), TaskState::Lost, Some(Reason::AgentDisconnected), false)]);
+    assert_eq!(
+        updates(&got),
+        vec![(
+            "t1".into(),
+            TaskState::Lost,
+            Some(Reason::AgentDisconnected),
+            false
+        )]
+    );
 }
 
 #[test]
@@ -365,7 +591,12 @@ fn metrics_count_tasks() {
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
-    launch(&mut m, &fid, &offer, vec![command_task("t1", &agent, "cpus:1")]);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
     let metrics = m.metrics(5.0);
     assert_eq!(metrics["master/tasks_staging"], 1.0);
     assert_eq!(metrics["master/cpus_total"], 4.0);

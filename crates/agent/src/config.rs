@@ -1,0 +1,304 @@
+//! The agent's configuration (its flags, reference §8) and its validation into the
+//! settings the agent runs with; errors name the flag.
+
+use crate::detect::{explicit_names, fill_missing, Probe};
+use crate::error::AgentError;
+use crate::sandbox::format_duration;
+use mantle_api::validation::validate_role;
+use mantle_api::{Attribute, Resources};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The agent's flags.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// `host:port` of the master.
+    pub master: String,
+    /// The address to bind and advertise.
+    pub ip: Ipv4Addr,
+    /// 5051 by default; 0 picks a free port.
+    pub port: u16,
+    /// The advertised hostname; the ip as text by default.
+    pub hostname: Option<String>,
+    pub work_dir: PathBuf,
+    /// `--resources`: text form or a JSON array, or `file:///path` holding either.
+    pub resources: Option<String>,
+    /// `--attributes`: `name:value;...`, or `file:///path`.
+    pub attributes: Option<String>,
+    pub default_role: String,
+    pub executor_registration_timeout: Duration,
+    pub executor_shutdown_grace_period: Duration,
+    /// The `mantle` binary; command tasks run `<launcher> executor`.
+    pub launcher: PathBuf,
+}
+
+impl AgentConfig {
+    /// The Mesos defaults for everything but the two required flags.
+    pub fn new(master: impl Into<String>, work_dir: impl Into<PathBuf>) -> AgentConfig {
+        AgentConfig {
+            master: master.into(),
+            ip: Ipv4Addr::LOCALHOST,
+            port: 5051,
+            hostname: None,
+            work_dir: work_dir.into(),
+            resources: None,
+            attributes: None,
+            default_role: "*".to_string(),
+            executor_registration_timeout: Duration::from_secs(60),
+            executor_shutdown_grace_period: Duration::from_secs(5),
+            launcher: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mantle")),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// `host:port`.
+    pub master: String,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub hostname: String,
+    /// Absolute, and created.
+    pub work_dir: PathBuf,
+    pub resources: Resources,
+    pub attributes: Vec<Attribute>,
+    pub executor_registration_timeout: Duration,
+    pub executor_shutdown_grace_period: Duration,
+    pub launcher: PathBuf,
+    /// Flag values for `/state`.
+    pub flags: BTreeMap<String, String>,
+}
+
+/// Reads `file:///path` values; other values are returned as they are.
+fn flag_value(flag: &'static str, value: &str) -> Result<String, AgentError> {
+    match value.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|text| text.trim().to_string())
+            .map_err(|e| AgentError::flag(flag, format!("cannot read {path}: {e}"))),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// `host:port` of the master, from `host:port` or `http://host:port`.
+fn master_address(master: &str) -> Result<String, AgentError> {
+    let trimmed = master.trim();
+    if trimmed.starts_with("zk://") {
+        return Err(AgentError::flag(
+            "master",
+            "ZooKeeper master detection (zk://) is not supported by the agent yet",
+        ));
+    }
+    let address = trimmed
+        .strip_prefix("http://")
+        .unwrap_or(trimmed)
+        .trim_end_matches('/');
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(AgentError::flag(
+            "master",
+            format!("'{master}' is not of the form host:port"),
+        ));
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(AgentError::flag(
+            "master",
+            format!("'{master}' has no valid host"),
+        ));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(AgentError::flag(
+            "master",
+            format!("'{master}' has no valid port"),
+        ));
+    }
+    Ok(address.to_string())
+}
+
+pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
+    let master = master_address(&config.master)?;
+    validate_role("default_role", &config.default_role)
+        .map_err(|e| AgentError::flag("default_role", e))?;
+    if config.work_dir.as_os_str().is_empty() {
+        return Err(AgentError::flag("work_dir", "is required"));
+    }
+    std::fs::create_dir_all(&config.work_dir).map_err(|e| {
+        AgentError::flag(
+            "work_dir",
+            format!("cannot create {}: {e}", config.work_dir.display()),
+        )
+    })?;
+    let work_dir = std::fs::canonicalize(&config.work_dir).map_err(|e| {
+        AgentError::flag(
+            "work_dir",
+            format!("cannot resolve {}: {e}", config.work_dir.display()),
+        )
+    })?;
+    if config.executor_registration_timeout.is_zero() {
+        return Err(AgentError::flag(
+            "executor_registration_timeout",
+            "must be positive",
+        ));
+    }
+    let hostname = config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| config.ip.to_string());
+    if hostname.trim().is_empty() {
+        return Err(AgentError::flag("hostname", "must not be empty"));
+    }
+
+    let resources_text = match &config.resources {
+        Some(value) => flag_value("resources", value)?,
+        None => String::new(),
+    };
+    let given = Resources::parse_flag(&resources_text, &config.default_role).map_err(|e| {
+        AgentError::flag("resources", e.trim_start_matches("resources: ").to_string())
+    })?;
+    let resources = fill_missing(
+        &given,
+        &explicit_names(&resources_text),
+        &Probe::read(&work_dir),
+        &config.default_role,
+    )
+    .map_err(|e| AgentError::flag("resources", e))?;
+
+    let attributes = match &config.attributes {
+        Some(value) => Attribute::parse_list(&flag_value("attributes", value)?).map_err(|e| {
+            AgentError::flag(
+                "attributes",
+                e.trim_start_matches("attributes: ").to_string(),
+            )
+        })?,
+        None => Vec::new(),
+    };
+
+    if !config.launcher.exists() {
+        tracing::warn!(launcher = %config.launcher.display(), "the launcher does not exist; command tasks will fail");
+    }
+
+    let mut flags = BTreeMap::new();
+    let mut flag = |name: &str, value: String| {
+        flags.insert(name.to_string(), value);
+    };
+    flag("master", config.master.clone());
+    flag("ip", config.ip.to_string());
+    flag("port", config.port.to_string());
+    flag("hostname", hostname.clone());
+    flag("work_dir", path_text(&work_dir));
+    if let Some(r) = &config.resources {
+        flag("resources", r.clone());
+    }
+    if let Some(a) = &config.attributes {
+        flag("attributes", a.clone());
+    }
+    flag("default_role", config.default_role.clone());
+    flag(
+        "executor_registration_timeout",
+        format_duration(config.executor_registration_timeout),
+    );
+    flag(
+        "executor_shutdown_grace_period",
+        format_duration(config.executor_shutdown_grace_period),
+    );
+    flag("launcher", path_text(&config.launcher));
+
+    Ok(Settings {
+        master,
+        ip: config.ip,
+        port: config.port,
+        hostname,
+        work_dir,
+        resources,
+        attributes,
+        executor_registration_timeout: config.executor_registration_timeout,
+        executor_shutdown_grace_period: config.executor_shutdown_grace_period,
+        launcher: config.launcher.clone(),
+        flags,
+    })
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(edit: impl FnOnce(&mut AgentConfig), expected: Result<(), &str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AgentConfig::new("127.0.0.1:5050", dir.path().join("work"));
+        edit(&mut config);
+        match (validate(&config), expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(err), Err(want)) => assert!(
+                err.to_string().starts_with(want),
+                "{err} does not start with {want}"
+            ),
+            (got, want) => panic!("got {:?}, want {want:?}", got.map(|s| s.master)),
+        }
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        check(|_| {}, Ok(()));
+        check(|c| c.master = "http://m:5050/".into(), Ok(()));
+        check(
+            |c| c.master = "m".into(),
+            Err("--master: 'm' is not of the form host:port"),
+        );
+        check(
+            |c| c.master = "m:x".into(),
+            Err("--master: 'm:x' has no valid port"),
+        );
+        check(
+            |c| c.master = "zk://z:2181/mesos".into(),
+            Err("--master: ZooKeeper"),
+        );
+        check(
+            |c| c.resources = Some("cpus:x".into()),
+            Err("--resources: 'x' of 'cpus' is not a number"),
+        );
+        check(|c| c.resources = Some("cpus:2;mem:100".into()), Ok(()));
+        check(
+            |c| c.attributes = Some("rack".into()),
+            Err("--attributes: 'rack' is not of the form name:value"),
+        );
+        check(|c| c.default_role = "-x".into(), Err("--default_role:"));
+        check(
+            |c| c.work_dir = PathBuf::new(),
+            Err("--work_dir: is required"),
+        );
+        check(
+            |c| c.work_dir = "/proc/nope/x".into(),
+            Err("--work_dir: cannot create"),
+        );
+        check(
+            |c| c.resources = Some("file:///nonexistent/r".into()),
+            Err("--resources: cannot read"),
+        );
+        check(
+            |c| c.executor_registration_timeout = Duration::ZERO,
+            Err("--executor_registration_timeout"),
+        );
+    }
+
+    #[test]
+    fn resources_are_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AgentConfig::new("m:5050", dir.path());
+        config.resources = Some("cpus:2;mem:100".into());
+        config.attributes = Some("rack:r1".into());
+        let settings = validate(&config).unwrap();
+        assert_eq!(settings.resources.scalar("cpus"), 2.0);
+        assert_eq!(settings.resources.scalar("mem"), 100.0);
+        assert!(settings.resources.scalar("disk") > 0.0);
+        assert_eq!(settings.resources.legacy_json()["ports"], "[31000-32000]");
+        assert_eq!(settings.attributes.len(), 1);
+        assert_eq!(settings.hostname, "127.0.0.1");
+        assert!(settings.work_dir.is_absolute());
+        assert_eq!(settings.flags["executor_registration_timeout"], "1mins");
+    }
+}

@@ -1,0 +1,152 @@
+//! The agent's HTTP routes: `/api/v1/executor`, `/state`, `/health` and `/version`.
+//! Requests are rewritten before routing so that every path also answers under the
+//! `/slave(1)` prefix, with a `.json` suffix and with a trailing slash (reference §0.4);
+//! GET data endpoints support `?jsonp=CB`.
+
+use crate::event_loop::Command;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// The latest `/state` snapshot the event loop published.
+    pub snapshot: watch::Receiver<Arc<Value>>,
+    /// Names executor event streams.
+    pub next_stream: Arc<AtomicU64>,
+}
+
+/// The router behind the path rewriting.
+pub(crate) type Rewritten = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+/// The agent's routes, wrapped in the path rewriting.
+pub(crate) fn service(state: AppState) -> axum::routing::IntoMakeService<Rewritten> {
+    let router = Router::new()
+        .route("/api/v1/executor", any(crate::executor_api::handle))
+        .route("/state", get(state_endpoint))
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .fallback(not_found)
+        .with_state(state);
+    let rewrite: fn(Request) -> Request = rewrite;
+    let service = tower::ServiceExt::map_request(router, rewrite);
+    axum::ServiceExt::<Request>::into_make_service(service)
+}
+
+/// Maps every alias of a path to its canonical form, keeping the query.
+fn rewrite(mut request: Request) -> Request {
+    let original = request.uri().path();
+    let decoded;
+    let encoded_prefix = original
+        .get(..13)
+        .is_some_and(|p| p.eq_ignore_ascii_case("/slave%281%29"));
+    let path = if encoded_prefix {
+        decoded = format!("/slave(1){}", original.get(13..).unwrap_or_default());
+        decoded.as_str()
+    } else {
+        original
+    };
+    let canonical = mantle_api::routing::canonical_path(path, "slave(1)");
+    if canonical == original {
+        return request;
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical,
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// Answers JSON, or `CB(<json>)` as JavaScript for `?jsonp=CB`.
+pub(crate) fn json_response(value: &Value, query: &HashMap<String, String>) -> Response {
+    let body = mantle_api::json::to_ascii_json(value);
+    match query.get("jsonp") {
+        None => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Some(callback) => match mantle_api::routing::jsonp(callback, &body) {
+            Some(wrapped) => ([(header::CONTENT_TYPE, "text/javascript")], wrapped).into_response(),
+            None => (StatusCode::BAD_REQUEST, "invalid 'jsonp' callback name").into_response(),
+        },
+    }
+}
+
+async fn state_endpoint(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let snapshot = app.snapshot.borrow().clone();
+    json_response(&snapshot, &query)
+}
+
+async fn version(Query(query): Query<HashMap<String, String>>) -> Response {
+    json_response(&crate::state::version_json(), &query)
+}
+
+async fn health() -> Response {
+    StatusCode::OK.into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!("no endpoint at '{}'", request.uri().path());
+    (StatusCode::NOT_FOUND, message).into_response()
+}
+
+/// A plain-text error answer.
+pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut response = (status, message.into()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// An empty 202.
+pub(crate) fn accepted() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(path: &str, expected: &str) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        assert_eq!(rewrite(request).uri().to_string(), expected, "{path}");
+    }
+
+    #[test]
+    fn aliases() {
+        check("/state", "/state");
+        check("/slave(1)/state", "/state");
+        check("/slave(1)/state.json?jsonp=cb", "/state?jsonp=cb");
+        check("/slave%281%29/state", "/state");
+        check("/state/", "/state");
+        check("/state.json", "/state");
+        check("/slave(1)/api/v1/executor", "/api/v1/executor");
+        check("/api/v1/executor/", "/api/v1/executor");
+        check("/slave(1)/health", "/health");
+        check("/other", "/other");
+    }
+}

@@ -1,0 +1,214 @@
+//! The agent's side of Mantle's master-agent protocol (`mantle_api::internal`): register
+//! with a POST whose answer is the master's message stream, send every other call as a
+//! POST carrying the stream's id, and reconnect with backoff (random first delay up to
+//! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
+//! ping intervals. Re-registration reports what the agent runs.
+
+use crate::core::Input;
+use crate::event_loop::Command;
+use mantle_api::internal::{AgentCall, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER};
+use mantle_sdk::http::{ClientError, HttpClient};
+use rand::Rng;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The cap of the reconnection backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a call or the start of the stream may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The ping interval assumed when the master gives none that makes sense.
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Pings that may be missed before the master counts as lost.
+const MISSED_PINGS: u32 = 5;
+
+/// Where calls go: the master's address and the id of the current stream.
+#[derive(Clone, Debug, PartialEq)]
+struct Connection {
+    master: String,
+    stream_id: String,
+}
+
+/// Runs the link until the agent stops (the task is aborted then).
+pub(crate) async fn run(
+    master: String,
+    commands: mpsc::UnboundedSender<Command>,
+    calls: mpsc::UnboundedReceiver<AgentCall>,
+) {
+    let client = HttpClient::new(REQUEST_TIMEOUT);
+    let (connection_tx, connection_rx) = watch::channel(None);
+    tokio::spawn(send_calls(client.clone(), connection_rx, calls));
+    let mut master = master;
+    let mut backoff: Option<Duration> = None;
+    loop {
+        match connect(&client, &master, &commands, &connection_tx).await {
+            Ok(Session::Registered) => backoff = None,
+            Ok(Session::Redirected(target)) => {
+                tracing::info!(from = %master, to = %target, "master redirected to the leader");
+                master = target;
+            }
+            Ok(Session::Stopped) => return,
+            Err(err) => {
+                tracing::warn!(master = %master, error = %err, "cannot register with the master")
+            }
+        }
+        if connection_tx.send_replace(None).is_some() {
+            let _ = commands.send(Command::Input {
+                input: Input::Disconnected,
+                reply: None,
+            });
+        }
+        let delay = match backoff {
+            None => Duration::from_secs_f64(rand::rng().random_range(0.0..1.0)),
+            Some(previous) => (previous * 2).clamp(Duration::from_millis(100), MAX_BACKOFF),
+        };
+        backoff = Some(delay);
+        tracing::debug!(
+            delay_ms = delay.as_millis() as u64,
+            "reconnecting to the master"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// How a connection ended, when not with an error.
+enum Session {
+    /// Registered, then lost the master.
+    Registered,
+    /// A standby named the leader.
+    Redirected(String),
+    /// The agent is stopping.
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the answer has no {AGENT_STREAM_HEADER} header")]
+    NoStreamId,
+    #[error("the stream ended before the master answered")]
+    Closed,
+    #[error("expected REGISTERED first, got {0}")]
+    NotRegistered(String),
+    #[error("invalid message from the master: {0}")]
+    Invalid(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+async fn connect(
+    client: &HttpClient,
+    master: &str,
+    commands: &mpsc::UnboundedSender<Command>,
+    connection: &watch::Sender<Option<Connection>>,
+) -> Result<Session, LinkError> {
+    let (reply, answer) = oneshot::channel();
+    if commands.send(Command::RegisterCall(reply)).is_err() {
+        return Ok(Session::Stopped);
+    }
+    let Ok(register) = answer.await else {
+        return Ok(Session::Stopped);
+    };
+    let url = format!("http://{master}{AGENT_API_PATH}");
+    let reregister = register.agent_info.id.is_some();
+    let body = mantle_api::json::to_ascii_json(&AgentCall::Register(register));
+    let (headers, mut stream) = match client.stream(&url, body, &[]).await {
+        Ok(answer) => answer,
+        Err(err) => match err.redirect_target() {
+            Some(target) if !target.is_empty() => return Ok(Session::Redirected(target)),
+            _ => return Err(err.into()),
+        },
+    };
+    let stream_id = headers
+        .get(AGENT_STREAM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or(LinkError::NoStreamId)?;
+    let first = tokio::time::timeout(REQUEST_TIMEOUT, stream.next_json())
+        .await
+        .map_err(|_| LinkError::Timeout(REQUEST_TIMEOUT))??
+        .ok_or(LinkError::Closed)?;
+    let registered = match serde_json::from_value::<ToAgent>(first) {
+        Ok(ToAgent::Registered(registered)) => registered,
+        Ok(other) => return Err(LinkError::NotRegistered(format!("{other:?}"))),
+        Err(err) => return Err(LinkError::Invalid(err.to_string())),
+    };
+    let ping = Duration::try_from_secs_f64(registered.ping_interval_seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_PING_INTERVAL);
+    let silence = ping * MISSED_PINGS;
+    tracing::info!(master = %master, agent_id = %registered.agent_id, reregister, "connected to the master");
+    connection.send_replace(Some(Connection {
+        master: master.to_string(),
+        stream_id,
+    }));
+    let input = Input::Registered {
+        agent_id: registered.agent_id,
+        master_info: registered.master_info,
+    };
+    if commands
+        .send(Command::Input { input, reply: None })
+        .is_err()
+    {
+        return Ok(Session::Stopped);
+    }
+    loop {
+        let record = match tokio::time::timeout(silence, stream.next_json()).await {
+            Err(_) => {
+                tracing::warn!(master = %master, silence_secs = silence.as_secs_f64(), "no message from the master; reconnecting");
+                return Ok(Session::Registered);
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(master = %master, error = %err, "master stream failed; reconnecting");
+                return Ok(Session::Registered);
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!(master = %master, "master closed the stream; reconnecting");
+                return Ok(Session::Registered);
+            }
+            Ok(Ok(Some(record))) => record,
+        };
+        match serde_json::from_value::<ToAgent>(record) {
+            Ok(ToAgent::Ping) => {}
+            Ok(message) => {
+                if commands
+                    .send(Command::Input {
+                        input: Input::Master(Box::new(message)),
+                        reply: None,
+                    })
+                    .is_err()
+                {
+                    return Ok(Session::Stopped);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "ignoring a message from the master that cannot be read")
+            }
+        }
+    }
+}
+
+/// Sends calls one after another, so that the master sees them in order. Calls made
+/// while there is no connection are dropped: status updates are resent after
+/// re-registration, and the rest is reported in it.
+async fn send_calls(
+    client: HttpClient,
+    connection: watch::Receiver<Option<Connection>>,
+    mut calls: mpsc::UnboundedReceiver<AgentCall>,
+) {
+    while let Some(call) = calls.recv().await {
+        let Some(Connection { master, stream_id }) = connection.borrow().clone() else {
+            tracing::debug!("not connected to the master; dropping a call");
+            continue;
+        };
+        let url = format!("http://{master}{AGENT_API_PATH}");
+        let body = mantle_api::json::to_ascii_json(&call);
+        if let Err(err) = client
+            .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
+            .await
+        {
+            tracing::warn!(master = %master, error = %err, "call to the master failed");
+        }
+    }
+}
