@@ -52,7 +52,15 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
     let mut framework = Framework::subscribe(&cluster.master, "victim").await;
     let offer = framework.next_offers().await.remove(0);
     let fid = framework.id.value.clone();
-    let before = essentials(&cluster.state().await);
+    let before = essentials(
+        &cluster
+            .wait_until("the framework's offer", |s| {
+                s["frameworks"][0]["offers"]
+                    .as_array()
+                    .is_some_and(|o| !o.is_empty())
+            })
+            .await,
+    );
 
     let call = |body: Value| serde_json::to_vec(&body).unwrap();
     let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
@@ -200,8 +208,13 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
         .get(&cluster.url("/health"))
         .await
         .expect("health");
-    let state = cluster.state().await;
-    assert_eq!(state["frameworks"][0]["tasks"].as_array().unwrap().len(), 0);
+    cluster
+        .wait_until("no task left", |s| {
+            s["frameworks"][0]["tasks"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

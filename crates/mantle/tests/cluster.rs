@@ -146,32 +146,39 @@ async fn declined_agent_is_not_reoffered_within_refuse_seconds_but_goes_to_anoth
         .decline(
             others,
             Some(Filters {
-                refuse_seconds: 0.5,
+                refuse_seconds: 0.1,
             }),
         )
         .await
         .unwrap();
 
+    // The second framework declines everything it gets with a short filter, and notes
+    // whether it was offered the agent the first one declined.
     let mut second = Framework::subscribe(&cluster.master, "other").await;
-    let offered_to_second = second
-        .next(
-            "an offer of the declined agent",
-            Duration::from_secs(10),
-            |e| match e {
-                Event::Offers(o) => o.offers.iter().find(|o| o.agent_id == declined).cloned(),
-                _ => None,
-            },
-        )
-        .await;
-    second
-        .scheduler
-        .decline(
-            vec![offered_to_second.id],
-            Some(Filters {
-                refuse_seconds: 0.2,
-            }),
-        )
+    let (saw_tx, mut saw_rx) = tokio::sync::watch::channel(false);
+    let declined_by_first = declined.clone();
+    let second_task = tokio::spawn(async move {
+        while let Some(event) = second.events.next().await {
+            if let mantle_sdk::scheduler::SchedulerEvent::Event(Event::Offers(o)) = event {
+                if o.offers.iter().any(|o| o.agent_id == declined_by_first) {
+                    let _ = saw_tx.send(true);
+                }
+                let ids = o.offers.iter().map(|o| o.id.clone()).collect();
+                let _ = second
+                    .scheduler
+                    .decline(
+                        ids,
+                        Some(Filters {
+                            refuse_seconds: 0.1,
+                        }),
+                    )
+                    .await;
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), saw_rx.wait_for(|saw| *saw))
         .await
+        .expect("the second framework should be offered the declined agent")
         .unwrap();
 
     // For three seconds (thirty allocation cycles) the first framework is offered only
@@ -197,13 +204,14 @@ async fn declined_agent_is_not_reoffered_within_refuse_seconds_but_goes_to_anoth
                 .decline(
                     ids,
                     Some(Filters {
-                        refuse_seconds: 0.5,
+                        refuse_seconds: 0.1,
                     }),
                 )
                 .await
                 .unwrap();
         }
     }
+    second_task.abort();
     assert!(
         other_offers >= 1,
         "the first framework should still get the other agent"

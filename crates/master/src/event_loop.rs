@@ -104,7 +104,7 @@ pub struct EventLoop {
     allocation_interval: Duration,
 }
 
-/// How often state snapshots are republished at most.
+/// How often state snapshots are republished at most while commands stream in.
 const SNAPSHOT_PERIOD: Duration = Duration::from_millis(100);
 /// Commands handled between two allocation runs at most, so allocation keeps up under load.
 const BATCH: usize = 512;
@@ -135,6 +135,7 @@ impl EventLoop {
         let mut last_publish: Option<Instant> = None;
         loop {
             let mut allocate = false;
+            let mut ticked = false;
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
@@ -147,6 +148,7 @@ impl EventLoop {
                     }
                 }
                 _ = ticker.tick() => {
+                    ticked = true;
                     self.core.tick(unix_now());
                     if Instant::now() >= next_allocation {
                         next_allocation = Instant::now() + self.allocation_interval;
@@ -159,8 +161,10 @@ impl EventLoop {
                 self.core.allocate(unix_now());
             }
             self.execute();
-            if last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) && self.core.take_dirty()
-            {
+            // Bursts of commands publish at most every SNAPSHOT_PERIOD; every tick publishes
+            // what is left, so a snapshot is never older than one tick.
+            let due = ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD);
+            if due && self.core.take_dirty() {
                 self.publish();
                 last_publish = Some(Instant::now());
             }

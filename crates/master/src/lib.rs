@@ -44,6 +44,9 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.ip, config.port))?;
     let address = listener.local_addr()?;
     config.port = address.port();
+    config
+        .flags
+        .insert("port".into(), address.port().to_string());
     let advertised = format!("{}:{}", config.hostname, config.port);
     let id = uuid::Uuid::new_v4().to_string();
     let core = Master::new(id.clone(), config, event_loop::unix_now());

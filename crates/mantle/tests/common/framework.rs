@@ -10,6 +10,8 @@ pub struct Framework {
     pub scheduler: Scheduler,
     pub events: SchedulerEvents,
     pub id: FrameworkId,
+    /// Every status update seen, in order, so a wait can find one that came earlier.
+    pub statuses: Vec<TaskStatus>,
 }
 
 pub fn framework_info(name: &str) -> FrameworkInfo {
@@ -37,6 +39,7 @@ impl Framework {
             scheduler,
             events,
             id,
+            statuses: Vec::new(),
         }
     }
 
@@ -51,7 +54,10 @@ impl Framework {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let event = match tokio::time::timeout(left, self.events.next()).await {
-                Err(_) => panic!("timed out waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; updates seen: {:#?}",
+                    self.statuses
+                ),
                 Ok(None) => panic!("event stream ended while waiting for {what}"),
                 Ok(Some(SchedulerEvent::Event(event))) => event,
                 Ok(Some(_)) => continue,
@@ -61,6 +67,7 @@ impl Framework {
                     .acknowledge(&update.status)
                     .await
                     .expect("acknowledge");
+                self.statuses.push(update.status.clone());
             }
             if let Some(found) = pick(&event) {
                 return found;
@@ -76,8 +83,16 @@ impl Framework {
         .await
     }
 
-    /// Waits for an update of `task` in `state`, failing on any other terminal state.
+    /// Waits for an update of `task` in `state` (or finds one seen before), failing on any
+    /// other terminal state.
     pub async fn wait_state(&mut self, task: &str, state: TaskState) -> TaskStatus {
+        if let Some(seen) = self
+            .statuses
+            .iter()
+            .find(|s| s.task_id.value == task && s.state == state)
+        {
+            return seen.clone();
+        }
         let what = format!("{task} to reach {state}");
         self.next(&what, Duration::from_secs(30), |e| match e {
             Event::Update(u) if u.status.task_id.value == task => {
