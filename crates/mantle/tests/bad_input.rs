@@ -63,7 +63,9 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
     );
 
     let call = |body: Value| serde_json::to_vec(&body).unwrap();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    /// name, headers, body, expected status, a word the message must contain
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             vec![JSON],

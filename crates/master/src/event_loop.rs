@@ -26,7 +26,7 @@ pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
 pub enum Command {
     Subscribe {
-        subscribe: Subscribe,
+        subscribe: Box<Subscribe>,
         reply: Reply<EventStream>,
     },
     SchedulerCall {
@@ -198,7 +198,7 @@ impl EventLoop {
         match command {
             Command::Subscribe { subscribe, reply } => {
                 let (id, stream) = self.open_stream();
-                match self.core.subscribe(now, subscribe, id.clone()) {
+                match self.core.subscribe(now, *subscribe, id.clone()) {
                     Ok(_) => {
                         let _ = reply.send(Ok(stream));
                     }

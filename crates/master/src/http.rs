@@ -191,7 +191,10 @@ async fn scheduler_api_inner(state: AppState, request: Request) -> Result<Respon
         }
         let stream = state
             .handle
-            .request(|reply| Command::Subscribe { subscribe, reply })
+            .request(|reply| Command::Subscribe {
+                subscribe: Box::new(subscribe),
+                reply,
+            })
             .await?;
         return Ok(stream_response(stream, "Mesos-Stream-Id"));
     }

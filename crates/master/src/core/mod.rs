@@ -26,6 +26,9 @@ pub use tasks::Task;
 pub type StreamId = String;
 
 /// What the event loop must do on the core's behalf.
+// Actions live briefly in one vector and are executed at once; boxing would cost an
+// allocation per event sent.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Send an event on a framework's stream.
