@@ -33,10 +33,11 @@ MANTLE_BIN="$PWD/target/debug/mantle" .venv/bin/python -m pytest -q tests/compat
 pytest_status=${PIPESTATUS[0]}
 set -e
 
-passed=$(grep -ho 'test result: [a-zA-Z]*\. [0-9]* passed' target/cargo-test.log | awk '{s+=$4} END {print s+0}')
-failed=$(grep -ho '[0-9]* failed;' target/cargo-test.log | awk '{s+=$1} END {print s+0}')
-py_passed=$(grep -Eo '[0-9]+ passed' target/pytest.log | tail -1 | awk '{print $1+0}')
-py_failed=$(grep -Eo '[0-9]+ (failed|error)' target/pytest.log | awk '{s+=$1} END {print s+0}')
+count() { { grep -Eho "$1" "$2" || true; } | awk -v f="$3" '{s+=$f} END {print s+0}'; }
+passed=$(count 'test result: [a-zA-Z]+\. [0-9]+ passed' target/cargo-test.log 4)
+failed=$(count '[0-9]+ failed;' target/cargo-test.log 1)
+py_passed=$(count '[0-9]+ passed' target/pytest.log 1)
+py_failed=$(count '[0-9]+ (failed|error)' target/pytest.log 1)
 passed=$((passed + ${py_passed:-0}))
 failed=$((failed + ${py_failed:-0}))
 if [[ $cargo_status -ne 0 || $pytest_status -ne 0 ]] && [[ $failed -eq 0 ]]; then
