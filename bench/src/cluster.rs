@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub struct Cluster {
     pub master: String,
     master_pid: u32,
+    agent_pids: Vec<u32>,
     children: Vec<Child>,
     dir: tempfile::TempDir,
 }
@@ -68,6 +69,7 @@ impl Cluster {
         let mut cluster = Cluster {
             master: address.clone(),
             master_pid,
+            agent_pids: Vec::new(),
             children: vec![master],
             dir,
         };
@@ -90,6 +92,7 @@ impl Cluster {
                 &log,
             )?;
             wait_for_address(&log, &mut agent)?;
+            cluster.agent_pids.push(agent.id());
             cluster.children.push(agent);
         }
         Ok(cluster)
@@ -105,6 +108,39 @@ impl Cluster {
             .and_then(|v| v.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
         Ok(kb / 1024.0)
+    }
+}
+
+/// CPU seconds of a process itself and of its reaped children, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (0.0, 0.0);
+    };
+    // Fields after the parenthesised command name; utime is field 14 of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf has no memory-safety effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0.0) / ticks;
+    (at(11) + at(12), at(13) + at(14))
+}
+
+impl Cluster {
+    /// CPU seconds so far: the master, the agents, and what the agents' executors and
+    /// tasks used (children reaped by the agents).
+    pub fn cpu(&self) -> (f64, f64, f64) {
+        let (master, _) = cpu_seconds(self.master_pid);
+        let mut agents = 0.0;
+        let mut executors = 0.0;
+        for pid in &self.agent_pids {
+            let (own, children) = cpu_seconds(*pid);
+            agents += own;
+            executors += children;
+        }
+        (master, agents, executors)
     }
 }
 

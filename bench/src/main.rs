@@ -42,7 +42,17 @@ enum Bench {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Drive an existing cluster at HOST:PORT instead of starting one (no memory or
+        /// CPU figures then).
+        #[arg(long)]
+        master: Option<String>,
     },
+}
+
+/// What one launch run measured.
+struct LaunchRun {
+    seconds: f64,
+    latencies_ms: Vec<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -63,20 +73,32 @@ async fn main() -> anyhow::Result<()> {
             task_cpus,
             agent_resources,
             timeout,
+            master,
         } => {
-            launch(
-                &cli.mantle,
-                tasks,
-                agents,
-                task_cpus,
-                &agent_resources,
-                Duration::from_secs(timeout),
-            )
-            .await
+            let timeout = Duration::from_secs(timeout);
+            match master {
+                Some(master) => {
+                    let run = run_launches(&master, tasks, task_cpus, timeout).await?;
+                    print_launch(tasks, agents, &run);
+                    Ok(())
+                }
+                None => {
+                    launch(
+                        &cli.mantle,
+                        tasks,
+                        agents,
+                        task_cpus,
+                        &agent_resources,
+                        timeout,
+                    )
+                    .await
+                }
+            }
         }
     }
 }
 
+/// Starts a cluster, runs the launches, and reports them with the master's memory.
 async fn launch(
     mantle: &std::path::Path,
     total: usize,
@@ -89,10 +111,53 @@ async fn launch(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = cluster.master_rss_mb()?;
     eprintln!("bench launch: {total} tasks on {agents} agents, master idle rss {idle_rss:.1} MB");
+    let run = run_launches(&cluster.master, total, task_cpus, timeout).await?;
+    let (master_cpu, agents_cpu, executors_cpu) = cluster.cpu();
+    eprintln!(
+        "bench launch: cpu seconds: master {master_cpu:.2}, agents {agents_cpu:.2}, executors and tasks {executors_cpu:.2}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_rss = cluster.master_rss_mb()?;
+    print_launch(total, agents, &run);
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "master_memory",
+            "agents": agents,
+            "idle_rss_mb": (idle_rss * 10.0).round() / 10.0,
+            "rss_after_tasks_mb": (after_rss * 10.0).round() / 10.0,
+            "finished_tasks": total,
+        })
+    );
+    Ok(())
+}
 
+fn print_launch(total: usize, agents: usize, run: &LaunchRun) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "launch",
+            "tasks": total,
+            "agents": agents,
+            "seconds": (run.seconds * 100.0).round() / 100.0,
+            "tasks_per_s": (total as f64 / run.seconds * 10.0).round() / 10.0,
+            "p50_ms": (percentile(&run.latencies_ms, 50.0) * 10.0).round() / 10.0,
+            "p99_ms": (percentile(&run.latencies_ms, 99.0) * 10.0).round() / 10.0,
+        })
+    );
+}
+
+/// Launches `total` `true` tasks through the scheduler API of `master` and waits until
+/// all have finished; the framework is torn down afterwards.
+async fn run_launches(
+    master: &str,
+    total: usize,
+    task_cpus: f64,
+    timeout: Duration,
+) -> anyhow::Result<LaunchRun> {
     let info: FrameworkInfo =
         serde_json::from_value(serde_json::json!({"user": "root", "name": "bench-launch"}))?;
-    let (scheduler, mut events) = Scheduler::subscribe(&cluster.master, info).await?;
+    let (scheduler, mut events) = Scheduler::subscribe(master, info).await?;
     let task_resources = Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*")
         .map_err(anyhow::Error::msg)?;
     let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
@@ -178,32 +243,11 @@ async fn launch(
             eprintln!("bench launch: {launched} launched, {finished} finished");
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     scheduler.teardown().await.context("teardown")?;
     latencies_ms.sort_by(f64::total_cmp);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after_rss = cluster.master_rss_mb()?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "bench": "launch",
-            "tasks": total,
-            "agents": agents,
-            "seconds": (elapsed * 100.0).round() / 100.0,
-            "tasks_per_s": (total as f64 / elapsed * 10.0).round() / 10.0,
-            "p50_ms": (percentile(&latencies_ms, 50.0) * 10.0).round() / 10.0,
-            "p99_ms": (percentile(&latencies_ms, 99.0) * 10.0).round() / 10.0,
-        })
-    );
-    println!(
-        "{}",
-        serde_json::json!({
-            "bench": "master_memory",
-            "agents": agents,
-            "idle_rss_mb": (idle_rss * 10.0).round() / 10.0,
-            "rss_after_tasks_mb": (after_rss * 10.0).round() / 10.0,
-            "finished_tasks": total,
-        })
-    );
-    Ok(())
+    Ok(LaunchRun {
+        seconds,
+        latencies_ms,
+    })
 }

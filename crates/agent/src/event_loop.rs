@@ -17,8 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-/// How often timers are checked.
-const TICK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often timers are checked; also the most a `/state` snapshot lags behind.
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the snapshot is republished at most while commands stream in: rendering it
+/// costs time proportional to the state, so it must not happen per command.
+const SNAPSHOT_PERIOD: Duration = Duration::from_millis(100);
 /// Commands handled before the snapshot is published and timers get a turn.
 const MAX_BATCH: usize = 256;
 
@@ -90,8 +93,9 @@ impl EventLoop {
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
         let mut tick = tokio::time::interval(TICK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_publish: Option<Instant> = None;
         loop {
-            self.publish();
+            let mut ticked = false;
             tokio::select! {
                 _ = &mut shutdown => break,
                 command = self.commands.recv() => {
@@ -104,7 +108,15 @@ impl EventLoop {
                         }
                     }
                 }
-                _ = tick.tick() => self.input(Input::Tick, None),
+                _ = tick.tick() => {
+                    ticked = true;
+                    self.input(Input::Tick, None);
+                }
+            }
+            if ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) {
+                if self.publish() {
+                    last_publish = Some(Instant::now());
+                }
             }
         }
         self.stop();
@@ -121,12 +133,15 @@ impl EventLoop {
         }
     }
 
-    fn publish(&mut self) {
-        if self.dirty {
-            self.dirty = false;
-            self.snapshot
-                .send_replace(Arc::new(crate::state::state_json(&self.core)));
+    /// Publishes the snapshot if anything changed; returns whether it did.
+    fn publish(&mut self) -> bool {
+        if !self.dirty {
+            return false;
         }
+        self.dirty = false;
+        self.snapshot
+            .send_replace(Arc::new(crate::state::state_json(&self.core)));
+        true
     }
 
     fn command(&mut self, command: Command) {

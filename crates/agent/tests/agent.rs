@@ -291,7 +291,10 @@ async fn an_executor_that_exits_fails_its_task() {
     }
 
     // The sandbox follows the Mesos layout and the executor saw its environment.
-    let state = state(&agent).await;
+    let state = wait_for_state(&agent, "the executor in /state", |s| {
+        s["frameworks"][0]["executors"][0]["directory"].is_string()
+    })
+    .await;
     let executor = &state["frameworks"][0]["executors"][0];
     let directory = executor["directory"].as_str().unwrap().to_string();
     let container = executor["container"].as_str().unwrap();
@@ -561,7 +564,12 @@ async fn registration_timeout_and_launch_failure() {
         "{:?}",
         update.status.message
     );
-    let state = state(&agent).await;
+    let state = wait_for_state(&agent, "executor t2", |s| {
+        s["frameworks"][0]["executors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["id"] == "t2"))
+    })
+    .await;
     let executor = state["frameworks"][0]["executors"]
         .as_array()
         .unwrap()

@@ -1,8 +1,8 @@
-//! Starting and signalling the task's process, as the Mesos command executor does:
-//! `shell: true` runs `/bin/sh -c <value>`, `shell: false` runs `value` with exactly
+//! Starting and signalling a task's process, as the Mesos command and default executors
+//! do: `shell: true` runs `/bin/sh -c <value>`, `shell: false` runs `value` with exactly
 //! `arguments` as its argv; the environment is the executor's plus the CommandInfo's
-//! variables; the working directory is the sandbox. The task gets its own process group
-//! so that signals reach everything it started.
+//! variables; the working directory is the sandbox. Each task gets its own process group
+//! so that signals reach everything it started, and nothing of its siblings.
 
 use crate::core::Signal;
 use mantle_api::CommandInfo;

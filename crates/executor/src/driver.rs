@@ -1,23 +1,27 @@
-//! The async shell around [`Core`]: feeds it the agent's events, the task's exit, timer
+//! The async shell around [`Core`]: feeds it the agent's events, the tasks' exits, timer
 //! ticks and SIGTERM, and performs the actions it returns (send an update through the
-//! SDK client, spawn the command, signal its process group, stop).
+//! SDK client, spawn a task's command, signal a task's process group, stop).
 
 use crate::command;
 use crate::connection::{self, Feed};
-use crate::core::{Action, Config, Core, Input};
+use crate::core::{Action, Config, Core, Input, Signal};
 use crate::exit_status::Exit;
 use crate::settings::Settings;
 use crate::timing::shutdown_kill_grace;
 use mantle_api::executor::Event;
+use mantle_api::TaskId;
 use mantle_sdk::executor::Executor;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-/// How long to wait for the killed task's process when stopping.
+/// How long to wait for the killed tasks' processes when stopping.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The core's input for an event, if the event concerns it.
@@ -29,14 +33,7 @@ pub fn input_for(event: Event) -> Option<Input> {
                 .has_capability("TASK_KILLING_STATE"),
         }),
         Event::Launch(launch) => Some(Input::Launch(Box::new(launch.task))),
-        Event::LaunchGroup(group) => Some(Input::LaunchGroup(
-            group
-                .task_group
-                .tasks
-                .into_iter()
-                .map(|t| t.task_id)
-                .collect(),
-        )),
+        Event::LaunchGroup(group) => Some(Input::LaunchGroup(group.task_group.tasks)),
         Event::Kill(kill) => Some(Input::Kill {
             task_id: kill.task_id,
             kill_policy: kill.kill_policy,
@@ -52,8 +49,11 @@ pub fn input_for(event: Event) -> Option<Input> {
     }
 }
 
-/// The task's running process.
-struct Task {
+/// A task's process, from its spawn until the driver has seen it end. Signals go only
+/// to processes listed here, which are not reaped yet, so their group ids cannot have
+/// been reused.
+struct Process {
+    task_id: TaskId,
     child: Child,
     pid: u32,
 }
@@ -71,7 +71,7 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
         framework_id = %env.framework_id,
         agent = %env.agent_endpoint,
         checkpoint = env.checkpoint,
-        "starting the command executor"
+        "starting the executor"
     );
     let mut sigterm = match settings.handle_sigterm {
         true => Some(signal(SignalKind::terminate())?),
@@ -81,7 +81,7 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
     let link = tokio::spawn(connection::run(executor.clone(), settings, feed_tx));
     let _stop_link = AbortOnDrop(link);
 
-    let mut task: Option<Task> = None;
+    let mut processes: Vec<Process> = Vec::new();
     let mut feed_open = true;
     loop {
         if core.should_exit(Instant::now(), executor.unacknowledged()) {
@@ -98,15 +98,17 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
                     Some(Input::GaveUp)
                 }
             },
-            status = wait(&mut task) => {
-                task = None;
-                match status {
-                    Ok(status) => Some(Input::Exited(Exit::from_status(status))),
+            (index, status) = wait_any(&mut processes) => {
+                let process = processes.swap_remove(index);
+                let exit = match status {
+                    Ok(status) => Exit::from_status(status),
                     Err(err) => {
-                        tracing::error!(error = %err, "waiting for the task failed");
-                        Some(Input::Exited(Exit::Code(-1)))
+                        tracing::error!(task_id = %process.task_id, pid = process.pid, error = %err, "waiting for the task failed");
+                        Exit::Code(-1)
                     }
-                }
+                };
+                tracing::info!(task_id = %process.task_id, pid = process.pid, exit = ?exit, "the task's process ended");
+                Some(Input::Exited { task_id: process.task_id, exit })
             },
             () = sleep_until(deadline) => Some(Input::Tick),
             () = terminated(&mut sigterm) => {
@@ -131,29 +133,40 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
                     }
                 }
                 Action::Spawn(info) => {
-                    let Some(command_info) = info.command.as_ref() else {
-                        continue;
+                    let task_id = info.task_id.clone();
+                    let spawned = match info.command.as_ref() {
+                        Some(command_info) => command::spawn(command_info, cwd.as_deref()),
+                        None => Err("the task has no command".to_string()),
                     };
-                    let next = match command::spawn(command_info, cwd.as_deref()) {
+                    let next = match spawned {
                         Ok(child) => {
                             let pid = child.id().unwrap_or_default();
-                            tracing::info!(task_id = %info.task_id, pid, "started the task's process");
-                            task = Some(Task { child, pid });
-                            Input::Spawned
+                            tracing::info!(task_id = %task_id, pid, "started the task's process");
+                            processes.push(Process {
+                                task_id: task_id.clone(),
+                                child,
+                                pid,
+                            });
+                            Input::Spawned(task_id)
                         }
                         Err(error) => {
-                            tracing::error!(task_id = %info.task_id, error = %error, "starting the task's process failed");
-                            Input::SpawnFailed(error)
+                            tracing::error!(task_id = %task_id, error = %error, "starting the task's process failed");
+                            Input::SpawnFailed { task_id, error }
                         }
                     };
                     actions.extend(core.handle(next, Instant::now()));
                 }
-                Action::Signal(sig) => {
-                    if let Some(task) = &task {
-                        if let Err(err) = command::signal_group(task.pid, sig) {
-                            tracing::warn!(pid = task.pid, signal = ?sig, error = %err, "signalling the task failed");
-                        } else {
-                            tracing::info!(pid = task.pid, signal = ?sig, "signalled the task's process group");
+                Action::Signal { task_id, signal } => {
+                    let Some(process) = processes.iter().find(|p| p.task_id == task_id) else {
+                        tracing::debug!(task_id = %task_id, signal = ?signal, "not signalling a task whose process ended");
+                        continue;
+                    };
+                    match command::signal_group(process.pid, signal) {
+                        Ok(()) => {
+                            tracing::info!(task_id = %task_id, pid = process.pid, signal = ?signal, "signalled the task's process group")
+                        }
+                        Err(err) => {
+                            tracing::warn!(task_id = %task_id, pid = process.pid, signal = ?signal, error = %err, "signalling the task failed")
                         }
                     }
                 }
@@ -165,29 +178,56 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
         }
     }
 
-    if let Some(mut task) = task {
-        // Stopping with the task still running (the agent is gone, or the executor was
-        // told to stop before the task ended): it must not outlive the executor.
-        let _ = command::signal_group(task.pid, crate::core::Signal::Kill);
-        if tokio::time::timeout(REAP_TIMEOUT, task.child.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(pid = task.pid, "the killed task did not exit in time");
-        }
-    }
+    reap(processes).await;
     tracing::info!(
         unacknowledged = executor.unacknowledged(),
-        "the command executor is exiting"
+        "the executor is exiting"
     );
     Ok(())
 }
 
-async fn wait(task: &mut Option<Task>) -> std::io::Result<std::process::ExitStatus> {
-    match task {
-        Some(task) => task.child.wait().await,
-        None => std::future::pending().await,
+/// Stopping with tasks still running (the agent is gone, or the executor was told to
+/// stop before its tasks ended): they must not outlive the executor.
+async fn reap(mut processes: Vec<Process>) {
+    for process in &processes {
+        if let Err(err) = command::signal_group(process.pid, Signal::Kill) {
+            tracing::warn!(task_id = %process.task_id, pid = process.pid, error = %err, "killing the task failed");
+        }
     }
+    let deadline = tokio::time::Instant::now() + REAP_TIMEOUT;
+    while !processes.is_empty() {
+        match tokio::time::timeout_at(deadline, wait_any(&mut processes)).await {
+            Ok((index, _)) => {
+                processes.swap_remove(index);
+            }
+            Err(_) => {
+                for process in &processes {
+                    tracing::warn!(task_id = %process.task_id, pid = process.pid, "the killed task did not exit in time");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until one of the processes ends; returns its index and exit status. Never
+/// returns when there are none.
+async fn wait_any(processes: &mut [Process]) -> (usize, std::io::Result<ExitStatus>) {
+    if processes.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for (index, process) in processes.iter_mut().enumerate() {
+            // `Child::wait` is cancel safe: the child keeps its wake-up registration and
+            // exit status, so a fresh wait per poll loses nothing.
+            let wait = std::pin::pin!(process.child.wait());
+            if let Poll::Ready(status) = wait.poll(cx) {
+                return Poll::Ready((index, status));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -252,11 +292,15 @@ mod tests {
                 kill_policy: None,
             }),
         );
+        let tasks = json!([
+            {"name": "a", "task_id": {"value": "a"}, "agent_id": {"value": "s"},
+                "command": {"value": "true"}},
+            {"name": "b", "task_id": {"value": "b"}, "agent_id": {"value": "s"}}]);
         check(
-            json!({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": [
-                {"name": "a", "task_id": {"value": "a"}, "agent_id": {"value": "s"}},
-                {"name": "b", "task_id": {"value": "b"}, "agent_id": {"value": "s"}}]}}}),
-            Some(Input::LaunchGroup(vec!["a".into(), "b".into()])),
+            json!({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": tasks.clone()}}}),
+            Some(Input::LaunchGroup(
+                serde_json::from_value(tasks).expect("valid tasks"),
+            )),
         );
         check(json!({"type": "SHUTDOWN"}), Some(Input::Shutdown));
         check(json!({"type": "HEARTBEAT"}), None);

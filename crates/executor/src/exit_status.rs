@@ -1,6 +1,6 @@
-//! How the command executor reports the end of its task (reference §2, "Exit"): the
-//! terminal state, reason and message for an exit code or a signal, given why (if at
-//! all) the executor was killing the task.
+//! How the executor reports the end of a task (reference §2, "Exit"): the terminal
+//! state, reason and message for an exit code or a signal, given why (if at all) the
+//! executor was killing the task.
 
 use crate::core::KillCause;
 use mantle_api::{Reason, TaskState};
@@ -44,13 +44,16 @@ pub fn describe(exit: Exit) -> String {
 /// The terminal state and reason of a task whose process ended: a kill the executor
 /// started makes it TASK_KILLED whatever the exit (the process may have exited on its own
 /// just before the signal), except that a kill for exceeding `max_completion_time` is a
-/// failure; otherwise only status 0 is TASK_FINISHED.
+/// failure; a task killed because another task of its group failed is TASK_KILLED too.
+/// Otherwise only status 0 is TASK_FINISHED.
 pub fn terminal_state(exit: Exit, kill: Option<KillCause>) -> (TaskState, Option<Reason>) {
     match kill {
         Some(KillCause::MaxCompletionTime) => {
             (TaskState::Failed, Some(Reason::MaxCompletionTimeReached))
         }
-        Some(KillCause::Requested | KillCause::Shutdown) => (TaskState::Killed, None),
+        Some(KillCause::Requested | KillCause::Shutdown | KillCause::GroupFailed) => {
+            (TaskState::Killed, None)
+        }
         None if exit == Exit::Code(0) => (TaskState::Finished, None),
         None => (TaskState::Failed, None),
     }
@@ -153,6 +156,16 @@ mod tests {
             Exit::Signal(libc::SIGKILL),
             Some(Shutdown),
             (Killed, None, "Command terminated with signal Killed"),
+        );
+        check(
+            Exit::Signal(libc::SIGTERM),
+            Some(GroupFailed),
+            (Killed, None, "Command terminated with signal Terminated"),
+        );
+        check(
+            Exit::Code(0),
+            Some(GroupFailed),
+            (Killed, None, "Command exited with status 0"),
         );
         check(
             Exit::Code(0),

@@ -1,12 +1,19 @@
-//! The built-in command executor (Mesos's `mesos-executor`, reference §2 "Command
-//! executor"): the agent starts it for a task that carries a CommandInfo, with the
-//! `MESOS_*` executor environment and the executor id equal to the task id. It subscribes
-//! to the agent's executor API, runs the one task's command in its own process group,
-//! reports TASK_STARTING, TASK_RUNNING and the terminal state, kills the task on KILL,
-//! SHUTDOWN or `max_completion_time`, and exits once the terminal update is acknowledged.
+//! The built-in executor that `mantle executor` runs. It plays two Mesos executors:
+//!
+//! - the command executor (`mesos-executor`, reference §2 "Command executor"): the agent
+//!   starts it for a task that carries a CommandInfo, with the executor id equal to the
+//!   task id, and sends one LAUNCH. It runs that task's command in its own process
+//!   group, reports TASK_STARTING, TASK_RUNNING and the terminal state, kills the task
+//!   on KILL, SHUTDOWN or `max_completion_time`, and exits once the terminal update is
+//!   acknowledged;
+//! - the default executor (`mesos-default-executor`, reference §1.5 ExecutorInfo type
+//!   DEFAULT): the agent starts it for a LAUNCH_GROUP and sends LAUNCH_GROUP events. It
+//!   runs every task of every group the same way, each in its own process group, kills
+//!   a whole group when one of its tasks is killed or fails (reference §1.2, KILL), and
+//!   exits once all its tasks are terminal and acknowledged.
 //!
 //! The decisions live in `core` (pure, table-tested); `driver` is the async shell around
-//! it, `command` starts and signals the task's process, `connection` keeps the
+//! it, `command` starts and signals the tasks' processes, `connection` keeps the
 //! subscription to the agent.
 
 mod command;
@@ -21,7 +28,7 @@ pub use settings::Settings;
 
 use mantle_sdk::executor::{Executor, ExecutorEnv};
 
-/// Runs the command executor from the process environment until its task is done. Logs
+/// Runs the executor from the process environment until its tasks are done. Logs
 /// go to stderr, which the agent points at the sandbox's `stderr` file.
 pub async fn run() -> anyhow::Result<()> {
     init_logging();
@@ -30,7 +37,7 @@ pub async fn run() -> anyhow::Result<()> {
     run_with(env, settings).await
 }
 
-/// Runs the command executor with an explicit environment and settings.
+/// Runs the executor with an explicit environment and settings.
 pub async fn run_with(env: ExecutorEnv, settings: Settings) -> anyhow::Result<()> {
     driver::drive(Executor::new(env), settings).await
 }

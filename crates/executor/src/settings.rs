@@ -1,4 +1,4 @@
-//! The command executor's settings beyond [`ExecutorEnv`](mantle_sdk::executor::ExecutorEnv):
+//! The executor's settings beyond [`ExecutorEnv`](mantle_sdk::executor::ExecutorEnv):
 //! how long and how fast it tries to reach the agent (`MESOS_RECOVERY_TIMEOUT`,
 //! `MESOS_SUBSCRIPTION_BACKOFF_MAX`, reference §2) and how long it waits for the last
 //! acknowledgement.

@@ -1,5 +1,5 @@
-//! The command executor's durations (reference §2, "Command executor"): which kill grace
-//! period applies, how much of the agent's shutdown grace period the task gets, and the
+//! The executor's durations (reference §2, "Command executor"): which kill grace
+//! period applies, how much of the agent's shutdown grace period the tasks get, and the
 //! backoff between subscription attempts.
 
 use mantle_api::{DurationInfo, KillPolicy};

@@ -1,7 +1,8 @@
-//! The command executor against a small fake agent: an axum server that answers
-//! SUBSCRIBE with a RecordIO event stream the test writes to, records UPDATE calls
-//! (answering 202), and acknowledges them on the stream. The executor runs real
-//! processes; every wait has a deadline and every test checks its task is gone.
+//! The executor against a small fake agent: an axum server that answers SUBSCRIBE with a
+//! RecordIO event stream the test writes to, records UPDATE calls (answering 202), and
+//! acknowledges them on the stream. The executor runs real processes, as the command
+//! executor (LAUNCH) or the default executor (LAUNCH_GROUP); every wait has a deadline
+//! and every test checks its tasks are gone.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -16,6 +17,7 @@ use mantle_api::{validate_status_uuid, Source, TaskState, TaskStatus};
 use mantle_executor::{run_with, Settings};
 use mantle_sdk::executor::ExecutorEnv;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,11 +103,21 @@ struct Harness {
     executor: Option<JoinHandle<anyhow::Result<()>>>,
     server: JoinHandle<()>,
     sandbox: tempfile::TempDir,
-    pid: Option<i32>,
+    executor_id: &'static str,
+    /// The process groups of the tasks the test looked at.
+    pids: Vec<i32>,
 }
+
+/// What a task reported, in order: state and message.
+type Reports = Vec<(TaskState, Option<String>)>;
 
 impl Harness {
     async fn start(checkpoint: bool) -> Harness {
+        Harness::start_as(checkpoint, "t1").await
+    }
+
+    /// Starts the executor with this executor id.
+    async fn start_as(checkpoint: bool, executor_id: &'static str) -> Harness {
         let (subscriptions_tx, subscriptions) = unbounded_channel();
         let (updates_tx, updates) = unbounded_channel();
         let agent = Arc::new(Agent {
@@ -126,7 +138,7 @@ impl Harness {
         let env = ExecutorEnv {
             agent_endpoint: address.to_string(),
             framework_id: "f1".into(),
-            executor_id: "t1".into(),
+            executor_id: executor_id.into(),
             directory: Some(sandbox.path().to_path_buf()),
             sandbox: Some(sandbox.path().to_path_buf()),
             checkpoint,
@@ -147,7 +159,8 @@ impl Harness {
             executor,
             server,
             sandbox,
-            pid: None,
+            executor_id,
+            pids: Vec::new(),
         };
         harness.next_subscription().await;
         harness
@@ -162,7 +175,8 @@ impl Harness {
 
     fn subscribed(&self) {
         self.agent.push(json!({"type": "SUBSCRIBED", "subscribed": {
-            "executor_info": {"executor_id": {"value": "t1"}, "command": {"value": "unused"}},
+            "executor_info": {"executor_id": {"value": self.executor_id},
+                "command": {"value": "unused"}},
             "framework_info": {"user": "root", "name": "test", "id": {"value": "f1"},
                 "capabilities": [{"type": "TASK_KILLING_STATE"}]},
             "agent_info": {"hostname": "localhost"}}}));
@@ -181,10 +195,46 @@ impl Harness {
             .expect("a status update in time")
             .expect("the agent is running");
         assert_eq!(status.source, Some(Source::Executor));
-        assert_eq!(status.executor_id.as_ref().map(|e| e.as_str()), Some("t1"));
+        assert_eq!(
+            status.executor_id.as_ref().map(|e| e.as_str()),
+            Some(self.executor_id)
+        );
         assert!(status.timestamp.is_some_and(|t| t > 1.0e9), "{status:?}");
         validate_status_uuid("uuid", status.uuid.as_deref().unwrap_or_default()).unwrap();
         status
+    }
+
+    /// Sends LAUNCH_GROUP with tasks `(id, command)`.
+    fn launch_group(&self, tasks: &[(&str, Value)]) {
+        let tasks: Vec<Value> = tasks
+            .iter()
+            .map(|(id, command)| {
+                json!({"name": id, "task_id": {"value": id}, "agent_id": {"value": "a1"},
+                    "command": command})
+            })
+            .collect();
+        self.agent
+            .push(json!({"type": "LAUNCH_GROUP", "launch_group": {
+            "task_group": {"tasks": tasks}}}));
+    }
+
+    /// Collects updates into `reports` until `task_id` sent a terminal one.
+    async fn updates_until_terminal(
+        &mut self,
+        reports: &mut BTreeMap<String, Reports>,
+        task_id: &str,
+    ) {
+        loop {
+            let status = self.next_update().await;
+            let (id, state) = (status.task_id.to_string(), status.state);
+            reports
+                .entry(id.clone())
+                .or_default()
+                .push((state, status.message));
+            if id == task_id && state.is_terminal() {
+                return;
+            }
+        }
     }
 
     async fn expect_update(&mut self, state: TaskState, message: Option<&str>) -> TaskStatus {
@@ -199,7 +249,12 @@ impl Harness {
 
     /// Reads the pid the task's shell wrote to `pid` in the sandbox.
     async fn task_pid(&mut self) -> i32 {
-        let path = self.sandbox.path().join("pid");
+        self.task_pid_from("pid").await
+    }
+
+    /// Reads the pid a task's shell wrote to the file `name` in the sandbox.
+    async fn task_pid_from(&mut self, name: &str) -> i32 {
+        let path = self.sandbox.path().join(name);
         let pid = timeout(DEADLINE, async {
             loop {
                 if let Some(pid) = std::fs::read_to_string(&path)
@@ -213,7 +268,7 @@ impl Harness {
         })
         .await
         .expect("the task writes its pid in time");
-        self.pid = Some(pid);
+        self.pids.push(pid);
         assert!(
             !live_members(pid).is_empty(),
             "the task leads its own process group {pid}"
@@ -238,7 +293,7 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid {
+        for &pid in &self.pids {
             // SAFETY: plain integers in, nothing of ours touched; the group is the task's
             // own and this only cleans up after a failed test.
             unsafe { libc::killpg(pid, libc::SIGKILL) };
@@ -527,5 +582,139 @@ async fn a_task_past_its_max_completion_time_fails() {
     assert!(
         !group_exists(pid).await,
         "the task's process group {pid} is gone"
+    );
+}
+
+fn report(state: TaskState, message: Option<&str>) -> (TaskState, Option<String>) {
+    (state, message.map(str::to_string))
+}
+
+#[tokio::test]
+async fn killing_one_task_of_a_group_kills_the_group() {
+    let mut harness = Harness::start_as(false, "default-executor").await;
+    harness.subscribed();
+    harness.launch_group(&[
+        ("quick", json!({"value": "true"})),
+        ("sleeper", json!({"value": "echo $$ > pid; sleep 30"})),
+    ]);
+    let mut reports = BTreeMap::new();
+    // Wait for the quick task to finish first: a task exiting 0 leaves its group alone.
+    harness.updates_until_terminal(&mut reports, "quick").await;
+    let pid = harness.task_pid().await;
+    harness.agent.push(
+        json!({"type": "KILL", "kill": {"task_id": {"value": "sleeper"},
+        "kill_policy": {"grace_period": {"nanoseconds": 5_000_000_000i64}}}}),
+    );
+    harness
+        .updates_until_terminal(&mut reports, "sleeper")
+        .await;
+    let expected = BTreeMap::from([
+        (
+            "quick".to_string(),
+            vec![
+                report(TaskState::Starting, None),
+                report(TaskState::Running, None),
+                report(TaskState::Finished, Some("Command exited with status 0")),
+            ],
+        ),
+        (
+            "sleeper".to_string(),
+            vec![
+                report(TaskState::Starting, None),
+                report(TaskState::Running, None),
+                report(TaskState::Killing, None),
+                report(
+                    TaskState::Killed,
+                    Some("Command terminated with signal Terminated"),
+                ),
+            ],
+        ),
+    ]);
+    assert_eq!(reports, expected);
+    harness.executor_exits().await;
+    assert!(
+        !group_exists(pid).await,
+        "the sleeper's process group {pid} is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_task_of_a_group_kills_its_siblings() {
+    let mut harness = Harness::start_as(false, "default-executor").await;
+    harness.subscribed();
+    harness.launch_group(&[(
+        "sleeper",
+        json!({"value": "echo $$ > sleeper.pid; sleep 30"}),
+    )]);
+    let sleeper = harness.task_pid_from("sleeper.pid").await;
+    // A second group on the same executor: its failure kills its own sibling only.
+    harness.launch_group(&[
+        (
+            "failing",
+            // Fails once the test says so (or after about 10 s).
+            json!({"value": "for i in $(seq 1000); do [ -e go ] && exit 3; sleep 0.01; done; exit 4"}),
+        ),
+        (
+            "sibling",
+            json!({"value": "echo $$ > sibling.pid; sleep 30"}),
+        ),
+    ]);
+    let sibling = harness.task_pid_from("sibling.pid").await;
+    std::fs::write(harness.sandbox_file("go"), "").unwrap();
+    let mut reports = BTreeMap::new();
+    harness
+        .updates_until_terminal(&mut reports, "sibling")
+        .await;
+    assert!(
+        !group_exists(sibling).await,
+        "the sibling's process group {sibling} is gone"
+    );
+    assert!(
+        !live_members(sleeper).is_empty(),
+        "the first group's task still runs"
+    );
+    harness.agent.push(json!({"type": "SHUTDOWN"}));
+    harness
+        .updates_until_terminal(&mut reports, "sleeper")
+        .await;
+    let expected = BTreeMap::from([
+        (
+            "failing".to_string(),
+            vec![
+                report(TaskState::Starting, None),
+                report(TaskState::Running, None),
+                report(TaskState::Failed, Some("Command exited with status 3")),
+            ],
+        ),
+        (
+            "sibling".to_string(),
+            vec![
+                report(TaskState::Starting, None),
+                report(TaskState::Running, None),
+                report(TaskState::Killing, None),
+                report(
+                    TaskState::Killed,
+                    Some("Command terminated with signal Terminated"),
+                ),
+            ],
+        ),
+        (
+            "sleeper".to_string(),
+            vec![
+                report(TaskState::Starting, None),
+                report(TaskState::Running, None),
+                report(TaskState::Killing, None),
+                report(
+                    TaskState::Killed,
+                    Some("Command terminated with signal Terminated"),
+                ),
+            ],
+        ),
+    ]);
+    assert_eq!(reports, expected);
+    harness.executor_exits().await;
+    assert!(
+        !group_exists(sleeper).await,
+        "the sleeper's process group {sleeper} is gone"
     );
 }
