@@ -217,3 +217,61 @@ async fn declined_agent_is_not_reoffered_within_refuse_seconds_but_goes_to_anoth
         "the first framework should still get the other agent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_group_runs_through_the_default_executor() {
+    let cluster = Cluster::start(1, AGENT, &[]).await;
+    let mut framework = Framework::subscribe(&cluster.master, "groups").await;
+    let offer = framework.next_offers().await.remove(0);
+    let task = |id: &str, command: &str| command_task(id, &offer, command, "cpus:0.5;mem:32");
+    let group = LaunchGroup {
+        executor: serde_json::from_value(serde_json::json!({
+            "type": "DEFAULT",
+            "executor_id": {"value": "group-executor"},
+            "resources": Resources::parse_text("cpus:0.1;mem:32", "*").unwrap().to_wire(),
+        }))
+        .unwrap(),
+        task_group: TaskGroupInfo {
+            tasks: vec![task("quick", "true"), task("slow", "sleep 60")],
+        },
+    };
+    let operation = Operation {
+        kind: Some("LAUNCH_GROUP".into()),
+        id: None,
+        launch: None,
+        launch_group: Some(group),
+        reserve: None,
+        unreserve: None,
+        create: None,
+        destroy: None,
+    };
+    framework
+        .scheduler
+        .accept(vec![offer.id.clone()], vec![operation], None)
+        .await
+        .unwrap();
+    framework.wait_state("quick", TaskState::Finished).await;
+    framework.wait_state("slow", TaskState::Running).await;
+    // Killing one task of a group kills the group; here the other one already finished.
+    framework
+        .scheduler
+        .kill(TaskId::new("slow"), Some(offer.agent_id.clone()))
+        .await
+        .unwrap();
+    let killed = framework.wait_state("slow", TaskState::Killed).await;
+    assert_eq!(
+        killed.executor_id.as_ref().map(|e| e.value.as_str()),
+        Some("group-executor")
+    );
+    let state = cluster
+        .wait_until("the group's tasks to complete", |s| {
+            s["frameworks"][0]["completed_tasks"]
+                .as_array()
+                .is_some_and(|t| t.len() == 2)
+        })
+        .await;
+    assert_eq!(
+        state["frameworks"][0]["completed_tasks"][0]["executor_id"],
+        "group-executor"
+    );
+}
