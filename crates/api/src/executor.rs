@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::ids::*;
+use crate::messages::Tagged;
 use crate::messages::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -190,28 +191,15 @@ impl Event {
     }
 
     pub fn from_value(value: Value) -> Result<Event, String> {
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let body = |key: &str| {
-            value
-                .get(key)
-                .cloned()
-                .ok_or(format!("event {kind} has no '{key}'"))
-        };
-        fn parse<T: serde::de::DeserializeOwned>(v: Value, kind: &str) -> Result<T, String> {
-            serde_json::from_value(v).map_err(|e| format!("event {kind}: {e}"))
-        }
-        Ok(match kind.as_str() {
-            "SUBSCRIBED" => Event::Subscribed(Box::new(parse(body("subscribed")?, &kind)?)),
-            "LAUNCH" => Event::Launch(Box::new(parse(body("launch")?, &kind)?)),
-            "LAUNCH_GROUP" => Event::LaunchGroup(Box::new(parse(body("launch_group")?, &kind)?)),
-            "KILL" => Event::Kill(parse(body("kill")?, &kind)?),
-            "ACKNOWLEDGED" => Event::Acknowledged(parse(body("acknowledged")?, &kind)?),
-            "MESSAGE" => Event::Message(parse(body("message")?, &kind)?),
-            "ERROR" => Event::Error(parse(body("error")?, &kind)?),
+        let tagged = Tagged::new(&value);
+        Ok(match tagged.kind {
+            "SUBSCRIBED" => Event::Subscribed(Box::new(tagged.body()?)),
+            "LAUNCH" => Event::Launch(Box::new(tagged.body()?)),
+            "LAUNCH_GROUP" => Event::LaunchGroup(Box::new(tagged.body()?)),
+            "KILL" => Event::Kill(tagged.body()?),
+            "ACKNOWLEDGED" => Event::Acknowledged(tagged.body()?),
+            "MESSAGE" => Event::Message(tagged.body()?),
+            "ERROR" => Event::Error(tagged.body()?),
             "SHUTDOWN" => Event::Shutdown,
             "HEARTBEAT" => Event::Heartbeat,
             _ => Event::Other(value),

@@ -717,6 +717,31 @@ pub(crate) fn tagged<B: Serialize>(kind: &str, body: Option<&B>) -> Value {
     Value::Object(map)
 }
 
+/// The `type` of a tagged call or event, and a reader of its body under the lower-cased
+/// key, for decoding events.
+pub(crate) struct Tagged<'a> {
+    pub kind: &'a str,
+    value: &'a Value,
+}
+
+impl<'a> Tagged<'a> {
+    pub fn new(value: &'a Value) -> Self {
+        Tagged {
+            kind: value.get("type").and_then(Value::as_str).unwrap_or(""),
+            value,
+        }
+    }
+
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let key = self.kind.to_ascii_lowercase();
+        let body = self
+            .value
+            .get(&key)
+            .ok_or(format!("event {} has no '{key}'", self.kind))?;
+        T::deserialize(body).map_err(|e| format!("event {}: {e}", self.kind))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::ids::*;
+use crate::messages::Tagged;
 use crate::messages::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -280,28 +281,15 @@ impl Event {
     }
 
     pub fn from_value(value: Value) -> Result<Event, String> {
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let body = |key: &str| {
-            value
-                .get(key)
-                .cloned()
-                .ok_or(format!("event {kind} has no '{key}'"))
-        };
-        fn parse<T: serde::de::DeserializeOwned>(v: Value, kind: &str) -> Result<T, String> {
-            serde_json::from_value(v).map_err(|e| format!("event {kind}: {e}"))
-        }
-        Ok(match kind.as_str() {
-            "SUBSCRIBED" => Event::Subscribed(parse(body("subscribed")?, &kind)?),
-            "OFFERS" => Event::Offers(parse(body("offers")?, &kind)?),
-            "RESCIND" => Event::Rescind(parse(body("rescind")?, &kind)?),
-            "UPDATE" => Event::Update(parse(body("update")?, &kind)?),
-            "MESSAGE" => Event::Message(parse(body("message")?, &kind)?),
-            "FAILURE" => Event::Failure(parse(body("failure")?, &kind)?),
-            "ERROR" => Event::Error(parse(body("error")?, &kind)?),
+        let tagged = Tagged::new(&value);
+        Ok(match tagged.kind {
+            "SUBSCRIBED" => Event::Subscribed(tagged.body()?),
+            "OFFERS" => Event::Offers(tagged.body()?),
+            "RESCIND" => Event::Rescind(tagged.body()?),
+            "UPDATE" => Event::Update(tagged.body()?),
+            "MESSAGE" => Event::Message(tagged.body()?),
+            "FAILURE" => Event::Failure(tagged.body()?),
+            "ERROR" => Event::Error(tagged.body()?),
             "HEARTBEAT" => Event::Heartbeat,
             _ => Event::Other(value),
         })

@@ -192,21 +192,33 @@ impl EventLoop {
         )
     }
 
+    /// Opens a stream, lets the core take it, and answers with it (or with the core's
+    /// error, closing it again).
+    fn answer_with_stream(
+        &mut self,
+        reply: Reply<EventStream>,
+        take: impl FnOnce(&mut Master, StreamId) -> Result<(), ApiError>,
+    ) {
+        let (id, stream) = self.open_stream();
+        match take(&mut self.core, id.clone()) {
+            Ok(()) => {
+                let _ = reply.send(Ok(stream));
+            }
+            Err(err) => {
+                self.streams.remove(&id);
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
     /// Handles one command; returns whether an allocation run should follow.
     fn handle(&mut self, command: Command) -> bool {
         let now = unix_now();
         match command {
             Command::Subscribe { subscribe, reply } => {
-                let (id, stream) = self.open_stream();
-                match self.core.subscribe(now, *subscribe, id.clone()) {
-                    Ok(_) => {
-                        let _ = reply.send(Ok(stream));
-                    }
-                    Err(err) => {
-                        self.streams.remove(&id);
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.answer_with_stream(reply, |core, id| {
+                    core.subscribe(now, *subscribe, id).map(drop)
+                });
                 true
             }
             Command::SchedulerCall {
@@ -222,16 +234,9 @@ impl EventLoop {
                 true
             }
             Command::RegisterAgent { register, reply } => {
-                let (id, stream) = self.open_stream();
-                match self.core.register_agent(now, id.clone(), *register) {
-                    Ok(_) => {
-                        let _ = reply.send(Ok(stream));
-                    }
-                    Err(err) => {
-                        self.streams.remove(&id);
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.answer_with_stream(reply, |core, id| {
+                    core.register_agent(now, id, *register).map(drop)
+                });
                 true
             }
             Command::AgentCall {

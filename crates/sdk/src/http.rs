@@ -129,26 +129,9 @@ impl HttpClient {
         body: Vec<u8>,
         headers: &[(&str, String)],
     ) -> Result<Response, ClientError> {
-        let request = self.request(url, body, headers)?;
-        let response = self.send(url, request).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
-            .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.to_string(),
-            })?
-            .map_err(|e| ClientError::Body {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?
-            .to_bytes();
-        check_status(url, status, &headers, &body)?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        let response = self.raw(self.request(url, body, headers)?).await?;
+        check_status(url, response.status, &response.headers, &response.body)?;
+        Ok(response)
     }
 
     /// GETs a URL and reads the whole answer; non-2xx answers are errors.
@@ -156,38 +139,21 @@ impl HttpClient {
         let request = Request::get(url)
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Request(e.to_string()))?;
-        let response = self.send(url, request).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
-            .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.to_string(),
-            })?
-            .map_err(|e| ClientError::Body {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?
-            .to_bytes();
-        check_status(url, status, &headers, &body)?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        let response = self.raw(request).await?;
+        check_status(url, response.status, &response.headers, &response.body)?;
+        Ok(response)
     }
 
-    /// Sends a request exactly as given (for tests of error answers) and returns the
-    /// answer whatever its status.
+    /// Sends a request exactly as given and returns the whole answer whatever its status
+    /// (tests of error answers use it directly).
     pub async fn raw(&self, request: Request<Full<Bytes>>) -> Result<Response, ClientError> {
         let url = request.uri().to_string();
         let response = self.send(&url, request).await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
+        let body = tokio::time::timeout(self.timeout, response.into_body().collect())
             .await
+            .map_err(|_| ClientError::Timeout { url: url.clone() })?
             .map_err(|e| ClientError::Body {
                 url: url.clone(),
                 message: e.to_string(),

@@ -193,11 +193,7 @@ impl Master {
                 continue;
             };
             if let Some(framework) = self.frameworks.get_mut(fid) {
-                framework
-                    .executors
-                    .entry(agent_id.clone())
-                    .or_default()
-                    .insert(executor.executor_id.clone(), executor.clone());
+                framework.add_executor(agent_id, executor);
             }
         }
         used

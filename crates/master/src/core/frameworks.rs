@@ -51,6 +51,15 @@ impl Framework {
         }
     }
 
+    /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID.
+    pub(super) fn add_executor(&mut self, agent_id: &AgentId, executor: &ExecutorInfo) {
+        self.executors
+            .entry(agent_id.clone())
+            .or_default()
+            .entry(executor.executor_id.clone())
+            .or_insert_with(|| executor.clone());
+    }
+
     pub fn is_partition_aware(&self) -> bool {
         self.info.has_capability("PARTITION_AWARE")
     }

@@ -80,6 +80,17 @@ fn validate_task(
     Ok(resources)
 }
 
+fn check_fits(what: &str, needed: &Resources, available: &Resources) -> Result<(), String> {
+    if available.contains(needed) {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} uses more resources ({}) than available in the offers ({})",
+        needed.to_text(),
+        available.to_text()
+    ))
+}
+
 impl Master {
     /// A master-generated update: no uuid, SOURCE_MASTER (reference §5.3).
     pub(super) fn send_master_update(
@@ -138,13 +149,7 @@ impl Master {
                 None => None,
             };
             let needed = resources.plus(executor.as_ref().unwrap_or(&Resources::new()));
-            if !available.contains(&needed) {
-                return Err(format!(
-                    "Task uses more resources ({}) than available in the offers ({})",
-                    needed.to_text(),
-                    available.to_text()
-                ));
-            }
+            check_fits("Task", &needed, available)?;
             Ok((resources, executor))
         });
         let (resources, executor_resources) = match checked {
@@ -175,12 +180,7 @@ impl Master {
             .get_mut(framework_id)
             .expect("caller checked");
         if let Some(executor) = &task.executor {
-            framework
-                .executors
-                .entry(agent_id.clone())
-                .or_default()
-                .entry(executor.executor_id.clone())
-                .or_insert_with(|| executor.clone());
+            framework.add_executor(agent_id, executor);
         }
         let framework_info = framework.info.clone();
         framework.tasks.insert(
@@ -233,13 +233,7 @@ impl Master {
                 needed.add(&resources);
                 each.push(resources);
             }
-            if !available.contains(&needed) {
-                return Err(format!(
-                    "Task group uses more resources ({}) than available in the offers ({})",
-                    needed.to_text(),
-                    available.to_text()
-                ));
-            }
+            check_fits("Task group", &needed, available)?;
             Ok((each, executor))
         })();
         let (each, executor_resources) = match checked {
@@ -268,12 +262,7 @@ impl Master {
             .frameworks
             .get_mut(framework_id)
             .expect("caller checked");
-        framework
-            .executors
-            .entry(agent_id.clone())
-            .or_default()
-            .entry(group.executor.executor_id.clone())
-            .or_insert_with(|| group.executor.clone());
+        framework.add_executor(agent_id, &group.executor);
         for (task, resources) in group.task_group.tasks.iter().zip(each) {
             available.subtract(&resources);
             let mut entry = new_task(framework_id, task, resources, now);

@@ -64,6 +64,17 @@ fn offers(events: &[Event]) -> Vec<Offer> {
         .collect()
 }
 
+/// A master with one agent (`a1`, cpus:4;mem:1024) and one framework (`f` on stream
+/// `s1`) holding that agent's offer.
+fn offered() -> (Master, AgentId, FrameworkId, Offer) {
+    let mut m = master();
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let fid = subscribe(&mut m, "s1", "f");
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    (m, agent, fid, offer)
+}
+
 fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     TaskInfo {
         name: id.into(),
@@ -157,11 +168,7 @@ fn subscribe_sends_subscribed_then_heartbeat_then_offers() {
 
 #[test]
 fn launch_update_ack_lifecycle() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
         &fid,
@@ -220,11 +227,7 @@ fn launch_update_ack_lifecycle() {
 
 #[test]
 fn invalid_tasks_get_task_error_without_uuid() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     let mut both = command_task("both", &agent, "cpus:1");
     both.executor = Some(serde_json::from_value(json!({"executor_id": {"value": "e"}})).unwrap());
     launch(
@@ -430,11 +433,7 @@ fn decline_filter_sends_agent_to_the_other_framework() {
 
 #[test]
 fn reconciliation_answers() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
         &fid,
@@ -513,11 +512,7 @@ fn reconciliation_answers() {
 
 #[test]
 fn teardown_kills_tasks_and_completes_the_framework() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
         &fid,
@@ -557,11 +552,7 @@ fn teardown_kills_tasks_and_completes_the_framework() {
 
 #[test]
 fn agent_disconnect_rescinds_offers_and_loses_tasks() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
         &fid,
@@ -586,11 +577,7 @@ fn agent_disconnect_rescinds_offers_and_loses_tasks() {
 
 #[test]
 fn metrics_count_tasks() {
-    let mut m = master();
-    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
-    let fid = subscribe(&mut m, "s1", "f");
-    m.allocate(0.0);
-    let offer = offers(&events(&mut m, "s1")).remove(0);
+    let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
         &fid,
