@@ -113,10 +113,9 @@ impl EventLoop {
                     self.input(Input::Tick, None);
                 }
             }
-            if ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) {
-                if self.publish() {
-                    last_publish = Some(Instant::now());
-                }
+            let due = ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD);
+            if due && self.publish() {
+                last_publish = Some(Instant::now());
             }
         }
         self.stop();
