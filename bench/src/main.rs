@@ -163,6 +163,7 @@ async fn run_launches(
     let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
     let mut latencies_ms: Vec<f64> = Vec::with_capacity(total);
     let mut launched = 0usize;
+    let mut acks = tokio::task::JoinSet::new();
     let mut finished = 0usize;
     let started = Instant::now();
     let deadline = started + timeout;
@@ -218,7 +219,15 @@ async fn run_launches(
             }
             Event::Update(update) => {
                 let status = update.status;
-                scheduler.acknowledge(&status).await?;
+                // Acknowledge without waiting, as a high-rate framework would: the
+                // event loop keeps reading while the call is in flight.
+                let acker = scheduler.clone();
+                let ack_status = status.clone();
+                acks.spawn(async move { acker.acknowledge(&ack_status).await });
+                while let Some(done) = acks.try_join_next() {
+                    done.context("acknowledgement task")?
+                        .context("acknowledge")?;
+                }
                 match status.state {
                     TaskState::Running => {
                         if let Some(at) = accepted_at.remove(&status.task_id) {
@@ -244,6 +253,10 @@ async fn run_launches(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    while let Some(ack) = acks.join_next().await {
+        ack.context("acknowledgement task")?
+            .context("acknowledge")?;
+    }
     scheduler.teardown().await.context("teardown")?;
     latencies_ms.sort_by(f64::total_cmp);
     Ok(LaunchRun {
