@@ -7,6 +7,7 @@
 //! `data`, or TASK_FAILED naming what was wrong with the task data. KILL answers
 //! TASK_KILLED. On SHUTDOWN it waits (within the shutdown grace period) until the agent
 //! acknowledged its updates, then exits; it also exits when the agent closes the stream.
+//! A framework message (MESSAGE) is sent back to the scheduler unchanged.
 //! It takes no arguments; set `RUST_LOG` for more logging on stderr.
 
 use anyhow::Context;
@@ -214,7 +215,21 @@ async fn run() -> anyhow::Result<()> {
                 return Ok(());
             }
             Event::Error(error) => anyhow::bail!("the agent sent an error: {}", error.message),
-            Event::Acknowledged(_) | Event::Message(_) | Event::Heartbeat | Event::Other(_) => {}
+            Event::Message(message) => {
+                // Framework messages are echoed back, so a scheduler can check the path.
+                use base64::Engine;
+                match base64::engine::general_purpose::STANDARD.decode(&message.data) {
+                    Ok(data) => {
+                        if let Err(err) = worker.executor.send_message(&data).await {
+                            tracing::warn!(error = %err, "cannot echo a framework message");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "framework message data is not base64")
+                    }
+                }
+            }
+            Event::Acknowledged(_) | Event::Heartbeat | Event::Other(_) => {}
         }
     }
 }
