@@ -291,17 +291,19 @@ impl Master {
         };
         status.agent_id = Some(agent_id.clone());
         let framework_id = update.framework_id;
+        // The framework is gone, or the task is and this is a retransmission of an update
+        // that was acknowledged already: acknowledge so the agent stops retrying.
+        let settled = |master: &mut Master, framework_id, status: TaskStatus, uuid| {
+            let ack = StatusUpdateAck {
+                framework_id,
+                task_id: status.task_id,
+                uuid,
+            };
+            master.send_to_agent(agent_id, ToAgent::StatusUpdateAck(ack));
+        };
         let Some(framework) = self.frameworks.get_mut(&framework_id) else {
-            // The framework is gone: acknowledge so the agent stops retrying.
             self.counters.invalid_status_updates += 1;
-            self.send_to_agent(
-                agent_id,
-                ToAgent::StatusUpdateAck(StatusUpdateAck {
-                    framework_id,
-                    task_id: status.task_id,
-                    uuid,
-                }),
-            );
+            settled(self, framework_id, status, uuid);
             return;
         };
         self.counters.valid_status_updates += 1;
@@ -329,15 +331,7 @@ impl Master {
             .iter()
             .any(|t| t.info.task_id == status.task_id)
         {
-            // A retransmission of an update that was already acknowledged.
-            self.send_to_agent(
-                agent_id,
-                ToAgent::StatusUpdateAck(StatusUpdateAck {
-                    framework_id,
-                    task_id: status.task_id,
-                    uuid,
-                }),
-            );
+            settled(self, framework_id, status, uuid);
             return;
         }
         if let Some((agent, resources)) = freed {

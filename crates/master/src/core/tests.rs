@@ -75,6 +75,18 @@ fn offered() -> (Master, AgentId, FrameworkId, Offer) {
     (m, agent, fid, offer)
 }
 
+/// [`offered`], then task `t1` (cpus:1) launched from that offer.
+fn launched_t1() -> (Master, AgentId, FrameworkId) {
+    let (mut m, agent, fid, offer) = offered();
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
+    (m, agent, fid)
+}
+
 fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     TaskInfo {
         name: id.into(),
@@ -433,13 +445,7 @@ fn decline_filter_sends_agent_to_the_other_framework() {
 
 #[test]
 fn reconciliation_answers() {
-    let (mut m, agent, fid, offer) = offered();
-    launch(
-        &mut m,
-        &fid,
-        &offer,
-        vec![command_task("t1", &agent, "cpus:1")],
-    );
+    let (mut m, agent, fid) = launched_t1();
     m.take_actions();
     call(
         &mut m,
@@ -512,13 +518,7 @@ fn reconciliation_answers() {
 
 #[test]
 fn teardown_kills_tasks_and_completes_the_framework() {
-    let (mut m, agent, fid, offer) = offered();
-    launch(
-        &mut m,
-        &fid,
-        &offer,
-        vec![command_task("t1", &agent, "cpus:1")],
-    );
+    let (mut m, _, fid) = launched_t1();
     m.take_actions();
     call(&mut m, &fid, "s1", CallBody::Teardown).unwrap();
     let actions = m.take_actions();
@@ -552,13 +552,7 @@ fn teardown_kills_tasks_and_completes_the_framework() {
 
 #[test]
 fn agent_disconnect_rescinds_offers_and_loses_tasks() {
-    let (mut m, agent, fid, offer) = offered();
-    launch(
-        &mut m,
-        &fid,
-        &offer,
-        vec![command_task("t1", &agent, "cpus:1")],
-    );
+    let (mut m, _, _) = launched_t1();
     m.allocate(100.0);
     m.take_actions();
     m.stream_closed(101.0, "a1");
@@ -577,13 +571,7 @@ fn agent_disconnect_rescinds_offers_and_loses_tasks() {
 
 #[test]
 fn metrics_count_tasks() {
-    let (mut m, agent, fid, offer) = offered();
-    launch(
-        &mut m,
-        &fid,
-        &offer,
-        vec![command_task("t1", &agent, "cpus:1")],
-    );
+    let (m, _, _) = launched_t1();
     let metrics = m.metrics(5.0);
     assert_eq!(metrics["master/tasks_staging"], 1.0);
     assert_eq!(metrics["master/cpus_total"], 4.0);
