@@ -206,7 +206,11 @@ impl Master {
             Some(_) => {}
         }
         match body {
-            CallBody::Subscribe(_) => unreachable!("SUBSCRIBE is routed to Master::subscribe"),
+            CallBody::Subscribe(_) => {
+                return Err(ApiError::bad_request(
+                    "SUBSCRIBE must open a new event stream",
+                ))
+            }
             CallBody::Teardown => {
                 tracing::info!(framework_id = %framework_id, "framework teardown");
                 self.remove_framework(now, framework_id);
