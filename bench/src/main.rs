@@ -163,7 +163,7 @@ async fn run_launches(
     let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
     let mut latencies_ms: Vec<f64> = Vec::with_capacity(total);
     let mut launched = 0usize;
-    let mut acks = tokio::task::JoinSet::new();
+    let mut calls = tokio::task::JoinSet::new();
     let mut finished = 0usize;
     let started = Instant::now();
     let deadline = started + timeout;
@@ -206,25 +206,23 @@ async fn run_launches(
                     for task in &batch {
                         accepted_at.insert(task.task_id.clone(), now);
                     }
-                    scheduler
-                        .launch(
-                            offer.id,
-                            batch,
-                            Some(Filters {
-                                refuse_seconds: 0.0,
-                            }),
-                        )
-                        .await?;
+                    // The ACCEPT goes out without waiting for its answer, so events
+                    // keep being read while it is in flight.
+                    let launcher = scheduler.clone();
+                    let filters = Some(Filters {
+                        refuse_seconds: 0.0,
+                    });
+                    calls.spawn(async move { launcher.launch(offer.id, batch, filters).await });
                 }
             }
             Event::Update(update) => {
                 let status = update.status;
-                // Acknowledge without waiting, as a high-rate framework would: the
-                // event loop keeps reading while the call is in flight.
+                // Acknowledge without waiting for the answer, as a high-rate framework
+                // would.
                 let acker = scheduler.clone();
                 let ack_status = status.clone();
-                acks.spawn(async move { acker.acknowledge(&ack_status).await });
-                while let Some(done) = acks.try_join_next() {
+                calls.spawn(async move { acker.acknowledge(&ack_status).await });
+                while let Some(done) = calls.try_join_next() {
                     done.context("acknowledgement task")?
                         .context("acknowledge")?;
                 }
@@ -253,7 +251,7 @@ async fn run_launches(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    while let Some(ack) = acks.join_next().await {
+    while let Some(ack) = calls.join_next().await {
         ack.context("acknowledgement task")?
             .context("acknowledge")?;
     }
