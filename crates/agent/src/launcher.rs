@@ -54,7 +54,7 @@ fn link_latest(dir: &Path, target: &str) -> Result<(), AgentError> {
 
 /// The command for an executor: `/bin/sh -c <value>` for shell commands, else `value`
 /// with `arguments` as its argv (argv[0] included), in the sandbox, with the spec's
-/// environment on top of the agent's, in a process group of its own.
+/// environment on top of the agent's, in a session (and so a process group) of its own.
 pub fn command(spec: &LaunchSpec, stdout: File, stderr: File) -> Result<Command, AgentError> {
     let info = &spec.command;
     let Some(value) = info.value.as_deref().filter(|v| !v.is_empty()) else {
@@ -87,8 +87,19 @@ pub fn command(spec: &LaunchSpec, stdout: File, stderr: File) -> Result<Command,
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+        .stderr(stderr);
+    // Each executor leads a session of its own: pymesos executors kill their whole
+    // process group on shutdown, and no terminal signal aimed at the agent reaches them.
+    // SAFETY: the closure runs between fork and exec and calls only setsid(2), which is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     Ok(command)
 }
 
@@ -164,12 +175,13 @@ mod tests {
         );
         let mut child = start(dir.path(), &spec).unwrap();
         let pid = child.id().unwrap() as libc::pid_t;
-        // SAFETY: getpgid only reads a process attribute.
-        let pgid = unsafe { libc::getpgid(pid) };
+        // SAFETY: getpgid and getsid only read process attributes.
+        let (pgid, sid) = unsafe { (libc::getpgid(pid), libc::getsid(pid)) };
         let status = child.wait().await.unwrap();
         assert_eq!(status.code(), Some(3));
         assert_eq!(status.into_raw(), 3 << 8);
         assert_eq!(pgid, pid, "the executor leads its own process group");
+        assert_eq!(sid, pid, "the executor leads its own session");
         let sandbox = spec.directory.canonicalize().unwrap();
         let stdout = std::fs::read_to_string(spec.directory.join("stdout")).unwrap();
         assert_eq!(stdout, format!("e1 2\n{}\n", sandbox.display()));
