@@ -1,6 +1,6 @@
 //! The agent's event loop (DESIGN invariant 3): the one owner of the core. HTTP
 //! handlers, the master link and process watchers send it commands; it feeds them to the
-//! core, carries out the actions, and publishes the `/state` snapshot.
+//! core, carries out the actions, and publishes the `/state` snapshot when it is read.
 
 use crate::core::{Action, Core, Input, LaunchSpec, Now, StreamId};
 use crate::launcher;
@@ -17,11 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-/// How often timers are checked; also the most a `/state` snapshot lags behind.
+/// How often timers are checked.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
-/// How often the snapshot is republished at most while commands stream in: rendering it
-/// costs time proportional to the state, so it must not happen per command.
-const SNAPSHOT_PERIOD: Duration = Duration::from_millis(100);
+/// The `/state` snapshot is rendered only when someone reads it, and at most this often:
+/// rendering costs time proportional to the state, and readers can poll in a tight loop.
+const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
 /// Commands handled before the snapshot is published and timers get a turn.
 const MAX_BATCH: usize = 256;
 
@@ -40,6 +40,8 @@ pub(crate) enum Command {
     },
     /// The master link asks what to register with.
     RegisterCall(oneshot::Sender<Register>),
+    /// A reader of `/state` wants a current snapshot; answered once one is published.
+    Refresh(oneshot::Sender<()>),
 }
 
 /// The agent's own view of an executor process.
@@ -93,29 +95,35 @@ impl EventLoop {
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
         let mut tick = tokio::time::interval(TICK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_publish: Option<Instant> = None;
+        let mut readers: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut published_at: Option<Instant> = None;
         loop {
-            let mut ticked = false;
             tokio::select! {
                 _ = &mut shutdown => break,
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
-                    self.command(command);
+                    self.dispatch(command, &mut readers);
                     for _ in 1..MAX_BATCH {
                         match self.commands.try_recv() {
-                            Ok(command) => self.command(command),
+                            Ok(command) => self.dispatch(command, &mut readers),
                             Err(_) => break,
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    ticked = true;
-                    self.input(Input::Tick, None);
-                }
+                _ = tick.tick() => self.input(Input::Tick, None),
             }
-            let due = ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD);
-            if due && self.publish() {
-                last_publish = Some(Instant::now());
+            // Readers get a snapshot rendered after the changes they may have seen, unless
+            // one was rendered very recently; then they wait for the next tick.
+            if !readers.is_empty() {
+                let recent = published_at.is_some_and(|t| t.elapsed() < MIN_RENDER_GAP);
+                if !(self.dirty && recent) {
+                    if self.publish() {
+                        published_at = Some(Instant::now());
+                    }
+                    for reader in readers.drain(..) {
+                        let _ = reader.send(());
+                    }
+                }
             }
         }
         self.stop();
@@ -158,6 +166,18 @@ impl EventLoop {
             Command::RegisterCall(reply) => {
                 let _ = reply.send(self.core.register_call());
             }
+            // Gathered by `dispatch`; one that gets here anyway is answered at once.
+            Command::Refresh(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Handles a command, setting `/state` readers aside to be answered after the batch.
+    fn dispatch(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<()>>) {
+        match command {
+            Command::Refresh(reply) => readers.push(reply),
+            command => self.command(command),
         }
     }
 

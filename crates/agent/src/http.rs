@@ -90,6 +90,14 @@ async fn state_endpoint(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if app.commands.send(Command::Refresh(tx)).is_err() || rx.await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down",
+        )
+            .into_response();
+    }
     let snapshot = app.snapshot.borrow().clone();
     json_response(&snapshot, &query)
 }

@@ -1,7 +1,8 @@
 //! The master's event loop: the one task that owns the [`Master`] core (DESIGN invariant
 //! 3). HTTP handlers send it [`Command`]s and await replies; it executes the core's
 //! actions on the open streams and publishes an immutable [`Snapshot`] for the read-only
-//! endpoints so that slow readers never stall it.
+//! endpoints, rendered when someone asks for it (at most every 50 ms), so that slow
+//! readers never stall it and nothing is rendered while nobody reads.
 
 use crate::core::{Action, CallReply, Master, StreamId};
 use bytes::Bytes;
@@ -47,6 +48,11 @@ pub enum Command {
     StreamClosed {
         stream: StreamId,
     },
+    /// A reader of the read-only endpoints wants a current snapshot; answered once one is
+    /// published.
+    Refresh {
+        reply: Reply<()>,
+    },
 }
 
 /// The pre-rendered answers of the read-only endpoints.
@@ -85,6 +91,13 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
+    /// A snapshot no older than the last change (or rendered within the last
+    /// [`MIN_RENDER_GAP`] while changes pour in).
+    pub async fn current_snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
+        self.request(|reply| Command::Refresh { reply }).await?;
+        Ok(self.snapshot.borrow().clone())
+    }
+
     pub async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -102,10 +115,18 @@ pub struct EventLoop {
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     allocation_interval: Duration,
+    /// Readers waiting for a current snapshot.
+    readers: Vec<Reply<()>>,
+    /// The published snapshot lags the core.
+    stale: bool,
+    published_at: Option<Instant>,
 }
 
-/// How often state snapshots are republished at most while commands stream in.
-const SNAPSHOT_PERIOD: Duration = Duration::from_millis(100);
+/// Snapshots are rendered only when someone reads them, and at most this often: rendering
+/// costs time proportional to the state, and readers can poll in a tight loop.
+const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
+/// Metrics hold times (uptime), so they are re-rendered at least this often when read.
+const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
 /// Commands handled between two allocation runs at most, so allocation keeps up under load.
 const BATCH: usize = 512;
 
@@ -124,6 +145,9 @@ impl EventLoop {
             streams: HashMap::new(),
             snapshot,
             allocation_interval,
+            readers: Vec::new(),
+            stale: true,
+            published_at: None,
         };
         (event_loop, handle)
     }
@@ -132,10 +156,8 @@ impl EventLoop {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_allocation = Instant::now() + self.allocation_interval;
-        let mut last_publish: Option<Instant> = None;
         loop {
             let mut allocate = false;
-            let mut ticked = false;
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else { break };
@@ -148,7 +170,6 @@ impl EventLoop {
                     }
                 }
                 _ = ticker.tick() => {
-                    ticked = true;
                     self.core.tick(unix_now());
                     if Instant::now() >= next_allocation {
                         next_allocation = Instant::now() + self.allocation_interval;
@@ -161,13 +182,8 @@ impl EventLoop {
                 self.core.allocate(unix_now());
             }
             self.execute();
-            // Bursts of commands publish at most every SNAPSHOT_PERIOD; every tick publishes
-            // what is left, so a snapshot is never older than one tick.
-            let due = ticked || last_publish.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD);
-            if due && self.core.take_dirty() {
-                self.publish();
-                last_publish = Some(Instant::now());
-            }
+            self.stale |= self.core.take_dirty();
+            self.serve_readers();
         }
         for (_, stream) in self.streams.drain() {
             drop(stream);
@@ -253,6 +269,29 @@ impl EventLoop {
                 }
                 true
             }
+            Command::Refresh { reply } => {
+                self.readers.push(reply);
+                false
+            }
+        }
+    }
+
+    /// Publishes a current snapshot for the waiting readers, unless one was rendered less
+    /// than [`MIN_RENDER_GAP`] ago; then they wait for the next tick.
+    fn serve_readers(&mut self) {
+        if self.readers.is_empty() {
+            return;
+        }
+        let age = self.published_at.map(|t| t.elapsed());
+        let outdated = self.stale || age.is_none_or(|a| a >= METRICS_MAX_AGE);
+        if outdated {
+            if age.is_some_and(|a| a < MIN_RENDER_GAP) {
+                return;
+            }
+            self.publish();
+        }
+        for reader in self.readers.drain(..) {
+            let _ = reader.send(Ok(()));
         }
     }
 
@@ -285,6 +324,8 @@ impl EventLoop {
     }
 
     fn publish(&mut self) {
+        self.stale = false;
+        self.published_at = Some(Instant::now());
         let state = serde_json::to_vec(&self.core.state_json()).unwrap_or_default();
         let metrics = serde_json::to_vec(&self.core.metrics(unix_now())).unwrap_or_default();
         let _ = self.snapshot.send(Arc::new(Snapshot {

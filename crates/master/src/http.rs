@@ -260,7 +260,10 @@ async fn state_endpoint(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let snapshot = state.handle.snapshot.borrow().clone();
+    let snapshot = match state.handle.current_snapshot().await {
+        Ok(snapshot) => snapshot,
+        Err(err) => return error_response(&err),
+    };
     json_response(snapshot.state.clone(), &query)
 }
 
@@ -268,7 +271,10 @@ async fn metrics_endpoint(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let snapshot = state.handle.snapshot.borrow().clone();
+    let snapshot = match state.handle.current_snapshot().await {
+        Ok(snapshot) => snapshot,
+        Err(err) => return error_response(&err),
+    };
     json_response(snapshot.metrics.clone(), &query)
 }
 
