@@ -193,7 +193,9 @@ impl Master {
                 continue;
             };
             if let Some(framework) = self.frameworks.get_mut(fid) {
-                framework.add_executor(agent_id, executor);
+                let resources = Resources::from_wire("executor.resources", &executor.resources)
+                    .unwrap_or_default();
+                framework.add_executor(agent_id, executor, resources);
             }
         }
         used
@@ -259,10 +261,13 @@ impl Master {
             framework.executors.remove(agent_id);
         }
         if let Some(executor) = removed {
-            let resources =
-                Resources::from_wire("executor.resources", &executor.resources).unwrap_or_default();
-            self.allocator
-                .recover(&exited.framework_id, agent_id, &resources, None, now);
+            self.allocator.recover(
+                &exited.framework_id,
+                agent_id,
+                &executor.resources,
+                None,
+                now,
+            );
         }
         self.send(
             &exited.framework_id,

@@ -9,6 +9,13 @@ use mantle_api::validation::validate_framework_info;
 use mantle_api::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// An executor a framework runs on an agent, with its resources validated once.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    pub info: ExecutorInfo,
+    pub resources: Resources,
+}
+
 #[derive(Clone, Debug)]
 pub struct Framework {
     pub id: FrameworkId,
@@ -27,7 +34,7 @@ pub struct Framework {
     pub tasks: BTreeMap<TaskId, Task>,
     pub completed_tasks: VecDeque<Task>,
     pub offers: BTreeSet<OfferId>,
-    pub executors: BTreeMap<AgentId, BTreeMap<ExecutorId, ExecutorInfo>>,
+    pub executors: BTreeMap<AgentId, BTreeMap<ExecutorId, Executor>>,
 }
 
 impl Framework {
@@ -52,12 +59,20 @@ impl Framework {
     }
 
     /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID.
-    pub(super) fn add_executor(&mut self, agent_id: &AgentId, executor: &ExecutorInfo) {
+    pub(super) fn add_executor(
+        &mut self,
+        agent_id: &AgentId,
+        info: &ExecutorInfo,
+        resources: Resources,
+    ) {
         self.executors
             .entry(agent_id.clone())
             .or_default()
-            .entry(executor.executor_id.clone())
-            .or_insert_with(|| executor.clone());
+            .entry(info.executor_id.clone())
+            .or_insert_with(|| Executor {
+                info: info.clone(),
+                resources,
+            });
     }
 
     pub fn is_partition_aware(&self) -> bool {
@@ -368,10 +383,8 @@ impl Master {
         }
         for (agent_id, executors) in std::mem::take(&mut framework.executors) {
             for executor in executors.values() {
-                let resources = Resources::from_wire("executor.resources", &executor.resources)
-                    .unwrap_or_default();
                 self.allocator
-                    .recover(framework_id, &agent_id, &resources, None, now);
+                    .recover(framework_id, &agent_id, &executor.resources, None, now);
             }
         }
         for agent_id in agents {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 
 pub use agents::Agent;
-pub use frameworks::{CallReply, Framework};
+pub use frameworks::{CallReply, Executor, Framework};
 pub use tasks::Task;
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).

@@ -1,7 +1,7 @@
 //! The legacy JSON of `/master/state` and `/metrics/snapshot` (reference §4), rendered
 //! from the core's state. The event loop publishes the result as an immutable snapshot.
 
-use super::{Agent, Framework, Master, Task};
+use super::{Agent, Executor, Framework, Master, Task};
 use mantle_api::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -57,18 +57,19 @@ fn task_json(task: &Task) -> Value {
     out
 }
 
-fn executor_json(agent_id: &AgentId, executor: &ExecutorInfo) -> Value {
+fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
+    let resources = &executor.resources;
+    let executor = &executor.info;
     let command = executor.command.as_ref().map(|c| {
         json!({"shell": c.shell, "value": c.value.clone().unwrap_or_default(), "argv": c.arguments,
                "uris": c.uris.iter().map(|u| json!({"value": u.value, "executable": u.executable.unwrap_or(false)})).collect::<Vec<_>>()})
     });
-    let resources = Resources::from_wire("resources", &executor.resources).unwrap_or_default();
     json!({
         "executor_id": executor.executor_id.value,
         "name": executor.name.clone().unwrap_or_default(),
         "framework_id": executor.framework_id.as_ref().map(|f| f.value.clone()).unwrap_or_default(),
         "command": command,
-        "resources": flat(&resources),
+        "resources": flat(resources),
         "type": executor.kind.clone().unwrap_or_else(|| "CUSTOM".into()),
         "slave_id": agent_id.value,
     })
@@ -82,9 +83,7 @@ impl Master {
         }
         for executors in framework.executors.values() {
             for executor in executors.values() {
-                used.add(
-                    &Resources::from_wire("resources", &executor.resources).unwrap_or_default(),
-                );
+                used.add(&executor.resources);
             }
         }
         used
@@ -196,9 +195,11 @@ impl Master {
             }
             for (agent, executors) in &framework.executors {
                 for executor in executors.values() {
-                    let r =
-                        Resources::from_wire("resources", &executor.resources).unwrap_or_default();
-                    usage.entry(agent.clone()).or_default().0.add(&r);
+                    usage
+                        .entry(agent.clone())
+                        .or_default()
+                        .0
+                        .add(&executor.resources);
                 }
             }
         }

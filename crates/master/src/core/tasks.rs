@@ -180,7 +180,7 @@ impl Master {
             .get_mut(framework_id)
             .expect("caller checked");
         if let Some(executor) = &task.executor {
-            framework.add_executor(agent_id, executor);
+            framework.add_executor(agent_id, executor, executor_resources.unwrap_or_default());
         }
         let framework_info = framework.info.clone();
         framework.tasks.insert(
@@ -262,7 +262,11 @@ impl Master {
             .frameworks
             .get_mut(framework_id)
             .expect("caller checked");
-        framework.add_executor(agent_id, &group.executor);
+        framework.add_executor(
+            agent_id,
+            &group.executor,
+            executor_resources.unwrap_or_default(),
+        );
         for (task, resources) in group.task_group.tasks.iter().zip(each) {
             available.subtract(&resources);
             let mut entry = new_task(framework_id, task, resources, now);
