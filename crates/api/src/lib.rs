@@ -20,7 +20,7 @@ pub mod validation;
 pub use error::{ApiError, ErrorKind};
 pub use ids::*;
 pub use messages::*;
-pub use resources::{Resource, Resources};
+pub use resources::{Quantity, Resource, ResourceKey, Resources};
 
 /// The version every endpoint reports. Clients such as pymesos parse it as dotted
 /// integers, so it must stay purely numeric.

@@ -132,26 +132,73 @@ fn from_fixed(value: i64) -> f64 {
     value as f64 / SCALE
 }
 
-/// What tells two resources of the same name apart: their role and any reservation,
-/// disk, revocable, shared or provider metadata (kept as canonical JSON).
+/// What tells two resources of the same name apart: their role (`*` when unreserved)
+/// and any reservation, disk, revocable, shared or provider metadata (canonical JSON,
+/// empty when there is none).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Key {
-    name: String,
-    role: String,
-    meta: String,
+pub struct ResourceKey {
+    pub name: String,
+    pub role: String,
+    pub meta: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Quantity {
+/// One resource's amount. Scalars are in thousandths; ranges are sorted and coalesced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Quantity {
     Scalar(i64),
     Ranges(Vec<(u64, u64)>),
     Set(BTreeSet<String>),
 }
 
+impl Quantity {
+    pub fn is_zero(&self) -> bool {
+        match self {
+            Quantity::Scalar(v) => *v <= 0,
+            Quantity::Ranges(r) => r.is_empty(),
+            Quantity::Set(s) => s.is_empty(),
+        }
+    }
+
+    /// Adds `other` of the same kind; a different kind is ignored (validation rejects
+    /// mixed kinds under one name before they get here).
+    pub fn add(&mut self, other: &Quantity) {
+        match (self, other) {
+            (Quantity::Scalar(have), Quantity::Scalar(add)) => *have += add,
+            (Quantity::Ranges(have), Quantity::Ranges(add)) => {
+                let mut all = std::mem::take(have);
+                all.extend(add);
+                *have = coalesce(all);
+            }
+            (Quantity::Set(have), Quantity::Set(add)) => have.extend(add.iter().cloned()),
+            _ => {}
+        }
+    }
+
+    /// Removes `other`; never goes below zero.
+    pub fn subtract(&mut self, other: &Quantity) {
+        match (self, other) {
+            (Quantity::Scalar(h), Quantity::Scalar(t)) => *h = (*h - t).max(0),
+            (Quantity::Ranges(h), Quantity::Ranges(t)) => *h = ranges_subtract(h, t),
+            (Quantity::Set(h), Quantity::Set(t)) => h.retain(|item| !t.contains(item)),
+            _ => {}
+        }
+    }
+
+    /// True when all of `other` fits in `self`.
+    pub fn contains(&self, other: &Quantity) -> bool {
+        match (self, other) {
+            (Quantity::Scalar(h), Quantity::Scalar(w)) => h >= w,
+            (Quantity::Ranges(h), Quantity::Ranges(w)) => ranges_contain(h, w),
+            (Quantity::Set(h), Quantity::Set(w)) => w.is_subset(h),
+            _ => false,
+        }
+    }
+}
+
 /// A bag of resources with exact arithmetic. Entries never hold zero quantities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
-    entries: BTreeMap<Key, Quantity>,
+    entries: BTreeMap<ResourceKey, Quantity>,
 }
 
 fn coalesce(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
@@ -280,12 +327,12 @@ impl Resources {
                     ))
                 }
             };
-            let key = Key {
+            let key = ResourceKey {
                 name: r.name.clone(),
                 role: r.role.clone().unwrap_or_else(|| "*".to_string()),
                 meta: meta_of(r),
             };
-            out.add_entry(key, quantity);
+            out.insert(key, quantity);
         }
         Ok(out)
     }
@@ -331,32 +378,21 @@ impl Resources {
             .collect()
     }
 
-    fn add_entry(&mut self, key: Key, quantity: Quantity) {
-        match (self.entries.get_mut(&key), quantity) {
-            (None, q) => {
-                if !Self::is_zero(&q) {
-                    self.entries.insert(key, q);
+    /// Adds one entry (zero quantities are dropped).
+    pub fn insert(&mut self, key: ResourceKey, quantity: Quantity) {
+        match self.entries.get_mut(&key) {
+            None => {
+                if !quantity.is_zero() {
+                    self.entries.insert(key, quantity);
                 }
             }
-            (Some(Quantity::Scalar(have)), Quantity::Scalar(add)) => *have += add,
-            (Some(Quantity::Ranges(have)), Quantity::Ranges(add)) => {
-                let mut all = std::mem::take(have);
-                all.extend(add);
-                *have = coalesce(all);
-            }
-            (Some(Quantity::Set(have)), Quantity::Set(add)) => have.extend(add),
-            // Mismatched kinds under one name are rejected by validation upstream; keep
-            // the first one rather than corrupting it.
-            (Some(_), _) => {}
+            Some(have) => have.add(&quantity),
         }
     }
 
-    fn is_zero(q: &Quantity) -> bool {
-        match q {
-            Quantity::Scalar(v) => *v <= 0,
-            Quantity::Ranges(r) => r.is_empty(),
-            Quantity::Set(s) => s.is_empty(),
-        }
+    /// The entries in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&ResourceKey, &Quantity)> {
+        self.entries.iter()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -365,7 +401,7 @@ impl Resources {
 
     pub fn add(&mut self, other: &Resources) {
         for (key, quantity) in &other.entries {
-            self.add_entry(key.clone(), quantity.clone());
+            self.insert(key.clone(), quantity.clone());
         }
     }
 
@@ -375,13 +411,8 @@ impl Resources {
             let Some(have) = self.entries.get_mut(key) else {
                 continue;
             };
-            match (have, take) {
-                (Quantity::Scalar(h), Quantity::Scalar(t)) => *h = (*h - t).max(0),
-                (Quantity::Ranges(h), Quantity::Ranges(t)) => *h = ranges_subtract(h, t),
-                (Quantity::Set(h), Quantity::Set(t)) => h.retain(|item| !t.contains(item)),
-                _ => {}
-            }
-            if Self::is_zero(&self.entries[key]) {
+            have.subtract(take);
+            if have.is_zero() {
                 self.entries.remove(key);
             }
         }
@@ -404,12 +435,7 @@ impl Resources {
         other
             .entries
             .iter()
-            .all(|(key, want)| match (self.entries.get(key), want) {
-                (Some(Quantity::Scalar(h)), Quantity::Scalar(w)) => h >= w,
-                (Some(Quantity::Ranges(h)), Quantity::Ranges(w)) => ranges_contain(h, w),
-                (Some(Quantity::Set(h)), Quantity::Set(w)) => w.is_subset(h),
-                _ => false,
-            })
+            .all(|(key, want)| self.entries.get(key).is_some_and(|h| h.contains(want)))
     }
 
     /// The sum of a scalar over all roles.

@@ -3,8 +3,9 @@
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
-use mantle_allocator::MinAllocatable;
+use mantle_allocator::{AllocatorConfig, MinAllocatable};
 use mantle_api::duration::parse_duration;
+use mantle_api::validation::validate_role;
 use mantle_master::core::MasterConfig;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -85,6 +86,30 @@ pub struct MasterTuning {
         default_value = "cpus:0.01|mem:32"
     )]
     pub min_allocatable_resources: String,
+    /// Deprecated role whitelist: comma-separated roles frameworks may use.
+    #[arg(long = "roles", env = "MANTLE_ROLES")]
+    pub roles: Option<String>,
+    /// Initial role weights, `role=weight` separated by commas (deprecated in Mesos in
+    /// favour of UPDATE_WEIGHTS, which overrides it).
+    #[arg(long = "weights", env = "MANTLE_WEIGHTS")]
+    pub weights: Option<String>,
+    /// Resource kinds left out of dominant-share computations, comma-separated.
+    #[arg(
+        long = "fair_sharing_excluded_resource_names",
+        env = "MANTLE_FAIR_SHARING_EXCLUDED_RESOURCE_NAMES"
+    )]
+    pub fair_sharing_excluded_resource_names: Option<String>,
+    /// Offer agents with GPUs only to frameworks with the GPU_RESOURCES capability.
+    #[arg(
+        long = "filter_gpu_resources",
+        env = "MANTLE_FILTER_GPU_RESOURCES",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub filter_gpu_resources: bool,
+    /// How long an offer stays valid before it is rescinded (unlimited when unset).
+    #[arg(long = "offer_timeout", env = "MANTLE_OFFER_TIMEOUT")]
+    pub offer_timeout: Option<String>,
     /// Time between pings the master sends each agent.
     #[arg(
         long = "agent_ping_timeout",
@@ -132,6 +157,31 @@ impl MasterTuning {
         let reregister = duration_flag("agent_reregister_timeout", &self.agent_reregister_timeout)?;
         let min_allocatable =
             MinAllocatable::parse(&self.min_allocatable_resources).map_err(|e| anyhow!(e))?;
+        let roles = match &self.roles {
+            Some(text) => {
+                let mut roles = Vec::new();
+                for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                    validate_role("--roles", role).map_err(|e| anyhow!(e))?;
+                    roles.push(role.to_string());
+                }
+                Some(roles)
+            }
+            None => None,
+        };
+        let weights = parse_weights(self.weights.as_deref().unwrap_or(""))?;
+        let offer_timeout = match &self.offer_timeout {
+            Some(text) => Some(duration_flag("offer_timeout", text)?.as_secs_f64()),
+            None => None,
+        };
+        let fair_sharing_excluded = self
+            .fair_sharing_excluded_resource_names
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         let hostname = hostname.unwrap_or_else(|| ip.to_string());
         let mut flags = BTreeMap::new();
         for (name, value) in [
@@ -158,8 +208,25 @@ impl MasterTuning {
                 self.max_completed_tasks_per_framework.to_string(),
             ),
             ("logging_level", logging_level.to_string()),
+            (
+                "filter_gpu_resources",
+                self.filter_gpu_resources.to_string(),
+            ),
         ] {
             flags.insert(name.to_string(), value);
+        }
+        for (name, value) in [
+            ("roles", &self.roles),
+            ("weights", &self.weights),
+            (
+                "fair_sharing_excluded_resource_names",
+                &self.fair_sharing_excluded_resource_names,
+            ),
+            ("offer_timeout", &self.offer_timeout),
+        ] {
+            if let Some(value) = value {
+                flags.insert(name.to_string(), value.clone());
+            }
         }
         let config = MasterConfig {
             ip,
@@ -168,13 +235,51 @@ impl MasterTuning {
             heartbeat_interval: 15.0,
             agent_ping_interval: ping.as_secs_f64().max(0.1),
             agent_reregister_timeout: reregister.as_secs_f64(),
-            min_allocatable,
+            allocator: AllocatorConfig {
+                min_allocatable,
+                fair_sharing_excluded,
+                filter_gpu_resources: self.filter_gpu_resources,
+                seed: rand_seed(),
+            },
+            roles,
+            weights,
+            offer_timeout,
             max_completed_frameworks: self.max_completed_frameworks,
             max_completed_tasks_per_framework: self.max_completed_tasks_per_framework,
             flags,
         };
         Ok((config, interval))
     }
+}
+
+/// `--weights`: `role=weight` pairs separated by commas.
+fn parse_weights(text: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((role, weight)) = pair.split_once('=') else {
+            return Err(anyhow!(
+                "--weights: '{pair}' is not of the form role=weight"
+            ));
+        };
+        validate_role("--weights", role).map_err(|e| anyhow!(e))?;
+        match weight.parse::<f64>() {
+            Ok(w) if w.is_finite() && w > 0.0 => out.push((role.to_string(), w)),
+            _ => {
+                return Err(anyhow!(
+                    "--weights: weight '{weight}' of role '{role}' must be a positive number"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A seed for the allocator's agent shuffle; the allocator itself stays deterministic.
+fn rand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1
 }
 
 impl MasterFlags {

@@ -3,6 +3,7 @@
 //! updates, executor exits, executor messages). Reference §5.1.
 
 use super::{Action, Framework, Master, StreamId, Task};
+use mantle_allocator::FrameworkOptions;
 use mantle_api::internal::{
     AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent,
 };
@@ -125,7 +126,7 @@ impl Master {
             };
             self.agents.insert(id.clone(), agent);
             let used = self.adopt_reported_tasks(now, &id, &register);
-            self.allocator.add_agent(&id, total, &used);
+            self.allocator.add_agent(&id, &total, &used);
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
         self.kill_unknown_reported_tasks(&id, &register);
@@ -148,7 +149,7 @@ impl Master {
         now: f64,
         agent_id: &AgentId,
         register: &Register,
-    ) -> Vec<(FrameworkId, Resources)> {
+    ) -> Vec<(FrameworkId, String, Resources)> {
         let mut used = Vec::new();
         for info in &register.frameworks {
             let Some(id) = info.id.clone() else { continue };
@@ -159,7 +160,11 @@ impl Master {
             }
             let mut framework = Framework::new(info.clone(), None, now);
             framework.recovered = true;
-            self.allocator.add_framework(&id, false);
+            let options = FrameworkOptions {
+                roles: info.effective_roles(),
+                gpu_resources: info.has_capability("GPU_RESOURCES"),
+            };
+            self.allocator.add_framework(&id, &options, false);
             self.frameworks.insert(id, framework);
         }
         for report in &register.tasks {
@@ -171,7 +176,8 @@ impl Master {
             }
             let resources =
                 Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
-            used.push((report.framework_id.clone(), resources.clone()));
+            let role = allocation_role(&report.task.resources, framework);
+            used.push((report.framework_id.clone(), role.clone(), resources.clone()));
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
@@ -180,6 +186,7 @@ impl Master {
                     agent_id: agent_id.clone(),
                     executor_id: report.executor_id.clone(),
                     resources,
+                    role,
                     state: report.state,
                     status_update_state: None,
                     status_update_uuid: None,
@@ -195,7 +202,15 @@ impl Master {
             if let Some(framework) = self.frameworks.get_mut(fid) {
                 let resources = Resources::from_wire("executor.resources", &executor.resources)
                     .unwrap_or_default();
-                framework.add_executor(agent_id, executor, resources);
+                let role = allocation_role(&executor.resources, framework);
+                let known = framework
+                    .executors
+                    .get(agent_id)
+                    .is_some_and(|e| e.contains_key(&executor.executor_id));
+                if !known {
+                    used.push((fid.clone(), role.clone(), resources.clone()));
+                }
+                framework.add_executor(agent_id, executor, resources, &role);
             }
         }
         used
@@ -263,6 +278,7 @@ impl Master {
         if let Some(executor) = removed {
             self.allocator.recover(
                 &exited.framework_id,
+                &executor.role,
                 agent_id,
                 &executor.resources,
                 None,
@@ -361,7 +377,7 @@ impl Master {
         reason: Reason,
         message: &str,
     ) {
-        let mut lost: Vec<(FrameworkId, TaskInfo, Resources)> = Vec::new();
+        let mut lost: Vec<(FrameworkId, TaskInfo, String, Resources)> = Vec::new();
         for framework in self.frameworks.values_mut().filter(|f| select(f)) {
             let ids: Vec<TaskId> = framework
                 .tasks
@@ -375,6 +391,7 @@ impl Master {
                 lost.push((
                     framework.id.clone(),
                     task.info.clone(),
+                    task.role.clone(),
                     task.resources.clone(),
                 ));
                 framework.completed_tasks.push_back(task);
@@ -383,9 +400,9 @@ impl Master {
                 framework.completed_tasks.pop_front();
             }
         }
-        for (framework_id, info, resources) in lost {
+        for (framework_id, info, role, resources) in lost {
             self.allocator
-                .recover(&framework_id, agent_id, &resources, None, now);
+                .recover(&framework_id, &role, agent_id, &resources, None, now);
             *self
                 .counters
                 .tasks_by_terminal_state
@@ -400,4 +417,13 @@ impl Master {
         self.framework_stream_closed(now, stream);
         self.agent_stream_closed(now, stream);
     }
+}
+
+/// The role resources were allocated to, from their `allocation_info`, else the
+/// framework's first role.
+fn allocation_role(resources: &[Resource], framework: &Framework) -> String {
+    resources
+        .iter()
+        .find_map(|r| r.allocation_info.as_ref()?.role.clone())
+        .unwrap_or_else(|| framework.role())
 }

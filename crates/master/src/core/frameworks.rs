@@ -3,6 +3,7 @@
 //! every other scheduler call must pass (reference §1.1).
 
 use super::{Action, Master, StreamId, Task};
+use mantle_allocator::FrameworkOptions;
 use mantle_api::internal::{ShutdownFramework, ToAgent};
 use mantle_api::scheduler::{CallBody, ErrorEvent, Event, Subscribe, Subscribed};
 use mantle_api::validation::validate_framework_info;
@@ -14,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub struct Executor {
     pub info: ExecutorInfo,
     pub resources: Resources,
+    /// The role its resources were allocated to.
+    pub role: String,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +67,7 @@ impl Framework {
         agent_id: &AgentId,
         info: &ExecutorInfo,
         resources: Resources,
+        role: &str,
     ) {
         self.executors
             .entry(agent_id.clone())
@@ -72,6 +76,7 @@ impl Framework {
             .or_insert_with(|| Executor {
                 info: info.clone(),
                 resources,
+                role: role.to_string(),
             });
     }
 
@@ -88,6 +93,14 @@ impl Framework {
     }
 }
 
+/// What the allocator needs to know of a framework.
+fn allocator_options(info: &FrameworkInfo) -> FrameworkOptions {
+    FrameworkOptions {
+        roles: info.effective_roles(),
+        gpu_resources: info.has_capability("GPU_RESOURCES"),
+    }
+}
+
 /// What a successful scheduler call answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallReply {
@@ -98,6 +111,23 @@ pub enum CallReply {
 }
 
 impl Master {
+    /// With `--roles`, frameworks may only use the roles listed there.
+    fn check_roles(&self, info: &FrameworkInfo) -> Result<(), ApiError> {
+        let Some(allowed) = &self.config.roles else {
+            return Ok(());
+        };
+        match info
+            .effective_roles()
+            .into_iter()
+            .find(|r| !allowed.contains(r))
+        {
+            Some(role) => Err(ApiError::bad_request(format!(
+                "framework_info.roles: role '{role}' is not present in the master's --roles"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Handles SUBSCRIBE on the new stream `stream`. The checks that need no state (a
     /// `Mesos-Stream-Id` header, top-level ID mismatch) are done by the HTTP layer.
     pub fn subscribe(
@@ -121,6 +151,8 @@ impl Master {
                 return Ok(id.clone());
             }
         }
+        self.check_roles(&info)?;
+        let options = allocator_options(&info);
         let suppressed = !subscribe.suppressed_roles.is_empty()
             && info
                 .effective_roles()
@@ -148,7 +180,7 @@ impl Master {
                 tracing::info!(framework_id = %id, "framework re-subscribed");
                 // Offers are re-created for a returning framework.
                 self.rescind_framework_offers(now, &id, false);
-                self.allocator.set_framework_active(&id, true);
+                self.allocator.add_framework(&id, &options, true);
                 id
             }
             Some(id) => {
@@ -156,7 +188,7 @@ impl Master {
                 // restart) keeps the ID it asks for.
                 let framework = Framework::new(info, Some(stream.clone()), now);
                 self.frameworks.insert(id.clone(), framework);
-                self.allocator.add_framework(&id, true);
+                self.allocator.add_framework(&id, &options, true);
                 tracing::info!(framework_id = %id, "framework subscribed with its previous id");
                 id
             }
@@ -166,13 +198,15 @@ impl Master {
                 info.id = Some(id.clone());
                 self.frameworks
                     .insert(id.clone(), Framework::new(info, Some(stream.clone()), now));
-                self.allocator.add_framework(&id, true);
+                self.allocator.add_framework(&id, &options, true);
                 tracing::info!(framework_id = %id, "framework subscribed");
                 id
             }
         };
+        if !subscribe.suppressed_roles.is_empty() {
+            self.allocator.suppress(&id, &subscribe.suppressed_roles);
+        }
         if suppressed {
-            self.allocator.suppress(&id);
             self.frameworks.get_mut(&id).expect("inserted").suppressed = true;
         }
         self.actions.push(Action::Framework {
@@ -240,16 +274,20 @@ impl Master {
                     self.remove_offer(now, framework_id, &offer_id, Some(refuse));
                 }
             }
-            CallBody::Revive(_) => {
-                self.allocator.revive(framework_id);
+            CallBody::Revive(revive) => {
+                self.allocator.revive(framework_id, &revive.roles);
                 if let Some(f) = self.frameworks.get_mut(framework_id) {
                     f.suppressed = false;
                 }
             }
-            CallBody::Suppress(_) => {
-                self.allocator.suppress(framework_id);
+            CallBody::Suppress(suppress) => {
+                self.allocator.suppress(framework_id, &suppress.roles);
                 if let Some(f) = self.frameworks.get_mut(framework_id) {
-                    f.suppressed = true;
+                    f.suppressed = suppress.roles.is_empty()
+                        || f.info
+                            .effective_roles()
+                            .iter()
+                            .all(|r| suppress.roles.contains(r));
                 }
             }
             CallBody::Kill(kill) => self.kill_task(now, framework_id, kill),
@@ -289,10 +327,6 @@ impl Master {
         framework_id: &FrameworkId,
         update: Subscribe,
     ) -> Result<(), ApiError> {
-        let framework = self
-            .frameworks
-            .get_mut(framework_id)
-            .expect("checked by the caller");
         let mut info = update.framework_info;
         if info.id.as_ref() != Some(framework_id) {
             return Err(ApiError::bad_request(
@@ -300,6 +334,11 @@ impl Master {
             ));
         }
         validate_framework_info(&info).map_err(ApiError::bad_request)?;
+        self.check_roles(&info)?;
+        let framework = self
+            .frameworks
+            .get_mut(framework_id)
+            .expect("checked by the caller");
         if info.principal != framework.info.principal {
             return Err(ApiError::bad_request(
                 "'framework_info.principal' cannot be changed",
@@ -316,7 +355,14 @@ impl Master {
             ));
         }
         info.id = Some(framework_id.clone());
+        let options = allocator_options(&info);
+        let active = framework.active;
         framework.info = info;
+        self.allocator.add_framework(framework_id, &options, active);
+        if !update.suppressed_roles.is_empty() {
+            self.allocator
+                .suppress(framework_id, &update.suppressed_roles);
+        }
         self.dirty = true;
         Ok(())
     }
@@ -367,8 +413,14 @@ impl Master {
             agents.insert(task.agent_id.clone());
             let mut task = task;
             if !task.state.is_terminal() {
-                self.allocator
-                    .recover(framework_id, &task.agent_id, &task.resources, None, now);
+                self.allocator.recover(
+                    framework_id,
+                    &task.role,
+                    &task.agent_id,
+                    &task.resources,
+                    None,
+                    now,
+                );
                 task.state = TaskState::Killed;
                 *self
                     .counters
@@ -383,8 +435,14 @@ impl Master {
         }
         for (agent_id, executors) in std::mem::take(&mut framework.executors) {
             for executor in executors.values() {
-                self.allocator
-                    .recover(framework_id, &agent_id, &executor.resources, None, now);
+                self.allocator.recover(
+                    framework_id,
+                    &executor.role,
+                    &agent_id,
+                    &executor.resources,
+                    None,
+                    now,
+                );
             }
         }
         for agent_id in agents {

@@ -11,7 +11,7 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
-use mantle_allocator::{Allocator, FairAllocator, MinAllocatable};
+use mantle_allocator::{AllocatorConfig, DrfAllocator};
 use mantle_api::internal::ToAgent;
 use mantle_api::scheduler::Event;
 use mantle_api::*;
@@ -59,7 +59,13 @@ pub struct MasterConfig {
     pub heartbeat_interval: f64,
     pub agent_ping_interval: f64,
     pub agent_reregister_timeout: f64,
-    pub min_allocatable: MinAllocatable,
+    pub allocator: AllocatorConfig,
+    /// `--roles`: when set, the only roles frameworks may use.
+    pub roles: Option<Vec<String>>,
+    /// `--weights`: initial role weights.
+    pub weights: Vec<(String, f64)>,
+    /// `--offer_timeout` in seconds: older offers are rescinded.
+    pub offer_timeout: Option<f64>,
     pub max_completed_frameworks: usize,
     pub max_completed_tasks_per_framework: usize,
     /// Every flag with its value, for `/master/flags` and `/master/state`.
@@ -75,7 +81,10 @@ impl Default for MasterConfig {
             heartbeat_interval: 15.0,
             agent_ping_interval: 15.0,
             agent_reregister_timeout: 600.0,
-            min_allocatable: MinAllocatable::default(),
+            allocator: AllocatorConfig::default(),
+            roles: None,
+            weights: Vec::new(),
+            offer_timeout: None,
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             flags: BTreeMap::new(),
@@ -91,7 +100,7 @@ pub struct Master {
     completed_frameworks: VecDeque<Framework>,
     agents: BTreeMap<AgentId, Agent>,
     offers: BTreeMap<OfferId, offers::OfferEntry>,
-    allocator: Box<dyn Allocator>,
+    allocator: DrfAllocator,
     next_framework: u64,
     next_agent: u64,
     next_offer: u64,
@@ -134,7 +143,10 @@ impl Master {
                 kind: "AGENT_UPDATE".into(),
             }],
         };
-        let allocator = Box::new(FairAllocator::new(config.min_allocatable.clone()));
+        let mut allocator = DrfAllocator::new(config.allocator.clone());
+        for (role, weight) in &config.weights {
+            allocator.set_weight(role, *weight);
+        }
         Master {
             next_heartbeat: now + config.heartbeat_interval,
             next_ping: now + config.agent_ping_interval,
@@ -197,6 +209,7 @@ impl Master {
         }
         self.expire_frameworks(now);
         self.expire_disconnected_agents(now);
+        self.expire_offers(now);
     }
 
     /// Runs one allocation cycle and sends the offers it makes.

@@ -3,6 +3,7 @@
 
 use super::Master;
 use mantle_allocator::Allocation;
+use mantle_api::resources::AllocationInfo;
 use mantle_api::scheduler::{Accept, Event, Offers, Rescind};
 use mantle_api::*;
 use std::collections::BTreeMap;
@@ -11,10 +12,13 @@ use std::collections::BTreeMap;
 pub struct OfferEntry {
     pub offer: Offer,
     pub resources: Resources,
+    /// The role the resources are allocated to.
+    pub role: String,
+    pub created: f64,
 }
 
 impl Master {
-    pub(super) fn make_offers(&mut self, _now: f64, allocations: Vec<Allocation>) {
+    pub(super) fn make_offers(&mut self, now: f64, allocations: Vec<Allocation>) {
         let mut batches: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {
             let Some(agent) = self.agents.get(&allocation.agent) else {
@@ -30,23 +34,33 @@ impl Master {
                 .get(&allocation.agent)
                 .map(|e| e.keys().cloned().collect())
                 .unwrap_or_default();
+            let resources = allocation.resources.to_resources();
+            let allocation_info = AllocationInfo {
+                role: Some(allocation.role.clone()),
+            };
+            let mut wire = resources.to_wire();
+            for r in &mut wire {
+                r.allocation_info = Some(allocation_info.clone());
+            }
             let offer = Offer {
                 id: id.clone(),
                 framework_id: allocation.framework.clone(),
                 agent_id: allocation.agent.clone(),
                 hostname: agent.info.hostname.clone(),
                 url: Some(agent.url()),
-                resources: allocation.resources.to_wire(),
+                resources: wire,
                 attributes: agent.info.attributes.clone(),
                 executor_ids,
-                allocation_info: None,
+                allocation_info: Some(allocation_info),
             };
             framework.offers.insert(id.clone());
             self.offers.insert(
                 id,
                 OfferEntry {
                     offer: offer.clone(),
-                    resources: allocation.resources,
+                    resources,
+                    role: allocation.role,
+                    created: now,
                 },
             );
             batches.entry(allocation.framework).or_default().push(offer);
@@ -77,6 +91,7 @@ impl Master {
         if refuse_seconds.is_some() {
             self.allocator.recover(
                 framework_id,
+                &entry.role,
                 &entry.offer.agent_id,
                 &entry.resources,
                 refuse_seconds,
@@ -85,6 +100,23 @@ impl Master {
         }
         self.dirty = true;
         Some(entry)
+    }
+
+    /// `--offer_timeout`: offers older than the timeout are rescinded.
+    pub(super) fn expire_offers(&mut self, now: f64) {
+        let Some(timeout) = self.config.offer_timeout else {
+            return;
+        };
+        let expired: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| now - o.created >= timeout)
+            .map(|o| o.offer.id.clone())
+            .collect();
+        for offer_id in expired {
+            tracing::info!(offer_id = %offer_id, "offer timed out");
+            self.rescind(now, &offer_id, true);
+        }
     }
 
     /// Takes back every offer of a framework; with `notify` the framework gets RESCIND.
@@ -182,28 +214,35 @@ impl Master {
             }
             return;
         }
-        let mut agent_id = None;
+        let mut agent_and_role = None;
         let mut available = Resources::new();
         for offer_id in &accept.offer_ids {
             let entry = self
                 .remove_offer(now, framework_id, offer_id, None)
                 .expect("checked above");
-            agent_id = Some(entry.offer.agent_id.clone());
+            agent_and_role = Some((entry.offer.agent_id.clone(), entry.role.clone()));
             available.add(&entry.resources);
         }
-        let Some(agent_id) = agent_id else {
+        let Some((agent_id, role)) = agent_and_role else {
             return;
         };
         for operation in accept.operations {
             match operation.kind.as_deref() {
                 Some("LAUNCH") => {
                     for task in operation.launch.map(|l| l.task_infos).unwrap_or_default() {
-                        self.launch_task(now, framework_id, &agent_id, &mut available, task);
+                        self.launch_task(now, framework_id, &agent_id, &role, &mut available, task);
                     }
                 }
                 Some("LAUNCH_GROUP") => {
                     if let Some(group) = operation.launch_group {
-                        self.launch_group(now, framework_id, &agent_id, &mut available, group);
+                        self.launch_group(
+                            now,
+                            framework_id,
+                            &agent_id,
+                            &role,
+                            &mut available,
+                            group,
+                        );
                     }
                 }
                 other => {
@@ -211,15 +250,21 @@ impl Master {
                 }
             }
         }
-        self.allocator
-            .recover(framework_id, &agent_id, &available, Some(refuse), now);
+        self.allocator.recover(
+            framework_id,
+            &role,
+            &agent_id,
+            &available,
+            Some(refuse),
+            now,
+        );
     }
 
     fn check_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {
         if offer_ids.is_empty() {
             return Some("No offers specified".to_string());
         }
-        let mut agent: Option<&AgentId> = None;
+        let mut agent: Option<(&AgentId, &String)> = None;
         let mut seen = std::collections::BTreeSet::new();
         for offer_id in offer_ids {
             if !seen.insert(offer_id) {
@@ -234,10 +279,13 @@ impl Master {
                 ));
             }
             match agent {
-                Some(a) if a != &entry.offer.agent_id => {
+                Some((a, _)) if a != &entry.offer.agent_id => {
                     return Some("Aggregated offers must belong to one single agent".to_string())
                 }
-                _ => agent = Some(&entry.offer.agent_id),
+                Some((_, role)) if role != &entry.role => {
+                    return Some("Aggregated offers must be allocated to the same role".to_string())
+                }
+                _ => agent = Some((&entry.offer.agent_id, &entry.role)),
             }
         }
         None

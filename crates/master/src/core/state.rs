@@ -36,7 +36,7 @@ fn task_json(task: &Task) -> Value {
         "slave_id": task.agent_id.value,
         "state": task.state,
         "resources": flat(&task.resources),
-        "role": task.role(),
+        "role": task.role,
         "statuses": statuses,
     });
     if let Some(labels) = &task.info.labels {

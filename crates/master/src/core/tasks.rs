@@ -17,6 +17,8 @@ pub struct Task {
     /// `None` for command tasks.
     pub executor_id: Option<ExecutorId>,
     pub resources: Resources,
+    /// The role its resources were allocated to.
+    pub role: String,
     /// The latest state the master has received.
     pub state: TaskState,
     /// The update being delivered to the framework, until it is acknowledged.
@@ -25,16 +27,6 @@ pub struct Task {
     /// Received statuses without their `data`, oldest first.
     pub statuses: Vec<TaskStatus>,
     pub launched_at: f64,
-}
-
-impl Task {
-    pub fn role(&self) -> String {
-        self.info
-            .resources
-            .first()
-            .and_then(|r| r.role.clone())
-            .unwrap_or_else(|| "*".into())
-    }
 }
 
 /// What a task needs from its offer: its own resources plus, for a new executor, the
@@ -138,6 +130,7 @@ impl Master {
         now: f64,
         framework_id: &FrameworkId,
         agent_id: &AgentId,
+        role: &str,
         available: &mut Resources,
         mut task: TaskInfo,
     ) {
@@ -180,12 +173,17 @@ impl Master {
             .get_mut(framework_id)
             .expect("caller checked");
         if let Some(executor) = &task.executor {
-            framework.add_executor(agent_id, executor, executor_resources.unwrap_or_default());
+            framework.add_executor(
+                agent_id,
+                executor,
+                executor_resources.unwrap_or_default(),
+                role,
+            );
         }
         let framework_info = framework.info.clone();
         framework.tasks.insert(
             task.task_id.clone(),
-            new_task(framework_id, &task, resources, now),
+            new_task(framework_id, &task, resources, role, now),
         );
         self.send_to_agent(
             agent_id,
@@ -202,6 +200,7 @@ impl Master {
         now: f64,
         framework_id: &FrameworkId,
         agent_id: &AgentId,
+        role: &str,
         available: &mut Resources,
         mut group: LaunchGroup,
     ) {
@@ -266,10 +265,11 @@ impl Master {
             agent_id,
             &group.executor,
             executor_resources.unwrap_or_default(),
+            role,
         );
         for (task, resources) in group.task_group.tasks.iter().zip(each) {
             available.subtract(&resources);
-            let mut entry = new_task(framework_id, task, resources, now);
+            let mut entry = new_task(framework_id, task, resources, role, now);
             entry.executor_id = Some(group.executor.executor_id.clone());
             framework.tasks.insert(task.task_id.clone(), entry);
         }
@@ -322,7 +322,11 @@ impl Master {
                 kept.data = None;
                 task.statuses.push(kept);
                 if !was_terminal && status.state.is_terminal() {
-                    freed = Some((task.agent_id.clone(), task.resources.clone()));
+                    freed = Some((
+                        task.agent_id.clone(),
+                        task.role.clone(),
+                        task.resources.clone(),
+                    ));
                     *self
                         .counters
                         .tasks_by_terminal_state
@@ -338,9 +342,9 @@ impl Master {
             settled(self, framework_id, status, uuid);
             return;
         }
-        if let Some((agent, resources)) = freed {
+        if let Some((agent, role, resources)) = freed {
             self.allocator
-                .recover(&framework_id, &agent, &resources, None, now);
+                .recover(&framework_id, &role, &agent, &resources, None, now);
         }
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
@@ -467,13 +471,20 @@ impl Master {
     }
 }
 
-fn new_task(framework_id: &FrameworkId, info: &TaskInfo, resources: Resources, now: f64) -> Task {
+fn new_task(
+    framework_id: &FrameworkId,
+    info: &TaskInfo,
+    resources: Resources,
+    role: &str,
+    now: f64,
+) -> Task {
     Task {
         info: info.clone(),
         framework_id: framework_id.clone(),
         agent_id: info.agent_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
         resources,
+        role: role.to_string(),
         state: TaskState::Staging,
         status_update_state: None,
         status_update_uuid: None,

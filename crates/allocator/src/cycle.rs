@@ -1,0 +1,424 @@
+//! One allocation cycle (reference §6): stage 1 serves roles below their quota
+//! guarantee; stage 2 offers each agent's remainder role by role in DRF order, within
+//! quota limits and the headroom that unmet guarantees still need.
+
+use crate::bundle::{at, Bundle};
+use crate::drf::{DrfAllocator, Idle, ROOT};
+use crate::{is_within, Allocation, Quota};
+use mantle_api::{Quantity, Resources};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// A role's quota as per-kind vectors in thousandths; `i64::MAX` where unlimited.
+#[derive(Clone, Debug)]
+struct QuotaView {
+    guarantee: Vec<i64>,
+    limit: Vec<i64>,
+}
+
+/// What one agent visit needs besides the allocator itself.
+struct Visit {
+    agent: usize,
+    /// The agent's free resources not yet handed out in this visit.
+    remaining: Bundle,
+    /// No grant yet: `remaining` is still what the filter bits were computed for.
+    untouched: bool,
+    /// A quota limit or the headroom cut an offer, so the outcome may change without
+    /// this agent changing.
+    capped: bool,
+    /// Roles already served or found unable to take anything in this visit.
+    done: Vec<usize>,
+}
+
+impl DrfAllocator {
+    /// One allocation cycle over every active agent, in shuffled order.
+    pub fn allocate(&mut self, now: f64) -> Vec<Allocation> {
+        if self.shares_dirty {
+            self.resort();
+        }
+        let order = self.shuffled_agents();
+        let quotas = self.quota_views();
+        let mut grants: Vec<(usize, usize, Bundle)> = Vec::new();
+
+        // Stage 1: roles below their guarantee, lowest share first.
+        let mut unmet: Vec<usize> = self.roles[ROOT]
+            .children
+            .iter()
+            .copied()
+            .filter(|r| self.roles[*r].eligible > 0 && self.below_guarantee(*r, &quotas))
+            .collect();
+        if !unmet.is_empty() {
+            for &a in &order {
+                let mut visit = self.start_visit(a, now);
+                for &t in &unmet {
+                    if visit.remaining.is_empty() {
+                        break;
+                    }
+                    if !self.below_guarantee(t, &quotas) {
+                        continue;
+                    }
+                    let found = self.find(t, &mut visit, &quotas, None, true, now);
+                    if let Some((c, bundle)) = found {
+                        self.apply(&mut visit, c, bundle, None, &mut grants);
+                    }
+                }
+                unmet.retain(|t| self.below_guarantee(*t, &quotas));
+                if unmet.is_empty() {
+                    break;
+                }
+            }
+        }
+
+        // Stage 2: everything else.
+        let mut slack = self.headroom_slack(&quotas);
+        for &a in &order {
+            if !self.agents[a].active || self.agents[a].available.is_empty() {
+                continue;
+            }
+            if let Some(idle) = self.agents[a].idle {
+                if idle.version == self.agents[a].version
+                    && idle.epoch == self.epoch
+                    && now < idle.until
+                {
+                    continue;
+                }
+            }
+            let mut visit = self.start_visit(a, now);
+            let mut granted = false;
+            while let Some((c, bundle)) =
+                self.find(ROOT, &mut visit, &quotas, slack.as_deref(), false, now)
+            {
+                self.apply(&mut visit, c, bundle, slack.as_mut(), &mut grants);
+                granted = true;
+                if visit.remaining.is_empty() {
+                    break;
+                }
+            }
+            let agent = &mut self.agents[a];
+            agent.idle = (!granted && !visit.capped).then_some(Idle {
+                version: agent.version,
+                epoch: self.epoch,
+                until: agent.filters.next_expiry,
+            });
+        }
+        self.collect(grants)
+    }
+
+    fn shuffled_agents(&mut self) -> Vec<usize> {
+        let mut order: Vec<usize> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.active)
+            .map(|(i, _)| i)
+            .collect();
+        for i in (1..order.len()).rev() {
+            // xorshift64: deterministic for a given seed.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            order.swap(i, (self.rng % (i as u64 + 1)) as usize);
+        }
+        order
+    }
+
+    fn start_visit(&mut self, a: usize, now: f64) -> Visit {
+        let agent = &mut self.agents[a];
+        let available = agent.available.clone();
+        agent.filters.refresh(&available, now);
+        Visit {
+            agent: a,
+            remaining: available,
+            untouched: true,
+            capped: false,
+            done: Vec::new(),
+        }
+    }
+
+    /// Walks the subtree of `node` in DRF order and returns the first client that takes
+    /// something from the agent, with what it takes. Roles that cannot take anything are
+    /// remembered in the visit, since less remaining never lets them take more.
+    fn find(
+        &self,
+        node: usize,
+        visit: &mut Visit,
+        quotas: &HashMap<usize, QuotaView>,
+        slack: Option<&[i64]>,
+        guarantee_stage: bool,
+        now: f64,
+    ) -> Option<(usize, Bundle)> {
+        let role = &self.roles[node];
+        if role.eligible == 0 {
+            return None;
+        }
+        if node != ROOT && !role.clients.is_empty() && !visit.done.contains(&node) {
+            if let Some(found) =
+                self.offer_in_role(node, visit, quotas, slack, guarantee_stage, now)
+            {
+                return Some(found);
+            }
+            visit.done.push(node);
+        }
+        for &child in &role.children {
+            if let Some(found) = self.find(child, visit, quotas, slack, guarantee_stage, now) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn offer_in_role(
+        &self,
+        r: usize,
+        visit: &mut Visit,
+        quotas: &HashMap<usize, QuotaView>,
+        slack: Option<&[i64]>,
+        guarantee_stage: bool,
+        now: f64,
+    ) -> Option<(usize, Bundle)> {
+        let usable = self.usable(
+            r,
+            visit.agent,
+            &visit.remaining,
+            &mut visit.capped,
+            quotas,
+            slack,
+            guarantee_stage,
+        )?;
+        let full = visit.untouched && matches!(usable, Cow::Borrowed(_));
+        let agent = &self.agents[visit.agent];
+        let filters = &agent.filters;
+        let any_filters = !filters.by_client.is_empty();
+        for &c in &self.roles[r].clients {
+            if any_filters && (filters.bit(c) || (!full && filters.covers(c, &usable, now))) {
+                continue;
+            }
+            let framework = &self.frameworks[self.clients[c].framework];
+            if agent.has_gpus && self.config.filter_gpu_resources && !framework.gpu_resources {
+                continue;
+            }
+            return Some((c, usable.into_owned()));
+        }
+        None
+    }
+
+    /// What role `r` may take from what is left on the agent: its own and its
+    /// ancestors' reservations, unreserved non-scalars, and unreserved scalars within
+    /// its quota limit and the headroom (or, in the guarantee stage, only scalars that
+    /// move it toward its guarantee). `None` when that is below the minimum offer.
+    #[allow(clippy::too_many_arguments)]
+    fn usable<'v>(
+        &self,
+        r: usize,
+        agent: usize,
+        remaining: &'v Bundle,
+        capped: &mut bool,
+        quotas: &HashMap<usize, QuotaView>,
+        slack: Option<&[i64]>,
+        guarantee_stage: bool,
+    ) -> Option<Cow<'v, Bundle>> {
+        let top = self.top_role(r);
+        let quota = quotas.get(&top);
+        let left = quota.map(|q| self.quota_left(top, q, guarantee_stage));
+        if let Some(left) = &left {
+            if left.iter().all(|v| *v <= 0) {
+                *capped = true;
+                return None;
+            }
+        }
+        let plain = !self.agents[agent].has_reserved && left.is_none() && slack.is_none();
+        let usable = if plain {
+            Cow::Borrowed(remaining)
+        } else {
+            let name = &self.roles[r].name;
+            let mut out = Vec::with_capacity(remaining.0.len());
+            for (id, q) in &remaining.0 {
+                let info = &self.catalog.keys[*id as usize];
+                if let Some(owner) = &info.reserved_to {
+                    if is_within(name, owner) {
+                        out.push((*id, q.clone()));
+                    }
+                    continue;
+                }
+                let (Some(kind), Quantity::Scalar(have)) = (info.kind, q) else {
+                    out.push((*id, q.clone()));
+                    continue;
+                };
+                let mut cap = *have;
+                if let Some(left) = &left {
+                    cap = cap.min(at(left, kind).max(0));
+                }
+                if let Some(slack) = slack {
+                    cap = cap.min(at(slack, kind).max(0));
+                }
+                if cap < *have {
+                    *capped = true;
+                }
+                if cap > 0 {
+                    out.push((*id, Quantity::Scalar(cap)));
+                }
+            }
+            Cow::Owned(Bundle(out))
+        };
+        if usable.is_empty() || !self.admits(&usable) {
+            return None;
+        }
+        Some(usable)
+    }
+
+    fn admits(&self, bundle: &Bundle) -> bool {
+        self.config.min_allocatable.admits_with(|name| {
+            let Some(kind) = self.catalog.kind_index(name) else {
+                return 0.0;
+            };
+            let total: i64 = bundle
+                .0
+                .iter()
+                .filter(|(id, _)| self.catalog.kind(*id) == Some(kind))
+                .map(|(_, q)| if let Quantity::Scalar(v) = q { *v } else { 0 })
+                .sum();
+            total as f64 / 1000.0
+        })
+    }
+
+    fn apply(
+        &mut self,
+        visit: &mut Visit,
+        c: usize,
+        bundle: Bundle,
+        slack: Option<&mut Vec<i64>>,
+        grants: &mut Vec<(usize, usize, Bundle)>,
+    ) {
+        if let Some(slack) = slack {
+            bundle.add_scalars(&self.catalog, slack, -1, true);
+        }
+        visit.remaining.subtract(&bundle);
+        visit.untouched = false;
+        visit.done.push(self.clients[c].role);
+        self.grant(visit.agent, c, &bundle);
+        grants.push((visit.agent, c, bundle));
+    }
+
+    /// Merges grants to the same client on the same agent (a stage-1 grant topped up
+    /// in stage 2) into one allocation each.
+    fn collect(&self, grants: Vec<(usize, usize, Bundle)>) -> Vec<Allocation> {
+        let mut merged: Vec<(usize, usize, Bundle)> = Vec::with_capacity(grants.len());
+        let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
+        for (a, c, bundle) in grants {
+            match seen.get(&(a, c)) {
+                Some(&i) => merged[i].2.add(&bundle),
+                None => {
+                    seen.insert((a, c), merged.len());
+                    merged.push((a, c, bundle));
+                }
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(a, c, bundle)| {
+                let client = &self.clients[c];
+                Allocation {
+                    framework: self.frameworks[client.framework].id.clone(),
+                    role: self.roles[client.role].name.clone(),
+                    agent: self.agents[a].id.clone(),
+                    resources: self.catalog.offered(&bundle),
+                }
+            })
+            .collect()
+    }
+
+    fn top_role(&self, mut r: usize) -> usize {
+        while let Some(p) = self.roles[r].parent.filter(|p| *p != ROOT) {
+            r = p;
+        }
+        r
+    }
+
+    fn quota_views(&mut self) -> HashMap<usize, QuotaView> {
+        let quotas: Vec<(usize, Quota)> = self
+            .roles
+            .iter()
+            .enumerate()
+            .filter_map(|(r, role)| Some((r, role.quota.clone()?)))
+            .collect();
+        let mut views = HashMap::new();
+        for (r, quota) in quotas {
+            let guarantee = self.kind_vector(&quota.guarantees, 0);
+            let limit = if quota.limits.is_empty() {
+                Vec::new()
+            } else {
+                self.kind_vector(&quota.limits, i64::MAX)
+            };
+            views.insert(r, QuotaView { guarantee, limit });
+        }
+        views
+    }
+
+    /// Per-kind values of `resources`; kinds it does not name get `absent`.
+    fn kind_vector(&mut self, resources: &Resources, absent: i64) -> Vec<i64> {
+        let bundle = self.catalog.bundle(resources);
+        let mut out = vec![absent; self.catalog.kinds.len()];
+        for (id, q) in &bundle.0 {
+            if let (Some(kind), Quantity::Scalar(v)) = (self.catalog.kind(*id), q) {
+                if out[kind] == absent {
+                    out[kind] = 0;
+                }
+                out[kind] += v;
+            }
+        }
+        out
+    }
+
+    /// How much more the role may take per kind: up to its limit, and in the guarantee
+    /// stage also only up to its guarantee. Kinds past the vector end are unlimited.
+    fn quota_left(&self, r: usize, quota: &QuotaView, guarantee_stage: bool) -> Vec<i64> {
+        let consumed = self.consumed(r);
+        let kinds = self.catalog.kinds.len();
+        (0..kinds)
+            .map(|k| {
+                let limit = quota.limit.get(k).copied().unwrap_or(i64::MAX);
+                let mut left = limit.saturating_sub(at(&consumed, k));
+                if guarantee_stage {
+                    left = left.min(at(&quota.guarantee, k) - at(&consumed, k));
+                }
+                left
+            })
+            .collect()
+    }
+
+    fn below_guarantee(&self, r: usize, quotas: &HashMap<usize, QuotaView>) -> bool {
+        let Some(quota) = quotas.get(&r) else {
+            return false;
+        };
+        let consumed = self.consumed(r);
+        quota
+            .guarantee
+            .iter()
+            .enumerate()
+            .any(|(k, g)| *g > at(&consumed, k))
+    }
+
+    /// Unreserved resources free across active agents minus what unmet guarantees
+    /// still need; `None` when no role has a guarantee.
+    fn headroom_slack(&self, quotas: &HashMap<usize, QuotaView>) -> Option<Vec<i64>> {
+        if quotas.values().all(|q| q.guarantee.iter().all(|g| *g <= 0)) {
+            return None;
+        }
+        let mut slack = Vec::new();
+        for (_, agent) in self.agents.iter().filter(|(_, a)| a.active) {
+            agent
+                .available
+                .add_scalars(&self.catalog, &mut slack, 1, true);
+        }
+        for (&r, quota) in quotas {
+            let consumed = self.consumed(r);
+            for (k, g) in quota.guarantee.iter().enumerate() {
+                let need = (g - at(&consumed, k)).max(0);
+                if slack.len() <= k {
+                    slack.resize(k + 1, 0);
+                }
+                slack[k] -= need;
+            }
+        }
+        Some(slack)
+    }
+}
