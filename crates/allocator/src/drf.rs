@@ -341,6 +341,16 @@ impl DrfAllocator {
         self.count_total(index, 1);
     }
 
+    /// What is neither allocated nor offered on the agent.
+    pub fn available(&self, agent: &AgentId) -> Option<Resources> {
+        let index = *self.agent_ids.get(agent)?;
+        Some(
+            self.catalog
+                .offered(&self.agents[index].available)
+                .to_resources(),
+        )
+    }
+
     /// A deactivated agent keeps its allocations but is offered to nobody.
     pub fn set_agent_active(&mut self, agent: &AgentId, active: bool) {
         if let Some(&index) = self.agent_ids.get(agent) {

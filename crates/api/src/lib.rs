@@ -11,6 +11,7 @@ pub mod ids;
 pub mod internal;
 pub mod json;
 pub mod messages;
+pub mod operator;
 pub mod recordio;
 pub mod resources;
 pub mod routing;

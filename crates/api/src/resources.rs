@@ -327,9 +327,15 @@ impl Resources {
                     ))
                 }
             };
+            // The refined format names the role only in the last reservation.
+            let role = r.role.clone().or_else(|| {
+                r.reservations
+                    .last()
+                    .and_then(|last| last.get("role")?.as_str().map(String::from))
+            });
             let key = ResourceKey {
                 name: r.name.clone(),
-                role: r.role.clone().unwrap_or_else(|| "*".to_string()),
+                role: role.unwrap_or_else(|| "*".to_string()),
                 meta: meta_of(r),
             };
             out.insert(key, quantity);
@@ -436,6 +442,33 @@ impl Resources {
             .entries
             .iter()
             .all(|(key, want)| self.entries.get(key).is_some_and(|h| h.contains(want)))
+    }
+
+    /// The same quantities with every reservation removed.
+    pub fn unreserved(&self) -> Resources {
+        let mut out = Resources::new();
+        for (key, quantity) in &self.entries {
+            let mut meta = String::new();
+            if let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&key.meta) {
+                fields.remove("reservation");
+                fields.remove("reservations");
+                if !fields.is_empty() {
+                    meta = Value::Object(fields).to_string();
+                }
+            }
+            let key = ResourceKey {
+                name: key.name.clone(),
+                role: "*".to_string(),
+                meta,
+            };
+            out.insert(key, quantity.clone());
+        }
+        out
+    }
+
+    /// True when any entry is reserved to a role.
+    pub fn is_reserved(&self) -> bool {
+        self.entries.keys().any(|k| k.role != "*")
     }
 
     /// The sum of a scalar over all roles.

@@ -244,6 +244,7 @@ impl MasterTuning {
             roles,
             weights,
             offer_timeout,
+            work_dir: Some(work_dir.to_path_buf()),
             max_completed_frameworks: self.max_completed_frameworks,
             max_completed_tasks_per_framework: self.max_completed_tasks_per_framework,
             flags,

@@ -4,14 +4,16 @@
 //! endpoints, rendered when someone asks for it (at most every 50 ms), so that slow
 //! readers never stall it and nothing is rendered while nobody reads.
 
-use crate::core::{Action, CallReply, Master, StreamId};
+use crate::core::{Action, CallReply, Master, OperatorReply, StreamId};
 use bytes::Bytes;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::json::to_ascii_json;
+use mantle_api::operator::OperatorCall;
 use mantle_api::recordio;
 use mantle_api::scheduler::{CallBody, Subscribe};
 use mantle_api::{ApiError, FrameworkId};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,6 +49,17 @@ pub enum Command {
     },
     StreamClosed {
         stream: StreamId,
+    },
+    /// A v1 operator call or a legacy policy endpoint; answered once any policy change
+    /// is stored.
+    Operator {
+        call: Box<OperatorCall>,
+        reply: Reply<OperatorReply>,
+    },
+    /// A small read of the core's state (the legacy policy endpoints).
+    Inspect {
+        read: fn(&Master) -> serde_json::Value,
+        reply: Reply<serde_json::Value>,
     },
     /// A reader of the read-only endpoints wants a current snapshot; answered once one is
     /// published.
@@ -120,6 +133,9 @@ pub struct EventLoop {
     /// The published snapshot lags the core.
     stale: bool,
     published_at: Option<Instant>,
+    /// Where the policy is stored, and the policy version last stored.
+    work_dir: Option<PathBuf>,
+    stored_policy: u64,
 }
 
 /// Snapshots are rendered only when someone reads them, and at most this often: rendering
@@ -131,7 +147,12 @@ const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
 const BATCH: usize = 512;
 
 impl EventLoop {
-    pub fn new(core: Master, allocation_interval: Duration) -> (EventLoop, LoopHandle) {
+    pub fn new(
+        core: Master,
+        allocation_interval: Duration,
+        work_dir: Option<PathBuf>,
+    ) -> (EventLoop, LoopHandle) {
+        let core_policy_version = core.policy_version();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let handle = LoopHandle {
@@ -148,6 +169,8 @@ impl EventLoop {
             readers: Vec::new(),
             stale: true,
             published_at: None,
+            stored_policy: core_policy_version,
+            work_dir,
         };
         (event_loop, handle)
     }
@@ -227,6 +250,25 @@ impl EventLoop {
         }
     }
 
+    /// Stores the policy if it changed since it was last stored (invariant 5: durable
+    /// before acknowledged). A failed write is reported to the caller as a 503.
+    fn store_policy(&mut self) -> Result<(), ApiError> {
+        let version = self.core.policy_version();
+        if version == self.stored_policy {
+            return Ok(());
+        }
+        if let Some(dir) = &self.work_dir {
+            if let Err(err) = crate::store::save(dir, self.core.policy()) {
+                tracing::error!(error = %err, "cannot store the policy");
+                return Err(ApiError::unavailable(format!(
+                    "cannot store the policy: {err}"
+                )));
+            }
+        }
+        self.stored_policy = version;
+        Ok(())
+    }
+
     /// Handles one command; returns whether an allocation run should follow.
     fn handle(&mut self, command: Command) -> bool {
         let now = unix_now();
@@ -246,6 +288,17 @@ impl EventLoop {
                 let result =
                     self.core
                         .scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
+                let result = self.store_policy().and(result);
+                let _ = reply.send(result);
+                true
+            }
+            Command::Inspect { read, reply } => {
+                let _ = reply.send(Ok(read(&self.core)));
+                false
+            }
+            Command::Operator { call, reply } => {
+                let result = self.core.operator_call(now, *call);
+                let result = self.store_policy().and(result);
                 let _ = reply.send(result);
                 true
             }

@@ -3,11 +3,12 @@
 
 use crate::core::CallReply;
 use crate::event_loop::{Command, EventStream, LoopHandle};
+use crate::operator;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use mantle_api::internal::{AgentCall, AGENT_API_PATH, AGENT_STREAM_HEADER};
 use mantle_api::json::decode;
@@ -55,6 +56,18 @@ pub fn router(state: AppState) -> App {
         .route("/version", get(version))
         .route("/health", get(health))
         .route("/redirect", get(redirect))
+        .route("/api/v1", any(operator::operator_api))
+        .route("/roles", get(operator::roles))
+        .route(
+            "/weights",
+            get(operator::weights)
+                .put(operator::weights)
+                .post(operator::weights),
+        )
+        .route("/quota", get(operator::quota).post(operator::quota))
+        .route("/quota/{role}", delete(operator::remove_quota))
+        .route("/reserve", post(operator::reserve))
+        .route("/unreserve", post(operator::unreserve))
         .with_state(state);
     router.map_request(rewrite_path as fn(Request) -> Request)
 }

@@ -5,6 +5,8 @@
 pub mod core;
 pub mod event_loop;
 pub mod http;
+mod operator;
+pub mod store;
 
 use crate::core::{Master, MasterConfig};
 use crate::event_loop::EventLoop;
@@ -49,8 +51,12 @@ pub async fn start(
         .insert("port".into(), address.port().to_string());
     let advertised = format!("{}:{}", config.hostname, config.port);
     let id = uuid::Uuid::new_v4().to_string();
-    let core = Master::new(id.clone(), config, event_loop::unix_now());
-    let (event_loop, handle) = EventLoop::new(core, allocation_interval);
+    let work_dir = config.work_dir.clone();
+    let mut core = Master::new(id.clone(), config, event_loop::unix_now());
+    if let Some(dir) = &work_dir {
+        core.restore_policy(store::load(dir)?);
+    }
+    let (event_loop, handle) = EventLoop::new(core, allocation_interval, work_dir);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let event_loop = tokio::spawn(event_loop.run(shutdown_rx.clone()));
     let app = http::router(http::AppState { handle, advertised });

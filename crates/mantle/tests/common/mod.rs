@@ -19,6 +19,7 @@ pub struct Cluster {
     pub agents: Vec<String>,
     pub dir: tempfile::TempDir,
     children: Vec<Child>,
+    master_args: Vec<String>,
     pub http: HttpClient,
 }
 
@@ -71,11 +72,13 @@ impl Cluster {
         args.extend_from_slice(master_flags);
         let mut master_child = spawn(&args, &master_log);
         let master = wait_for_address(&master_log, &mut master_child);
+        let master_args = args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster {
             master,
             agents: Vec::new(),
             dir,
             children: vec![master_child],
+            master_args,
             http: HttpClient::new(Duration::from_secs(10)),
         };
         for index in 0..agents {
@@ -111,6 +114,26 @@ impl Cluster {
         );
         self.agents.push(wait_for_address(&log, &mut child));
         self.children.push(child);
+    }
+
+    /// Kills the master and starts it again on the same port and work directory; the
+    /// agents reconnect on their own.
+    pub fn restart_master(&mut self) {
+        let old = &mut self.children[0];
+        // SAFETY: sending a signal to our own child has no memory-safety effects.
+        unsafe {
+            libc::kill(old.id() as i32, libc::SIGKILL);
+        }
+        let _ = old.wait();
+        let port = self.master.rsplit(':').next().unwrap().to_string();
+        let mut args = self.master_args.clone();
+        let at = args.iter().position(|a| a == "--port").unwrap();
+        args[at + 1] = port;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = self.dir.path().join("master-restarted.log");
+        let mut child = spawn(&args, &log);
+        self.master = wait_for_address(&log, &mut child);
+        self.children[0] = child;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -97,6 +97,7 @@ impl Master {
                 id
             }
         };
+        let total = self.with_reservations(&id, total);
         let mut info = register.agent_info.clone();
         info.id = Some(id.clone());
         info.resources = total.to_wire();

@@ -6,6 +6,7 @@
 mod agents;
 mod frameworks;
 mod offers;
+mod policy;
 mod state;
 mod tasks;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use std::net::Ipv4Addr;
 
 pub use agents::Agent;
 pub use frameworks::{CallReply, Executor, Framework};
+pub use policy::{OperatorReply, Policy, RoleUsage};
 pub use tasks::Task;
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
@@ -64,6 +66,8 @@ pub struct MasterConfig {
     pub roles: Option<Vec<String>>,
     /// `--weights`: initial role weights.
     pub weights: Vec<(String, f64)>,
+    /// `--work_dir`: where the event loop keeps the policy store (none in tests).
+    pub work_dir: Option<std::path::PathBuf>,
     /// `--offer_timeout` in seconds: older offers are rescinded.
     pub offer_timeout: Option<f64>,
     pub max_completed_frameworks: usize,
@@ -85,6 +89,7 @@ impl Default for MasterConfig {
             roles: None,
             weights: Vec::new(),
             offer_timeout: None,
+            work_dir: None,
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             flags: BTreeMap::new(),
@@ -101,6 +106,9 @@ pub struct Master {
     agents: BTreeMap<AgentId, Agent>,
     offers: BTreeMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
+    policy: Policy,
+    /// Bumped on every policy change, so the event loop knows when to store it.
+    policy_version: u64,
     next_framework: u64,
     next_agent: u64,
     next_offer: u64,
@@ -148,6 +156,8 @@ impl Master {
             allocator.set_weight(role, *weight);
         }
         Master {
+            policy: Policy::default(),
+            policy_version: 0,
             next_heartbeat: now + config.heartbeat_interval,
             next_ping: now + config.agent_ping_interval,
             config,

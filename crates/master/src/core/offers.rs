@@ -245,6 +245,25 @@ impl Master {
                         );
                     }
                 }
+                Some(kind @ ("RESERVE" | "UNRESERVE")) => {
+                    let unreserve = kind == "UNRESERVE";
+                    let body = if unreserve {
+                        operation.unreserve
+                    } else {
+                        operation.reserve
+                    };
+                    let result = self.reserve_in_offer(
+                        now,
+                        framework_id,
+                        (&agent_id, &role),
+                        &mut available,
+                        body,
+                        unreserve,
+                    );
+                    if let Err(message) = result {
+                        tracing::info!(framework_id = %framework_id, operation = kind, error = %message, "offer operation dropped");
+                    }
+                }
                 other => {
                     tracing::warn!(framework_id = %framework_id, operation = ?other, "offer operation not supported yet, skipped");
                 }
@@ -258,6 +277,51 @@ impl Master {
             Some(refuse),
             now,
         );
+    }
+
+    /// RESERVE or UNRESERVE inside ACCEPT: relabels part of the accepted resources; the
+    /// framework keeps holding them under the new label.
+    fn reserve_in_offer(
+        &mut self,
+        now: f64,
+        framework_id: &FrameworkId,
+        (agent_id, role): (&AgentId, &str),
+        available: &mut Resources,
+        body: Option<serde_json::Value>,
+        unreserve: bool,
+    ) -> Result<(), String> {
+        let field = if unreserve { "unreserve" } else { "reserve" };
+        let wire: Vec<Resource> = body
+            .and_then(|b| serde_json::from_value(b.get("resources")?.clone()).ok())
+            .ok_or_else(|| format!("{field}.resources: missing or malformed"))?;
+        let reserved = super::policy::reserved_resources(&wire, &format!("{field}.resources"))
+            .map_err(|e| e.message)?;
+        if let Some((key, _)) = reserved.entries().find(|(k, _)| k.role != role) {
+            return Err(format!(
+                "{field}.resources: role '{}' is not the offer's role '{role}'",
+                key.role
+            ));
+        }
+        let unreserved = reserved.unreserved();
+        let (from, to) = if unreserve {
+            (reserved.clone(), unreserved)
+        } else {
+            (unreserved, reserved.clone())
+        };
+        if !available.contains(&from) {
+            return Err(format!(
+                "{field}.resources: {} is not in the offered {}",
+                from.to_text(),
+                available.to_text()
+            ));
+        }
+        *available = available.minus(&from).plus(&to);
+        self.allocator
+            .recover(framework_id, role, agent_id, &from, None, now);
+        self.relabel(agent_id, &from, &to);
+        self.allocator.add_used(framework_id, role, agent_id, &to);
+        self.record_reservation(agent_id, &reserved, unreserve);
+        Ok(())
     }
 
     fn check_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {

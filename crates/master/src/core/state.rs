@@ -258,6 +258,7 @@ impl Master {
             "completed_frameworks": self.completed_frameworks.iter().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
             "orphan_tasks": [],
             "unregistered_frameworks": [],
+            "roles": self.roles_json(false),
         })
     }
 
@@ -356,6 +357,47 @@ impl Master {
             "master/invalid_status_updates".into(),
             self.counters.invalid_status_updates as f64,
         );
+        let usage = self.role_usage();
+        for role in self.allocator.roles() {
+            let prefix = format!("allocator/mesos/roles/{}", role.name);
+            m.insert(format!("{prefix}/shares/dominant"), role.share);
+            let Some(used) = usage.get(&role.name) else {
+                continue;
+            };
+            for (what, resources) in [
+                ("allocated", &used.allocated),
+                ("offered", &used.offered),
+                ("reserved", &used.reserved),
+            ] {
+                for kind in resources.scalar_names() {
+                    m.insert(
+                        format!("{prefix}/resources/{kind}/{what}"),
+                        resources.scalar(kind),
+                    );
+                }
+            }
+            if let Some(quota) = &role.quota {
+                let quota_prefix = format!("allocator/mesos/quota/roles/{}/resources", role.name);
+                for kind in quota.guarantees.scalar_names() {
+                    m.insert(
+                        format!("{quota_prefix}/{kind}/guarantee"),
+                        quota.guarantees.scalar(kind),
+                    );
+                }
+                for kind in quota.limits.scalar_names() {
+                    m.insert(
+                        format!("{quota_prefix}/{kind}/limit"),
+                        quota.limits.scalar(kind),
+                    );
+                }
+                for (kind, value) in &role.consumed {
+                    m.insert(
+                        format!("{quota_prefix}/{kind}/offered_or_allocated"),
+                        *value,
+                    );
+                }
+            }
+        }
         m
     }
 }

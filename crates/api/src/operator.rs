@@ -1,0 +1,68 @@
+//! The v1 operator API calls that set policy: weights, quota and dynamic reservations
+//! (reference §3). Other operator calls arrive with the operator API issue.
+
+use crate::json::lenient_f64;
+use crate::resources::Resource;
+use crate::AgentId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperatorCall {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_weights: Option<UpdateWeights>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_quota: Option<UpdateQuota>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_resources: Option<ReserveResources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreserve_resources: Option<ReserveResources>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightInfo {
+    pub role: String,
+    #[serde(deserialize_with = "lenient_f64")]
+    pub weight: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateWeights {
+    #[serde(default)]
+    pub weight_infos: Vec<WeightInfo>,
+}
+
+/// `{"value": 4}`: how v1 quota configs spell a scalar.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScalarValue {
+    #[serde(deserialize_with = "lenient_f64")]
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuotaConfig {
+    pub role: String,
+    #[serde(default)]
+    pub guarantees: BTreeMap<String, ScalarValue>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, ScalarValue>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateQuota {
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub quota_configs: Vec<QuotaConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReserveResources {
+    pub agent_id: AgentId,
+    #[serde(default)]
+    pub source: Vec<Resource>,
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+}

@@ -1,0 +1,208 @@
+//! HTTP routes of the operator's policy calls: `POST /api/v1` (the calls implemented in
+//! `core/policy.rs`), and the legacy `/roles`, `/weights`, `/quota`, `/reserve` and
+//! `/unreserve` endpoints (reference §3).
+
+use crate::core::{Master, OperatorReply};
+use crate::event_loop::Command;
+use crate::http::{check_v1_request, error_response, json_response, read_body, AppState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use mantle_api::json::decode;
+use mantle_api::operator::{
+    OperatorCall, QuotaConfig, ReserveResources, ScalarValue, UpdateQuota, UpdateWeights,
+    WeightInfo,
+};
+use mantle_api::{AgentId, ApiError, Resource, Resources};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+fn answer(result: Result<OperatorReply, ApiError>) -> Response {
+    match result {
+        Ok(OperatorReply::Ok(Some(body))) => {
+            json_response(Bytes::from(body.to_string()), &HashMap::new())
+        }
+        Ok(OperatorReply::Ok(None)) => StatusCode::OK.into_response(),
+        Ok(OperatorReply::Accepted) => StatusCode::ACCEPTED.into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn call(state: &AppState, call: OperatorCall) -> Result<OperatorReply, ApiError> {
+    state
+        .handle
+        .request(|reply| Command::Operator {
+            call: Box::new(call),
+            reply,
+        })
+        .await
+}
+
+async fn read(state: &AppState, read: fn(&Master) -> Value) -> Result<Value, ApiError> {
+    state
+        .handle
+        .request(|reply| Command::Inspect { read, reply })
+        .await
+}
+
+/// `POST /api/v1`.
+pub async fn operator_api(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = request.into_parts();
+        check_v1_request(&parts.method, &parts.headers)?;
+        let body = read_body(body).await?;
+        let operator_call: OperatorCall = decode(&body)?;
+        call(&state, operator_call).await
+    }
+    .await;
+    answer(result)
+}
+
+/// `/master/roles`.
+pub async fn roles(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match read(&state, |m| json!({"roles": m.roles_json(false)})).await {
+        Ok(body) => json_response(Bytes::from(body.to_string()), &query),
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `/master/weights`: GET lists, PUT sets from a JSON array of `{role, weight}`.
+pub async fn weights(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
+    if method == Method::PUT || method == Method::POST {
+        let result = match decode::<Vec<WeightInfo>>(&body) {
+            Ok(weight_infos) => {
+                let update = OperatorCall {
+                    kind: "UPDATE_WEIGHTS".into(),
+                    update_weights: Some(UpdateWeights { weight_infos }),
+                    ..Default::default()
+                };
+                call(&state, update).await
+            }
+            Err(err) => Err(err),
+        };
+        return answer(result);
+    }
+    match read(&state, |m| json!(m.weights_json())).await {
+        Ok(body) => json_response(Bytes::from(body.to_string()), &HashMap::new()),
+        Err(err) => error_response(&err),
+    }
+}
+
+/// The legacy `POST /master/quota` body (SET_QUOTA): the guarantee becomes both the
+/// guarantee and the limit, as Mesos 1.9+ does.
+#[derive(serde::Deserialize)]
+struct LegacyQuota {
+    role: String,
+    #[serde(default)]
+    guarantee: Vec<Resource>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `/master/quota`: GET shows the status, POST sets a role's quota.
+pub async fn quota(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
+    if method != Method::POST {
+        return match read(&state, |m| m.quota_status_json()).await {
+            Ok(body) => json_response(Bytes::from(body.to_string()), &HashMap::new()),
+            Err(err) => error_response(&err),
+        };
+    }
+    let result = async {
+        let legacy: LegacyQuota = decode(&body)?;
+        let guarantee =
+            Resources::from_wire("guarantee", &legacy.guarantee).map_err(ApiError::bad_request)?;
+        let values: std::collections::BTreeMap<String, ScalarValue> = guarantee
+            .scalar_names()
+            .into_iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    ScalarValue {
+                        value: guarantee.scalar(name),
+                    },
+                )
+            })
+            .collect();
+        let update = UpdateQuota {
+            force: legacy.force,
+            quota_configs: vec![QuotaConfig {
+                role: legacy.role,
+                guarantees: values.clone(),
+                limits: values,
+            }],
+        };
+        call(&state, quota_call(update)).await
+    }
+    .await;
+    answer(result)
+}
+
+/// `DELETE /master/quota/ROLE` removes the role's quota.
+pub async fn remove_quota(State(state): State<AppState>, Path(role): Path<String>) -> Response {
+    let update = UpdateQuota {
+        force: true,
+        quota_configs: vec![QuotaConfig {
+            role,
+            ..Default::default()
+        }],
+    };
+    answer(call(&state, quota_call(update)).await)
+}
+
+fn quota_call(update: UpdateQuota) -> OperatorCall {
+    OperatorCall {
+        kind: "UPDATE_QUOTA".into(),
+        update_quota: Some(update),
+        ..Default::default()
+    }
+}
+
+/// `POST /master/reserve` and `/master/unreserve`: form fields `slaveId` and
+/// `resources` (a JSON array of Resource).
+async fn reserve_form(state: AppState, form: HashMap<String, String>, unreserve: bool) -> Response {
+    let result = async {
+        let agent = form
+            .get("slaveId")
+            .ok_or_else(|| ApiError::bad_request("missing form field 'slaveId'"))?;
+        let text = form
+            .get("resources")
+            .ok_or_else(|| ApiError::bad_request("missing form field 'resources'"))?;
+        let resources: Vec<Resource> = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("form field 'resources': {e}")))?;
+        let body = ReserveResources {
+            agent_id: AgentId::new(agent.clone()),
+            source: Vec::new(),
+            resources,
+        };
+        let mut operator_call = OperatorCall::default();
+        if unreserve {
+            operator_call.kind = "UNRESERVE_RESOURCES".into();
+            operator_call.unreserve_resources = Some(body);
+        } else {
+            operator_call.kind = "RESERVE_RESOURCES".into();
+            operator_call.reserve_resources = Some(body);
+        }
+        call(&state, operator_call).await
+    }
+    .await;
+    answer(result)
+}
+
+pub async fn reserve(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    reserve_form(state, form, false).await
+}
+
+pub async fn unreserve(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    reserve_form(state, form, true).await
+}
