@@ -4,7 +4,12 @@
 //! `launch`: N `true` command tasks through the v1 scheduler API on a master and A agents
 //! (real processes, the built-in command executor); reports the launch rate, the latency
 //! from ACCEPT to TASK_RUNNING, and the master's resident memory idle and afterwards.
+//!
+//! `allocator`: allocation cycles of the offer allocator alone, in the shapes of Apache
+//! Mesos's allocator benchmarks (DeclineOffers, or with `--quota` LargeAndSmallQuota);
+//! reports how long one cycle takes.
 
+mod allocator;
 mod cluster;
 
 use anyhow::{bail, Context};
@@ -46,6 +51,29 @@ enum Bench {
         /// CPU figures then).
         #[arg(long)]
         master: Option<String>,
+    },
+    /// Time allocation cycles of the allocator alone: F frameworks declining offers on
+    /// A agents for ever, or with --quota one cycle satisfying many roles' quota.
+    Allocator {
+        /// Agents [default: 1000; with --quota, what Mesos uses for the roles].
+        #[arg(long)]
+        agents: Option<usize>,
+        /// Frameworks [default: 50; with --quota, one per role].
+        #[arg(long)]
+        frameworks: Option<usize>,
+        /// Allocation cycles to time [default: frameworks * 2, as Mesos does].
+        #[arg(long, conflicts_with = "quota")]
+        rounds: Option<usize>,
+        /// The LargeAndSmallQuota shape instead of DeclineOffers.
+        #[arg(long)]
+        quota: bool,
+        /// Quota roles, five in six small and one in six large [default: --frameworks,
+        /// else 3000].
+        #[arg(long, requires = "quota")]
+        roles: Option<usize>,
+        /// Seeds the allocator's agent shuffle.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -93,6 +121,28 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await
                 }
+            }
+        }
+        Bench::Allocator {
+            agents,
+            frameworks,
+            rounds,
+            quota,
+            roles,
+            seed,
+        } => {
+            if quota {
+                let roles = roles.or(frameworks).unwrap_or(3000);
+                if frameworks.is_some_and(|f| f != roles) {
+                    bail!(
+                        "with --quota each role has one framework: --frameworks must equal --roles"
+                    );
+                }
+                allocator::quota(agents, roles, seed)
+            } else {
+                let agents = agents.unwrap_or(1000);
+                let frameworks = frameworks.unwrap_or(50);
+                allocator::decline_offers(agents, frameworks, rounds, seed)
             }
         }
     }

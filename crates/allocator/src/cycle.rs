@@ -4,7 +4,7 @@
 
 use crate::bundle::{at, Bundle};
 use crate::drf::{DrfAllocator, Idle, ROOT};
-use crate::{is_within, Allocation, Quota};
+use crate::{is_within, Allocation};
 use mantle_api::{Quantity, Resources};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,7 +14,12 @@ use std::collections::HashMap;
 struct QuotaView {
     guarantee: Vec<i64>,
     limit: Vec<i64>,
+    /// Every kind is at its limit: the role's subtree can take nothing.
+    exhausted: bool,
 }
+
+/// Quota views indexed by role.
+type Quotas = Vec<Option<QuotaView>>;
 
 /// What one agent visit needs besides the allocator itself.
 struct Visit {
@@ -26,8 +31,8 @@ struct Visit {
     /// A quota limit or the headroom cut an offer, so the outcome may change without
     /// this agent changing.
     capped: bool,
-    /// Roles already served or found unable to take anything in this visit.
-    done: Vec<usize>,
+    /// Roles already served or found unable to take anything in this visit, by index.
+    done: Vec<bool>,
 }
 
 impl DrfAllocator {
@@ -37,7 +42,7 @@ impl DrfAllocator {
             self.resort();
         }
         let order = self.shuffled_agents();
-        let quotas = self.quota_views();
+        let mut quotas = self.quota_views();
         let mut grants: Vec<(usize, usize, Bundle)> = Vec::new();
 
         // Stage 1: roles below their guarantee, lowest share first.
@@ -48,26 +53,36 @@ impl DrfAllocator {
             .filter(|r| self.roles[*r].eligible > 0 && self.below_guarantee(*r, &quotas))
             .collect();
         if !unmet.is_empty() {
+            let mut met = vec![false; self.roles.len()];
             for &a in &order {
                 let mut visit = self.start_visit(a, now);
+                let mut any_met = false;
                 for &t in &unmet {
                     if visit.remaining.is_empty() {
                         break;
                     }
-                    if !self.below_guarantee(t, &quotas) {
+                    if met[t] {
                         continue;
                     }
                     let found = self.find(t, &mut visit, &quotas, None, true, now);
                     if let Some((c, bundle)) = found {
-                        self.apply(&mut visit, c, bundle, None, &mut grants);
+                        self.apply(&mut visit, c, bundle, None, &mut quotas, &mut grants);
+                        if !self.below_guarantee(t, &quotas) {
+                            met[t] = true;
+                            any_met = true;
+                        }
                     }
                 }
-                unmet.retain(|t| self.below_guarantee(*t, &quotas));
+                if any_met {
+                    unmet.retain(|t| !met[*t]);
+                }
                 if unmet.is_empty() {
                     break;
                 }
             }
         }
+
+        let stage_one = !grants.is_empty();
 
         // Stage 2: everything else.
         let mut slack = self.headroom_slack(&quotas);
@@ -88,7 +103,14 @@ impl DrfAllocator {
             while let Some((c, bundle)) =
                 self.find(ROOT, &mut visit, &quotas, slack.as_deref(), false, now)
             {
-                self.apply(&mut visit, c, bundle, slack.as_mut(), &mut grants);
+                self.apply(
+                    &mut visit,
+                    c,
+                    bundle,
+                    slack.as_mut(),
+                    &mut quotas,
+                    &mut grants,
+                );
                 granted = true;
                 if visit.remaining.is_empty() {
                     break;
@@ -101,7 +123,7 @@ impl DrfAllocator {
                 until: agent.filters.next_expiry,
             });
         }
-        self.collect(grants)
+        self.collect(grants, stage_one)
     }
 
     fn shuffled_agents(&mut self) -> Vec<usize> {
@@ -130,7 +152,7 @@ impl DrfAllocator {
             remaining: available,
             untouched: true,
             capped: false,
-            done: Vec::new(),
+            done: vec![false; self.roles.len()],
         }
     }
 
@@ -141,7 +163,7 @@ impl DrfAllocator {
         &self,
         node: usize,
         visit: &mut Visit,
-        quotas: &HashMap<usize, QuotaView>,
+        quotas: &Quotas,
         slack: Option<&[i64]>,
         guarantee_stage: bool,
         now: f64,
@@ -150,13 +172,19 @@ impl DrfAllocator {
         if role.eligible == 0 {
             return None;
         }
-        if node != ROOT && !role.clients.is_empty() && !visit.done.contains(&node) {
+        if let Some(quota) = &quotas[node] {
+            if quota.exhausted {
+                visit.capped = true;
+                return None;
+            }
+        }
+        if node != ROOT && !role.clients.is_empty() && !visit.done[node] {
             if let Some(found) =
                 self.offer_in_role(node, visit, quotas, slack, guarantee_stage, now)
             {
                 return Some(found);
             }
-            visit.done.push(node);
+            visit.done[node] = true;
         }
         for &child in &role.children {
             if let Some(found) = self.find(child, visit, quotas, slack, guarantee_stage, now) {
@@ -170,7 +198,7 @@ impl DrfAllocator {
         &self,
         r: usize,
         visit: &mut Visit,
-        quotas: &HashMap<usize, QuotaView>,
+        quotas: &Quotas,
         slack: Option<&[i64]>,
         guarantee_stage: bool,
         now: f64,
@@ -212,12 +240,12 @@ impl DrfAllocator {
         agent: usize,
         remaining: &'v Bundle,
         capped: &mut bool,
-        quotas: &HashMap<usize, QuotaView>,
+        quotas: &Quotas,
         slack: Option<&[i64]>,
         guarantee_stage: bool,
     ) -> Option<Cow<'v, Bundle>> {
         let top = self.top_role(r);
-        let quota = quotas.get(&top);
+        let quota = quotas[top].as_ref();
         let left = quota.map(|q| self.quota_left(top, q, guarantee_stage));
         if let Some(left) = &left {
             if left.iter().all(|v| *v <= 0) {
@@ -286,6 +314,7 @@ impl DrfAllocator {
         c: usize,
         bundle: Bundle,
         slack: Option<&mut Vec<i64>>,
+        quotas: &mut Quotas,
         grants: &mut Vec<(usize, usize, Bundle)>,
     ) {
         if let Some(slack) = slack {
@@ -293,17 +322,27 @@ impl DrfAllocator {
         }
         visit.remaining.subtract(&bundle);
         visit.untouched = false;
-        visit.done.push(self.clients[c].role);
+        let role = self.clients[c].role;
+        visit.done[role] = true;
         self.grant(visit.agent, c, &bundle);
+        let top = self.top_role(role);
+        if let Some(mut view) = quotas[top].take() {
+            view.exhausted = self.limit_reached(top, &view);
+            quotas[top] = Some(view);
+        }
         grants.push((visit.agent, c, bundle));
     }
 
     /// Merges grants to the same client on the same agent (a stage-1 grant topped up
     /// in stage 2) into one allocation each.
-    fn collect(&self, grants: Vec<(usize, usize, Bundle)>) -> Vec<Allocation> {
+    fn collect(&self, grants: Vec<(usize, usize, Bundle)>, merge: bool) -> Vec<Allocation> {
         let mut merged: Vec<(usize, usize, Bundle)> = Vec::with_capacity(grants.len());
         let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
         for (a, c, bundle) in grants {
+            if !merge {
+                merged.push((a, c, bundle));
+                continue;
+            }
             match seen.get(&(a, c)) {
                 Some(&i) => merged[i].2.add(&bundle),
                 None => {
@@ -333,14 +372,14 @@ impl DrfAllocator {
         r
     }
 
-    fn quota_views(&mut self) -> HashMap<usize, QuotaView> {
-        let quotas: Vec<(usize, Quota)> = self
+    fn quota_views(&mut self) -> Quotas {
+        let mut views: Quotas = vec![None; self.roles.len()];
+        let quotas: Vec<(usize, crate::Quota)> = self
             .roles
             .iter()
             .enumerate()
             .filter_map(|(r, role)| Some((r, role.quota.clone()?)))
             .collect();
-        let mut views = HashMap::new();
         for (r, quota) in quotas {
             let guarantee = self.kind_vector(&quota.guarantees, 0);
             let limit = if quota.limits.is_empty() {
@@ -348,9 +387,19 @@ impl DrfAllocator {
             } else {
                 self.kind_vector(&quota.limits, i64::MAX)
             };
-            views.insert(r, QuotaView { guarantee, limit });
+            let mut view = QuotaView {
+                guarantee,
+                limit,
+                exhausted: false,
+            };
+            view.exhausted = self.limit_reached(r, &view);
+            views[r] = Some(view);
         }
         views
+    }
+
+    fn limit_reached(&self, r: usize, quota: &QuotaView) -> bool {
+        !quota.limit.is_empty() && self.quota_left(r, quota, false).iter().all(|v| *v <= 0)
     }
 
     /// Per-kind values of `resources`; kinds it does not name get `absent`.
@@ -385,8 +434,8 @@ impl DrfAllocator {
             .collect()
     }
 
-    fn below_guarantee(&self, r: usize, quotas: &HashMap<usize, QuotaView>) -> bool {
-        let Some(quota) = quotas.get(&r) else {
+    fn below_guarantee(&self, r: usize, quotas: &Quotas) -> bool {
+        let Some(quota) = &quotas[r] else {
             return false;
         };
         let consumed = self.consumed(r);
@@ -399,8 +448,12 @@ impl DrfAllocator {
 
     /// Unreserved resources free across active agents minus what unmet guarantees
     /// still need; `None` when no role has a guarantee.
-    fn headroom_slack(&self, quotas: &HashMap<usize, QuotaView>) -> Option<Vec<i64>> {
-        if quotas.values().all(|q| q.guarantee.iter().all(|g| *g <= 0)) {
+    fn headroom_slack(&self, quotas: &Quotas) -> Option<Vec<i64>> {
+        if quotas
+            .iter()
+            .flatten()
+            .all(|q| q.guarantee.iter().all(|g| *g <= 0))
+        {
             return None;
         }
         let mut slack = Vec::new();
@@ -409,7 +462,10 @@ impl DrfAllocator {
                 .available
                 .add_scalars(&self.catalog, &mut slack, 1, true);
         }
-        for (&r, quota) in quotas {
+        for (r, quota) in quotas.iter().enumerate() {
+            let Some(quota) = quota else {
+                continue;
+            };
             let consumed = self.consumed(r);
             for (k, g) in quota.guarantee.iter().enumerate() {
                 let need = (g - at(&consumed, k)).max(0);

@@ -769,11 +769,9 @@ impl DrfAllocator {
         x.share
             .total_cmp(&y.share)
             .then(x.allocations.cmp(&y.allocations))
-            .then_with(|| {
-                self.frameworks[x.framework]
-                    .id
-                    .cmp(&self.frameworks[y.framework].id)
-            })
+            // Mesos breaks ties by name; the slot index is as deterministic and avoids
+            // comparing long IDs in every binary search.
+            .then(x.framework.cmp(&y.framework))
     }
 
     fn role_order(&self, a: usize, b: usize) -> Ordering {
