@@ -81,11 +81,15 @@ def _descendant_pids(work_dir):
 
 
 class MantleCluster:
-    """A running `mantle local` with a master and NUM_AGENTS agents."""
+    """A running `mantle local` with a master and NUM_AGENTS agents (or
+    num_agents; extra_args are appended to the command line)."""
 
-    def __init__(self, work_dir, log_path):
+    def __init__(self, work_dir, log_path, num_agents=NUM_AGENTS,
+                 extra_args=()):
         self.work_dir = work_dir
         self.log_path = log_path
+        self.num_agents = num_agents
+        self.extra_args = list(extra_args)
         self.port = None
         self.proc = None
         self._log = None
@@ -99,7 +103,7 @@ class MantleCluster:
         return "http://" + self.master
 
     def agent_ports(self):
-        return [self.port + 1 + i for i in range(NUM_AGENTS)]
+        return [self.port + 1 + i for i in range(self.num_agents)]
 
     def get_json(self, path, timeout=5.0):
         status, _, body = http_get(self.url + path, timeout=timeout)
@@ -112,10 +116,10 @@ class MantleCluster:
                         "`cargo build --release -p mantle`)" % MANTLE_BIN)
         last_error = None
         for _ in range(3):  # a port taken between the check and the bind
-            self.port = pick_base_port()
-            cmd = [MANTLE_BIN, "local", "--num_agents", str(NUM_AGENTS),
+            self.port = pick_base_port(self.num_agents + 1)
+            cmd = [MANTLE_BIN, "local", "--num_agents", str(self.num_agents),
                    "--ip", "127.0.0.1", "--port", str(self.port),
-                   "--work_dir", self.work_dir]
+                   "--work_dir", self.work_dir] + self.extra_args
             self._log = open(self.log_path, "ab")
             self._log.write(("$ %s\n" % " ".join(cmd)).encode())
             self._log.flush()
@@ -147,7 +151,7 @@ class MantleCluster:
                 if status == 200:
                     state = json.loads(body.decode("utf-8"))
                     slaves = state.get("slaves", [])
-                    if len(slaves) >= NUM_AGENTS:
+                    if len(slaves) >= self.num_agents:
                         return
                     last = "%d agent(s) registered" % len(slaves)
                 else:
@@ -156,7 +160,7 @@ class MantleCluster:
                 last = repr(exc)
             time.sleep(0.2)
         raise _StartFailed("no %d agents after %.0f s (%s)"
-                           % (NUM_AGENTS, STARTUP_TIMEOUT, last))
+                           % (self.num_agents, STARTUP_TIMEOUT, last))
 
     def stop(self):
         proc, self.proc = self.proc, None
@@ -223,6 +227,33 @@ def mantle(tmp_path):
         cluster.stop()
         # shown by pytest only when the test failed
         print(cluster.log_tail())
+
+
+@pytest.fixture
+def make_mantle(tmp_path):
+    """A factory for clusters with other shapes than `mantle`'s:
+    make_mantle(num_agents=4, extra_args=["--weights", "a=3,b=1"]) starts
+    one `mantle local` and returns its MantleCluster; every cluster made is
+    stopped when the test ends."""
+    clusters = []
+
+    def make(num_agents=NUM_AGENTS, extra_args=()):
+        n = len(clusters)
+        work_dir = tmp_path / ("work-%d" % n)
+        work_dir.mkdir()
+        cluster = MantleCluster(str(work_dir),
+                                str(tmp_path / ("mantle-%d.log" % n)),
+                                num_agents=num_agents, extra_args=extra_args)
+        clusters.append(cluster)
+        cluster.start()
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in reversed(clusters):
+            cluster.stop()
+            print(cluster.log_tail())
 
 
 @pytest.fixture
