@@ -402,11 +402,7 @@ impl DrfAllocator {
         let clients = self.frameworks[index].clients.clone();
         for c in clients {
             self.set_listed(c, false);
-            for agent in std::mem::take(&mut self.clients[c].filtered_agents) {
-                if let Some(a) = self.agents.get_mut(agent) {
-                    a.filters.clear(c);
-                }
-            }
+            self.clear_filters(c);
             let held: Vec<(usize, Bundle)> = self
                 .agents
                 .iter()
@@ -454,11 +450,7 @@ impl DrfAllocator {
             }
             self.clients[c].suppressed = suppressed;
             if !suppressed {
-                for agent in std::mem::take(&mut self.clients[c].filtered_agents) {
-                    if let Some(a) = self.agents.get_mut(agent) {
-                        a.filters.clear(c);
-                    }
-                }
+                self.clear_filters(c);
             }
         }
         self.refresh_framework(index);
@@ -467,11 +459,7 @@ impl DrfAllocator {
     /// The client of `framework` in `role`, created on first use.
     fn client(&mut self, framework: usize, role: &str) -> usize {
         let role = self.ensure_role(role);
-        if let Some(&c) = self.frameworks[framework]
-            .clients
-            .iter()
-            .find(|c| self.clients[**c].role == role)
-        {
+        if let Some(c) = self.find_client(framework, role) {
             return c;
         }
         let c = self.clients.insert(Client {
@@ -488,6 +476,23 @@ impl DrfAllocator {
         self.frameworks[framework].clients.push(c);
         self.roles[role].members.push(c);
         c
+    }
+
+    fn find_client(&self, framework: usize, role: usize) -> Option<usize> {
+        self.frameworks[framework]
+            .clients
+            .iter()
+            .copied()
+            .find(|c| self.clients[*c].role == role)
+    }
+
+    /// Drops every decline filter of client `c`.
+    fn clear_filters(&mut self, c: usize) {
+        for agent in std::mem::take(&mut self.clients[c].filtered_agents) {
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.filters.clear(c);
+            }
+        }
     }
 
     fn refresh_framework(&mut self, framework: usize) {
@@ -545,12 +550,7 @@ impl DrfAllocator {
         let Some(&role) = self.role_ids.get(role) else {
             return;
         };
-        let Some(c) = self.frameworks[f]
-            .clients
-            .iter()
-            .copied()
-            .find(|c| self.clients[*c].role == role)
-        else {
+        let Some(c) = self.find_client(f, role) else {
             return;
         };
         let bundle = self.catalog.bundle(resources);

@@ -40,11 +40,20 @@ async fn call(state: &AppState, call: OperatorCall) -> Result<OperatorReply, Api
         .await
 }
 
-async fn read(state: &AppState, read: fn(&Master) -> Value) -> Result<Value, ApiError> {
-    state
+/// Answers with a small JSON read of the core's state.
+async fn read(
+    state: &AppState,
+    read: fn(&Master) -> Value,
+    query: &HashMap<String, String>,
+) -> Response {
+    match state
         .handle
         .request(|reply| Command::Inspect { read, reply })
         .await
+    {
+        Ok(body) => json_response(Bytes::from(body.to_string()), query),
+        Err(err) => error_response(&err),
+    }
 }
 
 /// `POST /api/v1`.
@@ -65,10 +74,7 @@ pub async fn roles(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    match read(&state, |m| json!({"roles": m.roles_json(false)})).await {
-        Ok(body) => json_response(Bytes::from(body.to_string()), &query),
-        Err(err) => error_response(&err),
-    }
+    read(&state, |m| json!({"roles": m.roles_json(false)}), &query).await
 }
 
 /// `/master/weights`: GET lists, PUT sets from a JSON array of `{role, weight}`.
@@ -87,10 +93,7 @@ pub async fn weights(State(state): State<AppState>, method: Method, body: Bytes)
         };
         return answer(result);
     }
-    match read(&state, |m| json!(m.weights_json())).await {
-        Ok(body) => json_response(Bytes::from(body.to_string()), &HashMap::new()),
-        Err(err) => error_response(&err),
-    }
+    read(&state, |m| json!(m.weights_json()), &HashMap::new()).await
 }
 
 /// The legacy `POST /master/quota` body (SET_QUOTA): the guarantee becomes both the
@@ -107,10 +110,7 @@ struct LegacyQuota {
 /// `/master/quota`: GET shows the status, POST sets a role's quota.
 pub async fn quota(State(state): State<AppState>, method: Method, body: Bytes) -> Response {
     if method != Method::POST {
-        return match read(&state, |m| m.quota_status_json()).await {
-            Ok(body) => json_response(Bytes::from(body.to_string()), &HashMap::new()),
-            Err(err) => error_response(&err),
-        };
+        return read(&state, |m| m.quota_status_json(), &HashMap::new()).await;
     }
     let result = async {
         let legacy: LegacyQuota = decode(&body)?;

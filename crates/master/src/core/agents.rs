@@ -2,8 +2,8 @@
 //! and removal after `agent_reregister_timeout`, and the calls agents make (status
 //! updates, executor exits, executor messages). Reference §5.1.
 
+use super::frameworks::allocator_options;
 use super::{Action, Framework, Master, StreamId, Task};
-use mantle_allocator::FrameworkOptions;
 use mantle_api::internal::{
     AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent,
 };
@@ -161,11 +161,8 @@ impl Master {
             }
             let mut framework = Framework::new(info.clone(), None, now);
             framework.recovered = true;
-            let options = FrameworkOptions {
-                roles: info.effective_roles(),
-                gpu_resources: info.has_capability("GPU_RESOURCES"),
-            };
-            self.allocator.add_framework(&id, &options, false);
+            self.allocator
+                .add_framework(&id, &allocator_options(info), false);
             self.frameworks.insert(id, framework);
         }
         for report in &register.tasks {

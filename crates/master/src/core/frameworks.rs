@@ -94,7 +94,7 @@ impl Framework {
 }
 
 /// What the allocator needs to know of a framework.
-fn allocator_options(info: &FrameworkInfo) -> FrameworkOptions {
+pub(super) fn allocator_options(info: &FrameworkInfo) -> FrameworkOptions {
     FrameworkOptions {
         roles: info.effective_roles(),
         gpu_resources: info.has_capability("GPU_RESOURCES"),

@@ -302,12 +302,7 @@ impl Master {
                 key.role
             ));
         }
-        let unreserved = reserved.unreserved();
-        let (from, to) = if unreserve {
-            (reserved.clone(), unreserved)
-        } else {
-            (unreserved, reserved.clone())
-        };
+        let (from, to) = super::policy::relabelling(&reserved, unreserve);
         if !available.contains(&from) {
             return Err(format!(
                 "{field}.resources: {} is not in the offered {}",

@@ -246,12 +246,7 @@ impl Master {
             )));
         }
         let reserved = reserved_resources(&call.resources, &format!("{field}.resources"))?;
-        let unreserved = reserved.unreserved();
-        let (from, to) = if unreserve {
-            (reserved.clone(), unreserved)
-        } else {
-            (unreserved, reserved.clone())
-        };
+        let (from, to) = relabelling(&reserved, unreserve);
         self.rescind_agent_offers(now, agent_id);
         let free = self.allocator.available(agent_id).unwrap_or_default();
         if !free.contains(&from) {
@@ -442,6 +437,16 @@ impl Master {
             })
             .collect();
         json!({"infos": infos, "configs": configs})
+    }
+}
+
+/// What a reservation change replaces by what: unreserved by reserved, or back.
+pub(super) fn relabelling(reserved: &Resources, unreserve: bool) -> (Resources, Resources) {
+    let unreserved = reserved.unreserved();
+    if unreserve {
+        (reserved.clone(), unreserved)
+    } else {
+        (unreserved, reserved.clone())
     }
 }
 
