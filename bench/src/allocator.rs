@@ -160,8 +160,8 @@ pub fn decline_offers(
         for allocation in allocations {
             let resources = allocation.resources.to_resources();
             let (Some(&f), Some(&a)) = (
-                framework_index.get(&allocation.framework),
-                agent_index.get(&allocation.agent),
+                framework_index.get(&*allocation.framework),
+                agent_index.get(&*allocation.agent),
             ) else {
                 bail!(
                     "an allocation names an unknown framework or agent: {} on {}",
@@ -188,9 +188,9 @@ pub fn decline_offers(
                 }
             }
             held.push((
-                allocation.framework,
-                allocation.role,
-                allocation.agent,
+                FrameworkId::clone(&allocation.framework),
+                allocation.role.to_string(),
+                AgentId::clone(&allocation.agent),
                 resources,
             ));
         }
@@ -363,7 +363,7 @@ fn check_guarantees(setup: &[(String, FrameworkId, &Resources)], allocations: &[
     let mut given: HashMap<&str, Resources> = HashMap::new();
     for allocation in allocations {
         given
-            .entry(allocation.role.as_str())
+            .entry(&*allocation.role)
             .or_default()
             .add(&allocation.resources.to_resources());
     }

@@ -85,6 +85,14 @@ impl Bundle {
         self.0.is_empty()
     }
 
+    /// Starts loading the entries into the cache (see [`crate::slab::prefetch_bytes`]).
+    pub fn prefetch(&self) {
+        crate::slab::prefetch_bytes(
+            self.0.as_ptr() as *const u8,
+            std::mem::size_of_val(self.0.as_slice()),
+        );
+    }
+
     pub fn add(&mut self, other: &Bundle) {
         if other.is_empty() {
             return;
@@ -179,6 +187,16 @@ impl Bundle {
 pub struct Offered(Vec<(Arc<ResourceKey>, Quantity)>);
 
 impl Offered {
+    /// Adds `other`'s quantities (a grant topped up later in the same cycle).
+    pub(crate) fn merge(&mut self, other: Offered) {
+        for (key, q) in other.0 {
+            match self.0.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, have)) => have.add(&q),
+                None => self.0.push((key, q)),
+            }
+        }
+    }
+
     pub fn to_resources(&self) -> Resources {
         let mut out = Resources::new();
         for (key, q) in &self.0 {

@@ -2,7 +2,7 @@
 //! guarantee; stage 2 offers each agent's remainder role by role in DRF order, within
 //! quota limits and the headroom that unmet guarantees still need.
 
-use crate::bundle::{at, Bundle};
+use crate::bundle::{at, Bundle, Offered};
 use crate::drf::{DrfAllocator, Idle, ROOT};
 use crate::{is_within, Allocation};
 use mantle_api::{Quantity, Resources};
@@ -21,19 +21,35 @@ struct QuotaView {
 /// Quota views indexed by role.
 type Quotas = Vec<Option<QuotaView>>;
 
-/// What one agent visit needs besides the allocator itself.
+/// What one agent visit needs besides the allocator itself. What is left to hand out
+/// is the agent's `available`, which every grant shrinks. One `Visit` serves a whole
+/// cycle, so the per-role marks are allocated once.
 struct Visit {
     agent: usize,
-    /// The agent's free resources not yet handed out in this visit.
-    remaining: Bundle,
-    /// No grant yet: `remaining` is still what the filter bits were computed for.
+    /// No grant yet: `available` is still what the filter bits were computed for.
     untouched: bool,
     /// A quota limit or the headroom cut an offer, so the outcome may change without
     /// this agent changing.
     capped: bool,
-    /// Roles already served or found unable to take anything in this visit, by index.
-    done: Vec<bool>,
+    /// Roles already served or found unable to take anything in this visit: those
+    /// whose mark equals `stamp`.
+    done: Vec<u32>,
+    stamp: u32,
 }
+
+impl Visit {
+    fn is_done(&self, role: usize) -> bool {
+        self.done[role] == self.stamp
+    }
+
+    fn mark_done(&mut self, role: usize) {
+        self.done[role] = self.stamp;
+    }
+}
+
+/// A grant found in a visit: the client, and what it takes (`None`: everything the
+/// agent has left).
+type Found = (usize, Option<Bundle>);
 
 impl DrfAllocator {
     /// One allocation cycle over every active agent, in shuffled order.
@@ -41,9 +57,17 @@ impl DrfAllocator {
         if self.shares_dirty {
             self.resort();
         }
+        self.min_kinds = self.min_allocatable_kinds();
         let order = self.shuffled_agents();
         let mut quotas = self.quota_views();
-        let mut grants: Vec<(usize, usize, Bundle)> = Vec::new();
+        let mut grants: Vec<(usize, usize, Offered)> = Vec::with_capacity(order.len());
+        let mut visit = Visit {
+            agent: 0,
+            untouched: true,
+            capped: false,
+            done: vec![0; self.roles.len()],
+            stamp: 0,
+        };
 
         // Stage 1: roles below their guarantee, lowest share first.
         let mut unmet: Vec<usize> = self.roles[ROOT]
@@ -55,18 +79,17 @@ impl DrfAllocator {
         if !unmet.is_empty() {
             let mut met = vec![false; self.roles.len()];
             for &a in &order {
-                let mut visit = self.start_visit(a, now);
+                self.start_visit(&mut visit, a, now);
                 let mut any_met = false;
                 for &t in &unmet {
-                    if visit.remaining.is_empty() {
+                    if self.agents[a].available.is_empty() {
                         break;
                     }
                     if met[t] {
                         continue;
                     }
-                    let found = self.find(t, &mut visit, &quotas, None, true, now);
-                    if let Some((c, bundle)) = found {
-                        self.apply(&mut visit, c, bundle, None, &mut quotas, &mut grants);
+                    if let Some(found) = self.find(t, &mut visit, &quotas, None, true, now) {
+                        self.apply(&mut visit, found, None, &mut quotas, &mut grants);
                         if !self.below_guarantee(t, &quotas) {
                             met[t] = true;
                             any_met = true;
@@ -86,7 +109,16 @@ impl DrfAllocator {
 
         // Stage 2: everything else.
         let mut slack = self.headroom_slack(&quotas);
-        for &a in &order {
+        for (i, &a) in order.iter().enumerate() {
+            // The visit order is random, so the hardware cannot see the next agent
+            // coming: load its record a few visits ahead and its free resources a
+            // little later, once the record is there.
+            if let Some(&ahead) = order.get(i + 8) {
+                self.agents.prefetch(ahead);
+            }
+            if let Some(&ahead) = order.get(i + 4) {
+                self.agents[ahead].prefetch();
+            }
             if !self.agents[a].active || self.agents[a].available.is_empty() {
                 continue;
             }
@@ -98,21 +130,14 @@ impl DrfAllocator {
                     continue;
                 }
             }
-            let mut visit = self.start_visit(a, now);
+            self.start_visit(&mut visit, a, now);
             let mut granted = false;
-            while let Some((c, bundle)) =
+            while let Some(found) =
                 self.find(ROOT, &mut visit, &quotas, slack.as_deref(), false, now)
             {
-                self.apply(
-                    &mut visit,
-                    c,
-                    bundle,
-                    slack.as_mut(),
-                    &mut quotas,
-                    &mut grants,
-                );
+                self.apply(&mut visit, found, slack.as_mut(), &mut quotas, &mut grants);
                 granted = true;
-                if visit.remaining.is_empty() {
+                if self.agents[a].available.is_empty() {
                     break;
                 }
             }
@@ -123,16 +148,19 @@ impl DrfAllocator {
                 until: agent.filters.next_expiry,
             });
         }
+        self.order = order;
         self.collect(grants, stage_one)
     }
 
+    /// The active agents in a fresh random order. The caller hands the vector back
+    /// through `self.order` when the cycle is over.
     fn shuffled_agents(&mut self) -> Vec<usize> {
-        let mut order: Vec<usize> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.active)
-            .map(|(i, _)| i)
-            .collect();
+        let mut order = std::mem::take(&mut self.order);
+        if self.order_dirty {
+            order.clear();
+            order.extend(self.agents.iter().filter(|(_, a)| a.active).map(|(i, _)| i));
+            self.order_dirty = false;
+        }
         for i in (1..order.len()).rev() {
             // xorshift64: deterministic for a given seed.
             self.rng ^= self.rng << 13;
@@ -143,17 +171,13 @@ impl DrfAllocator {
         order
     }
 
-    fn start_visit(&mut self, a: usize, now: f64) -> Visit {
+    fn start_visit(&mut self, visit: &mut Visit, a: usize, now: f64) {
         let agent = &mut self.agents[a];
-        let available = agent.available.clone();
-        agent.filters.refresh(&available, now);
-        Visit {
-            agent: a,
-            remaining: available,
-            untouched: true,
-            capped: false,
-            done: vec![false; self.roles.len()],
-        }
+        agent.filters.refresh(&agent.available, agent.version, now);
+        visit.agent = a;
+        visit.untouched = true;
+        visit.capped = false;
+        visit.stamp += 1;
     }
 
     /// Walks the subtree of `node` in DRF order and returns the first client that takes
@@ -167,7 +191,7 @@ impl DrfAllocator {
         slack: Option<&[i64]>,
         guarantee_stage: bool,
         now: f64,
-    ) -> Option<(usize, Bundle)> {
+    ) -> Option<Found> {
         let role = &self.roles[node];
         if role.eligible == 0 {
             return None;
@@ -178,13 +202,13 @@ impl DrfAllocator {
                 return None;
             }
         }
-        if node != ROOT && !role.clients.is_empty() && !visit.done[node] {
+        if node != ROOT && !role.clients.is_empty() && !visit.is_done(node) {
             if let Some(found) =
                 self.offer_in_role(node, visit, quotas, slack, guarantee_stage, now)
             {
                 return Some(found);
             }
-            visit.done[node] = true;
+            visit.mark_done(node);
         }
         for &child in &role.children {
             if let Some(found) = self.find(child, visit, quotas, slack, guarantee_stage, now) {
@@ -202,11 +226,11 @@ impl DrfAllocator {
         slack: Option<&[i64]>,
         guarantee_stage: bool,
         now: f64,
-    ) -> Option<(usize, Bundle)> {
+    ) -> Option<Found> {
         let usable = self.usable(
             r,
             visit.agent,
-            &visit.remaining,
+            &self.agents[visit.agent].available,
             &mut visit.capped,
             quotas,
             slack,
@@ -224,7 +248,10 @@ impl DrfAllocator {
             if agent.has_gpus && self.config.filter_gpu_resources && !framework.gpu_resources {
                 continue;
             }
-            return Some((c, usable.into_owned()));
+            return Some(match usable {
+                Cow::Borrowed(_) => (c, None),
+                Cow::Owned(part) => (c, Some(part)),
+            });
         }
         None
     }
@@ -257,7 +284,7 @@ impl DrfAllocator {
         let usable = if plain {
             Cow::Borrowed(remaining)
         } else {
-            let name = &self.roles[r].name;
+            let name = &*self.roles[r].name;
             let mut out = Vec::with_capacity(remaining.0.len());
             for (id, q) in &remaining.0 {
                 let info = &self.catalog.keys[*id as usize];
@@ -293,73 +320,103 @@ impl DrfAllocator {
         Some(usable)
     }
 
+    /// True when `bundle` meets one alternative of `--min_allocatable_resources`.
     fn admits(&self, bundle: &Bundle) -> bool {
-        self.config.min_allocatable.admits_with(|name| {
-            let Some(kind) = self.catalog.kind_index(name) else {
-                return 0.0;
-            };
-            let total: i64 = bundle
+        let scalar = |kind: usize| -> i64 {
+            bundle
                 .0
                 .iter()
                 .filter(|(id, _)| self.catalog.kind(*id) == Some(kind))
                 .map(|(_, q)| if let Quantity::Scalar(v) = q { *v } else { 0 })
-                .sum();
-            total as f64 / 1000.0
-        })
+                .sum()
+        };
+        self.min_kinds.is_empty()
+            || self.min_kinds.iter().any(|alternative| {
+                alternative.iter().all(|(kind, min)| match kind {
+                    Some(kind) => scalar(*kind) >= *min,
+                    None => *min <= 0,
+                })
+            })
     }
 
+    /// `--min_allocatable_resources` by kind index, in thousandths, for [`Self::admits`].
+    fn min_allocatable_kinds(&self) -> Vec<Vec<(Option<usize>, i64)>> {
+        self.config
+            .min_allocatable
+            .alternatives()
+            .iter()
+            .map(|alternative| {
+                alternative
+                    .iter()
+                    .map(|(name, min)| {
+                        let min = (min * 1000.0).round() as i64;
+                        (self.catalog.kind_index(name), min)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Hands what `found` names to its client: the agent's whole remainder moves into
+    /// the holding without a copy.
     fn apply(
         &mut self,
         visit: &mut Visit,
-        c: usize,
-        bundle: Bundle,
+        (c, part): Found,
         slack: Option<&mut Vec<i64>>,
         quotas: &mut Quotas,
-        grants: &mut Vec<(usize, usize, Bundle)>,
+        grants: &mut Vec<(usize, usize, Offered)>,
     ) {
+        let available = &mut self.agents[visit.agent].available;
+        let bundle = match part {
+            Some(part) => {
+                available.subtract(&part);
+                part
+            }
+            None => std::mem::take(available),
+        };
         if let Some(slack) = slack {
             bundle.add_scalars(&self.catalog, slack, -1, true);
         }
-        visit.remaining.subtract(&bundle);
         visit.untouched = false;
         let role = self.clients[c].role;
-        visit.done[role] = true;
-        self.grant(visit.agent, c, &bundle);
+        visit.mark_done(role);
+        grants.push((visit.agent, c, self.catalog.offered(&bundle)));
+        self.grant(visit.agent, c, bundle);
         let top = self.top_role(role);
         if let Some(mut view) = quotas[top].take() {
             view.exhausted = self.limit_reached(top, &view);
             quotas[top] = Some(view);
         }
-        grants.push((visit.agent, c, bundle));
     }
 
     /// Merges grants to the same client on the same agent (a stage-1 grant topped up
     /// in stage 2) into one allocation each.
-    fn collect(&self, grants: Vec<(usize, usize, Bundle)>, merge: bool) -> Vec<Allocation> {
-        let mut merged: Vec<(usize, usize, Bundle)> = Vec::with_capacity(grants.len());
+    fn collect(&self, grants: Vec<(usize, usize, Offered)>, merge: bool) -> Vec<Allocation> {
+        let mut merged: Vec<(usize, usize, Offered)> = Vec::with_capacity(grants.len());
         let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
-        for (a, c, bundle) in grants {
+        for (a, c, offered) in grants {
             if !merge {
-                merged.push((a, c, bundle));
+                merged.push((a, c, offered));
                 continue;
             }
             match seen.get(&(a, c)) {
-                Some(&i) => merged[i].2.add(&bundle),
+                Some(&i) => merged[i].2.merge(offered),
                 None => {
                     seen.insert((a, c), merged.len());
-                    merged.push((a, c, bundle));
+                    merged.push((a, c, offered));
                 }
             }
         }
         merged
             .into_iter()
-            .map(|(a, c, bundle)| {
+            .map(|(a, c, resources)| {
                 let client = &self.clients[c];
                 Allocation {
                     framework: self.frameworks[client.framework].id.clone(),
                     role: self.roles[client.role].name.clone(),
                     agent: self.agents[a].id.clone(),
-                    resources: self.catalog.offered(&bundle),
+                    resources,
                 }
             })
             .collect()

@@ -9,6 +9,7 @@ use crate::{AllocatorConfig, FrameworkOptions, Quota, RoleSummary};
 use mantle_api::{AgentId, FrameworkId, Resources};
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub(crate) struct Filter {
@@ -24,6 +25,9 @@ pub(crate) struct AgentFilters {
     pub by_client: HashMap<usize, Vec<Filter>>,
     pub blocked: Vec<u64>,
     pub blocked_for: Option<Bundle>,
+    /// The agent version `blocked_for` is known to equal, so that a visit need not
+    /// compare the bundles (a declined offer comes back equal to what was offered).
+    pub checked_version: Option<u64>,
     pub next_expiry: f64,
 }
 
@@ -33,6 +37,7 @@ impl Default for AgentFilters {
             by_client: HashMap::new(),
             blocked: Vec::new(),
             blocked_for: None,
+            checked_version: None,
             next_expiry: f64::INFINITY,
         }
     }
@@ -52,9 +57,10 @@ impl AgentFilters {
         self.blocked[client / 64] |= 1 << (client % 64);
     }
 
-    /// Makes the cache valid for `available` at `now`: drops expired filters and
-    /// recomputes the bits when the free resources changed.
-    pub fn refresh(&mut self, available: &Bundle, now: f64) {
+    /// Makes the cache valid for `available` (the agent's free resources at `version`)
+    /// at `now`: drops expired filters and recomputes the bits when the free resources
+    /// changed.
+    pub fn refresh(&mut self, available: &Bundle, version: u64, now: f64) {
         if now >= self.next_expiry {
             self.next_expiry = f64::INFINITY;
             self.by_client.retain(|_, list| {
@@ -67,7 +73,12 @@ impl AgentFilters {
                 }
             }
             self.blocked_for = None;
+            self.checked_version = None;
         }
+        if self.checked_version == Some(version) {
+            return;
+        }
+        self.checked_version = Some(version);
         if self.blocked_for.as_ref() == Some(available) {
             return;
         }
@@ -97,6 +108,7 @@ impl AgentFilters {
     fn clear(&mut self, client: usize) {
         if self.by_client.remove(&client).is_some() {
             self.blocked_for = None;
+            self.checked_version = None;
         }
     }
 
@@ -120,9 +132,9 @@ pub(crate) struct Idle {
 
 #[derive(Debug)]
 pub(crate) struct Agent {
-    pub id: AgentId,
+    pub id: Arc<AgentId>,
     pub total: Bundle,
-    pub allocated: Bundle,
+    /// What is neither allocated nor offered: `total` minus every holding.
     pub available: Bundle,
     pub active: bool,
     pub has_gpus: bool,
@@ -135,9 +147,27 @@ pub(crate) struct Agent {
     pub idle: Option<Idle>,
 }
 
+impl Agent {
+    /// Starts loading what a visit reads besides the record itself.
+    pub fn prefetch(&self) {
+        use crate::slab::prefetch_bytes;
+        self.available.prefetch();
+        let blocked = &self.filters.blocked;
+        prefetch_bytes(
+            blocked.as_ptr() as *const u8,
+            size_of_val(blocked.as_slice()),
+        );
+        let holdings = &self.holdings;
+        prefetch_bytes(
+            holdings.as_ptr() as *const u8,
+            size_of_val(holdings.as_slice()),
+        );
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Framework {
-    pub id: FrameworkId,
+    pub id: Arc<FrameworkId>,
     pub active: bool,
     pub gpu_resources: bool,
     pub clients: Vec<usize>,
@@ -159,7 +189,7 @@ pub(crate) struct Client {
 
 #[derive(Debug)]
 pub(crate) struct Role {
-    pub name: String,
+    pub name: Arc<str>,
     pub parent: Option<usize>,
     /// Children sorted by (share, allocations, name).
     pub children: Vec<usize>,
@@ -180,7 +210,7 @@ pub(crate) struct Role {
 }
 
 impl Role {
-    fn new(name: String, parent: Option<usize>) -> Self {
+    fn new(name: Arc<str>, parent: Option<usize>) -> Self {
         Role {
             name,
             parent,
@@ -218,6 +248,14 @@ pub struct DrfAllocator {
     pub(crate) epoch: u64,
     pub(crate) shares_dirty: bool,
     pub(crate) rng: u64,
+    /// A reusable per-kind vector for [`DrfAllocator::charge`].
+    scratch: Vec<i64>,
+    /// Active agents, reshuffled in place by every cycle; rebuilt when agents come, go
+    /// or change activity (`order_dirty`).
+    pub(crate) order: Vec<usize>,
+    pub(crate) order_dirty: bool,
+    /// The minimum offer by kind, refreshed at the start of each cycle.
+    pub(crate) min_kinds: Vec<Vec<(Option<usize>, i64)>>,
 }
 
 impl DrfAllocator {
@@ -231,12 +269,16 @@ impl DrfAllocator {
             frameworks: Slab::default(),
             framework_ids: HashMap::new(),
             clients: Slab::default(),
-            roles: vec![Role::new(String::new(), None)],
+            roles: vec![Role::new(Arc::from(""), None)],
             role_ids: HashMap::new(),
             total: Vec::new(),
             epoch: 0,
             shares_dirty: false,
             rng,
+            scratch: Vec::new(),
+            min_kinds: Vec::new(),
+            order: Vec::new(),
+            order_dirty: false,
         }
     }
 
@@ -259,11 +301,10 @@ impl DrfAllocator {
                 .any(|(id, _)| self.catalog.kind(*id) == Some(k))
         });
         let index = self.agents.insert(Agent {
-            id: agent.clone(),
+            id: Arc::new(agent.clone()),
             available: total.clone(),
             has_reserved: total.has_reserved(&self.catalog),
             total,
-            allocated: Bundle::default(),
             active: true,
             has_gpus,
             holdings: Vec::new(),
@@ -272,6 +313,7 @@ impl DrfAllocator {
             idle: None,
         });
         self.agent_ids.insert(agent.clone(), index);
+        self.order_dirty = true;
         self.count_total(index, 1);
         for (framework, role, resources) in used {
             self.add_used(framework, role, agent, resources);
@@ -323,6 +365,7 @@ impl DrfAllocator {
             }
         }
         self.agents.remove(index);
+        self.order_dirty = true;
     }
 
     /// Replaces an agent's total, for example after a reservation changed how its
@@ -335,8 +378,11 @@ impl DrfAllocator {
         let total = self.catalog.bundle(&total.without("ephemeral_ports"));
         let a = &mut self.agents[index];
         a.has_reserved = total.has_reserved(&self.catalog);
+        a.available = total.clone();
+        for (_, held) in &a.holdings {
+            a.available.subtract(held);
+        }
         a.total = total;
-        a.available = a.total.minus(&a.allocated);
         a.version += 1;
         self.count_total(index, 1);
     }
@@ -355,6 +401,7 @@ impl DrfAllocator {
     pub fn set_agent_active(&mut self, agent: &AgentId, active: bool) {
         if let Some(&index) = self.agent_ids.get(agent) {
             self.agents[index].active = active;
+            self.order_dirty = true;
             self.epoch += 1;
         }
     }
@@ -372,7 +419,7 @@ impl DrfAllocator {
             Some(&i) => i,
             None => {
                 let i = self.frameworks.insert(Framework {
-                    id: framework.clone(),
+                    id: Arc::new(framework.clone()),
                     active,
                     gpu_resources: false,
                     clients: Vec::new(),
@@ -386,7 +433,7 @@ impl DrfAllocator {
         let clients = self.frameworks[index].clients.clone();
         for c in clients {
             let role = self.roles[self.clients[c].role].name.clone();
-            self.clients[c].subscribed = options.roles.contains(&role);
+            self.clients[c].subscribed = options.roles.iter().any(|r| **r == *role);
         }
         for role in &options.roles {
             let c = self.client(index, role);
@@ -445,7 +492,8 @@ impl DrfAllocator {
             return;
         };
         for c in self.frameworks[index].clients.clone() {
-            if !roles.is_empty() && !roles.contains(&self.roles[self.clients[c].role].name) {
+            let name = &*self.roles[self.clients[c].role].name;
+            if !roles.is_empty() && !roles.iter().any(|r| r == name) {
                 continue;
             }
             self.clients[c].suppressed = suppressed;
@@ -528,7 +576,8 @@ impl DrfAllocator {
         };
         let c = self.client(f, role);
         let bundle = self.catalog.bundle(resources);
-        self.grant(a, c, &bundle);
+        self.agents[a].available.subtract(&bundle);
+        self.grant(a, c, bundle);
     }
 
     /// Takes resources back from a framework: a declined or rescinded offer, the unused
@@ -582,33 +631,35 @@ impl DrfAllocator {
         if held.is_empty() {
             agent.holdings.swap_remove(pos);
         }
-        agent.allocated.subtract(&returned);
-        agent.available = agent.total.minus(&agent.allocated);
+        agent.available.add(&returned);
         agent.version += 1;
+        if agent.filters.blocked_for.as_ref() == Some(&agent.available) {
+            agent.filters.checked_version = Some(agent.version);
+        }
         self.charge(c, &returned, -1);
         returned
     }
 
-    /// Moves `bundle` of agent `a` to client `c`.
-    pub(crate) fn grant(&mut self, a: usize, c: usize, bundle: &Bundle) {
+    /// Records that client `c` holds `bundle` of agent `a`; the caller has already taken
+    /// it out of the agent's `available`.
+    pub(crate) fn grant(&mut self, a: usize, c: usize, bundle: Bundle) {
+        self.charge(c, &bundle, 1);
         let agent = &mut self.agents[a];
-        agent.allocated.add(bundle);
-        agent.available.subtract(bundle);
         agent.version += 1;
         match agent.holdings.iter_mut().find(|(h, _)| *h == c) {
-            Some((_, held)) => held.add(bundle),
-            None => agent.holdings.push((c, bundle.clone())),
+            Some((_, held)) => held.add(&bundle),
+            None => agent.holdings.push((c, bundle)),
         }
-        self.charge(c, bundle, 1);
     }
 
     /// Adds or removes `bundle` to a client's and its roles' shares, keeping the sorted
     /// lists in order.
     fn charge(&mut self, c: usize, bundle: &Bundle, sign: i64) {
-        let listed = self.clients[c].listed;
-        if listed {
-            self.unlist_client(c);
-        }
+        let position = if self.clients[c].listed {
+            self.client_position(c)
+        } else {
+            None
+        };
         let mut alloc = std::mem::take(&mut self.clients[c].alloc);
         bundle.add_scalars(&self.catalog, &mut alloc, sign, false);
         let share = self.share_of(&alloc, 1.0);
@@ -618,13 +669,15 @@ impl DrfAllocator {
         if sign > 0 {
             client.allocations += 1;
         }
-        if listed {
-            self.list_client(c);
+        if let Some(position) = position {
+            self.reposition_client(c, position);
         }
-        let mut unreserved = Vec::new();
+        let mut unreserved = std::mem::take(&mut self.scratch);
+        unreserved.clear();
         bundle.add_scalars(&self.catalog, &mut unreserved, sign, true);
         let role = self.clients[c].role;
         self.charge_roles(role, &unreserved, sign > 0);
+        self.scratch = unreserved;
     }
 
     /// Adds `delta` to the allocation of `role` and its ancestors, counting one more
@@ -664,7 +717,7 @@ impl DrfAllocator {
             None => ROOT,
         };
         let r = self.roles.len();
-        self.roles.push(Role::new(name.to_string(), Some(parent)));
+        self.roles.push(Role::new(Arc::from(name), Some(parent)));
         self.role_ids.insert(name.to_string(), r);
         self.list_role(r);
         r
@@ -708,14 +761,14 @@ impl DrfAllocator {
             .enumerate()
             .skip(1)
             .map(|(r, role)| RoleSummary {
-                name: role.name.clone(),
+                name: role.name.to_string(),
                 weight: role.weight,
                 share: role.share,
                 frameworks: role
                     .members
                     .iter()
                     .filter(|c| self.clients[**c].subscribed)
-                    .map(|c| self.frameworks[self.clients[*c].framework].id.clone())
+                    .map(|c| FrameworkId::clone(&self.frameworks[self.clients[*c].framework].id))
                     .collect(),
                 quota: role.quota.clone(),
                 consumed: self
@@ -812,10 +865,29 @@ impl DrfAllocator {
     }
 
     fn unlist_client(&mut self, c: usize) {
+        if let Some(pos) = self.client_position(c) {
+            self.roles[self.clients[c].role].clients.remove(pos);
+        }
+    }
+
+    /// Where a listed client sits in its role's sorted list.
+    fn client_position(&self, c: usize) -> Option<usize> {
+        let list = &self.roles[self.clients[c].role].clients;
+        list.binary_search_by(|x| self.client_order(*x, c)).ok()
+    }
+
+    /// Moves client `c`, whose share changed, from `pos` to its sorted place with one
+    /// rotation of the entries in between.
+    fn reposition_client(&mut self, c: usize, pos: usize) {
         let r = self.clients[c].role;
         let mut list = std::mem::take(&mut self.roles[r].clients);
-        if let Ok(pos) = list.binary_search_by(|x| self.client_order(*x, c)) {
-            list.remove(pos);
+        let less = |x: &usize| self.client_order(*x, c) == Ordering::Less;
+        let right = pos + 1 + list[pos + 1..].partition_point(less);
+        if right > pos + 1 {
+            list[pos..right].rotate_left(1);
+        } else {
+            let left = list[..pos].partition_point(less);
+            list[left..=pos].rotate_right(1);
         }
         self.roles[r].clients = list;
     }

@@ -21,13 +21,16 @@ pub use drf::DrfAllocator;
 
 use mantle_api::{AgentId, FrameworkId, Resources};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// One offer's worth of resources for one framework, in one role, on one agent.
+/// One offer's worth of resources for one framework, in one role, on one agent. The IDs
+/// are shared with the allocator's own records, so a cycle that makes thousands of
+/// offers copies no strings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Allocation {
-    pub framework: FrameworkId,
-    pub role: String,
-    pub agent: AgentId,
+    pub framework: Arc<FrameworkId>,
+    pub role: Arc<str>,
+    pub agent: Arc<AgentId>,
     pub resources: Offered,
 }
 
@@ -113,15 +116,16 @@ impl MinAllocatable {
 
     /// True when `available` satisfies at least one alternative (or none are set).
     pub fn admits(&self, available: &Resources) -> bool {
-        self.admits_with(|name| available.scalar(name))
+        self.0.is_empty()
+            || self.0.iter().any(|alternative| {
+                alternative
+                    .iter()
+                    .all(|(name, min)| available.scalar(name) + 1e-9 >= *min)
+            })
     }
 
-    pub(crate) fn admits_with(&self, scalar: impl Fn(&str) -> f64) -> bool {
-        self.0.is_empty()
-            || self
-                .0
-                .iter()
-                .any(|alt| alt.iter().all(|(name, min)| scalar(name) + 1e-9 >= *min))
+    pub(crate) fn alternatives(&self) -> &[Vec<(String, f64)>] {
+        &self.0
     }
 }
 

@@ -78,7 +78,9 @@ fn run(script: &str) -> Vec<String> {
                 let offer = last
                     .iter()
                     .find(|x| {
-                        x.framework == fw(words[1]) && x.role == words[2] && x.agent == ag(words[3])
+                        *x.framework == fw(words[1])
+                            && &*x.role == words[2]
+                            && *x.agent == ag(words[3])
                     })
                     .unwrap_or_else(|| panic!("no offer to decline in: {line}"));
                 let seconds: f64 = words[4].parse().unwrap();
@@ -274,7 +276,7 @@ fn guarantees_are_served_first_and_held_back() {
         let got = a.allocate(0.0);
         let cpus = |role: &str| -> f64 {
             got.iter()
-                .filter(|x| x.role == role)
+                .filter(|x| &*x.role == role)
                 .map(|x| x.resources.to_resources().scalar("cpus"))
                 .sum()
         };
@@ -393,7 +395,7 @@ proptest! {
             }
             let mut per_agent: HashMap<AgentId, Resources> = HashMap::new();
             for x in &held {
-                let sum = per_agent.entry(x.agent.clone()).or_default();
+                let sum = per_agent.entry(AgentId::clone(&x.agent)).or_default();
                 let r = x.resources.to_resources();
                 // Disjoint: adding never overlaps ports or exceeds the total.
                 prop_assert!(totals[&x.agent].minus(sum).contains(&r), "{} offered twice", r.to_text());
@@ -451,7 +453,11 @@ fn long_run_shares(weights: &[f64], seed: u64) -> Vec<f64> {
             let mut left = offered.clone();
             while left.contains(&task) {
                 left.subtract(&task);
-                running.push((x.framework.clone(), x.role.clone(), x.agent.clone()));
+                running.push((
+                    FrameworkId::clone(&x.framework),
+                    x.role.to_string(),
+                    AgentId::clone(&x.agent),
+                ));
             }
             a.recover(&x.framework, &x.role, &x.agent, &left, None, now);
         }
@@ -525,7 +531,7 @@ fn guarantees_are_met_before_roles_without_quota() {
         let got = a.allocate(0.0);
         let prod: f64 = got
             .iter()
-            .filter(|x| x.role == "prod")
+            .filter(|x| &*x.role == "prod")
             .map(|x| x.resources.to_resources().scalar("cpus"))
             .sum();
         assert!(prod >= 7.0 - 1e-9, "seed {seed}: prod got {prod} cpus");

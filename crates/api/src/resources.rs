@@ -164,11 +164,7 @@ impl Quantity {
     pub fn add(&mut self, other: &Quantity) {
         match (self, other) {
             (Quantity::Scalar(have), Quantity::Scalar(add)) => *have += add,
-            (Quantity::Ranges(have), Quantity::Ranges(add)) => {
-                let mut all = std::mem::take(have);
-                all.extend(add);
-                *have = coalesce(all);
-            }
+            (Quantity::Ranges(have), Quantity::Ranges(add)) => *have = ranges_add(have, add),
             (Quantity::Set(have), Quantity::Set(add)) => have.extend(add.iter().cloned()),
             _ => {}
         }
@@ -213,8 +209,38 @@ fn coalesce(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
+/// The union of two range lists. Both are normally sorted and coalesced already (every
+/// constructor coalesces), so a linear merge does; anything else is sorted first.
+fn ranges_add(have: &[(u64, u64)], add: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    if add.is_empty() {
+        return have.to_vec();
+    }
+    if !have.is_sorted() || !add.is_sorted() {
+        return coalesce(have.iter().chain(add).copied().collect());
+    }
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(have.len() + add.len());
+    let (mut i, mut j) = (0, 0);
+    while i < have.len() || j < add.len() {
+        let next = if j == add.len() || (i < have.len() && have[i] <= add[j]) {
+            i += 1;
+            have[i - 1]
+        } else {
+            j += 1;
+            add[j - 1]
+        };
+        match out.last_mut() {
+            Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
+            _ => out.push(next),
+        }
+    }
+    out
+}
+
 fn ranges_subtract(have: &[(u64, u64)], take: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
+    if take.is_empty() {
+        return have.to_vec();
+    }
+    let mut out = Vec::with_capacity(have.len() + 1);
     for &(mut begin, end) in have {
         let mut alive = true;
         for &(tb, te) in take {
@@ -234,7 +260,12 @@ fn ranges_subtract(have: &[(u64, u64)], take: &[(u64, u64)]) -> Vec<(u64, u64)> 
             out.push((begin, end));
         }
     }
-    coalesce(out)
+    // Cutting sorted, coalesced ranges leaves them sorted and coalesced.
+    if out.is_sorted() {
+        out
+    } else {
+        coalesce(out)
+    }
 }
 
 fn ranges_contain(have: &[(u64, u64)], want: &[(u64, u64)]) -> bool {
@@ -774,6 +805,24 @@ mod tests {
             let rest = sum.minus(&a);
             prop_assert_eq!(rest.plus(&a), sum.clone());
             prop_assert!(sum.contains(&rest));
+        }
+
+        #[test]
+        fn range_arithmetic_matches_sets(
+            a in prop::collection::vec((0u64..60, 0u64..8), 0..5),
+            b in prop::collection::vec((0u64..60, 0u64..8), 0..5),
+        ) {
+            let a = coalesce(a.iter().map(|&(x, l)| (x, x + l)).collect());
+            let b = coalesce(b.iter().map(|&(x, l)| (x, x + l)).collect());
+            let set = |r: &[(u64, u64)]| -> BTreeSet<u64> {
+                r.iter().flat_map(|&(x, y)| x..=y).collect()
+            };
+            let union = ranges_add(&a, &b);
+            prop_assert_eq!(&union, &coalesce(union.clone()));
+            prop_assert_eq!(set(&union), set(&a).union(&set(&b)).copied().collect());
+            let difference = ranges_subtract(&a, &b);
+            prop_assert_eq!(&difference, &coalesce(difference.clone()));
+            prop_assert_eq!(set(&difference), set(&a).difference(&set(&b)).copied().collect());
         }
 
         #[test]

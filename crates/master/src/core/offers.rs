@@ -36,7 +36,7 @@ impl Master {
                 .unwrap_or_default();
             let resources = allocation.resources.to_resources();
             let allocation_info = AllocationInfo {
-                role: Some(allocation.role.clone()),
+                role: Some(allocation.role.to_string()),
             };
             let mut wire = resources.to_wire();
             for r in &mut wire {
@@ -44,8 +44,8 @@ impl Master {
             }
             let offer = Offer {
                 id: id.clone(),
-                framework_id: allocation.framework.clone(),
-                agent_id: allocation.agent.clone(),
+                framework_id: FrameworkId::clone(&allocation.framework),
+                agent_id: AgentId::clone(&allocation.agent),
                 hostname: agent.info.hostname.clone(),
                 url: Some(agent.url()),
                 resources: wire,
@@ -59,11 +59,14 @@ impl Master {
                 OfferEntry {
                     offer: offer.clone(),
                     resources,
-                    role: allocation.role,
+                    role: allocation.role.to_string(),
                     created: now,
                 },
             );
-            batches.entry(allocation.framework).or_default().push(offer);
+            batches
+                .entry(FrameworkId::clone(&allocation.framework))
+                .or_default()
+                .push(offer);
         }
         for (framework_id, offers) in batches {
             self.send(&framework_id, Event::Offers(Offers { offers }));
