@@ -1,6 +1,7 @@
 //! The agent's configuration (its flags, reference §8) and its validation into the
 //! settings the agent runs with; errors name the flag.
 
+use crate::containers::{ContainerConfig, Isolation};
 use crate::detect::{explicit_names, fill_missing, Probe};
 use crate::error::AgentError;
 use crate::sandbox::format_duration;
@@ -32,6 +33,21 @@ pub struct AgentConfig {
     pub executor_shutdown_grace_period: Duration,
     /// The `mantle` binary; command tasks run `<launcher> executor`.
     pub launcher: PathBuf,
+    /// `--isolation`: isolators by their Mesos names, comma-separated.
+    pub isolation: String,
+    /// The directory holding `mantle-launcher` (Mesos's `--launcher_dir`).
+    pub launcher_dir: PathBuf,
+    /// Where the cgroup hierarchies are mounted.
+    pub cgroups_hierarchy: PathBuf,
+    /// The cgroup that holds every container of this agent.
+    pub cgroups_root: String,
+    /// Cap each container's CPU time with a CFS quota, not only its share.
+    pub cgroups_enable_cfs: bool,
+    /// End containers that write more than their `disk` (with `disk/du`).
+    pub enforce_container_disk_quota: bool,
+    pub container_disk_watch_interval: Duration,
+    /// Run tasks as their command's or framework's user.
+    pub switch_user: bool,
 }
 
 impl AgentConfig {
@@ -49,6 +65,17 @@ impl AgentConfig {
             executor_registration_timeout: Duration::from_secs(60),
             executor_shutdown_grace_period: Duration::from_secs(5),
             launcher: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mantle")),
+            isolation: "posix/cpu,posix/mem".to_string(),
+            launcher_dir: std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_default(),
+            cgroups_hierarchy: PathBuf::from("/sys/fs/cgroup"),
+            cgroups_root: "mantle".to_string(),
+            cgroups_enable_cfs: false,
+            enforce_container_disk_quota: false,
+            container_disk_watch_interval: Duration::from_secs(15),
+            switch_user: true,
         }
     }
 }
@@ -68,6 +95,7 @@ pub(crate) struct Settings {
     pub executor_registration_timeout: Duration,
     pub executor_shutdown_grace_period: Duration,
     pub launcher: PathBuf,
+    pub containers: ContainerConfig,
     /// Flag values for `/state`.
     pub flags: BTreeMap<String, String>,
 }
@@ -174,6 +202,13 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         None => Vec::new(),
     };
 
+    let isolation = Isolation::parse(&config.isolation)?;
+    if config.container_disk_watch_interval.is_zero() {
+        return Err(AgentError::flag(
+            "container_disk_watch_interval",
+            "must be positive",
+        ));
+    }
     if !config.launcher.exists() {
         tracing::warn!(launcher = %config.launcher.display(), "the launcher does not exist; command tasks will fail");
     }
@@ -203,6 +238,20 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         format_duration(config.executor_shutdown_grace_period),
     );
     flag("launcher", path_text(&config.launcher));
+    flag("isolation", config.isolation.clone());
+    flag("launcher_dir", path_text(&config.launcher_dir));
+    flag("cgroups_hierarchy", path_text(&config.cgroups_hierarchy));
+    flag("cgroups_root", config.cgroups_root.clone());
+    flag("cgroups_enable_cfs", config.cgroups_enable_cfs.to_string());
+    flag(
+        "enforce_container_disk_quota",
+        config.enforce_container_disk_quota.to_string(),
+    );
+    flag(
+        "container_disk_watch_interval",
+        format_duration(config.container_disk_watch_interval),
+    );
+    flag("switch_user", config.switch_user.to_string());
 
     Ok(Settings {
         master,
@@ -215,6 +264,16 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         executor_registration_timeout: config.executor_registration_timeout,
         executor_shutdown_grace_period: config.executor_shutdown_grace_period,
         launcher: config.launcher.clone(),
+        containers: ContainerConfig {
+            isolation,
+            launcher: config.launcher_dir.join("mantle-launcher"),
+            cgroups_hierarchy: config.cgroups_hierarchy.clone(),
+            cgroups_root: config.cgroups_root.clone(),
+            cgroups_enable_cfs: config.cgroups_enable_cfs,
+            enforce_container_disk_quota: config.enforce_container_disk_quota,
+            disk_watch_interval: config.container_disk_watch_interval,
+            switch_user: config.switch_user,
+        },
         flags,
     })
 }
@@ -282,6 +341,14 @@ mod tests {
         check(
             |c| c.executor_registration_timeout = Duration::ZERO,
             Err("--executor_registration_timeout"),
+        );
+        check(
+            |c| c.isolation = "cgroups/cpu,gpu/nvidia".into(),
+            Err("--isolation: unknown isolator 'gpu/nvidia'"),
+        );
+        check(
+            |c| c.container_disk_watch_interval = Duration::ZERO,
+            Err("--container_disk_watch_interval: must be positive"),
         );
     }
 

@@ -21,6 +21,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// The containerizer could not prepare or start a container.
+    #[error("container: {0}")]
+    Container(String),
     #[error("cannot start {program}: {source}")]
     Spawn {
         program: String,

@@ -2,8 +2,8 @@
 //! handlers, the master link and process watchers send it commands; it feeds them to the
 //! core, carries out the actions, and publishes the `/state` snapshot when it is read.
 
+use crate::containers::Containerizer;
 use crate::core::{Action, Core, Input, LaunchSpec, Now, StreamId};
-use crate::launcher;
 use bytes::Bytes;
 use mantle_api::error::ApiError;
 use mantle_api::internal::{AgentCall, Register};
@@ -42,17 +42,23 @@ pub(crate) enum Command {
     RegisterCall(oneshot::Sender<Register>),
     /// A reader of `/state` wants a current snapshot; answered once one is published.
     Refresh(oneshot::Sender<()>),
+    /// `/monitor/statistics` and GET_CONTAINERS want the running containers.
+    Containers(oneshot::Sender<Vec<crate::monitor::Running>>),
 }
 
-/// The agent's own view of an executor process.
-enum Process {
-    /// Being started; `kill` is set when a kill arrived before the pid.
-    Starting {
-        kill: bool,
-    },
-    Running {
-        pid: u32,
-    },
+/// How often a running container is checked against its memory limit (an OOM kill in
+/// its cgroup); terminal updates from its executor are checked at once as well.
+const LIMIT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The agent's own view of a container.
+struct Process {
+    spec: Arc<LaunchSpec>,
+    /// The launcher's pid, once started.
+    pid: Option<u32>,
+    /// A kill arrived before the pid.
+    kill: bool,
+    /// A limitation was reported for it already.
+    limited: bool,
 }
 
 pub(crate) struct EventLoop {
@@ -66,6 +72,7 @@ pub(crate) struct EventLoop {
     work_dir: PathBuf,
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
     processes: HashMap<ContainerId, Process>,
+    containers: Arc<Containerizer>,
     dirty: bool,
 }
 
@@ -77,6 +84,7 @@ impl EventLoop {
         to_master: mpsc::UnboundedSender<AgentCall>,
         snapshot: watch::Sender<Arc<Value>>,
         work_dir: PathBuf,
+        containers: Arc<Containerizer>,
     ) -> EventLoop {
         EventLoop {
             core,
@@ -88,6 +96,7 @@ impl EventLoop {
             work_dir,
             streams: HashMap::new(),
             processes: HashMap::new(),
+            containers,
             dirty: true,
         }
     }
@@ -170,6 +179,18 @@ impl EventLoop {
             Command::Refresh(reply) => {
                 let _ = reply.send(());
             }
+            Command::Containers(reply) => {
+                let running = self
+                    .processes
+                    .values()
+                    .map(|p| crate::monitor::Running {
+                        spec: p.spec.clone(),
+                        launcher_pid: p.pid,
+                        executor: self.core.container_executor(&p.spec.container_id).cloned(),
+                    })
+                    .collect();
+                let _ = reply.send(running);
+            }
         }
     }
 
@@ -191,6 +212,22 @@ impl EventLoop {
             Input::Launched { container_id, pid } => self.launched(container_id, *pid),
             Input::Exited { container_id, .. } | Input::LaunchFailed { container_id, .. } => {
                 self.processes.remove(container_id);
+            }
+            Input::Update {
+                framework_id,
+                executor_id,
+                status,
+            } if status.state.is_terminal() => {
+                // The executor may report a task the kernel's OOM killer ended before
+                // the watcher sees the kill: the limitation has to win that race.
+                if let Some(container_id) = self.core.container_of(framework_id, executor_id) {
+                    self.check_limits(&container_id);
+                }
+            }
+            Input::Limited { container_id, .. } => {
+                if let Some(process) = self.processes.get_mut(container_id) {
+                    process.limited = true;
+                }
             }
             Input::StreamClosed { stream } => {
                 self.streams.remove(stream);
@@ -237,58 +274,117 @@ impl EventLoop {
                 self.streams.remove(&stream);
             }
             Action::Launch(spec) => {
-                self.processes
-                    .insert(spec.container_id.clone(), Process::Starting { kill: false });
+                let spec = Arc::new(*spec);
+                self.processes.insert(
+                    spec.container_id.clone(),
+                    Process {
+                        spec: spec.clone(),
+                        pid: None,
+                        kill: false,
+                        limited: false,
+                    },
+                );
                 tokio::spawn(launch(
                     self.work_dir.clone(),
-                    *spec,
+                    spec,
+                    self.containers.clone(),
                     self.commands_tx.clone(),
                 ));
             }
-            Action::Kill { container_id } => match self.processes.get_mut(&container_id) {
-                Some(Process::Running { pid }) => {
-                    tracing::info!(container_id = %container_id, pid = *pid, "killing executor process group");
-                    launcher::kill_group(*pid);
+            Action::Kill { container_id } => {
+                let Some(process) = self.processes.get_mut(&container_id) else {
+                    return;
+                };
+                match process.pid {
+                    Some(pid) => {
+                        tracing::info!(container_id = %container_id, pid, "killing container");
+                        let spec = process.spec.clone();
+                        self.kill(spec, Some(pid));
+                    }
+                    None => process.kill = true,
                 }
-                Some(Process::Starting { kill }) => *kill = true,
-                None => {}
-            },
+            }
+            Action::Update {
+                container_id,
+                limits,
+            } => {
+                let containers = self.containers.clone();
+                tokio::task::spawn_blocking(move || containers.update(&container_id, &limits));
+            }
+        }
+    }
+
+    /// Kills a container off the event loop (a cgroup kill waits for the processes).
+    fn kill(&self, spec: Arc<LaunchSpec>, pid: Option<u32>) {
+        let containers = self.containers.clone();
+        let work_dir = self.work_dir.clone();
+        tokio::task::spawn_blocking(move || containers.kill(&work_dir, &spec, pid));
+    }
+
+    /// Feeds the core a limitation the container hit, once.
+    fn check_limits(&mut self, container_id: &ContainerId) {
+        let Some(process) = self.processes.get(container_id).filter(|p| !p.limited) else {
+            return;
+        };
+        if let Some(limitation) = self.containers.limitation(&process.spec, false) {
+            let input = Input::Limited {
+                container_id: container_id.clone(),
+                limitation,
+            };
+            self.input(input, None);
         }
     }
 
     fn launched(&mut self, container_id: &ContainerId, pid: u32) {
         if let Some(process) = self.processes.get_mut(container_id) {
-            if matches!(process, Process::Starting { kill: true }) {
-                launcher::kill_group(pid);
+            process.pid = Some(pid);
+            if process.kill {
+                let spec = process.spec.clone();
+                self.kill(spec, Some(pid));
             }
-            *process = Process::Running { pid };
         }
     }
 
-    /// The agent stops: every executor it started is killed, since nothing would
-    /// supervise it any more (executors do not outlive the agent yet).
+    /// The agent stops: every container it started is killed, since nothing would
+    /// supervise it any more (containers do not outlive the agent yet).
     fn stop(&mut self) {
         for (container_id, process) in self.processes.drain() {
-            if let Process::Running { pid } = process {
-                tracing::info!(container_id = %container_id, pid, "killing executor as the agent stops");
-                launcher::kill_group(pid);
-            }
+            tracing::info!(container_id = %container_id, "killing container as the agent stops");
+            self.containers
+                .kill(&self.work_dir, &process.spec, process.pid);
+            self.containers.destroy(&container_id);
         }
         self.streams.clear();
     }
 }
 
-/// Creates the sandbox, starts the process and watches it until it exits.
-async fn launch(work_dir: PathBuf, spec: LaunchSpec, commands: mpsc::UnboundedSender<Command>) {
+/// Creates the sandbox and the container, starts the launcher and watches it until it
+/// exits, checking the container's limits meanwhile.
+async fn launch(
+    work_dir: PathBuf,
+    spec: Arc<LaunchSpec>,
+    containers: Arc<Containerizer>,
+    commands: mpsc::UnboundedSender<Command>,
+) {
     let container_id = spec.container_id.clone();
     let send = |input: Input| {
         let _ = commands.send(Command::Input { input, reply: None });
     };
-    // Creating files and forking block; neither runs on a runtime worker.
-    let started = tokio::task::spawn_blocking(move || launcher::start(&work_dir, &spec)).await;
+    // Creating files and cgroups and forking block; none of it runs on a runtime worker.
+    let started = {
+        let (containers, work_dir, spec) = (containers.clone(), work_dir.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || {
+            let command = containers.start(&work_dir, &spec)?;
+            crate::launcher::spawn(command)
+        })
+        .await
+    };
     let mut child = match started {
         Ok(Ok(child)) => child,
         Ok(Err(err)) => {
+            let containers = containers.clone();
+            let id = container_id.clone();
+            let _ = tokio::task::spawn_blocking(move || containers.destroy(&id)).await;
             send(Input::LaunchFailed {
                 container_id,
                 error: err.to_string(),
@@ -306,7 +402,7 @@ async fn launch(work_dir: PathBuf, spec: LaunchSpec, commands: mpsc::UnboundedSe
     let Some(pid) = child.id() else {
         send(Input::LaunchFailed {
             container_id,
-            error: "the executor exited before it could be watched".into(),
+            error: "the launcher exited before it could be watched".into(),
         });
         return;
     };
@@ -315,21 +411,65 @@ async fn launch(work_dir: PathBuf, spec: LaunchSpec, commands: mpsc::UnboundedSe
         pid,
     });
     if commands.is_closed() {
-        // The agent stopped while this executor was starting.
-        launcher::kill_group(pid);
+        // The agent stopped while this container was starting.
+        containers.kill(&work_dir, &spec, Some(pid));
     }
-    let status = match child.wait().await {
+    let mut limit_check = tokio::time::interval(LIMIT_CHECK_INTERVAL);
+    limit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_disk_check = Instant::now();
+    let mut limited = false;
+    let launcher_status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = limit_check.tick(), if !limited => {
+                let check_disk = containers
+                    .disk_watch()
+                    .is_some_and(|every| last_disk_check.elapsed() >= every);
+                if check_disk {
+                    last_disk_check = Instant::now();
+                }
+                let (c, s) = (containers.clone(), spec.clone());
+                let found = tokio::task::spawn_blocking(move || c.limitation(&s, check_disk)).await;
+                if let Ok(Some(limitation)) = found {
+                    limited = true;
+                    send(Input::Limited { container_id: container_id.clone(), limitation });
+                }
+            }
+        }
+    };
+    let launcher_status = match launcher_status {
         Ok(status) => status.into_raw(),
         Err(err) => {
-            tracing::warn!(container_id = %container_id, error = %err, "cannot wait for the executor");
+            tracing::warn!(container_id = %container_id, error = %err, "cannot wait for the launcher");
             -1
         }
     };
-    // The executor's process group may hold processes it left behind; the container
-    // ends with its leader, as with the Mesos posix launcher.
-    launcher::kill_group(pid);
-    send(Input::Exited {
-        container_id,
-        status,
-    });
+    // The container ends with its executor: whatever it left behind is killed, and the
+    // executor's own exit status is what the launcher recorded.
+    let ended = {
+        let (c, s, w) = (containers.clone(), spec.clone(), work_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            c.kill(&w, &s, None);
+            c.destroy(&s.container_id);
+            (
+                c.exit_status(&w, &s),
+                c.launch_error(&w, &s, launcher_status),
+            )
+        })
+        .await
+    };
+    match ended {
+        Ok((_, Some(error))) => send(Input::LaunchFailed {
+            container_id,
+            error,
+        }),
+        Ok((status, None)) => send(Input::Exited {
+            container_id,
+            status: status.unwrap_or(launcher_status),
+        }),
+        Err(_) => send(Input::Exited {
+            container_id,
+            status: launcher_status,
+        }),
+    }
 }

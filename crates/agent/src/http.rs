@@ -1,4 +1,5 @@
-//! The agent's HTTP routes: `/api/v1/executor`, `/state`, `/health` and `/version`.
+//! The agent's HTTP routes: `/api/v1/executor`, `/api/v1` (GET_CONTAINERS), `/state`,
+//! `/monitor/statistics`, `/health` and `/version`.
 //! Requests are rewritten before routing so that every path also answers under the
 //! `/slave(1)` prefix, with a `.json` suffix and with a trailing slash (reference §0.4);
 //! GET data endpoints support `?jsonp=CB`.
@@ -8,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ pub(crate) struct AppState {
     pub snapshot: watch::Receiver<Arc<Value>>,
     /// Names executor event streams.
     pub next_stream: Arc<AtomicU64>,
+    /// Reads container usage.
+    pub containers: Arc<crate::containers::Containerizer>,
 }
 
 /// The router behind the path rewriting.
@@ -33,6 +36,11 @@ pub(crate) type Rewritten = tower::util::MapRequest<Router, fn(Request) -> Reque
 pub(crate) fn service(state: AppState) -> axum::routing::IntoMakeService<Rewritten> {
     let router = Router::new()
         .route("/api/v1/executor", any(crate::executor_api::handle))
+        .route("/api/v1", post(crate::monitor::operator_endpoint))
+        .route(
+            "/monitor/statistics",
+            get(crate::monitor::statistics_endpoint),
+        )
         .route("/state", get(state_endpoint))
         .route("/health", get(health))
         .route("/version", get(version))

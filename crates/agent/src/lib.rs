@@ -9,6 +9,7 @@
 //! executor environment.
 
 pub mod config;
+pub mod containers;
 pub mod core;
 pub mod detect;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod executor_api;
 mod http;
 pub mod launcher;
 mod master_link;
+mod monitor;
 pub mod sandbox;
 pub mod state;
 
@@ -76,6 +78,7 @@ impl Drop for AgentHandle {
 /// Validates the configuration, binds the HTTP server and starts the agent.
 pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let settings = config::validate(&config)?;
+    let containers = Arc::new(containers::Containerizer::new(settings.containers.clone())?);
     let bind = SocketAddr::from((settings.ip, settings.port));
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -120,6 +123,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         calls_tx,
         snapshot_tx,
         settings.work_dir.clone(),
+        containers.clone(),
     );
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let event_loop = tokio::spawn(event_loop.run(shutdown_rx));
@@ -128,6 +132,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         commands: commands_tx.clone(),
         snapshot: snapshot_rx,
         next_stream: Arc::new(AtomicU64::new(1)),
+        containers,
     };
     let server = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, http::service(app)).await {

@@ -166,6 +166,15 @@ async fn start_agent(
     config.resources = Some("cpus:2;mem:512;disk:1000;ports:[31000-31010]".into());
     config.attributes = Some("rack:r1".into());
     config.launcher = "/nonexistent/mantle".into();
+    // mantle-launcher is built next to the test binaries' directory (target/debug).
+    config.launcher_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    // The framework's user "u" does not exist here.
+    config.switch_user = false;
     edit(&mut config);
     mantle_agent::start(config).await.unwrap()
 }

@@ -9,7 +9,7 @@ use mantle_api::validation::validate_role;
 use mantle_master::core::MasterConfig;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -326,6 +326,64 @@ pub struct AgentTuning {
         default_value = "5secs"
     )]
     pub executor_shutdown_grace_period: String,
+    /// Isolators, comma-separated: posix/cpu, posix/mem, cgroups/cpu, cgroups/mem,
+    /// cgroups/pids, cgroups/all, namespaces/pid, filesystem/linux, disk/du.
+    #[arg(long, env = "MANTLE_ISOLATION", default_value = "posix/cpu,posix/mem")]
+    pub isolation: String,
+    /// Directory holding mantle-launcher (default: the directory of this binary).
+    #[arg(long = "launcher_dir", env = "MANTLE_LAUNCHER_DIR")]
+    pub launcher_dir: Option<PathBuf>,
+    /// Where the cgroup hierarchies are mounted.
+    #[arg(
+        long = "cgroups_hierarchy",
+        env = "MANTLE_CGROUPS_HIERARCHY",
+        default_value = "/sys/fs/cgroup"
+    )]
+    pub cgroups_hierarchy: PathBuf,
+    /// The cgroup under which this agent's containers live.
+    #[arg(
+        long = "cgroups_root",
+        env = "MANTLE_CGROUPS_ROOT",
+        default_value = "mantle"
+    )]
+    pub cgroups_root: String,
+    /// Cap each container's CPU time with a CFS quota (cgroups/cpu), not only its share.
+    #[arg(
+        long = "cgroups_enable_cfs",
+        env = "MANTLE_CGROUPS_ENABLE_CFS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub cgroups_enable_cfs: bool,
+    /// End a container whose sandbox outgrows its disk resource (with disk/du).
+    #[arg(
+        long = "enforce_container_disk_quota",
+        env = "MANTLE_ENFORCE_CONTAINER_DISK_QUOTA",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub enforce_container_disk_quota: bool,
+    /// How often disk/du measures each sandbox.
+    #[arg(
+        long = "container_disk_watch_interval",
+        env = "MANTLE_CONTAINER_DISK_WATCH_INTERVAL",
+        default_value = "15secs"
+    )]
+    pub container_disk_watch_interval: String,
+    /// Run tasks as their command's or framework's user (false: as the agent's user).
+    #[arg(
+        long = "switch_user",
+        env = "MANTLE_SWITCH_USER",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub switch_user: bool,
 }
 
 impl AgentTuning {
@@ -356,7 +414,21 @@ impl AgentTuning {
                 "executor_shutdown_grace_period",
                 &self.executor_shutdown_grace_period,
             )?,
+            launcher_dir: match &self.launcher_dir {
+                Some(dir) => dir.clone(),
+                None => launcher.parent().map(Path::to_path_buf).unwrap_or_default(),
+            },
             launcher,
+            isolation: self.isolation.clone(),
+            cgroups_hierarchy: self.cgroups_hierarchy.clone(),
+            cgroups_root: self.cgroups_root.clone(),
+            cgroups_enable_cfs: self.cgroups_enable_cfs,
+            enforce_container_disk_quota: self.enforce_container_disk_quota,
+            container_disk_watch_interval: duration_flag(
+                "container_disk_watch_interval",
+                &self.container_disk_watch_interval,
+            )?,
+            switch_user: self.switch_user,
         })
     }
 }

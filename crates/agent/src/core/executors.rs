@@ -4,9 +4,9 @@
 //! timeout, and the failures reported when an executor's process exits.
 
 use super::{
-    Action, Core, Executor, ExecutorState, Framework, Now, Out, Pending, StreamId, Task,
-    LAUNCH_FAILED_WAIT_STATUS, MAX_COMPLETED_EXECUTORS_PER_FRAMEWORK, MAX_COMPLETED_FRAMEWORKS,
-    MAX_COMPLETED_TASKS_PER_EXECUTOR,
+    Action, ContainerLimits, Core, Executor, ExecutorState, Framework, Limitation, Now, Out,
+    Pending, StreamId, Task, LAUNCH_FAILED_WAIT_STATUS, MAX_COMPLETED_EXECUTORS_PER_FRAMEWORK,
+    MAX_COMPLETED_FRAMEWORKS, MAX_COMPLETED_TASKS_PER_EXECUTOR,
 };
 use mantle_api::error::ApiError;
 use mantle_api::executor::{
@@ -196,6 +196,7 @@ impl Core {
             });
         framework.info = framework_info.clone();
 
+        let mut launch = None;
         if !framework.executors.contains_key(&executor_id) {
             let container_id = self.new_container_id();
             let spec = self.launch_spec(&framework_info, &executor_info, &container_id, &agent_id);
@@ -226,7 +227,7 @@ impl Core {
             if let Some(framework) = self.frameworks.get_mut(&framework_id) {
                 framework.executors.insert(executor_id.clone(), executor);
             }
-            out.push(Action::Launch(Box::new(spec)));
+            launch = Some(spec);
         }
 
         let Some(executor) = self
@@ -262,6 +263,17 @@ impl Core {
             );
         }
         executor.queue.push(Pending { tasks: ids, group });
+        let limits = container_limits(executor);
+        match launch {
+            Some(mut spec) => {
+                spec.limits = limits;
+                out.push(Action::Launch(Box::new(spec)));
+            }
+            None => out.push(Action::Update {
+                container_id: executor.container_id.clone(),
+                limits,
+            }),
+        }
         if let Some(stream) = executor.subscribed() {
             deliver_queued(executor, stream, out);
         }
@@ -330,7 +342,17 @@ impl Core {
         status.source = Some(Source::Executor);
         let task_id = status.task_id.clone();
         let uuid = status.uuid.clone().unwrap_or_default();
-        self.take_update(now, out, framework_id, status);
+        // A task the agent already ended (a container limitation) keeps that ending;
+        // what its executor says afterwards is acknowledged and dropped.
+        let ended_by_agent = self.find_task_mut(framework_id, &task_id).is_some_and(|t| {
+            t.state.is_terminal()
+                && t.statuses
+                    .last()
+                    .is_some_and(|s| s.source == Some(Source::Agent))
+        });
+        if !ended_by_agent {
+            self.take_update(now, out, framework_id, status);
+        }
         // The executor may stop resending once the update is taken; duplicates are
         // acknowledged again because the executor evidently missed the first one.
         out.event(stream, Event::Acknowledged(Acknowledged { task_id, uuid }));
@@ -415,6 +437,61 @@ impl Core {
             &executor_id,
             LAUNCH_FAILED_WAIT_STATUS,
         );
+    }
+
+    /// A container hit a resource limit: every live task of its executor fails with
+    /// the limitation (before the executor can report anything else), and the
+    /// container is killed.
+    pub(super) fn limited(
+        &mut self,
+        now: Now,
+        out: &mut Out,
+        container_id: &ContainerId,
+        limitation: Limitation,
+    ) {
+        let Some((framework_id, executor_id)) = self.containers.get(container_id).cloned() else {
+            return;
+        };
+        tracing::warn!(executor_id = %executor_id, message = %limitation.message, "container limitation");
+        for task_id in self.live_tasks(&framework_id, &executor_id) {
+            self.limitation_update(now, out, &framework_id, &executor_id, &task_id, &limitation);
+        }
+        out.push(Action::Kill {
+            container_id: container_id.clone(),
+        });
+    }
+
+    fn limitation_update(
+        &mut self,
+        now: Now,
+        out: &mut Out,
+        framework_id: &FrameworkId,
+        executor_id: &ExecutorId,
+        task_id: &TaskId,
+        limitation: &Limitation,
+    ) {
+        let mut status = TaskStatus::new(task_id.clone(), TaskState::Failed);
+        status.source = Some(Source::Agent);
+        status.reason = Some(limitation.reason);
+        status.message = Some(limitation.message.clone());
+        status.limitation = Some(limitation.limitation.clone());
+        status.executor_id = Some(executor_id.clone());
+        status.uuid = Some(self.new_status_uuid());
+        self.take_update(now, out, framework_id, status);
+    }
+
+    fn live_tasks(&self, framework_id: &FrameworkId, executor_id: &ExecutorId) -> Vec<TaskId> {
+        self.frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .map(|e| {
+                e.tasks
+                    .values()
+                    .filter(|t| !t.state.is_terminal())
+                    .map(|t| t.info.task_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub(super) fn exited(
@@ -513,19 +590,7 @@ impl Core {
         reason: Reason,
         message: &str,
     ) {
-        let live: Vec<TaskId> = self
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .map(|e| {
-                e.tasks
-                    .values()
-                    .filter(|t| !t.state.is_terminal())
-                    .map(|t| t.info.task_id.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for task_id in live {
+        for task_id in self.live_tasks(framework_id, executor_id) {
             self.agent_update(
                 now,
                 out,
@@ -795,6 +860,23 @@ impl Core {
         }
     }
 
+    /// The `ExecutorInfo` of the executor running in a container.
+    pub fn container_executor(&self, container_id: &ContainerId) -> Option<&ExecutorInfo> {
+        let (framework_id, executor_id) = self.containers.get(container_id)?;
+        let framework = self.frameworks.get(framework_id)?;
+        Some(&framework.executors.get(executor_id)?.info)
+    }
+
+    /// The container an executor runs in.
+    pub fn container_of(
+        &self,
+        framework_id: &FrameworkId,
+        executor_id: &ExecutorId,
+    ) -> Option<ContainerId> {
+        let framework = self.frameworks.get(framework_id)?;
+        Some(framework.executors.get(executor_id)?.container_id.clone())
+    }
+
     fn executor_by_container(&mut self, container_id: &ContainerId) -> Option<&mut Executor> {
         let (framework_id, executor_id) = self.containers.get(container_id)?;
         self.frameworks
@@ -873,4 +955,14 @@ fn command_executor_command(mut builtin: CommandInfo, task_command: &CommandInfo
     builtin.environment = task_command.environment.clone();
     builtin.user = task_command.user.clone();
     builtin
+}
+
+/// What a container may use: its executor's resources plus those of its live tasks.
+fn container_limits(executor: &Executor) -> ContainerLimits {
+    let mut limits = ContainerLimits::default();
+    limits.add(&executor.info.resources);
+    for task in executor.tasks.values().filter(|t| !t.state.is_terminal()) {
+        limits.add(&task.info.resources);
+    }
+    limits
 }

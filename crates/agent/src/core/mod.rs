@@ -137,6 +137,11 @@ pub enum Input {
         container_id: ContainerId,
         status: i32,
     },
+    /// A container hit a resource limit: its live tasks fail with it and it is killed.
+    Limited {
+        container_id: ContainerId,
+        limitation: Limitation,
+    },
     /// Time passed; timers fire.
     Tick,
 }
@@ -153,6 +158,44 @@ pub struct LaunchSpec {
     pub command: CommandInfo,
     /// Variables set on top of the agent's own environment, applied in order.
     pub env: Vec<(String, String)>,
+    /// What the container may use: the executor's resources plus its tasks'.
+    pub limits: ContainerLimits,
+    /// The user the executor runs as (`CommandInfo.user`, else `FrameworkInfo.user`).
+    pub user: Option<String>,
+    /// The executor's (or the command task's) `ContainerInfo`, as given.
+    pub container: Option<serde_json::Value>,
+}
+
+/// The scalar resources a container is limited to.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ContainerLimits {
+    pub cpus: f64,
+    pub mem_mb: f64,
+    pub disk_mb: f64,
+}
+
+impl ContainerLimits {
+    fn add(&mut self, resources: &[mantle_api::Resource]) {
+        for r in resources {
+            let value = r.scalar.as_ref().map_or(0.0, |s| s.value);
+            match r.name.as_str() {
+                "cpus" => self.cpus += value,
+                "mem" => self.mem_mb += value,
+                "disk" => self.disk_mb += value,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Why the containerizer ended a container: a resource limit it hit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limitation {
+    /// `REASON_CONTAINER_LIMITATION_MEMORY` or `..._DISK`.
+    pub reason: Reason,
+    pub message: String,
+    /// `TaskStatus.limitation`: `{"resources": [...]}` naming the exceeded resource.
+    pub limitation: serde_json::Value,
 }
 
 /// One thing the shell must do.
@@ -169,9 +212,14 @@ pub enum Action {
     },
     /// Create the sandbox and start the executor process in its own process group.
     Launch(Box<LaunchSpec>),
-    /// SIGKILL the process group of a container.
+    /// Kill every process of a container.
     Kill {
         container_id: ContainerId,
+    },
+    /// A running container's tasks changed: apply its new limits.
+    Update {
+        container_id: ContainerId,
+        limits: ContainerLimits,
     },
 }
 
@@ -385,6 +433,13 @@ impl Core {
                 status,
             } => {
                 self.exited(now, &mut out, &container_id, status);
+                Ok(())
+            }
+            Input::Limited {
+                container_id,
+                limitation,
+            } => {
+                self.limited(now, &mut out, &container_id, limitation);
                 Ok(())
             }
             Input::Tick => {
@@ -738,8 +793,15 @@ impl Core {
             container_id: container_id.clone(),
             agent_id: agent_id.clone(),
             directory,
+            user: command
+                .user
+                .clone()
+                .or_else(|| Some(framework.user.clone()))
+                .filter(|user| !user.is_empty()),
             command,
             env,
+            limits: ContainerLimits::default(),
+            container: info.container.clone(),
         }
     }
 

@@ -67,6 +67,8 @@ enum Step {
     Launched(&'static str),
     LaunchFailed(&'static str),
     Exited(&'static str, i32),
+    /// The container of this executor went over its memory limit.
+    OutOfMemory(&'static str),
     StreamClosed(StreamId),
     Tick,
 }
@@ -184,6 +186,14 @@ impl Harness {
                 container_id: self.container(e),
                 status,
             },
+            OutOfMemory(e) => Input::Limited {
+                container_id: self.container(e),
+                limitation: Limitation {
+                    reason: Reason::ContainerLimitationMemory,
+                    message: "Memory limit exceeded".into(),
+                    limitation: serde_json::json!({"resources": []}),
+                },
+            },
             StreamClosed(stream) => Input::StreamClosed { stream },
             Tick => Input::Tick,
         }
@@ -277,6 +287,18 @@ impl Harness {
                         .unwrap_or_default()
                 )
             }
+            Action::Update {
+                container_id,
+                limits,
+            } => format!(
+                "resize {} cpus={} mem={}",
+                self.containers
+                    .get(container_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                limits.cpus,
+                limits.mem_mb
+            ),
         }
     }
 }
@@ -296,7 +318,7 @@ fn tasks_queue_until_the_executor_subscribes() {
     check(&[
         (0, Register, &[]),
         (0, Run("t1", "e1"), &["launch e1"]),
-        (1, Run("t2", "e1"), &[]),
+        (1, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (1, Launched("e1"), &[]),
         (2, Update("e1", "t1", Running, "u1"), &["reply 403"]),
         (2, Message("e1"), &["reply 403"]),
@@ -309,7 +331,11 @@ fn tasks_queue_until_the_executor_subscribes() {
                 "exec 1 LAUNCH t2",
             ],
         ),
-        (4, Run("t3", "e1"), &["exec 1 LAUNCH t3"]),
+        (
+            4,
+            Run("t3", "e1"),
+            &["resize e1 cpus=3 mem=0", "exec 1 LAUNCH t3"],
+        ),
         (
             5,
             Update("e1", "t1", Running, "u1"),
@@ -382,8 +408,8 @@ fn executor_exit_fails_only_live_tasks() {
     let h = check(&[
         (0, Register, &[]),
         (0, Run("t1", "e1"), &["launch e1"]),
-        (0, Run("t2", "e1"), &[]),
-        (0, Run("t3", "e1"), &[]),
+        (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
+        (0, Run("t3", "e1"), &["resize e1 cpus=3 mem=0"]),
         (
             1,
             Subscribe("e1", 1),
@@ -432,7 +458,7 @@ fn killing_a_queued_task() {
     check(&[
         (0, Register, &[]),
         (0, Run("t1", "e1"), &["launch e1"]),
-        (0, Run("t2", "e1"), &[]),
+        (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (
             1,
             Kill("t1"),
@@ -457,7 +483,7 @@ fn killing_a_queued_task_group_kills_the_group() {
     check(&[
         (0, Register, &[]),
         (0, RunGroup("e1", &["t1", "t2"]), &["launch e1"]),
-        (0, RunGroup("e1", &["t3"]), &[]),
+        (0, RunGroup("e1", &["t3"]), &["resize e1 cpus=3 mem=0"]),
         (
             1,
             Kill("t2"),
@@ -740,4 +766,42 @@ fn container_ids_follow_the_seed() {
         h.step(0, Run("t1", "e1"));
     }
     assert_eq!(a.executors["e1"], b.executors["e1"]);
+}
+
+#[test]
+fn a_memory_limitation_fails_live_tasks_before_the_executor_speaks() {
+    check(&[
+        (0, Register, &[]),
+        (0, Run("t1", "e1"), &["launch e1"]),
+        (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
+        (
+            1,
+            Subscribe("e1", 1),
+            &[
+                "exec 1 SUBSCRIBED e1",
+                "exec 1 LAUNCH t1",
+                "exec 1 LAUNCH t2",
+            ],
+        ),
+        (
+            2,
+            Update("e1", "t1", Finished, "u1"),
+            &["update t1 TASK_FINISHED", "exec 1 ACKNOWLEDGED t1 u1"],
+        ),
+        // Only the live task fails, with the limitation, and the container is killed.
+        (
+            3,
+            OutOfMemory("e1"),
+            &[
+                "update t2 TASK_FAILED REASON_CONTAINER_LIMITATION_MEMORY",
+                "kill e1",
+            ],
+        ),
+        // What the executor says of that task afterwards is acknowledged and dropped.
+        (
+            3,
+            Update("e1", "t2", Failed, "u2"),
+            &["exec 1 ACKNOWLEDGED t2 u2"],
+        ),
+    ]);
 }

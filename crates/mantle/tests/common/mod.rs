@@ -93,25 +93,29 @@ impl Cluster {
     }
 
     pub fn add_agent(&mut self, index: usize, resources: &str) {
+        self.add_agent_with(index, resources, &[]);
+    }
+
+    /// An agent with extra flags (`--isolation ...`).
+    pub fn add_agent_with(&mut self, index: usize, resources: &str, flags: &[&str]) {
         let log = self.dir.path().join(format!("agent-{index}.log"));
         let work_dir = self.dir.path().join(format!("agent-{index}"));
         let master = self.master.clone();
-        let mut child = spawn(
-            &[
-                "agent",
-                "--master",
-                &master,
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--work_dir",
-                work_dir.to_str().unwrap(),
-                "--resources",
-                resources,
-            ],
-            &log,
-        );
+        let mut args = vec![
+            "agent",
+            "--master",
+            &master,
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work_dir",
+            work_dir.to_str().unwrap(),
+            "--resources",
+            resources,
+        ];
+        args.extend_from_slice(flags);
+        let mut child = spawn(&args, &log);
         self.agents.push(wait_for_address(&log, &mut child));
         self.children.push(child);
     }

@@ -1,0 +1,313 @@
+//! Isolation with real `mantle` processes, as root on this machine (reference §7): the
+//! memory limit and its OOM limitation, CPU shares, killing whole containers, the pid
+//! namespace and the sandbox mount, the disk quota, and switching users. Outside CI a
+//! machine without root or cgroups skips these with a printed reason; in CI they fail.
+
+mod common;
+
+use common::framework::{command_task, Framework};
+use common::Cluster;
+use mantle_api::scheduler::Event;
+use mantle_api::{Reason, Source, TaskState, TaskStatus};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// True when this machine can run the tests; outside CI a reason is printed otherwise.
+fn privileged() -> bool {
+    // SAFETY: geteuid only reads the process's credentials.
+    let root = unsafe { libc::geteuid() } == 0;
+    let cgroups = std::path::Path::new("/sys/fs/cgroup/freezer").is_dir()
+        || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").is_file();
+    if root && cgroups {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "isolation tests need root and cgroups (root: {root}, cgroups: {cgroups})"
+    );
+    eprintln!("skipping: isolation tests need root and cgroups");
+    false
+}
+
+const AGENT_RESOURCES: &str = "cpus:4;mem:2048;disk:1000;ports:[31000-31100]";
+
+async fn cluster(flags: &[&str]) -> Cluster {
+    let mut cluster = Cluster::start(0, AGENT_RESOURCES, &[]).await;
+    cluster.add_agent_with(0, AGENT_RESOURCES, flags);
+    cluster
+        .wait_until("the agent registered", |state| {
+            state["slaves"].as_array().map_or(0, Vec::len) == 1
+        })
+        .await;
+    cluster
+}
+
+/// Launches command tasks `(id, command, resources)` on the first offer.
+async fn launch(fw: &mut Framework, tasks: &[(&str, &str, &str)]) {
+    let offer = fw.next_offers().await.remove(0);
+    let infos = tasks
+        .iter()
+        .map(|(id, command, resources)| command_task(id, &offer, command, resources))
+        .collect();
+    fw.scheduler
+        .launch(offer.id.clone(), infos, None)
+        .await
+        .expect("launch tasks");
+}
+
+/// The first terminal update of `task`.
+async fn terminal(fw: &mut Framework, task: &str, timeout: Duration) -> TaskStatus {
+    if let Some(seen) = fw
+        .statuses
+        .iter()
+        .find(|s| s.task_id.value == task && s.state.is_terminal())
+    {
+        return seen.clone();
+    }
+    let what = format!("{task} to end");
+    fw.next(&what, timeout, |e| match e {
+        Event::Update(u) if u.status.task_id.value == task && u.status.state.is_terminal() => {
+            Some(u.status.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// The `stdout` of the latest run of a command task's executor.
+fn task_stdout(cluster: &Cluster, task: &str) -> String {
+    let slaves = cluster.dir.path().join("agent-0/slaves");
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![slaves];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
+            if path.ends_with(format!("executors/{task}/runs/latest")) {
+                found.push(path.join("stdout"));
+            } else if path.is_dir() && !is_link {
+                stack.push(path);
+            }
+        }
+    }
+    let path = found.pop().expect("the task's sandbox");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `/monitor/statistics` of the agent, by executor id.
+async fn statistics(cluster: &Cluster) -> Vec<(String, Value)> {
+    let url = format!("http://{}/monitor/statistics", cluster.agents[0]);
+    let response = cluster
+        .http
+        .get(&url)
+        .await
+        .expect("GET /monitor/statistics");
+    let entries: Vec<Value> = serde_json::from_slice(&response.body).expect("JSON");
+    entries
+        .into_iter()
+        .map(|e| {
+            let id = e["executor_id"].as_str().unwrap_or_default().to_string();
+            (id, e["statistics"].clone())
+        })
+        .collect()
+}
+
+fn cpu_seconds(stats: &[(String, Value)], executor: &str) -> f64 {
+    let (_, s) = stats
+        .iter()
+        .find(|(id, _)| id == executor)
+        .unwrap_or_else(|| panic!("no statistics for {executor}: {stats:?}"));
+    s["cpus_user_time_secs"].as_f64().unwrap() + s["cpus_system_time_secs"].as_f64().unwrap()
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .is_ok_and(|cmd| cmd.contains(needle))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_memory_limit_fails_with_the_limitation() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "memory").await;
+    // dd reads 200 MB of zeros into one buffer, touching every page.
+    let hog = "dd if=/dev/zero of=/dev/null bs=200M count=1";
+    launch(&mut fw, &[("hog", hog, "cpus:0.5;mem:64")]).await;
+    let status = terminal(&mut fw, "hog", Duration::from_secs(30)).await;
+    assert_eq!(status.state, TaskState::Failed, "{status:?}");
+    assert_eq!(
+        status.reason,
+        Some(Reason::ContainerLimitationMemory),
+        "{status:?}"
+    );
+    assert_eq!(status.source, Some(Source::Agent));
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("Memory limit exceeded: Requested: 64MB"),
+        "{message}"
+    );
+    let limitation = status.limitation.clone().expect("TaskStatus.limitation");
+    assert_eq!(limitation["resources"][0]["name"], "mem", "{limitation}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_shares_split_one_core_four_to_one() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "shares").await;
+    let spin = "exec taskset -c 0 sh -c 'while :; do :; done'";
+    launch(
+        &mut fw,
+        &[
+            ("big", spin, "cpus:1;mem:64"),
+            ("small", spin, "cpus:0.25;mem:64"),
+        ],
+    )
+    .await;
+    fw.wait_state("big", TaskState::Running).await;
+    fw.wait_state("small", TaskState::Running).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = statistics(&cluster).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = statistics(&cluster).await;
+    let big = cpu_seconds(&after, "big") - cpu_seconds(&before, "big");
+    let small = cpu_seconds(&after, "small") - cpu_seconds(&before, "small");
+    let ratio = big / small;
+    eprintln!("cpu shares 1 : 0.25 on one core: {big:.2} s : {small:.2} s, ratio {ratio:.2}");
+    assert!((3.0..=5.5).contains(&ratio), "ratio {ratio:.2}");
+    let limit = after.iter().find(|(id, _)| id == "big").unwrap();
+    assert_eq!(limit.1["cpus_limit"], 1.0);
+    assert_eq!(limit.1["mem_limit_bytes"], 64 * 1048576);
+    for task in ["big", "small"] {
+        fw.scheduler.kill(task.into(), None).await.expect("kill");
+        fw.wait_state(task, TaskState::Killed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_task_leaves_no_daemon_behind() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "daemons").await;
+    let marker = format!("{}.{}", 900 + std::process::id() % 100, 4321);
+    let command = format!("setsid sleep {marker} & sleep {marker}");
+    launch(&mut fw, &[("daemon", command.as_str(), "cpus:0.1;mem:64")]).await;
+    fw.wait_state("daemon", TaskState::Running).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&format!("sleep {marker}")) < 2 {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fw.scheduler
+        .kill("daemon".into(), None)
+        .await
+        .expect("kill");
+    fw.wait_state("daemon", TaskState::Killed).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&format!("sleep {marker}")) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "processes of the killed container are left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_in_a_pid_namespace_sees_only_its_processes() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&["--isolation", "namespaces/pid,filesystem/linux"]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "pid-namespace").await;
+    let command = "echo pid=$$; echo processes=$(ls /proc | grep -c '^[0-9][0-9]*$'); \
+                   echo sandbox=$MESOS_SANDBOX; test -f $MESOS_SANDBOX/stdout && echo mounted";
+    launch(&mut fw, &[("ns", command, "cpus:0.1;mem:64")]).await;
+    fw.wait_state("ns", TaskState::Finished).await;
+    let stdout = task_stdout(&cluster, "ns");
+    let value = |key: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {stdout:?}"))
+            .to_string()
+    };
+    let pid: u32 = value("pid").parse().unwrap();
+    let processes: u32 = value("processes").parse().unwrap();
+    eprintln!("inside the namespace: shell pid {pid}, {processes} processes");
+    assert!(pid < 100, "the shell has host pid {pid}");
+    assert!(processes < 10, "the task sees {processes} processes");
+    assert_eq!(value("sandbox"), "/mnt/mesos/sandbox");
+    assert!(stdout.lines().any(|l| l == "mounted"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_quota_is_enforced() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&[
+        "--isolation",
+        "disk/du",
+        "--enforce_container_disk_quota",
+        "--container_disk_watch_interval",
+        "1secs",
+    ])
+    .await;
+    let mut fw = Framework::subscribe(&cluster.master, "disk").await;
+    let command = "dd if=/dev/zero of=big bs=1M count=8 && sleep 60";
+    launch(&mut fw, &[("writer", command, "cpus:0.1;mem:64;disk:2")]).await;
+    let status = terminal(&mut fw, "writer", Duration::from_secs(30)).await;
+    assert_eq!(status.state, TaskState::Failed, "{status:?}");
+    assert_eq!(
+        status.reason,
+        Some(Reason::ContainerLimitationDisk),
+        "{status:?}"
+    );
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("exceeds quota"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_as_their_user() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&[]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "users").await;
+    let offer = fw.next_offers().await.remove(0);
+    let mut as_nobody = command_task("nobody", &offer, "id -u", "cpus:0.1;mem:64");
+    as_nobody.command.as_mut().unwrap().user = Some("nobody".into());
+    let mut as_nobody_else = command_task("ghost", &offer, "id -u", "cpus:0.1;mem:64");
+    as_nobody_else.command.as_mut().unwrap().user = Some("no-such-user-x".into());
+    fw.scheduler
+        .launch(offer.id.clone(), vec![as_nobody, as_nobody_else], None)
+        .await
+        .expect("launch");
+    fw.wait_state("nobody", TaskState::Finished).await;
+    assert_eq!(task_stdout(&cluster, "nobody").trim(), "65534");
+    let status = terminal(&mut fw, "ghost", Duration::from_secs(30)).await;
+    assert_eq!(status.state, TaskState::Failed, "{status:?}");
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("user 'no-such-user-x' does not exist"),
+        "{message}"
+    );
+}
