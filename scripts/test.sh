@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit and process tests
 # (cargo), and the compatibility tests that drive a local cluster with pymesos from PyPI.
-# Installs what it needs (Python packages into .venv). Prints one closing line
+# Installs what it needs (Debian's docker.io and busybox-static with apt-get, Python
+# packages into .venv). Prints one closing line
 # "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +18,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "building the binaries once for every test level"
 cargo build --workspace --bins --quiet
+
+step "docker engine and test image for the Docker containerizer tests"
+scripts/ensure-docker.sh
 
 step "unit and process tests (cargo test)"
 set +e

@@ -8,9 +8,13 @@
 //! `allocator`: allocation cycles of the offer allocator alone, in the shapes of Apache
 //! Mesos's allocator benchmarks (DeclineOffers, or with `--quota` LargeAndSmallQuota);
 //! reports how long one cycle takes.
+//!
+//! `containers`: container launches and destroys on this machine through the agent's
+//! containerizer and `mantle-launcher`, with cgroups and a pid namespace (needs root).
 
 mod allocator;
 mod cluster;
+mod containers;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -74,6 +78,15 @@ enum Bench {
         /// Seeds the allocator's agent shuffle.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Launch N `true` containers on this machine, then destroy N running `sleep`
+    /// containers (cgroups/cpu, cgroups/mem, namespaces/pid; needs root).
+    Containers {
+        #[arg(long, default_value_t = 1000)]
+        tasks: usize,
+        /// Launches (and destroys) in flight at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
     },
 }
 
@@ -145,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 allocator::decline_offers(agents, frameworks, rounds, seed)
             }
         }
+        Bench::Containers { tasks, parallel } => containers::run(&cli.mantle, tasks, parallel),
     }
 }
 

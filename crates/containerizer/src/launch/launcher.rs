@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::child::{self, ChildPlan, MountPlan, UserPlan};
-use super::{exit_code, write_atomic, LaunchConfig, EXIT_LAUNCH_FAILED, PID_FILE, STATUS_FILE};
+use super::{exit_code, write_replace, LaunchConfig, EXIT_LAUNCH_FAILED, PID_FILE, STATUS_FILE};
 use crate::ContainerError;
 
 /// The signals the launcher passes on to the task. They are the ones an operator, a
@@ -111,7 +111,7 @@ fn launch(config_path: &Path, reporter: &mut Reporter) -> Result<i32, ContainerE
         child::run(&plan);
     }
 
-    if let Err(err) = write_atomic(&rundir.join(PID_FILE), format!("{pid}\n").as_bytes()) {
+    if let Err(err) = write_replace(&rundir.join(PID_FILE), format!("{pid}\n").as_bytes()) {
         // Without its pid on disk the agent could not find the task again after a
         // restart, so the task must not run unrecorded.
         reporter.report(&err);
@@ -122,7 +122,7 @@ fn launch(config_path: &Path, reporter: &mut Reporter) -> Result<i32, ContainerE
     }
 
     let status = supervise(pid, &mask, config.pid_namespace)?;
-    if let Err(err) = write_atomic(&rundir.join(STATUS_FILE), format!("{status}\n").as_bytes()) {
+    if let Err(err) = write_replace(&rundir.join(STATUS_FILE), format!("{status}\n").as_bytes()) {
         // The agent, if it is our parent, still learns the exit code from ours.
         reporter.report(&err);
     }

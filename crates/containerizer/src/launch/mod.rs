@@ -208,7 +208,7 @@ pub fn command(
         }
     }
     let config_path = rundir.join(CONFIG_FILE);
-    write_atomic(&config_path, &json)?;
+    write_replace(&config_path, &json)?;
     let mut cmd = Command::new(launcher);
     cmd.arg(&config_path)
         .stdin(Stdio::null())
@@ -270,10 +270,22 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// Writes `contents` to `path` so that a crash at any instant leaves either the old file
-/// or the new one, never a torn one: write a temporary file in the same directory, fsync
-/// it, rename it over `path`, fsync the directory (DESIGN invariant 5).
+/// Replaces `path` with `contents` so that a reader sees either the old file or the new
+/// one, never a torn one: write a temporary file in the same directory, fsync it, rename
+/// it over `path`, fsync the directory (DESIGN invariant 5).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ContainerError> {
+    replace(path, contents, true)
+}
+
+/// Like [`write_atomic`] without the fsyncs, for the launcher's own records (the config,
+/// the pid, the exit status). A process crash loses nothing the page cache holds, and a
+/// machine crash ends every container these files describe, so the syncs would buy no
+/// safety and cost about a millisecond per launch.
+pub fn write_replace(path: &Path, contents: &[u8]) -> Result<(), ContainerError> {
+    replace(path, contents, false)
+}
+
+fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<(), ContainerError> {
     // Two writers in one process (the agent checkpointing two tasks) must not share a
     // temporary name, hence the counter next to the pid.
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -302,14 +314,19 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ContainerError> 
             .map_err(|err| ContainerError::io("create temporary file", &tmp, err))?;
         file.write_all(contents)
             .map_err(|err| ContainerError::io("write temporary file", &tmp, err))?;
-        file.sync_all()
-            .map_err(|err| ContainerError::io("sync temporary file", &tmp, err))?;
+        if sync {
+            file.sync_all()
+                .map_err(|err| ContainerError::io("sync temporary file", &tmp, err))?;
+        }
         fs::rename(&tmp, path).map_err(|err| ContainerError::io("rename into", path, err))
     })();
     if let Err(err) = written {
         // Best effort: the error that matters is the one already in hand.
         let _ = fs::remove_file(&tmp);
         return Err(err);
+    }
+    if !sync {
+        return Ok(());
     }
     File::open(dir)
         .and_then(|dir| dir.sync_all())
