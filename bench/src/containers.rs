@@ -86,6 +86,9 @@ fn launch_one(
 
 /// Launches `total` containers running `command` on `parallel` threads; returns the
 /// launchers and the launch latencies.
+/// Started containers with their launchers, launch latencies (ms) and the seconds taken.
+type Launched = (Vec<(LaunchSpec, Child)>, Vec<f64>, f64);
+
 fn launch_all(
     parallel: usize,
     containers: &Arc<Containerizer>,
@@ -93,7 +96,7 @@ fn launch_all(
     run: &str,
     total: usize,
     command: &str,
-) -> anyhow::Result<(Vec<(LaunchSpec, Child)>, Vec<f64>, f64)> {
+) -> anyhow::Result<Launched> {
     let started = Instant::now();
     let mut threads = Vec::new();
     for t in 0..parallel {

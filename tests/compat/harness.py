@@ -54,10 +54,11 @@ class CommandFramework(Scheduler):
         self.driver = None
 
     # -- API for tests ---------------------------------------------------
-    def add_task(self, task_id, command, cpus=0.1, mem=16.0):
+    def add_task(self, task_id, command, cpus=0.1, mem=16.0, container=None):
+        """Queue a command task; `container` is its ContainerInfo, if any."""
         with self.cond:
             self.pending.append(dict(task_id=task_id, command=command,
-                                     cpus=cpus, mem=mem))
+                                     cpus=cpus, mem=mem, container=container))
         if self.driver is not None and self.framework_id is not None:
             try:
                 self.driver.reviveOffers()
@@ -164,6 +165,8 @@ class CommandFramework(Scheduler):
                             "resources": [_scalar("cpus", spec["cpus"]),
                                           _scalar("mem", spec["mem"])],
                         }
+                        if spec["container"] is not None:
+                            task["container"] = spec["container"]
                         tasks.append(task)
                         self.launched[spec["task_id"]] = task
                     else:

@@ -48,6 +48,11 @@ pub struct AgentConfig {
     pub container_disk_watch_interval: Duration,
     /// Run tasks as their command's or framework's user.
     pub switch_user: bool,
+    /// `--containerizers`: comma-separated, of `mantle` (`mesos` is its Mesos name) and
+    /// `docker`. With `docker`, tasks whose ContainerInfo has type DOCKER run in Docker.
+    pub containerizers: String,
+    /// `--docker_socket`: the Docker engine's unix socket.
+    pub docker_socket: PathBuf,
 }
 
 impl AgentConfig {
@@ -76,6 +81,8 @@ impl AgentConfig {
             enforce_container_disk_quota: false,
             container_disk_watch_interval: Duration::from_secs(15),
             switch_user: true,
+            containerizers: "mantle".to_string(),
+            docker_socket: PathBuf::from(mantle_containerizer::docker::DEFAULT_SOCKET),
         }
     }
 }
@@ -96,6 +103,9 @@ pub(crate) struct Settings {
     pub executor_shutdown_grace_period: Duration,
     pub launcher: PathBuf,
     pub containers: ContainerConfig,
+    /// `--containerizers` holds `docker`.
+    pub docker_enabled: bool,
+    pub docker_socket: PathBuf,
     /// Flag values for `/state`.
     pub flags: BTreeMap<String, String>,
 }
@@ -142,6 +152,38 @@ fn master_address(master: &str) -> Result<String, AgentError> {
         ));
     }
     Ok(address.to_string())
+}
+
+/// Whether `--containerizers` turns on Docker. Every executor runs through the mantle
+/// containerizer (the launcher) either way, so `mantle` (or `mesos`) only needs to be
+/// known, not obeyed.
+fn docker_enabled(containerizers: &str) -> Result<bool, AgentError> {
+    let mut docker = false;
+    let mut any = false;
+    for name in containerizers
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        match name {
+            "mantle" | "mesos" => {}
+            "docker" => docker = true,
+            other => {
+                return Err(AgentError::flag(
+                    "containerizers",
+                    format!("unknown containerizer '{other}' (expected mantle, mesos or docker)"),
+                ))
+            }
+        }
+        any = true;
+    }
+    if !any {
+        return Err(AgentError::flag(
+            "containerizers",
+            "must name at least one containerizer",
+        ));
+    }
+    Ok(docker)
 }
 
 pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
@@ -203,6 +245,16 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
     };
 
     let isolation = Isolation::parse(&config.isolation)?;
+    let docker_enabled = docker_enabled(&config.containerizers)?;
+    if docker_enabled && !config.docker_socket.is_absolute() {
+        return Err(AgentError::flag(
+            "docker_socket",
+            format!(
+                "'{}' is not an absolute path",
+                config.docker_socket.display()
+            ),
+        ));
+    }
     if config.container_disk_watch_interval.is_zero() {
         return Err(AgentError::flag(
             "container_disk_watch_interval",
@@ -252,6 +304,8 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         format_duration(config.container_disk_watch_interval),
     );
     flag("switch_user", config.switch_user.to_string());
+    flag("containerizers", config.containerizers.clone());
+    flag("docker_socket", path_text(&config.docker_socket));
 
     Ok(Settings {
         master,
@@ -274,6 +328,8 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
             disk_watch_interval: config.container_disk_watch_interval,
             switch_user: config.switch_user,
         },
+        docker_enabled,
+        docker_socket: config.docker_socket.clone(),
         flags,
     })
 }
@@ -350,6 +406,46 @@ mod tests {
             |c| c.container_disk_watch_interval = Duration::ZERO,
             Err("--container_disk_watch_interval: must be positive"),
         );
+        for ok in [
+            "mantle",
+            "mesos",
+            "docker",
+            "mantle,docker",
+            " docker , mesos ",
+        ] {
+            check(|c| c.containerizers = ok.into(), Ok(()));
+        }
+        check(
+            |c| c.containerizers = "mesos,rkt".into(),
+            Err("--containerizers: unknown containerizer 'rkt' (expected mantle, mesos or docker)"),
+        );
+        check(
+            |c| c.containerizers = " , ".into(),
+            Err("--containerizers: must name at least one containerizer"),
+        );
+        check(
+            |c| {
+                c.containerizers = "docker".into();
+                c.docker_socket = "docker.sock".into();
+            },
+            Err("--docker_socket: 'docker.sock' is not an absolute path"),
+        );
+    }
+
+    #[test]
+    fn docker_is_turned_on_by_containerizers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AgentConfig::new("m:5050", dir.path());
+        let settings = validate(&config).unwrap();
+        assert!(!settings.docker_enabled);
+        assert_eq!(settings.flags["containerizers"], "mantle");
+        assert_eq!(settings.flags["docker_socket"], "/var/run/docker.sock");
+        config.containerizers = "mesos,docker".into();
+        config.docker_socket = "/run/d.sock".into();
+        let settings = validate(&config).unwrap();
+        assert!(settings.docker_enabled);
+        assert_eq!(settings.docker_socket, PathBuf::from("/run/d.sock"));
+        assert_eq!(settings.flags["containerizers"], "mesos,docker");
     }
 
     #[test]

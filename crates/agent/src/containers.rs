@@ -10,20 +10,14 @@ use crate::sandbox;
 use mantle_api::{ContainerId, Reason};
 use mantle_containerizer::cgroups::{self, CfsQuota, Cgroups, Controllers, Limits, Stats};
 use mantle_containerizer::launch::{self, LaunchConfig};
+use mantle_containerizer::{cpu_shares, memory_limit_bytes, SANDBOX_MOUNT};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Mesos gives a container at least this much memory.
-const MIN_MEMORY_BYTES: u64 = 32 << 20;
-/// `cpu.shares` per cpu, and the kernel's minimum.
-const CPU_SHARES_PER_CPU: f64 = 1024.0;
-const MIN_CPU_SHARES: u64 = 2;
 /// The CFS period Mesos uses.
 const CFS_PERIOD_US: u64 = 100_000;
 const MIN_CFS_QUOTA_US: u64 = 1_000;
-/// Where `filesystem/linux` mounts the sandbox inside the container.
-pub const SANDBOX_MOUNT: &str = "/mnt/mesos/sandbox";
 
 /// The isolators `--isolation` turns on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -245,9 +239,7 @@ impl Containerizer {
         let isolation = &self.config.isolation;
         let cpus = limits.cpus.max(0.0);
         Limits {
-            cpu_shares: isolation
-                .cgroups_cpu
-                .then(|| ((cpus * CPU_SHARES_PER_CPU) as u64).max(MIN_CPU_SHARES)),
+            cpu_shares: isolation.cgroups_cpu.then(|| cpu_shares(cpus)),
             cfs_quota: (isolation.cgroups_cpu && self.config.cgroups_enable_cfs).then(|| {
                 CfsQuota {
                     quota_us: Some(((cpus * CFS_PERIOD_US as f64) as u64).max(MIN_CFS_QUOTA_US)),
@@ -256,7 +248,7 @@ impl Containerizer {
             }),
             memory_limit_bytes: isolation
                 .cgroups_mem
-                .then(|| ((limits.mem_mb.max(0.0) * 1048576.0) as u64).max(MIN_MEMORY_BYTES)),
+                .then(|| memory_limit_bytes(limits.mem_mb)),
             pids_max: None,
         }
     }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use mantle_api::error::ApiError;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::ContainerId;
+use mantle_containerizer::docker::Docker;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -73,6 +74,8 @@ pub(crate) struct EventLoop {
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
     processes: HashMap<ContainerId, Process>,
     containers: Arc<Containerizer>,
+    /// The Docker engine, when `--containerizers` holds `docker`.
+    docker: Option<Docker>,
     dirty: bool,
 }
 
@@ -97,8 +100,16 @@ impl EventLoop {
             streams: HashMap::new(),
             processes: HashMap::new(),
             containers,
+            docker: None,
             dirty: true,
         }
+    }
+
+    /// Runs with the Docker containerizer: the Docker container of each executor's
+    /// task is removed once the executor ends, and when the agent stops.
+    pub fn with_docker(mut self, docker: Option<Docker>) -> EventLoop {
+        self.docker = docker;
+        self
     }
 
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
@@ -135,7 +146,12 @@ impl EventLoop {
                 }
             }
         }
-        self.stop();
+        let stopped = self.stop();
+        if let Some(docker) = &self.docker {
+            for container_id in &stopped {
+                remove_docker_container(docker, container_id).await;
+            }
+        }
     }
 
     fn now(&self) -> Now {
@@ -288,6 +304,7 @@ impl EventLoop {
                     self.work_dir.clone(),
                     spec,
                     self.containers.clone(),
+                    self.docker.clone(),
                     self.commands_tx.clone(),
                 ));
             }
@@ -346,15 +363,34 @@ impl EventLoop {
     }
 
     /// The agent stops: every container it started is killed, since nothing would
-    /// supervise it any more (containers do not outlive the agent yet).
-    fn stop(&mut self) {
+    /// supervise it any more (containers do not outlive the agent yet). Returns their
+    /// ids, so that their Docker containers can be removed too.
+    fn stop(&mut self) -> Vec<ContainerId> {
+        let mut stopped = Vec::new();
         for (container_id, process) in self.processes.drain() {
             tracing::info!(container_id = %container_id, "killing container as the agent stops");
             self.containers
                 .kill(&self.work_dir, &process.spec, process.pid);
             self.containers.destroy(&container_id);
+            stopped.push(container_id);
         }
         self.streams.clear();
+        stopped
+    }
+}
+
+/// Removes the Docker container `mesos-<container_id>` the executor of that container
+/// may have left running (it was killed, or died, before it could remove it itself).
+/// One that is not there counts as removed.
+async fn remove_docker_container(docker: &Docker, container_id: &ContainerId) {
+    let name = crate::core::docker_container_name(container_id);
+    match docker.remove(&name, true).await {
+        Ok(()) => {
+            tracing::debug!(container_id = %container_id, container = %name, "no docker container left")
+        }
+        Err(err) => {
+            tracing::warn!(container_id = %container_id, container = %name, error = %err, "removing the docker container failed")
+        }
     }
 }
 
@@ -364,6 +400,7 @@ async fn launch(
     work_dir: PathBuf,
     spec: Arc<LaunchSpec>,
     containers: Arc<Containerizer>,
+    docker: Option<Docker>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
     let container_id = spec.container_id.clone();
@@ -458,6 +495,11 @@ async fn launch(
         })
         .await
     };
+    // A task's Docker container is not in the executor's container: it goes now, before
+    // the executor's end is reported, so that the tasks' terminal updates mean it is gone.
+    if let Some(docker) = &docker {
+        remove_docker_container(docker, &container_id).await;
+    }
     match ended {
         Ok((_, Some(error))) => send(Input::LaunchFailed {
             container_id,

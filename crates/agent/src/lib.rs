@@ -27,11 +27,13 @@ pub use error::AgentError;
 
 use crate::core::{Core, CoreConfig};
 use crate::event_loop::EventLoop;
+use mantle_containerizer::docker::Docker;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -75,10 +77,67 @@ impl Drop for AgentHandle {
     }
 }
 
+/// How long looking for, and removing, Docker containers left by an earlier run may
+/// delay the agent's start.
+const LEFTOVER_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Removes the Docker containers an earlier run of this agent left behind: those named
+/// `mesos-*` whose `mantle.agent` label is this agent's work_dir. Their executors died
+/// with that run (containers do not outlive the agent yet), so nothing supervises them
+/// any more. Containers of other agents on the same engine carry another work_dir and
+/// stay. An engine that does not answer only costs a warning: tasks that ask for Docker
+/// will then fail with the engine's error.
+async fn remove_leftover_containers(docker: &Docker, work_dir: &Path) {
+    let work_dir = work_dir.to_string_lossy();
+    let cleanup = async {
+        let listed = match docker.list("mesos-").await {
+            Ok(listed) => listed,
+            Err(err) => {
+                tracing::warn!(socket = %docker.socket().display(), error = %err, "cannot list docker containers left by an earlier run");
+                return;
+            }
+        };
+        let ours = listed.into_iter().filter(|container| {
+            container
+                .labels
+                .get(mantle_containerizer::docker::AGENT_LABEL)
+                .map(String::as_str)
+                == Some(&*work_dir)
+        });
+        for container in ours {
+            let names = container.names.join(",");
+            match docker.remove(&container.id, true).await {
+                Ok(()) => tracing::info!(
+                    container = %names,
+                    id = %container.id,
+                    state = %container.state,
+                    "removed a docker container left by an earlier run of this agent"
+                ),
+                Err(err) => {
+                    tracing::warn!(container = %names, error = %err, "cannot remove a docker container left by an earlier run")
+                }
+            }
+        }
+    };
+    if tokio::time::timeout(LEFTOVER_CLEANUP_TIMEOUT, cleanup)
+        .await
+        .is_err()
+    {
+        tracing::warn!("removing docker containers left by an earlier run timed out");
+    }
+}
+
 /// Validates the configuration, binds the HTTP server and starts the agent.
 pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let settings = config::validate(&config)?;
     let containers = Arc::new(containers::Containerizer::new(settings.containers.clone())?);
+    let docker = settings
+        .docker_enabled
+        .then(|| Docker::new(&settings.docker_socket));
+    // Before anything can launch: a container of this run must not look like a leftover.
+    if let Some(docker) = &docker {
+        remove_leftover_containers(docker, &settings.work_dir).await;
+    }
     let bind = SocketAddr::from((settings.ip, settings.port));
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -101,6 +160,9 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         launcher: settings.launcher.clone(),
         executor_registration_timeout: settings.executor_registration_timeout,
         executor_shutdown_grace_period: settings.executor_shutdown_grace_period,
+        docker_socket: settings
+            .docker_enabled
+            .then(|| settings.docker_socket.clone()),
         flags: settings.flags.clone(),
         start_time,
         seed: rand::random(),
@@ -110,6 +172,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         master = %settings.master,
         work_dir = %settings.work_dir.display(),
         resources = %settings.resources.to_text(),
+        docker = settings.docker_enabled,
         "starting agent"
     );
 
@@ -124,7 +187,8 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         snapshot_tx,
         settings.work_dir.clone(),
         containers.clone(),
-    );
+    )
+    .with_docker(docker);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let event_loop = tokio::spawn(event_loop.run(shutdown_rx));
 

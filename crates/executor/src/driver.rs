@@ -1,15 +1,19 @@
-//! The async shell around [`Core`]: feeds it the agent's events, the tasks' exits, timer
-//! ticks and SIGTERM, and performs the actions it returns (send an update through the
-//! SDK client, spawn a task's command, signal a task's process group, stop).
+//! The async shell around [`Core`]: feeds it the agent's events, the tasks' exits, the
+//! reports of their Docker containers, timer ticks and SIGTERM, and performs the actions
+//! it returns (send an update through the SDK client, spawn a task's command or run its
+//! container, signal a task's process group or its container, stop).
 
 use crate::command;
 use crate::connection::{self, Feed};
+use crate::container_info::DockerContext;
 use crate::core::{Action, Config, Core, Input, Signal};
+use crate::docker::Containers;
 use crate::exit_status::Exit;
 use crate::settings::Settings;
 use crate::timing::shutdown_kill_grace;
 use mantle_api::executor::Event;
 use mantle_api::TaskId;
+use mantle_containerizer::docker::Docker;
 use mantle_sdk::executor::Executor;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -61,16 +65,41 @@ struct Process {
 pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()> {
     let env = executor.env().clone();
     let cwd: Option<PathBuf> = env.sandbox.clone().or_else(|| env.directory.clone());
+    // The sandbox as this process sees it, for the containers' output files, and as the
+    // host sees it, for the engine's bind mount; they differ when the executor runs in
+    // a mount namespace (`filesystem/linux`).
+    let local_sandbox = cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    let host_sandbox = env
+        .directory
+        .clone()
+        .unwrap_or_else(|| local_sandbox.clone());
+    let docker = settings.docker.as_ref().map(|docker| DockerContext {
+        container_name: docker.container_name.clone(),
+        agent_label: docker.agent_label.clone(),
+        sandbox: host_sandbox,
+    });
+    let (mut containers, mut container_reports) = Containers::new(
+        settings
+            .docker
+            .as_ref()
+            .map(|docker| Docker::new(&docker.socket)),
+        local_sandbox,
+    );
     let mut core = Core::new(Config {
         checkpoint: env.checkpoint,
         shutdown_grace: shutdown_kill_grace(env.shutdown_grace_period),
         ack_timeout: settings.ack_timeout,
+        docker,
     });
     tracing::info!(
         executor_id = %env.executor_id,
         framework_id = %env.framework_id,
         agent = %env.agent_endpoint,
         checkpoint = env.checkpoint,
+        docker = settings.docker.is_some(),
         "starting the executor"
     );
     let mut sigterm = match settings.handle_sigterm {
@@ -109,6 +138,10 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
                 };
                 tracing::info!(task_id = %process.task_id, pid = process.pid, exit = ?exit, "the task's process ended");
                 Some(Input::Exited { task_id: process.task_id, exit })
+            },
+            Some(report) = container_reports.recv() => {
+                containers.saw(&report);
+                Some(report)
             },
             () = sleep_until(deadline) => Some(Input::Tick),
             () = terminated(&mut sigterm) => {
@@ -156,6 +189,11 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
                     };
                     actions.extend(core.handle(next, Instant::now()));
                 }
+                Action::RunContainer(docker) => containers.run(*docker),
+                Action::StopContainer { task_id, grace } => containers.stop(&task_id, grace),
+                Action::Signal { task_id, signal } if containers.holds(&task_id) => {
+                    containers.signal(&task_id, signal)
+                }
                 Action::Signal { task_id, signal } => {
                     let Some(process) = processes.iter().find(|p| p.task_id == task_id) else {
                         tracing::debug!(task_id = %task_id, signal = ?signal, "not signalling a task whose process ended");
@@ -179,6 +217,7 @@ pub async fn drive(executor: Executor, settings: Settings) -> anyhow::Result<()>
     }
 
     reap(processes).await;
+    containers.reap().await;
     tracing::info!(
         unacknowledged = executor.unacknowledged(),
         "the executor is exiting"

@@ -41,6 +41,17 @@ pub fn describe(exit: Exit) -> String {
     }
 }
 
+/// The message for a Docker container's end, as `mesos-docker-executor` words it: the
+/// engine reports a container killed by a signal as status 128 + the signal, so there is
+/// no signal form. An OOM kill the engine saw is added, since the status alone (137)
+/// looks like any SIGKILL.
+pub fn describe_container(status: i64, oom_killed: bool) -> String {
+    match oom_killed {
+        true => format!("Container exited with status {status} (out of memory)"),
+        false => format!("Container exited with status {status}"),
+    }
+}
+
 /// The terminal state and reason of a task whose process ended: a kill the executor
 /// started makes it TASK_KILLED whatever the exit (the process may have exited on its own
 /// just before the signal), except that a kill for exceeding `max_completion_time` is a
@@ -194,6 +205,22 @@ mod tests {
                 Some(Reason::MaxCompletionTimeReached),
                 "Command exited with status 0",
             ),
+        );
+    }
+
+    #[test]
+    fn container_messages() {
+        assert_eq!(
+            describe_container(0, false),
+            "Container exited with status 0"
+        );
+        assert_eq!(
+            describe_container(137, true),
+            "Container exited with status 137 (out of memory)"
+        );
+        assert_eq!(
+            describe_container(-1, false),
+            "Container exited with status -1"
         );
     }
 

@@ -10,21 +10,28 @@
 //!   DEFAULT): the agent starts it for a LAUNCH_GROUP and sends LAUNCH_GROUP events. It
 //!   runs every task of every group the same way, each in its own process group, kills
 //!   a whole group when one of its tasks is killed or fails (reference §1.2, KILL), and
-//!   exits once all its tasks are terminal and acknowledged.
+//!   exits once all its tasks are terminal and acknowledged;
+//! - for a LAUNCH whose task has a ContainerInfo of type DOCKER, `mesos-docker-executor`
+//!   (reference §7, "Docker containerizer"): when the agent runs the Docker containerizer
+//!   (it then sets `MANTLE_DOCKER_SOCKET`), the task runs in a Docker container named
+//!   `mesos-<container_id>` instead of a process, with the same updates.
 //!
 //! The decisions live in `core` (pure, table-tested); `driver` is the async shell around
-//! it, `command` starts and signals the tasks' processes, `connection` keeps the
-//! subscription to the agent.
+//! it, `command` starts and signals the tasks' processes, `container_info` turns a
+//! task's ContainerInfo into the container to run (pure), `docker` runs and stops those
+//! containers, `connection` keeps the subscription to the agent.
 
 mod command;
 mod connection;
+mod container_info;
 mod core;
+mod docker;
 mod driver;
 mod exit_status;
 mod settings;
 mod timing;
 
-pub use settings::Settings;
+pub use settings::{DockerSettings, Settings};
 
 use mantle_sdk::executor::{Executor, ExecutorEnv};
 

@@ -1,11 +1,27 @@
 //! The executor's settings beyond [`ExecutorEnv`](mantle_sdk::executor::ExecutorEnv):
 //! how long and how fast it tries to reach the agent (`MESOS_RECOVERY_TIMEOUT`,
-//! `MESOS_SUBSCRIPTION_BACKOFF_MAX`, reference §2) and how long it waits for the last
-//! acknowledgement.
+//! `MESOS_SUBSCRIPTION_BACKOFF_MAX`, reference §2), how long it waits for the last
+//! acknowledgement, and whether the agent runs the Docker containerizer
+//! (`MANTLE_DOCKER_SOCKET`, `MANTLE_DOCKER_NAME`, `MANTLE_DOCKER_LABEL_AGENT`).
 
 use mantle_sdk::executor::parse_duration;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The agent runs the Docker containerizer: tasks that ask for Docker run in a
+/// container on this engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerSettings {
+    /// The engine's unix socket (`MANTLE_DOCKER_SOCKET`, the agent's `--docker_socket`).
+    pub socket: PathBuf,
+    /// The container's name (`MANTLE_DOCKER_NAME`; `mesos-<MESOS_CONTAINER_ID>` when
+    /// unset), which the agent removes once the executor is gone.
+    pub container_name: String,
+    /// The `mantle.agent` label (`MANTLE_DOCKER_LABEL_AGENT`: the agent's work_dir), by
+    /// which a restarted agent finds its leftover containers.
+    pub agent_label: Option<String>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -23,6 +39,8 @@ pub struct Settings {
     /// Treat SIGTERM to the executor as a SHUTDOWN, so the task (in its own process
     /// group) does not outlive it. Off in tests that run the executor in-process.
     pub handle_sigterm: bool,
+    /// The Docker containerizer, when the agent runs it.
+    pub docker: Option<DockerSettings>,
 }
 
 impl Default for Settings {
@@ -33,6 +51,7 @@ impl Default for Settings {
             registration_timeout: Duration::from_secs(60),
             ack_timeout: Duration::from_secs(60),
             handle_sigterm: true,
+            docker: None,
         }
     }
 }
@@ -54,8 +73,31 @@ impl Settings {
                 }
             }
         };
+        let text = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        // An empty socket means no Docker: the agent sets it empty when docker is off,
+        // so that a value the executor would inherit from the agent's own environment
+        // cannot turn it on.
+        let docker = match text("MANTLE_DOCKER_SOCKET") {
+            None => None,
+            Some(socket) => {
+                let container_name = text("MANTLE_DOCKER_NAME")
+                    .or_else(|| text("MESOS_CONTAINER_ID").map(|id| format!("mesos-{id}")))
+                    .ok_or("environment variable MANTLE_DOCKER_NAME is not set")?;
+                Some(DockerSettings {
+                    socket: PathBuf::from(socket),
+                    container_name,
+                    agent_label: text("MANTLE_DOCKER_LABEL_AGENT"),
+                })
+            }
+        };
         let defaults = Settings::default();
         Ok(Settings {
+            docker,
             recovery_timeout: duration("MESOS_RECOVERY_TIMEOUT", defaults.recovery_timeout)?,
             subscription_backoff_max: duration(
                 "MESOS_SUBSCRIPTION_BACKOFF_MAX",
@@ -107,6 +149,42 @@ mod tests {
         check(
             &[("MESOS_SUBSCRIPTION_BACKOFF_MAX", "x")],
             Err("MESOS_SUBSCRIPTION_BACKOFF_MAX"),
+        );
+    }
+
+    #[test]
+    fn docker_variables() {
+        let docker = |name: &str, label: Option<&str>| Settings {
+            docker: Some(DockerSettings {
+                socket: PathBuf::from("/run/docker.sock"),
+                container_name: name.into(),
+                agent_label: label.map(Into::into),
+            }),
+            ..Settings::default()
+        };
+        check(&[("MANTLE_DOCKER_SOCKET", "")], Ok(Settings::default()));
+        check(
+            &[("MANTLE_DOCKER_NAME", "mesos-c1")],
+            Ok(Settings::default()),
+        );
+        check(
+            &[
+                ("MANTLE_DOCKER_SOCKET", "/run/docker.sock"),
+                ("MANTLE_DOCKER_NAME", "mesos-c1"),
+                ("MANTLE_DOCKER_LABEL_AGENT", "/var/lib/mantle"),
+            ],
+            Ok(docker("mesos-c1", Some("/var/lib/mantle"))),
+        );
+        check(
+            &[
+                ("MANTLE_DOCKER_SOCKET", "/run/docker.sock"),
+                ("MESOS_CONTAINER_ID", "c2"),
+            ],
+            Ok(docker("mesos-c2", None)),
+        );
+        check(
+            &[("MANTLE_DOCKER_SOCKET", "/run/docker.sock")],
+            Err("environment variable MANTLE_DOCKER_NAME is not set"),
         );
     }
 }

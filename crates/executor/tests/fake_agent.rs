@@ -150,6 +150,7 @@ impl Harness {
             registration_timeout: Duration::from_secs(10),
             recovery_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(10),
+            docker: None,
         };
         let executor = Some(tokio::spawn(run_with(env, settings)));
         let mut harness = Harness {

@@ -384,6 +384,17 @@ pub struct AgentTuning {
         default_missing_value = "true"
     )]
     pub switch_user: bool,
+    /// Containerizers, comma-separated: mantle (mesos is its Mesos name) runs every
+    /// executor; docker also runs tasks whose ContainerInfo has type DOCKER in Docker.
+    #[arg(long, env = "MANTLE_CONTAINERIZERS", default_value = "mantle")]
+    pub containerizers: String,
+    /// The Docker engine's unix socket (with --containerizers docker).
+    #[arg(
+        long = "docker_socket",
+        env = "MANTLE_DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock"
+    )]
+    pub docker_socket: PathBuf,
 }
 
 impl AgentTuning {
@@ -429,6 +440,8 @@ impl AgentTuning {
                 &self.container_disk_watch_interval,
             )?,
             switch_user: self.switch_user,
+            containerizers: self.containerizers.clone(),
+            docker_socket: self.docker_socket.clone(),
         })
     }
 }
@@ -591,5 +604,33 @@ mod tests {
             flags.agent_config(1, "m").unwrap().work_dir,
             PathBuf::from("/tmp/x/agent-1")
         );
+    }
+
+    #[test]
+    fn containerizer_flags_reach_every_agent() {
+        let Command::Local(flags) = parse(&[
+            "local",
+            "--containerizers",
+            "mantle,docker",
+            "--docker_socket",
+            "/run/docker.sock",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let config = flags.agent_config(0, "127.0.0.1:5050").unwrap();
+        assert_eq!(config.containerizers, "mantle,docker");
+        assert_eq!(config.docker_socket, PathBuf::from("/run/docker.sock"));
+        let Command::Agent(flags) = parse(&["agent", "--master", "m:5050", "--work_dir", "/w"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let config = flags.to_config().unwrap();
+        assert_eq!(config.containerizers, "mantle");
+        assert_eq!(config.docker_socket, PathBuf::from("/var/run/docker.sock"));
     }
 }

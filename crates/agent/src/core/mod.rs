@@ -67,6 +67,9 @@ pub struct CoreConfig {
     pub launcher: PathBuf,
     pub executor_registration_timeout: Duration,
     pub executor_shutdown_grace_period: Duration,
+    /// The Docker engine's socket when `--containerizers` holds `docker`: executors are
+    /// told to run tasks that ask for Docker on it.
+    pub docker_socket: Option<PathBuf>,
     /// Flag values for `/state`.
     pub flags: BTreeMap<String, String>,
     /// Seconds since the Unix epoch when the agent started.
@@ -776,7 +779,7 @@ impl Core {
             .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64))
             .unwrap_or(self.config.executor_shutdown_grace_period);
         let endpoint = self.config.endpoint();
-        let env = sandbox::executor_env(&sandbox::EnvInputs {
+        let mut env = sandbox::executor_env(&sandbox::EnvInputs {
             framework_id: &framework_id,
             executor_id: &info.executor_id,
             agent_id,
@@ -787,17 +790,46 @@ impl Core {
             shutdown_grace_period: grace,
             command: &command,
         });
+        // The built-in executor runs a DOCKER task through the engine's socket, which
+        // only the agent's user may be able to reach; Mesos runs `mesos-docker-executor`
+        // as the agent's user too. The task itself runs as its image says.
+        let docker_executor = self.config.docker_socket.is_some()
+            && wants_docker(info.container.as_ref())
+            && command.value.as_deref() == Some(&*self.config.launcher.to_string_lossy());
+        let user = match docker_executor {
+            true => None,
+            false => command
+                .user
+                .clone()
+                .or_else(|| Some(framework.user.clone()))
+                .filter(|user| !user.is_empty()),
+        };
+        // Last, so that neither the command's variables nor the agent's own environment
+        // decide whether the executor uses Docker: an empty socket means it does not.
+        match &self.config.docker_socket {
+            Some(socket) => env.extend([
+                (
+                    "MANTLE_DOCKER_SOCKET".to_string(),
+                    socket.to_string_lossy().into_owned(),
+                ),
+                (
+                    "MANTLE_DOCKER_NAME".to_string(),
+                    docker_container_name(container_id),
+                ),
+                (
+                    "MANTLE_DOCKER_LABEL_AGENT".to_string(),
+                    self.config.work_dir.to_string_lossy().into_owned(),
+                ),
+            ]),
+            None => env.push(("MANTLE_DOCKER_SOCKET".to_string(), String::new())),
+        }
         LaunchSpec {
             framework_id,
             executor_id: info.executor_id.clone(),
             container_id: container_id.clone(),
             agent_id: agent_id.clone(),
             directory,
-            user: command
-                .user
-                .clone()
-                .or_else(|| Some(framework.user.clone()))
-                .filter(|user| !user.is_empty()),
+            user,
             command,
             env,
             limits: ContainerLimits::default(),
@@ -816,5 +848,20 @@ impl Core {
             arguments: vec![launcher, "executor".to_string()],
             user: None,
         }
+    }
+}
+
+/// The name of the Docker container a command task of `container_id` runs in, as the
+/// Docker containerizer names it (reference §7): `mesos-<container_id>`.
+pub fn docker_container_name(container_id: &ContainerId) -> String {
+    format!("mesos-{container_id}")
+}
+
+/// Whether a ContainerInfo asks for Docker: its `type` is DOCKER (1).
+fn wants_docker(container: Option<&serde_json::Value>) -> bool {
+    match container.map(|c| &c["type"]) {
+        Some(serde_json::Value::String(kind)) => kind == "DOCKER",
+        Some(serde_json::Value::Number(kind)) => kind.as_u64() == Some(1),
+        _ => false,
     }
 }

@@ -19,6 +19,7 @@ fn config() -> CoreConfig {
         launcher: PathBuf::from("/bin/mantle"),
         executor_registration_timeout: Duration::from_secs(60),
         executor_shutdown_grace_period: Duration::from_secs(5),
+        docker_socket: None,
         flags: BTreeMap::new(),
         start_time: 1_000.0,
         seed: 7,
@@ -659,6 +660,116 @@ fn heartbeats_and_framework_messages() {
     let out = h.core.handle(now, Input::Master(Box::new(message)));
     let rendered: Vec<String> = out.actions.iter().map(|a| h.render(a)).collect();
     assert_eq!(rendered, vec!["exec 1 MESSAGE aGk="]);
+}
+
+/// The variables that tell an executor about the Docker containerizer: set with
+/// `docker_socket`, and an empty socket without it, whatever the task's command sets.
+#[test]
+fn executors_learn_whether_docker_runs() {
+    let check = |docker_socket: Option<&str>, expected: &[(&str, &str)]| {
+        let mut h = Harness::new();
+        h.core.config.docker_socket = docker_socket.map(PathBuf::from);
+        h.step(0, Register);
+        let mut t = task("t1");
+        let mut command = CommandInfo::shell("true");
+        command.environment = Some(mantle_api::Environment {
+            variables: vec![mantle_api::Variable {
+                name: "MANTLE_DOCKER_SOCKET".into(),
+                kind: None,
+                value: Some("/tmp/evil.sock".into()),
+                secret: None,
+            }],
+        });
+        t.command = Some(command);
+        let now = Now {
+            mono: Duration::ZERO,
+            unix: 0.0,
+        };
+        let message = ToAgent::RunTask(RunTask {
+            framework_info: framework_info(),
+            task: t,
+        });
+        let out = h.core.handle(now, Input::Master(Box::new(message)));
+        let [Action::Launch(spec)] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        // Later entries win, as they do when the launcher applies them.
+        let env: HashMap<&str, &str> = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let docker: Vec<(&str, &str)> = [
+            "MANTLE_DOCKER_SOCKET",
+            "MANTLE_DOCKER_NAME",
+            "MANTLE_DOCKER_LABEL_AGENT",
+        ]
+        .into_iter()
+        .filter_map(|name| env.get(name).map(|value| (name, *value)))
+        .collect();
+        let expected: Vec<(&str, String)> = expected
+            .iter()
+            .map(|(k, v)| (*k, v.replace("<cid>", spec.container_id.as_str())))
+            .collect();
+        let expected: Vec<(&str, &str)> = expected.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(docker, expected, "docker_socket {docker_socket:?}");
+    };
+    check(None, &[("MANTLE_DOCKER_SOCKET", "")]);
+    check(
+        Some("/run/docker.sock"),
+        &[
+            ("MANTLE_DOCKER_SOCKET", "/run/docker.sock"),
+            ("MANTLE_DOCKER_NAME", "mesos-<cid>"),
+            ("MANTLE_DOCKER_LABEL_AGENT", "/w"),
+        ],
+    );
+}
+
+/// The built-in executor of a DOCKER task runs as the agent's user (it talks to the
+/// engine's socket), once the agent runs the docker containerizer; other executors run
+/// as their command's or framework's user.
+#[test]
+fn docker_executors_run_as_the_agent_user() {
+    let check = |docker_socket: Option<&str>,
+                 container: serde_json::Value,
+                 custom: bool,
+                 expected: Option<&str>| {
+        let mut h = Harness::new();
+        h.core.config.docker_socket = docker_socket.map(PathBuf::from);
+        h.step(0, Register);
+        let mut t = task("t1");
+        t.container = Some(container.clone());
+        match custom {
+            true => t.executor = Some(executor_info("e1")),
+            false => t.command = Some(CommandInfo::shell("true")),
+        }
+        let now = Now {
+            mono: Duration::ZERO,
+            unix: 0.0,
+        };
+        let message = ToAgent::RunTask(RunTask {
+            framework_info: framework_info(),
+            task: t,
+        });
+        let out = h.core.handle(now, Input::Master(Box::new(message)));
+        let [Action::Launch(spec)] = out.actions.as_slice() else {
+            panic!("{:?}", out.actions)
+        };
+        assert_eq!(
+            spec.user.as_deref(),
+            expected,
+            "docker_socket {docker_socket:?}, container {container}, custom executor {custom}"
+        );
+    };
+    let docker = serde_json::json!({"type": "DOCKER", "docker": {"image": "busybox"}});
+    let mesos = serde_json::json!({"type": "MESOS"});
+    let socket = Some("/run/docker.sock");
+    check(socket, docker.clone(), false, None);
+    check(socket, serde_json::json!({"type": 1}), false, None);
+    check(socket, mesos.clone(), false, Some("u"));
+    check(None, docker.clone(), false, Some("u"));
+    check(socket, docker, true, Some("u"));
+    check(None, mesos, true, Some("u"));
 }
 
 #[test]

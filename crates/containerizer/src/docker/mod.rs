@@ -21,6 +21,12 @@ mod spec_tests;
 use std::collections::BTreeMap;
 
 pub use client::{Docker, DEFAULT_SOCKET};
+
+/// The label naming the agent (its work_dir) that started a container, so that an agent
+/// tells its own leftovers from another agent's on the same engine.
+pub const AGENT_LABEL: &str = "mantle.agent";
+/// The label naming the task a container runs.
+pub const TASK_LABEL: &str = "mantle.task";
 pub use frames::{Demuxer, Output};
 pub use spec::{create_body, ContainerSpec, Network, PortMapping, Volume, SUPPORTED_PARAMETERS};
 

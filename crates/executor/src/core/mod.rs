@@ -15,6 +15,13 @@
 //! the grace period. The executor stops once every task it was given is terminal and the
 //! updates are acknowledged (or waited for long enough).
 //!
+//! A LAUNCH whose task has a ContainerInfo of type DOCKER runs in a Docker container
+//! instead, as under Mesos's Docker containerizer and `mesos-docker-executor` (reference
+//! §7): the same life, with [`Action::RunContainer`] for the spawn and
+//! [`Action::StopContainer`] for the SIGTERM. The agent says through the environment
+//! whether it runs that containerizer ([`Config::docker`]); a task of a LAUNCH_GROUP may
+//! not ask for Docker, as in Mesos.
+//!
 //! Nothing here touches processes, sockets or clocks; the driver performs the actions
 //! and feeds back their results.
 
@@ -22,11 +29,12 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use crate::container_info::{docker_task, wants_docker, DockerContext, DockerTask};
 use crate::exit_status::Exit;
 use crate::timing::kill_grace;
 use mantle_api::{KillPolicy, Reason, TaskId, TaskInfo, TaskState, TaskStatus};
 use std::time::{Duration, Instant};
-use task::Task;
+use task::{Runtime, Task};
 
 /// What the core needs to know about its surroundings.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +45,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long to wait for the terminal updates' acknowledgements before exiting anyway.
     pub ack_timeout: Duration,
+    /// The Docker containerizer, when the agent runs it (`--containerizers` holds
+    /// `docker`); without it a task that asks for Docker fails.
+    pub docker: Option<DockerContext>,
 }
 
 /// Something that happened.
@@ -54,9 +65,11 @@ pub enum Input {
         kill_policy: Option<KillPolicy>,
     },
     Shutdown,
-    /// The command asked for by [`Action::Spawn`] for this task started.
+    /// The command asked for by [`Action::Spawn`] (or the container asked for by
+    /// [`Action::RunContainer`]) for this task started.
     Spawned(TaskId),
-    /// The command asked for by [`Action::Spawn`] for this task could not start.
+    /// The command asked for by [`Action::Spawn`] (or the container asked for by
+    /// [`Action::RunContainer`]) for this task could not start.
     SpawnFailed {
         task_id: TaskId,
         error: String,
@@ -65,6 +78,13 @@ pub enum Input {
     Exited {
         task_id: TaskId,
         exit: Exit,
+    },
+    /// The task's Docker container ended with this status (128 + the signal when a
+    /// signal ended it); `oom_killed` when the engine saw the OOM killer end it.
+    ContainerExited {
+        task_id: TaskId,
+        status: i64,
+        oom_killed: bool,
     },
     /// The event stream closed.
     Disconnected,
@@ -81,7 +101,15 @@ pub enum Action {
     Send(Box<TaskStatus>),
     /// Start this task's command; answer with [`Input::Spawned`] or [`Input::SpawnFailed`].
     Spawn(Box<TaskInfo>),
-    /// Signal the task's process group.
+    /// Pull the image if needed, create and start the task's Docker container, copy its
+    /// output into the sandbox and wait for it; answer with [`Input::Spawned`] or
+    /// [`Input::SpawnFailed`], then [`Input::ContainerExited`] once it ended and was
+    /// removed.
+    RunContainer(Box<DockerTask>),
+    /// Stop the task's container like `docker stop -t <grace>`: its stop signal now,
+    /// SIGKILL once the grace period is over.
+    StopContainer { task_id: TaskId, grace: Duration },
+    /// Signal the task's process group (or its container's main process).
     Signal { task_id: TaskId, signal: Signal },
     /// Stop now.
     Exit,
@@ -136,6 +164,10 @@ const LAUNCH_ON_DEFAULT: &str =
     "Attempted to run a single task using the \"default\" executor, which runs task groups";
 const SHUTTING_DOWN: &str = "The executor is shutting down";
 const NO_COMMAND: &str = "Task has no command";
+/// Mesos's master refuses these with the same words; here the executor does.
+const DOCKER_IN_GROUP: &str = "Docker ContainerInfo is not supported on the task";
+const NO_DOCKER: &str = "The agent does not run the docker containerizer \
+     (its --containerizers flag does not include docker)";
 
 impl Core {
     pub fn new(config: Config) -> Core {
@@ -189,6 +221,19 @@ impl Core {
                     None => Vec::new(),
                 }
             }
+            Input::ContainerExited {
+                task_id,
+                status,
+                oom_killed,
+            } => {
+                let Some(index) = self.find(&task_id) else {
+                    return Vec::new();
+                };
+                match self.tasks[index].container_exited(status, oom_killed, now) {
+                    Some(update) => self.ended(index, update, now),
+                    None => Vec::new(),
+                }
+            }
             Input::Disconnected if self.config.checkpoint => Vec::new(),
             Input::Disconnected | Input::GaveUp => self.abandon(),
             Input::Tick => {
@@ -225,12 +270,49 @@ impl Core {
             self.tasks.push(Task::ended(info, group, now));
             return vec![refusal(task_id, NO_COMMAND)];
         }
+        if wants_docker(&info) {
+            return self.launch_in_docker(info, group, now);
+        }
         tracing::info!(task_id = %task_id, "launching the task");
-        self.tasks.push(Task::launching(info.clone(), group));
+        self.tasks
+            .push(Task::launching(info.clone(), group, Runtime::Process));
         vec![
             send(task_id, TaskState::Starting, None, None),
             Action::Spawn(Box::new(info)),
         ]
+    }
+
+    /// A LAUNCH of a task that asks for a Docker container: it runs in one, or fails at
+    /// once with REASON_CONTAINER_LAUNCH_FAILED when the agent has no Docker
+    /// containerizer or its ContainerInfo cannot be run (the message names the field).
+    fn launch_in_docker(&mut self, info: TaskInfo, group: usize, now: Instant) -> Vec<Action> {
+        let task_id = info.task_id.clone();
+        let docker = match &self.config.docker {
+            None => Err(NO_DOCKER.to_string()),
+            Some(context) => docker_task(&info, context)
+                .map_err(|error| format!("Failed to launch container: {error}")),
+        };
+        match docker {
+            Ok(docker) => {
+                tracing::info!(task_id = %task_id, image = %docker.spec.image, container = %docker.name, "launching the task in docker");
+                self.tasks
+                    .push(Task::launching(info, group, Runtime::Docker));
+                vec![
+                    send(task_id, TaskState::Starting, None, None),
+                    Action::RunContainer(Box::new(docker)),
+                ]
+            }
+            Err(message) => {
+                tracing::warn!(task_id = %task_id, error = %message, "not launching the task in docker");
+                self.tasks.push(Task::ended(info, group, now));
+                vec![send(
+                    task_id,
+                    TaskState::Failed,
+                    Some(message),
+                    Some(Reason::ContainerLaunchFailed),
+                )]
+            }
+        }
     }
 
     fn launch_group(&mut self, infos: Vec<TaskInfo>, now: Instant) -> Vec<Action> {
@@ -276,26 +358,27 @@ impl Core {
         tracing::info!(group, task_ids = ?task_ids, "launching a task group");
 
         // A group that cannot run whole does not start at all: the task without a command
-        // fails, and the others, killed with their group, never start.
-        if let Some(bad) = accepted.iter().find(|t| t.command.is_none()) {
-            let bad = bad.task_id.clone();
-            tracing::warn!(group, task_id = %bad, "a task of the group has no command; not starting the group");
+        // (or asking for Docker) fails, and the others, killed with their group, never
+        // start.
+        let bad = accepted
+            .iter()
+            .find_map(|t| group_problem(t).map(|(_, why)| (t.task_id.clone(), why)));
+        if let Some((bad, why)) = bad {
+            tracing::warn!(group, task_id = %bad, why, "a task of the group cannot run; not starting the group");
             self.groups_killing[group] = true;
             let mut actions = Vec::new();
             for info in accepted {
-                actions.push(match info.command {
-                    None => send(
+                actions.push(match group_problem(&info) {
+                    Some((message, _)) => send(
                         info.task_id.clone(),
                         TaskState::Failed,
-                        Some(NO_COMMAND.into()),
+                        Some(message.into()),
                         Some(Reason::TaskGroupInvalid),
                     ),
-                    Some(_) => send(
+                    None => send(
                         info.task_id.clone(),
                         TaskState::Killed,
-                        Some(format!(
-                            "Task not started: task {bad} of its group has no command"
-                        )),
+                        Some(format!("Task not started: task {bad} of its group {why}")),
                         Some(Reason::TaskGroupInvalid),
                     ),
                 });
@@ -308,7 +391,8 @@ impl Core {
         for info in accepted {
             actions.push(send(info.task_id.clone(), TaskState::Starting, None, None));
             actions.push(Action::Spawn(Box::new(info.clone())));
-            self.tasks.push(Task::launching(info, group));
+            self.tasks
+                .push(Task::launching(info, group, Runtime::Process));
         }
         actions
     }
@@ -451,6 +535,18 @@ impl Core {
             None => false,
         }
     }
+}
+
+/// Why a task of a group cannot run: its TASK_FAILED message, and the words for its
+/// siblings' TASK_KILLED.
+fn group_problem(info: &TaskInfo) -> Option<(&'static str, &'static str)> {
+    if info.command.is_none() {
+        return Some((NO_COMMAND, "has no command"));
+    }
+    if wants_docker(info) {
+        return Some((DOCKER_IN_GROUP, "asks for a Docker container"));
+    }
+    None
 }
 
 /// A TASK_FAILED for a task the executor will not run.

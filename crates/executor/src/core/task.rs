@@ -3,9 +3,14 @@
 //! it, SIGTERM to its process group, SIGKILL once the grace period is over) or run past
 //! its `max_completion_time`, and ends with exactly one terminal update. The core decides
 //! what happens to which task; this module keeps the state of one.
+//!
+//! A task runs either as a process or in a Docker container (reference §7, "Docker
+//! containerizer"). The two live the same life; they differ in how a kill starts (a
+//! SIGTERM to the process group, or `docker stop` with the grace period, which honours
+//! the container's stop signal) and in how their end is worded.
 
 use super::{send, status, Action, KillCause, Signal};
-use crate::exit_status::{describe, terminal_state, Exit};
+use crate::exit_status::{describe, describe_container, terminal_state, Exit};
 use crate::timing::{duration_of, kill_grace};
 use mantle_api::{Reason, TaskId, TaskInfo, TaskState, TaskStatus};
 use std::time::{Duration, Instant};
@@ -32,6 +37,15 @@ enum Phase {
     Terminated { at: Instant },
 }
 
+/// What a task runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Runtime {
+    /// A process (group) the driver spawns.
+    Process,
+    /// A Docker container the driver creates through the engine.
+    Docker,
+}
+
 /// A task the executor was given, and where it is in its life.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Task {
@@ -39,15 +53,17 @@ pub(super) struct Task {
     /// The launch (one LAUNCH or one LAUNCH_GROUP) that brought the task; tasks of the
     /// same launch live and die together.
     pub(super) group: usize,
+    runtime: Runtime,
     phase: Phase,
 }
 
 impl Task {
-    /// A task whose command the driver is about to spawn.
-    pub(super) fn launching(info: TaskInfo, group: usize) -> Task {
+    /// A task whose command or container the driver is about to start.
+    pub(super) fn launching(info: TaskInfo, group: usize, runtime: Runtime) -> Task {
         Task {
             info,
             group,
+            runtime,
             phase: Phase::Launching { pending_kill: None },
         }
     }
@@ -57,6 +73,7 @@ impl Task {
         Task {
             info,
             group,
+            runtime: Runtime::Process,
             phase: Phase::Terminated { at: now },
         }
     }
@@ -126,9 +143,23 @@ impl Task {
                         None,
                     ));
                 }
-                actions.push(self.signal(Signal::Term));
+                actions.push(self.terminate(grace));
                 actions
             }
+        }
+    }
+
+    /// The first step of a kill: SIGTERM to a process group (the core sends SIGKILL
+    /// after the grace period), or `docker stop` with the grace period, so that the
+    /// container gets the stop signal its image or parameters name. The core's SIGKILL
+    /// at the end of the grace period still follows, in case the engine does not.
+    fn terminate(&self, grace: Duration) -> Action {
+        match self.runtime {
+            Runtime::Process => self.signal(Signal::Term),
+            Runtime::Docker => Action::StopContainer {
+                task_id: self.info.task_id.clone(),
+                grace,
+            },
         }
     }
 
@@ -160,11 +191,21 @@ impl Task {
             return None;
         };
         self.phase = Phase::Terminated { at: now };
+        let (message, reason) = match self.runtime {
+            Runtime::Process => (
+                format!("Failed to launch the command: {error}"),
+                Reason::CommandExecutorFailed,
+            ),
+            Runtime::Docker => (
+                format!("Failed to launch container: {error}"),
+                Reason::ContainerLaunchFailed,
+            ),
+        };
         Some(status(
             self.info.task_id.clone(),
             TaskState::Failed,
-            Some(format!("Failed to launch the command: {error}")),
-            Some(Reason::CommandExecutorFailed),
+            Some(message),
+            Some(reason),
         ))
     }
 
@@ -179,6 +220,32 @@ impl Task {
             self.info.task_id.clone(),
             state,
             Some(describe(exit)),
+            reason,
+        ))
+    }
+
+    /// The task's Docker container ended with `status`; returns the terminal update. A
+    /// container the kernel's OOM killer ended fails with the memory limitation, as a
+    /// Mesos container does, unless the executor was killing it anyway.
+    pub(super) fn container_exited(
+        &mut self,
+        status_code: i64,
+        oom_killed: bool,
+        now: Instant,
+    ) -> Option<TaskStatus> {
+        let Phase::Running { killing, .. } = &self.phase else {
+            return None;
+        };
+        let code = i32::try_from(status_code).unwrap_or(-1);
+        let (state, mut reason) = terminal_state(Exit::Code(code), killing.map(|k| k.cause));
+        if oom_killed && state == TaskState::Failed && reason.is_none() {
+            reason = Some(Reason::ContainerLimitationMemory);
+        }
+        self.phase = Phase::Terminated { at: now };
+        Some(status(
+            self.info.task_id.clone(),
+            state,
+            Some(describe_container(status_code, oom_killed)),
             reason,
         ))
     }

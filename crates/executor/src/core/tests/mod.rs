@@ -1,8 +1,10 @@
 //! Transcript tests of the core: each case feeds inputs at given times and compares,
 //! line by line, the actions and the next wake-up. `command` covers the command executor
-//! (one LAUNCH), `group` the default executor (LAUNCH_GROUP).
+//! (one LAUNCH), `group` the default executor (LAUNCH_GROUP), `docker` a LAUNCH that asks
+//! for a Docker container.
 
 mod command;
+mod docker;
 mod group;
 
 use super::*;
@@ -15,6 +17,7 @@ fn config() -> Config {
         checkpoint: false,
         shutdown_grace: Duration::from_secs(3),
         ack_timeout: Duration::from_secs(60),
+        docker: None,
     }
 }
 
@@ -122,6 +125,14 @@ fn label(input: &Input) -> String {
             task_id,
             exit: Exit::Signal(signal),
         } => format!("signaled {task_id} {signal}"),
+        Input::ContainerExited {
+            task_id,
+            status,
+            oom_killed,
+        } => match oom_killed {
+            true => format!("container_exited {task_id} {status} oom"),
+            false => format!("container_exited {task_id} {status}"),
+        },
         Input::Disconnected => "disconnected".into(),
         Input::GaveUp => "gave_up".into(),
         Input::Tick => "tick".into(),
@@ -141,6 +152,15 @@ fn render(action: &Action) -> String {
             text
         }
         Action::Spawn(task) => format!("spawn {}", task.task_id),
+        Action::RunContainer(docker) => {
+            format!(
+                "run {} in {} ({})",
+                docker.task_id, docker.name, docker.spec.image
+            )
+        }
+        Action::StopContainer { task_id, grace } => {
+            format!("stop {task_id} grace={}", grace.as_secs_f64())
+        }
         Action::Signal {
             task_id,
             signal: Signal::Term,
