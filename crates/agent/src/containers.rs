@@ -343,13 +343,15 @@ impl Containerizer {
             .then_some(self.config.disk_watch_interval)
     }
 
-    /// What the container uses now.
+    /// What the container uses now: from its cgroup when cgroups measure cpu or memory
+    /// (`cgroups/cpu`, `cgroups/mem`), else from `/proc` (`posix/cpu`, `posix/mem`).
     pub fn usage(&self, spec: &LaunchSpec, launcher_pid: Option<u32>) -> Usage {
+        let isolation = &self.config.isolation;
         let stats = match &self.cgroups {
-            Some(cgroups) => cgroups
+            Some(cgroups) if isolation.cgroups_cpu || isolation.cgroups_mem => cgroups
                 .stats(spec.container_id.as_str())
                 .unwrap_or_default(),
-            None => launcher_pid.map(posix_stats).unwrap_or_default(),
+            _ => launcher_pid.map(posix_stats).unwrap_or_default(),
         };
         Usage {
             stats,

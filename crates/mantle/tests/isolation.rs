@@ -311,3 +311,27 @@ async fn tasks_run_as_their_user() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posix_isolation_reports_usage() {
+    if !privileged() {
+        return;
+    }
+    let cluster = cluster(&["--isolation", "posix/cpu,posix/mem"]).await;
+    let mut fw = Framework::subscribe(&cluster.master, "posix").await;
+    let spin = "while :; do :; done";
+    launch(&mut fw, &[("spin", spin, "cpus:0.5;mem:64")]).await;
+    fw.wait_state("spin", TaskState::Running).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = statistics(&cluster).await;
+    let (_, spin) = stats
+        .iter()
+        .find(|(id, _)| id == "spin")
+        .expect("statistics");
+    eprintln!("posix usage of a spinning task: {spin}");
+    assert!(cpu_seconds(&stats, "spin") > 0.5, "{spin}");
+    assert!(spin["mem_rss_bytes"].as_u64().unwrap() > 0, "{spin}");
+    assert_eq!(spin["cpus_limit"], 0.5);
+    fw.scheduler.kill("spin".into(), None).await.expect("kill");
+    fw.wait_state("spin", TaskState::Killed).await;
+}
