@@ -44,13 +44,13 @@ fn spec(work_dir: &Path, run: &str, index: usize, command: &str) -> LaunchSpec {
     }
 }
 
-fn containerizer(mantle: &Path) -> anyhow::Result<Containerizer> {
+fn containerizer(mantle: &Path, isolation: &str) -> anyhow::Result<Containerizer> {
     let launcher_dir = mantle
         .parent()
         .context("--mantle has no directory")?
         .to_path_buf();
     Ok(Containerizer::new(ContainerConfig {
-        isolation: Isolation::parse("cgroups/cpu,cgroups/mem,namespaces/pid")?,
+        isolation: Isolation::parse(isolation)?,
         launcher: launcher_dir.join("mantle-launcher"),
         cgroups_hierarchy: PathBuf::from("/sys/fs/cgroup"),
         cgroups_root: "mantle-bench".into(),
@@ -127,7 +127,7 @@ fn launch_all(
     Ok((launched, latencies, started.elapsed().as_secs_f64()))
 }
 
-pub fn run(mantle: &Path, total: usize, parallel: usize) -> anyhow::Result<()> {
+pub fn run(mantle: &Path, total: usize, parallel: usize, isolation: &str) -> anyhow::Result<()> {
     if parallel == 0 {
         bail!("--parallel must be at least 1");
     }
@@ -135,12 +135,12 @@ pub fn run(mantle: &Path, total: usize, parallel: usize) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the containers benchmark needs root (cgroups and namespaces)");
     }
-    let containers = Arc::new(containerizer(mantle)?);
+    let containers = Arc::new(containerizer(mantle, isolation)?);
     let dir = tempfile::tempdir()?;
     let work_dir = dir.path();
     eprintln!(
         "bench containers: {total} `true` containers, {parallel} launches at a time, \
-         cgroups/cpu,cgroups/mem,namespaces/pid"
+         isolation {isolation}"
     );
     let (launched, mut latencies, seconds) =
         launch_all(parallel, &containers, work_dir, "true", total, "true")?;
@@ -196,6 +196,7 @@ pub fn run(mantle: &Path, total: usize, parallel: usize) -> anyhow::Result<()> {
             "bench": "containers",
             "tasks": total,
             "parallel": parallel,
+            "isolation": isolation,
             "launches_per_s": (total as f64 / seconds * 10.0).round() / 10.0,
             "p50_ms": (pct(50.0) * 100.0).round() / 100.0,
             "p99_ms": (pct(99.0) * 100.0).round() / 100.0,

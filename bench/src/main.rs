@@ -87,6 +87,9 @@ enum Bench {
         /// Launches (and destroys) in flight at once.
         #[arg(long, default_value_t = 1)]
         parallel: usize,
+        /// The agent's --isolation for the containers.
+        #[arg(long, default_value = "cgroups/cpu,cgroups/mem,namespaces/pid")]
+        isolation: String,
     },
 }
 
@@ -158,7 +161,11 @@ async fn main() -> anyhow::Result<()> {
                 allocator::decline_offers(agents, frameworks, rounds, seed)
             }
         }
-        Bench::Containers { tasks, parallel } => containers::run(&cli.mantle, tasks, parallel),
+        Bench::Containers {
+            tasks,
+            parallel,
+            isolation,
+        } => containers::run(&cli.mantle, tasks, parallel, &isolation),
     }
 }
 
