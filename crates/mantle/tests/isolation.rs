@@ -313,7 +313,7 @@ async fn tasks_run_as_their_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn posix_isolation_reports_usage() {
+async fn posix_isolation_reports_usage_in_statistics_and_get_containers() {
     if !privileged() {
         return;
     }
@@ -332,6 +332,24 @@ async fn posix_isolation_reports_usage() {
     assert!(cpu_seconds(&stats, "spin") > 0.5, "{spin}");
     assert!(spin["mem_rss_bytes"].as_u64().unwrap() > 0, "{spin}");
     assert_eq!(spin["cpus_limit"], 0.5);
+
+    // The same through the agent's operator API.
+    let url = format!("http://{}/api/v1", cluster.agents[0]);
+    let call = serde_json::json!({"type": "GET_CONTAINERS"}).to_string();
+    let response = cluster
+        .http
+        .post(&url, call.into_bytes(), &[])
+        .await
+        .expect("GET_CONTAINERS");
+    let answer: Value = serde_json::from_slice(&response.body).expect("JSON");
+    assert_eq!(answer["type"], "GET_CONTAINERS", "{answer}");
+    let containers = answer["get_containers"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{answer}");
+    assert_eq!(containers[0]["executor_id"]["value"], "spin");
+    let statistics = &containers[0]["resource_statistics"];
+    assert!(statistics["cpus_user_time_secs"].as_f64().unwrap() > 0.5, "{answer}");
+    assert_eq!(statistics["mem_limit_bytes"], 64 * 1048576);
+
     fw.scheduler.kill("spin".into(), None).await.expect("kill");
     fw.wait_state("spin", TaskState::Killed).await;
 }
