@@ -335,6 +335,13 @@ impl Containerizer {
         None
     }
 
+    /// Whether a container can hit a limit the agent must notice (memory with
+    /// `cgroups/mem`, disk with `disk/du`); without either there is nothing to watch.
+    pub fn has_limits_to_watch(&self) -> bool {
+        let isolation = &self.config.isolation;
+        (self.cgroups.is_some() && isolation.cgroups_mem) || isolation.disk_du
+    }
+
     /// How often a container's disk is measured (`None`: never).
     pub fn disk_watch(&self) -> Option<Duration> {
         self.config

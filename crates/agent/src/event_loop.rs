@@ -454,7 +454,8 @@ async fn launch(
     let mut limit_check = tokio::time::interval(LIMIT_CHECK_INTERVAL);
     limit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_disk_check = Instant::now();
-    let mut limited = false;
+    // Nothing to watch is as good as a limitation already found.
+    let mut limited = !containers.has_limits_to_watch();
     let launcher_status = loop {
         tokio::select! {
             status = child.wait() => break status,

@@ -347,7 +347,10 @@ async fn posix_isolation_reports_usage_in_statistics_and_get_containers() {
     assert_eq!(containers.len(), 1, "{answer}");
     assert_eq!(containers[0]["executor_id"]["value"], "spin");
     let statistics = &containers[0]["resource_statistics"];
-    assert!(statistics["cpus_user_time_secs"].as_f64().unwrap() > 0.5, "{answer}");
+    assert!(
+        statistics["cpus_user_time_secs"].as_f64().unwrap() > 0.5,
+        "{answer}"
+    );
     assert_eq!(statistics["mem_limit_bytes"], 64 * 1048576);
 
     fw.scheduler.kill("spin".into(), None).await.expect("kill");
