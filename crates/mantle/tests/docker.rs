@@ -13,11 +13,10 @@ mod common;
 
 use common::framework::Framework;
 use common::Cluster;
-use mantle_api::scheduler::Event;
-use mantle_api::{Offer, Reason, Resources, TaskInfo, TaskState, TaskStatus};
+use mantle_api::{Offer, Reason, Resources, TaskInfo, TaskState};
 use mantle_containerizer::docker::{ContainerSpec, ContainerSummary, Docker, DEFAULT_SOCKET};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "mantle-test/busybox:latest";
@@ -46,18 +45,6 @@ async fn engine() -> Option<Docker> {
     );
     eprintln!("skipping: {problem}; run scripts/ensure-docker.sh as root to test with docker");
     None
-}
-
-/// A cluster of one agent with `flags`.
-async fn cluster(flags: &[&str]) -> Cluster {
-    let mut cluster = Cluster::start(0, AGENT_RESOURCES, &[]).await;
-    cluster.add_agent_with(0, AGENT_RESOURCES, flags);
-    cluster
-        .wait_until("the agent registered", |state| {
-            state["slaves"].as_array().map_or(0, Vec::len) == 1
-        })
-        .await;
-    cluster
 }
 
 /// The work_dir of the cluster's agent, as the agent names it in the `mantle.agent`
@@ -103,50 +90,12 @@ async fn launch(fw: &mut Framework, id: &str, image: &str, command: &str) {
         .expect("launch");
 }
 
-/// The first terminal update of `task`.
-async fn terminal(fw: &mut Framework, task: &str, timeout: Duration) -> TaskStatus {
-    if let Some(seen) = fw
-        .statuses
-        .iter()
-        .find(|s| s.task_id.value == task && s.state.is_terminal())
-    {
-        return seen.clone();
-    }
-    let what = format!("{task} to end");
-    fw.next(&what, timeout, |e| match e {
-        Event::Update(u) if u.status.task_id.value == task && u.status.state.is_terminal() => {
-            Some(u.status.clone())
-        }
-        _ => None,
-    })
-    .await
-}
-
-/// The sandbox `stdout` of the latest run of a command task's executor.
-fn task_stdout(cluster: &Cluster, task: &str) -> String {
-    let mut found: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![cluster.dir.path().join("agent-0/slaves")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
-            if path.ends_with(format!("executors/{task}/runs/latest")) {
-                found.push(path.join("stdout"));
-            } else if path.is_dir() && !is_link {
-                stack.push(path);
-            }
-        }
-    }
-    let path = found.pop().expect("the task's sandbox");
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_task_runs_with_its_memory_limit_and_output() {
     let Some(docker) = engine().await else {
         return;
     };
-    let cluster = cluster(DOCKER_FLAGS).await;
+    let cluster = Cluster::one_agent(AGENT_RESOURCES, DOCKER_FLAGS).await;
     let mut fw = Framework::subscribe(&cluster.master, "docker-hello").await;
     // cgroups v1 first (this host), then v2.
     let command = "echo hello-from-docker; \
@@ -162,7 +111,7 @@ async fn a_docker_task_runs_with_its_memory_limit_and_output() {
         Some("Container exited with status 0")
     );
 
-    let stdout = task_stdout(&cluster, "hello");
+    let stdout = cluster.task_stdout(0, "hello");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.contains(&"hello-from-docker"), "{stdout}");
     assert!(lines.contains(&"67108864"), "no 64 MB limit in {stdout}");
@@ -178,7 +127,7 @@ async fn killing_a_docker_task_stops_and_removes_its_container() {
     let Some(docker) = engine().await else {
         return;
     };
-    let cluster = cluster(DOCKER_FLAGS).await;
+    let cluster = Cluster::one_agent(AGENT_RESOURCES, DOCKER_FLAGS).await;
     let mut fw = Framework::subscribe(&cluster.master, "docker-kill").await;
     launch(&mut fw, "sleeper", IMAGE, "sleep 100").await;
     fw.wait_state("sleeper", TaskState::Running).await;
@@ -192,7 +141,7 @@ async fn killing_a_docker_task_stops_and_removes_its_container() {
         .kill("sleeper".into(), None)
         .await
         .expect("kill");
-    let status = terminal(&mut fw, "sleeper", Duration::from_secs(30)).await;
+    let status = fw.wait_terminal("sleeper", Duration::from_secs(30)).await;
     let took = asked.elapsed();
     eprintln!("killed in {took:?}: {:?}", status.message);
     assert_eq!(status.state, TaskState::Killed, "{status:?}");
@@ -207,10 +156,10 @@ async fn a_missing_image_fails_the_task() {
     if engine().await.is_none() {
         return;
     }
-    let cluster = cluster(DOCKER_FLAGS).await;
+    let cluster = Cluster::one_agent(AGENT_RESOURCES, DOCKER_FLAGS).await;
     let mut fw = Framework::subscribe(&cluster.master, "docker-missing").await;
     launch(&mut fw, "nope", "mantle-test/nope:1", "true").await;
-    let status = terminal(&mut fw, "nope", Duration::from_secs(60)).await;
+    let status = fw.wait_terminal("nope", Duration::from_secs(60)).await;
     assert_eq!(status.state, TaskState::Failed, "{status:?}");
     assert_eq!(
         status.reason,
@@ -229,10 +178,10 @@ async fn a_missing_image_fails_the_task() {
 /// Needs no engine: the executor refuses before it would talk to one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_without_the_docker_containerizer_fails_docker_tasks() {
-    let cluster = cluster(&[]).await;
+    let cluster = Cluster::one_agent(AGENT_RESOURCES, &[]).await;
     let mut fw = Framework::subscribe(&cluster.master, "docker-off").await;
     launch(&mut fw, "refused", IMAGE, "true").await;
-    let status = terminal(&mut fw, "refused", Duration::from_secs(30)).await;
+    let status = fw.wait_terminal("refused", Duration::from_secs(30)).await;
     assert_eq!(status.state, TaskState::Failed, "{status:?}");
     assert_eq!(
         status.reason,

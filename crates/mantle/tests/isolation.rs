@@ -7,10 +7,8 @@ mod common;
 
 use common::framework::{command_task, Framework};
 use common::Cluster;
-use mantle_api::scheduler::Event;
-use mantle_api::{Reason, Source, TaskState, TaskStatus};
+use mantle_api::{Reason, Source, TaskState};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// True when this machine can run the tests; outside CI a reason is printed otherwise.
@@ -32,17 +30,6 @@ fn privileged() -> bool {
 
 const AGENT_RESOURCES: &str = "cpus:4;mem:2048;disk:1000;ports:[31000-31100]";
 
-async fn cluster(flags: &[&str]) -> Cluster {
-    let mut cluster = Cluster::start(0, AGENT_RESOURCES, &[]).await;
-    cluster.add_agent_with(0, AGENT_RESOURCES, flags);
-    cluster
-        .wait_until("the agent registered", |state| {
-            state["slaves"].as_array().map_or(0, Vec::len) == 1
-        })
-        .await;
-    cluster
-}
-
 /// Launches command tasks `(id, command, resources)` on the first offer.
 async fn launch(fw: &mut Framework, tasks: &[(&str, &str, &str)]) {
     let offer = fw.next_offers().await.remove(0);
@@ -54,45 +41,6 @@ async fn launch(fw: &mut Framework, tasks: &[(&str, &str, &str)]) {
         .launch(offer.id.clone(), infos, None)
         .await
         .expect("launch tasks");
-}
-
-/// The first terminal update of `task`.
-async fn terminal(fw: &mut Framework, task: &str, timeout: Duration) -> TaskStatus {
-    if let Some(seen) = fw
-        .statuses
-        .iter()
-        .find(|s| s.task_id.value == task && s.state.is_terminal())
-    {
-        return seen.clone();
-    }
-    let what = format!("{task} to end");
-    fw.next(&what, timeout, |e| match e {
-        Event::Update(u) if u.status.task_id.value == task && u.status.state.is_terminal() => {
-            Some(u.status.clone())
-        }
-        _ => None,
-    })
-    .await
-}
-
-/// The `stdout` of the latest run of a command task's executor.
-fn task_stdout(cluster: &Cluster, task: &str) -> String {
-    let slaves = cluster.dir.path().join("agent-0/slaves");
-    let mut found: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![slaves];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
-            if path.ends_with(format!("executors/{task}/runs/latest")) {
-                found.push(path.join("stdout"));
-            } else if path.is_dir() && !is_link {
-                stack.push(path);
-            }
-        }
-    }
-    let path = found.pop().expect("the task's sandbox");
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// `/monitor/statistics` of the agent, by executor id.
@@ -141,12 +89,13 @@ async fn a_task_over_its_memory_limit_fails_with_the_limitation() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let cluster =
+        Cluster::one_agent(AGENT_RESOURCES, &["--isolation", "cgroups/cpu,cgroups/mem"]).await;
     let mut fw = Framework::subscribe(&cluster.master, "memory").await;
     // dd reads 200 MB of zeros into one buffer, touching every page.
     let hog = "dd if=/dev/zero of=/dev/null bs=200M count=1";
     launch(&mut fw, &[("hog", hog, "cpus:0.5;mem:64")]).await;
-    let status = terminal(&mut fw, "hog", Duration::from_secs(30)).await;
+    let status = fw.wait_terminal("hog", Duration::from_secs(30)).await;
     assert_eq!(status.state, TaskState::Failed, "{status:?}");
     assert_eq!(
         status.reason,
@@ -168,7 +117,8 @@ async fn cpu_shares_split_one_core_four_to_one() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let cluster =
+        Cluster::one_agent(AGENT_RESOURCES, &["--isolation", "cgroups/cpu,cgroups/mem"]).await;
     let mut fw = Framework::subscribe(&cluster.master, "shares").await;
     let spin = "exec taskset -c 0 sh -c 'while :; do :; done'";
     launch(
@@ -204,7 +154,8 @@ async fn killing_a_task_leaves_no_daemon_behind() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&["--isolation", "cgroups/cpu,cgroups/mem"]).await;
+    let cluster =
+        Cluster::one_agent(AGENT_RESOURCES, &["--isolation", "cgroups/cpu,cgroups/mem"]).await;
     let mut fw = Framework::subscribe(&cluster.master, "daemons").await;
     let marker = format!("{}.{}", 900 + std::process::id() % 100, 4321);
     let command = format!("setsid sleep {marker} & sleep {marker}");
@@ -235,13 +186,17 @@ async fn a_task_in_a_pid_namespace_sees_only_its_processes() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&["--isolation", "namespaces/pid,filesystem/linux"]).await;
+    let cluster = Cluster::one_agent(
+        AGENT_RESOURCES,
+        &["--isolation", "namespaces/pid,filesystem/linux"],
+    )
+    .await;
     let mut fw = Framework::subscribe(&cluster.master, "pid-namespace").await;
     let command = "echo pid=$$; echo processes=$(ls /proc | grep -c '^[0-9][0-9]*$'); \
                    echo sandbox=$MESOS_SANDBOX; test -f $MESOS_SANDBOX/stdout && echo mounted";
     launch(&mut fw, &[("ns", command, "cpus:0.1;mem:64")]).await;
     fw.wait_state("ns", TaskState::Finished).await;
-    let stdout = task_stdout(&cluster, "ns");
+    let stdout = cluster.task_stdout(0, "ns");
     let value = |key: &str| -> String {
         stdout
             .lines()
@@ -263,18 +218,21 @@ async fn the_disk_quota_is_enforced() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&[
-        "--isolation",
-        "disk/du",
-        "--enforce_container_disk_quota",
-        "--container_disk_watch_interval",
-        "1secs",
-    ])
+    let cluster = Cluster::one_agent(
+        AGENT_RESOURCES,
+        &[
+            "--isolation",
+            "disk/du",
+            "--enforce_container_disk_quota",
+            "--container_disk_watch_interval",
+            "1secs",
+        ],
+    )
     .await;
     let mut fw = Framework::subscribe(&cluster.master, "disk").await;
     let command = "dd if=/dev/zero of=big bs=1M count=8 && sleep 60";
     launch(&mut fw, &[("writer", command, "cpus:0.1;mem:64;disk:2")]).await;
-    let status = terminal(&mut fw, "writer", Duration::from_secs(30)).await;
+    let status = fw.wait_terminal("writer", Duration::from_secs(30)).await;
     assert_eq!(status.state, TaskState::Failed, "{status:?}");
     assert_eq!(
         status.reason,
@@ -290,7 +248,7 @@ async fn tasks_run_as_their_user() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&[]).await;
+    let cluster = Cluster::one_agent(AGENT_RESOURCES, &[]).await;
     let mut fw = Framework::subscribe(&cluster.master, "users").await;
     let offer = fw.next_offers().await.remove(0);
     let mut as_nobody = command_task("nobody", &offer, "id -u", "cpus:0.1;mem:64");
@@ -302,8 +260,8 @@ async fn tasks_run_as_their_user() {
         .await
         .expect("launch");
     fw.wait_state("nobody", TaskState::Finished).await;
-    assert_eq!(task_stdout(&cluster, "nobody").trim(), "65534");
-    let status = terminal(&mut fw, "ghost", Duration::from_secs(30)).await;
+    assert_eq!(cluster.task_stdout(0, "nobody").trim(), "65534");
+    let status = fw.wait_terminal("ghost", Duration::from_secs(30)).await;
     assert_eq!(status.state, TaskState::Failed, "{status:?}");
     let message = status.message.unwrap_or_default();
     assert!(
@@ -317,7 +275,8 @@ async fn posix_isolation_reports_usage_in_statistics_and_get_containers() {
     if !privileged() {
         return;
     }
-    let cluster = cluster(&["--isolation", "posix/cpu,posix/mem"]).await;
+    let cluster =
+        Cluster::one_agent(AGENT_RESOURCES, &["--isolation", "posix/cpu,posix/mem"]).await;
     let mut fw = Framework::subscribe(&cluster.master, "posix").await;
     let spin = "while :; do :; done";
     launch(&mut fw, &[("spin", spin, "cpus:0.5;mem:64")]).await;

@@ -83,6 +83,25 @@ impl Framework {
         .await
     }
 
+    /// The first terminal update of `task` (or one seen before), within `timeout`.
+    pub async fn wait_terminal(&mut self, task: &str, timeout: Duration) -> TaskStatus {
+        if let Some(seen) = self
+            .statuses
+            .iter()
+            .find(|s| s.task_id.value == task && s.state.is_terminal())
+        {
+            return seen.clone();
+        }
+        let what = format!("{task} to end");
+        self.next(&what, timeout, |e| match e {
+            Event::Update(u) if u.status.task_id.value == task && u.status.state.is_terminal() => {
+                Some(u.status.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for an update of `task` in `state` (or finds one seen before), failing on any
     /// other terminal state.
     pub async fn wait_state(&mut self, task: &str, state: TaskState) -> TaskStatus {

@@ -96,6 +96,38 @@ impl Cluster {
         self.add_agent_with(index, resources, &[]);
     }
 
+    /// A master and one agent with `resources` and extra `flags`.
+    pub async fn one_agent(resources: &str, flags: &[&str]) -> Cluster {
+        let mut cluster = Cluster::start(0, resources, &[]).await;
+        cluster.add_agent_with(0, resources, flags);
+        cluster
+            .wait_until("the agent registered", |state| {
+                state["slaves"].as_array().map_or(0, Vec::len) == 1
+            })
+            .await;
+        cluster
+    }
+
+    /// The sandbox `stdout` of the latest run of executor `executor` (a command task's
+    /// id) on agent `agent`.
+    pub fn task_stdout(&self, agent: usize, executor: &str) -> String {
+        let mut found: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![self.dir.path().join(format!("agent-{agent}/slaves"))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
+                if path.ends_with(format!("executors/{executor}/runs/latest")) {
+                    found.push(path.join("stdout"));
+                } else if path.is_dir() && !is_link {
+                    stack.push(path);
+                }
+            }
+        }
+        let path = found.pop().expect("the executor's sandbox");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
     /// An agent with extra flags (`--isolation ...`).
     pub fn add_agent_with(&mut self, index: usize, resources: &str, flags: &[&str]) {
         let log = self.dir.path().join(format!("agent-{index}.log"));
