@@ -170,7 +170,6 @@ async fn connect(
             Ok(Ok(Some(record))) => record,
         };
         match serde_json::from_value::<ToAgent>(record) {
-            Ok(ToAgent::Ping) => {}
             Ok(message) => {
                 if commands
                     .send(Command::Input {

@@ -21,6 +21,8 @@ pub enum AgentCall {
     StatusUpdate(StatusUpdate),
     ExecutorExited(ExecutorExited),
     ExecutorMessage(ExecutorMessage),
+    /// The answer to a PING: the agent's event loop is alive.
+    Pong,
 }
 
 /// Registration, or re-registration when `agent_info.id` is set.

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use mantle_allocator::{AllocatorConfig, MinAllocatable};
 use mantle_api::duration::parse_duration;
 use mantle_api::validation::validate_role;
-use mantle_master::core::MasterConfig;
+use mantle_master::core::{MasterConfig, RemovalRate};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -117,7 +117,22 @@ pub struct MasterTuning {
         default_value = "15secs"
     )]
     pub agent_ping_timeout: String,
-    /// How long a disconnected agent may take to come back before its tasks are lost.
+    /// Pings an agent may leave unanswered before it is marked unreachable.
+    #[arg(
+        long = "max_agent_ping_timeouts",
+        env = "MANTLE_MAX_AGENT_PING_TIMEOUTS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_agent_ping_timeouts: u32,
+    /// At most this many agents marked unreachable per period, e.g. 1/10mins
+    /// (unlimited when unset).
+    #[arg(
+        long = "agent_removal_rate_limit",
+        env = "MANTLE_AGENT_REMOVAL_RATE_LIMIT"
+    )]
+    pub agent_removal_rate_limit: Option<String>,
+    /// How long a disconnected agent may take to come back before it is unreachable.
     #[arg(
         long = "agent_reregister_timeout",
         env = "MANTLE_AGENT_REREGISTER_TIMEOUT",
@@ -155,6 +170,12 @@ impl MasterTuning {
         }
         let ping = duration_flag("agent_ping_timeout", &self.agent_ping_timeout)?;
         let reregister = duration_flag("agent_reregister_timeout", &self.agent_reregister_timeout)?;
+        let removal_rate = self
+            .agent_removal_rate_limit
+            .as_deref()
+            .map(RemovalRate::parse)
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
         let min_allocatable =
             MinAllocatable::parse(&self.min_allocatable_resources).map_err(|e| anyhow!(e))?;
         let roles = match &self.roles {
@@ -196,6 +217,10 @@ impl MasterTuning {
             ),
             ("agent_ping_timeout", self.agent_ping_timeout.clone()),
             (
+                "max_agent_ping_timeouts",
+                self.max_agent_ping_timeouts.to_string(),
+            ),
+            (
                 "agent_reregister_timeout",
                 self.agent_reregister_timeout.clone(),
             ),
@@ -223,6 +248,7 @@ impl MasterTuning {
                 &self.fair_sharing_excluded_resource_names,
             ),
             ("offer_timeout", &self.offer_timeout),
+            ("agent_removal_rate_limit", &self.agent_removal_rate_limit),
         ] {
             if let Some(value) = value {
                 flags.insert(name.to_string(), value.clone());
@@ -234,7 +260,9 @@ impl MasterTuning {
             hostname,
             heartbeat_interval: 15.0,
             agent_ping_interval: ping.as_secs_f64().max(0.1),
+            max_agent_ping_timeouts: self.max_agent_ping_timeouts,
             agent_reregister_timeout: reregister.as_secs_f64(),
+            agent_removal_rate_limit: removal_rate,
             allocator: AllocatorConfig {
                 min_allocatable,
                 fair_sharing_excluded,

@@ -535,7 +535,8 @@ impl Core {
     fn master_message(&mut self, now: Now, out: &mut Out, message: ToAgent) {
         match message {
             ToAgent::Registered(r) => self.registered(now, out, r.agent_id, r.master_info),
-            ToAgent::Ping => {}
+            // The master counts an agent whose event loop stops answering as failed.
+            ToAgent::Ping => self.to_master(out, AgentCall::Pong),
             ToAgent::RunTask(run) => self.run_task(now, out, run.framework_info, run.task),
             ToAgent::RunTaskGroup(run) => self.run_task_group(
                 now,

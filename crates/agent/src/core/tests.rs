@@ -248,6 +248,7 @@ impl Harness {
                 }
                 AgentCall::ExecutorMessage(m) => format!("message {}", m.executor_id),
                 AgentCall::Register(_) => "register".into(),
+                AgentCall::Pong => "pong".into(),
             },
             Action::ToExecutor { stream, event } => {
                 let what = match event {

@@ -31,9 +31,11 @@ pub fn command_task(id: &str, offer: &Offer, command: &str, resources: &str) -> 
 
 impl Framework {
     pub async fn subscribe(master: &str, name: &str) -> Framework {
-        let (scheduler, events) = Scheduler::subscribe(master, framework_info(name))
-            .await
-            .expect("subscribe");
+        Framework::subscribe_with(master, framework_info(name)).await
+    }
+
+    pub async fn subscribe_with(master: &str, info: FrameworkInfo) -> Framework {
+        let (scheduler, events) = Scheduler::subscribe(master, info).await.expect("subscribe");
         let id = scheduler.framework_id().expect("framework id");
         Framework {
             scheduler,

@@ -96,9 +96,18 @@ impl Cluster {
         self.add_agent_with(index, resources, &[]);
     }
 
-    /// A master and one agent with `resources` and extra `flags`.
-    pub async fn one_agent(resources: &str, flags: &[&str]) -> Cluster {
-        let mut cluster = Cluster::start(0, resources, &[]).await;
+    /// Sends `signal` to agent `index` (`SIGSTOP` makes it a silent partition).
+    pub fn signal_agent(&self, index: usize, signal: i32) {
+        let pid = self.children[index + 1].id() as i32;
+        // SAFETY: kill(2) on our own child has no memory-safety effects.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// A master with `master_flags` and one agent with `resources` and extra `flags`.
+    pub async fn one_agent_with(master_flags: &[&str], resources: &str, flags: &[&str]) -> Cluster {
+        let mut cluster = Cluster::start(0, resources, master_flags).await;
         cluster.add_agent_with(0, resources, flags);
         cluster
             .wait_until("the agent registered", |state| {
@@ -106,6 +115,11 @@ impl Cluster {
             })
             .await;
         cluster
+    }
+
+    /// A master and one agent with `resources` and extra `flags`.
+    pub async fn one_agent(resources: &str, flags: &[&str]) -> Cluster {
+        Cluster::one_agent_with(&[], resources, flags).await
     }
 
     /// The sandbox `stdout` of the latest run of executor `executor` (a command task's

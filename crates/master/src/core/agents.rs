@@ -1,6 +1,6 @@
-//! Agents: registration and re-registration over Mantle's agent protocol, disconnection
-//! and removal after `agent_reregister_timeout`, and the calls agents make (status
-//! updates, executor exits, executor messages). Reference §5.1.
+//! Agents: registration and re-registration over Mantle's agent protocol, disconnection,
+//! and the calls agents make (status updates, executor exits, executor messages, pongs).
+//! Reference §5.1; failure detection is in `health.rs`.
 
 use super::frameworks::allocator_options;
 use super::{Action, Framework, Master, StreamId, Task};
@@ -23,6 +23,8 @@ pub struct Agent {
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
     pub disconnected_since: Option<f64>,
+    /// When the agent last answered a ping or made a call.
+    pub last_heard: f64,
 }
 
 impl Agent {
@@ -109,9 +111,11 @@ impl Master {
             }
             agent.reregistered_time = Some(now);
             agent.disconnected_since = None;
+            agent.last_heard = now;
             agent.pid = register.pid.clone();
             agent.info = info;
             self.allocator.set_agent_active(&id, true);
+            self.cancel_unreachable(&id);
             tracing::info!(agent_id = %id, "agent re-registered");
         } else {
             let agent = Agent {
@@ -124,9 +128,11 @@ impl Master {
                 registered_time: now,
                 reregistered_time: register.agent_info.id.is_some().then_some(now),
                 disconnected_since: None,
+                last_heard: now,
             };
             self.agents.insert(id.clone(), agent);
-            let used = self.adopt_reported_tasks(now, &id, &register);
+            let mut used = self.readmit_unreachable(now, &id, &register);
+            used.extend(self.adopt_reported_tasks(now, &id, &register));
             self.allocator.add_agent(&id, &total, &used);
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
@@ -190,6 +196,7 @@ impl Master {
                     status_update_uuid: None,
                     statuses: Vec::new(),
                     launched_at: now,
+                    unreachable_time: None,
                 },
             );
         }
@@ -254,7 +261,9 @@ impl Master {
             AgentCall::StatusUpdate(update) => self.agent_status_update(now, &agent_id, update),
             AgentCall::ExecutorExited(exited) => self.executor_exited(now, &agent_id, exited),
             AgentCall::ExecutorMessage(message) => self.executor_message(&agent_id, message),
+            AgentCall::Pong => {}
         }
+        self.heard_from(now, &agent_id);
         Ok(())
     }
 
@@ -325,44 +334,6 @@ impl Master {
             "Agent disconnected",
         );
         self.dirty = true;
-    }
-
-    pub(super) fn expire_disconnected_agents(&mut self, now: f64) {
-        let timeout = self.config.agent_reregister_timeout;
-        let expired: Vec<AgentId> = self
-            .agents
-            .values()
-            .filter(|a| a.disconnected_since.is_some_and(|t| now - t >= timeout))
-            .map(|a| a.id.clone())
-            .collect();
-        for agent_id in expired {
-            tracing::warn!(agent_id = %agent_id, "agent did not re-register in time, removing it");
-            self.lose_tasks(
-                now,
-                &agent_id,
-                |_| true,
-                Reason::AgentRemoved,
-                "Agent removed",
-            );
-            self.agents.remove(&agent_id);
-            self.allocator.remove_agent(&agent_id);
-            self.counters.agent_removals += 1;
-            let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
-            for framework_id in frameworks {
-                if let Some(f) = self.frameworks.get_mut(&framework_id) {
-                    f.executors.remove(&agent_id);
-                }
-                self.send(
-                    &framework_id,
-                    Event::Failure(Failure {
-                        agent_id: Some(agent_id.clone()),
-                        executor_id: None,
-                        status: None,
-                    }),
-                );
-            }
-            self.dirty = true;
-        }
     }
 
     /// Marks the agent's non-terminal tasks of the selected frameworks TASK_LOST and

@@ -35,6 +35,8 @@ pub struct Framework {
     pub unregistered_time: Option<f64>,
     pub failover_deadline: Option<f64>,
     pub tasks: BTreeMap<TaskId, Task>,
+    /// Tasks on unreachable agents, tracked until their agent comes back.
+    pub unreachable_tasks: BTreeMap<TaskId, Task>,
     pub completed_tasks: VecDeque<Task>,
     pub offers: BTreeSet<OfferId>,
     pub executors: BTreeMap<AgentId, BTreeMap<ExecutorId, Executor>>,
@@ -55,6 +57,7 @@ impl Framework {
             failover_deadline: None,
             info,
             tasks: BTreeMap::new(),
+            unreachable_tasks: BTreeMap::new(),
             completed_tasks: VecDeque::new(),
             offers: BTreeSet::new(),
             executors: BTreeMap::new(),

@@ -5,6 +5,7 @@
 
 mod agents;
 mod frameworks;
+mod health;
 mod offers;
 mod policy;
 mod state;
@@ -21,6 +22,7 @@ use std::net::Ipv4Addr;
 
 pub use agents::Agent;
 pub use frameworks::{CallReply, Executor, Framework};
+pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use policy::{OperatorReply, Policy, RoleUsage};
 pub use tasks::Task;
 
@@ -60,7 +62,11 @@ pub struct MasterConfig {
     pub hostname: String,
     pub heartbeat_interval: f64,
     pub agent_ping_interval: f64,
+    /// Pings an agent may miss before it is unreachable.
+    pub max_agent_ping_timeouts: u32,
     pub agent_reregister_timeout: f64,
+    /// `--agent_removal_rate_limit`; unlimited when `None`.
+    pub agent_removal_rate_limit: Option<RemovalRate>,
     pub allocator: AllocatorConfig,
     /// `--roles`: when set, the only roles frameworks may use.
     pub roles: Option<Vec<String>>,
@@ -84,7 +90,9 @@ impl Default for MasterConfig {
             hostname: "127.0.0.1".into(),
             heartbeat_interval: 15.0,
             agent_ping_interval: 15.0,
+            max_agent_ping_timeouts: 5,
             agent_reregister_timeout: 600.0,
+            agent_removal_rate_limit: None,
             allocator: AllocatorConfig::default(),
             roles: None,
             weights: Vec::new(),
@@ -118,6 +126,7 @@ pub struct Master {
     /// Set when something changed that `/master/state` shows.
     dirty: bool,
     pub counters: Counters,
+    pub health: Health,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -174,6 +183,7 @@ impl Master {
             actions: Vec::new(),
             dirty: true,
             counters: Counters::default(),
+            health: Health::default(),
         }
     }
 
@@ -218,7 +228,7 @@ impl Master {
             }
         }
         self.expire_frameworks(now);
-        self.expire_disconnected_agents(now);
+        self.detect_failures(now);
         self.expire_offers(now);
     }
 

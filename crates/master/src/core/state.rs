@@ -42,6 +42,9 @@ fn task_json(task: &Task) -> Value {
     if let Some(labels) = &task.info.labels {
         out["labels"] = json!(labels.labels);
     }
+    if let Some(time) = task.unreachable_time {
+        out["unreachable_time"] = json!({"nanoseconds": (time * 1e9) as i64});
+    }
     for (key, value) in [
         ("discovery", &task.info.discovery),
         ("container", &task.info.container),
@@ -121,7 +124,7 @@ impl Master {
             "offered_resources": flat(&offered),
             "resources": flat(&used.plus(&offered)),
             "tasks": framework.tasks.values().map(task_json).collect::<Vec<_>>(),
-            "unreachable_tasks": [],
+            "unreachable_tasks": framework.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
             "completed_tasks": framework.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
             "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
                 "id": o.offer.id.value,
@@ -240,7 +243,7 @@ impl Master {
             "capabilities": self.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
             "activated_slaves": active,
             "deactivated_slaves": self.agents.len() - active,
-            "unreachable_slaves": 0,
+            "unreachable_slaves": self.health.unreachable.len(),
             "leader": pid,
             "leader_info": {
                 "id": self.info.id,
@@ -297,7 +300,18 @@ impl Master {
             "master/slaves_disconnected".into(),
             self.agents.len() as f64 - active_agents,
         );
-        m.insert("master/slaves_unreachable".into(), 0.0);
+        let (unreachable_agents, unreachable_tasks) = self.unreachable_counts();
+        m.insert(
+            "master/slaves_unreachable".into(),
+            unreachable_agents as f64,
+        );
+        for (name, value) in [
+            ("scheduled", self.health.scheduled),
+            ("completed", self.health.completed),
+            ("canceled", self.health.canceled),
+        ] {
+            m.insert(format!("master/slave_unreachable_{name}"), value as f64);
+        }
         let active_fw = self.frameworks.values().filter(|f| f.active).count() as f64;
         m.insert("master/frameworks_active".into(), active_fw);
         m.insert(
@@ -321,6 +335,7 @@ impl Master {
                 *live.entry(task.state).or_default() += 1.0;
             }
         }
+        live.insert(TaskState::Unreachable, unreachable_tasks as f64);
         for state in TaskState::ALL {
             let name = state
                 .as_str()

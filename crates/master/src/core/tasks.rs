@@ -27,6 +27,8 @@ pub struct Task {
     /// Received statuses without their `data`, oldest first.
     pub statuses: Vec<TaskStatus>,
     pub launched_at: f64,
+    /// When its agent became unreachable, while it is in `unreachable_tasks`.
+    pub unreachable_time: Option<f64>,
 }
 
 /// What a task needs from its offer: its own resources plus, for a new executor, the
@@ -423,10 +425,15 @@ impl Master {
         let partition_aware = framework.is_partition_aware();
         let mut answers = Vec::new();
         let answer_for = |task: &Task| {
-            let mut status = TaskStatus::new(
-                task.info.task_id.clone(),
-                task.status_update_state.unwrap_or(task.state),
-            );
+            let state = match task.unreachable_time {
+                Some(_) if !partition_aware => TaskState::Lost,
+                Some(_) => TaskState::Unreachable,
+                None => task.status_update_state.unwrap_or(task.state),
+            };
+            let mut status = TaskStatus::new(task.info.task_id.clone(), state);
+            status.unreachable_time = task.unreachable_time.map(|t| TimeInfo {
+                nanoseconds: (t * 1e9) as i64,
+            });
             status.agent_id = Some(task.agent_id.clone());
             status.executor_id = task.executor_id.clone();
             status.source = Some(Source::Master);
@@ -442,9 +449,14 @@ impl Master {
         };
         if reconcile.tasks.is_empty() {
             answers.extend(framework.tasks.values().map(answer_for));
+            answers.extend(framework.unreachable_tasks.values().map(answer_for));
         } else {
             for wanted in &reconcile.tasks {
-                if let Some(task) = framework.tasks.get(&wanted.task_id) {
+                let known = framework
+                    .tasks
+                    .get(&wanted.task_id)
+                    .or_else(|| framework.unreachable_tasks.get(&wanted.task_id));
+                if let Some(task) = known {
                     answers.push(answer_for(task));
                     continue;
                 }
@@ -490,5 +502,6 @@ fn new_task(
         status_update_uuid: None,
         statuses: Vec::new(),
         launched_at: now,
+        unreachable_time: None,
     }
 }

@@ -578,3 +578,220 @@ fn metrics_count_tasks() {
     assert_eq!(metrics["master/cpus_used"], 1.0);
     assert_eq!(metrics["master/slaves_active"], 1.0);
 }
+
+/// A master with pings every second, unreachable after 3 missed ones; `t1` runs on `a1`
+/// for framework `f`, which is PARTITION_AWARE when asked.
+fn running_with_health(partition_aware: bool, rate: Option<RemovalRate>) -> (Master, AgentId) {
+    let config = MasterConfig {
+        agent_ping_interval: 1.0,
+        max_agent_ping_timeouts: 3,
+        agent_removal_rate_limit: rate,
+        ..MasterConfig::default()
+    };
+    let mut m = Master::new("M".into(), config, 0.0);
+    let agent = register(&mut m, "a1", "cpus:4;mem:1024");
+    let mut info = framework_info("f");
+    if partition_aware {
+        info.capabilities = vec![Capability {
+            kind: "PARTITION_AWARE".into(),
+        }];
+    }
+    let subscribe = Subscribe {
+        framework_info: info,
+        suppressed_roles: vec![],
+        offer_constraints: None,
+    };
+    let fid = m.subscribe(0.0, subscribe, "s1".into()).unwrap();
+    m.allocate(0.0);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &agent, "cpus:1")],
+    );
+    m.take_actions();
+    (m, agent)
+}
+
+fn reregister(master: &mut Master, stream: &str, agent: &AgentId, tasks: &[(&str, TaskState)]) {
+    let fid = master.frameworks.keys().next().unwrap().clone();
+    let register = Register {
+        agent_info: AgentInfo {
+            hostname: "h".into(),
+            port: 5051,
+            resources: Resources::parse_text("cpus:4;mem:1024", "*")
+                .unwrap()
+                .to_wire(),
+            attributes: vec![],
+            id: Some(agent.clone()),
+            capabilities: vec![],
+        },
+        pid: "slave(1)@127.0.0.1:5051".into(),
+        version: MESOS_VERSION.into(),
+        frameworks: vec![],
+        executors: vec![],
+        tasks: tasks
+            .iter()
+            .map(|(id, state)| mantle_api::internal::TaskReport {
+                framework_id: fid.clone(),
+                task: command_task(id, agent, "cpus:1"),
+                state: *state,
+                executor_id: None,
+            })
+            .collect(),
+    };
+    master
+        .register_agent(20.0, stream.into(), register)
+        .unwrap();
+}
+
+#[test]
+fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
+    let (mut m, agent) = running_with_health(true, None);
+    // Pongs keep it alive.
+    for now in [1.0, 2.0, 3.0, 4.0] {
+        m.tick(now);
+        m.agent_call(now, "a1", AgentCall::Pong).unwrap();
+    }
+    assert!(events(&mut m, "s1")
+        .iter()
+        .all(|e| !matches!(e, Event::Failure(_))));
+    // Silence for longer than 3 pings.
+    m.tick(7.5);
+    let actions = m.take_actions();
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::CloseAgent { stream } if stream == "a1")));
+    let sent: Vec<&Event> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Framework { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect();
+    let update = sent
+        .iter()
+        .find_map(|e| match e {
+            Event::Update(u) => Some(&u.status),
+            _ => None,
+        })
+        .expect("an update");
+    assert_eq!(update.state, TaskState::Unreachable);
+    assert_eq!(update.reason, Some(Reason::AgentRemoved));
+    assert_eq!(update.source, Some(Source::Master));
+    assert!(update.uuid.is_none());
+    assert!(update.unreachable_time.is_some());
+    assert!(sent
+        .iter()
+        .any(|e| matches!(e, Event::Failure(f) if f.agent_id.as_ref() == Some(&agent))));
+    let state = m.state_json();
+    assert_eq!(state["unreachable_slaves"], 1);
+    assert_eq!(
+        state["frameworks"][0]["unreachable_tasks"][0]["state"],
+        "TASK_UNREACHABLE"
+    );
+    assert_eq!(m.metrics(20.0)["master/tasks_unreachable"], 1.0);
+
+    // Reconciliation answers UNREACHABLE with the time.
+    let fid = m.frameworks.keys().next().unwrap().clone();
+    call(
+        &mut m,
+        &fid,
+        "s1",
+        CallBody::Reconcile(Reconcile { tasks: vec![] }),
+    )
+    .unwrap();
+    let answered = updates(&events(&mut m, "s1"));
+    assert_eq!(
+        answered,
+        vec![(
+            "t1".into(),
+            TaskState::Unreachable,
+            Some(Reason::Reconciliation),
+            false
+        )]
+    );
+
+    // The agent re-registers with the task still running: it comes back, resent.
+    reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Running,
+            Some(Reason::AgentReregistered),
+            false
+        )]
+    );
+    let state = m.state_json();
+    assert_eq!(state["unreachable_slaves"], 0);
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+}
+
+#[test]
+fn frameworks_that_are_not_partition_aware_see_lost_and_then_running() {
+    let (mut m, agent) = running_with_health(false, None);
+    m.tick(5.0);
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Lost,
+            Some(Reason::AgentRemoved),
+            false
+        )]
+    );
+    reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Running,
+            Some(Reason::AgentReregistered),
+            false
+        )]
+    );
+}
+
+#[test]
+fn tasks_an_unreachable_agent_does_not_report_are_gone() {
+    let (mut m, agent) = running_with_health(true, None);
+    m.tick(5.0);
+    m.take_actions();
+    reregister(&mut m, "a2", &agent, &[]);
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Gone,
+            Some(Reason::AgentReregistered),
+            false
+        )]
+    );
+}
+
+#[test]
+fn the_removal_rate_limit_spaces_unreachable_marks() {
+    let rate = RemovalRate::parse("1/10secs").unwrap();
+    let (mut m, _) = running_with_health(true, Some(rate));
+    let second = register(&mut m, "a2", "cpus:1;mem:128");
+    m.tick(5.0);
+    assert_eq!(m.health.unreachable.len(), 1);
+    m.tick(10.0);
+    assert_eq!(
+        m.health.unreachable.len(),
+        1,
+        "the second waits for the limit"
+    );
+    // The second agent speaks before its turn: it is spared.
+    m.agent_call(12.0, "a2", AgentCall::Pong).unwrap();
+    m.agent_call(15.0, "a2", AgentCall::Pong).unwrap();
+    m.tick(15.5);
+    assert_eq!(m.health.unreachable.len(), 1);
+    assert!(m.agents.contains_key(&second));
+    let metrics = m.metrics(20.0);
+    assert_eq!(metrics["master/slave_unreachable_scheduled"], 2.0);
+    assert_eq!(metrics["master/slave_unreachable_completed"], 1.0);
+    assert_eq!(metrics["master/slave_unreachable_canceled"], 1.0);
+}

@@ -1,0 +1,105 @@
+//! Failure detection with real processes (reference §5.1): an agent that stops answering
+//! pings (here: stopped with SIGSTOP, so its connections stay open but it is silent)
+//! becomes unreachable; a PARTITION_AWARE framework sees its task TASK_UNREACHABLE, the
+//! other framework TASK_LOST, both with REASON_AGENT_REMOVED and a FAILURE event. When the
+//! agent runs again it re-registers with its ID, and both frameworks see the task
+//! TASK_RUNNING again with REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
+
+mod common;
+
+use common::framework::{command_task, framework_info, Framework};
+use common::Cluster;
+use mantle_api::scheduler::Event;
+use mantle_api::{Capability, Reason, Source, TaskState, TaskStatus};
+use std::time::Duration;
+
+const RESOURCES: &str = "cpus:2;mem:1024;disk:1000";
+
+async fn launch_sleep(fw: &mut Framework, task: &str) {
+    let offer = fw.next_offers().await.remove(0);
+    let info = command_task(task, &offer, "sleep 1000", "cpus:0.5;mem:32");
+    fw.scheduler
+        .launch(offer.id.clone(), vec![info], None)
+        .await
+        .expect("launch");
+    fw.wait_state(task, TaskState::Running).await;
+}
+
+/// The next update of `task` in `state`, whatever came before it.
+async fn update_in(fw: &mut Framework, task: &str, state: TaskState) -> TaskStatus {
+    let what = format!("{task} in {state}");
+    fw.next(&what, Duration::from_secs(30), |e| match e {
+        Event::Update(u) if u.status.task_id.value == task && u.status.state == state => {
+            Some(u.status.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_becomes_unreachable_and_its_tasks_come_back() {
+    let master_flags = [
+        "--agent_ping_timeout",
+        "0.5secs",
+        "--max_agent_ping_timeouts",
+        "2",
+    ];
+    let cluster = Cluster::one_agent_with(&master_flags, RESOURCES, &[]).await;
+    let mut info = framework_info("partition-aware");
+    info.capabilities = vec![Capability {
+        kind: "PARTITION_AWARE".into(),
+    }];
+    let mut aware = Framework::subscribe_with(&cluster.master, info).await;
+    launch_sleep(&mut aware, "aware-task").await;
+    let mut plain = Framework::subscribe(&cluster.master, "plain").await;
+    launch_sleep(&mut plain, "plain-task").await;
+
+    cluster.signal_agent(0, libc::SIGSTOP);
+    let unreachable = update_in(&mut aware, "aware-task", TaskState::Unreachable).await;
+    assert_eq!(unreachable.reason, Some(Reason::AgentRemoved));
+    assert_eq!(unreachable.source, Some(Source::Master));
+    assert!(unreachable.unreachable_time.is_some());
+    assert!(unreachable.uuid.is_none());
+    let lost = update_in(&mut plain, "plain-task", TaskState::Lost).await;
+    assert_eq!(lost.reason, Some(Reason::AgentRemoved));
+    let state = cluster
+        .wait_until("the agent to be unreachable", |s| {
+            s["unreachable_slaves"] == 1
+        })
+        .await;
+    let tasks: Vec<&str> = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["unreachable_tasks"].as_array().unwrap())
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, vec!["TASK_UNREACHABLE", "TASK_UNREACHABLE"]);
+    aware
+        .next("FAILURE", Duration::from_secs(10), |e| {
+            matches!(e, Event::Failure(f) if f.agent_id.is_some()).then_some(())
+        })
+        .await;
+
+    cluster.signal_agent(0, libc::SIGCONT);
+    for (fw, task) in [(&mut aware, "aware-task"), (&mut plain, "plain-task")] {
+        let back = update_in(fw, task, TaskState::Running).await;
+        assert_eq!(back.reason, Some(Reason::AgentReregistered), "{back:?}");
+        assert_eq!(back.source, Some(Source::Master));
+        assert!(back.uuid.is_none());
+    }
+    let state = cluster
+        .wait_until("the agent to be back", |s| {
+            s["unreachable_slaves"] == 0 && s["activated_slaves"] == 1
+        })
+        .await;
+    assert!(state["slaves"][0]["reregistered_time"].is_number());
+    // The tasks never stopped: a kill now ends them normally.
+    aware
+        .scheduler
+        .kill("aware-task".into(), None)
+        .await
+        .expect("kill");
+    aware.wait_state("aware-task", TaskState::Killed).await;
+}
