@@ -337,7 +337,8 @@ impl Master {
     }
 
     /// Marks the agent's non-terminal tasks of the selected frameworks TASK_LOST and
-    /// retires them. Partition-aware states arrive with failure detection.
+    /// retires them (a TCP disconnect loses the tasks of frameworks that do not
+    /// checkpoint at once; see `health.rs` for unreachable agents).
     fn lose_tasks(
         &mut self,
         now: f64,
@@ -348,12 +349,7 @@ impl Master {
     ) {
         let mut lost: Vec<(FrameworkId, TaskInfo, String, Resources)> = Vec::new();
         for framework in self.frameworks.values_mut().filter(|f| select(f)) {
-            let ids: Vec<TaskId> = framework
-                .tasks
-                .values()
-                .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
-                .map(|t| t.info.task_id.clone())
-                .collect();
+            let ids = framework.live_tasks_on(agent_id);
             for id in ids {
                 let mut task = framework.tasks.remove(&id).expect("listed above");
                 task.state = TaskState::Lost;

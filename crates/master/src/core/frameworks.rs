@@ -64,6 +64,15 @@ impl Framework {
         }
     }
 
+    /// The IDs of its non-terminal tasks on `agent_id`.
+    pub fn live_tasks_on(&self, agent_id: &AgentId) -> Vec<TaskId> {
+        self.tasks
+            .values()
+            .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
+            .map(|t| t.info.task_id.clone())
+            .collect()
+    }
+
     /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID.
     pub(super) fn add_executor(
         &mut self,

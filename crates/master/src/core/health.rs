@@ -136,12 +136,7 @@ impl Master {
             let framework = self.frameworks.get_mut(&framework_id).expect("listed");
             framework.executors.remove(agent_id);
             let partition_aware = framework.is_partition_aware();
-            let ids: Vec<TaskId> = framework
-                .tasks
-                .values()
-                .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
-                .map(|t| t.info.task_id.clone())
-                .collect();
+            let ids = framework.live_tasks_on(agent_id);
             let mut updates = Vec::new();
             for id in ids {
                 let mut task = framework.tasks.remove(&id).expect("listed");

@@ -454,15 +454,7 @@ fn reconciliation_answers() {
         CallBody::Reconcile(Reconcile { tasks: vec![] }),
     )
     .unwrap();
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t1".into(),
-            TaskState::Staging,
-            Some(Reason::Reconciliation),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Staging, Reason::Reconciliation);
     let explicit = Reconcile {
         tasks: vec![
             ReconcileTask {
@@ -614,6 +606,15 @@ fn running_with_health(partition_aware: bool, rate: Option<RemovalRate>) -> (Mas
     (m, agent)
 }
 
+/// The only update sent to `s1` since the last look: `t1` in `state` for `reason`,
+/// without a uuid (the master made it).
+fn expect_t1(master: &mut Master, state: TaskState, reason: Reason) {
+    assert_eq!(
+        updates(&events(master, "s1")),
+        vec![("t1".into(), state, Some(reason), false)]
+    );
+}
+
 fn reregister(master: &mut Master, stream: &str, agent: &AgentId, tasks: &[(&str, TaskState)]) {
     let fid = master.frameworks.keys().next().unwrap().clone();
     let register = Register {
@@ -702,28 +703,11 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
         CallBody::Reconcile(Reconcile { tasks: vec![] }),
     )
     .unwrap();
-    let answered = updates(&events(&mut m, "s1"));
-    assert_eq!(
-        answered,
-        vec![(
-            "t1".into(),
-            TaskState::Unreachable,
-            Some(Reason::Reconciliation),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Unreachable, Reason::Reconciliation);
 
     // The agent re-registers with the task still running: it comes back, resent.
     reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t1".into(),
-            TaskState::Running,
-            Some(Reason::AgentReregistered),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
     let state = m.state_json();
     assert_eq!(state["unreachable_slaves"], 0);
     assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
@@ -733,25 +717,9 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
 fn frameworks_that_are_not_partition_aware_see_lost_and_then_running() {
     let (mut m, agent) = running_with_health(false, None);
     m.tick(5.0);
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t1".into(),
-            TaskState::Lost,
-            Some(Reason::AgentRemoved),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Lost, Reason::AgentRemoved);
     reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t1".into(),
-            TaskState::Running,
-            Some(Reason::AgentReregistered),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
 }
 
 #[test]
@@ -760,15 +728,7 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
     m.tick(5.0);
     m.take_actions();
     reregister(&mut m, "a2", &agent, &[]);
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t1".into(),
-            TaskState::Gone,
-            Some(Reason::AgentReregistered),
-            false
-        )]
-    );
+    expect_t1(&mut m, TaskState::Gone, Reason::AgentReregistered);
 }
 
 #[test]
