@@ -103,3 +103,67 @@ async fn a_silent_agent_becomes_unreachable_and_its_tasks_come_back() {
         .expect("kill");
     aware.wait_state("aware-task", TaskState::Killed).await;
 }
+
+/// The registry survives a master restart: the agent that comes back keeps its task, the
+/// one that stays silent past `--agent_reregister_timeout` becomes unreachable, and is
+/// admitted again when it returns; reconciliation reports the running task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_master_recovers_its_agents_from_the_registry() {
+    let master_flags = ["--agent_reregister_timeout", "2secs"];
+    let mut cluster = Cluster::start(2, RESOURCES, &master_flags).await;
+    let mut fw = Framework::subscribe(&cluster.master, "survivor").await;
+    launch_sleep(&mut fw, "kept").await;
+    let state = cluster.state().await;
+    let task_agent = state["frameworks"][0]["tasks"][0]["slave_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Silence the agent that does not run the task.
+    let slaves = state["slaves"].as_array().unwrap();
+    let silent = slaves
+        .iter()
+        .position(|s| s["id"] != task_agent.as_str())
+        .expect("a second agent");
+    let silent_id = slaves[silent]["id"].as_str().unwrap().to_string();
+    let silent_index = cluster
+        .agents
+        .iter()
+        .position(|a| {
+            slaves[silent]["pid"]
+                .as_str()
+                .unwrap()
+                .ends_with(a.as_str())
+        })
+        .expect("the silent agent's process");
+    cluster.signal_agent(silent_index, libc::SIGSTOP);
+
+    cluster.restart_master();
+    let state = cluster
+        .wait_until("the running agent to re-register", |s| {
+            s["slaves"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s["id"] == task_agent.as_str()))
+        })
+        .await;
+    assert!(state["slaves"][0]["reregistered_time"].is_number());
+    cluster
+        .wait_until("the silent agent to be unreachable", |s| {
+            s["unreachable_slaves"] == 1
+        })
+        .await;
+
+    // The framework re-subscribes by itself; reconciliation finds its task running.
+    fw.scheduler.reconcile(vec![]).await.expect("reconcile");
+    let answer = update_in(&mut fw, "kept", TaskState::Running).await;
+    assert_eq!(answer.reason, Some(Reason::Reconciliation));
+
+    cluster.signal_agent(silent_index, libc::SIGCONT);
+    cluster
+        .wait_until("the silent agent to come back", |s| {
+            s["unreachable_slaves"] == 0
+                && s["slaves"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|s| s["id"] == silent_id.as_str()))
+        })
+        .await;
+}

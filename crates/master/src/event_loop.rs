@@ -136,6 +136,8 @@ pub struct EventLoop {
     /// Where the policy is stored, and the policy version last stored.
     work_dir: Option<PathBuf>,
     stored_policy: u64,
+    /// The agent registry version last written to the store.
+    stored_registry: u64,
 }
 
 /// Snapshots are rendered only when someone reads them, and at most this often: rendering
@@ -153,6 +155,7 @@ impl EventLoop {
         work_dir: Option<PathBuf>,
     ) -> (EventLoop, LoopHandle) {
         let core_policy_version = core.policy_version();
+        let core_registry_version = core.health.registry_version;
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let handle = LoopHandle {
@@ -170,6 +173,7 @@ impl EventLoop {
             stale: true,
             published_at: None,
             stored_policy: core_policy_version,
+            stored_registry: core_registry_version,
             work_dir,
         };
         (event_loop, handle)
@@ -194,6 +198,7 @@ impl EventLoop {
                 }
                 _ = ticker.tick() => {
                     self.core.tick(unix_now());
+                    let _ = self.store_registry();
                     if Instant::now() >= next_allocation {
                         next_allocation = Instant::now() + self.allocation_interval;
                         allocate = true;
@@ -269,6 +274,25 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Stores the agent registry if it changed since it was last stored: an agent is
+    /// admitted only once it is stored (invariant 5). A failed write is a 503.
+    fn store_registry(&mut self) -> Result<(), ApiError> {
+        let version = self.core.health.registry_version;
+        if version == self.stored_registry {
+            return Ok(());
+        }
+        if let Some(dir) = &self.work_dir {
+            if let Err(err) = crate::store::save_agents(dir, &self.core.agent_registry()) {
+                tracing::error!(error = %err, "cannot store the agent registry");
+                return Err(ApiError::unavailable(format!(
+                    "cannot store the agent registry: {err}"
+                )));
+            }
+        }
+        self.stored_registry = version;
+        Ok(())
+    }
+
     /// Handles one command; returns whether an allocation run should follow.
     fn handle(&mut self, command: Command) -> bool {
         let now = unix_now();
@@ -303,9 +327,24 @@ impl EventLoop {
                 true
             }
             Command::RegisterAgent { register, reply } => {
-                self.answer_with_stream(reply, |core, id| {
-                    core.register_agent(now, id, *register).map(drop)
-                });
+                let (id, stream) = self.open_stream();
+                let result = self
+                    .core
+                    .register_agent(now, id.clone(), *register)
+                    .map(drop)
+                    .and_then(|()| self.store_registry());
+                match result {
+                    Ok(()) => {
+                        let _ = reply.send(Ok(stream));
+                    }
+                    Err(err) => {
+                        // Not stored, so not admitted: nothing it was told reaches it,
+                        // and the agent tries again.
+                        self.streams.remove(&id);
+                        self.core.stream_closed(now, &id);
+                        let _ = reply.send(Err(err));
+                    }
+                }
                 true
             }
             Command::AgentCall {

@@ -1,39 +1,57 @@
-//! The master's embedded store: the operator's policy (weights, quota, dynamic
-//! reservations) as one JSON file under `--work_dir`, replaced atomically (write a temp
-//! file, fsync, rename, fsync the directory) so a crash leaves the old or the new one.
+//! The master's embedded store under `--work_dir`: the operator's policy (weights,
+//! quota, dynamic reservations) in `policy.json` and the agent registry (admitted and
+//! unreachable agents) in `agents.json`, each replaced atomically (write a temp file,
+//! fsync, rename, fsync the directory) so a crash leaves the old or the new one.
 
-use crate::core::Policy;
+use crate::core::{AgentRegistry, Policy};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const FILE: &str = "policy.json";
+const POLICY: &str = "policy.json";
+const AGENTS: &str = "agents.json";
 
-fn path(dir: &Path) -> PathBuf {
-    dir.join(FILE)
-}
-
-/// The stored policy; an absent file is an empty policy.
-pub fn load(dir: &Path) -> anyhow::Result<Policy> {
-    let path = path(dir);
+/// A stored document; an absent file is the default one.
+fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> anyhow::Result<T> {
+    let path = dir.join(name);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid policy file: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default()),
+            .map_err(|e| anyhow::anyhow!("{}: not a valid store file: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
     }
 }
 
-pub fn save(dir: &Path, policy: &Policy) -> std::io::Result<()> {
+fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{FILE}.tmp"));
+    let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut file = File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(policy).map_err(std::io::Error::other)?)?;
+        file.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
         file.sync_all()?;
     }
-    fs::rename(&tmp, path(dir))?;
+    fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
+}
+
+/// The stored policy; an absent file is an empty policy.
+pub fn load(dir: &Path) -> anyhow::Result<Policy> {
+    load_json(dir, POLICY)
+}
+
+pub fn save(dir: &Path, policy: &Policy) -> std::io::Result<()> {
+    save_json(dir, POLICY, policy)
+}
+
+/// The stored agent registry; an absent file is an empty one.
+pub fn load_agents(dir: &Path) -> anyhow::Result<AgentRegistry> {
+    load_json(dir, AGENTS)
+}
+
+pub fn save_agents(dir: &Path, registry: &AgentRegistry) -> std::io::Result<()> {
+    save_json(dir, AGENTS, registry)
 }
 
 #[cfg(test)]
@@ -48,10 +66,11 @@ mod tests {
         policy.weights.insert("eng".into(), 3.0);
         save(dir.path(), &policy).unwrap();
         assert_eq!(load(dir.path()).unwrap(), policy);
-        fs::write(path(dir.path()), b"{not json").unwrap();
+        fs::write(dir.path().join(POLICY), b"{not json").unwrap();
         assert!(load(dir.path())
             .unwrap_err()
             .to_string()
-            .contains("not a valid policy file"));
+            .contains("not a valid store file"));
+        assert_eq!(load_agents(dir.path()).unwrap(), AgentRegistry::default());
     }
 }

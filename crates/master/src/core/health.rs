@@ -11,6 +11,7 @@ use super::{Action, Master};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// `--agent_removal_rate_limit`: at most `count` agents per `per_seconds`.
@@ -53,11 +54,24 @@ pub struct UnreachableAgent {
     pub since: f64,
 }
 
+/// The agents part of the registry (reference §5.4), as the store keeps it: the agents
+/// admitted, and the unreachable ones with the time they became so.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentRegistry {
+    pub agents: Vec<AgentInfo>,
+    pub unreachable: Vec<(AgentInfo, f64)>,
+}
+
 /// The master's failure-detection state.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
     /// Unreachable agents, kept until they re-register.
     pub unreachable: BTreeMap<AgentId, UnreachableAgent>,
+    /// Agents of the registry that have not re-registered since this master started,
+    /// with the time by which they must.
+    pub recovered: BTreeMap<AgentId, (AgentInfo, f64)>,
+    /// Bumped whenever what [`Master::agent_registry`] returns changes.
+    pub registry_version: u64,
     /// Agents found failed and waiting for the removal rate limit.
     pending: VecDeque<AgentId>,
     /// When the next removal is allowed under the rate limit.
@@ -102,7 +116,14 @@ impl Master {
             .map(|a| a.id.clone())
             .filter(|id| !self.health.pending.contains(id))
             .collect();
-        for agent_id in failed {
+        let overdue: Vec<AgentId> = self
+            .health
+            .recovered
+            .iter()
+            .filter(|(id, (_, deadline))| now >= *deadline && !self.health.pending.contains(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent_id in failed.into_iter().chain(overdue) {
             tracing::warn!(agent_id = %agent_id, "agent failed health checks; scheduling it to be marked unreachable");
             self.health.scheduled += 1;
             self.health.pending.push_back(agent_id);
@@ -119,9 +140,21 @@ impl Master {
     /// The agent becomes unreachable: its stream is closed, its offers rescinded, its
     /// tasks reported UNREACHABLE (or LOST) and kept, and every framework told.
     fn mark_unreachable(&mut self, now: f64, agent_id: &AgentId) {
+        if let Some((info, _)) = self.health.recovered.remove(agent_id) {
+            // Known from the registry only: no task of it is known either.
+            tracing::warn!(agent_id = %agent_id, "agent did not re-register after the master restarted; it is unreachable");
+            self.health.completed += 1;
+            self.health.registry_version += 1;
+            self.health
+                .unreachable
+                .insert(agent_id.clone(), UnreachableAgent { info, since: now });
+            self.dirty = true;
+            return;
+        }
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
+        self.health.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
         self.health.completed += 1;
         self.counters.agent_removals += 1;
@@ -192,6 +225,9 @@ impl Master {
         register: &Register,
     ) -> Vec<(FrameworkId, String, Resources)> {
         let mut used = Vec::new();
+        if self.health.recovered.remove(agent_id).is_some() {
+            tracing::info!(agent_id = %agent_id, "agent re-registered after the master restarted");
+        }
         if self.health.unreachable.remove(agent_id).is_none() {
             return used;
         }
@@ -256,6 +292,47 @@ impl Master {
         }
         self.dirty = true;
         used
+    }
+
+    /// What the store keeps of the agents.
+    pub fn agent_registry(&self) -> AgentRegistry {
+        AgentRegistry {
+            agents: self
+                .agents
+                .values()
+                .map(|a| a.info.clone())
+                .chain(self.health.recovered.values().map(|(info, _)| info.clone()))
+                .collect(),
+            unreachable: self
+                .health
+                .unreachable
+                .values()
+                .map(|u| (u.info.clone(), u.since))
+                .collect(),
+        }
+    }
+
+    /// Takes the registry a restarted master found: its agents must re-register within
+    /// `agent_reregister_timeout`, else they become unreachable; the unreachable stay so.
+    pub fn recover_agents(&mut self, now: f64, registry: AgentRegistry) {
+        let deadline = now + self.config.agent_reregister_timeout;
+        for info in registry.agents {
+            if let Some(id) = info.id.clone() {
+                self.health.recovered.insert(id, (info, deadline));
+            }
+        }
+        for (info, since) in registry.unreachable {
+            if let Some(id) = info.id.clone() {
+                self.health
+                    .unreachable
+                    .insert(id, UnreachableAgent { info, since });
+            }
+        }
+        tracing::info!(
+            recovered = self.health.recovered.len(),
+            unreachable = self.health.unreachable.len(),
+            "recovered the agent registry"
+        );
     }
 
     /// Counts for `/master/state` and the metrics: unreachable agents and tasks.

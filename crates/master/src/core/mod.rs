@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 
 pub use agents::Agent;
 pub use frameworks::{CallReply, Executor, Framework};
-pub use health::{Health, RemovalRate, UnreachableAgent};
+pub use health::{AgentRegistry, Health, RemovalRate, UnreachableAgent};
 pub use policy::{OperatorReply, Policy, RoleUsage};
 pub use tasks::Task;
 

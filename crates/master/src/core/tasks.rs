@@ -460,6 +460,14 @@ impl Master {
                     answers.push(answer_for(task));
                     continue;
                 }
+                // Until a recovered agent re-registers, its tasks get no answer.
+                if wanted
+                    .agent_id
+                    .as_ref()
+                    .is_some_and(|a| self.health.recovered.contains_key(a))
+                {
+                    continue;
+                }
                 let registered = wanted
                     .agent_id
                     .as_ref()

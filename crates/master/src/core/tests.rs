@@ -615,7 +615,13 @@ fn expect_t1(master: &mut Master, state: TaskState, reason: Reason) {
     );
 }
 
-fn reregister(master: &mut Master, stream: &str, agent: &AgentId, tasks: &[(&str, TaskState)]) {
+fn reregister(
+    master: &mut Master,
+    now: f64,
+    stream: &str,
+    agent: &AgentId,
+    tasks: &[(&str, TaskState)],
+) {
     let fid = master.frameworks.keys().next().unwrap().clone();
     let register = Register {
         agent_info: AgentInfo {
@@ -642,9 +648,7 @@ fn reregister(master: &mut Master, stream: &str, agent: &AgentId, tasks: &[(&str
             })
             .collect(),
     };
-    master
-        .register_agent(20.0, stream.into(), register)
-        .unwrap();
+    master.register_agent(now, stream.into(), register).unwrap();
 }
 
 #[test]
@@ -706,7 +710,7 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
     expect_t1(&mut m, TaskState::Unreachable, Reason::Reconciliation);
 
     // The agent re-registers with the task still running: it comes back, resent.
-    reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
+    reregister(&mut m, 20.0, "a2", &agent, &[("t1", TaskState::Running)]);
     expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
     let state = m.state_json();
     assert_eq!(state["unreachable_slaves"], 0);
@@ -718,7 +722,7 @@ fn frameworks_that_are_not_partition_aware_see_lost_and_then_running() {
     let (mut m, agent) = running_with_health(false, None);
     m.tick(5.0);
     expect_t1(&mut m, TaskState::Lost, Reason::AgentRemoved);
-    reregister(&mut m, "a2", &agent, &[("t1", TaskState::Running)]);
+    reregister(&mut m, 20.0, "a2", &agent, &[("t1", TaskState::Running)]);
     expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
 }
 
@@ -727,7 +731,7 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
     let (mut m, agent) = running_with_health(true, None);
     m.tick(5.0);
     m.take_actions();
-    reregister(&mut m, "a2", &agent, &[]);
+    reregister(&mut m, 20.0, "a2", &agent, &[]);
     expect_t1(&mut m, TaskState::Gone, Reason::AgentReregistered);
 }
 
@@ -754,4 +758,48 @@ fn the_removal_rate_limit_spaces_unreachable_marks() {
     assert_eq!(metrics["master/slave_unreachable_scheduled"], 2.0);
     assert_eq!(metrics["master/slave_unreachable_completed"], 1.0);
     assert_eq!(metrics["master/slave_unreachable_canceled"], 1.0);
+}
+
+#[test]
+fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
+    let (mut first, agent) = running_with_health(true, None);
+    let second = register(&mut first, "a2", "cpus:1;mem:128");
+    let registry = first.agent_registry();
+    assert_eq!(registry.agents.len(), 2);
+
+    let config = MasterConfig {
+        agent_reregister_timeout: 10.0,
+        ..MasterConfig::default()
+    };
+    let mut m = Master::new("M2".into(), config, 100.0);
+    m.recover_agents(100.0, registry);
+    assert_eq!(m.agent_registry().agents.len(), 2, "still expected");
+    // Until an agent re-registers, reconciling its tasks gets no answer.
+    let fid = subscribe(&mut m, "s1", "f");
+    m.take_actions();
+    let wanted = ReconcileTask {
+        task_id: TaskId::new("t1"),
+        agent_id: Some(agent.clone()),
+    };
+    call(
+        &mut m,
+        &fid,
+        "s1",
+        CallBody::Reconcile(Reconcile {
+            tasks: vec![wanted],
+        }),
+    )
+    .unwrap();
+    assert!(updates(&events(&mut m, "s1")).is_empty());
+
+    // One comes back in time; the other does not.
+    reregister(&mut m, 105.0, "a3", &agent, &[]);
+    m.tick(109.0);
+    assert!(m.health.unreachable.is_empty());
+    m.tick(110.5);
+    assert!(m.health.unreachable.contains_key(&second));
+    let registry = m.agent_registry();
+    assert_eq!(registry.agents.len(), 1);
+    assert_eq!(registry.unreachable.len(), 1);
+    assert_eq!(m.state_json()["unreachable_slaves"], 1);
 }
