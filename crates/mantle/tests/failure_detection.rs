@@ -167,3 +167,49 @@ async fn a_restarted_master_recovers_its_agents_from_the_registry() {
         })
         .await;
 }
+
+/// A scheduler that goes away keeps its tasks for its `failover_timeout`, counted from
+/// when it left even across a master restart; then the framework is removed and its
+/// tasks are killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_deadline_survives_a_master_restart() {
+    let mut cluster = Cluster::start(1, RESOURCES, &[]).await;
+    let mut info = framework_info("short-lived");
+    info.failover_timeout = 3.0;
+    let mut fw = Framework::subscribe_with(&cluster.master, info).await;
+    launch_sleep(&mut fw, "orphan").await;
+    let framework_id = fw.id.value.clone();
+    drop(fw);
+    cluster
+        .wait_until("the framework to be disconnected", |s| {
+            s["frameworks"][0]["active"] == false
+        })
+        .await;
+    cluster.restart_master();
+    let state = cluster
+        .wait_until("the framework to be removed", |s| {
+            s["completed_frameworks"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|f| f["id"] == framework_id.as_str()))
+        })
+        .await;
+    assert!(
+        state["frameworks"].as_array().unwrap().is_empty(),
+        "{state}"
+    );
+    // Its task is killed on the agent.
+    let agent_state = format!("http://{}/state", cluster.agents[0]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = cluster.http.get(&agent_state).await.expect("agent state");
+        let state: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        if state["frameworks"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent still runs the framework: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

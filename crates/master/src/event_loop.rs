@@ -155,7 +155,7 @@ impl EventLoop {
         work_dir: Option<PathBuf>,
     ) -> (EventLoop, LoopHandle) {
         let core_policy_version = core.policy_version();
-        let core_registry_version = core.health.registry_version;
+        let core_registry_version = core.registry_version();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let handle = LoopHandle {
@@ -274,18 +274,18 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Stores the agent registry if it changed since it was last stored: an agent is
-    /// admitted only once it is stored (invariant 5). A failed write is a 503.
+    /// Stores the registry if it changed since it was last stored: an agent is admitted
+    /// only once it is stored (invariant 5). A failed write is a 503.
     fn store_registry(&mut self) -> Result<(), ApiError> {
-        let version = self.core.health.registry_version;
+        let version = self.core.registry_version();
         if version == self.stored_registry {
             return Ok(());
         }
         if let Some(dir) = &self.work_dir {
-            if let Err(err) = crate::store::save_agents(dir, &self.core.agent_registry()) {
-                tracing::error!(error = %err, "cannot store the agent registry");
+            if let Err(err) = crate::store::save_registry(dir, &self.core.registry()) {
+                tracing::error!(error = %err, "cannot store the registry");
                 return Err(ApiError::unavailable(format!(
-                    "cannot store the agent registry: {err}"
+                    "cannot store the registry: {err}"
                 )));
             }
         }
@@ -301,6 +301,7 @@ impl EventLoop {
                 self.answer_with_stream(reply, |core, id| {
                     core.subscribe(now, *subscribe, id).map(drop)
                 });
+                let _ = self.store_registry();
                 true
             }
             Command::SchedulerCall {
@@ -312,7 +313,7 @@ impl EventLoop {
                 let result =
                     self.core
                         .scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
-                let result = self.store_policy().and(result);
+                let result = self.store_policy().and(self.store_registry()).and(result);
                 let _ = reply.send(result);
                 true
             }
@@ -358,6 +359,7 @@ impl EventLoop {
             Command::StreamClosed { stream } => {
                 if self.streams.remove(&stream).is_some() {
                     self.core.stream_closed(now, &stream);
+                    let _ = self.store_registry();
                 }
                 true
             }

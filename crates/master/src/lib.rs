@@ -55,7 +55,7 @@ pub async fn start(
     let mut core = Master::new(id.clone(), config, event_loop::unix_now());
     if let Some(dir) = &work_dir {
         core.restore_policy(store::load(dir)?);
-        core.recover_agents(event_loop::unix_now(), store::load_agents(dir)?);
+        core.recover_registry(event_loop::unix_now(), store::load_registry(dir)?);
     }
     let (event_loop, handle) = EventLoop::new(core, allocation_interval, work_dir);
     let (shutdown, shutdown_rx) = watch::channel(false);

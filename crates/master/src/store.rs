@@ -1,9 +1,9 @@
 //! The master's embedded store under `--work_dir`: the operator's policy (weights,
-//! quota, dynamic reservations) in `policy.json` and the agent registry (admitted and
-//! unreachable agents) in `agents.json`, each replaced atomically (write a temp file,
+//! quota, dynamic reservations) in `policy.json` and the registry (agents, unreachable
+//! agents, frameworks with their failover deadlines) in `registry.json`, each replaced atomically (write a temp file,
 //! fsync, rename, fsync the directory) so a crash leaves the old or the new one.
 
-use crate::core::{AgentRegistry, Policy};
+use crate::core::{Policy, Registry};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::{self, File};
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 const POLICY: &str = "policy.json";
-const AGENTS: &str = "agents.json";
+const REGISTRY: &str = "registry.json";
 
 /// A stored document; an absent file is the default one.
 fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> anyhow::Result<T> {
@@ -45,13 +45,13 @@ pub fn save(dir: &Path, policy: &Policy) -> std::io::Result<()> {
     save_json(dir, POLICY, policy)
 }
 
-/// The stored agent registry; an absent file is an empty one.
-pub fn load_agents(dir: &Path) -> anyhow::Result<AgentRegistry> {
-    load_json(dir, AGENTS)
+/// The stored registry; an absent file is an empty one.
+pub fn load_registry(dir: &Path) -> anyhow::Result<Registry> {
+    load_json(dir, REGISTRY)
 }
 
-pub fn save_agents(dir: &Path, registry: &AgentRegistry) -> std::io::Result<()> {
-    save_json(dir, AGENTS, registry)
+pub fn save_registry(dir: &Path, registry: &Registry) -> std::io::Result<()> {
+    save_json(dir, REGISTRY, registry)
 }
 
 #[cfg(test)]
@@ -71,6 +71,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a valid store file"));
-        assert_eq!(load_agents(dir.path()).unwrap(), AgentRegistry::default());
+        assert_eq!(load_registry(dir.path()).unwrap(), Registry::default());
     }
 }

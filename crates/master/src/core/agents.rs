@@ -132,7 +132,7 @@ impl Master {
             };
             self.agents.insert(id.clone(), agent);
             // A new agent, or one known only from the registry or as unreachable.
-            self.health.registry_version += 1;
+            self.registry_version += 1;
             let mut used = self.readmit_unreachable(now, &id, &register);
             used.extend(self.adopt_reported_tasks(now, &id, &register));
             self.allocator.add_agent(&id, &total, &used);

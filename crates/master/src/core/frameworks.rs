@@ -233,6 +233,7 @@ impl Master {
             stream,
             event: Event::Heartbeat,
         });
+        self.registry_version += 1;
         self.dirty = true;
         Ok(id)
     }
@@ -394,6 +395,7 @@ impl Master {
         let timeout = framework.info.failover_timeout;
         framework.failover_deadline = Some(now + timeout);
         tracing::info!(framework_id = %id, failover_timeout = timeout, "framework disconnected");
+        self.registry_version += 1;
         self.allocator.set_framework_active(&id, false);
         self.rescind_framework_offers(now, &id, false);
         self.dirty = true;
@@ -473,6 +475,7 @@ impl Master {
         framework.failover_deadline = None;
         framework.unregistered_time = Some(now);
         self.completed_frameworks.push_back(framework);
+        self.registry_version += 1;
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
         }

@@ -11,7 +11,6 @@ use super::{Action, Master};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// `--agent_removal_rate_limit`: at most `count` agents per `per_seconds`.
@@ -54,14 +53,6 @@ pub struct UnreachableAgent {
     pub since: f64,
 }
 
-/// The agents part of the registry (reference §5.4), as the store keeps it: the agents
-/// admitted, and the unreachable ones with the time they became so.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AgentRegistry {
-    pub agents: Vec<AgentInfo>,
-    pub unreachable: Vec<(AgentInfo, f64)>,
-}
-
 /// The master's failure-detection state.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
@@ -70,8 +61,6 @@ pub struct Health {
     /// Agents of the registry that have not re-registered since this master started,
     /// with the time by which they must.
     pub recovered: BTreeMap<AgentId, (AgentInfo, f64)>,
-    /// Bumped whenever what [`Master::agent_registry`] returns changes.
-    pub registry_version: u64,
     /// Agents found failed and waiting for the removal rate limit.
     pending: VecDeque<AgentId>,
     /// When the next removal is allowed under the rate limit.
@@ -144,7 +133,7 @@ impl Master {
             // Known from the registry only: no task of it is known either.
             tracing::warn!(agent_id = %agent_id, "agent did not re-register after the master restarted; it is unreachable");
             self.health.completed += 1;
-            self.health.registry_version += 1;
+            self.registry_version += 1;
             self.health
                 .unreachable
                 .insert(agent_id.clone(), UnreachableAgent { info, since: now });
@@ -154,7 +143,7 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
-        self.health.registry_version += 1;
+        self.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
         self.health.completed += 1;
         self.counters.agent_removals += 1;
@@ -292,47 +281,6 @@ impl Master {
         }
         self.dirty = true;
         used
-    }
-
-    /// What the store keeps of the agents.
-    pub fn agent_registry(&self) -> AgentRegistry {
-        AgentRegistry {
-            agents: self
-                .agents
-                .values()
-                .map(|a| a.info.clone())
-                .chain(self.health.recovered.values().map(|(info, _)| info.clone()))
-                .collect(),
-            unreachable: self
-                .health
-                .unreachable
-                .values()
-                .map(|u| (u.info.clone(), u.since))
-                .collect(),
-        }
-    }
-
-    /// Takes the registry a restarted master found: its agents must re-register within
-    /// `agent_reregister_timeout`, else they become unreachable; the unreachable stay so.
-    pub fn recover_agents(&mut self, now: f64, registry: AgentRegistry) {
-        let deadline = now + self.config.agent_reregister_timeout;
-        for info in registry.agents {
-            if let Some(id) = info.id.clone() {
-                self.health.recovered.insert(id, (info, deadline));
-            }
-        }
-        for (info, since) in registry.unreachable {
-            if let Some(id) = info.id.clone() {
-                self.health
-                    .unreachable
-                    .insert(id, UnreachableAgent { info, since });
-            }
-        }
-        tracing::info!(
-            recovered = self.health.recovered.len(),
-            unreachable = self.health.unreachable.len(),
-            "recovered the agent registry"
-        );
     }
 
     /// Counts for `/master/state` and the metrics: unreachable agents and tasks.

@@ -8,6 +8,7 @@ mod frameworks;
 mod health;
 mod offers;
 mod policy;
+mod registry;
 mod state;
 mod tasks;
 #[cfg(test)]
@@ -22,8 +23,9 @@ use std::net::Ipv4Addr;
 
 pub use agents::Agent;
 pub use frameworks::{CallReply, Executor, Framework};
-pub use health::{AgentRegistry, Health, RemovalRate, UnreachableAgent};
+pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use policy::{OperatorReply, Policy, RoleUsage};
+pub use registry::{Registry, StoredFramework};
 pub use tasks::Task;
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
@@ -127,6 +129,8 @@ pub struct Master {
     dirty: bool,
     pub counters: Counters,
     pub health: Health,
+    /// Bumped whenever what [`Master::registry`] returns changes.
+    registry_version: u64,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -184,6 +188,7 @@ impl Master {
             dirty: true,
             counters: Counters::default(),
             health: Health::default(),
+            registry_version: 0,
         }
     }
 

@@ -34,8 +34,12 @@ fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
 }
 
 fn subscribe(master: &mut Master, stream: &str, name: &str) -> FrameworkId {
+    subscribe_info(master, stream, framework_info(name))
+}
+
+fn subscribe_info(master: &mut Master, stream: &str, info: FrameworkInfo) -> FrameworkId {
     let subscribe = Subscribe {
-        framework_info: framework_info(name),
+        framework_info: info,
         suppressed_roles: vec![],
         offer_constraints: None,
     };
@@ -588,12 +592,7 @@ fn running_with_health(partition_aware: bool, rate: Option<RemovalRate>) -> (Mas
             kind: "PARTITION_AWARE".into(),
         }];
     }
-    let subscribe = Subscribe {
-        framework_info: info,
-        suppressed_roles: vec![],
-        offer_constraints: None,
-    };
-    let fid = m.subscribe(0.0, subscribe, "s1".into()).unwrap();
+    let fid = subscribe_info(&mut m, "s1", info);
     m.allocate(0.0);
     let offer = offers(&events(&mut m, "s1")).remove(0);
     launch(
@@ -764,7 +763,7 @@ fn the_removal_rate_limit_spaces_unreachable_marks() {
 fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
     let (mut first, agent) = running_with_health(true, None);
     let second = register(&mut first, "a2", "cpus:1;mem:128");
-    let registry = first.agent_registry();
+    let registry = first.registry();
     assert_eq!(registry.agents.len(), 2);
 
     let config = MasterConfig {
@@ -772,8 +771,8 @@ fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
         ..MasterConfig::default()
     };
     let mut m = Master::new("M2".into(), config, 100.0);
-    m.recover_agents(100.0, registry);
-    assert_eq!(m.agent_registry().agents.len(), 2, "still expected");
+    m.recover_registry(100.0, registry);
+    assert_eq!(m.registry().agents.len(), 2, "still expected");
     // Until an agent re-registers, reconciling its tasks gets no answer.
     let fid = subscribe(&mut m, "s1", "f");
     m.take_actions();
@@ -798,8 +797,47 @@ fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
     assert!(m.health.unreachable.is_empty());
     m.tick(110.5);
     assert!(m.health.unreachable.contains_key(&second));
-    let registry = m.agent_registry();
+    let registry = m.registry();
     assert_eq!(registry.agents.len(), 1);
     assert_eq!(registry.unreachable.len(), 1);
     assert_eq!(m.state_json()["unreachable_slaves"], 1);
+}
+
+#[test]
+fn failover_deadlines_survive_a_master_restart() {
+    let mut first = master();
+    let mut info = framework_info("leaving");
+    info.failover_timeout = 5.0;
+    let leaving = subscribe_info(&mut first, "s1", info);
+    let mut info = framework_info("staying");
+    info.failover_timeout = 100.0;
+    let staying = subscribe_info(&mut first, "s2", info);
+    first.stream_closed(10.0, "s1");
+    let registry = first.registry();
+    let stored: Vec<(FrameworkId, Option<f64>)> = registry
+        .frameworks
+        .iter()
+        .map(|f| (f.info.id.clone().unwrap(), f.failover_deadline))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![(leaving.clone(), Some(15.0)), (staying.clone(), None)]
+    );
+
+    let mut m = Master::new("M2".into(), MasterConfig::default(), 12.0);
+    m.recover_registry(12.0, registry);
+    m.tick(14.0);
+    assert!(m.frameworks.contains_key(&leaving));
+    m.tick(15.5);
+    assert!(
+        !m.frameworks.contains_key(&leaving),
+        "removed at its deadline"
+    );
+    assert!(m.completed_frameworks.iter().any(|f| f.id == leaving));
+    // The connected one waits its failover_timeout from the restart, and at least the
+    // agents' re-registration timeout (600 s by default).
+    m.tick(611.0);
+    assert!(m.frameworks.contains_key(&staying));
+    m.tick(612.5);
+    assert!(!m.frameworks.contains_key(&staying));
 }

@@ -1,0 +1,100 @@
+//! The registry (reference §5.4) as the store keeps it: the admitted agents, the
+//! unreachable ones with the time they became so, and the frameworks with their failover
+//! deadlines, which therefore survive a master restart (Mesos loses them). The event loop
+//! writes it whenever [`Master::registry_version`] moves.
+
+use super::{Framework, Master, UnreachableAgent};
+use crate::core::frameworks::allocator_options;
+use mantle_api::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    pub agents: Vec<AgentInfo>,
+    pub unreachable: Vec<(AgentInfo, f64)>,
+    #[serde(default)]
+    pub frameworks: Vec<StoredFramework>,
+}
+
+/// A framework the master knows, and when it is removed unless it re-subscribes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredFramework {
+    pub info: FrameworkInfo,
+    pub failover_deadline: Option<f64>,
+}
+
+impl Master {
+    pub fn registry_version(&self) -> u64 {
+        self.registry_version
+    }
+
+    /// What the store keeps.
+    pub fn registry(&self) -> Registry {
+        Registry {
+            agents: self
+                .agents
+                .values()
+                .map(|a| a.info.clone())
+                .chain(self.health.recovered.values().map(|(info, _)| info.clone()))
+                .collect(),
+            unreachable: self
+                .health
+                .unreachable
+                .values()
+                .map(|u| (u.info.clone(), u.since))
+                .collect(),
+            frameworks: self
+                .frameworks
+                .values()
+                .map(|f| StoredFramework {
+                    info: f.info.clone(),
+                    failover_deadline: f.failover_deadline,
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes the registry a restarted master found. Its agents must re-register within
+    /// `agent_reregister_timeout`, else they become unreachable; the unreachable stay so.
+    /// Its frameworks wait to re-subscribe until their failover deadline; those that were
+    /// connected when the master stopped get their `failover_timeout` from now, and at
+    /// least as long as the agents (a restart must not remove a framework whose
+    /// timeout is zero before it could reconnect).
+    pub fn recover_registry(&mut self, now: f64, registry: Registry) {
+        let deadline = now + self.config.agent_reregister_timeout;
+        for info in registry.agents {
+            if let Some(id) = info.id.clone() {
+                self.health.recovered.insert(id, (info, deadline));
+            }
+        }
+        for (info, since) in registry.unreachable {
+            if let Some(id) = info.id.clone() {
+                self.health
+                    .unreachable
+                    .insert(id, UnreachableAgent { info, since });
+            }
+        }
+        for stored in registry.frameworks {
+            let Some(id) = stored.info.id.clone() else {
+                continue;
+            };
+            let grace = stored
+                .info
+                .failover_timeout
+                .max(self.config.agent_reregister_timeout);
+            let mut framework = Framework::new(stored.info, None, now);
+            framework.active = false;
+            framework.recovered = true;
+            framework.failover_deadline = Some(stored.failover_deadline.unwrap_or(now + grace));
+            self.allocator
+                .add_framework(&id, &allocator_options(&framework.info), false);
+            self.frameworks.insert(id, framework);
+        }
+        tracing::info!(
+            agents = self.health.recovered.len(),
+            unreachable = self.health.unreachable.len(),
+            frameworks = self.frameworks.len(),
+            "recovered the registry"
+        );
+    }
+}
