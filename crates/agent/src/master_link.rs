@@ -170,6 +170,12 @@ async fn connect(
             Ok(Ok(Some(record))) => record,
         };
         match serde_json::from_value::<ToAgent>(record) {
+            Ok(ToAgent::Shutdown(shutdown)) => {
+                // A gone agent must not come back: its executors stop and the link ends.
+                let input = Input::Master(Box::new(ToAgent::Shutdown(shutdown)));
+                let _ = commands.send(Command::Input { input, reply: None });
+                return Ok(Session::Stopped);
+            }
             Ok(message) => {
                 if commands
                     .send(Command::Input {

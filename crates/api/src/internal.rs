@@ -89,6 +89,13 @@ pub enum ToAgent {
     StatusUpdateAck(StatusUpdateAck),
     FrameworkMessage(ExecutorMessage),
     Ping,
+    /// The agent must stop: it was marked gone. Its executors are shut down.
+    Shutdown(Shutdown),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shutdown {
+    pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,13 @@ pub struct OperatorCall {
     pub reserve_resources: Option<ReserveResources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreserve_resources: Option<ReserveResources>,
+    /// `{"agent_id": {"value": ...}}` of the agent calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivate_agent: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactivate_agent: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_agent_gone: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

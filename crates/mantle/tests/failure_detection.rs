@@ -3,7 +3,8 @@
 //! becomes unreachable; a PARTITION_AWARE framework sees its task TASK_UNREACHABLE, the
 //! other framework TASK_LOST, both with REASON_AGENT_REMOVED and a FAILURE event. When the
 //! agent runs again it re-registers with its ID, and both frameworks see the task
-//! TASK_RUNNING again with REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
+//! TASK_RUNNING again with REASON_AGENT_REREGISTERED (the Mesos 1.5 rule). Also: the
+//! registry across a master restart (agents, failover deadlines) and MARK_AGENT_GONE.
 
 mod common;
 
@@ -35,6 +36,24 @@ async fn update_in(fw: &mut Framework, task: &str, state: TaskState) -> TaskStat
         _ => None,
     })
     .await
+}
+
+/// Waits (at most 20 s) until the first agent runs no framework any more.
+async fn wait_agent_idle(cluster: &Cluster) {
+    let agent_state = format!("http://{}/state", cluster.agents[0]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = cluster.http.get(&agent_state).await.expect("agent state");
+        let state: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        if state["frameworks"].as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent still runs a framework: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,18 +217,37 @@ async fn a_failover_deadline_survives_a_master_restart() {
         "{state}"
     );
     // Its task is killed on the agent.
-    let agent_state = format!("http://{}/state", cluster.agents[0]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let response = cluster.http.get(&agent_state).await.expect("agent state");
-        let state: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-        if state["frameworks"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent still runs the framework: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_agent_idle(&cluster).await;
+}
+
+/// MARK_AGENT_GONE: the task ends TASK_GONE_BY_OPERATOR for a PARTITION_AWARE framework
+/// and is killed on the agent, which the master no longer lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_marked_gone_stops_its_tasks() {
+    let cluster = Cluster::start(1, RESOURCES, &[]).await;
+    let mut info = framework_info("gone");
+    info.capabilities = vec![Capability {
+        kind: "PARTITION_AWARE".into(),
+    }];
+    let mut fw = Framework::subscribe_with(&cluster.master, info).await;
+    launch_sleep(&mut fw, "doomed").await;
+    let state = cluster.state().await;
+    let agent_id = state["slaves"][0]["id"].as_str().unwrap().to_string();
+    let call = serde_json::json!({
+        "type": "MARK_AGENT_GONE",
+        "mark_agent_gone": {"agent_id": {"value": agent_id}},
+    });
+    cluster
+        .http
+        .post(&cluster.url("/api/v1"), call.to_string().into_bytes(), &[])
+        .await
+        .expect("MARK_AGENT_GONE");
+    let gone = update_in(&mut fw, "doomed", TaskState::GoneByOperator).await;
+    assert_eq!(gone.reason, Some(Reason::AgentRemovedByOperator));
+    cluster
+        .wait_until("the agent to be gone", |s| {
+            s["slaves"].as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    wait_agent_idle(&cluster).await;
 }

@@ -556,6 +556,13 @@ impl Core {
                 self.shutdown_executor(now, out, &s.framework_id, &s.executor_id)
             }
             ToAgent::ShutdownFramework(s) => self.shutdown_framework(now, out, &s.framework_id),
+            ToAgent::Shutdown(s) => {
+                tracing::warn!(message = %s.message, "the master shut this agent down; stopping every executor");
+                let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
+                for framework_id in frameworks {
+                    self.shutdown_framework(now, out, &framework_id);
+                }
+            }
             ToAgent::StatusUpdateAck(ack) => {
                 self.acknowledge(now, out, &ack.framework_id, &ack.task_id, &ack.uuid)
             }

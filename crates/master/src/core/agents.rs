@@ -87,6 +87,16 @@ impl Master {
         register: Register,
     ) -> Result<AgentId, ApiError> {
         let total = validate_register(&register).map_err(ApiError::bad_request)?;
+        if let Some(id) = register
+            .agent_info
+            .id
+            .as_ref()
+            .filter(|id| self.gone.contains_key(id))
+        {
+            return Err(ApiError::forbidden(format!(
+                "agent '{id}' has been marked gone"
+            )));
+        }
         let id = match register.agent_info.id.clone() {
             Some(id) => {
                 self.counters.agent_reregistrations += 1;
@@ -114,7 +124,8 @@ impl Master {
             agent.last_heard = now;
             agent.pid = register.pid.clone();
             agent.info = info;
-            self.allocator.set_agent_active(&id, true);
+            self.allocator
+                .set_agent_active(&id, !self.deactivated.contains(&id));
             self.cancel_unreachable(&id);
             tracing::info!(agent_id = %id, "agent re-registered");
         } else {
@@ -136,6 +147,9 @@ impl Master {
             let mut used = self.readmit_unreachable(now, &id, &register);
             used.extend(self.adopt_reported_tasks(now, &id, &register));
             self.allocator.add_agent(&id, &total, &used);
+            if self.deactivated.contains(&id) {
+                self.allocator.set_agent_active(&id, false);
+            }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
         self.kill_unknown_reported_tasks(&id, &register);

@@ -183,14 +183,7 @@ impl Master {
                 });
                 self.send(&framework_id, Event::Update(Update { status }));
             }
-            self.send(
-                &framework_id,
-                Event::Failure(Failure {
-                    agent_id: Some(agent_id.clone()),
-                    executor_id: None,
-                    status: None,
-                }),
-            );
+            self.send_agent_lost(&framework_id, agent_id);
         }
         self.health.unreachable.insert(
             agent_id.clone(),
@@ -281,6 +274,18 @@ impl Master {
         }
         self.dirty = true;
         used
+    }
+
+    /// FAILURE{agent_id}: the framework lost an agent.
+    pub(super) fn send_agent_lost(&mut self, framework_id: &FrameworkId, agent_id: &AgentId) {
+        self.send(
+            framework_id,
+            Event::Failure(Failure {
+                agent_id: Some(agent_id.clone()),
+                executor_id: None,
+                status: None,
+            }),
+        );
     }
 
     /// Counts for `/master/state` and the metrics: unreachable agents and tasks.

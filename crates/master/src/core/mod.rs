@@ -3,6 +3,7 @@
 //! loop in `event_loop.rs` executes them. There are no sockets, clocks or threads here
 //! (DESIGN invariant 2), which is what makes the core testable in-process.
 
+mod agent_control;
 mod agents;
 mod frameworks;
 mod health;
@@ -131,6 +132,10 @@ pub struct Master {
     pub health: Health,
     /// Bumped whenever what [`Master::registry`] returns changes.
     registry_version: u64,
+    /// Agents the operator deactivated: kept, offered to nobody.
+    deactivated: BTreeSet<AgentId>,
+    /// Agents the operator marked gone, with the time; they may not re-register.
+    gone: BTreeMap<AgentId, f64>,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -189,6 +194,8 @@ impl Master {
             counters: Counters::default(),
             health: Health::default(),
             registry_version: 0,
+            deactivated: BTreeSet::new(),
+            gone: BTreeMap::new(),
         }
     }
 

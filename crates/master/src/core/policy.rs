@@ -151,6 +151,15 @@ impl Master {
                 self.reserve(now, &call, true, "unreserve_resources")?;
                 Ok(OperatorReply::Accepted)
             }
+            "DEACTIVATE_AGENT" => {
+                self.agent_control(now, "DEACTIVATE_AGENT", call.deactivate_agent.as_ref())
+            }
+            "REACTIVATE_AGENT" => {
+                self.agent_control(now, "REACTIVATE_AGENT", call.reactivate_agent.as_ref())
+            }
+            "MARK_AGENT_GONE" => {
+                self.agent_control(now, "MARK_AGENT_GONE", call.mark_agent_gone.as_ref())
+            }
             "" => Err(ApiError::bad_request("expecting 'type' to be present")),
             other => Err(ApiError::new(
                 ErrorKind::NotImplemented,

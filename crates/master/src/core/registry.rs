@@ -14,6 +14,12 @@ pub struct Registry {
     pub unreachable: Vec<(AgentInfo, f64)>,
     #[serde(default)]
     pub frameworks: Vec<StoredFramework>,
+    /// Agents the operator deactivated.
+    #[serde(default)]
+    pub deactivated: Vec<AgentId>,
+    /// Agents the operator marked gone, with the time.
+    #[serde(default)]
+    pub gone: Vec<(AgentId, f64)>,
 }
 
 /// A framework the master knows, and when it is removed unless it re-subscribes.
@@ -51,6 +57,8 @@ impl Master {
                     failover_deadline: f.failover_deadline,
                 })
                 .collect(),
+            deactivated: self.deactivated.iter().cloned().collect(),
+            gone: self.gone.iter().map(|(id, t)| (id.clone(), *t)).collect(),
         }
     }
 
@@ -74,6 +82,8 @@ impl Master {
                     .insert(id, UnreachableAgent { info, since });
             }
         }
+        self.deactivated.extend(registry.deactivated);
+        self.gone.extend(registry.gone);
         for stored in registry.frameworks {
             let Some(id) = stored.info.id.clone() else {
                 continue;

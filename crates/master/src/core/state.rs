@@ -174,7 +174,7 @@ impl Master {
             "offered_resources": flat(offered),
             "reserved_resources": {},
             "unreserved_resources": flat(&agent.total),
-            "active": agent.active(),
+            "active": self.is_active(agent),
             "deactivated": false,
             "version": agent.version,
             "capabilities": agent.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
@@ -228,7 +228,7 @@ impl Master {
                 self.agent_json(a, used, offered)
             })
             .collect();
-        let active = self.agents.values().filter(|a| a.active()).count();
+        let active = self.agents.values().filter(|a| self.is_active(a)).count();
         let pid = self.info.pid.clone().unwrap_or_default();
         json!({
             "version": MESOS_VERSION,
@@ -289,16 +289,17 @@ impl Master {
                 if t > 0.0 { u / t } else { 0.0 },
             );
         }
-        let active_agents = self.agents.values().filter(|a| a.active()).count() as f64;
+        let active_agents = self.agents.values().filter(|a| self.is_active(a)).count() as f64;
+        let connected_agents = self.agents.values().filter(|a| a.active()).count() as f64;
         m.insert("master/slaves_active".into(), active_agents);
-        m.insert("master/slaves_connected".into(), active_agents);
+        m.insert("master/slaves_connected".into(), connected_agents);
         m.insert(
             "master/slaves_inactive".into(),
             self.agents.len() as f64 - active_agents,
         );
         m.insert(
             "master/slaves_disconnected".into(),
-            self.agents.len() as f64 - active_agents,
+            self.agents.len() as f64 - connected_agents,
         );
         let (unreachable_agents, unreachable_tasks) = self.unreachable_counts();
         m.insert(

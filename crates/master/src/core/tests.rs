@@ -14,14 +14,15 @@ fn master() -> Master {
     Master::new("M".into(), MasterConfig::default(), 0.0)
 }
 
-fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
-    let register = Register {
+/// A REGISTER call (re-registration when `id` is set).
+fn register_call(id: Option<AgentId>, resources: &str) -> Register {
+    Register {
         agent_info: AgentInfo {
             hostname: "h".into(),
             port: 5051,
             resources: Resources::parse_text(resources, "*").unwrap().to_wire(),
             attributes: vec![],
-            id: None,
+            id,
             capabilities: vec![],
         },
         pid: "slave(1)@127.0.0.1:5051".into(),
@@ -29,7 +30,11 @@ fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
         frameworks: vec![],
         executors: vec![],
         tasks: vec![],
-    };
+    }
+}
+
+fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
+    let register = register_call(None, resources);
     master.register_agent(0.0, stream.into(), register).unwrap()
 }
 
@@ -622,31 +627,16 @@ fn reregister(
     tasks: &[(&str, TaskState)],
 ) {
     let fid = master.frameworks.keys().next().unwrap().clone();
-    let register = Register {
-        agent_info: AgentInfo {
-            hostname: "h".into(),
-            port: 5051,
-            resources: Resources::parse_text("cpus:4;mem:1024", "*")
-                .unwrap()
-                .to_wire(),
-            attributes: vec![],
-            id: Some(agent.clone()),
-            capabilities: vec![],
-        },
-        pid: "slave(1)@127.0.0.1:5051".into(),
-        version: MESOS_VERSION.into(),
-        frameworks: vec![],
-        executors: vec![],
-        tasks: tasks
-            .iter()
-            .map(|(id, state)| mantle_api::internal::TaskReport {
-                framework_id: fid.clone(),
-                task: command_task(id, agent, "cpus:1"),
-                state: *state,
-                executor_id: None,
-            })
-            .collect(),
-    };
+    let mut register = register_call(Some(agent.clone()), "cpus:4;mem:1024");
+    register.tasks = tasks
+        .iter()
+        .map(|(id, state)| mantle_api::internal::TaskReport {
+            framework_id: fid.clone(),
+            task: command_task(id, agent, "cpus:1"),
+            state: *state,
+            executor_id: None,
+        })
+        .collect();
     master.register_agent(now, stream.into(), register).unwrap();
 }
 
@@ -840,4 +830,71 @@ fn failover_deadlines_survive_a_master_restart() {
     assert!(m.frameworks.contains_key(&staying));
     m.tick(612.5);
     assert!(!m.frameworks.contains_key(&staying));
+}
+
+fn agent_call_body(kind: &str, field: &str, agent: &AgentId) -> mantle_api::operator::OperatorCall {
+    serde_json::from_value(json!({"type": kind, field: {"agent_id": {"value": agent.value}}}))
+        .unwrap()
+}
+
+#[test]
+fn a_deactivated_agent_is_offered_to_nobody_until_reactivated() {
+    let (mut m, agent, _, _) = offered();
+    let call = agent_call_body("DEACTIVATE_AGENT", "deactivate_agent", &agent);
+    m.operator_call(1.0, call).unwrap();
+    let sent = events(&mut m, "s1");
+    assert!(
+        sent.iter().any(|e| matches!(e, Event::Rescind(_))),
+        "{sent:?}"
+    );
+    m.allocate(2.0);
+    assert!(offers(&events(&mut m, "s1")).is_empty());
+    assert_eq!(m.state_json()["deactivated_slaves"], 1);
+    assert_eq!(m.registry().deactivated, vec![agent.clone()]);
+
+    let call = agent_call_body("REACTIVATE_AGENT", "reactivate_agent", &agent);
+    m.operator_call(3.0, call).unwrap();
+    m.allocate(3.0);
+    assert_eq!(offers(&events(&mut m, "s1")).len(), 1);
+    assert_eq!(m.state_json()["deactivated_slaves"], 0);
+
+    let unknown = agent_call_body("DEACTIVATE_AGENT", "deactivate_agent", &AgentId::new("x"));
+    let err = m.operator_call(4.0, unknown).unwrap_err();
+    assert!(
+        err.to_string().contains("deactivate_agent.agent_id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_agent_marked_gone_ends_its_tasks_and_may_not_return() {
+    let (mut m, agent) = running_with_health(true, None);
+    let call = agent_call_body("MARK_AGENT_GONE", "mark_agent_gone", &agent);
+    m.operator_call(2.0, call).unwrap();
+    let actions = m.take_actions();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Agent {
+            message: ToAgent::Shutdown(_),
+            ..
+        }
+    )));
+    let statuses: Vec<&TaskStatus> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Framework {
+                event: Event::Update(u),
+                ..
+            } => Some(&u.status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].state, TaskState::GoneByOperator);
+    assert_eq!(statuses[0].reason, Some(Reason::AgentRemovedByOperator));
+    assert!(m.state_json()["slaves"].as_array().unwrap().is_empty());
+    assert_eq!(m.registry().gone.len(), 1);
+    let register = register_call(Some(agent.clone()), "cpus:4;mem:1024");
+    let err = m.register_agent(3.0, "a9".into(), register).unwrap_err();
+    assert_eq!(err.status().as_u16(), 403);
 }
