@@ -18,7 +18,12 @@ fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+        // Only whole lines: the daemon may be writing the last one right now.
+        let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+        if let Some(line) = complete
+            .lines()
+            .find(|l| l.contains("listening on http://"))
+        {
             return Ok(line
                 .rsplit("http://")
                 .next()
