@@ -153,8 +153,7 @@ impl Containerizer {
         work_dir: &Path,
         spec: &LaunchSpec,
     ) -> Result<std::process::Command, AgentError> {
-        let (stdout, stderr) = prepare_sandbox(work_dir, spec)?;
-        drop((stdout, stderr));
+        prepare_sandbox(work_dir, spec)?;
         let container = spec.container_id.as_str();
         let mut cgroup_procs = Vec::new();
         if let Some(cgroups) = &self.cgroups {
@@ -171,7 +170,8 @@ impl Containerizer {
                 .apply(container, &self.limits(&spec.limits))
                 .map_err(container_error)?;
         }
-        let user = self.user(spec)?;
+        // With --switch_user off, tasks run as the agent's user.
+        let user = spec.user.clone().filter(|_| self.config.switch_user);
         if let Some(user) = &user {
             chown_sandbox(&spec.directory, user)?;
         }
@@ -225,14 +225,6 @@ impl Containerizer {
         std::fs::create_dir_all(&rundir)
             .map_err(|e| AgentError::io("cannot create", &rundir, e))?;
         launch::command(&self.config.launcher, &rundir, &config).map_err(container_error)
-    }
-
-    /// The user a container runs as: the spec's with `--switch_user`, else the agent's.
-    fn user(&self, spec: &LaunchSpec) -> Result<Option<String>, AgentError> {
-        if !self.config.switch_user {
-            return Ok(None);
-        }
-        Ok(spec.user.clone())
     }
 
     fn limits(&self, limits: &ContainerLimits) -> Limits {
@@ -516,11 +508,10 @@ fn posix_stats(launcher_pid: u32) -> Stats {
         rows.push((field(3), field(11), field(12), field(21)));
     }
     if let Some(session) = session {
-        for (sid, utime, stime, rss) in rows.into_iter().filter(|r| r.0 == session) {
+        for (_, utime, stime, rss) in rows.into_iter().filter(|r| r.0 == session) {
             stats.cpus_user_time_secs += utime as f64 / ticks;
             stats.cpus_system_time_secs += stime as f64 / ticks;
             stats.mem_rss_bytes += (rss.max(0) as u64) * page;
-            let _ = sid;
         }
     }
     stats.mem_total_bytes = stats.mem_rss_bytes;

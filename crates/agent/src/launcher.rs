@@ -9,18 +9,16 @@ use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 
-/// Creates the sandbox, its `stdout` and `stderr` files, and points `runs/latest` and
-/// `slaves/latest` at this run. Returns the two files.
-pub fn prepare_sandbox(work_dir: &Path, spec: &LaunchSpec) -> Result<(File, File), AgentError> {
+/// Creates the sandbox, its empty `stdout` and `stderr` files (the launcher appends the
+/// executor's output to them), and points `runs/latest` and `slaves/latest` at this run.
+pub fn prepare_sandbox(work_dir: &Path, spec: &LaunchSpec) -> Result<(), AgentError> {
     let directory = &spec.directory;
     std::fs::create_dir_all(directory)
         .map_err(|e| AgentError::io("cannot create sandbox", directory, e))?;
-    let stdout_path = directory.join("stdout");
-    let stderr_path = directory.join("stderr");
-    let stdout =
-        File::create(&stdout_path).map_err(|e| AgentError::io("cannot create", &stdout_path, e))?;
-    let stderr =
-        File::create(&stderr_path).map_err(|e| AgentError::io("cannot create", &stderr_path, e))?;
+    for name in ["stdout", "stderr"] {
+        let path = directory.join(name);
+        File::create(&path).map_err(|e| AgentError::io("cannot create", &path, e))?;
+    }
     let runs = sandbox::runs_dir(
         work_dir,
         &spec.agent_id,
@@ -28,8 +26,7 @@ pub fn prepare_sandbox(work_dir: &Path, spec: &LaunchSpec) -> Result<(File, File
         &spec.executor_id,
     );
     link_latest(&runs, spec.container_id.as_str())?;
-    link_latest(&sandbox::slaves_dir(work_dir), spec.agent_id.as_str())?;
-    Ok((stdout, stderr))
+    link_latest(&sandbox::slaves_dir(work_dir), spec.agent_id.as_str())
 }
 
 /// Points `<dir>/latest` at `target` (relative), replacing any older link atomically.
