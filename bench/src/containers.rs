@@ -41,6 +41,7 @@ fn spec(work_dir: &Path, run: &str, index: usize, command: &str) -> LaunchSpec {
         },
         user: None,
         container: None,
+        checkpoint: false,
     }
 }
 

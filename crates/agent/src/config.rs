@@ -53,7 +53,47 @@ pub struct AgentConfig {
     pub containerizers: String,
     /// `--docker_socket`: the Docker engine's unix socket.
     pub docker_socket: PathBuf,
+    /// `--recover`: what a restarted agent does with the executors it checkpointed.
+    pub recover: Recover,
+    /// How long recovered executors have to subscribe again (at most 15 s).
+    pub executor_reregistration_timeout: Duration,
+    /// How long checkpointing executors keep trying to reach a restarting agent.
+    pub recovery_timeout: Duration,
+    /// `--strict`: a checkpoint that cannot be read stops the agent (else it is skipped).
+    pub strict: bool,
 }
+
+/// `--recover`, as in Mesos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recover {
+    /// Reattach to the executors that still run and report the others.
+    Reconnect,
+    /// Kill every checkpointed executor, forget the agent's checkpoints and exit.
+    Cleanup,
+}
+
+impl Recover {
+    pub fn parse(text: &str) -> Result<Recover, AgentError> {
+        match text {
+            "reconnect" => Ok(Recover::Reconnect),
+            "cleanup" => Ok(Recover::Cleanup),
+            other => Err(AgentError::flag(
+                "recover",
+                format!("'{other}' is neither 'reconnect' nor 'cleanup'"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recover::Reconnect => "reconnect",
+            Recover::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// Mesos's upper bound for `--executor_reregistration_timeout`.
+pub const MAX_EXECUTOR_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl AgentConfig {
     /// The Mesos defaults for everything but the two required flags.
@@ -83,6 +123,10 @@ impl AgentConfig {
             switch_user: true,
             containerizers: "mantle".to_string(),
             docker_socket: PathBuf::from(mantle_containerizer::docker::DEFAULT_SOCKET),
+            recover: Recover::Reconnect,
+            executor_reregistration_timeout: Duration::from_secs(2),
+            recovery_timeout: Duration::from_secs(15 * 60),
+            strict: true,
         }
     }
 }
@@ -101,6 +145,9 @@ pub(crate) struct Settings {
     pub attributes: Vec<Attribute>,
     pub executor_registration_timeout: Duration,
     pub executor_shutdown_grace_period: Duration,
+    pub executor_reregistration_timeout: Duration,
+    pub recovery_timeout: Duration,
+    pub strict: bool,
     pub launcher: PathBuf,
     pub containers: ContainerConfig,
     /// `--containerizers` holds `docker`.
@@ -211,6 +258,19 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
             "must be positive",
         ));
     }
+    let reregistration = config.executor_reregistration_timeout;
+    if reregistration.is_zero() || reregistration > MAX_EXECUTOR_REREGISTRATION_TIMEOUT {
+        return Err(AgentError::flag(
+            "executor_reregistration_timeout",
+            format!(
+                "must be positive and at most {}",
+                format_duration(MAX_EXECUTOR_REREGISTRATION_TIMEOUT)
+            ),
+        ));
+    }
+    if config.recovery_timeout.is_zero() {
+        return Err(AgentError::flag("recovery_timeout", "must be positive"));
+    }
     let hostname = config
         .hostname
         .clone()
@@ -306,6 +366,13 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
     flag("switch_user", config.switch_user.to_string());
     flag("containerizers", config.containerizers.clone());
     flag("docker_socket", path_text(&config.docker_socket));
+    flag("recover", config.recover.as_str().to_string());
+    flag(
+        "executor_reregistration_timeout",
+        format_duration(config.executor_reregistration_timeout),
+    );
+    flag("recovery_timeout", format_duration(config.recovery_timeout));
+    flag("strict", config.strict.to_string());
 
     Ok(Settings {
         master,
@@ -317,6 +384,9 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         attributes,
         executor_registration_timeout: config.executor_registration_timeout,
         executor_shutdown_grace_period: config.executor_shutdown_grace_period,
+        executor_reregistration_timeout: config.executor_reregistration_timeout,
+        recovery_timeout: config.recovery_timeout,
+        strict: config.strict,
         launcher: config.launcher.clone(),
         containers: ContainerConfig {
             isolation,

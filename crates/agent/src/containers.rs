@@ -305,6 +305,19 @@ impl Containerizer {
         }
     }
 
+    /// Kills whatever still runs in the cgroup of a container an earlier run of the
+    /// agent left, and removes it; a container without a cgroup is left alone. Blocks.
+    pub fn destroy_orphan(&self, container_id: &ContainerId) {
+        let Some(cgroups) = &self.cgroups else { return };
+        if cgroups.pids(container_id.as_str()).is_err() {
+            return;
+        }
+        if let Err(err) = cgroups.kill_all(container_id.as_str()) {
+            tracing::warn!(container_id = %container_id, error = %err, "cannot kill an old container");
+        }
+        self.destroy(container_id);
+    }
+
     /// The limit the container broke, if any: memory (an OOM kill in its cgroup) or,
     /// with `--enforce_container_disk_quota`, disk.
     pub fn limitation(&self, spec: &LaunchSpec, check_disk: bool) -> Option<Limitation> {

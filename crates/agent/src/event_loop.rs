@@ -77,6 +77,9 @@ pub(crate) struct EventLoop {
     /// The Docker engine, when `--containerizers` holds `docker`.
     docker: Option<Docker>,
     dirty: bool,
+    /// The master link asked what to register with while recovered executors could
+    /// still subscribe again; answered once that is settled.
+    pending_register: Option<oneshot::Sender<Register>>,
 }
 
 impl EventLoop {
@@ -102,6 +105,7 @@ impl EventLoop {
             containers,
             docker: None,
             dirty: true,
+            pending_register: None,
         }
     }
 
@@ -112,16 +116,18 @@ impl EventLoop {
         self
     }
 
-    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+    /// Runs until `shutdown` says whether to kill every container or only those of
+    /// frameworks that do not checkpoint.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<bool>) {
         let mut tick = tokio::time::interval(TICK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut readers: Vec<oneshot::Sender<()>> = Vec::new();
         let mut published_at: Option<Instant> = None;
-        loop {
+        let kill_all = loop {
             tokio::select! {
-                _ = &mut shutdown => break,
+                kill_all = &mut shutdown => break kill_all.unwrap_or(false),
                 command = self.commands.recv() => {
-                    let Some(command) = command else { break };
+                    let Some(command) = command else { break false };
                     self.dispatch(command, &mut readers);
                     for _ in 1..MAX_BATCH {
                         match self.commands.try_recv() {
@@ -145,8 +151,8 @@ impl EventLoop {
                     }
                 }
             }
-        }
-        let stopped = self.stop();
+        };
+        let stopped = self.stop(kill_all);
         if let Some(docker) = &self.docker {
             for container_id in &stopped {
                 remove_docker_container(docker, container_id).await;
@@ -189,7 +195,8 @@ impl EventLoop {
                 self.input(input, Some(reply));
             }
             Command::RegisterCall(reply) => {
-                let _ = reply.send(self.core.register_call());
+                self.pending_register = Some(reply);
+                self.answer_register();
             }
             // Gathered by `dispatch`; one that gets here anyway is answered at once.
             Command::Refresh(reply) => {
@@ -255,14 +262,38 @@ impl EventLoop {
         if let (Some(stream), Err(_)) = (subscribe, &output.reply) {
             self.streams.remove(&stream);
         }
-        if let Some(reply) = reply {
-            let _ = reply.send(output.reply);
-        }
         if !tick || !output.actions.is_empty() {
             self.dirty = true;
         }
-        for action in output.actions {
+        // The answer goes last: an update is on disk before its executor hears that
+        // it was taken.
+        self.act_all(output.actions);
+        if let Some(reply) = reply {
+            let _ = reply.send(output.reply);
+        }
+        self.answer_register();
+    }
+
+    /// Takes the state an earlier run checkpointed and reattaches to its containers.
+    pub fn recover(&mut self, recovered: crate::core::Recovered) {
+        let now = self.now();
+        let actions = self.core.recover(now, recovered);
+        self.act_all(actions);
+    }
+
+    /// Carries out actions in order.
+    fn act_all(&mut self, actions: Vec<Action>) {
+        for action in actions {
             self.act(action);
+        }
+    }
+
+    /// Answers the master link's registration question once recovery is settled.
+    fn answer_register(&mut self) {
+        if self.pending_register.is_some() && !self.core.recovering() {
+            if let Some(reply) = self.pending_register.take() {
+                let _ = reply.send(self.core.register_call());
+            }
         }
     }
 
@@ -328,6 +359,33 @@ impl EventLoop {
                 let containers = self.containers.clone();
                 tokio::task::spawn_blocking(move || containers.update(&container_id, &limits));
             }
+            Action::Checkpoint(checkpoint) => {
+                // Synchronous on purpose: the actions after it (the executor's
+                // acknowledgement, the update to the master) must not overtake it.
+                if let Err(err) = crate::checkpoint::write(&self.work_dir, &checkpoint) {
+                    tracing::error!(error = %err, "checkpoint failed; a restart may lose this state");
+                }
+            }
+            Action::Reattach(spec) => {
+                let spec = Arc::new(*spec);
+                self.processes.insert(
+                    spec.container_id.clone(),
+                    Process {
+                        spec: spec.clone(),
+                        pid: None,
+                        kill: false,
+                        limited: false,
+                    },
+                );
+                tokio::spawn(watch(
+                    self.work_dir.clone(),
+                    spec,
+                    Watched::Recovered,
+                    self.containers.clone(),
+                    self.docker.clone(),
+                    self.commands_tx.clone(),
+                ));
+            }
         }
     }
 
@@ -362,12 +420,17 @@ impl EventLoop {
         }
     }
 
-    /// The agent stops: every container it started is killed, since nothing would
-    /// supervise it any more (containers do not outlive the agent yet). Returns their
-    /// ids, so that their Docker containers can be removed too.
-    fn stop(&mut self) -> Vec<ContainerId> {
+    /// The agent stops: the containers of frameworks that do not checkpoint are killed,
+    /// since nothing would supervise them any more; the others keep running for the
+    /// next run of the agent to recover, as in Mesos. Returns the ids of those killed,
+    /// so that their Docker containers can be removed too.
+    fn stop(&mut self, kill_all: bool) -> Vec<ContainerId> {
         let mut stopped = Vec::new();
         for (container_id, process) in self.processes.drain() {
+            if process.spec.checkpoint && !kill_all {
+                tracing::info!(container_id = %container_id, "leaving a checkpointed container running as the agent stops");
+                continue;
+            }
             tracing::info!(container_id = %container_id, "killing container as the agent stops");
             self.containers
                 .kill(&self.work_dir, &process.spec, process.pid);
@@ -416,7 +479,7 @@ async fn launch(
         })
         .await
     };
-    let mut child = match started {
+    let child = match started {
         Ok(Ok(child)) => child,
         Ok(Err(err)) => {
             let containers = containers.clone();
@@ -443,6 +506,11 @@ async fn launch(
         });
         return;
     };
+    // A restarted agent finds the launcher by this record.
+    let rundir = crate::containers::run_dir(&work_dir, &spec);
+    if let Err(err) = crate::checkpoint::write_launcher_pid(&rundir, pid) {
+        tracing::warn!(container_id = %container_id, error = %err, "cannot record the launcher's pid");
+    }
     send(Input::Launched {
         container_id: container_id.clone(),
         pid,
@@ -451,35 +519,182 @@ async fn launch(
         // The agent stopped while this container was starting.
         containers.kill(&work_dir, &spec, Some(pid));
     }
-    let mut limit_check = tokio::time::interval(LIMIT_CHECK_INTERVAL);
-    limit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_disk_check = Instant::now();
-    // Nothing to watch is as good as a limitation already found.
-    let mut limited = !containers.has_limits_to_watch();
-    let launcher_status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            _ = limit_check.tick(), if !limited => {
-                let check_disk = containers
-                    .disk_watch()
-                    .is_some_and(|every| last_disk_check.elapsed() >= every);
-                if check_disk {
-                    last_disk_check = Instant::now();
-                }
-                let (c, s) = (containers.clone(), spec.clone());
-                let found = tokio::task::spawn_blocking(move || c.limitation(&s, check_disk)).await;
-                if let Ok(Some(limitation)) = found {
-                    limited = true;
-                    send(Input::Limited { container_id: container_id.clone(), limitation });
-                }
+    watch(
+        work_dir,
+        spec,
+        Watched::Child(child),
+        containers,
+        docker,
+        commands,
+    )
+    .await;
+}
+
+/// How a container's end is noticed.
+pub(crate) enum Watched {
+    /// The launcher this agent started: its exit is awaited.
+    Child(tokio::process::Child),
+    /// A container an earlier run of the agent started: found through the pids it
+    /// recorded, and polled.
+    Recovered,
+}
+
+/// What is left to poll of a recovered container.
+#[derive(Clone, Copy)]
+enum Recorded {
+    /// The launcher, identified by its command line naming this run's config.
+    Launcher(u32),
+    /// Only the executor's pid was recorded (the agent stopped before it wrote the
+    /// launcher's).
+    Executor(u32),
+}
+
+/// The raw wait status assumed for a recovered executor whose launcher left no status:
+/// killed by SIGKILL along with its launcher.
+const UNRECORDED_WAIT_STATUS: i32 = libc::SIGKILL;
+/// How often a recovered container's processes are looked at.
+const RECOVERED_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+impl Recorded {
+    fn find(rundir: &std::path::Path) -> Option<Recorded> {
+        if let Some(pid) = crate::checkpoint::read_launcher_pid(rundir) {
+            let launcher = Recorded::Launcher(pid);
+            if launcher.alive(rundir) {
+                return Some(launcher);
             }
         }
+        let pid = mantle_containerizer::launch::read_pid(rundir).ok()??;
+        let executor = Recorded::Executor(u32::try_from(pid).ok()?);
+        executor.alive(rundir).then_some(executor)
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Recorded::Launcher(pid) | Recorded::Executor(pid) => *pid,
+        }
+    }
+
+    /// Whether the process still runs (a zombie does not). A launcher's pid must still
+    /// name this run's config, so that a reused pid is not mistaken for it.
+    fn alive(&self, rundir: &std::path::Path) -> bool {
+        let proc_dir = PathBuf::from(format!("/proc/{}", self.pid()));
+        let running = std::fs::read_to_string(proc_dir.join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state != 'Z' && state != 'X')
+            })
+            .unwrap_or(false);
+        match self {
+            Recorded::Executor(_) => running,
+            Recorded::Launcher(_) => {
+                let config = rundir.join(mantle_containerizer::launch::CONFIG_FILE);
+                running
+                    && std::fs::read(proc_dir.join("cmdline")).is_ok_and(|cmdline| {
+                        cmdline
+                            .split(|b| *b == 0)
+                            .any(|arg| arg == config.as_os_str().as_encoded_bytes())
+                    })
+            }
+        }
+    }
+}
+
+/// Watches a container until its executor is gone, checking its limits meanwhile, then
+/// cleans up what it left and reports how it ended.
+async fn watch(
+    work_dir: PathBuf,
+    spec: Arc<LaunchSpec>,
+    watched: Watched,
+    containers: Arc<Containerizer>,
+    docker: Option<Docker>,
+    commands: mpsc::UnboundedSender<Command>,
+) {
+    let container_id = spec.container_id.clone();
+    let send = |input: Input| {
+        let _ = commands.send(Command::Input { input, reply: None });
     };
-    let launcher_status = match launcher_status {
-        Ok(status) => status.into_raw(),
-        Err(err) => {
-            tracing::warn!(container_id = %container_id, error = %err, "cannot wait for the launcher");
-            -1
+    let rundir = crate::containers::run_dir(&work_dir, &spec);
+    let (mut child, recorded) = match watched {
+        Watched::Child(child) => (Some(child), None),
+        Watched::Recovered => {
+            let dir = rundir.clone();
+            let found = tokio::task::spawn_blocking(move || Recorded::find(&dir))
+                .await
+                .ok()
+                .flatten();
+            match &found {
+                Some(process) => {
+                    tracing::info!(container_id = %container_id, pid = process.pid(), "reattached to a recovered container");
+                    send(Input::Launched {
+                        container_id: container_id.clone(),
+                        pid: process.pid(),
+                    });
+                }
+                None => {
+                    tracing::info!(container_id = %container_id, "a recovered container is no longer running")
+                }
+            }
+            (None, found)
+        }
+    };
+    let launcher_status = {
+        let exit = async {
+            if let Some(child) = &mut child {
+                return match child.wait().await {
+                    Ok(status) => status.into_raw(),
+                    Err(err) => {
+                        tracing::warn!(container_id = %container_id, error = %err, "cannot wait for the launcher");
+                        -1
+                    }
+                };
+            }
+            if let Some(process) = &recorded {
+                loop {
+                    let (dir, process) = (rundir.clone(), *process);
+                    let alive = tokio::task::spawn_blocking(move || process.alive(&dir));
+                    if !alive.await.unwrap_or(false) {
+                        break;
+                    }
+                    tokio::time::sleep(RECOVERED_POLL_INTERVAL).await;
+                }
+                // The launcher records the executor's status just after reaping it.
+                for _ in 0..20 {
+                    if matches!(
+                        mantle_containerizer::launch::read_status(&rundir),
+                        Ok(Some(_))
+                    ) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            UNRECORDED_WAIT_STATUS
+        };
+        tokio::pin!(exit);
+        let mut limit_check = tokio::time::interval(LIMIT_CHECK_INTERVAL);
+        limit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_disk_check = Instant::now();
+        // Nothing to watch is as good as a limitation already found.
+        let mut limited = !containers.has_limits_to_watch();
+        loop {
+            tokio::select! {
+                status = &mut exit => break status,
+                _ = limit_check.tick(), if !limited => {
+                    let check_disk = containers
+                        .disk_watch()
+                        .is_some_and(|every| last_disk_check.elapsed() >= every);
+                    if check_disk {
+                        last_disk_check = Instant::now();
+                    }
+                    let (c, s) = (containers.clone(), spec.clone());
+                    let found = tokio::task::spawn_blocking(move || c.limitation(&s, check_disk)).await;
+                    if let Ok(Some(limitation)) = found {
+                        limited = true;
+                        send(Input::Limited { container_id: container_id.clone(), limitation });
+                    }
+                }
+            }
         }
     };
     // The container ends with its executor: whatever it left behind is killed, and the

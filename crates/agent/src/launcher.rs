@@ -99,6 +99,7 @@ mod tests {
             limits: Default::default(),
             user: None,
             container: None,
+            checkpoint: false,
         };
         prepare_sandbox(&work_dir, &spec).unwrap();
         assert!(directory.join("stdout").is_file());

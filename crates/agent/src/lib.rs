@@ -8,6 +8,7 @@
 //! [`detect`] turn flags into settings; [`sandbox`] holds the work_dir layout and the
 //! executor environment.
 
+pub mod checkpoint;
 pub mod config;
 pub mod containers;
 pub mod core;
@@ -28,6 +29,7 @@ pub use error::AgentError;
 use crate::core::{Core, CoreConfig};
 use crate::event_loop::EventLoop;
 use mantle_containerizer::docker::Docker;
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -40,7 +42,8 @@ use tokio::task::JoinHandle;
 /// A running agent.
 pub struct AgentHandle {
     address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Carries whether every container is to be killed, checkpointed ones included.
+    shutdown: Option<oneshot::Sender<bool>>,
     event_loop: Option<JoinHandle<()>>,
     server: JoinHandle<()>,
     master_link: JoinHandle<()>,
@@ -52,10 +55,21 @@ impl AgentHandle {
         self.address
     }
 
-    /// Stops the agent: its executors are killed, its server and master link end.
-    pub async fn shutdown(mut self) {
+    /// Stops the agent as Mesos does: the executors of frameworks that do not checkpoint
+    /// are killed, the others keep running for the next run to recover; its server and
+    /// master link end.
+    pub async fn shutdown(self) {
+        self.stop(false).await
+    }
+
+    /// Stops the agent and kills every container it runs.
+    pub async fn shutdown_all(self) {
+        self.stop(true).await
+    }
+
+    async fn stop(mut self, kill_all: bool) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(kill_all);
         }
         if let Some(event_loop) = self.event_loop.take() {
             let _ = event_loop.await;
@@ -70,7 +84,7 @@ impl AgentHandle {
 impl Drop for AgentHandle {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(false);
         }
         self.master_link.abort();
         self.server.abort();
@@ -82,12 +96,12 @@ impl Drop for AgentHandle {
 const LEFTOVER_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Removes the Docker containers an earlier run of this agent left behind: those named
-/// `mesos-*` whose `mantle.agent` label is this agent's work_dir. Their executors died
-/// with that run (containers do not outlive the agent yet), so nothing supervises them
-/// any more. Containers of other agents on the same engine carry another work_dir and
-/// stay. An engine that does not answer only costs a warning: tasks that ask for Docker
-/// will then fail with the engine's error.
-async fn remove_leftover_containers(docker: &Docker, work_dir: &Path) {
+/// `mesos-*` whose `mantle.agent` label is this agent's work_dir, except those of the
+/// containers being recovered (their executors still supervise them). Containers of
+/// other agents on the same engine carry another work_dir and stay. An engine that does
+/// not answer only costs a warning: tasks that ask for Docker will then fail with the
+/// engine's error.
+async fn remove_leftover_containers(docker: &Docker, work_dir: &Path, keep: &HashSet<String>) {
     let work_dir = work_dir.to_string_lossy();
     let cleanup = async {
         let listed = match docker.list("mesos-").await {
@@ -98,11 +112,16 @@ async fn remove_leftover_containers(docker: &Docker, work_dir: &Path) {
             }
         };
         let ours = listed.into_iter().filter(|container| {
-            container
+            let mine = container
                 .labels
                 .get(mantle_containerizer::docker::AGENT_LABEL)
                 .map(String::as_str)
-                == Some(&*work_dir)
+                == Some(&*work_dir);
+            let kept = container
+                .names
+                .iter()
+                .any(|name| keep.contains(name.trim_start_matches('/')));
+            mine && !kept
         });
         for container in ours {
             let names = container.names.join(",");
@@ -127,16 +146,69 @@ async fn remove_leftover_containers(docker: &Docker, work_dir: &Path) {
     }
 }
 
-/// Validates the configuration, binds the HTTP server and starts the agent.
+/// Kills the processes of recorded containers that will not be recovered (those of
+/// frameworks that do not checkpoint, which die with the agent as in Mesos, and any
+/// left behind otherwise) and forgets their records.
+fn kill_orphans(
+    containers: &containers::Containerizer,
+    work_dir: &Path,
+    recovered: &core::Recovered,
+) -> HashSet<String> {
+    let kept: HashSet<String> = recovered
+        .frameworks
+        .iter()
+        .flat_map(|f| &f.executors)
+        .map(|e| e.container_id.to_string())
+        .collect();
+    for (container_id, rundir) in checkpoint::recorded_runs(work_dir) {
+        if kept.contains(container_id.as_str()) && !recovered.rebooted {
+            continue;
+        }
+        let running = matches!(mantle_containerizer::launch::read_status(&rundir), Ok(None));
+        if running && !recovered.rebooted {
+            if let Ok(Some(pid)) = mantle_containerizer::launch::read_pid(&rundir) {
+                tracing::info!(container_id = %container_id, pid, "killing a container that is not recovered");
+                launcher::kill_group(pid as u32);
+            }
+        }
+        containers.destroy_orphan(&container_id);
+        if !kept.contains(container_id.as_str()) {
+            if let Err(err) = std::fs::remove_dir_all(&rundir) {
+                tracing::warn!(path = %rundir.display(), error = %err, "cannot remove the records of an old container");
+            }
+        }
+    }
+    kept.iter()
+        .map(|id| core::docker_container_name(&mantle_api::ContainerId::new(id.as_str())))
+        .collect()
+}
+
+/// `--recover=cleanup`: kills every container an earlier run recorded, forgets its
+/// checkpoints (the next start registers as a new agent) and returns how many
+/// containers it found.
+pub fn cleanup(config: &AgentConfig) -> anyhow::Result<usize> {
+    let settings = config::validate(config)?;
+    let containers = containers::Containerizer::new(settings.containers.clone())?;
+    let runs = checkpoint::recorded_runs(&settings.work_dir);
+    let count = runs.len();
+    kill_orphans(&containers, &settings.work_dir, &core::Recovered::default());
+    checkpoint::forget_all(&settings.work_dir)?;
+    Ok(count)
+}
+
+/// Validates the configuration, recovers what an earlier run checkpointed, binds the
+/// HTTP server and starts the agent.
 pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let settings = config::validate(&config)?;
     let containers = Arc::new(containers::Containerizer::new(settings.containers.clone())?);
     let docker = settings
         .docker_enabled
         .then(|| Docker::new(&settings.docker_socket));
+    let recovered = checkpoint::read(&settings.work_dir, settings.strict)?;
+    let keep = kill_orphans(&containers, &settings.work_dir, &recovered);
     // Before anything can launch: a container of this run must not look like a leftover.
     if let Some(docker) = &docker {
-        remove_leftover_containers(docker, &settings.work_dir).await;
+        remove_leftover_containers(docker, &settings.work_dir, &keep).await;
     }
     let bind = SocketAddr::from((settings.ip, settings.port));
     let listener = tokio::net::TcpListener::bind(bind)
@@ -160,6 +232,8 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         launcher: settings.launcher.clone(),
         executor_registration_timeout: settings.executor_registration_timeout,
         executor_shutdown_grace_period: settings.executor_shutdown_grace_period,
+        executor_reregistration_timeout: settings.executor_reregistration_timeout,
+        recovery_timeout: settings.recovery_timeout,
         docker_socket: settings
             .docker_enabled
             .then(|| settings.docker_socket.clone()),
@@ -179,7 +253,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::unbounded_channel();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(crate::state::state_json(&core)));
-    let event_loop = EventLoop::new(
+    let mut event_loop = EventLoop::new(
         core,
         commands_rx,
         commands_tx.clone(),
@@ -189,6 +263,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         containers.clone(),
     )
     .with_docker(docker);
+    event_loop.recover(recovered);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let event_loop = tokio::spawn(event_loop.run(shutdown_rx));
 
@@ -217,11 +292,20 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     })
 }
 
-/// Runs the agent until `shutdown` completes.
+/// Runs the agent until `shutdown` completes; with `--recover=cleanup` cleans up and
+/// returns instead.
 pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if config.recover == config::Recover::Cleanup {
+        let killed = cleanup(&config)?;
+        tracing::info!(
+            containers = killed,
+            "--recover=cleanup: killed the recorded containers and forgot the checkpoints; exiting"
+        );
+        return Ok(());
+    }
     let handle = start(config).await?;
     shutdown.await;
     tracing::info!("agent shutting down");

@@ -52,6 +52,10 @@ pub struct EnvInputs<'a> {
     pub agent_endpoint: &'a str,
     pub checkpoint: bool,
     pub shutdown_grace_period: Duration,
+    /// How long a checkpointing executor tries to reach a restarting agent.
+    pub recovery_timeout: Duration,
+    /// The longest pause between its attempts.
+    pub subscription_backoff_max: Duration,
     pub command: &'a CommandInfo,
 }
 
@@ -85,6 +89,16 @@ pub fn executor_env(inputs: &EnvInputs<'_>) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if inputs.checkpoint {
+        env.push((
+            "MESOS_RECOVERY_TIMEOUT".to_string(),
+            format_duration(inputs.recovery_timeout),
+        ));
+        env.push((
+            "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
+            format_duration(inputs.subscription_backoff_max),
+        ));
+    }
     if let Some(environment) = &inputs.command.environment {
         for variable in &environment.variables {
             // Secrets need a secret resolver, which Mantle does not have; only plain
@@ -168,6 +182,8 @@ mod tests {
             agent_endpoint: "10.0.0.1:5051",
             checkpoint: false,
             shutdown_grace_period: Duration::from_secs(5),
+            recovery_timeout: Duration::from_secs(900),
+            subscription_backoff_max: Duration::from_secs(2),
             command: &command,
         });
         let get = |name: &str| {
@@ -181,6 +197,7 @@ mod tests {
         assert_eq!(get("MESOS_DIRECTORY"), Some("/w/s"));
         assert_eq!(get("MESOS_SLAVE_PID"), Some("slave(1)@10.0.0.1:5051"));
         assert_eq!(get("MESOS_CHECKPOINT"), Some("0"));
+        assert_eq!(get("MESOS_RECOVERY_TIMEOUT"), None);
         assert_eq!(get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"), Some("5secs"));
         assert_eq!(get("A"), Some("1"));
         // The command's own variables win.

@@ -423,6 +423,35 @@ pub struct AgentTuning {
         default_value = "/var/run/docker.sock"
     )]
     pub docker_socket: PathBuf,
+    /// What a restarted agent does with the executors of checkpointing frameworks:
+    /// reconnect (reattach to those still running) or cleanup (kill them all, forget
+    /// the checkpoints and exit).
+    #[arg(long, env = "MANTLE_RECOVER", default_value = "reconnect")]
+    pub recover: String,
+    /// How long recovered executors have to subscribe again (at most 15secs).
+    #[arg(
+        long = "executor_reregistration_timeout",
+        env = "MANTLE_EXECUTOR_REREGISTRATION_TIMEOUT",
+        default_value = "2secs"
+    )]
+    pub executor_reregistration_timeout: String,
+    /// How long checkpointing executors keep trying to reach a restarting agent.
+    #[arg(
+        long = "recovery_timeout",
+        env = "MANTLE_RECOVERY_TIMEOUT",
+        default_value = "15mins"
+    )]
+    pub recovery_timeout: String,
+    /// Stop when a checkpoint cannot be read (false: skip it and go on).
+    #[arg(
+        long,
+        env = "MANTLE_STRICT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub strict: bool,
 }
 
 impl AgentTuning {
@@ -470,6 +499,13 @@ impl AgentTuning {
             switch_user: self.switch_user,
             containerizers: self.containerizers.clone(),
             docker_socket: self.docker_socket.clone(),
+            recover: mantle_agent::config::Recover::parse(&self.recover)?,
+            executor_reregistration_timeout: duration_flag(
+                "executor_reregistration_timeout",
+                &self.executor_reregistration_timeout,
+            )?,
+            recovery_timeout: duration_flag("recovery_timeout", &self.recovery_timeout)?,
+            strict: self.strict,
         })
     }
 }

@@ -75,6 +75,11 @@ async fn run_master(flags: flags::MasterFlags) -> anyhow::Result<()> {
 
 async fn run_agent(flags: flags::AgentFlags) -> anyhow::Result<()> {
     let config = flags.to_config()?;
+    if config.recover == mantle_agent::config::Recover::Cleanup {
+        let killed = mantle_agent::cleanup(&config)?;
+        eprintln!("mantle agent: --recover=cleanup killed {killed} recorded container(s) and removed the checkpoints");
+        return Ok(());
+    }
     let agent = mantle_agent::start(config).await?;
     eprintln!("mantle agent listening on http://{}", agent.address());
     shutdown_signal().await;
@@ -108,8 +113,10 @@ async fn run_local(flags: flags::LocalFlags) -> anyhow::Result<()> {
             .join(", ")
     );
     shutdown_signal().await;
+    // One command started the whole cluster; stopping it leaves nothing running, even
+    // the containers of checkpointing frameworks.
     for agent in agents {
-        agent.shutdown().await;
+        agent.shutdown_all().await;
     }
     master.shutdown().await;
     Ok(())

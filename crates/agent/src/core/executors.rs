@@ -3,6 +3,7 @@
 //! the executor API calls, kills, shutdowns with their grace period, the registration
 //! timeout, and the failures reported when an executor's process exits.
 
+use super::recovery::{self, Checkpoint};
 use super::{
     Action, ContainerLimits, Core, Executor, ExecutorState, Framework, Limitation, Now, Out,
     Pending, StreamId, Task, LAUNCH_FAILED_WAIT_STATUS, MAX_COMPLETED_EXECUTORS_PER_FRAMEWORK,
@@ -184,6 +185,10 @@ impl Core {
         }
 
         let role = framework_role(&framework_info);
+        let changed = self
+            .frameworks
+            .get(&framework_id)
+            .is_none_or(|f| f.info != framework_info);
         let framework = self
             .frameworks
             .entry(framework_id.clone())
@@ -195,6 +200,13 @@ impl Core {
                 completed_executors: VecDeque::new(),
             });
         framework.info = framework_info.clone();
+        if changed && framework_info.checkpoint {
+            let checkpoint = Checkpoint::Framework {
+                agent_id: agent_id.clone(),
+                info: framework_info.clone(),
+            };
+            recovery::checkpoint(out, checkpoint);
+        }
 
         let mut launch = None;
         if !framework.executors.contains_key(&executor_id) {
@@ -207,6 +219,7 @@ impl Core {
                 directory = %spec.directory.display(),
                 "launching executor"
             );
+            let checkpointed_info = framework_info.checkpoint.then(|| executor_info.clone());
             let executor = Executor {
                 info: executor_info,
                 container_id: container_id.clone(),
@@ -218,6 +231,7 @@ impl Core {
                 registration_deadline: Some(now.mono + self.config.executor_registration_timeout),
                 kill_deadline: None,
                 kill_sent: false,
+                recovering: false,
                 queue: Vec::new(),
                 tasks: BTreeMap::new(),
                 completed_tasks: VecDeque::new(),
@@ -227,7 +241,26 @@ impl Core {
             if let Some(framework) = self.frameworks.get_mut(&framework_id) {
                 framework.executors.insert(executor_id.clone(), executor);
             }
+            if let (Some(run), Some(info)) =
+                (self.run_key(&framework_id, &executor_id), checkpointed_info)
+            {
+                let checkpoint = Checkpoint::Executor {
+                    run,
+                    info,
+                    command_executor,
+                };
+                recovery::checkpoint(out, checkpoint);
+            }
             launch = Some(spec);
+        }
+        if let Some(run) = self.run_key(&framework_id, &executor_id) {
+            for info in &tasks {
+                let checkpoint = Checkpoint::Task {
+                    run: run.clone(),
+                    info: info.clone(),
+                };
+                recovery::checkpoint(out, checkpoint);
+            }
         }
 
         let Some(executor) = self
@@ -240,14 +273,7 @@ impl Core {
         let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
         for info in tasks {
             tracing::info!(task_id = %info.task_id, executor_id = %executor_id, "queueing task");
-            let mut task_role = role.clone();
-            if let Some(r) = info
-                .resources
-                .iter()
-                .find_map(|r| r.allocation_info.as_ref().and_then(|a| a.role.clone()))
-            {
-                task_role = r;
-            }
+            let task_role = task_role(&role, &info);
             executor.tasks.insert(
                 info.task_id.clone(),
                 Task {
@@ -281,11 +307,11 @@ impl Core {
 
     pub(super) fn subscribe(
         &mut self,
-        _now: Now,
+        now: Now,
         out: &mut Out,
         framework_id: &FrameworkId,
         executor_id: &ExecutorId,
-        _subscribe: Subscribe,
+        subscribe: Subscribe,
         stream: StreamId,
     ) -> Result<(), ApiError> {
         let executor = self.find_executor(framework_id, executor_id)?;
@@ -314,6 +340,7 @@ impl Core {
             out.push(Action::CloseStream { stream: old });
         }
         tracing::info!(framework_id = %framework_id, executor_id = %executor_id, "executor subscribed");
+        let recovering = executor.recovering;
         executor.state = ExecutorState::Running;
         executor.registration_deadline = None;
         out.event(
@@ -326,6 +353,19 @@ impl Core {
             })),
         );
         deliver_queued(executor, stream, out);
+        // Updates the executor sent that it never saw acknowledged: taken like UPDATE
+        // calls (those taken already are only acknowledged again).
+        for update in subscribe.unacknowledged_updates {
+            self.executor_update(now, out, framework_id, executor_id, update.status)?;
+        }
+        if recovering {
+            let known: Vec<TaskId> = subscribe
+                .unacknowledged_tasks
+                .iter()
+                .map(|t| t.task_id.clone())
+                .collect();
+            self.reconnected(now, out, framework_id, executor_id, &known);
+        }
         Ok(())
     }
 
@@ -540,7 +580,7 @@ impl Core {
 
     /// The executor's process is gone: report it, and forget the executor once its
     /// tasks are done.
-    fn executor_gone(
+    pub(super) fn executor_gone(
         &mut self,
         _now: Now,
         out: &mut Out,
@@ -575,12 +615,12 @@ impl Core {
             status,
         };
         self.to_master(out, AgentCall::ExecutorExited(exited));
-        self.maybe_complete_executor(framework_id, executor_id);
+        self.maybe_complete_executor(out, framework_id, executor_id);
     }
 
     /// Sends an agent update in `state` for every non-terminal task of an executor.
     #[allow(clippy::too_many_arguments)]
-    fn fail_tasks(
+    pub(super) fn fail_tasks(
         &mut self,
         now: Now,
         out: &mut Out,
@@ -754,7 +794,7 @@ impl Core {
                     }
                 }
             }
-            self.maybe_complete_executor(framework_id, executor_id);
+            self.maybe_complete_executor(out, framework_id, executor_id);
         }
         self.maybe_remove_framework(framework_id);
     }
@@ -780,6 +820,27 @@ impl Core {
         }
         let timeout = self.config.executor_registration_timeout;
         for (framework_id, executor_id) in timed_out {
+            let recovering = self
+                .frameworks
+                .get(&framework_id)
+                .and_then(|f| f.executors.get(&executor_id))
+                .is_some_and(|e| e.recovering);
+            if recovering {
+                tracing::warn!(executor_id = %executor_id, "executor did not subscribe again after the agent restarted");
+                let message = format!(
+                    "executor '{executor_id}' did not subscribe again within {} after the agent restarted",
+                    crate::sandbox::format_duration(self.config.executor_reregistration_timeout)
+                );
+                self.executor_lost(
+                    now,
+                    out,
+                    &framework_id,
+                    &executor_id,
+                    Reason::ExecutorReregistrationTimeout,
+                    &message,
+                );
+                continue;
+            }
             tracing::warn!(executor_id = %executor_id, "executor did not subscribe in time");
             let message = format!(
                 "executor '{executor_id}' did not subscribe within {}",
@@ -808,7 +869,12 @@ impl Core {
     }
 
     /// The terminal update of a task was acknowledged.
-    pub(super) fn complete_task(&mut self, framework_id: &FrameworkId, task_id: &TaskId) {
+    pub(super) fn complete_task(
+        &mut self,
+        out: &mut Out,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+    ) {
         let Some(executor) = self.frameworks.get_mut(framework_id).and_then(|f| {
             f.executors
                 .values_mut()
@@ -818,10 +884,16 @@ impl Core {
         };
         let executor_id = executor.info.executor_id.clone();
         move_to_completed(executor, task_id);
-        self.maybe_complete_executor(framework_id, &executor_id);
+        self.maybe_complete_executor(out, framework_id, &executor_id);
     }
 
-    fn maybe_complete_executor(&mut self, framework_id: &FrameworkId, executor_id: &ExecutorId) {
+    fn maybe_complete_executor(
+        &mut self,
+        out: &mut Out,
+        framework_id: &FrameworkId,
+        executor_id: &ExecutorId,
+    ) {
+        let run = self.run_key(framework_id, executor_id);
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return;
         };
@@ -831,6 +903,9 @@ impl Core {
             .is_some_and(|e| e.state == ExecutorState::Terminated && e.tasks.is_empty());
         if !done {
             return;
+        }
+        if let Some(run) = run {
+            recovery::checkpoint(out, Checkpoint::Forget { run });
         }
         if let Some(executor) = framework.executors.remove(executor_id) {
             self.containers.remove(&executor.container_id);
@@ -914,7 +989,7 @@ fn deliver_queued(executor: &mut Executor, stream: StreamId, out: &mut Out) {
     }
 }
 
-fn kill(executor: &mut Executor, out: &mut Out) {
+pub(super) fn kill(executor: &mut Executor, out: &mut Out) {
     if !executor.kill_sent {
         executor.kill_sent = true;
         out.push(Action::Kill {
@@ -933,7 +1008,7 @@ fn move_to_completed(executor: &mut Executor, task_id: &TaskId) {
 }
 
 /// TASK_LOST, or TASK_DROPPED for frameworks that understand partition-aware states.
-fn lost_state(framework: &FrameworkInfo) -> TaskState {
+pub(super) fn lost_state(framework: &FrameworkInfo) -> TaskState {
     if framework.has_capability("PARTITION_AWARE") {
         TaskState::Dropped
     } else {
@@ -942,11 +1017,20 @@ fn lost_state(framework: &FrameworkInfo) -> TaskState {
 }
 
 /// The role a framework's tasks run under when their resources do not say.
-fn framework_role(info: &FrameworkInfo) -> String {
+pub(super) fn framework_role(info: &FrameworkInfo) -> String {
     info.effective_roles()
         .into_iter()
         .next()
         .unwrap_or_else(|| "*".to_string())
+}
+
+/// The role a task runs under: the one its resources were allocated to, else its
+/// framework's.
+pub(super) fn task_role(framework_role: &str, info: &TaskInfo) -> String {
+    info.resources
+        .iter()
+        .find_map(|r| r.allocation_info.as_ref().and_then(|a| a.role.clone()))
+        .unwrap_or_else(|| framework_role.to_string())
 }
 
 /// `<launcher> executor`, carrying the task command's environment and user, as Mesos
@@ -958,7 +1042,7 @@ fn command_executor_command(mut builtin: CommandInfo, task_command: &CommandInfo
 }
 
 /// What a container may use: its executor's resources plus those of its live tasks.
-fn container_limits(executor: &Executor) -> ContainerLimits {
+pub(super) fn container_limits(executor: &Executor) -> ContainerLimits {
     let mut limits = ContainerLimits::default();
     limits.add(&executor.info.resources);
     for task in executor.tasks.values().filter(|t| !t.state.is_terminal()) {

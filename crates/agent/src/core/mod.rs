@@ -5,9 +5,16 @@
 //! streams, processes to launch or kill). It follows the Mesos agent (reference §7).
 
 mod executors;
+mod recovery;
 #[cfg(test)]
 mod tests;
 pub mod updates;
+
+use executors::container_limits;
+pub use recovery::{
+    Checkpoint, Recovered, RecoveredExecutor, RecoveredFramework, RecoveredTask, RunKey,
+};
+pub use updates::UpdateRecord;
 
 use crate::sandbox;
 use base64::Engine;
@@ -67,6 +74,11 @@ pub struct CoreConfig {
     pub launcher: PathBuf,
     pub executor_registration_timeout: Duration,
     pub executor_shutdown_grace_period: Duration,
+    /// How long executors recovered after a restart have to subscribe again.
+    pub executor_reregistration_timeout: Duration,
+    /// How long a checkpointing executor keeps trying to reach a restarting agent
+    /// (`MESOS_RECOVERY_TIMEOUT`).
+    pub recovery_timeout: Duration,
     /// The Docker engine's socket when `--containerizers` holds `docker`: executors are
     /// told to run tasks that ask for Docker on it.
     pub docker_socket: Option<PathBuf>,
@@ -167,6 +179,8 @@ pub struct LaunchSpec {
     pub user: Option<String>,
     /// The executor's (or the command task's) `ContainerInfo`, as given.
     pub container: Option<serde_json::Value>,
+    /// Its framework checkpoints: the container outlives the agent.
+    pub checkpoint: bool,
 }
 
 /// The scalar resources a container is limited to.
@@ -224,6 +238,11 @@ pub enum Action {
         container_id: ContainerId,
         limits: ContainerLimits,
     },
+    /// Write a checkpoint, durably, before the actions after it.
+    Checkpoint(Box<Checkpoint>),
+    /// A container recovered after a restart: find its process and watch it, or report
+    /// it exited.
+    Reattach(Box<LaunchSpec>),
 }
 
 /// The result of one input: the answer for an executor call and the actions to take.
@@ -280,6 +299,8 @@ pub(crate) struct Executor {
     /// When a SHUTDOWN that was sent turns into a SIGKILL.
     pub kill_deadline: Option<Duration>,
     pub kill_sent: bool,
+    /// Recovered after a restart and not subscribed again yet.
+    pub recovering: bool,
     pub queue: Vec<Pending>,
     /// Queued and launched tasks whose terminal update is not acknowledged yet.
     pub tasks: BTreeMap<TaskId, Task>,
@@ -524,7 +545,11 @@ impl Core {
             }
         }
         tracing::info!(agent_id = %agent_id, master = %master_info.id, "registered with the master");
+        let new_id = self.agent_id.as_ref() != Some(&agent_id);
         self.agent_id = Some(agent_id);
+        if new_id {
+            recovery::checkpoint(out, Checkpoint::Agent(self.agent_info()));
+        }
         self.master_info = Some(master_info);
         self.connected = true;
         for update in self.updates.resend_all(now.mono) {
@@ -678,32 +703,52 @@ impl Core {
         if status.timestamp.is_none() {
             status.timestamp = Some(now.unix);
         }
-        if let Some(task) = self.find_task_mut(framework_id, &status.task_id) {
-            task.state = status.state;
-            let mut kept = status.clone();
-            kept.data = None;
-            if task.statuses.len() >= MAX_STATUSES_PER_TASK {
-                task.statuses.remove(1);
-            }
-            task.statuses.push(kept);
-        } else {
-            tracing::warn!(task_id = %status.task_id, framework_id = %framework_id, "status update for an unknown task");
-        }
-        tracing::info!(
-            task_id = %status.task_id,
-            state = %status.state,
-            source = ?status.source.map(|s| s.as_str()),
-            "status update"
-        );
-        match self
+        let task_id = status.task_id.clone();
+        let run = self.task_run_key(framework_id, &task_id);
+        let kept = status.clone();
+        let taken = match self
             .updates
             .update(framework_id, status, now.mono, self.connected)
         {
-            Ok(Some(update)) => {
-                out.push(Action::ToMaster(Box::new(AgentCall::StatusUpdate(update))))
+            Ok(taken) => taken,
+            Err(err) => {
+                tracing::warn!(error = %err, "status update not taken");
+                return;
             }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "status update not taken"),
+        };
+        tracing::info!(
+            task_id = %task_id,
+            state = %kept.state,
+            source = ?kept.source.map(|s| s.as_str()),
+            "status update"
+        );
+        if let Some(run) = run {
+            let record = UpdateRecord::Update(Box::new(kept.clone()));
+            recovery::checkpoint(
+                out,
+                Checkpoint::Record {
+                    run,
+                    task_id: task_id.clone(),
+                    record,
+                },
+            );
+        }
+        match self.find_task_mut(framework_id, &task_id) {
+            Some(task) => {
+                task.state = kept.state;
+                if task.statuses.len() >= MAX_STATUSES_PER_TASK {
+                    task.statuses.remove(1);
+                }
+                let mut kept = kept;
+                kept.data = None;
+                task.statuses.push(kept);
+            }
+            None => {
+                tracing::warn!(task_id = %task_id, framework_id = %framework_id, "status update for an unknown task")
+            }
+        }
+        if let Some(update) = taken {
+            out.push(Action::ToMaster(Box::new(AgentCall::StatusUpdate(update))));
         }
     }
 
@@ -726,11 +771,22 @@ impl Core {
                     return;
                 }
             };
+        if let Some(run) = self.task_run_key(framework_id, task_id) {
+            let record = UpdateRecord::Ack(uuid.to_string());
+            recovery::checkpoint(
+                out,
+                Checkpoint::Record {
+                    run,
+                    task_id: task_id.clone(),
+                    record,
+                },
+            );
+        }
         if let Some(next) = acked.next {
             out.push(Action::ToMaster(Box::new(AgentCall::StatusUpdate(next))));
         }
         if acked.status.state.is_terminal() {
-            self.complete_task(framework_id, task_id);
+            self.complete_task(out, framework_id, task_id);
         }
     }
 
@@ -796,6 +852,8 @@ impl Core {
             agent_endpoint: &endpoint,
             checkpoint: framework.checkpoint,
             shutdown_grace_period: grace,
+            recovery_timeout: self.config.recovery_timeout,
+            subscription_backoff_max: self.config.executor_reregistration_timeout,
             command: &command,
         });
         // The built-in executor runs a DOCKER task through the engine's socket, which
@@ -842,6 +900,7 @@ impl Core {
             env,
             limits: ContainerLimits::default(),
             container: info.container.clone(),
+            checkpoint: framework.checkpoint,
         }
     }
 

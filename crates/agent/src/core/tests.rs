@@ -19,6 +19,8 @@ fn config() -> CoreConfig {
         launcher: PathBuf::from("/bin/mantle"),
         executor_registration_timeout: Duration::from_secs(60),
         executor_shutdown_grace_period: Duration::from_secs(5),
+        executor_reregistration_timeout: Duration::from_secs(2),
+        recovery_timeout: Duration::from_secs(900),
         docker_socket: None,
         flags: BTreeMap::new(),
         start_time: 1_000.0,
@@ -85,6 +87,8 @@ struct Harness {
     executors: HashMap<String, ContainerId>,
     /// The uuid of the update of each task the master received last.
     last_sent: HashMap<String, String>,
+    /// Tasks are run for a framework that checkpoints.
+    checkpoint: bool,
 }
 
 impl Harness {
@@ -94,7 +98,14 @@ impl Harness {
             containers: HashMap::new(),
             executors: HashMap::new(),
             last_sent: HashMap::new(),
+            checkpoint: false,
         }
+    }
+
+    fn framework_info(&self) -> FrameworkInfo {
+        let mut info = framework_info();
+        info.checkpoint = self.checkpoint;
+        info
     }
 
     fn input(&self, step: Step) -> Input {
@@ -119,7 +130,7 @@ impl Harness {
                 let mut task = task(t);
                 task.executor = Some(executor_info(e));
                 master(ToAgent::RunTask(RunTask {
-                    framework_info: framework_info(),
+                    framework_info: self.framework_info(),
                     task,
                 }))
             }
@@ -127,12 +138,12 @@ impl Harness {
                 let mut task = task(t);
                 task.command = Some(CommandInfo::shell("sleep 1000"));
                 master(ToAgent::RunTask(RunTask {
-                    framework_info: framework_info(),
+                    framework_info: self.framework_info(),
                     task,
                 }))
             }
             RunGroup(e, ts) => master(ToAgent::RunTaskGroup(RunTaskGroup {
-                framework_info: framework_info(),
+                framework_info: self.framework_info(),
                 executor: executor_info(e),
                 task_group: mantle_api::TaskGroupInfo {
                     tasks: ts.iter().map(|t| task(t)).collect(),
@@ -280,13 +291,49 @@ impl Harness {
                     .insert(spec.executor_id.value.clone(), spec.container_id.clone());
                 format!("launch {}", spec.executor_id)
             }
+            Action::Checkpoint(checkpoint) => match checkpoint.as_ref() {
+                Checkpoint::Agent(info) => {
+                    format!(
+                        "checkpoint agent {}",
+                        info.id.as_ref().map_or("", |id| id.as_str())
+                    )
+                }
+                Checkpoint::Framework { info, .. } => {
+                    format!(
+                        "checkpoint framework {}",
+                        info.id.as_ref().map_or("", |id| id.as_str())
+                    )
+                }
+                Checkpoint::Executor { run, .. } => {
+                    format!("checkpoint executor {}", run.executor_id)
+                }
+                Checkpoint::Task { info, .. } => format!("checkpoint task {}", info.task_id),
+                Checkpoint::Record {
+                    task_id,
+                    record: UpdateRecord::Update(status),
+                    ..
+                } => format!("checkpoint update {task_id} {}", status.state),
+                Checkpoint::Record {
+                    task_id,
+                    record: UpdateRecord::Ack(_),
+                    ..
+                } => format!("checkpoint ack {task_id}"),
+                Checkpoint::Forget { run } => format!("checkpoint forget {}", run.executor_id),
+            },
+            Action::Reattach(spec) => {
+                self.containers
+                    .insert(spec.container_id.clone(), spec.executor_id.value.clone());
+                self.executors
+                    .insert(spec.executor_id.value.clone(), spec.container_id.clone());
+                format!("reattach {}", spec.executor_id)
+            }
             Action::Kill { container_id } => {
                 format!(
                     "kill {}",
                     self.containers
                         .get(container_id)
                         .cloned()
-                        .unwrap_or_default()
+                        .unwrap_or_else(|| container_id.to_string())
                 )
             }
             Action::Update {
@@ -318,7 +365,7 @@ fn check(rows: &[(u64, Step, &[&str])]) -> Harness {
 #[test]
 fn tasks_queue_until_the_executor_subscribes() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (1, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (1, Launched("e1"), &[]),
@@ -351,7 +398,7 @@ fn tasks_queue_until_the_executor_subscribes() {
 #[test]
 fn executor_calls_are_checked() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Subscribe("e1", 1), &["reply 400"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Subscribe("nope", 1), &["reply 400"]),
@@ -369,7 +416,7 @@ fn executor_calls_are_checked() {
 #[test]
 fn update_streams_are_ordered_and_retried() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (
             1,
@@ -408,7 +455,7 @@ fn update_streams_are_ordered_and_retried() {
 #[test]
 fn executor_exit_fails_only_live_tasks() {
     let h = check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (0, Run("t3", "e1"), &["resize e1 cpus=3 mem=0"]),
@@ -458,7 +505,7 @@ fn executor_exit_fails_only_live_tasks() {
 #[test]
 fn killing_a_queued_task() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (
@@ -483,7 +530,7 @@ fn killing_a_queued_task() {
 #[test]
 fn killing_a_queued_task_group_kills_the_group() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, RunGroup("e1", &["t1", "t2"]), &["launch e1"]),
         (0, RunGroup("e1", &["t3"]), &["resize e1 cpus=3 mem=0"]),
         (
@@ -505,7 +552,7 @@ fn killing_a_queued_task_group_kills_the_group() {
 #[test]
 fn registration_timeout() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (59, Tick, &[]),
         (
@@ -525,7 +572,7 @@ fn registration_timeout() {
 #[test]
 fn shutdown_kills_after_the_grace_period() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (
             1,
@@ -550,7 +597,7 @@ fn shutdown_kills_after_the_grace_period() {
 #[test]
 fn shutdown_framework_forgets_it_once_executors_are_gone() {
     let h = check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Run("t2", "e2"), &["launch e2"]),
         (
@@ -586,7 +633,7 @@ fn shutdown_framework_forgets_it_once_executors_are_gone() {
 #[test]
 fn launch_failure_fails_the_tasks() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (
             0,
@@ -605,7 +652,7 @@ fn launch_failure_fails_the_tasks() {
 #[test]
 fn disconnection_holds_updates_until_reregistration() {
     let mut h = check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (
             1,
@@ -637,7 +684,7 @@ fn disconnection_holds_updates_until_reregistration() {
 #[test]
 fn heartbeats_and_framework_messages() {
     let mut h = check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Tick, &[]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (
@@ -855,7 +902,7 @@ fn the_command_executor_is_synthesised() {
 #[test]
 fn ids_that_would_escape_the_sandbox_are_refused() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (
             0,
             Run("t1", ".."),
@@ -883,7 +930,7 @@ fn container_ids_follow_the_seed() {
 #[test]
 fn a_memory_limitation_fails_live_tasks_before_the_executor_speaks() {
     check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (
@@ -916,4 +963,199 @@ fn a_memory_limitation_fails_live_tasks_before_the_executor_speaks() {
             &["exec 1 ACKNOWLEDGED t2 u2"],
         ),
     ]);
+}
+
+/// Runs rows on a harness prepared by the caller.
+fn check_on(h: &mut Harness, rows: &[(u64, Step, &[&str])]) {
+    for (i, (at, step, expected)) in rows.iter().enumerate() {
+        let got = h.step(*at, *step);
+        assert_eq!(got, *expected, "row {i} at {at}s");
+    }
+}
+
+fn update(task: &str, state: TaskState, uuid: &str) -> UpdateRecord {
+    let mut status = TaskStatus::new(TaskId::new(task), state);
+    status.uuid = Some(uuid.to_string());
+    status.agent_id = Some(AgentId::new("a1"));
+    status.executor_id = Some(ExecutorId::new("e1"));
+    status.timestamp = Some(1_000.0);
+    UpdateRecord::Update(Box::new(status))
+}
+
+/// What an agent that ran task t1 (RUNNING acknowledged, FINISHED not yet) and queued
+/// t2 on executor e1 of a checkpointing framework left on disk.
+fn recovered(rebooted: bool) -> Recovered {
+    let mut framework = framework_info();
+    framework.checkpoint = true;
+    let mut agent = Core::new(config()).agent_info();
+    agent.id = Some(AgentId::new("a1"));
+    Recovered {
+        agent: Some(agent),
+        rebooted,
+        frameworks: vec![RecoveredFramework {
+            info: framework,
+            executors: vec![RecoveredExecutor {
+                info: executor_info("e1"),
+                command_executor: false,
+                container_id: ContainerId::new("c1"),
+                tasks: vec![
+                    RecoveredTask {
+                        info: task("t1"),
+                        records: vec![
+                            update("t1", Running, "u1"),
+                            UpdateRecord::Ack("u1".into()),
+                            update("t1", Finished, "u2"),
+                        ],
+                    },
+                    RecoveredTask {
+                        info: task("t2"),
+                        records: Vec::new(),
+                    },
+                ],
+            }],
+        }],
+    }
+}
+
+fn recover(h: &mut Harness, rebooted: bool) -> Vec<String> {
+    let now = Now {
+        mono: Duration::ZERO,
+        unix: 1_000.0,
+    };
+    let actions = h.core.recover(now, recovered(rebooted));
+    actions.iter().map(|a| h.render(a)).collect()
+}
+
+#[test]
+fn checkpoints_come_before_what_depends_on_them() {
+    let mut h = Harness::new();
+    h.checkpoint = true;
+    check_on(
+        &mut h,
+        &[
+            (0, Register, &["checkpoint agent a1"]),
+            (
+                0,
+                Run("t1", "e1"),
+                &[
+                    "checkpoint framework f1",
+                    "checkpoint executor e1",
+                    "checkpoint task t1",
+                    "launch e1",
+                ],
+            ),
+            (
+                1,
+                Subscribe("e1", 1),
+                &["exec 1 SUBSCRIBED e1", "exec 1 LAUNCH t1"],
+            ),
+            (
+                2,
+                Update("e1", "t1", Running, "u1"),
+                &[
+                    "checkpoint update t1 TASK_RUNNING",
+                    "update t1 TASK_RUNNING",
+                    "exec 1 ACKNOWLEDGED t1 u1",
+                ],
+            ),
+            // A retry is neither checkpointed nor recorded again.
+            (
+                2,
+                Update("e1", "t1", Running, "u1"),
+                &["exec 1 ACKNOWLEDGED t1 u1"],
+            ),
+            (
+                3,
+                Update("e1", "t1", Finished, "u2"),
+                &[
+                    "checkpoint update t1 TASK_FINISHED",
+                    "exec 1 ACKNOWLEDGED t1 u2",
+                ],
+            ),
+            (
+                4,
+                Ack("t1"),
+                &["checkpoint ack t1", "update t1 TASK_FINISHED"],
+            ),
+            (5, Ack("t1"), &["checkpoint ack t1"]),
+            (
+                6,
+                Exited("e1", 0),
+                &["close 1", "exited e1 0", "checkpoint forget e1"],
+            ),
+        ],
+    );
+    let task = &h.core.frameworks.get(&FrameworkId::new("f1"));
+    assert!(task.is_none(), "the framework is done once its executor is");
+}
+
+#[test]
+fn a_restarted_agent_waits_for_its_executors_then_resends() {
+    let mut h = Harness::new();
+    assert_eq!(recover(&mut h, false), ["reattach e1"]);
+    assert!(h.core.recovering(), "registration waits for the executor");
+    assert_eq!(h.core.agent_id(), Some(&AgentId::new("a1")));
+    check_on(
+        &mut h,
+        &[
+            (0, Launched("e1"), &[]),
+            // The executor knows t1 only: t2 never reached it.
+            (
+                1,
+                Subscribe("e1", 1),
+                &["exec 1 SUBSCRIBED e1", "checkpoint update t2 TASK_LOST"],
+            ),
+        ],
+    );
+    assert!(!h.core.recovering());
+    let register = h.core.register_call();
+    assert_eq!(register.agent_info.id, Some(AgentId::new("a1")));
+    assert_eq!(register.executors.len(), 1);
+    assert!(register.tasks.is_empty(), "t1 ended and t2 was lost");
+    // Registered again with the same id: the unacknowledged FINISHED goes out again,
+    // with the uuid it had before the restart.
+    check_on(
+        &mut h,
+        &[(
+            2,
+            Register,
+            &[
+                "update t1 TASK_FINISHED",
+                "update t2 TASK_LOST REASON_AGENT_RESTARTED",
+            ],
+        )],
+    );
+    assert_eq!(h.last_sent["t1"], "u2");
+}
+
+#[test]
+fn executors_that_do_not_come_back_are_lost() {
+    let mut h = Harness::new();
+    recover(&mut h, false);
+    check_on(
+        &mut h,
+        &[
+            (1, Tick, &[]),
+            (2, Tick, &["checkpoint update t2 TASK_LOST", "kill e1"]),
+        ],
+    );
+    assert!(!h.core.recovering());
+    let t2 = h.core.frameworks[&FrameworkId::new("f1")].executors[&ExecutorId::new("e1")].tasks
+        [&TaskId::new("t2")]
+        .statuses
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(t2.reason, Some(Reason::ExecutorReregistrationTimeout));
+    assert_eq!(t2.source, Some(Source::Agent));
+}
+
+#[test]
+fn after_a_reboot_no_executor_is_waited_for() {
+    let mut h = Harness::new();
+    assert_eq!(recover(&mut h, true), ["checkpoint update t2 TASK_LOST"]);
+    assert!(!h.core.recovering());
+    let register = h.core.register_call();
+    assert!(register.executors.is_empty(), "no executor survived");
+    assert!(register.tasks.is_empty());
 }

@@ -5,6 +5,7 @@
 
 use mantle_api::internal::StatusUpdate;
 use mantle_api::{FrameworkId, TaskId, TaskStatus};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -33,6 +34,15 @@ pub enum UpdateError {
         uuid: String,
         expected: String,
     },
+}
+
+/// One line of a task's checkpointed update stream (`task.updates`): an update the agent
+/// took, or the master's acknowledgement of one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateRecord {
+    Update(Box<TaskStatus>),
+    Ack(String),
 }
 
 #[derive(Debug, Default)]
@@ -193,6 +203,48 @@ impl StatusUpdateManager {
     /// Drops every stream of a framework that is gone.
     pub fn cleanup_framework(&mut self, framework_id: &FrameworkId) {
         self.streams.retain(|(f, _), _| f != framework_id);
+    }
+
+    /// Rebuilds a task's stream from its checkpointed records after a restart: every
+    /// update taken, in order, and every acknowledgement the master passed back. Returns
+    /// the updates taken (oldest first) and whether the stream had ended, its terminal
+    /// update acknowledged. Nothing is in flight until [`StatusUpdateManager::resend_all`].
+    pub fn recover(
+        &mut self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        records: &[UpdateRecord],
+    ) -> (Vec<TaskStatus>, bool) {
+        let mut stream = Stream::default();
+        let mut taken = Vec::new();
+        let mut ended = false;
+        for record in records {
+            match record {
+                UpdateRecord::Update(status) => {
+                    let Some(uuid) = status.uuid.clone() else {
+                        continue;
+                    };
+                    if stream.received.insert(uuid) {
+                        stream.pending.push_back(TaskStatus::clone(status));
+                        taken.push(TaskStatus::clone(status));
+                    }
+                }
+                UpdateRecord::Ack(uuid) => {
+                    let head = stream.pending.front().and_then(|s| s.uuid.as_deref());
+                    if head != Some(uuid.as_str()) {
+                        continue;
+                    }
+                    if let Some(acked) = stream.pending.pop_front() {
+                        ended |= acked.state.is_terminal();
+                    }
+                }
+            }
+        }
+        if !ended {
+            self.streams
+                .insert((framework_id.clone(), task_id.clone()), stream);
+        }
+        (taken, ended)
     }
 
     /// The number of updates not yet acknowledged for one task.
@@ -385,6 +437,45 @@ mod tests {
                 (112, Due, "t:u2"),
             ],
         );
+    }
+
+    #[test]
+    fn recovery_replays_updates_and_acknowledgements() {
+        let f = FrameworkId::new("f");
+        let t = TaskId::new("t");
+        let records = [
+            UpdateRecord::Update(Box::new(status("t", Starting, "u1"))),
+            UpdateRecord::Ack("u1".into()),
+            UpdateRecord::Update(Box::new(status("t", Running, "u2"))),
+            // An executor's retry of an update already taken is not taken twice.
+            UpdateRecord::Update(Box::new(status("t", Running, "u2"))),
+            UpdateRecord::Ack("other".into()),
+            UpdateRecord::Update(Box::new(status("t", Finished, "u3"))),
+        ];
+        let mut m = StatusUpdateManager::default();
+        let (taken, ended) = m.recover(&f, &t, &records);
+        assert_eq!(taken.len(), 3);
+        assert!(!ended);
+        assert_eq!(m.pending(&f, &t), 2);
+        let sent: Vec<String> = m
+            .resend_all(secs(0))
+            .into_iter()
+            .map(|u| u.status.uuid.unwrap_or_default())
+            .collect();
+        assert_eq!(sent, ["u2"]);
+        assert!(matches!(
+            m.update(&f, status("t", Finished, "u3"), secs(1), true),
+            Err(UpdateError::Duplicate { .. })
+        ));
+
+        let mut done = records.to_vec();
+        done.extend([
+            UpdateRecord::Ack("u2".into()),
+            UpdateRecord::Ack("u3".into()),
+        ]);
+        let mut m = StatusUpdateManager::default();
+        assert!(m.recover(&f, &t, &done).1);
+        assert_eq!(m.pending(&f, &t), 0);
     }
 
     #[test]
