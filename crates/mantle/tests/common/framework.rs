@@ -12,6 +12,8 @@ pub struct Framework {
     pub id: FrameworkId,
     /// Every status update seen, in order, so a wait can find one that came earlier.
     pub statuses: Vec<TaskStatus>,
+    /// Tasks whose terminal updates are not acknowledged.
+    pub hold_acks: std::collections::HashSet<String>,
 }
 
 pub fn framework_info(name: &str) -> FrameworkInfo {
@@ -42,6 +44,7 @@ impl Framework {
             events,
             id,
             statuses: Vec::new(),
+            hold_acks: Default::default(),
         }
     }
 
@@ -65,10 +68,14 @@ impl Framework {
                 Ok(Some(_)) => continue,
             };
             if let Event::Update(update) = &event {
-                self.scheduler
-                    .acknowledge(&update.status)
-                    .await
-                    .expect("acknowledge");
+                let held = update.status.state.is_terminal()
+                    && self.hold_acks.contains(update.status.task_id.as_str());
+                if !held {
+                    self.scheduler
+                        .acknowledge(&update.status)
+                        .await
+                        .expect("acknowledge");
+                }
                 self.statuses.push(update.status.clone());
             }
             if let Some(found) = pick(&event) {

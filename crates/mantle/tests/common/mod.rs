@@ -20,6 +20,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     children: Vec<Child>,
     master_args: Vec<String>,
+    /// Each agent's command line, to start it again.
+    agent_args: Vec<Vec<String>>,
     pub http: HttpClient,
 }
 
@@ -84,6 +86,7 @@ impl Cluster {
             dir,
             children: vec![master_child],
             master_args,
+            agent_args: Vec::new(),
             http: HttpClient::new(Duration::from_secs(10)),
         };
         for index in 0..agents {
@@ -169,6 +172,56 @@ impl Cluster {
         let mut child = spawn(&args, &log);
         self.agents.push(wait_for_address(&log, &mut child));
         self.children.push(child);
+        self.agent_args
+            .push(args.iter().map(|a| a.to_string()).collect());
+    }
+
+    /// The work directory of agent `index`.
+    pub fn agent_dir(&self, index: usize) -> PathBuf {
+        self.dir.path().join(format!("agent-{index}"))
+    }
+
+    /// Kills agent `index` with SIGKILL and reaps it.
+    pub fn kill_agent(&mut self, index: usize) {
+        let child = &mut self.children[index + 1];
+        // SAFETY: sending a signal to our own child has no memory-safety effects.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+
+    /// Starts agent `index` again with its flags, on the port it had (executors find
+    /// it there), plus `extra` flags.
+    pub fn start_agent_again(&mut self, index: usize, extra: &[&str]) {
+        let port = self.agents[index].rsplit(':').next().unwrap().to_string();
+        let mut args = self.agent_args[index].clone();
+        let at = args.iter().position(|a| a == "--port").unwrap();
+        args[at + 1] = port;
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = self.dir.path().join(format!(
+            "agent-{index}-restarted-{}.log",
+            self.restarts(index)
+        ));
+        let mut child = spawn(&args, &log);
+        self.agents[index] = wait_for_address(&log, &mut child);
+        self.children[index + 1] = child;
+    }
+
+    fn restarts(&self, index: usize) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("agent-{index}-restarted-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// Kills the master and starts it again on the same port and work directory; the
