@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit and process tests
 # (cargo), and the compatibility tests that drive a local cluster with pymesos from PyPI.
-# Installs what it needs (Debian's docker.io and busybox-static with apt-get, Python
+# Installs what it needs (Debian's docker.io, busybox-static and iproute2 with apt-get, Python
 # packages into .venv). Prints one closing line
 # "tests: N passed, N failed".
 set -euo pipefail
@@ -21,6 +21,11 @@ cargo build --workspace --bins --quiet
 
 step "docker engine and test image for the Docker containerizer tests"
 scripts/ensure-docker.sh
+
+step "ip (iproute2) for the system tests' network namespaces"
+if ! command -v ip >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2
+fi
 
 step "unit and process tests (cargo test)"
 set +e

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod checks;
 pub mod framework;
+pub mod netns;
 
 use mantle_sdk::HttpClient;
 use serde_json::Value;
@@ -23,6 +25,9 @@ pub struct Cluster {
     /// Each agent's command line, to start it again.
     agent_args: Vec<Vec<String>>,
     pub http: HttpClient,
+    /// Hosts in network namespaces (master on host 0, agent `i` on host `i + 1`), or
+    /// none: everything on loopback. Dropped after the processes are killed.
+    pub net: Option<netns::Network>,
 }
 
 /// Waits until the daemon logging to `log` prints its listening address.
@@ -49,9 +54,14 @@ fn wait_for_address(log: &Path, child: &mut Child) -> String {
     }
 }
 
-fn spawn(args: &[&str], log: &Path) -> Child {
+/// Starts `mantle` with `args`, inside `host` of `net` when there is one.
+fn spawn(net: Option<&netns::Network>, host: usize, args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).unwrap();
-    Command::new(MANTLE)
+    let mut command = match net {
+        Some(net) => net.command(host, MANTLE),
+        None => Command::new(MANTLE),
+    };
+    command
         .args(args)
         .env("MANTLE_LOGGING_LEVEL", "info")
         .stdin(Stdio::null())
@@ -64,20 +74,34 @@ fn spawn(args: &[&str], log: &Path) -> Child {
 impl Cluster {
     /// A master with extra flags and `agents` agents with the given resources.
     pub async fn start(agents: usize, resources: &str, master_flags: &[&str]) -> Cluster {
+        Cluster::start_on(None, agents, resources, master_flags).await
+    }
+
+    /// The master and its agents each on a host of `net` (the master on host 0).
+    pub async fn start_on(
+        net: Option<netns::Network>,
+        agents: usize,
+        resources: &str,
+        master_flags: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let master_log = dir.path().join("master.log");
         let master_dir = dir.path().join("master");
+        let (ip, port) = match &net {
+            Some(net) => (net.address(0), "5050"),
+            None => ("127.0.0.1".to_string(), "0"),
+        };
         let mut args = vec![
             "master",
             "--ip",
-            "127.0.0.1",
+            &ip,
             "--port",
-            "0",
+            port,
             "--work_dir",
             master_dir.to_str().unwrap(),
         ];
         args.extend_from_slice(master_flags);
-        let mut master_child = spawn(&args, &master_log);
+        let mut master_child = spawn(net.as_ref(), 0, &args, &master_log);
         let master = wait_for_address(&master_log, &mut master_child);
         let master_args = args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster {
@@ -88,6 +112,7 @@ impl Cluster {
             master_args,
             agent_args: Vec::new(),
             http: HttpClient::new(Duration::from_secs(10)),
+            net,
         };
         for index in 0..agents {
             cluster.add_agent(index, resources);
@@ -155,21 +180,25 @@ impl Cluster {
         let log = self.dir.path().join(format!("agent-{index}.log"));
         let work_dir = self.dir.path().join(format!("agent-{index}"));
         let master = self.master.clone();
+        let (ip, port) = match &self.net {
+            Some(net) => (net.address(index + 1), "5051"),
+            None => ("127.0.0.1".to_string(), "0"),
+        };
         let mut args = vec![
             "agent",
             "--master",
             &master,
             "--ip",
-            "127.0.0.1",
+            &ip,
             "--port",
-            "0",
+            port,
             "--work_dir",
             work_dir.to_str().unwrap(),
             "--resources",
             resources,
         ];
         args.extend_from_slice(flags);
-        let mut child = spawn(&args, &log);
+        let mut child = spawn(self.net.as_ref(), index + 1, &args, &log);
         self.agents.push(wait_for_address(&log, &mut child));
         self.children.push(child);
         self.agent_args
@@ -204,7 +233,7 @@ impl Cluster {
             "agent-{index}-restarted-{}.log",
             self.restarts(index)
         ));
-        let mut child = spawn(&args, &log);
+        let mut child = spawn(self.net.as_ref(), index + 1, &args, &log);
         self.agents[index] = wait_for_address(&log, &mut child);
         self.children[index + 1] = child;
     }
@@ -239,7 +268,7 @@ impl Cluster {
         args[at + 1] = port;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = self.dir.path().join("master-restarted.log");
-        let mut child = spawn(&args, &log);
+        let mut child = spawn(self.net.as_ref(), 0, &args, &log);
         self.master = wait_for_address(&log, &mut child);
         self.children[0] = child;
     }
