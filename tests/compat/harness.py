@@ -65,9 +65,11 @@ class CommandFramework(Scheduler):
             except Exception as exc:  # pragma: no cover - reported by wait()
                 self.errors.append("REVIVE failed: %r" % exc)
 
-    def start(self, master):
+    def start(self, master, **fields):
+        """Subscribes; `fields` go into the FrameworkInfo (checkpoint=True...)."""
         framework = {"user": getpass.getuser(), "name": self.name,
                      "hostname": "localhost"}
+        framework.update(fields)
         self.driver = MesosSchedulerDriver(self, framework, master)
         self.driver.start()
         return self.driver
