@@ -41,6 +41,15 @@ impl MachineId {
         }
     }
 
+    /// Whether this is the machine of an agent with that hostname and IP: equal to
+    /// [`MachineId::of_agent`] without building it.
+    pub fn is_agent_machine(&self, hostname: &str, ip: &str) -> bool {
+        self.hostname
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(hostname))
+            && self.ip.as_deref() == Some(ip)
+    }
+
     /// The compact JSON Mesos quotes in its error messages.
     pub fn to_json_text(&self) -> String {
         serde_json::to_string(self).expect("machine ids serialize")
@@ -214,6 +223,19 @@ mod tests {
         ];
         for (a, b, equal) in cases {
             assert_eq!(a == b, equal, "{a:?} {b:?}");
+        }
+        let agent = MachineId::of_agent("Node-1", "10.0.0.1");
+        for id in [
+            machine(Some("node-1"), Some("10.0.0.1")),
+            machine(Some("node-1"), None),
+            machine(None, Some("10.0.0.1")),
+            machine(Some("node-1"), Some("10.0.0.2")),
+        ] {
+            assert_eq!(
+                id.is_agent_machine("Node-1", "10.0.0.1"),
+                id == agent,
+                "{id:?}"
+            );
         }
     }
 

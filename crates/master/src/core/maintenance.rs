@@ -31,15 +31,6 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// The unavailability of a scheduled machine.
-    pub fn unavailability(&self, machine: &MachineId) -> Option<&Unavailability> {
-        self.schedule
-            .windows
-            .iter()
-            .find(|w| w.machine_ids.contains(machine))
-            .map(|w| &w.unavailability)
-    }
-
     /// The schedule's own spelling of a machine.
     fn scheduled(&self, machine: &MachineId) -> Option<&MachineId> {
         self.schedule
@@ -58,13 +49,17 @@ impl Maintenance {
     }
 }
 
-/// The machine an agent runs on: its hostname and the IP of its address.
-pub(super) fn machine_of(agent: &Agent) -> MachineId {
-    let ip = agent
+/// The IP of an agent's address.
+fn agent_ip(agent: &Agent) -> &str {
+    agent
         .endpoint()
         .rsplit_once(':')
-        .map_or(agent.endpoint(), |(ip, _)| ip);
-    MachineId::of_agent(&agent.info.hostname, ip)
+        .map_or(agent.endpoint(), |(ip, _)| ip)
+}
+
+/// The machine an agent runs on: its hostname and the IP of its address.
+pub(super) fn machine_of(agent: &Agent) -> MachineId {
+    MachineId::of_agent(&agent.info.hostname, agent_ip(agent))
 }
 
 fn bad(message: String) -> ApiError {
@@ -151,11 +146,19 @@ impl Master {
     }
 
     /// The unavailability of the machine an agent runs on, if it is scheduled.
+    /// It runs for every offer, so it builds no machine ID.
     pub(super) fn agent_unavailability(&self, agent: &Agent) -> Option<Unavailability> {
-        if self.maintenance.schedule.windows.is_empty() {
-            return None;
-        }
-        self.maintenance.unavailability(&machine_of(agent)).cloned()
+        let (hostname, ip) = (agent.info.hostname.as_str(), agent_ip(agent));
+        self.maintenance
+            .schedule
+            .windows
+            .iter()
+            .find(|w| {
+                w.machine_ids
+                    .iter()
+                    .any(|m| m.is_agent_machine(hostname, ip))
+            })
+            .map(|w| w.unavailability.clone())
     }
 
     /// Registration from a DOWN machine is refused (Mesos tells the agent to shut down;
