@@ -286,6 +286,30 @@ async fn a_drained_agent_loses_its_task_within_the_grace_period_and_is_reactivat
         body.as_str().unwrap().contains("drain_agent.agent_id"),
         "{body}"
     );
+    // Malformed bodies are 400 naming the field.
+    let malformed = [
+        (
+            "/api/v1",
+            json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": "x"}}),
+            "drain_agent.agent_id",
+        ),
+        (
+            "/api/v1",
+            json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": agent},
+            "max_grace_period": "10mins"}}),
+            "drain_agent.max_grace_period",
+        ),
+        (
+            "/master/machine/down",
+            json!([{"hostname": 5}]),
+            "[0].hostname",
+        ),
+    ];
+    for (path, call, needle) in malformed {
+        let (code, body) = post(&cluster, path, call).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.as_str().unwrap().contains(needle), "{body}");
+    }
 
     let drain = json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": agent},
         "max_grace_period": {"nanoseconds": 1_000_000_000}}});
