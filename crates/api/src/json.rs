@@ -68,6 +68,31 @@ pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// Accepts a signed integer given as a JSON number or a numeric string (int64 fields
+/// such as `nanoseconds`).
+pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        N(i64),
+        F(f64),
+        S(String),
+    }
+    match Num::deserialize(d)? {
+        Num::N(n) => Ok(n),
+        Num::F(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f <= i64::MAX as f64 => {
+            Ok(f as i64)
+        }
+        Num::F(f) => Err(serde::de::Error::custom(format!(
+            "expected an integer, got {f}"
+        ))),
+        Num::S(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}"))),
+    }
+}
+
 /// Accepts a double given as a number, a numeric string, or `"Infinity"`.
 pub fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 //! JSON values so nothing a framework sends is lost on the way to its executor.
 
 use crate::ids::*;
-use crate::json::{lenient_enum, lenient_f64, lenient_opt_f64};
+use crate::json::{lenient_enum, lenient_f64, lenient_i64, lenient_opt_f64};
 use crate::resources::{Range, Resource, Scalar, ValueSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,6 +46,7 @@ pub struct Label {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DurationInfo {
+    #[serde(deserialize_with = "lenient_i64")]
     pub nanoseconds: i64,
 }
 
@@ -62,6 +63,7 @@ impl DurationInfo {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeInfo {
+    #[serde(deserialize_with = "lenient_i64")]
     pub nanoseconds: i64,
 }
 
@@ -419,6 +421,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum!(
     /// Task states; see reference §1.5 for which are terminal.
@@ -653,6 +656,9 @@ pub struct Offer {
     pub attributes: Vec<Attribute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub executor_ids: Vec<ExecutorId>,
+    /// Set when the agent's machine is scheduled for maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailability: Option<crate::maintenance::Unavailability>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation_info: Option<crate::resources::AllocationInfo>,
 }

@@ -1,7 +1,9 @@
-//! The v1 operator API calls that set policy: weights, quota and dynamic reservations
-//! (reference §3). Other operator calls arrive with the operator API issue.
+//! The v1 operator API calls that change the cluster (reference §3): policy (weights,
+//! quota, dynamic reservations), agent control and maintenance. Other operator calls
+//! arrive with the operator API issue.
 
 use crate::json::lenient_f64;
+use crate::maintenance::{DrainAgent, Machines, UpdateMaintenanceSchedule};
 use crate::resources::Resource;
 use crate::AgentId;
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,14 @@ pub struct OperatorCall {
     pub reactivate_agent: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark_agent_gone: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_agent: Option<DrainAgent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_maintenance_schedule: Option<UpdateMaintenanceSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_maintenance: Option<Machines>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_maintenance: Option<Machines>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::ids::*;
+use crate::maintenance::{InverseOffer, InverseOfferIds};
 use crate::messages::Tagged;
 use crate::messages::*;
 use serde::{Deserialize, Serialize};
@@ -21,9 +22,9 @@ pub struct Call {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline: Option<Decline>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accept_inverse_offers: Option<Value>,
+    pub accept_inverse_offers: Option<InverseOfferIds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decline_inverse_offers: Option<Value>,
+    pub decline_inverse_offers: Option<InverseOfferIds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revive: Option<Roles>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,8 +135,8 @@ pub enum CallBody {
     Teardown,
     Accept(Accept),
     Decline(Decline),
-    AcceptInverseOffers,
-    DeclineInverseOffers,
+    AcceptInverseOffers(InverseOfferIds),
+    DeclineInverseOffers(InverseOfferIds),
     Revive(Roles),
     Suppress(Roles),
     Kill(Kill),
@@ -167,8 +168,16 @@ impl Call {
             "TEARDOWN" => CallBody::Teardown,
             "ACCEPT" => CallBody::Accept(required(self.accept, "accept", &kind)?),
             "DECLINE" => CallBody::Decline(required(self.decline, "decline", &kind)?),
-            "ACCEPT_INVERSE_OFFERS" => CallBody::AcceptInverseOffers,
-            "DECLINE_INVERSE_OFFERS" => CallBody::DeclineInverseOffers,
+            "ACCEPT_INVERSE_OFFERS" => CallBody::AcceptInverseOffers(required(
+                self.accept_inverse_offers,
+                "accept_inverse_offers",
+                &kind,
+            )?),
+            "DECLINE_INVERSE_OFFERS" => CallBody::DeclineInverseOffers(required(
+                self.decline_inverse_offers,
+                "decline_inverse_offers",
+                &kind,
+            )?),
             "REVIVE" => CallBody::Revive(self.revive.unwrap_or_default()),
             "SUPPRESS" => CallBody::Suppress(self.suppress.unwrap_or_default()),
             "KILL" => CallBody::Kill(required(self.kill, "kill", &kind)?),
@@ -230,6 +239,19 @@ pub struct Rescind {
     pub offer_id: OfferId,
 }
 
+/// INVERSE_OFFERS: Mesos 1.x sends inverse offers in their own event, not inside OFFERS
+/// (pymesos reads them there only from masters older than 1.0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InverseOffers {
+    #[serde(default)]
+    pub inverse_offers: Vec<InverseOffer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RescindInverseOffer {
+    pub inverse_offer_id: OfferId,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     pub status: TaskStatus,
@@ -255,7 +277,9 @@ pub struct ErrorEvent {
 pub enum Event {
     Subscribed(Subscribed),
     Offers(Offers),
+    InverseOffers(InverseOffers),
     Rescind(Rescind),
+    RescindInverseOffer(RescindInverseOffer),
     Update(Update),
     Message(FrameworkMessage),
     Failure(Failure),
@@ -270,7 +294,9 @@ impl Event {
         match self {
             Event::Subscribed(b) => tagged("SUBSCRIBED", Some(b)),
             Event::Offers(b) => tagged("OFFERS", Some(b)),
+            Event::InverseOffers(b) => tagged("INVERSE_OFFERS", Some(b)),
             Event::Rescind(b) => tagged("RESCIND", Some(b)),
+            Event::RescindInverseOffer(b) => tagged("RESCIND_INVERSE_OFFER", Some(b)),
             Event::Update(b) => tagged("UPDATE", Some(b)),
             Event::Message(b) => tagged("MESSAGE", Some(b)),
             Event::Failure(b) => tagged("FAILURE", Some(b)),
@@ -285,7 +311,9 @@ impl Event {
         Ok(match tagged.kind {
             "SUBSCRIBED" => Event::Subscribed(tagged.body()?),
             "OFFERS" => Event::Offers(tagged.body()?),
+            "INVERSE_OFFERS" => Event::InverseOffers(tagged.body()?),
             "RESCIND" => Event::Rescind(tagged.body()?),
+            "RESCIND_INVERSE_OFFER" => Event::RescindInverseOffer(tagged.body()?),
             "UPDATE" => Event::Update(tagged.body()?),
             "MESSAGE" => Event::Message(tagged.body()?),
             "FAILURE" => Event::Failure(tagged.body()?),
@@ -351,6 +379,35 @@ mod tests {
     }
 
     #[test]
+    fn inverse_offer_shapes() {
+        let unavailability = crate::maintenance::Unavailability {
+            start: TimeInfo { nanoseconds: 7 },
+            duration: None,
+        };
+        check_event(
+            Event::InverseOffers(InverseOffers {
+                inverse_offers: vec![InverseOffer {
+                    id: OfferId::new("m-O2"),
+                    url: None,
+                    framework_id: FrameworkId::new("f"),
+                    agent_id: AgentId::new("a"),
+                    unavailability,
+                    resources: vec![],
+                }],
+            }),
+            json!({"type":"INVERSE_OFFERS","inverse_offers":{"inverse_offers":[{
+                "id":{"value":"m-O2"},"framework_id":{"value":"f"},"agent_id":{"value":"a"},
+                "unavailability":{"start":{"nanoseconds":7}}}]}}),
+        );
+        check_event(
+            Event::RescindInverseOffer(RescindInverseOffer {
+                inverse_offer_id: OfferId::new("m-O2"),
+            }),
+            json!({"type":"RESCIND_INVERSE_OFFER","rescind_inverse_offer":{"inverse_offer_id":{"value":"m-O2"}}}),
+        );
+    }
+
+    #[test]
     fn offer_shape() {
         let offer = Offer {
             id: OfferId::new("m-O1"),
@@ -363,6 +420,7 @@ mod tests {
                 .to_wire(),
             attributes: vec![],
             executor_ids: vec![],
+            unavailability: None,
             allocation_info: None,
         };
         check_event(
@@ -393,6 +451,14 @@ mod tests {
             Ok("Decline"),
         );
         check_call(json!({"type":"DECLINE"}), Err("'decline'"));
+        check_call(
+            json!({"type":"ACCEPT_INVERSE_OFFERS","accept_inverse_offers":{"inverse_offer_ids":[{"value":"i"}]}}),
+            Ok("AcceptInverseOffers"),
+        );
+        check_call(
+            json!({"type":"DECLINE_INVERSE_OFFERS"}),
+            Err("'decline_inverse_offers'"),
+        );
         check_call(
             json!({"type":"FROBNICATE"}),
             Err("unknown call type 'FROBNICATE'"),

@@ -5,20 +5,10 @@
 mod common;
 
 use common::Cluster;
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::Request;
 use serde_json::{json, Value};
 
 async fn call(cluster: &Cluster, body: Value) -> (u16, Value) {
-    let request = Request::post(cluster.url("/api/v1"))
-        .header("Content-Type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let response = cluster.http.raw(request).await.expect("operator call");
-    let text = String::from_utf8_lossy(&response.body).to_string();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (response.status.as_u16(), value)
+    cluster.post_json("/api/v1", body).await
 }
 
 async fn get(cluster: &Cluster, path: &str) -> Value {

@@ -27,6 +27,9 @@ pub fn unix_now() -> f64 {
 
 pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
+/// A change of the core's state, given the current time.
+pub type Change = Box<dyn FnOnce(&mut Master, f64) -> Result<OperatorReply, ApiError> + Send>;
+
 pub enum Command {
     Subscribe {
         subscribe: Box<Subscribe>,
@@ -50,10 +53,17 @@ pub enum Command {
     StreamClosed {
         stream: StreamId,
     },
-    /// A v1 operator call or a legacy policy endpoint; answered once any policy change
-    /// is stored.
+    /// A v1 operator call or a legacy operator endpoint; answered once any policy or
+    /// registry change is stored.
     Operator {
         call: Box<OperatorCall>,
+        reply: Reply<OperatorReply>,
+    },
+    /// A change a legacy operator endpoint makes through the core's own entry points
+    /// (so its errors name the fields of that endpoint's body); answered like
+    /// [`Command::Operator`].
+    Change {
+        change: Change,
         reply: Reply<OperatorReply>,
     },
     /// A small read of the core's state (the legacy policy endpoints).
@@ -293,6 +303,16 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Answers an operator's change once what it changed is stored (invariant 5).
+    fn answer_change(
+        &mut self,
+        result: Result<OperatorReply, ApiError>,
+        reply: Reply<OperatorReply>,
+    ) {
+        let result = self.store_policy().and(self.store_registry()).and(result);
+        let _ = reply.send(result);
+    }
+
     /// Handles one command; returns whether an allocation run should follow.
     fn handle(&mut self, command: Command) -> bool {
         let now = unix_now();
@@ -323,8 +343,12 @@ impl EventLoop {
             }
             Command::Operator { call, reply } => {
                 let result = self.core.operator_call(now, *call);
-                let result = self.store_policy().and(result);
-                let _ = reply.send(result);
+                self.answer_change(result, reply);
+                true
+            }
+            Command::Change { change, reply } => {
+                let result = change(&mut self.core, now);
+                self.answer_change(result, reply);
                 true
             }
             Command::RegisterAgent { register, reply } => {

@@ -68,6 +68,13 @@ pub fn router(state: AppState) -> App {
         .route("/quota/{role}", delete(operator::remove_quota))
         .route("/reserve", post(operator::reserve))
         .route("/unreserve", post(operator::unreserve))
+        .route(
+            "/maintenance/schedule",
+            get(operator::maintenance_schedule).post(operator::maintenance_schedule),
+        )
+        .route("/maintenance/status", get(operator::maintenance_status))
+        .route("/machine/down", post(operator::machine_down))
+        .route("/machine/up", post(operator::machine_up))
         .with_state(state);
     router.map_request(rewrite_path as fn(Request) -> Request)
 }

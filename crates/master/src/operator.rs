@@ -1,9 +1,10 @@
-//! HTTP routes of the operator's policy calls: `POST /api/v1` (the calls implemented in
-//! `core/policy.rs`), and the legacy `/roles`, `/weights`, `/quota`, `/reserve` and
-//! `/unreserve` endpoints (reference §3).
+//! HTTP routes of the operator's calls: `POST /api/v1` (policy, agent control, draining
+//! and maintenance, dispatched in `core/policy.rs`), and the legacy `/roles`,
+//! `/weights`, `/quota`, `/reserve`, `/unreserve`, `/maintenance/schedule`,
+//! `/maintenance/status`, `/machine/down` and `/machine/up` endpoints (reference §3).
 
 use crate::core::{Master, OperatorReply};
-use crate::event_loop::Command;
+use crate::event_loop::{Change, Command};
 use crate::http::{check_v1_request, error_response, json_response, read_body, AppState};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -11,6 +12,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use mantle_api::json::decode;
+use mantle_api::maintenance::{MachineId, Machines, Schedule};
 use mantle_api::operator::{
     OperatorCall, QuotaConfig, ReserveResources, ScalarValue, UpdateQuota, UpdateWeights,
     WeightInfo,
@@ -38,6 +40,16 @@ async fn call(state: &AppState, call: OperatorCall) -> Result<OperatorReply, Api
             reply,
         })
         .await
+}
+
+/// Makes a change through the core and answers once it is stored.
+async fn change(state: &AppState, change: Change) -> Response {
+    answer(
+        state
+            .handle
+            .request(|reply| Command::Change { change, reply })
+            .await,
+    )
 }
 
 /// Answers with a small JSON read of the core's state.
@@ -205,4 +217,65 @@ pub async fn unreserve(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     reserve_form(state, form, true).await
+}
+
+/// `/master/maintenance/schedule`: GET answers the schedule, POST replaces it with the
+/// Schedule in the body.
+pub async fn maintenance_schedule(
+    State(state): State<AppState>,
+    method: Method,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        return read(&state, |m| json!(m.maintenance_schedule()), &query).await;
+    }
+    match decode::<Schedule>(&body) {
+        Ok(schedule) => {
+            change(
+                &state,
+                Box::new(move |m, now| {
+                    m.update_schedule(now, schedule, "schedule")
+                        .map(|()| OperatorReply::Ok(None))
+                }),
+            )
+            .await
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `/master/maintenance/status`: the DRAINING machines with the frameworks' answers, and
+/// the DOWN machines.
+pub async fn maintenance_status(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    read(&state, |m| json!(m.maintenance_status()), &query).await
+}
+
+/// `POST /master/machine/down` with a JSON array of machine IDs: START_MAINTENANCE.
+pub async fn machine_down(State(state): State<AppState>, body: Bytes) -> Response {
+    machines_change(state, body, true).await
+}
+
+/// `POST /master/machine/up` with a JSON array of machine IDs: STOP_MAINTENANCE.
+pub async fn machine_up(State(state): State<AppState>, body: Bytes) -> Response {
+    machines_change(state, body, false).await
+}
+
+async fn machines_change(state: AppState, body: Bytes, down: bool) -> Response {
+    let machines = match decode::<Vec<MachineId>>(&body) {
+        Ok(machines) => Machines { machines },
+        Err(err) => return error_response(&err),
+    };
+    let apply: Change = Box::new(move |m, now| {
+        if down {
+            m.start_maintenance(now, machines, "machines")?;
+        } else {
+            m.stop_maintenance(machines, "machines")?;
+        }
+        Ok(OperatorReply::Ok(None))
+    });
+    change(&state, apply).await
 }

@@ -1,7 +1,9 @@
 //! The master's embedded store under `--work_dir`: the operator's policy (weights,
-//! quota, dynamic reservations) in `policy.json` and the registry (agents, unreachable
-//! agents, frameworks with their failover deadlines) in `registry.json`, each replaced atomically (write a temp file,
-//! fsync, rename, fsync the directory) so a crash leaves the old or the new one.
+//! quota, dynamic reservations) in `policy.json` and the registry (agents, unreachable,
+//! deactivated, draining and gone agents, the maintenance schedule and DOWN machines,
+//! frameworks with their failover deadlines) in `registry.json`, each replaced atomically
+//! (write a temp file, fsync, rename, fsync the directory) so a crash leaves the old or
+//! the new one.
 
 use crate::core::{Policy, Registry};
 use serde::de::DeserializeOwned;

@@ -126,6 +126,7 @@ fn offer(id: &str, agent: &str, resources: &str) -> Offer {
         resources: Resources::parse_text(resources, "*").unwrap().to_wire(),
         attributes: vec![],
         executor_ids: vec![],
+        unavailability: None,
         allocation_info: None,
     }
 }

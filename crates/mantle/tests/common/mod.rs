@@ -303,6 +303,21 @@ impl Cluster {
         }
     }
 
+    /// POSTs JSON to `path` on the master: the status and the body (as JSON when it is,
+    /// else as a JSON string), whatever the status.
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let request = hyper::Request::post(self.url(path))
+            .header("Content-Type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+        let response = self.http.raw(request).await.expect(path);
+        let text = String::from_utf8_lossy(&response.body).to_string();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (response.status.as_u16(), value)
+    }
+
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {

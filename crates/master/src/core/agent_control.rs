@@ -3,6 +3,8 @@
 //! MARK_AGENT_GONE (the agent is recorded as gone for good: its tasks become
 //! TASK_GONE_BY_OPERATOR, or TASK_LOST for frameworks that are not PARTITION_AWARE, it is
 //! told to shut down, and it may not re-register). Both states are in the registry.
+//! REACTIVATE_AGENT also ends a finished drain (`drain.rs`); the removal of an agent on
+//! the operator's word is shared with maintenance (a machine going DOWN).
 
 use super::{Master, OperatorReply};
 use mantle_api::internal::ToAgent;
@@ -22,15 +24,22 @@ impl Master {
         })?;
         let id: AgentId = serde_json::from_value(value.clone())
             .map_err(|e| ApiError::bad_request(format!("{field}.agent_id: {e}")))?;
-        let known = self.agents.contains_key(&id)
-            || self.health.unreachable.contains_key(&id)
-            || self.health.recovered.contains_key(&id);
+        self.check_known_agent(&id, field)?;
+        Ok(id)
+    }
+
+    /// Registered, unreachable, or known from the registry and not back yet: the agents
+    /// the operator's agent calls may name. Mesos answers 400 for the others.
+    pub(super) fn check_known_agent(&self, id: &AgentId, field: &str) -> Result<(), ApiError> {
+        let known = self.agents.contains_key(id)
+            || self.health.unreachable.contains_key(id)
+            || self.health.recovered.contains_key(id);
         if !known {
             return Err(ApiError::bad_request(format!(
                 "{field}.agent_id: agent '{id}' is not known"
             )));
         }
-        Ok(id)
+        Ok(())
     }
 
     pub(super) fn agent_control(
@@ -46,6 +55,10 @@ impl Master {
             }
             "REACTIVATE_AGENT" => {
                 let id = self.agent_of(body, "reactivate_agent")?;
+                // A drain cannot be cancelled, only ended once it is complete (Mesos).
+                if self.draining.contains_key(&id) {
+                    self.end_drain(&id, "reactivate_agent")?;
+                }
                 self.set_deactivated(now, &id, false);
             }
             "MARK_AGENT_GONE" => {
@@ -57,7 +70,7 @@ impl Master {
         Ok(OperatorReply::Ok(None))
     }
 
-    fn set_deactivated(&mut self, now: f64, agent_id: &AgentId, deactivated: bool) {
+    pub(super) fn set_deactivated(&mut self, now: f64, agent_id: &AgentId, deactivated: bool) {
         let changed = if deactivated {
             self.deactivated.insert(agent_id.clone())
         } else {
@@ -73,6 +86,7 @@ impl Master {
         }
         if deactivated {
             self.rescind_agent_offers(now, agent_id);
+            self.rescind_agent_inverse_offers(agent_id);
         }
         self.registry_version += 1;
         self.dirty = true;
@@ -80,30 +94,62 @@ impl Master {
 
     /// Records the agent as gone: its tasks end, frameworks are told, and the agent is
     /// asked to shut down.
-    fn mark_gone(&mut self, now: f64, agent_id: &AgentId) {
+    pub(super) fn mark_gone(&mut self, now: f64, agent_id: &AgentId) {
         tracing::warn!(agent_id = %agent_id, "agent marked gone by the operator");
+        self.health.unreachable.remove(agent_id);
+        self.health.recovered.remove(agent_id);
+        self.gone.insert(agent_id.clone(), now);
+        self.remove_agent(
+            now,
+            agent_id,
+            "the operator marked this agent gone",
+            &Ending {
+                kept: TaskState::GoneByOperator,
+                partition_aware: TaskState::GoneByOperator,
+                others: TaskState::Lost,
+                reason: Reason::AgentRemovedByOperator,
+                message: "Agent was marked as gone by the operator".into(),
+            },
+        );
+    }
+
+    /// Removes an agent on the operator's word (MARK_AGENT_GONE, or its machine going
+    /// DOWN): it is told to shut down and its link is closed, its offers and inverse
+    /// offers are rescinded, its drain and deactivation end, its tasks end as `ending`
+    /// says, and every framework gets FAILURE for it.
+    pub(super) fn remove_agent(
+        &mut self,
+        now: f64,
+        agent_id: &AgentId,
+        shutdown_message: &str,
+        ending: &Ending,
+    ) {
         self.send_to_agent(
             agent_id,
             ToAgent::Shutdown(mantle_api::internal::Shutdown {
-                message: "the operator marked this agent gone".into(),
+                message: shutdown_message.into(),
             }),
         );
         if let Some(stream) = self.agents.get(agent_id).and_then(|a| a.stream.clone()) {
             self.actions.push(super::Action::CloseAgent { stream });
         }
         self.rescind_agent_offers(now, agent_id);
+        self.rescind_agent_inverse_offers(agent_id);
+        self.forget_agent_answers(agent_id);
         if self.agents.remove(agent_id).is_some() {
             self.allocator.remove_agent(agent_id);
         }
-        self.health.unreachable.remove(agent_id);
-        self.health.recovered.remove(agent_id);
         self.deactivated.remove(agent_id);
-        self.gone.insert(agent_id.clone(), now);
+        self.draining.remove(agent_id);
         let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
         for framework_id in frameworks {
             let framework = self.frameworks.get_mut(&framework_id).expect("listed");
             framework.executors.remove(agent_id);
-            let partition_aware = framework.is_partition_aware();
+            let state = if framework.is_partition_aware() {
+                ending.partition_aware
+            } else {
+                ending.others
+            };
             let mut ended = Vec::new();
             for id in framework.live_tasks_on(agent_id) {
                 ended.push(framework.tasks.remove(&id).expect("listed"));
@@ -117,24 +163,27 @@ impl Master {
             for id in unreachable {
                 ended.push(framework.unreachable_tasks.remove(&id).expect("listed"));
             }
-            let state = if partition_aware {
-                TaskState::GoneByOperator
-            } else {
-                TaskState::Lost
-            };
             let mut updates = Vec::new();
             for mut task in ended {
-                task.state = TaskState::GoneByOperator;
+                task.state = ending.kept;
                 task.unreachable_time = None;
                 updates.push(task.info.task_id.clone());
                 framework.completed_tasks.push_back(task);
             }
+            while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
+                framework.completed_tasks.pop_front();
+            }
+            *self
+                .counters
+                .tasks_by_terminal_state
+                .entry(ending.kept)
+                .or_default() += updates.len() as u64;
             for task_id in updates {
                 let mut status = TaskStatus::new(task_id, state);
                 status.agent_id = Some(agent_id.clone());
                 status.source = Some(Source::Master);
-                status.reason = Some(Reason::AgentRemovedByOperator);
-                status.message = Some("Agent was marked as gone by the operator".into());
+                status.reason = Some(ending.reason);
+                status.message = Some(ending.message.clone());
                 self.send(&framework_id, Event::Update(Update { status }));
             }
             self.send_agent_lost(&framework_id, agent_id);
@@ -143,4 +192,14 @@ impl Master {
         self.registry_version += 1;
         self.dirty = true;
     }
+}
+
+/// How the tasks of an agent the operator removes end: the state the master keeps, the
+/// states frameworks are sent (partition-aware ones or the others), and why.
+pub(super) struct Ending {
+    pub kept: TaskState,
+    pub partition_aware: TaskState,
+    pub others: TaskState,
+    pub reason: Reason,
+    pub message: String,
 }

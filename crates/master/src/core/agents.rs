@@ -87,6 +87,7 @@ impl Master {
         register: Register,
     ) -> Result<AgentId, ApiError> {
         let total = validate_register(&register).map_err(ApiError::bad_request)?;
+        self.check_machine_up(&register.agent_info.hostname, &register.pid)?;
         if let Some(id) = register
             .agent_info
             .id
@@ -152,7 +153,7 @@ impl Master {
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
-        self.kill_unknown_reported_tasks(&id, &register);
+        // REGISTERED must be the first message on the stream; kills follow it.
         self.actions.push(Action::Agent {
             stream,
             message: ToAgent::Registered(Registered {
@@ -161,6 +162,10 @@ impl Master {
                 ping_interval_seconds: self.config.agent_ping_interval,
             }),
         });
+        self.kill_unknown_reported_tasks(&id, &register);
+        // A drain goes on when its agent comes back (Mesos resends the drain then).
+        self.kill_for_drain(now, &id);
+        self.check_drained(now, &id);
         self.dirty = true;
         Ok(id)
     }
@@ -342,6 +347,7 @@ impl Master {
         agent.disconnected_since = Some(now);
         self.allocator.set_agent_active(&agent_id, false);
         self.rescind_agent_offers(now, &agent_id);
+        self.rescind_agent_inverse_offers(&agent_id);
         self.lose_tasks(
             now,
             &agent_id,
@@ -349,6 +355,7 @@ impl Master {
             Reason::AgentDisconnected,
             "Agent disconnected",
         );
+        self.check_drained(now, &agent_id);
         self.dirty = true;
     }
 

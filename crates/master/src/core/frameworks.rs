@@ -5,6 +5,7 @@
 use super::{Action, Master, StreamId, Task};
 use mantle_allocator::FrameworkOptions;
 use mantle_api::internal::{ShutdownFramework, ToAgent};
+use mantle_api::maintenance::InverseOfferAnswer;
 use mantle_api::scheduler::{CallBody, ErrorEvent, Event, Subscribe, Subscribed};
 use mantle_api::validation::validate_framework_info;
 use mantle_api::*;
@@ -311,7 +312,7 @@ impl Master {
                 });
                 self.send_to_agent(&shutdown.agent_id, message);
             }
-            CallBody::Acknowledge(ack) => self.acknowledge(framework_id, ack)?,
+            CallBody::Acknowledge(ack) => self.acknowledge(now, framework_id, ack)?,
             CallBody::Reconcile(reconcile) => self.reconcile(now, framework_id, reconcile),
             CallBody::Message(message) => {
                 let forward = ToAgent::FrameworkMessage(mantle_api::internal::ExecutorMessage {
@@ -325,9 +326,13 @@ impl Master {
                 self.update_framework(framework_id, update)?;
                 return Ok(CallReply::Ok);
             }
-            CallBody::AcceptInverseOffers
-            | CallBody::DeclineInverseOffers
-            | CallBody::AcknowledgeOperationStatus
+            CallBody::AcceptInverseOffers(body) => {
+                self.answer_inverse_offers(now, framework_id, body, InverseOfferAnswer::Accept)
+            }
+            CallBody::DeclineInverseOffers(body) => {
+                self.answer_inverse_offers(now, framework_id, body, InverseOfferAnswer::Decline)
+            }
+            CallBody::AcknowledgeOperationStatus
             | CallBody::ReconcileOperations
             | CallBody::Request => {}
         }
@@ -459,9 +464,9 @@ impl Master {
                 );
             }
         }
-        for agent_id in agents {
+        for agent_id in &agents {
             self.send_to_agent(
-                &agent_id,
+                agent_id,
                 ToAgent::ShutdownFramework(ShutdownFramework {
                     framework_id: framework_id.clone(),
                 }),
@@ -478,6 +483,10 @@ impl Master {
         self.registry_version += 1;
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
+        }
+        // Its tasks no longer hold up the drains of their agents.
+        for agent_id in &agents {
+            self.check_drained(now, agent_id);
         }
         self.dirty = true;
     }

@@ -151,6 +151,8 @@ impl Master {
             self.actions.push(Action::CloseAgent { stream });
         }
         self.rescind_agent_offers(now, agent_id);
+        self.rescind_agent_inverse_offers(agent_id);
+        self.forget_agent_answers(agent_id);
         self.allocator.remove_agent(agent_id);
         let message = format!("Agent {} is unreachable", agent.info.hostname);
         let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();

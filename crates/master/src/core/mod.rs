@@ -5,8 +5,11 @@
 
 mod agent_control;
 mod agents;
+mod drain;
 mod frameworks;
 mod health;
+mod inverse_offers;
+mod maintenance;
 mod offers;
 mod policy;
 mod registry;
@@ -14,6 +17,8 @@ mod state;
 mod tasks;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_maintenance;
 
 use mantle_allocator::{AllocatorConfig, DrfAllocator};
 use mantle_api::internal::ToAgent;
@@ -23,8 +28,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
 
 pub use agents::Agent;
+pub use drain::Drain;
 pub use frameworks::{CallReply, Executor, Framework};
 pub use health::{Health, RemovalRate, UnreachableAgent};
+pub use maintenance::Maintenance;
 pub use policy::{OperatorReply, Policy, RoleUsage};
 pub use registry::{Registry, StoredFramework};
 pub use tasks::Task;
@@ -136,6 +143,10 @@ pub struct Master {
     deactivated: BTreeSet<AgentId>,
     /// Agents the operator marked gone, with the time; they may not re-register.
     gone: BTreeMap<AgentId, f64>,
+    /// The maintenance schedule, DOWN machines and inverse offers.
+    maintenance: Maintenance,
+    /// Agents being drained or drained (DRAIN_AGENT); each is also deactivated.
+    draining: BTreeMap<AgentId, Drain>,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -165,9 +176,14 @@ impl Master {
                 ip: Some(config.ip.to_string()),
                 port: u32::from(config.port),
             }),
-            capabilities: vec![Capability {
-                kind: "AGENT_UPDATE".into(),
-            }],
+            capabilities: vec![
+                Capability {
+                    kind: "AGENT_UPDATE".into(),
+                },
+                Capability {
+                    kind: "AGENT_DRAINING".into(),
+                },
+            ],
         };
         let mut allocator = DrfAllocator::new(config.allocator.clone());
         for (role, weight) in &config.weights {
@@ -196,6 +212,8 @@ impl Master {
             registry_version: 0,
             deactivated: BTreeSet::new(),
             gone: BTreeMap::new(),
+            maintenance: Maintenance::default(),
+            draining: BTreeMap::new(),
         }
     }
 
@@ -242,12 +260,15 @@ impl Master {
         self.expire_frameworks(now);
         self.detect_failures(now);
         self.expire_offers(now);
+        self.expire_inverse_offers(now);
     }
 
-    /// Runs one allocation cycle and sends the offers it makes.
+    /// Runs one allocation cycle and sends the offers it makes, then the inverse offers
+    /// due for agents on DRAINING machines.
     pub fn allocate(&mut self, now: f64) {
         let allocations = self.allocator.allocate(now);
         self.make_offers(now, allocations);
+        self.make_inverse_offers(now);
     }
 
     fn send(&mut self, framework_id: &FrameworkId, event: Event) {

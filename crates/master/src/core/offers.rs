@@ -1,5 +1,6 @@
-//! Offers: turning allocations into OFFERS events, DECLINE with filters, RESCIND, and the
-//! ACCEPT call with its offer checks (reference §1.2, §5.2).
+//! Offers: turning allocations into OFFERS events (with the unavailability of agents on
+//! machines scheduled for maintenance), DECLINE with filters, RESCIND, and the ACCEPT
+//! call with its offer checks (reference §1.2, §5.2).
 
 use super::Master;
 use mantle_allocator::Allocation;
@@ -24,7 +25,7 @@ impl Master {
             let Some(agent) = self.agents.get(&allocation.agent) else {
                 continue;
             };
-            let Some(framework) = self.frameworks.get_mut(&allocation.framework) else {
+            let Some(framework) = self.frameworks.get(&allocation.framework) else {
                 continue;
             };
             let id = OfferId::new(format!("{}-O{}", self.info.id, self.next_offer));
@@ -42,6 +43,11 @@ impl Master {
             for r in &mut wire {
                 r.allocation_info = Some(allocation_info.clone());
             }
+            let unavailability = self.agent_unavailability(agent);
+            let framework = self
+                .frameworks
+                .get_mut(&allocation.framework)
+                .expect("found above");
             let offer = Offer {
                 id: id.clone(),
                 framework_id: FrameworkId::clone(&allocation.framework),
@@ -51,6 +57,7 @@ impl Master {
                 resources: wire,
                 attributes: agent.info.attributes.clone(),
                 executor_ids,
+                unavailability,
                 allocation_info: Some(allocation_info),
             };
             framework.offers.insert(id.clone());
@@ -122,7 +129,8 @@ impl Master {
         }
     }
 
-    /// Takes back every offer of a framework; with `notify` the framework gets RESCIND.
+    /// Takes back every offer and inverse offer of a framework; with `notify` the
+    /// framework gets RESCIND and RESCIND_INVERSE_OFFER.
     pub(super) fn rescind_framework_offers(
         &mut self,
         now: f64,
@@ -137,6 +145,7 @@ impl Master {
         for offer_id in ids {
             self.rescind(now, &offer_id, notify);
         }
+        self.rescind_framework_inverse_offers(framework_id, notify);
     }
 
     /// Takes back every offer on an agent and tells the frameworks.
@@ -185,36 +194,12 @@ impl Master {
             for offer_id in &accept.offer_ids {
                 self.remove_offer(now, framework_id, offer_id, Some(0.0));
             }
-            let partition_aware = self
-                .frameworks
-                .get(framework_id)
-                .is_some_and(|f| f.is_partition_aware());
-            let state = if partition_aware {
-                TaskState::Dropped
-            } else {
-                TaskState::Lost
-            };
-            for operation in &accept.operations {
-                let tasks = operation
-                    .launch
-                    .iter()
-                    .flat_map(|l| l.task_infos.iter())
-                    .chain(
-                        operation
-                            .launch_group
-                            .iter()
-                            .flat_map(|g| g.task_group.tasks.iter()),
-                    );
-                for task in tasks {
-                    self.send_master_update(
-                        framework_id,
-                        task,
-                        state,
-                        Reason::InvalidOffers,
-                        &problem,
-                    );
-                }
-            }
+            self.drop_launches(
+                framework_id,
+                &accept.operations,
+                Reason::InvalidOffers,
+                &problem,
+            );
             return;
         }
         let mut agent_and_role = None;
@@ -229,8 +214,16 @@ impl Master {
         let Some((agent_id, role)) = agent_and_role else {
             return;
         };
+        // Deactivation rescinds a draining agent's offers, so launches cannot normally
+        // reach it; if one does, it is refused as Mesos's agent refuses it.
+        let draining = self.draining.contains_key(&agent_id);
         for operation in accept.operations {
             match operation.kind.as_deref() {
+                Some("LAUNCH" | "LAUNCH_GROUP") if draining => {
+                    let message = "The agent is draining";
+                    let dropped = std::slice::from_ref(&operation);
+                    self.drop_launches(framework_id, dropped, Reason::AgentDraining, message);
+                }
                 Some("LAUNCH") => {
                     for task in operation.launch.map(|l| l.task_infos).unwrap_or_default() {
                         self.launch_task(now, framework_id, &agent_id, &role, &mut available, task);
@@ -320,6 +313,41 @@ impl Master {
         self.allocator.add_used(framework_id, role, agent_id, &to);
         self.record_reservation(agent_id, &reserved, unreserve);
         Ok(())
+    }
+
+    /// Tells a framework the launches of `operations` never happened: TASK_DROPPED, or
+    /// TASK_LOST for frameworks that are not PARTITION_AWARE.
+    fn drop_launches(
+        &mut self,
+        framework_id: &FrameworkId,
+        operations: &[Operation],
+        reason: Reason,
+        message: &str,
+    ) {
+        let partition_aware = self
+            .frameworks
+            .get(framework_id)
+            .is_some_and(|f| f.is_partition_aware());
+        let state = if partition_aware {
+            TaskState::Dropped
+        } else {
+            TaskState::Lost
+        };
+        for operation in operations {
+            let tasks = operation
+                .launch
+                .iter()
+                .flat_map(|l| l.task_infos.iter())
+                .chain(
+                    operation
+                        .launch_group
+                        .iter()
+                        .flat_map(|g| g.task_group.tasks.iter()),
+                );
+            for task in tasks {
+                self.send_master_update(framework_id, task, state, reason, message);
+            }
+        }
     }
 
     fn check_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Option<String> {

@@ -38,7 +38,7 @@ pub struct RoleUsage {
     pub reserved: Resources,
 }
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
+pub(super) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::bad_request(format!("expecting '{field}' to be present")))
 }
 
@@ -160,6 +160,15 @@ impl Master {
             "MARK_AGENT_GONE" => {
                 self.agent_control(now, "MARK_AGENT_GONE", call.mark_agent_gone.as_ref())
             }
+            "DRAIN_AGENT" => {
+                self.drain_agent(now, required(call.drain_agent, "drain_agent")?)?;
+                Ok(OperatorReply::Ok(None))
+            }
+            "GET_MAINTENANCE_SCHEDULE"
+            | "GET_MAINTENANCE_STATUS"
+            | "UPDATE_MAINTENANCE_SCHEDULE"
+            | "START_MAINTENANCE"
+            | "STOP_MAINTENANCE" => self.maintenance_call(now, call),
             "" => Err(ApiError::bad_request("expecting 'type' to be present")),
             other => Err(ApiError::new(
                 ErrorKind::NotImplemented,

@@ -1,10 +1,12 @@
 //! The registry (reference §5.4) as the store keeps it: the admitted agents, the
-//! unreachable ones with the time they became so, and the frameworks with their failover
-//! deadlines, which therefore survive a master restart (Mesos loses them). The event loop
-//! writes it whenever [`Master::registry_version`] moves.
+//! unreachable ones with the time they became so, the operator's deactivated, drained
+//! and gone agents, the maintenance schedule with the DOWN machines, and the frameworks
+//! with their failover deadlines, which therefore survive a master restart (Mesos loses
+//! them). The event loop writes it whenever [`Master::registry_version`] moves.
 
-use super::{Framework, Master, UnreachableAgent};
+use super::{Drain, Framework, Master, UnreachableAgent};
 use crate::core::frameworks::allocator_options;
+use mantle_api::maintenance::{DrainInfo, MachineId, Schedule};
 use mantle_api::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,15 @@ pub struct Registry {
     /// Agents the operator marked gone, with the time.
     #[serde(default)]
     pub gone: Vec<(AgentId, f64)>,
+    /// Agents being drained or drained, with their drain.
+    #[serde(default)]
+    pub draining: Vec<(AgentId, DrainInfo)>,
+    /// The maintenance schedule.
+    #[serde(default)]
+    pub maintenance: Schedule,
+    /// Machines in DOWN mode (all of them in the schedule).
+    #[serde(default)]
+    pub down_machines: Vec<MachineId>,
 }
 
 /// A framework the master knows, and when it is removed unless it re-subscribes.
@@ -59,6 +70,13 @@ impl Master {
                 .collect(),
             deactivated: self.deactivated.iter().cloned().collect(),
             gone: self.gone.iter().map(|(id, t)| (id.clone(), *t)).collect(),
+            draining: self
+                .draining
+                .iter()
+                .map(|(id, d)| (id.clone(), d.info.clone()))
+                .collect(),
+            maintenance: self.maintenance.schedule.clone(),
+            down_machines: self.maintenance.down.clone(),
         }
     }
 
@@ -84,6 +102,16 @@ impl Master {
         }
         self.deactivated.extend(registry.deactivated);
         self.gone.extend(registry.gone);
+        for (id, info) in registry.draining {
+            self.draining.insert(
+                id,
+                Drain {
+                    info,
+                    started: None,
+                },
+            );
+        }
+        self.recover_maintenance(registry.maintenance, registry.down_machines);
         for stored in registry.frameworks {
             let Some(id) = stored.info.id.clone() else {
                 continue;
@@ -104,6 +132,8 @@ impl Master {
             agents = self.health.recovered.len(),
             unreachable = self.health.unreachable.len(),
             frameworks = self.frameworks.len(),
+            draining = self.draining.len(),
+            down_machines = self.maintenance.down.len(),
             "recovered the registry"
         );
     }

@@ -175,12 +175,18 @@ impl Master {
             "reserved_resources": {},
             "unreserved_resources": flat(&agent.total),
             "active": self.is_active(agent),
-            "deactivated": false,
+            "deactivated": self.deactivated.contains(&agent.id),
             "version": agent.version,
             "capabilities": agent.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
         });
         if let Some(t) = agent.reregistered_time {
             out["reregistered_time"] = json!(t);
+        }
+        if let Some(drain) = self.draining.get(&agent.id) {
+            out["drain_info"] = json!(drain.info);
+            if let Some(started) = drain.started {
+                out["estimated_drain_start_time_seconds"] = json!(started);
+            }
         }
         out
     }

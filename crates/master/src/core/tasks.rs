@@ -1,6 +1,7 @@
 //! Tasks: launch validation (reference §5.2), status updates and their acknowledgements
 //! (§5.3), KILL, and reconciliation (§5.5).
 
+use super::drain::rewrite_drain_update;
 use super::Master;
 use mantle_api::internal::{
     KillTask, RunTask, RunTaskGroup, StatusUpdate, StatusUpdateAck, ToAgent,
@@ -307,12 +308,16 @@ impl Master {
             };
             master.send_to_agent(agent_id, ToAgent::StatusUpdateAck(ack));
         };
+        let drain_marks_gone = self.draining.get(agent_id).map(|d| d.info.config.mark_gone);
         let Some(framework) = self.frameworks.get_mut(&framework_id) else {
             self.counters.invalid_status_updates += 1;
             settled(self, framework_id, status, uuid);
             return;
         };
         self.counters.valid_status_updates += 1;
+        if let Some(mark_gone) = drain_marks_gone {
+            rewrite_drain_update(&mut status, mark_gone, framework.is_partition_aware());
+        }
         let mut freed = None;
         if let Some(task) = framework.tasks.get_mut(&status.task_id) {
             if task.status_update_uuid.as_deref() != Some(uuid.as_str()) {
@@ -356,6 +361,7 @@ impl Master {
     /// a terminal task once its terminal update is acknowledged.
     pub(super) fn acknowledge(
         &mut self,
+        now: f64,
         framework_id: &FrameworkId,
         ack: Acknowledge,
     ) -> Result<(), ApiError> {
@@ -368,9 +374,11 @@ impl Master {
             t.status_update_uuid.as_deref() == Some(ack.uuid.as_str())
                 && t.status_update_state.is_some_and(TaskState::is_terminal)
         });
+        let mut retired_from = None;
         if acknowledged_terminal {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
             task.status_update_uuid = None;
+            retired_from = Some(task.agent_id.clone());
             framework.completed_tasks.push_back(task);
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();
@@ -384,6 +392,9 @@ impl Master {
                 uuid: ack.uuid,
             }),
         );
+        if let Some(agent_id) = retired_from {
+            self.check_drained(now, &agent_id);
+        }
         Ok(())
     }
 

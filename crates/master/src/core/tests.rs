@@ -6,16 +6,16 @@ use mantle_api::internal::{AgentCall, Register, StatusUpdate};
 use mantle_api::scheduler::{Accept, CallBody, Decline, Kill, Reconcile, ReconcileTask, Subscribe};
 use serde_json::json;
 
-fn framework_info(name: &str) -> FrameworkInfo {
+pub(super) fn framework_info(name: &str) -> FrameworkInfo {
     serde_json::from_value(json!({"user": "root", "name": name})).unwrap()
 }
 
-fn master() -> Master {
+pub(super) fn master() -> Master {
     Master::new("M".into(), MasterConfig::default(), 0.0)
 }
 
 /// A REGISTER call (re-registration when `id` is set).
-fn register_call(id: Option<AgentId>, resources: &str) -> Register {
+pub(super) fn register_call(id: Option<AgentId>, resources: &str) -> Register {
     Register {
         agent_info: AgentInfo {
             hostname: "h".into(),
@@ -33,16 +33,20 @@ fn register_call(id: Option<AgentId>, resources: &str) -> Register {
     }
 }
 
-fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
+pub(super) fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
     let register = register_call(None, resources);
     master.register_agent(0.0, stream.into(), register).unwrap()
 }
 
-fn subscribe(master: &mut Master, stream: &str, name: &str) -> FrameworkId {
+pub(super) fn subscribe(master: &mut Master, stream: &str, name: &str) -> FrameworkId {
     subscribe_info(master, stream, framework_info(name))
 }
 
-fn subscribe_info(master: &mut Master, stream: &str, info: FrameworkInfo) -> FrameworkId {
+pub(super) fn subscribe_info(
+    master: &mut Master,
+    stream: &str,
+    info: FrameworkInfo,
+) -> FrameworkId {
     let subscribe = Subscribe {
         framework_info: info,
         suppressed_roles: vec![],
@@ -52,7 +56,7 @@ fn subscribe_info(master: &mut Master, stream: &str, info: FrameworkInfo) -> Fra
 }
 
 /// The events sent on `stream`, as `TYPE` strings, draining the actions.
-fn events(master: &mut Master, stream: &str) -> Vec<Event> {
+pub(super) fn events(master: &mut Master, stream: &str) -> Vec<Event> {
     master
         .take_actions()
         .into_iter()
@@ -63,7 +67,7 @@ fn events(master: &mut Master, stream: &str) -> Vec<Event> {
         .collect()
 }
 
-fn offers(events: &[Event]) -> Vec<Offer> {
+pub(super) fn offers(events: &[Event]) -> Vec<Offer> {
     events
         .iter()
         .flat_map(|e| match e {
@@ -75,7 +79,7 @@ fn offers(events: &[Event]) -> Vec<Offer> {
 
 /// A master with one agent (`a1`, cpus:4;mem:1024) and one framework (`f` on stream
 /// `s1`) holding that agent's offer.
-fn offered() -> (Master, AgentId, FrameworkId, Offer) {
+pub(super) fn offered() -> (Master, AgentId, FrameworkId, Offer) {
     let mut m = master();
     let agent = register(&mut m, "a1", "cpus:4;mem:1024");
     let fid = subscribe(&mut m, "s1", "f");
@@ -85,7 +89,7 @@ fn offered() -> (Master, AgentId, FrameworkId, Offer) {
 }
 
 /// [`offered`], then task `t1` (cpus:1) launched from that offer.
-fn launched_t1() -> (Master, AgentId, FrameworkId) {
+pub(super) fn launched_t1() -> (Master, AgentId, FrameworkId) {
     let (mut m, agent, fid, offer) = offered();
     launch(
         &mut m,
@@ -96,7 +100,7 @@ fn launched_t1() -> (Master, AgentId, FrameworkId) {
     (m, agent, fid)
 }
 
-fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
+pub(super) fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     TaskInfo {
         name: id.into(),
         task_id: TaskId::new(id),
@@ -116,7 +120,7 @@ fn command_task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     }
 }
 
-fn call(
+pub(super) fn call(
     master: &mut Master,
     fid: &FrameworkId,
     stream: &str,
@@ -125,7 +129,7 @@ fn call(
     master.scheduler_call(1.0, fid, Some(stream), body)
 }
 
-fn launch(master: &mut Master, fid: &FrameworkId, offer: &Offer, tasks: Vec<TaskInfo>) {
+pub(super) fn launch(master: &mut Master, fid: &FrameworkId, offer: &Offer, tasks: Vec<TaskInfo>) {
     let accept = Accept {
         offer_ids: vec![offer.id.clone()],
         operations: vec![Operation::launch(tasks)],
@@ -134,7 +138,7 @@ fn launch(master: &mut Master, fid: &FrameworkId, offer: &Offer, tasks: Vec<Task
     call(master, fid, "s1", CallBody::Accept(accept)).unwrap();
 }
 
-fn updates(events: &[Event]) -> Vec<(String, TaskState, Option<Reason>, bool)> {
+pub(super) fn updates(events: &[Event]) -> Vec<(String, TaskState, Option<Reason>, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -149,7 +153,7 @@ fn updates(events: &[Event]) -> Vec<(String, TaskState, Option<Reason>, bool)> {
         .collect()
 }
 
-fn agent_messages(master: &mut Master) -> Vec<ToAgent> {
+pub(super) fn agent_messages(master: &mut Master) -> Vec<ToAgent> {
     master
         .take_actions()
         .into_iter()
@@ -298,6 +302,7 @@ fn stale_offer_loses_its_tasks_and_changes_nothing() {
         resources: vec![],
         attributes: vec![],
         executor_ids: vec![],
+        unavailability: None,
         allocation_info: None,
     };
     launch(
@@ -306,15 +311,7 @@ fn stale_offer_loses_its_tasks_and_changes_nothing() {
         &fake,
         vec![command_task("t", &agent, "cpus:1")],
     );
-    assert_eq!(
-        updates(&events(&mut m, "s1")),
-        vec![(
-            "t".into(),
-            TaskState::Lost,
-            Some(Reason::InvalidOffers),
-            false
-        )]
-    );
+    expect_update(&mut m, "t", TaskState::Lost, Reason::InvalidOffers);
     assert_eq!(m.state_json()["frameworks"], before["frameworks"]);
 }
 
@@ -582,7 +579,10 @@ fn metrics_count_tasks() {
 
 /// A master with pings every second, unreachable after 3 missed ones; `t1` runs on `a1`
 /// for framework `f`, which is PARTITION_AWARE when asked.
-fn running_with_health(partition_aware: bool, rate: Option<RemovalRate>) -> (Master, AgentId) {
+pub(super) fn running_with_health(
+    partition_aware: bool,
+    rate: Option<RemovalRate>,
+) -> (Master, AgentId) {
     let config = MasterConfig {
         agent_ping_interval: 1.0,
         max_agent_ping_timeouts: 3,
@@ -612,14 +612,20 @@ fn running_with_health(partition_aware: bool, rate: Option<RemovalRate>) -> (Mas
 
 /// The only update sent to `s1` since the last look: `t1` in `state` for `reason`,
 /// without a uuid (the master made it).
-fn expect_t1(master: &mut Master, state: TaskState, reason: Reason) {
+pub(super) fn expect_t1(master: &mut Master, state: TaskState, reason: Reason) {
+    expect_update(master, "t1", state, reason);
+}
+
+/// The only update sent to `s1` since the last look: `task` in `state` for `reason`,
+/// without a uuid.
+pub(super) fn expect_update(master: &mut Master, task: &str, state: TaskState, reason: Reason) {
     assert_eq!(
         updates(&events(master, "s1")),
-        vec![("t1".into(), state, Some(reason), false)]
+        vec![(task.into(), state, Some(reason), false)]
     );
 }
 
-fn reregister(
+pub(super) fn reregister(
     master: &mut Master,
     now: f64,
     stream: &str,
@@ -832,7 +838,11 @@ fn failover_deadlines_survive_a_master_restart() {
     assert!(!m.frameworks.contains_key(&staying));
 }
 
-fn agent_call_body(kind: &str, field: &str, agent: &AgentId) -> mantle_api::operator::OperatorCall {
+pub(super) fn agent_call_body(
+    kind: &str,
+    field: &str,
+    agent: &AgentId,
+) -> mantle_api::operator::OperatorCall {
     serde_json::from_value(json!({"type": kind, field: {"agent_id": {"value": agent.value}}}))
         .unwrap()
 }

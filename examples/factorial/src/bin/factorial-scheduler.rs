@@ -301,6 +301,8 @@ async fn drive(
             Event::Subscribed(_)
             | Event::Heartbeat
             | Event::Rescind(_)
+            | Event::InverseOffers(_)
+            | Event::RescindInverseOffer(_)
             | Event::Message(_)
             | Event::Other(_) => {}
         }
