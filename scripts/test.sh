@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit and process tests
 # (cargo), and the compatibility tests that drive a local cluster with pymesos from PyPI.
-# Installs what it needs (Debian's docker.io, busybox-static and iproute2 with apt-get, Python
-# packages into .venv). Prints one closing line
+# Installs what it needs (Debian's docker.io, busybox-static, zookeeperd and iproute2 with
+# apt-get, Python packages into .venv). Prints one closing line
 # "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +21,9 @@ cargo build --workspace --bins --quiet
 
 step "docker engine and test image for the Docker containerizer tests"
 scripts/ensure-docker.sh
+
+step "ZooKeeper (Debian's zookeeperd) for the ZooKeeper tests"
+scripts/ensure-zookeeper.sh
 
 step "ip (iproute2) for the system tests' network namespaces"
 if ! command -v ip >/dev/null; then
