@@ -239,6 +239,18 @@ pub struct MasterInfo {
     pub capabilities: Vec<Capability>,
 }
 
+impl MasterInfo {
+    /// `host:port` to reach this master over HTTP: the address's ip (or hostname) and
+    /// port, else the hostname and port, as ZooKeeper-based detectors read them.
+    pub fn http_address(&self) -> Option<String> {
+        if let Some(address) = &self.address {
+            let host = address.ip.clone().or_else(|| address.hostname.clone())?;
+            return Some(format!("{host}:{}", address.port));
+        }
+        Some(format!("{}:{}", self.hostname.clone()?, self.port))
+    }
+}
+
 /// The integer form of an IPv4 address in `MasterInfo.ip`.
 pub fn ipv4_to_mesos_u32(ip: std::net::Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())

@@ -2,6 +2,7 @@
 //! executor client for executors, on a small shared HTTP layer that reads RecordIO
 //! event streams.
 
+pub mod detect;
 pub mod executor;
 pub mod http;
 pub mod scheduler;

@@ -12,6 +12,7 @@
 //! Calls go over their own connections with `Content-Type: application/json`, the
 //! framework id and the `Mesos-Stream-Id` of the current subscription.
 
+use crate::detect::MasterSource;
 use crate::http::{ClientError, HttpClient, RecordStream};
 use base64::Engine;
 use mantle_api::json::to_ascii_json;
@@ -102,8 +103,9 @@ enum Phase {
 }
 
 struct State {
-    /// The master the user named; tried again when the last leader cannot be reached.
-    seed: String,
+    /// The master the user named (or the leader its `zk://` URL names now); tried again
+    /// when the last leader cannot be reached.
+    seed: MasterSource,
     /// The master that accepted the last subscription (or the seed before one did).
     leader: String,
     /// Carries the framework id once the master assigned one.
@@ -189,13 +191,19 @@ impl Scheduler {
         framework_info: FrameworkInfo,
         options: SubscribeOptions,
     ) -> Result<(Scheduler, SchedulerEvents), ClientError> {
-        let master = normalize_master(master)?;
+        let mut seed = match MasterSource::parse(master)? {
+            MasterSource::Fixed(master) => MasterSource::Fixed(normalize_master(&master)?),
+            zk => zk,
+        };
+        let master = seed.wait(options.give_up_after).await.ok_or_else(|| {
+            ClientError::Request(format!("no leading master is known at {master}"))
+        })?;
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             http: HttpClient::new(options.request_timeout),
             options,
             state: Mutex::new(State {
-                seed: master.clone(),
+                seed,
                 leader: master,
                 framework_info,
                 stream_id: None,
@@ -601,12 +609,11 @@ async fn subscribe_once(shared: &Shared, attempt: usize) -> Result<Outcome, Clie
     let (mut master, framework_info) = {
         let state = shared.state();
         let from_seed = attempt & 1 == 1;
-        let start = if from_seed {
-            &state.seed
-        } else {
-            &state.leader
+        let start = match state.seed.current() {
+            Some(seed) if from_seed => seed,
+            _ => state.leader.clone(),
         };
-        (start.clone(), state.framework_info.clone())
+        (start, state.framework_info.clone())
     };
     let body = to_ascii_json(&subscribe_call(framework_info));
     let mut redirects = 0;

@@ -42,6 +42,7 @@
 //! persistent and recursive watches, and `sync`.
 
 mod client;
+pub mod election;
 mod error;
 mod jute;
 mod ops;

@@ -689,5 +689,7 @@ impl Session {
 
 /// A short pause between rounds of the first connection attempts.
 pub(crate) async fn first_connect_pause() {
-    sleep(Duration::from_millis(rand::rng().random_range(100..=300))).await;
+    // The generator is not Send; it must not live across the await.
+    let pause = rand::rng().random_range(100..=300);
+    sleep(Duration::from_millis(pause)).await;
 }

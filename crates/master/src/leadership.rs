@@ -1,0 +1,312 @@
+//! High availability (reference §5.6): with `--zk`, every master contends through
+//! ZooKeeper ([`mantle_zk::election`]) and only the leader runs an event loop; the others
+//! redirect to it. The leader's registry and policy live in ZooKeeper ([`ZkStore`]) and
+//! every write is conditional on its candidacy node, so a master that lost its session
+//! cannot change them. A leader whose session expires stops at once: its event loop ends,
+//! its streams close, and it contends again with a new session.
+
+use crate::core::{Master, MasterConfig, Policy, Registry};
+use crate::event_loop::{unix_now, EventLoop, LoopHandle, Store};
+use mantle_api::ApiError;
+use mantle_zk::election::{Candidacy, Contender};
+use mantle_zk::{Client, CreateMode, Error as ZkError, Op, Options, ZkUrl};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What this master is doing right now.
+#[derive(Clone)]
+pub enum Role {
+    /// It leads: requests go to this event loop.
+    Leading(LoopHandle),
+    /// Another master leads, at this `host:port` when known.
+    Following(Option<String>),
+}
+
+/// The current role, for the HTTP handlers.
+#[derive(Clone)]
+pub struct RoleHandle {
+    role: watch::Receiver<Role>,
+}
+
+impl RoleHandle {
+    pub fn new(role: watch::Receiver<Role>) -> RoleHandle {
+        RoleHandle { role }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// The event loop, when this master leads; else 503 (the HTTP layer redirects
+    /// before it gets here when a leader is known).
+    pub fn leader_loop(&self) -> Result<LoopHandle, ApiError> {
+        match self.role() {
+            Role::Leading(handle) => Ok(handle),
+            Role::Following(_) => Err(ApiError::unavailable("this master is not the leader")),
+        }
+    }
+}
+
+/// The name of the znode holding the registry, under the election path. It must sort
+/// after `json.info_`: pymesos takes the smallest child name as the leader.
+const REGISTRY_NODE: &str = "registry";
+const POLICY_NODE: &str = "policy";
+/// Chunks stay well under ZooKeeper's packet limit.
+const CHUNK: usize = 512 * 1024;
+
+/// The registry and policy in ZooKeeper. A document is the pointer node
+/// `<path>/<name>` holding `{"version": v, "chunks": n}` and the chunk nodes
+/// `<path>/<name>/<v>-<i>`; a new version's chunks are written first, then the pointer is
+/// switched in a `multi` that also checks the leader's candidacy node, then the old
+/// chunks go.
+pub struct ZkStore {
+    client: Client,
+    path: String,
+    /// This leader's candidacy node: every switch checks it still exists.
+    node: String,
+    runtime: tokio::runtime::Handle,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Pointer {
+    version: u64,
+    chunks: usize,
+}
+
+impl ZkStore {
+    pub fn new(client: Client, path: &str, node: &str) -> ZkStore {
+        ZkStore {
+            client,
+            path: path.trim_end_matches('/').to_string(),
+            node: node.to_string(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    async fn pointer(&self, name: &str) -> Result<Option<Pointer>, ZkError> {
+        match self.client.get_data(&format!("{}/{name}", self.path)).await {
+            Ok((data, _)) if data.is_empty() => Ok(Some(Pointer::default())),
+            Ok((data, _)) => Ok(Some(serde_json::from_slice(&data).unwrap_or_default())),
+            Err(ZkError::NoNode { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Reads a document; an absent one is `None`.
+    pub async fn load(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(pointer) = self.pointer(name).await? else {
+            return Ok(None);
+        };
+        if pointer.chunks == 0 {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        for index in 0..pointer.chunks {
+            let chunk = format!("{}/{name}/{}-{index}", self.path, pointer.version);
+            let (data, _) = self.client.get_data(&chunk).await?;
+            bytes.extend_from_slice(&data);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Writes a document as a new version and switches to it, if this master still leads.
+    pub async fn save(&self, name: &str, bytes: &[u8]) -> Result<(), ZkError> {
+        let pointer_path = format!("{}/{name}", self.path);
+        let old = match self.pointer(name).await? {
+            Some(old) => old,
+            None => {
+                match self
+                    .client
+                    .create(&pointer_path, b"", CreateMode::Persistent)
+                    .await
+                {
+                    Ok(_) | Err(ZkError::NodeExists { .. }) => {}
+                    Err(err) => return Err(err),
+                }
+                Pointer::default()
+            }
+        };
+        let version = old.version + 1;
+        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let path = format!("{pointer_path}/{version}-{index}");
+            match self.client.create(&path, chunk, CreateMode::Persistent).await {
+                Ok(_) => {}
+                // Left by an attempt that failed before its switch.
+                Err(ZkError::NodeExists { .. }) => {
+                    self.client.set_data(&path, chunk, None).await?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let pointer = serde_json::to_vec(&Pointer {
+            version,
+            chunks: chunks.len(),
+        })
+        .unwrap_or_default();
+        self.client
+            .multi(&[
+                Op::check(self.node.clone(), None),
+                Op::set_data(pointer_path.clone(), pointer, None),
+            ])
+            .await?;
+        for index in 0..old.chunks {
+            let path = format!("{pointer_path}/{}-{index}", old.version);
+            if let Err(err) = self.client.delete(&path, None).await {
+                tracing::debug!(path, error = %err, "cannot delete an old registry chunk");
+            }
+        }
+        Ok(())
+    }
+
+    fn save_blocking(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        // The event loop stores before it answers (invariant 5); it runs on a
+        // multi-threaded runtime, so it may block its worker for the round trips.
+        tokio::task::block_in_place(|| self.runtime.block_on(self.save(name, bytes)))
+            .map_err(std::io::Error::other)
+    }
+
+    /// The policy and registry as stored; absent documents are the defaults.
+    pub async fn load_state(&self) -> anyhow::Result<(Policy, Registry)> {
+        let policy = match self.load(POLICY_NODE).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)?,
+            None => Policy::default(),
+        };
+        let registry = match self.load(REGISTRY_NODE).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)?,
+            None => Registry::default(),
+        };
+        Ok((policy, registry))
+    }
+}
+
+impl Store for ZkStore {
+    fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(policy).map_err(std::io::Error::other)?;
+        self.save_blocking(POLICY_NODE, &bytes)
+    }
+
+    fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(registry).map_err(std::io::Error::other)?;
+        self.save_blocking(REGISTRY_NODE, &bytes)
+    }
+}
+
+/// `host:port` of a master from the MasterInfo JSON in its candidacy node.
+pub fn master_address(data: &[u8]) -> Option<String> {
+    serde_json::from_slice::<mantle_api::MasterInfo>(data)
+        .ok()?
+        .http_address()
+}
+
+/// Contends for leadership for as long as the process runs: publishes the role, runs an
+/// event loop while leading, and starts over with a new session when one ends.
+pub async fn supervise(
+    config: MasterConfig,
+    allocation_interval: Duration,
+    url: ZkUrl,
+    session_timeout: Duration,
+    role: watch::Sender<Role>,
+) {
+    loop {
+        let options = Options::default().session_timeout(session_timeout);
+        let client = match Client::connect(&url, options).await {
+            Ok(client) => client,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot reach zookeeper; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = term(&config, allocation_interval, &url, client, &role).await {
+            tracing::warn!(error = %err, "leadership term ended with an error");
+        }
+        role.send_replace(Role::Following(None));
+        if role.is_closed() {
+            return;
+        }
+    }
+}
+
+/// One session: contend, follow or lead until the candidacy is lost.
+async fn term(
+    config: &MasterConfig,
+    allocation_interval: Duration,
+    url: &ZkUrl,
+    client: Client,
+    role: &watch::Sender<Role>,
+) -> anyhow::Result<()> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let info = crate::core::master_info(&id, config);
+    let data = serde_json::to_vec(&mantle_api::json::to_ascii_json(&info))?;
+    let contender = Contender::start(client.clone(), &url.path, &data).await?;
+    let mut candidacy = contender.candidacy();
+    loop {
+        let current = candidacy.borrow_and_update().clone();
+        match current {
+            Candidacy::Pending => {
+                role.send_replace(Role::Following(None));
+            }
+            Candidacy::Following(leader) => {
+                let leader = leader.as_deref().and_then(master_address);
+                tracing::info!(leader = ?leader, "following the leading master");
+                role.send_replace(Role::Following(leader));
+            }
+            Candidacy::Lost => {
+                tracing::warn!("lost the zookeeper session; contending again");
+                return Ok(());
+            }
+            Candidacy::Leading => {
+                tracing::info!(master_id = %id, node = contender.node(), "elected the leading master");
+                lead(
+                    &id,
+                    config,
+                    allocation_interval,
+                    url,
+                    &contender,
+                    &mut candidacy,
+                    role,
+                )
+                .await?;
+                contender.withdraw().await;
+                return Ok(());
+            }
+        }
+        if candidacy.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Leads until the candidacy is lost: recovers the stored state, runs an event loop.
+async fn lead(
+    id: &str,
+    config: &MasterConfig,
+    allocation_interval: Duration,
+    url: &ZkUrl,
+    contender: &Contender,
+    candidacy: &mut watch::Receiver<Candidacy>,
+    role: &watch::Sender<Role>,
+) -> anyhow::Result<()> {
+    let store = ZkStore::new(contender.client().clone(), &url.path, contender.node());
+    let (policy, registry) = store.load_state().await?;
+    let now = unix_now();
+    let mut core = Master::new(id.to_string(), config.clone(), now);
+    core.restore_policy(policy);
+    core.recover_registry(now, registry);
+    let (event_loop, handle) = EventLoop::new(core, allocation_interval, Some(Box::new(store)));
+    let (stop, stop_rx) = watch::channel(false);
+    let running = tokio::spawn(event_loop.run(stop_rx));
+    role.send_replace(Role::Leading(handle));
+    while *candidacy.borrow_and_update() == Candidacy::Leading {
+        if candidacy.changed().await.is_err() {
+            break;
+        }
+    }
+    // Stop acting at once: no request reaches the loop any more, and its streams close.
+    tracing::warn!("no longer the leading master; stopping");
+    role.send_replace(Role::Following(None));
+    let _ = stop.send(true);
+    let _ = running.await;
+    Ok(())
+}
