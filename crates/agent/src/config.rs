@@ -167,14 +167,15 @@ fn flag_value(flag: &'static str, value: &str) -> Result<String, AgentError> {
     }
 }
 
-/// `host:port` of the master, from `host:port` or `http://host:port`.
+/// `host:port` of the master, from `host:port` or `http://host:port`, or a `zk://` URL.
 fn master_address(master: &str) -> Result<String, AgentError> {
     let trimmed = master.trim();
     if trimmed.starts_with("zk://") {
-        return Err(AgentError::flag(
-            "master",
-            "ZooKeeper master detection (zk://) is not supported by the agent yet",
-        ));
+        // The leader is followed through ZooKeeper (`master_link`); checked here.
+        trimmed
+            .parse::<mantle_zk::ZkUrl>()
+            .map_err(|err| AgentError::flag("master", err.to_string()))?;
+        return Ok(trimmed.to_string());
     }
     let address = trimmed
         .strip_prefix("http://")

@@ -2,11 +2,13 @@
 //! with a POST whose answer is the master's message stream, send every other call as a
 //! POST carrying the stream's id, and reconnect with backoff (random first delay up to
 //! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
-//! ping intervals. Re-registration reports what the agent runs.
+//! ping intervals. Re-registration reports what the agent runs. With a `zk://` master the
+//! leader is followed through ZooKeeper, and a change of leader reconnects at once.
 
 use crate::core::Input;
 use crate::event_loop::Command;
 use mantle_api::internal::{AgentCall, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER};
+use mantle_sdk::detect::MasterSource;
 use mantle_sdk::http::{ClientError, HttpClient};
 use rand::Rng;
 use std::time::Duration;
@@ -28,7 +30,8 @@ struct Connection {
     stream_id: String,
 }
 
-/// Runs the link until the agent stops (the task is aborted then).
+/// Runs the link until the agent stops (the task is aborted then). `master` is
+/// `host:port` or a `zk://` URL whose leader is followed.
 pub(crate) async fn run(
     master: String,
     commands: mpsc::UnboundedSender<Command>,
@@ -37,14 +40,29 @@ pub(crate) async fn run(
     let client = HttpClient::new(REQUEST_TIMEOUT);
     let (connection_tx, connection_rx) = watch::channel(None);
     tokio::spawn(send_calls(client.clone(), connection_rx, calls));
-    let mut master = master;
+    let mut source = match MasterSource::parse(&master) {
+        Ok(source) => source,
+        Err(err) => {
+            tracing::error!(master = %master, error = %err, "cannot follow the master");
+            return;
+        }
+    };
     let mut backoff: Option<Duration> = None;
+    // A standby's answer names the leader: tried next, then the source again.
+    let mut redirected: Option<String> = None;
     loop {
-        match connect(&client, &master, &commands, &connection_tx).await {
+        let master = match redirected.take() {
+            Some(leader) => leader,
+            None => match source.wait(Duration::from_secs(3600)).await {
+                Some(master) => master,
+                None => continue,
+            },
+        };
+        match connect(&client, &master, &mut source, &commands, &connection_tx).await {
             Ok(Session::Registered) => backoff = None,
             Ok(Session::Redirected(target)) => {
                 tracing::info!(from = %master, to = %target, "master redirected to the leader");
-                master = target;
+                redirected = Some(target);
             }
             Ok(Session::Stopped) => return,
             Err(err) => {
@@ -99,6 +117,7 @@ enum LinkError {
 async fn connect(
     client: &HttpClient,
     master: &str,
+    source: &mut MasterSource,
     commands: &mpsc::UnboundedSender<Command>,
     connection: &watch::Sender<Option<Connection>>,
 ) -> Result<Session, LinkError> {
@@ -154,7 +173,18 @@ async fn connect(
         return Ok(Session::Stopped);
     }
     loop {
-        let record = match tokio::time::timeout(silence, stream.next_json()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(silence, stream.next_json()) => next,
+            // Another master leads now: this one will close the stream, or is cut off.
+            _ = source.changed() => {
+                if source.current().is_some_and(|leader| leader != master) {
+                    tracing::info!(master = %master, leader = ?source.current(), "a new master leads; reconnecting");
+                    return Ok(Session::Registered);
+                }
+                continue;
+            }
+        };
+        let record = match next {
             Err(_) => {
                 tracing::warn!(master = %master, silence_secs = silence.as_secs_f64(), "no message from the master; reconnecting");
                 return Ok(Session::Registered);
