@@ -1,0 +1,363 @@
+//! The simulated master process: the real [`Master`] core driven the way its event loop
+//! drives it (`crates/master/src/event_loop.rs`). Calls and registrations are handled as
+//! they arrive, the registry is stored after every step (an agent is admitted only once
+//! stored, so a crash between two events loses nothing the store acknowledged), ticks
+//! run every second with an allocation, and calls trigger an allocation shortly after,
+//! as the loop's batching does. A crash closes every stream; a restart builds a new core
+//! and recovers the stored registry.
+
+use crate::net::{stream_name, ConnId, Down, Msg, Peer, Up};
+use crate::world::{Ev, World};
+use mantle_api::resources::Quantity;
+use mantle_api::{AgentId, FrameworkId, Resources};
+use mantle_master::core::{Action, Master, MasterConfig, Registry};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The master's timers, shortened so that failure detection happens within a run.
+pub const AGENT_PING_INTERVAL: f64 = 5.0;
+pub const MAX_AGENT_PING_TIMEOUTS: u32 = 3;
+pub const AGENT_REREGISTER_TIMEOUT: f64 = 30.0;
+/// How long after a call the allocation it triggers runs (the event loop's batching).
+const ALLOCATION_DELAY: f64 = 0.05;
+
+#[derive(Default)]
+pub struct MasterNode {
+    pub core: Option<Master>,
+    /// Bumped by every start, so that timers of a dead master are ignored.
+    pub epoch: u64,
+    /// What the store holds.
+    stored: Registry,
+    stored_version: u64,
+    /// The open streams of the running master.
+    streams: BTreeMap<String, (ConnId, Peer)>,
+    allocation_pending: bool,
+    frameworks: BTreeSet<FrameworkId>,
+    pub crashes: usize,
+}
+
+impl World {
+    fn master_config(&self) -> MasterConfig {
+        let mut config = MasterConfig {
+            agent_ping_interval: AGENT_PING_INTERVAL,
+            max_agent_ping_timeouts: MAX_AGENT_PING_TIMEOUTS,
+            agent_reregister_timeout: AGENT_REREGISTER_TIMEOUT,
+            ..MasterConfig::default()
+        };
+        config.allocator.seed = self.seed ^ self.master.epoch;
+        config
+    }
+
+    pub fn master_start(&mut self) {
+        if self.master.core.is_some() {
+            return;
+        }
+        self.master.epoch += 1;
+        let epoch = self.master.epoch;
+        let now = self.unix();
+        let mut core = Master::new(format!("m{epoch}"), self.master_config(), now);
+        core.recover_registry(now, self.master.stored.clone());
+        self.master.stored_version = core.registry_version();
+        self.master.frameworks = core.framework_ids();
+        self.master.core = Some(core);
+        self.master.allocation_pending = false;
+        self.note(|| format!("master m{epoch} started"));
+        self.at(1.0, Ev::MasterTick { epoch });
+    }
+
+    /// The master process dies: every stream it had ends.
+    pub fn master_crash(&mut self, restart_after: f64) {
+        if self.master.core.take().is_none() {
+            return;
+        }
+        self.master.crashes += 1;
+        self.note(|| format!("master crashes, restarts in {restart_after:.1}s"));
+        let streams: Vec<(ConnId, Peer)> = std::mem::take(&mut self.master.streams)
+            .into_values()
+            .collect();
+        for (conn, peer) in streams {
+            self.send_end(conn, peer);
+        }
+        self.at(restart_after, Ev::MasterStart);
+    }
+
+    fn send_end(&mut self, conn: ConnId, peer: Peer) {
+        let msg = match peer {
+            Peer::Agent(agent) => Msg::ToAgent {
+                agent,
+                conn,
+                down: Down::End,
+            },
+            Peer::Sched(fw) => Msg::ToSched {
+                fw,
+                conn,
+                down: Down::End,
+            },
+        };
+        self.send(msg);
+    }
+
+    fn send_refused(&mut self, conn: ConnId, peer: Peer) {
+        let msg = match peer {
+            Peer::Agent(agent) => Msg::ToAgent {
+                agent,
+                conn,
+                down: Down::Refused,
+            },
+            Peer::Sched(fw) => Msg::ToSched {
+                fw,
+                conn,
+                down: Down::Refused,
+            },
+        };
+        self.send(msg);
+    }
+
+    pub fn master_tick(&mut self, epoch: u64) {
+        if epoch != self.master.epoch || self.master.core.is_none() {
+            return;
+        }
+        let now = self.unix();
+        if let Some(core) = self.master.core.as_mut() {
+            core.tick(now);
+            core.allocate(now);
+        }
+        self.master_after_step();
+        self.check_offers();
+        self.at(1.0, Ev::MasterTick { epoch });
+    }
+
+    pub fn master_allocate(&mut self, epoch: u64) {
+        if epoch != self.master.epoch {
+            return;
+        }
+        self.master.allocation_pending = false;
+        let now = self.unix();
+        let Some(core) = self.master.core.as_mut() else {
+            return;
+        };
+        core.allocate(now);
+        self.master_after_step();
+        self.check_offers();
+    }
+
+    fn request_allocation(&mut self) {
+        if !self.master.allocation_pending {
+            self.master.allocation_pending = true;
+            let epoch = self.master.epoch;
+            self.at(ALLOCATION_DELAY, Ev::MasterAllocate { epoch });
+        }
+    }
+
+    pub fn master_receive(&mut self, from: Peer, _sent: f64, up: Up) {
+        let now = self.unix();
+        let Some(core) = self.master.core.as_mut() else {
+            // Nobody listens: opening a stream is refused at once, calls fail.
+            match up {
+                Up::Register { conn, .. } | Up::Subscribe { conn, .. } => {
+                    self.send_refused(conn, from)
+                }
+                _ => {}
+            }
+            return;
+        };
+        match up {
+            Up::Register { conn, register, .. } => {
+                let stream = stream_name(conn);
+                if self.config.trace > 0 {
+                    let line = format!(
+                        "master <- register {from:?} id {:?} with tasks {:?}",
+                        register.agent_info.id.as_ref().map(|id| id.to_string()),
+                        register
+                            .tasks
+                            .iter()
+                            .map(|t| format!("{}:{}:{}", t.framework_id, t.task.task_id, t.state))
+                            .collect::<Vec<_>>()
+                    );
+                    self.note(|| line);
+                }
+                let Some(core) = self.master.core.as_mut() else {
+                    return;
+                };
+                self.master.streams.insert(stream.clone(), (conn, from));
+                if core.register_agent(now, stream.clone(), *register).is_err() {
+                    self.master.streams.remove(&stream);
+                    core.stream_closed(now, &stream);
+                    self.send_refused(conn, from);
+                }
+            }
+            Up::AgentCall { conn, call } => {
+                let _ = core.agent_call(now, &stream_name(conn), *call);
+            }
+            Up::Subscribe {
+                conn, subscribe, ..
+            } => {
+                let stream = stream_name(conn);
+                self.master.streams.insert(stream.clone(), (conn, from));
+                if core.subscribe(now, *subscribe, stream.clone()).is_err() {
+                    self.master.streams.remove(&stream);
+                    self.send_refused(conn, from);
+                }
+            }
+            Up::Call {
+                conn,
+                framework_id,
+                body,
+            } => {
+                let stream = stream_name(conn);
+                let _ = core.scheduler_call(now, &framework_id, Some(&stream), *body);
+            }
+            Up::Closed { conn } => {
+                let stream = stream_name(conn);
+                if self.master.streams.remove(&stream).is_some() {
+                    core.stream_closed(now, &stream);
+                }
+            }
+        }
+        self.master_after_step();
+        self.request_allocation();
+    }
+
+    /// What the event loop does after each command: store the registry, then carry out
+    /// the actions on the streams.
+    fn master_after_step(&mut self) {
+        let Some(core) = self.master.core.as_mut() else {
+            return;
+        };
+        if core.registry_version() != self.master.stored_version {
+            self.master.stored = core.registry();
+            self.master.stored_version = core.registry_version();
+        }
+        let frameworks = core.framework_ids();
+        let actions = core.take_actions();
+        let removed: Vec<FrameworkId> = self
+            .master
+            .frameworks
+            .difference(&frameworks)
+            .cloned()
+            .collect();
+        self.master.frameworks = frameworks;
+        for id in removed {
+            self.note(|| format!("master removed framework {id}"));
+            self.truth.removed.insert(id);
+        }
+        for action in actions {
+            match action {
+                Action::Framework { stream, event } => {
+                    if let Some(&(conn, Peer::Sched(fw))) = self.master.streams.get(&stream) {
+                        self.send(Msg::ToSched {
+                            fw,
+                            conn,
+                            down: Down::Msg(event),
+                        });
+                    }
+                }
+                Action::Agent { stream, message } => {
+                    if let Some(&(conn, Peer::Agent(agent))) = self.master.streams.get(&stream) {
+                        self.send(Msg::ToAgent {
+                            agent,
+                            conn,
+                            down: Down::Msg(message),
+                        });
+                    }
+                }
+                Action::CloseFramework { stream } | Action::CloseAgent { stream } => {
+                    if let Some((conn, peer)) = self.master.streams.remove(&stream) {
+                        self.send_end(conn, peer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// No resource is offered twice at once: on every agent, the outstanding offers and
+    /// what the master's live tasks and executors hold fit in the agent's total, and no
+    /// port appears twice.
+    pub fn check_offers(&mut self) {
+        let Some(core) = self.master.core.as_ref() else {
+            return;
+        };
+        let mut held: BTreeMap<AgentId, Vec<(String, Resources)>> = BTreeMap::new();
+        for offer in Master::offers(core) {
+            let resources = Resources::from_wire("offer", &offer.resources).unwrap_or_default();
+            held.entry(offer.agent_id.clone())
+                .or_default()
+                .push((format!("offer {}", offer.id), resources));
+        }
+        for framework in core.frameworks() {
+            for task in framework.tasks.values() {
+                if !task.state.is_terminal() {
+                    held.entry(task.agent_id.clone())
+                        .or_default()
+                        .push((format!("task {}", task.info.task_id), task.resources.clone()));
+                }
+            }
+            for (agent, executors) in &framework.executors {
+                for (id, executor) in executors {
+                    held.entry(agent.clone())
+                        .or_default()
+                        .push((format!("executor {id}"), executor.resources.clone()));
+                }
+            }
+        }
+        let mut problem = None;
+        for agent in core.agents() {
+            let Some(holders) = held.get(&agent.id) else {
+                continue;
+            };
+            if let Some(p) = overlap(&agent.total, holders) {
+                problem = Some(format!("agent {}: {p}", agent.id));
+                break;
+            }
+        }
+        if let Some(problem) = problem {
+            self.fail(format!("resources held twice: {problem}"));
+        }
+    }
+}
+
+/// Why the holders do not fit in `total`, if they do not: a scalar summed past the
+/// total, or a port in two holders.
+fn overlap(total: &Resources, holders: &[(String, Resources)]) -> Option<String> {
+    let mut scalars: BTreeMap<String, i64> = BTreeMap::new();
+    let mut ports: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, resources) in holders {
+        for (key, quantity) in resources.entries() {
+            match quantity {
+                Quantity::Scalar(v) => *scalars.entry(key.name.clone()).or_default() += v,
+                Quantity::Ranges(ranges) => {
+                    ports.extend(ranges.iter().map(|(b, e)| (*b, *e, name.as_str())))
+                }
+                Quantity::Set(_) => {}
+            }
+        }
+    }
+    for (name, sum) in &scalars {
+        let limit = total
+            .entries()
+            .filter(|(k, _)| &k.name == name)
+            .map(|(_, q)| match q {
+                Quantity::Scalar(v) => *v,
+                _ => 0,
+            })
+            .sum::<i64>();
+        if *sum > limit {
+            let who: Vec<&str> = holders.iter().map(|(n, _)| n.as_str()).collect();
+            return Some(format!(
+                "{name} held {} of {} by {}",
+                *sum as f64 / 1000.0,
+                limit as f64 / 1000.0,
+                who.join(", ")
+            ));
+        }
+    }
+    ports.sort();
+    for pair in ports.windows(2) {
+        if pair[1].0 <= pair[0].1 {
+            return Some(format!(
+                "port {} held by {} and {}",
+                pair[1].0, pair[0].2, pair[1].2
+            ));
+        }
+    }
+    None
+}
