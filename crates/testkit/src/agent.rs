@@ -27,7 +27,7 @@ use std::time::Duration;
 pub const AGENT_RESOURCES: &str = "cpus:4;mem:4096;disk:20000;ports:[31000-31009]";
 /// How often the shell ticks the core (the real one ticks every 100 ms; the core's
 /// timers are seconds apart, so this only coarsens them).
-const TICK_INTERVAL: f64 = 2.0;
+const TICK_INTERVAL: f64 = 5.0;
 /// Pings that may go missing before the link gives the master up (`master_link.rs`).
 const MISSED_PINGS: f64 = 5.0;
 const MAX_BACKOFF: f64 = 60.0;

@@ -77,8 +77,8 @@ impl World {
     fn partition_length(&mut self) -> f64 {
         match self.rng.random_range(0..10) {
             0..=3 => self.delay(0.5, 10.0),
-            4..=7 => self.delay(10.0, 40.0),
-            _ => self.delay(40.0, 90.0),
+            4..=7 => self.delay(10.0, 45.0),
+            _ => self.delay(45.0, 90.0),
         }
     }
 }

@@ -14,11 +14,11 @@ use mantle_master::core::{Action, Master, MasterConfig, Registry};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The master's timers, shortened so that failure detection happens within a run.
-pub const AGENT_PING_INTERVAL: f64 = 5.0;
+pub const AGENT_PING_INTERVAL: f64 = 10.0;
 pub const MAX_AGENT_PING_TIMEOUTS: u32 = 3;
 pub const AGENT_REREGISTER_TIMEOUT: f64 = 30.0;
 /// How long after a call the allocation it triggers runs (the event loop's batching).
-const ALLOCATION_DELAY: f64 = 0.05;
+const ALLOCATION_DELAY: f64 = 0.5;
 
 #[derive(Default)]
 pub struct MasterNode {
@@ -32,6 +32,8 @@ pub struct MasterNode {
     streams: BTreeMap<String, (ConnId, Peer)>,
     allocation_pending: bool,
     frameworks: BTreeSet<FrameworkId>,
+    /// The number of the newest offer already checked for overlaps.
+    offers_checked: u64,
     pub crashes: usize,
 }
 
@@ -60,6 +62,7 @@ impl World {
         self.master.frameworks = core.framework_ids();
         self.master.core = Some(core);
         self.master.allocation_pending = false;
+        self.master.offers_checked = 0;
         self.note(|| format!("master m{epoch} started"));
         self.at(1.0, Ev::MasterTick { epoch });
     }
@@ -269,50 +272,72 @@ impl World {
         }
     }
 
-    /// No resource is offered twice at once: on every agent, the outstanding offers and
-    /// what the master's live tasks and executors hold fit in the agent's total, and no
-    /// port appears twice.
+    /// No resource is offered twice at once: on every agent that got a new offer, the
+    /// outstanding offers and what the master's live tasks and executors hold fit in the
+    /// agent's total, and no port appears twice. Only a new offer can break this, so
+    /// only the agents of new offers are checked.
     pub fn check_offers(&mut self) {
         let Some(core) = self.master.core.as_ref() else {
             return;
         };
-        let mut held: BTreeMap<AgentId, Vec<(String, Resources)>> = BTreeMap::new();
-        for offer in Master::offers(core) {
+        let checked = self.master.offers_checked;
+        let mut newest = checked;
+        let mut fresh: BTreeSet<&AgentId> = BTreeSet::new();
+        for offer in core.offers() {
+            let number = offer_number(offer.id.as_str());
+            if number > checked {
+                fresh.insert(&offer.agent_id);
+                newest = newest.max(number);
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let mut held: BTreeMap<&AgentId, Vec<(String, Resources)>> = BTreeMap::new();
+        for offer in core.offers().filter(|o| fresh.contains(&o.agent_id)) {
             let resources = Resources::from_wire("offer", &offer.resources).unwrap_or_default();
-            held.entry(offer.agent_id.clone())
+            held.entry(&offer.agent_id)
                 .or_default()
                 .push((format!("offer {}", offer.id), resources));
         }
         for framework in core.frameworks() {
             for task in framework.tasks.values() {
-                if !task.state.is_terminal() {
-                    held.entry(task.agent_id.clone())
+                if !task.state.is_terminal() && fresh.contains(&task.agent_id) {
+                    held.entry(&task.agent_id)
                         .or_default()
                         .push((format!("task {}", task.info.task_id), task.resources.clone()));
                 }
             }
             for (agent, executors) in &framework.executors {
+                let Some(agent) = fresh.get(agent) else {
+                    continue;
+                };
                 for (id, executor) in executors {
-                    held.entry(agent.clone())
+                    held.entry(agent)
                         .or_default()
                         .push((format!("executor {id}"), executor.resources.clone()));
                 }
             }
         }
         let mut problem = None;
-        for agent in core.agents() {
-            let Some(holders) = held.get(&agent.id) else {
-                continue;
-            };
-            if let Some(p) = overlap(&agent.total, holders) {
+        for agent in core.agents().filter(|a| fresh.contains(&a.id)) {
+            if let Some(p) = held.get(&agent.id).and_then(|h| overlap(&agent.total, h)) {
                 problem = Some(format!("agent {}: {p}", agent.id));
                 break;
             }
         }
+        self.master.offers_checked = newest;
         if let Some(problem) = problem {
             self.fail(format!("resources held twice: {problem}"));
         }
     }
+}
+
+/// The sequence number in an offer id (`<master>-O<n>`).
+fn offer_number(id: &str) -> u64 {
+    id.rsplit_once("-O")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// Why the holders do not fit in `total`, if they do not: a scalar summed past the

@@ -72,7 +72,7 @@ impl SchedNode {
             failover_timeout,
             checkpoint: rng.random_bool(0.85),
             partition_aware: rng.random_bool(0.5),
-            target: rng.random_range(5..25),
+            target: rng.random_range(2..8),
             backoff: 0.2,
             ..SchedNode::default()
         }
@@ -355,7 +355,7 @@ impl World {
             } else {
                 Vec::new()
             };
-            let refuse_seconds = self.delay(1.0, 20.0);
+            let refuse_seconds = self.delay(5.0, 30.0);
             let filters = Some(Filters { refuse_seconds });
             if tasks.is_empty() {
                 let decline = Decline {
@@ -425,7 +425,7 @@ impl World {
             s.next_task += 1;
             let task_id = TaskId::new(format!("{}-t{}", s.name, s.next_task));
             let long = self.chance(0.2);
-            let duration = (!long).then(|| self.delay(2.0, 40.0));
+            let duration = (!long).then(|| self.delay(10.0, 60.0));
             let outcome = if self.chance(0.2) {
                 TaskState::Failed
             } else {

@@ -38,6 +38,9 @@ pub struct TaskTruth {
     seen: Vec<Seen>,
     /// The final state its scheduler was told; nothing else may follow.
     final_state: Option<TaskState>,
+    /// That final state came from the master (reconciliation, re-registration), not
+    /// from the task's own update stream.
+    final_from_master: bool,
     /// Its scheduler was told it is unreachable (or lost with its agent); it may come
     /// back only with REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
     away: bool,
@@ -79,6 +82,7 @@ impl Truth {
                 running: None,
                 seen: Vec::new(),
                 final_state: None,
+                final_from_master: false,
                 away: false,
             },
         );
@@ -222,9 +226,22 @@ impl World {
                 | TaskState::Dropped
                 | TaskState::Gone
                 | TaskState::GoneByOperator
-        ) && task.running.is_some();
+        ) && task.running.is_some()
+            // The master answers reconciliation for a task it retired without waiting
+            // for the kill it sent; the end of the run checks that nothing runs on.
+            && !unknown_answer(status);
         let unknown = unknown_answer(status);
-        let after_final = task.final_state.filter(|f| *f != state && !unknown);
+        // The master may tell the end (answering reconciliation with the state an agent
+        // reported on re-registration) before the agent's stream delivers the older
+        // updates it still holds; those may follow, as long as they do not contradict
+        // the end.
+        let stale_replay = task.final_from_master
+            && status.uuid.is_some()
+            && !state.is_terminal()
+            && task.sent.contains(&state);
+        let after_final = task
+            .final_state
+            .filter(|f| *f != state && !unknown && !stale_replay);
         let reregistered = status.reason == Some(Reason::AgentReregistered)
             || status.reason == Some(Reason::Reconciliation);
         let returned_silently = task.away
@@ -238,6 +255,7 @@ impl World {
                     || status.unreachable_time.is_some();
             } else if state.is_terminal() {
                 task.final_state = Some(state);
+                task.final_from_master = from_master;
                 done = true;
             } else {
                 task.away = false;

@@ -38,7 +38,7 @@ impl Default for Config {
         Config {
             agents: 100,
             frameworks: 10,
-            chaos_secs: 150.0,
+            chaos_secs: 60.0,
             settle_secs: 900.0,
             trace: 0,
         }
@@ -171,7 +171,7 @@ impl World {
         for fw in 0..world.scheds.len() {
             world.scheds[fw] = SchedNode::new(fw, &mut world.rng);
         }
-        world.fault_gap = world.rng.random_range(2.0..10.0);
+        world.fault_gap = world.rng.random_range(2.0..8.0);
         world
     }
 
