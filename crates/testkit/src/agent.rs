@@ -383,6 +383,7 @@ impl World {
                 }
                 let delay = self.delay(0.0001, 0.002);
                 if self.agents[agent].streams.contains_key(&stream) {
+                    let event = Box::new(event);
                     self.at(
                         delay,
                         Ev::ExecEvent {
@@ -396,7 +397,7 @@ impl World {
                     // Writing to a stream whose executor is gone fails; the event loop
                     // tells the core.
                     let input = Input::StreamClosed { stream };
-                    self.at(delay, Ev::AgentInput { agent, life, input });
+                    self.at(delay, Ev::AgentInput { agent, life, input: Box::new(input) });
                 }
             }
             Action::CloseStream { stream } => {

@@ -253,7 +253,7 @@ impl World {
         if state.is_terminal() {
             self.truth.set_running(&key, None);
         }
-        self.at_us(at, Ev::AgentInput { agent, life, input });
+        self.at_us(at, Ev::AgentInput { agent, life, input: Box::new(input) });
     }
 
     pub fn exec_task_end(&mut self, agent: usize, life: u64, proc: u64, task: TaskId) {
@@ -354,13 +354,13 @@ impl World {
         if let Some(stream) = stream {
             self.agents[agent].streams.remove(&stream);
             let input = Input::StreamClosed { stream };
-            self.at(delay / 2.0, Ev::AgentInput { agent, life, input });
+            self.at(delay / 2.0, Ev::AgentInput { agent, life, input: Box::new(input) });
         }
         let input = Input::Exited {
             container_id,
             status,
         };
-        self.at(delay, Ev::AgentInput { agent, life, input });
+        self.at(delay, Ev::AgentInput { agent, life, input: Box::new(input) });
     }
 
     /// Ends the process without telling the agent (it dies with the agent). Returns its

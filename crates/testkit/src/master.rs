@@ -25,9 +25,10 @@ pub struct MasterNode {
     pub core: Option<Master>,
     /// Bumped by every start, so that timers of a dead master are ignored.
     pub epoch: u64,
-    /// What the store holds.
+    /// What the store holds. The event loop stores the registry after every step in
+    /// which it changed; as `registry()` is a function of the core's state and a crash
+    /// falls between two steps, taking it when the master crashes stores the same.
     stored: Registry,
-    stored_version: u64,
     /// The open streams of the running master.
     streams: BTreeMap<String, (ConnId, Peer)>,
     allocation_pending: bool,
@@ -58,7 +59,6 @@ impl World {
         let now = self.unix();
         let mut core = Master::new(format!("m{epoch}"), self.master_config(), now);
         core.recover_registry(now, self.master.stored.clone());
-        self.master.stored_version = core.registry_version();
         self.master.frameworks = core.framework_ids();
         self.master.core = Some(core);
         self.master.allocation_pending = false;
@@ -69,9 +69,10 @@ impl World {
 
     /// The master process dies: every stream it had ends.
     pub fn master_crash(&mut self, restart_after: f64) {
-        if self.master.core.take().is_none() {
+        let Some(core) = self.master.core.take() else {
             return;
-        }
+        };
+        self.master.stored = core.registry();
         self.master.crashes += 1;
         self.note(|| format!("master crashes, restarts in {restart_after:.1}s"));
         let streams: Vec<(ConnId, Peer)> = std::mem::take(&mut self.master.streams)
@@ -220,16 +221,12 @@ impl World {
         self.request_allocation();
     }
 
-    /// What the event loop does after each command: store the registry, then carry out
-    /// the actions on the streams.
+    /// What the event loop does after each command: carry out the actions on the
+    /// streams (the registry is taken when the master crashes; see `stored`).
     fn master_after_step(&mut self) {
         let Some(core) = self.master.core.as_mut() else {
             return;
         };
-        if core.registry_version() != self.master.stored_version {
-            self.master.stored = core.registry();
-            self.master.stored_version = core.registry_version();
-        }
         let frameworks = core.framework_ids();
         let actions = core.take_actions();
         let removed: Vec<FrameworkId> = self
@@ -293,19 +290,26 @@ impl World {
         if fresh.is_empty() {
             return;
         }
-        let mut held: BTreeMap<&AgentId, Vec<(String, Resources)>> = BTreeMap::new();
+        let mut held: BTreeMap<&AgentId, Holdings> = BTreeMap::new();
         for offer in core.offers().filter(|o| fresh.contains(&o.agent_id)) {
-            let resources = Resources::from_wire("offer", &offer.resources).unwrap_or_default();
-            held.entry(&offer.agent_id)
-                .or_default()
-                .push((format!("offer {}", offer.id), resources));
+            let holdings = held.entry(&offer.agent_id).or_default();
+            for r in &offer.resources {
+                let who = Holder::Offer(offer.id.as_str());
+                if let Some(scalar) = &r.scalar {
+                    holdings.add_scalar(&r.name, (scalar.value * 1000.0).round() as i64, who);
+                }
+                for range in r.ranges.iter().flat_map(|rs| &rs.range) {
+                    holdings.ports.push((range.begin, range.end, who));
+                }
+            }
         }
         for framework in core.frameworks() {
             for task in framework.tasks.values() {
                 if !task.state.is_terminal() && fresh.contains(&task.agent_id) {
+                    let who = Holder::Task(task.info.task_id.as_str());
                     held.entry(&task.agent_id)
                         .or_default()
-                        .push((format!("task {}", task.info.task_id), task.resources.clone()));
+                        .add(&task.resources, who);
                 }
             }
             for (agent, executors) in &framework.executors {
@@ -313,15 +317,14 @@ impl World {
                     continue;
                 };
                 for (id, executor) in executors {
-                    held.entry(agent)
-                        .or_default()
-                        .push((format!("executor {id}"), executor.resources.clone()));
+                    let who = Holder::Executor(id.as_str());
+                    held.entry(agent).or_default().add(&executor.resources, who);
                 }
             }
         }
         let mut problem = None;
         for agent in core.agents().filter(|a| fresh.contains(&a.id)) {
-            if let Some(p) = held.get(&agent.id).and_then(|h| overlap(&agent.total, h)) {
+            if let Some(p) = held.get(&agent.id).and_then(|h| h.overlap(&agent.total)) {
                 problem = Some(format!("agent {}: {p}", agent.id));
                 break;
             }
@@ -340,49 +343,75 @@ fn offer_number(id: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// Why the holders do not fit in `total`, if they do not: a scalar summed past the
-/// total, or a port in two holders.
-fn overlap(total: &Resources, holders: &[(String, Resources)]) -> Option<String> {
-    let mut scalars: BTreeMap<String, i64> = BTreeMap::new();
-    let mut ports: Vec<(u64, u64, &str)> = Vec::new();
-    for (name, resources) in holders {
+/// Who holds some of an agent's resources.
+#[derive(Clone, Copy)]
+enum Holder<'a> {
+    Offer(&'a str),
+    Task(&'a str),
+    Executor(&'a str),
+}
+
+impl std::fmt::Debug for Holder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Offer(id) => write!(f, "offer {id}"),
+            Holder::Task(id) => write!(f, "task {id}"),
+            Holder::Executor(id) => write!(f, "executor {id}"),
+        }
+    }
+}
+
+/// What the holders of one agent's resources hold together.
+#[derive(Default)]
+struct Holdings<'a> {
+    /// Per scalar name, the sum in thousandths and who holds some.
+    scalars: BTreeMap<&'a str, (i64, Vec<Holder<'a>>)>,
+    ports: Vec<(u64, u64, Holder<'a>)>,
+}
+
+impl<'a> Holdings<'a> {
+    fn add_scalar(&mut self, name: &'a str, thousandths: i64, who: Holder<'a>) {
+        let entry = self.scalars.entry(name).or_default();
+        entry.0 += thousandths;
+        entry.1.push(who);
+    }
+
+    fn add(&mut self, resources: &'a Resources, who: Holder<'a>) {
         for (key, quantity) in resources.entries() {
             match quantity {
-                Quantity::Scalar(v) => *scalars.entry(key.name.clone()).or_default() += v,
+                Quantity::Scalar(v) => self.add_scalar(&key.name, *v, who),
                 Quantity::Ranges(ranges) => {
-                    ports.extend(ranges.iter().map(|(b, e)| (*b, *e, name.as_str())))
+                    self.ports.extend(ranges.iter().map(|(b, e)| (*b, *e, who)))
                 }
                 Quantity::Set(_) => {}
             }
         }
     }
-    for (name, sum) in &scalars {
-        let limit = total
-            .entries()
-            .filter(|(k, _)| &k.name == name)
-            .map(|(_, q)| match q {
-                Quantity::Scalar(v) => *v,
-                _ => 0,
-            })
-            .sum::<i64>();
-        if *sum > limit {
-            let who: Vec<&str> = holders.iter().map(|(n, _)| n.as_str()).collect();
-            return Some(format!(
-                "{name} held {} of {} by {}",
-                *sum as f64 / 1000.0,
-                limit as f64 / 1000.0,
-                who.join(", ")
-            ));
+
+    /// Why the holders do not fit in `total`, if they do not: a scalar summed past the
+    /// total, or a port held twice.
+    fn overlap(&self, total: &Resources) -> Option<String> {
+        for (name, (sum, who)) in &self.scalars {
+            let limit = total
+                .entries()
+                .filter(|(k, _)| k.name == *name)
+                .map(|(_, q)| match q {
+                    Quantity::Scalar(v) => *v,
+                    _ => 0,
+                })
+                .sum::<i64>();
+            if *sum > limit {
+                return Some(format!(
+                    "{name} held {} of {} by {who:?}",
+                    *sum as f64 / 1000.0,
+                    limit as f64 / 1000.0
+                ));
+            }
         }
+        let mut ports = self.ports.clone();
+        ports.sort_by_key(|(b, e, _)| (*b, *e));
+        ports.windows(2).find(|p| p[1].0 <= p[0].1).map(|p| {
+            format!("port {} held by {:?} and {:?}", p[1].0, p[0].2, p[1].2)
+        })
     }
-    ports.sort();
-    for pair in ports.windows(2) {
-        if pair[1].0 <= pair[0].1 {
-            return Some(format!(
-                "port {} held by {} and {}",
-                pair[1].0, pair[0].2, pair[1].2
-            ));
-        }
-    }
-    None
 }

@@ -163,6 +163,7 @@ impl World {
             None => earliest,
         };
         self.net.last.insert(chan, at);
+        let msg = Box::new(msg);
         self.at_us(at, Ev::Deliver { seq, msg });
     }
 

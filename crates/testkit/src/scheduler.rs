@@ -72,7 +72,7 @@ impl SchedNode {
             failover_timeout,
             checkpoint: rng.random_bool(0.85),
             partition_aware: rng.random_bool(0.5),
-            target: rng.random_range(2..8),
+            target: rng.random_range(2..7),
             backoff: 0.2,
             ..SchedNode::default()
         }
@@ -349,29 +349,39 @@ impl World {
             Phase::Chaos => s.target.saturating_sub(s.live()),
             Phase::Settle => 0,
         };
+        let mut unused = Vec::new();
         for offer in offers {
             let tasks = if demand > 0 {
                 self.sched_tasks_for(fw, &offer, demand)
             } else {
                 Vec::new()
             };
-            let refuse_seconds = self.delay(5.0, 30.0);
-            let filters = Some(Filters { refuse_seconds });
             if tasks.is_empty() {
-                let decline = Decline {
-                    offer_ids: vec![offer.id],
-                    filters,
-                };
-                self.sched_call(fw, CallBody::Decline(decline));
+                unused.push(offer.id);
                 continue;
             }
             demand -= tasks.len();
+            let refuse_seconds = self.delay(1.0, 10.0);
             let accept = Accept {
                 offer_ids: vec![offer.id],
                 operations: vec![Operation::launch(tasks)],
-                filters,
+                filters: Some(Filters { refuse_seconds }),
             };
             self.sched_call(fw, CallBody::Accept(accept));
+        }
+        if demand == 0 && !self.scheds[fw].suppressed {
+            // It needs nothing more for now.
+            self.scheds[fw].suppressed = true;
+            self.sched_call(fw, CallBody::Suppress(Roles::default()));
+        }
+        if !unused.is_empty() {
+            // One DECLINE for all the offers it does not use.
+            let refuse_seconds = self.delay(10.0, 60.0);
+            let decline = Decline {
+                offer_ids: unused,
+                filters: Some(Filters { refuse_seconds }),
+            };
+            self.sched_call(fw, CallBody::Decline(decline));
         }
     }
 
@@ -425,7 +435,7 @@ impl World {
             s.next_task += 1;
             let task_id = TaskId::new(format!("{}-t{}", s.name, s.next_task));
             let long = self.chance(0.2);
-            let duration = (!long).then(|| self.delay(10.0, 60.0));
+            let duration = (!long).then(|| self.delay(20.0, 90.0));
             let outcome = if self.chance(0.2) {
                 TaskState::Failed
             } else {

@@ -89,11 +89,10 @@ pub enum Phase {
 }
 
 /// One thing that happens at one instant.
-// Events live briefly in the queue; boxing the big ones would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
+// The big payloads are boxed: the queue moves events around as it sorts them.
 pub enum Ev {
     /// A network message arrives (or is held, when its link is cut).
-    Deliver { seq: u64, msg: Msg },
+    Deliver { seq: u64, msg: Box<Msg> },
     MasterStart,
     MasterTick { epoch: u64 },
     MasterAllocate { epoch: u64 },
@@ -103,10 +102,10 @@ pub enum Ev {
     AgentRegisterTimeout { agent: usize, life: u64, attempt: u64 },
     AgentSilence { agent: usize, life: u64, conn: u64 },
     /// A local input for an agent's core (an executor's call, a process exit).
-    AgentInput { agent: usize, life: u64, input: Input },
+    AgentInput { agent: usize, life: u64, input: Box<Input> },
     ExecStarted { agent: usize, life: u64, proc: u64 },
     ExecSubscribe { agent: usize, life: u64, proc: u64 },
-    ExecEvent { agent: usize, life: u64, stream: u64, event: ExecutorEvent },
+    ExecEvent { agent: usize, life: u64, stream: u64, event: Box<ExecutorEvent> },
     ExecTaskEnd { agent: usize, life: u64, proc: u64, task: TaskId },
     ExecKilled { agent: usize, life: u64, proc: u64, task: TaskId },
     ExecExit { agent: usize, life: u64, proc: u64, status: i32 },
@@ -274,7 +273,7 @@ impl World {
 
     fn dispatch(&mut self, event: Ev) {
         match event {
-            Ev::Deliver { seq, msg } => self.deliver(seq, msg),
+            Ev::Deliver { seq, msg } => self.deliver(seq, *msg),
             Ev::MasterStart => self.master_start(),
             Ev::MasterTick { epoch } => self.master_tick(epoch),
             Ev::MasterAllocate { epoch } => self.master_allocate(epoch),
@@ -291,7 +290,7 @@ impl World {
                 attempt,
             } => self.agent_register_timeout(agent, life, attempt),
             Ev::AgentSilence { agent, life, conn } => self.agent_silence(agent, life, conn),
-            Ev::AgentInput { agent, life, input } => self.agent_local_input(agent, life, input),
+            Ev::AgentInput { agent, life, input } => self.agent_local_input(agent, life, *input),
             Ev::ExecStarted { agent, life, proc } => self.exec_started(agent, life, proc),
             Ev::ExecSubscribe { agent, life, proc } => self.exec_subscribe(agent, life, proc),
             Ev::ExecEvent {
@@ -299,7 +298,7 @@ impl World {
                 life,
                 stream,
                 event,
-            } => self.exec_event(agent, life, stream, event),
+            } => self.exec_event(agent, life, stream, *event),
             Ev::ExecTaskEnd {
                 agent,
                 life,

@@ -43,16 +43,22 @@ fn shard(index: u64) {
     let first = env_u64("MANTLE_SIM_FIRST").unwrap_or(0);
     let count = env_u64("MANTLE_SIM_SEEDS").unwrap_or(SEEDS);
     let mut runs = 0;
+    let mut failed = Vec::new();
     for seed in (first..first + count).filter(|s| s % SHARDS == index) {
-        if let Err(failure) = run(seed, &config) {
-            let traced = Config {
-                trace: trace(),
-                ..config
-            };
-            let failure = run(seed, &traced).err().unwrap_or(failure);
-            panic!("{failure}");
-        }
         runs += 1;
+        if let Err(failure) = run(seed, &config) {
+            println!("seed {seed} failed: {}", failure.message);
+            failed.push(failure);
+        }
+    }
+    if let Some(failure) = failed.first() {
+        let seeds: Vec<u64> = failed.iter().map(|f| f.seed).collect();
+        let traced = Config {
+            trace: trace(),
+            ..config
+        };
+        let report = run(failure.seed, &traced).err().unwrap_or(failure.clone());
+        panic!("{} of {runs} seeds failed: {seeds:?}\n{report}", seeds.len());
     }
     println!("shard {index}: {runs} seeds passed");
 }
