@@ -38,8 +38,12 @@ pub enum Link {
     Down,
     /// Waiting to reconnect.
     Idle,
-    Registering { conn: ConnId },
-    Connected { conn: ConnId },
+    Registering {
+        conn: ConnId,
+    },
+    Connected {
+        conn: ConnId,
+    },
     /// The master shut this agent down; the link ended for good.
     Stopped,
 }
@@ -144,7 +148,9 @@ impl World {
             return;
         }
         let life = self.agents[agent].life;
-        self.note(|| format!("agent {agent} crashes (life {life}), restarts in {restart_after:.1}s"));
+        self.note(|| {
+            format!("agent {agent} crashes (life {life}), restarts in {restart_after:.1}s")
+        });
         let procs: Vec<u64> = self.agents[agent].procs.keys().copied().collect();
         for proc in procs {
             self.exec_vanish(agent, proc);
@@ -162,7 +168,7 @@ impl World {
     fn agent_drop_conn(&mut self, agent: usize) {
         if let Link::Registering { conn } | Link::Connected { conn } = self.agents[agent].link {
             let sent = self.secs();
-            self.send(Msg::ToMaster {
+            self.send(Msg::Master {
                 from: Peer::Agent(agent),
                 sent,
                 up: Up::Closed { conn },
@@ -191,7 +197,7 @@ impl World {
         node.attempt += 1;
         node.link = Link::Registering { conn };
         let (life, attempt) = (node.life, node.attempt);
-        self.send(Msg::ToMaster {
+        self.send(Msg::Master {
             from: Peer::Agent(agent),
             sent,
             up: Up::Register {
@@ -370,7 +376,7 @@ impl World {
                 // Calls made while not connected are dropped (master_link.rs).
                 if let Link::Connected { conn } = self.agents[agent].link {
                     let sent = self.secs();
-                    self.send(Msg::ToMaster {
+                    self.send(Msg::Master {
                         from: Peer::Agent(agent),
                         sent,
                         up: Up::AgentCall { conn, call },
@@ -397,7 +403,14 @@ impl World {
                     // Writing to a stream whose executor is gone fails; the event loop
                     // tells the core.
                     let input = Input::StreamClosed { stream };
-                    self.at(delay, Ev::AgentInput { agent, life, input: Box::new(input) });
+                    self.at(
+                        delay,
+                        Ev::AgentInput {
+                            agent,
+                            life,
+                            input: Box::new(input),
+                        },
+                    );
                 }
             }
             Action::CloseStream { stream } => {

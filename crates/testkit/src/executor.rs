@@ -12,7 +12,9 @@ use crate::world::{Ev, World};
 use base64::Engine;
 use mantle_agent::core::{Input, LaunchSpec};
 use mantle_api::executor::{Event, Subscribe, UpdateCall};
-use mantle_api::{ContainerId, ExecutorId, FrameworkId, Source, TaskId, TaskInfo, TaskState, TaskStatus};
+use mantle_api::{
+    ContainerId, ExecutorId, FrameworkId, Source, TaskId, TaskInfo, TaskState, TaskStatus,
+};
 use rand::{Rng, RngCore};
 use std::collections::BTreeMap;
 
@@ -82,7 +84,14 @@ impl World {
         let life = node.life;
         self.note(|| format!("agent {agent} launches executor {id}"));
         let delay = self.delay(0.005, 0.1);
-        self.at(delay, Ev::ExecStarted { agent, life, proc: id });
+        self.at(
+            delay,
+            Ev::ExecStarted {
+                agent,
+                life,
+                proc: id,
+            },
+        );
     }
 
     pub fn exec_started(&mut self, agent: usize, life: u64, proc: u64) {
@@ -95,13 +104,21 @@ impl World {
         if fail_launch {
             p.alive = false;
             let error = "simulated launch failure".to_string();
-            self.agent_handle(agent, Input::LaunchFailed { container_id, error }).ok();
+            self.agent_handle(
+                agent,
+                Input::LaunchFailed {
+                    container_id,
+                    error,
+                },
+            )
+            .ok();
             return;
         }
         p.started = true;
         let kill = p.kill_on_start;
         let pid = proc as u32 + 1000;
-        self.agent_handle(agent, Input::Launched { container_id, pid }).ok();
+        self.agent_handle(agent, Input::Launched { container_id, pid })
+            .ok();
         if kill {
             self.exec_die(agent, proc, SIGKILL_STATUS);
         } else if !hang {
@@ -164,16 +181,33 @@ impl World {
                 if running {
                     let delay = self.delay(0.01, 1.0);
                     let task = kill.task_id;
-                    self.at(delay, Ev::ExecKilled { agent, life, proc, task });
+                    self.at(
+                        delay,
+                        Ev::ExecKilled {
+                            agent,
+                            life,
+                            proc,
+                            task,
+                        },
+                    );
                 }
             }
             Event::Acknowledged(ack) => {
-                p.unacked.retain(|s| s.uuid.as_deref() != Some(ack.uuid.as_str()));
+                p.unacked
+                    .retain(|s| s.uuid.as_deref() != Some(ack.uuid.as_str()));
                 p.infos.retain(|t| t.task_id != ack.task_id);
                 if p.idle() {
                     let (command, delay) = (p.command, self.delay(0.001, 0.05));
                     if command {
-                        self.at(delay, Ev::ExecExit { agent, life, proc, status: 0 });
+                        self.at(
+                            delay,
+                            Ev::ExecExit {
+                                agent,
+                                life,
+                                proc,
+                                status: 0,
+                            },
+                        );
                     } else {
                         self.at(IDLE_EXIT, Ev::ExecIdle { agent, life, proc });
                     }
@@ -190,7 +224,15 @@ impl World {
                     self.exec_update(agent, proc, &task, TaskState::Killed);
                 }
                 let delay = self.delay(0.01, 1.0);
-                self.at(delay, Ev::ExecExit { agent, life, proc, status: 0 });
+                self.at(
+                    delay,
+                    Ev::ExecExit {
+                        agent,
+                        life,
+                        proc,
+                        status: 0,
+                    },
+                );
             }
             _ => {}
         }
@@ -217,7 +259,15 @@ impl World {
         self.exec_update(agent, proc, &task.task_id, TaskState::Running);
         if let Some(secs) = duration {
             let task = task.task_id;
-            self.at(secs, Ev::ExecTaskEnd { agent, life, proc, task });
+            self.at(
+                secs,
+                Ev::ExecTaskEnd {
+                    agent,
+                    life,
+                    proc,
+                    task,
+                },
+            );
         }
     }
 
@@ -253,7 +303,14 @@ impl World {
         if state.is_terminal() {
             self.truth.set_running(&key, None);
         }
-        self.at_us(at, Ev::AgentInput { agent, life, input: Box::new(input) });
+        self.at_us(
+            at,
+            Ev::AgentInput {
+                agent,
+                life,
+                input: Box::new(input),
+            },
+        );
     }
 
     pub fn exec_task_end(&mut self, agent: usize, life: u64, proc: u64, task: TaskId) {
@@ -354,19 +411,36 @@ impl World {
         if let Some(stream) = stream {
             self.agents[agent].streams.remove(&stream);
             let input = Input::StreamClosed { stream };
-            self.at(delay / 2.0, Ev::AgentInput { agent, life, input: Box::new(input) });
+            self.at(
+                delay / 2.0,
+                Ev::AgentInput {
+                    agent,
+                    life,
+                    input: Box::new(input),
+                },
+            );
         }
         let input = Input::Exited {
             container_id,
             status,
         };
-        self.at(delay, Ev::AgentInput { agent, life, input: Box::new(input) });
+        self.at(
+            delay,
+            Ev::AgentInput {
+                agent,
+                life,
+                input: Box::new(input),
+            },
+        );
     }
 
     /// Ends the process without telling the agent (it dies with the agent). Returns its
     /// stream, or `None` when it was not alive.
     pub fn exec_vanish(&mut self, agent: usize, proc: u64) -> Option<Option<u64>> {
-        let p = self.agents[agent].procs.get_mut(&proc).filter(|p| p.alive)?;
+        let p = self.agents[agent]
+            .procs
+            .get_mut(&proc)
+            .filter(|p| p.alive)?;
         p.alive = false;
         let framework_id = p.framework_id.clone();
         let live: Vec<TaskId> = p

@@ -86,12 +86,12 @@ impl World {
 
     fn send_end(&mut self, conn: ConnId, peer: Peer) {
         let msg = match peer {
-            Peer::Agent(agent) => Msg::ToAgent {
+            Peer::Agent(agent) => Msg::Agent {
                 agent,
                 conn,
                 down: Down::End,
             },
-            Peer::Sched(fw) => Msg::ToSched {
+            Peer::Sched(fw) => Msg::Sched {
                 fw,
                 conn,
                 down: Down::End,
@@ -102,12 +102,12 @@ impl World {
 
     fn send_refused(&mut self, conn: ConnId, peer: Peer) {
         let msg = match peer {
-            Peer::Agent(agent) => Msg::ToAgent {
+            Peer::Agent(agent) => Msg::Agent {
                 agent,
                 conn,
                 down: Down::Refused,
             },
-            Peer::Sched(fw) => Msg::ToSched {
+            Peer::Sched(fw) => Msg::Sched {
                 fw,
                 conn,
                 down: Down::Refused,
@@ -244,7 +244,7 @@ impl World {
             match action {
                 Action::Framework { stream, event } => {
                     if let Some(&(conn, Peer::Sched(fw))) = self.master.streams.get(&stream) {
-                        self.send(Msg::ToSched {
+                        self.send(Msg::Sched {
                             fw,
                             conn,
                             down: Down::Msg(event),
@@ -253,7 +253,7 @@ impl World {
                 }
                 Action::Agent { stream, message } => {
                     if let Some(&(conn, Peer::Agent(agent))) = self.master.streams.get(&stream) {
-                        self.send(Msg::ToAgent {
+                        self.send(Msg::Agent {
                             agent,
                             conn,
                             down: Down::Msg(message),
@@ -410,8 +410,9 @@ impl<'a> Holdings<'a> {
         }
         let mut ports = self.ports.clone();
         ports.sort_by_key(|(b, e, _)| (*b, *e));
-        ports.windows(2).find(|p| p[1].0 <= p[0].1).map(|p| {
-            format!("port {} held by {:?} and {:?}", p[1].0, p[0].2, p[1].2)
-        })
+        ports
+            .windows(2)
+            .find(|p| p[1].0 <= p[0].1)
+            .map(|p| format!("port {} held by {:?} and {:?}", p[1].0, p[0].2, p[1].2))
     }
 }

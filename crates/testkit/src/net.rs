@@ -47,7 +47,9 @@ pub enum Up {
         body: Box<CallBody>,
     },
     /// The peer dropped the connection.
-    Closed { conn: ConnId },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 /// What travels down a stream from the master.
@@ -60,15 +62,22 @@ pub enum Down<T> {
     Refused,
 }
 
+/// A message on its way, named by where it goes.
+// Messages are boxed while they wait in the queue, so the size spread does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Msg {
-    ToMaster { from: Peer, sent: f64, up: Up },
-    ToAgent {
+    Master {
+        from: Peer,
+        sent: f64,
+        up: Up,
+    },
+    Agent {
         agent: usize,
         conn: ConnId,
         down: Down<ToAgent>,
     },
-    ToSched {
+    Sched {
         fw: usize,
         conn: ConnId,
         down: Down<SchedulerEvent>,
@@ -79,26 +88,26 @@ impl Msg {
     /// The agent whose link with the master carries this message.
     fn agent_link(&self) -> Option<usize> {
         match self {
-            Msg::ToMaster {
+            Msg::Master {
                 from: Peer::Agent(a),
                 ..
             }
-            | Msg::ToAgent { agent: a, .. } => Some(*a),
+            | Msg::Agent { agent: a, .. } => Some(*a),
             _ => None,
         }
     }
 
     fn channel(&self) -> Chan {
         match self {
-            Msg::ToMaster {
+            Msg::Master {
                 from: Peer::Agent(a),
                 ..
             } => Chan::AgentUp(*a),
-            Msg::ToMaster {
+            Msg::Master {
                 from: Peer::Sched(f),
                 ..
             } => Chan::SchedUp(*f),
-            Msg::ToAgent { conn, .. } | Msg::ToSched { conn, .. } => Chan::Down(*conn),
+            Msg::Agent { conn, .. } | Msg::Sched { conn, .. } => Chan::Down(*conn),
         }
     }
 }
@@ -175,9 +184,9 @@ impl World {
             }
         }
         match msg {
-            Msg::ToMaster { from, sent, up } => self.master_receive(from, sent, up),
-            Msg::ToAgent { agent, conn, down } => self.agent_receive(agent, conn, down),
-            Msg::ToSched { fw, conn, down } => self.sched_receive(fw, conn, down),
+            Msg::Master { from, sent, up } => self.master_receive(from, sent, up),
+            Msg::Agent { agent, conn, down } => self.agent_receive(agent, conn, down),
+            Msg::Sched { fw, conn, down } => self.sched_receive(fw, conn, down),
         }
     }
 
@@ -211,7 +220,7 @@ impl World {
         for (seq, msg) in held {
             let expired = matches!(
                 &msg,
-                Msg::ToMaster { sent, up: Up::Register { .. } | Up::AgentCall { .. }, .. }
+                Msg::Master { sent, up: Up::Register { .. } | Up::AgentCall { .. }, .. }
                     if now - sent > REQUEST_TIMEOUT
             );
             if !expired {

@@ -11,8 +11,7 @@ use crate::net::{ConnId, Down, Msg, Peer, Up};
 use crate::truth::Plan;
 use crate::world::{Ev, Phase, World};
 use mantle_api::scheduler::{
-    Accept, Acknowledge, CallBody, Decline, Event, Kill, Reconcile, ReconcileTask, Roles,
-    Subscribe,
+    Accept, Acknowledge, CallBody, Decline, Event, Kill, Reconcile, ReconcileTask, Roles, Subscribe,
 };
 use mantle_api::*;
 use rand::rngs::StdRng;
@@ -141,7 +140,7 @@ impl World {
             offer_constraints: None,
         };
         let sent = self.secs();
-        self.send(Msg::ToMaster {
+        self.send(Msg::Master {
             from: Peer::Sched(fw),
             sent,
             up: Up::Subscribe {
@@ -153,13 +152,12 @@ impl World {
 
     fn sched_call(&mut self, fw: usize, body: CallBody) {
         let s = &self.scheds[fw];
-        let (Some(conn), Some(framework_id), true) =
-            (s.conn, s.framework_id.clone(), s.subscribed)
+        let (Some(conn), Some(framework_id), true) = (s.conn, s.framework_id.clone(), s.subscribed)
         else {
             return;
         };
         let sent = self.secs();
-        self.send(Msg::ToMaster {
+        self.send(Msg::Master {
             from: Peer::Sched(fw),
             sent,
             up: Up::Call {
@@ -216,7 +214,7 @@ impl World {
     fn sched_drop_conn(&mut self, fw: usize) {
         if let Some(conn) = self.scheds[fw].conn.take() {
             let sent = self.secs();
-            self.send(Msg::ToMaster {
+            self.send(Msg::Master {
                 from: Peer::Sched(fw),
                 sent,
                 up: Up::Closed { conn },
@@ -506,8 +504,9 @@ impl World {
                     .map(|(id, t)| (id.clone(), t.agent_id.clone()))
                     .collect()
             } else {
-                let live: Vec<(TaskId, AgentId)> =
-                    live.map(|(id, t)| (id.clone(), t.agent_id.clone())).collect();
+                let live: Vec<(TaskId, AgentId)> = live
+                    .map(|(id, t)| (id.clone(), t.agent_id.clone()))
+                    .collect();
                 match live.len() {
                     0 => Vec::new(),
                     n if self.rng.random_bool(0.3) => {
@@ -557,10 +556,12 @@ impl World {
 
 /// The lowest port in the resources.
 fn first_port(resources: &Resources) -> Option<u64> {
-    resources.entries().find_map(|(key, quantity)| match quantity {
-        resources::Quantity::Ranges(ranges) if key.name == "ports" => {
-            ranges.first().map(|(b, _)| *b)
-        }
-        _ => None,
-    })
+    resources
+        .entries()
+        .find_map(|(key, quantity)| match quantity {
+            resources::Quantity::Ranges(ranges) if key.name == "ports" => {
+                ranges.first().map(|(b, _)| *b)
+            }
+            _ => None,
+        })
 }

@@ -165,7 +165,10 @@ impl Truth {
 /// come back (reference §5.1), or reconciliation could not say.
 fn may_come_back(status: &TaskStatus) -> bool {
     status.source == Some(Source::Master)
-        && matches!(status.state, TaskState::Lost | TaskState::Unreachable | TaskState::Unknown)
+        && matches!(
+            status.state,
+            TaskState::Lost | TaskState::Unreachable | TaskState::Unknown
+        )
         && matches!(
             status.reason,
             Some(Reason::AgentRemoved | Reason::Reconciliation)
@@ -198,7 +201,11 @@ impl World {
             )),
             _ => {}
         }
-        if let Some(update) = status.uuid.as_ref().and_then(|u| self.truth.updates.get_mut(u)) {
+        if let Some(update) = status
+            .uuid
+            .as_ref()
+            .and_then(|u| self.truth.updates.get_mut(u))
+        {
             update.delivered = true;
         }
         let at = self.secs();
@@ -262,11 +269,15 @@ impl World {
             }
         }
         let problem = if made_up {
-            Some(format!("task {task_id} reported {state}, which its executor never sent"))
+            Some(format!(
+                "task {task_id} reported {state}, which its executor never sent"
+            ))
         } else if dead_but_running {
             Some(format!("task {task_id} reported {state} while it runs"))
         } else if let Some(previous) = after_final {
-            Some(format!("task {task_id} reported {state} after its final {previous}"))
+            Some(format!(
+                "task {task_id} reported {state} after its final {previous}"
+            ))
         } else if returned_silently {
             Some(format!(
                 "task {task_id} reported {state} after its agent was unreachable, without REASON_AGENT_REREGISTERED"

@@ -92,32 +92,106 @@ pub enum Phase {
 // The big payloads are boxed: the queue moves events around as it sorts them.
 pub enum Ev {
     /// A network message arrives (or is held, when its link is cut).
-    Deliver { seq: u64, msg: Box<Msg> },
+    Deliver {
+        seq: u64,
+        msg: Box<Msg>,
+    },
     MasterStart,
-    MasterTick { epoch: u64 },
-    MasterAllocate { epoch: u64 },
-    AgentStart { agent: usize },
-    AgentTick { agent: usize, life: u64 },
-    AgentReconnect { agent: usize, life: u64, attempt: u64 },
-    AgentRegisterTimeout { agent: usize, life: u64, attempt: u64 },
-    AgentSilence { agent: usize, life: u64, conn: u64 },
+    MasterTick {
+        epoch: u64,
+    },
+    MasterAllocate {
+        epoch: u64,
+    },
+    AgentStart {
+        agent: usize,
+    },
+    AgentTick {
+        agent: usize,
+        life: u64,
+    },
+    AgentReconnect {
+        agent: usize,
+        life: u64,
+        attempt: u64,
+    },
+    AgentRegisterTimeout {
+        agent: usize,
+        life: u64,
+        attempt: u64,
+    },
+    AgentSilence {
+        agent: usize,
+        life: u64,
+        conn: u64,
+    },
     /// A local input for an agent's core (an executor's call, a process exit).
-    AgentInput { agent: usize, life: u64, input: Box<Input> },
-    ExecStarted { agent: usize, life: u64, proc: u64 },
-    ExecSubscribe { agent: usize, life: u64, proc: u64 },
-    ExecEvent { agent: usize, life: u64, stream: u64, event: Box<ExecutorEvent> },
-    ExecTaskEnd { agent: usize, life: u64, proc: u64, task: TaskId },
-    ExecKilled { agent: usize, life: u64, proc: u64, task: TaskId },
-    ExecExit { agent: usize, life: u64, proc: u64, status: i32 },
-    ExecIdle { agent: usize, life: u64, proc: u64 },
-    SchedStart { fw: usize },
-    SchedReconnect { fw: usize, life: u64 },
-    SchedDecide { fw: usize, life: u64 },
-    SchedTick { fw: usize, life: u64 },
+    AgentInput {
+        agent: usize,
+        life: u64,
+        input: Box<Input>,
+    },
+    ExecStarted {
+        agent: usize,
+        life: u64,
+        proc: u64,
+    },
+    ExecSubscribe {
+        agent: usize,
+        life: u64,
+        proc: u64,
+    },
+    ExecEvent {
+        agent: usize,
+        life: u64,
+        stream: u64,
+        event: Box<ExecutorEvent>,
+    },
+    ExecTaskEnd {
+        agent: usize,
+        life: u64,
+        proc: u64,
+        task: TaskId,
+    },
+    ExecKilled {
+        agent: usize,
+        life: u64,
+        proc: u64,
+        task: TaskId,
+    },
+    ExecExit {
+        agent: usize,
+        life: u64,
+        proc: u64,
+        status: i32,
+    },
+    ExecIdle {
+        agent: usize,
+        life: u64,
+        proc: u64,
+    },
+    SchedStart {
+        fw: usize,
+    },
+    SchedReconnect {
+        fw: usize,
+        life: u64,
+    },
+    SchedDecide {
+        fw: usize,
+        life: u64,
+    },
+    SchedTick {
+        fw: usize,
+        life: u64,
+    },
     /// Inject the next fault.
     Fault,
     /// End the partition of one agent.
-    Heal { agent: usize, cut: u64 },
+    Heal {
+        agent: usize,
+        cut: u64,
+    },
     SettleStart,
     SettleCheck,
 }
@@ -147,7 +221,9 @@ impl World {
     pub fn new(seed: u64, config: Config) -> World {
         let rng = StdRng::seed_from_u64(seed);
         let agents = (0..config.agents).map(|_| AgentNode::new()).collect();
-        let scheds = (0..config.frameworks).map(|_| SchedNode::default()).collect();
+        let scheds = (0..config.frameworks)
+            .map(|_| SchedNode::default())
+            .collect();
         let mut world = World {
             seed,
             rng,

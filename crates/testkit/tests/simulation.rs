@@ -58,7 +58,10 @@ fn shard(index: u64) {
             ..config
         };
         let report = run(failure.seed, &traced).err().unwrap_or(failure.clone());
-        panic!("{} of {runs} seeds failed: {seeds:?}\n{report}", seeds.len());
+        panic!(
+            "{} of {runs} seeds failed: {seeds:?}\n{report}",
+            seeds.len()
+        );
     }
     println!("shard {index}: {runs} seeds passed");
 }

@@ -672,7 +672,10 @@ fn reregistration_reports_tasks_whose_end_is_not_acknowledged() {
     );
     assert_eq!(
         h.step(5, Register),
-        ["update t1 TASK_FINISHED", "update t2 TASK_FAILED REASON_EXECUTOR_TERMINATED"]
+        [
+            "update t1 TASK_FINISHED",
+            "update t2 TASK_FAILED REASON_EXECUTOR_TERMINATED"
+        ]
     );
 }
 

@@ -762,11 +762,15 @@ fn a_restarted_master_learns_of_tasks_that_ended_unacknowledged() {
     m.recover_registry(100.0, first.registry());
     reregister(&mut m, 101.0, "a2", &agent, &[("t1", TaskState::Finished)]);
     let fid = m.frameworks.keys().next().unwrap().clone();
-    m.subscribe(102.0, Subscribe {
-        framework_info: m.frameworks[&fid].info.clone(),
-        suppressed_roles: vec![],
-        offer_constraints: None,
-    }, "s1".into())
+    m.subscribe(
+        102.0,
+        Subscribe {
+            framework_info: m.frameworks[&fid].info.clone(),
+            suppressed_roles: vec![],
+            offer_constraints: None,
+        },
+        "s1".into(),
+    )
     .unwrap();
     m.take_actions();
     // Reconciliation tells the end, where it used to call the task gone.
@@ -786,13 +790,20 @@ fn a_restarted_master_learns_of_tasks_that_ended_unacknowledged() {
     expect_t1(&mut m, TaskState::Finished, Reason::Reconciliation);
     // The agent resends its oldest unacknowledged update first; the task stays ended.
     agent_update_t1(&mut m, 102.5, "a2", TaskState::Running);
-    assert_eq!(m.frameworks[&fid].tasks[&TaskId::new("t1")].state, TaskState::Finished);
+    assert_eq!(
+        m.frameworks[&fid].tasks[&TaskId::new("t1")].state,
+        TaskState::Finished
+    );
     // Its resources were not taken by a task that ended.
     m.allocate(103.0);
     let offered = offers(&events(&mut m, "s1"));
     let cpus: f64 = offered
         .iter()
-        .map(|o| Resources::from_wire("o", &o.resources).unwrap().scalar("cpus"))
+        .map(|o| {
+            Resources::from_wire("o", &o.resources)
+                .unwrap()
+                .scalar("cpus")
+        })
         .sum();
     assert_eq!(cpus, 4.0);
 }
@@ -804,7 +815,12 @@ fn tasks_declared_lost_at_a_disconnect_are_killed_when_the_agent_returns() {
     m.stream_closed(1.0, "a1");
     assert_eq!(
         updates(&events(&mut m, "s1")),
-        vec![("t1".into(), TaskState::Lost, Some(Reason::AgentDisconnected), false)]
+        vec![(
+            "t1".into(),
+            TaskState::Lost,
+            Some(Reason::AgentDisconnected),
+            false
+        )]
     );
     // The agent comes back still running it: REGISTERED first, then the kill.
     reregister(&mut m, 2.0, "a2", &agent, &[("t1", TaskState::Running)]);
@@ -816,7 +832,10 @@ fn tasks_declared_lost_at_a_disconnect_are_killed_when_the_agent_returns() {
             _ => None,
         })
         .collect();
-    assert!(matches!(to_agent[0], ToAgent::Registered(_)), "{to_agent:?}");
+    assert!(
+        matches!(to_agent[0], ToAgent::Registered(_)),
+        "{to_agent:?}"
+    );
     assert!(
         matches!(&to_agent[1], ToAgent::KillTask(k) if k.task_id.as_str() == "t1"),
         "{to_agent:?}"
