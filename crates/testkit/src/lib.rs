@@ -64,7 +64,8 @@
 //!    updates of the task's own stream may still arrive.
 //! 5. **Coming back is announced.** A task reported UNREACHABLE or LOST because its agent
 //!    became unreachable is next reported alive only with REASON_AGENT_REREGISTERED (or
-//!    in a reconciliation answer).
+//!    in a reconciliation answer). Exception: the scheduler subscribed again since, so
+//!    it may have missed that notice (master-generated updates are not retried).
 //!
 //! Checked after every allocation (`master.rs`):
 //!

@@ -56,6 +56,8 @@ pub struct SchedNode {
     suppressed: bool,
     deciding: bool,
     last_reconcile: f64,
+    /// How many times it subscribed.
+    subscriptions: u64,
 }
 
 impl SchedNode {
@@ -264,6 +266,7 @@ impl World {
                 s.subscribed = true;
                 s.backoff = 0.2;
                 s.suppressed = false;
+                s.subscriptions += 1;
                 let checkpoint = s.checkpoint;
                 self.truth.frameworks.insert(id, checkpoint);
                 self.sched_reconcile(fw, true);
@@ -315,7 +318,8 @@ impl World {
             );
             self.note(|| line);
         }
-        let done = self.check_update(&key, &status);
+        let subscription = self.scheds[fw].subscriptions;
+        let done = self.check_update(&key, &status, subscription);
         let s = &mut self.scheds[fw];
         if let Some(task) = s.tasks.get_mut(&status.task_id) {
             if !task.done {

@@ -41,9 +41,10 @@ pub struct TaskTruth {
     /// That final state came from the master (reconciliation, re-registration), not
     /// from the task's own update stream.
     final_from_master: bool,
-    /// Its scheduler was told it is unreachable (or lost with its agent); it may come
-    /// back only with REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
-    away: bool,
+    /// Its scheduler was told it is unreachable (or lost with its agent), in the
+    /// subscription with this number; it may come back only with
+    /// REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
+    away: Option<u64>,
 }
 
 /// An update an executor sent.
@@ -83,7 +84,7 @@ impl Truth {
                 seen: Vec::new(),
                 final_state: None,
                 final_from_master: false,
-                away: false,
+                away: None,
             },
         );
     }
@@ -188,7 +189,7 @@ fn unknown_answer(status: &TaskStatus) -> bool {
 impl World {
     /// Checks an update a scheduler received against what happened, and returns whether
     /// it is final for the scheduler.
-    pub fn check_update(&mut self, key: &TaskKey, status: &TaskStatus) -> bool {
+    pub fn check_update(&mut self, key: &TaskKey, status: &TaskStatus, subscription: u64) -> bool {
         let from_master = status.source == Some(Source::Master);
         let task_id = &key.1;
         match (from_master, status.uuid.is_some()) {
@@ -251,21 +252,25 @@ impl World {
             .filter(|f| *f != state && !unknown && !stale_replay);
         let reregistered = status.reason == Some(Reason::AgentReregistered)
             || status.reason == Some(Reason::Reconciliation);
-        let returned_silently = task.away
+        // Master-generated updates are not retried: a scheduler that was disconnected
+        // when the agent came back missed its notice, and must reconcile.
+        let returned_silently = task.away == Some(subscription)
             && !state.is_terminal()
             && !matches!(state, TaskState::Unreachable | TaskState::Unknown)
             && !reregistered;
         let mut done = task.final_state.is_some();
         if !done {
             if may_come_back(status) {
-                task.away = status.reason == Some(Reason::AgentRemoved)
+                let unreachable = status.reason == Some(Reason::AgentRemoved)
                     || status.unreachable_time.is_some();
+                task.away = unreachable.then_some(subscription);
             } else if state.is_terminal() {
                 task.final_state = Some(state);
                 task.final_from_master = from_master;
+                task.away = None;
                 done = true;
             } else {
-                task.away = false;
+                task.away = None;
             }
         }
         let problem = if made_up {
