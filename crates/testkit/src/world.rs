@@ -38,7 +38,7 @@ impl Default for Config {
         Config {
             agents: 100,
             frameworks: 10,
-            chaos_secs: 60.0,
+            chaos_secs: 40.0,
             settle_secs: 900.0,
             trace: 0,
         }
