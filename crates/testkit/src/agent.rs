@@ -349,6 +349,12 @@ impl World {
         self.at(TICK_INTERVAL, Ev::AgentTick { agent, life });
     }
 
+    /// Feeds a local input to the agent after `delay`, if it still lives the same life.
+    pub fn agent_input_in(&mut self, delay: f64, agent: usize, life: u64, input: Input) {
+        let input = Box::new(input);
+        self.at(delay, Ev::AgentInput { agent, life, input });
+    }
+
     /// A local input (an executor's call or a process event) for the current life.
     pub fn agent_local_input(&mut self, agent: usize, life: u64, input: Input) {
         if self.agents[agent].life == life {
@@ -403,14 +409,7 @@ impl World {
                     // Writing to a stream whose executor is gone fails; the event loop
                     // tells the core.
                     let input = Input::StreamClosed { stream };
-                    self.at(
-                        delay,
-                        Ev::AgentInput {
-                            agent,
-                            life,
-                            input: Box::new(input),
-                        },
-                    );
+                    self.agent_input_in(delay, agent, life, input);
                 }
             }
             Action::CloseStream { stream } => {

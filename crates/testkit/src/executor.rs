@@ -44,6 +44,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The tasks it runs.
+    fn live(&self) -> Vec<TaskId> {
+        self.tasks
+            .iter()
+            .filter(|(_, s)| !s.is_terminal())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn idle(&self) -> bool {
         self.unacked.is_empty() && self.tasks.values().all(|s| s.is_terminal())
     }
@@ -214,13 +223,7 @@ impl World {
                 }
             }
             Event::Shutdown => {
-                let live: Vec<TaskId> = p
-                    .tasks
-                    .iter()
-                    .filter(|(_, s)| !s.is_terminal())
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for task in live {
+                for task in p.live() {
                     self.exec_update(agent, proc, &task, TaskState::Killed);
                 }
                 let delay = self.delay(0.01, 1.0);
@@ -411,27 +414,13 @@ impl World {
         if let Some(stream) = stream {
             self.agents[agent].streams.remove(&stream);
             let input = Input::StreamClosed { stream };
-            self.at(
-                delay / 2.0,
-                Ev::AgentInput {
-                    agent,
-                    life,
-                    input: Box::new(input),
-                },
-            );
+            self.agent_input_in(delay / 2.0, agent, life, input);
         }
         let input = Input::Exited {
             container_id,
             status,
         };
-        self.at(
-            delay,
-            Ev::AgentInput {
-                agent,
-                life,
-                input: Box::new(input),
-            },
-        );
+        self.agent_input_in(delay, agent, life, input);
     }
 
     /// Ends the process without telling the agent (it dies with the agent). Returns its
@@ -443,14 +432,8 @@ impl World {
             .filter(|p| p.alive)?;
         p.alive = false;
         let framework_id = p.framework_id.clone();
-        let live: Vec<TaskId> = p
-            .tasks
-            .iter()
-            .filter(|(_, s)| !s.is_terminal())
-            .map(|(id, _)| id.clone())
-            .collect();
         let stream = p.stream;
-        for task in live {
+        for task in p.live() {
             self.truth.set_running(&(framework_id.clone(), task), None);
         }
         Some(stream)

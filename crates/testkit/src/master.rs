@@ -79,38 +79,23 @@ impl World {
             .into_values()
             .collect();
         for (conn, peer) in streams {
-            self.send_end(conn, peer);
+            self.send_down(conn, peer, false);
         }
         self.at(restart_after, Ev::MasterStart);
     }
 
-    fn send_end(&mut self, conn: ConnId, peer: Peer) {
+    /// Ends a peer's stream (`refused`: the request that would have opened it failed).
+    fn send_down(&mut self, conn: ConnId, peer: Peer, refused: bool) {
         let msg = match peer {
             Peer::Agent(agent) => Msg::Agent {
                 agent,
                 conn,
-                down: Down::End,
+                down: if refused { Down::Refused } else { Down::End },
             },
             Peer::Sched(fw) => Msg::Sched {
                 fw,
                 conn,
-                down: Down::End,
-            },
-        };
-        self.send(msg);
-    }
-
-    fn send_refused(&mut self, conn: ConnId, peer: Peer) {
-        let msg = match peer {
-            Peer::Agent(agent) => Msg::Agent {
-                agent,
-                conn,
-                down: Down::Refused,
-            },
-            Peer::Sched(fw) => Msg::Sched {
-                fw,
-                conn,
-                down: Down::Refused,
+                down: if refused { Down::Refused } else { Down::End },
             },
         };
         self.send(msg);
@@ -158,7 +143,7 @@ impl World {
             // Nobody listens: opening a stream is refused at once, calls fail.
             match up {
                 Up::Register { conn, .. } | Up::Subscribe { conn, .. } => {
-                    self.send_refused(conn, from)
+                    self.send_down(conn, from, true)
                 }
                 _ => {}
             }
@@ -186,7 +171,7 @@ impl World {
                 if core.register_agent(now, stream.clone(), *register).is_err() {
                     self.master.streams.remove(&stream);
                     core.stream_closed(now, &stream);
-                    self.send_refused(conn, from);
+                    self.send_down(conn, from, true);
                 }
             }
             Up::AgentCall { conn, call } => {
@@ -199,7 +184,7 @@ impl World {
                 self.master.streams.insert(stream.clone(), (conn, from));
                 if core.subscribe(now, *subscribe, stream.clone()).is_err() {
                     self.master.streams.remove(&stream);
-                    self.send_refused(conn, from);
+                    self.send_down(conn, from, true);
                 }
             }
             Up::Call {
@@ -262,7 +247,7 @@ impl World {
                 }
                 Action::CloseFramework { stream } | Action::CloseAgent { stream } => {
                     if let Some((conn, peer)) = self.master.streams.remove(&stream) {
-                        self.send_end(conn, peer);
+                        self.send_down(conn, peer, false);
                     }
                 }
             }

@@ -724,6 +724,18 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
     expect_t1(&mut m, TaskState::Gone, Reason::AgentReregistered);
 }
 
+/// Explicit reconciliation of `t1` on `agent`, on stream `s1`.
+fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentId) {
+    let wanted = ReconcileTask {
+        task_id: TaskId::new("t1"),
+        agent_id: Some(agent),
+    };
+    let reconcile = Reconcile {
+        tasks: vec![wanted],
+    };
+    call(master, fid, "s1", CallBody::Reconcile(reconcile)).unwrap();
+}
+
 /// The agent's own update of `t1`, with a uuid, as it resends it after re-registering.
 fn agent_update_t1(master: &mut Master, now: f64, stream: &str, state: TaskState) {
     let framework_id = master.frameworks.keys().next().unwrap().clone();
@@ -774,19 +786,7 @@ fn a_restarted_master_learns_of_tasks_that_ended_unacknowledged() {
     .unwrap();
     m.take_actions();
     // Reconciliation tells the end, where it used to call the task gone.
-    let wanted = ReconcileTask {
-        task_id: TaskId::new("t1"),
-        agent_id: Some(agent),
-    };
-    call(
-        &mut m,
-        &fid,
-        "s1",
-        CallBody::Reconcile(Reconcile {
-            tasks: vec![wanted],
-        }),
-    )
-    .unwrap();
+    reconcile_t1(&mut m, &fid, agent);
     expect_t1(&mut m, TaskState::Finished, Reason::Reconciliation);
     // The agent resends its oldest unacknowledged update first; the task stays ended.
     agent_update_t1(&mut m, 102.5, "a2", TaskState::Running);
@@ -888,19 +888,7 @@ fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
     // Until an agent re-registers, reconciling its tasks gets no answer.
     let fid = subscribe(&mut m, "s1", "f");
     m.take_actions();
-    let wanted = ReconcileTask {
-        task_id: TaskId::new("t1"),
-        agent_id: Some(agent.clone()),
-    };
-    call(
-        &mut m,
-        &fid,
-        "s1",
-        CallBody::Reconcile(Reconcile {
-            tasks: vec![wanted],
-        }),
-    )
-    .unwrap();
+    reconcile_t1(&mut m, &fid, agent.clone());
     assert!(updates(&events(&mut m, "s1")).is_empty());
 
     // One comes back in time; the other does not.
