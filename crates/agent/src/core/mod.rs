@@ -486,11 +486,13 @@ impl Core {
         for framework in self.frameworks.values() {
             frameworks.push(framework.info.clone());
             for executor in framework.executors.values() {
-                if executor.state == ExecutorState::Terminated {
-                    continue;
+                if executor.state != ExecutorState::Terminated {
+                    executors.push(executor.info.clone());
                 }
-                executors.push(executor.info.clone());
-                for task in executor.tasks.values().filter(|t| !t.state.is_terminal()) {
+                // Tasks whose terminal update is not acknowledged yet are reported too,
+                // as Mesos does: a master that did not know of their end learns it here,
+                // instead of calling them gone before that update reaches the framework.
+                for task in executor.tasks.values() {
                     tasks.push(TaskReport {
                         framework_id: framework.id.clone(),
                         task: task.info.clone(),

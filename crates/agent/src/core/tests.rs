@@ -682,6 +682,51 @@ fn disconnection_holds_updates_until_reregistration() {
 }
 
 #[test]
+fn reregistration_reports_tasks_whose_end_is_not_acknowledged() {
+    let mut h = check(&[
+        (0, Register, &[]),
+        (0, Run("t1", "e1"), &["launch e1"]),
+        (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
+        (
+            1,
+            Subscribe("e1", 1),
+            &[
+                "exec 1 SUBSCRIBED e1",
+                "exec 1 LAUNCH t1",
+                "exec 1 LAUNCH t2",
+            ],
+        ),
+        (2, Disconnect, &[]),
+        (
+            3,
+            Update("e1", "t1", Finished, "u1"),
+            &["exec 1 ACKNOWLEDGED t1 u1"],
+        ),
+        (4, Exited("e1", 0), &["close 1"]),
+    ]);
+    // The executor is gone; t1's FINISHED and t2's FAILED wait for acknowledgements.
+    let register = h.core.register_call();
+    assert!(register.executors.is_empty());
+    let mut states: Vec<(String, TaskState)> = register
+        .tasks
+        .iter()
+        .map(|t| (t.task.task_id.value.clone(), t.state))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [("t1".to_string(), Finished), ("t2".to_string(), Failed)]
+    );
+    assert_eq!(
+        h.step(5, Register),
+        [
+            "update t1 TASK_FINISHED",
+            "update t2 TASK_FAILED REASON_EXECUTOR_TERMINATED"
+        ]
+    );
+}
+
+#[test]
 fn heartbeats_and_framework_messages() {
     let mut h = check(&[
         (0, Register, &["checkpoint agent a1"]),

@@ -153,7 +153,8 @@ impl Master {
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
-        // REGISTERED must be the first message on the stream; kills follow it.
+        // REGISTERED goes first: the agent takes anything else before it as a failed
+        // registration.
         self.actions.push(Action::Agent {
             stream,
             message: ToAgent::Registered(Registered {
@@ -196,13 +197,22 @@ impl Master {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
-            if framework.tasks.contains_key(&report.task.task_id) || report.state.is_terminal() {
+            // A task the master already retired (declared lost, say) is not taken back;
+            // it is killed below.
+            let retired = framework
+                .completed_tasks
+                .iter()
+                .any(|t| t.info.task_id == report.task.task_id);
+            if framework.tasks.contains_key(&report.task.task_id) || retired {
                 continue;
             }
             let resources =
                 Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
             let role = allocation_role(&report.task.resources, framework);
-            used.push((report.framework_id.clone(), role.clone(), resources.clone()));
+            // A task that ended holds nothing; it is known until its end is acknowledged.
+            if !report.state.is_terminal() {
+                used.push((report.framework_id.clone(), role.clone(), resources.clone()));
+            }
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
@@ -242,8 +252,34 @@ impl Master {
         used
     }
 
-    /// Tasks an agent reports for frameworks the master removed are killed.
+    /// Tasks an agent reports for frameworks the master removed are killed, and so are
+    /// live tasks the master does not know (any more) of frameworks it knows: it told
+    /// their framework they are lost, so they must not run on (Mesos kills such tasks
+    /// when a known agent re-registers).
     fn kill_unknown_reported_tasks(&mut self, agent_id: &AgentId, register: &Register) {
+        let unknown: Vec<(FrameworkId, TaskId)> = register
+            .tasks
+            .iter()
+            .filter(|r| !r.state.is_terminal())
+            .filter(|r| {
+                self.frameworks.get(&r.framework_id).is_some_and(|f| {
+                    !f.tasks.contains_key(&r.task.task_id)
+                        && !f.unreachable_tasks.contains_key(&r.task.task_id)
+                })
+            })
+            .map(|r| (r.framework_id.clone(), r.task.task_id.clone()))
+            .collect();
+        for (framework_id, task_id) in unknown {
+            tracing::warn!(agent_id = %agent_id, task_id = %task_id, "agent reports a task that is supposed to be dead; killing it");
+            self.send_to_agent(
+                agent_id,
+                ToAgent::KillTask(mantle_api::internal::KillTask {
+                    framework_id,
+                    task_id,
+                    kill_policy: None,
+                }),
+            );
+        }
         let removed: Vec<FrameworkId> = register
             .tasks
             .iter()

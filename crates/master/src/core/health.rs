@@ -229,18 +229,23 @@ impl Master {
             let mut updates = Vec::new();
             for id in ids {
                 let mut task = framework.unreachable_tasks.remove(&id).expect("listed");
-                let reported = register.tasks.iter().find(|r| {
-                    r.framework_id == framework_id && r.task.task_id == id && !r.state.is_terminal()
-                });
+                let reported = register
+                    .tasks
+                    .iter()
+                    .find(|r| r.framework_id == framework_id && r.task.task_id == id);
                 match reported {
                     Some(report) => {
+                        // A task that ended while the agent was away comes back with its
+                        // end, which its update (still unacknowledged) will confirm.
                         task.state = report.state;
                         task.unreachable_time = None;
-                        used.push((
-                            framework_id.clone(),
-                            task.role.clone(),
-                            task.resources.clone(),
-                        ));
+                        if !report.state.is_terminal() {
+                            used.push((
+                                framework_id.clone(),
+                                task.role.clone(),
+                                task.resources.clone(),
+                            ));
+                        }
                         updates.push((
                             task.info.clone(),
                             report.state,

@@ -299,6 +299,12 @@ impl Master {
         self.offers.len()
     }
 
+    /// The outstanding offers, for the simulation's check that no resource is offered
+    /// twice.
+    pub fn offers(&self) -> impl Iterator<Item = &Offer> {
+        self.offers.values().map(|entry| &entry.offer)
+    }
+
     /// Framework IDs that are known, for tests and metrics.
     pub fn framework_ids(&self) -> BTreeSet<FrameworkId> {
         self.frameworks.keys().cloned().collect()

@@ -322,7 +322,12 @@ impl Master {
         if let Some(task) = framework.tasks.get_mut(&status.task_id) {
             if task.status_update_uuid.as_deref() != Some(uuid.as_str()) {
                 let was_terminal = task.state.is_terminal();
-                task.state = status.state;
+                // `state` is the latest state known. An agent resends its unacknowledged
+                // updates oldest first, so one that comes after the master learnt the
+                // end (from a re-registration) must not bring the task back to life.
+                if !was_terminal {
+                    task.state = status.state;
+                }
                 task.status_update_state = Some(status.state);
                 task.status_update_uuid = Some(uuid.clone());
                 let mut kept = status.clone();

@@ -730,6 +730,128 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
     expect_t1(&mut m, TaskState::Gone, Reason::AgentReregistered);
 }
 
+/// Explicit reconciliation of `t1` on `agent`, on stream `s1`.
+fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentId) {
+    let wanted = ReconcileTask {
+        task_id: TaskId::new("t1"),
+        agent_id: Some(agent),
+    };
+    let reconcile = Reconcile {
+        tasks: vec![wanted],
+    };
+    call(master, fid, "s1", CallBody::Reconcile(reconcile)).unwrap();
+}
+
+/// The agent's own update of `t1`, with a uuid, as it resends it after re-registering.
+fn agent_update_t1(master: &mut Master, now: f64, stream: &str, state: TaskState) {
+    let framework_id = master.frameworks.keys().next().unwrap().clone();
+    let mut status = TaskStatus::new(TaskId::new("t1"), state);
+    status.uuid = Some("AAAAAAAAAAAAAAAAAAAAAA==".into());
+    status.source = Some(Source::Executor);
+    let update = StatusUpdate {
+        framework_id,
+        status,
+    };
+    master
+        .agent_call(now, stream, AgentCall::StatusUpdate(update))
+        .unwrap();
+}
+
+#[test]
+fn a_task_that_ended_while_its_agent_was_unreachable_comes_back_ended() {
+    let (mut m, agent) = running_with_health(true, None);
+    m.tick(5.0);
+    m.take_actions();
+    // The agent reports t1, whose FINISHED the framework has not acknowledged yet.
+    reregister(&mut m, 20.0, "a2", &agent, &[("t1", TaskState::Finished)]);
+    expect_t1(&mut m, TaskState::Finished, Reason::AgentReregistered);
+    // The agent's own FINISHED then reaches the framework instead of being swallowed.
+    agent_update_t1(&mut m, 21.0, "a2", TaskState::Finished);
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![("t1".into(), TaskState::Finished, None, true)]
+    );
+}
+
+#[test]
+fn a_restarted_master_learns_of_tasks_that_ended_unacknowledged() {
+    let (first, agent) = running_with_health(true, None);
+    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
+    m.recover_registry(100.0, first.registry());
+    reregister(&mut m, 101.0, "a2", &agent, &[("t1", TaskState::Finished)]);
+    let fid = m.frameworks.keys().next().unwrap().clone();
+    m.subscribe(
+        102.0,
+        Subscribe {
+            framework_info: m.frameworks[&fid].info.clone(),
+            suppressed_roles: vec![],
+            offer_constraints: None,
+        },
+        "s1".into(),
+    )
+    .unwrap();
+    m.take_actions();
+    // Reconciliation tells the end, where it used to call the task gone.
+    reconcile_t1(&mut m, &fid, agent);
+    expect_t1(&mut m, TaskState::Finished, Reason::Reconciliation);
+    // The agent resends its oldest unacknowledged update first; the task stays ended.
+    agent_update_t1(&mut m, 102.5, "a2", TaskState::Running);
+    assert_eq!(
+        m.frameworks[&fid].tasks[&TaskId::new("t1")].state,
+        TaskState::Finished
+    );
+    // Its resources were not taken by a task that ended.
+    m.allocate(103.0);
+    let offered = offers(&events(&mut m, "s1"));
+    let cpus: f64 = offered
+        .iter()
+        .map(|o| {
+            Resources::from_wire("o", &o.resources)
+                .unwrap()
+                .scalar("cpus")
+        })
+        .sum();
+    assert_eq!(cpus, 4.0);
+}
+
+#[test]
+fn tasks_declared_lost_at_a_disconnect_are_killed_when_the_agent_returns() {
+    let (mut m, agent, _fid) = launched_t1();
+    // The framework does not checkpoint, so the disconnect loses t1 at once.
+    m.stream_closed(1.0, "a1");
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Lost,
+            Some(Reason::AgentDisconnected),
+            false
+        )]
+    );
+    // The agent comes back still running it: REGISTERED first, then the kill.
+    reregister(&mut m, 2.0, "a2", &agent, &[("t1", TaskState::Running)]);
+    let to_agent: Vec<ToAgent> = m
+        .take_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Agent { stream, message } if stream == "a2" => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(to_agent[0], ToAgent::Registered(_)),
+        "{to_agent:?}"
+    );
+    assert!(
+        matches!(&to_agent[1], ToAgent::KillTask(k) if k.task_id.as_str() == "t1"),
+        "{to_agent:?}"
+    );
+    assert_eq!(to_agent.len(), 2);
+    // It stays retired: the master does not take it back.
+    let fid = m.frameworks.keys().next().unwrap().clone();
+    assert!(!m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
+}
+
 #[test]
 fn the_removal_rate_limit_spaces_unreachable_marks() {
     let rate = RemovalRate::parse("1/10secs").unwrap();
@@ -772,19 +894,7 @@ fn a_restarted_master_waits_for_registry_agents_then_marks_them_unreachable() {
     // Until an agent re-registers, reconciling its tasks gets no answer.
     let fid = subscribe(&mut m, "s1", "f");
     m.take_actions();
-    let wanted = ReconcileTask {
-        task_id: TaskId::new("t1"),
-        agent_id: Some(agent.clone()),
-    };
-    call(
-        &mut m,
-        &fid,
-        "s1",
-        CallBody::Reconcile(Reconcile {
-            tasks: vec![wanted],
-        }),
-    )
-    .unwrap();
+    reconcile_t1(&mut m, &fid, agent.clone());
     assert!(updates(&events(&mut m, "s1")).is_empty());
 
     // One comes back in time; the other does not.

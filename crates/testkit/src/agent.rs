@@ -1,0 +1,444 @@
+//! A simulated agent process: the real agent [`Core`] with the shell around it modelled
+//! on `crates/agent/src/event_loop.rs` (actions carried out, executor streams, process
+//! launches and kills) and `master_link.rs` (register on a new stream, a first message
+//! that must be REGISTERED, reconnection after the stream ends or stays silent for five
+//! ping intervals, with a random first delay up to 1 s doubling to 1 min, and calls made
+//! while not connected dropped).
+//!
+//! A crash ends the process and, as today's agent cannot recover, every executor with
+//! it. [`World::agent_start`] is the one place that builds a new process; when the core
+//! can be rebuilt from its checkpoints, that is where recovery goes.
+
+use crate::executor::Proc;
+use crate::net::{ConnId, Down, Msg, Peer, Up, REQUEST_TIMEOUT};
+use crate::world::{Ev, World};
+use mantle_agent::core::{Action, Core, CoreConfig, Input, Now};
+use mantle_api::error::ApiError;
+use mantle_api::executor::Event as ExecutorEvent;
+use mantle_api::internal::ToAgent;
+use mantle_api::{ContainerId, Resources};
+use rand::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What every simulated agent offers.
+pub const AGENT_RESOURCES: &str = "cpus:4;mem:4096;disk:20000;ports:[31000-31009]";
+/// How often the shell ticks the core (the real one ticks every 100 ms; the core's
+/// timers are seconds apart, so this only coarsens them).
+const TICK_INTERVAL: f64 = 5.0;
+/// Pings that may go missing before the link gives the master up (`master_link.rs`).
+const MISSED_PINGS: f64 = 5.0;
+const MAX_BACKOFF: f64 = 60.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The process is not running.
+    Down,
+    /// Waiting to reconnect.
+    Idle,
+    Registering {
+        conn: ConnId,
+    },
+    Connected {
+        conn: ConnId,
+    },
+    /// The master shut this agent down; the link ended for good.
+    Stopped,
+}
+
+pub struct AgentNode {
+    /// Bumped whenever the process starts or dies, so that its timers and local events
+    /// from an earlier life are ignored.
+    pub life: u64,
+    pub core: Option<Core>,
+    started_at: f64,
+    pub link: Link,
+    attempt: u64,
+    backoff: Option<f64>,
+    last_heard: f64,
+    silence: f64,
+    pub procs: BTreeMap<u64, Proc>,
+    pub by_container: HashMap<ContainerId, u64>,
+    /// Open executor event streams and the process each belongs to.
+    pub streams: HashMap<u64, u64>,
+    pub next_proc: u64,
+    pub next_stream: u64,
+}
+
+impl AgentNode {
+    pub fn new() -> AgentNode {
+        AgentNode {
+            life: 0,
+            core: None,
+            started_at: 0.0,
+            link: Link::Down,
+            attempt: 0,
+            backoff: None,
+            last_heard: 0.0,
+            silence: 0.0,
+            procs: BTreeMap::new(),
+            by_container: HashMap::new(),
+            streams: HashMap::new(),
+            next_proc: 0,
+            next_stream: 0,
+        }
+    }
+
+    pub fn up(&self) -> bool {
+        self.core.is_some()
+    }
+}
+
+impl World {
+    fn agent_config(&mut self, agent: usize) -> CoreConfig {
+        CoreConfig {
+            hostname: format!("agent{agent}"),
+            ip: Ipv4Addr::new(10, 0, (agent / 250) as u8, (agent % 250) as u8 + 1),
+            port: 5051,
+            resources: Resources::parse_flag(AGENT_RESOURCES, "*").expect("valid resources"),
+            attributes: Vec::new(),
+            work_dir: PathBuf::from(format!("/sim/agent{agent}")),
+            launcher: PathBuf::from("/sim/mantle"),
+            executor_registration_timeout: Duration::from_secs(20),
+            executor_shutdown_grace_period: Duration::from_secs(3),
+            docker_socket: None,
+            flags: BTreeMap::new(),
+            start_time: self.unix(),
+            seed: self.rng.random(),
+        }
+    }
+
+    fn agent_now(&self, agent: usize) -> Now {
+        let elapsed = (self.secs() - self.agents[agent].started_at).max(0.0);
+        Now {
+            mono: Duration::from_secs_f64(elapsed),
+            unix: self.unix(),
+        }
+    }
+
+    /// Starts an agent process. Today it has nothing to recover: a fresh core registers
+    /// without an agent id.
+    pub fn agent_start(&mut self, agent: usize) {
+        if self.agents[agent].up() {
+            return;
+        }
+        let config = self.agent_config(agent);
+        let now = self.secs();
+        let node = &mut self.agents[agent];
+        node.life += 1;
+        node.core = Some(Core::new(config));
+        node.started_at = now;
+        node.link = Link::Idle;
+        node.backoff = None;
+        node.procs.clear();
+        node.by_container.clear();
+        node.streams.clear();
+        let life = node.life;
+        self.note(|| format!("agent {agent} starts (life {life})"));
+        let tick = self.delay(0.0, TICK_INTERVAL);
+        self.at(tick, Ev::AgentTick { agent, life });
+        self.agent_connect(agent);
+    }
+
+    /// The agent process dies, and its executors with it.
+    pub fn agent_crash(&mut self, agent: usize, restart_after: f64) {
+        if !self.agents[agent].up() {
+            return;
+        }
+        let life = self.agents[agent].life;
+        self.note(|| {
+            format!("agent {agent} crashes (life {life}), restarts in {restart_after:.1}s")
+        });
+        let procs: Vec<u64> = self.agents[agent].procs.keys().copied().collect();
+        for proc in procs {
+            self.exec_vanish(agent, proc);
+        }
+        self.agent_drop_conn(agent);
+        let node = &mut self.agents[agent];
+        node.core = None;
+        node.link = Link::Down;
+        node.life += 1;
+        self.truth.wiped.insert((agent, life));
+        self.at(restart_after, Ev::AgentStart { agent });
+    }
+
+    /// The link drops its stream: the master sees it close.
+    fn agent_drop_conn(&mut self, agent: usize) {
+        if let Link::Registering { conn } | Link::Connected { conn } = self.agents[agent].link {
+            let sent = self.secs();
+            self.send(Msg::Master {
+                from: Peer::Agent(agent),
+                sent,
+                up: Up::Closed { conn },
+            });
+        }
+    }
+
+    /// The TCP connection to the master resets: both sides see it end.
+    pub fn agent_reset_conn(&mut self, agent: usize) {
+        let link = self.agents[agent].link;
+        if let Link::Registering { .. } | Link::Connected { .. } = link {
+            self.note(|| format!("agent {agent} connection resets"));
+            self.agent_drop_conn(agent);
+            self.agent_link_lost(agent, matches!(link, Link::Connected { .. }));
+        }
+    }
+
+    fn agent_connect(&mut self, agent: usize) {
+        let conn = self.net.new_conn();
+        let sent = self.secs();
+        let node = &mut self.agents[agent];
+        let Some(core) = node.core.as_ref() else {
+            return;
+        };
+        let register = core.register_call();
+        node.attempt += 1;
+        node.link = Link::Registering { conn };
+        let (life, attempt) = (node.life, node.attempt);
+        self.send(Msg::Master {
+            from: Peer::Agent(agent),
+            sent,
+            up: Up::Register {
+                conn,
+                register: Box::new(register),
+            },
+        });
+        self.at(
+            REQUEST_TIMEOUT,
+            Ev::AgentRegisterTimeout {
+                agent,
+                life,
+                attempt,
+            },
+        );
+    }
+
+    /// The session ended; reconnect after the backoff. A session that had registered
+    /// tells the core it is disconnected and starts the backoff afresh.
+    fn agent_link_lost(&mut self, agent: usize, was_connected: bool) {
+        if was_connected {
+            self.agents[agent].backoff = None;
+            let _ = self.agent_handle(agent, Input::Disconnected);
+        }
+        let delay = match self.agents[agent].backoff {
+            None => self.delay(0.0, 1.0),
+            Some(previous) => (previous * 2.0).clamp(0.1, MAX_BACKOFF),
+        };
+        let node = &mut self.agents[agent];
+        node.backoff = Some(delay);
+        node.link = Link::Idle;
+        let (life, attempt) = (node.life, node.attempt);
+        self.at(
+            delay,
+            Ev::AgentReconnect {
+                agent,
+                life,
+                attempt,
+            },
+        );
+    }
+
+    pub fn agent_reconnect(&mut self, agent: usize, life: u64, attempt: u64) {
+        let node = &self.agents[agent];
+        if node.life == life && node.attempt == attempt && node.link == Link::Idle {
+            self.agent_connect(agent);
+        }
+    }
+
+    pub fn agent_register_timeout(&mut self, agent: usize, life: u64, attempt: u64) {
+        let node = &self.agents[agent];
+        if node.life != life || node.attempt != attempt {
+            return;
+        }
+        if let Link::Registering { .. } = node.link {
+            self.note(|| format!("agent {agent} registration timed out"));
+            self.agent_drop_conn(agent);
+            self.agent_link_lost(agent, false);
+        }
+    }
+
+    pub fn agent_silence(&mut self, agent: usize, life: u64, conn: ConnId) {
+        let node = &self.agents[agent];
+        if node.life != life || node.link != (Link::Connected { conn }) {
+            return;
+        }
+        let quiet_until = node.last_heard + node.silence;
+        if self.secs() + 1e-6 < quiet_until {
+            let wait = quiet_until - self.secs();
+            self.at(wait, Ev::AgentSilence { agent, life, conn });
+            return;
+        }
+        self.note(|| format!("agent {agent} hears nothing from the master; reconnecting"));
+        self.agent_drop_conn(agent);
+        self.agent_link_lost(agent, true);
+    }
+
+    pub fn agent_receive(&mut self, agent: usize, conn: ConnId, down: Down<ToAgent>) {
+        let node = &self.agents[agent];
+        if !node.up() {
+            return;
+        }
+        match (node.link, down) {
+            (Link::Registering { conn: c }, Down::Msg(ToAgent::Registered(registered)))
+                if c == conn =>
+            {
+                let life = node.life;
+                let silence = registered.ping_interval_seconds * MISSED_PINGS;
+                let now = self.secs();
+                let node = &mut self.agents[agent];
+                node.link = Link::Connected { conn };
+                node.last_heard = now;
+                node.silence = silence;
+                self.truth
+                    .agent_ids
+                    .insert(registered.agent_id.clone(), (agent, life));
+                self.note(|| format!("agent {agent} registered as {}", registered.agent_id));
+                self.at(silence, Ev::AgentSilence { agent, life, conn });
+                let _ = self.agent_handle(
+                    agent,
+                    Input::Registered {
+                        agent_id: registered.agent_id,
+                        master_info: registered.master_info,
+                    },
+                );
+            }
+            (Link::Registering { conn: c }, Down::Msg(other)) if c == conn => {
+                // master_link.rs: anything but REGISTERED first fails the attempt.
+                let kind = message_kind(&other);
+                self.note(|| format!("agent {agent} got {kind} before REGISTERED"));
+                self.agent_drop_conn(agent);
+                self.agent_link_lost(agent, false);
+            }
+            (Link::Registering { conn: c }, Down::End | Down::Refused) if c == conn => {
+                self.agent_link_lost(agent, false);
+            }
+            (Link::Connected { conn: c }, Down::Msg(ToAgent::Shutdown(shutdown))) if c == conn => {
+                self.note(|| format!("agent {agent} shut down by the master"));
+                let input = Input::Master(Box::new(ToAgent::Shutdown(shutdown)));
+                let _ = self.agent_handle(agent, input);
+                self.agent_drop_conn(agent);
+                self.agents[agent].link = Link::Stopped;
+            }
+            (Link::Connected { conn: c }, Down::Msg(message)) if c == conn => {
+                self.agents[agent].last_heard = self.secs();
+                if self.config.trace > 0 {
+                    let kind = match &message {
+                        ToAgent::RunTask(run) => format!("RUN_TASK {}", run.task.task_id),
+                        ToAgent::KillTask(kill) => format!("KILL_TASK {}", kill.task_id),
+                        other => message_kind(other).to_string(),
+                    };
+                    self.note(|| format!("agent {agent} <- {kind}"));
+                }
+                let _ = self.agent_handle(agent, Input::Master(Box::new(message)));
+            }
+            (Link::Connected { conn: c }, Down::End | Down::Refused) if c == conn => {
+                self.note(|| format!("agent {agent} stream ended"));
+                self.agent_link_lost(agent, true);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn agent_tick(&mut self, agent: usize, life: u64) {
+        if self.agents[agent].life != life || !self.agents[agent].up() {
+            return;
+        }
+        let _ = self.agent_handle(agent, Input::Tick);
+        self.at(TICK_INTERVAL, Ev::AgentTick { agent, life });
+    }
+
+    /// Feeds a local input to the agent after `delay`, if it still lives the same life.
+    pub fn agent_input_in(&mut self, delay: f64, agent: usize, life: u64, input: Input) {
+        let input = Box::new(input);
+        self.at(delay, Ev::AgentInput { agent, life, input });
+    }
+
+    /// A local input (an executor's call or a process event) for the current life.
+    pub fn agent_local_input(&mut self, agent: usize, life: u64, input: Input) {
+        if self.agents[agent].life == life {
+            let _ = self.agent_handle(agent, input);
+        }
+    }
+
+    /// Feeds the core one input and carries out its actions, as the event loop does.
+    pub fn agent_handle(&mut self, agent: usize, input: Input) -> Result<(), ApiError> {
+        let now = self.agent_now(agent);
+        let Some(core) = self.agents[agent].core.as_mut() else {
+            return Err(ApiError::unavailable("the agent is down"));
+        };
+        let output = core.handle(now, input);
+        for action in output.actions {
+            self.agent_act(agent, action);
+        }
+        output.reply
+    }
+
+    fn agent_act(&mut self, agent: usize, action: Action) {
+        let life = self.agents[agent].life;
+        match action {
+            Action::ToMaster(call) => {
+                // Calls made while not connected are dropped (master_link.rs).
+                if let Link::Connected { conn } = self.agents[agent].link {
+                    let sent = self.secs();
+                    self.send(Msg::Master {
+                        from: Peer::Agent(agent),
+                        sent,
+                        up: Up::AgentCall { conn, call },
+                    });
+                }
+            }
+            Action::ToExecutor { stream, event } => {
+                if let ExecutorEvent::Acknowledged(ack) = &event {
+                    self.truth.taken(&ack.uuid);
+                }
+                let delay = self.delay(0.0001, 0.002);
+                if self.agents[agent].streams.contains_key(&stream) {
+                    let event = Box::new(event);
+                    self.at(
+                        delay,
+                        Ev::ExecEvent {
+                            agent,
+                            life,
+                            stream,
+                            event,
+                        },
+                    );
+                } else {
+                    // Writing to a stream whose executor is gone fails; the event loop
+                    // tells the core.
+                    let input = Input::StreamClosed { stream };
+                    self.agent_input_in(delay, agent, life, input);
+                }
+            }
+            Action::CloseStream { stream } => {
+                if let Some(proc) = self.agents[agent].streams.remove(&stream) {
+                    self.exec_stream_ended(agent, proc, stream);
+                }
+            }
+            Action::Launch(spec) => self.exec_launch(agent, *spec),
+            Action::Kill { container_id } => {
+                if let Some(&proc) = self.agents[agent].by_container.get(&container_id) {
+                    self.exec_kill(agent, proc);
+                }
+            }
+            Action::Update { .. } => {}
+        }
+    }
+}
+
+fn message_kind(message: &ToAgent) -> &'static str {
+    match message {
+        ToAgent::Registered(_) => "REGISTERED",
+        ToAgent::RunTask(_) => "RUN_TASK",
+        ToAgent::RunTaskGroup(_) => "RUN_TASK_GROUP",
+        ToAgent::KillTask(_) => "KILL_TASK",
+        ToAgent::ShutdownExecutor(_) => "SHUTDOWN_EXECUTOR",
+        ToAgent::ShutdownFramework(_) => "SHUTDOWN_FRAMEWORK",
+        ToAgent::StatusUpdateAck(_) => "STATUS_UPDATE_ACK",
+        ToAgent::FrameworkMessage(_) => "FRAMEWORK_MESSAGE",
+        ToAgent::Ping => "PING",
+        ToAgent::Shutdown(_) => "SHUTDOWN",
+    }
+}
