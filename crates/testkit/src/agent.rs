@@ -103,6 +103,8 @@ impl World {
             launcher: PathBuf::from("/sim/mantle"),
             executor_registration_timeout: Duration::from_secs(20),
             executor_shutdown_grace_period: Duration::from_secs(3),
+            executor_reregistration_timeout: Duration::from_secs(2),
+            recovery_timeout: Duration::from_secs(900),
             docker_socket: None,
             flags: BTreeMap::new(),
             start_time: self.unix(),
@@ -423,7 +425,9 @@ impl World {
                     self.exec_kill(agent, proc);
                 }
             }
-            Action::Update { .. } => {}
+            // Agent restarts lose everything here (see `agent_start`), so what would be
+            // written to disk is not kept, and nothing is ever reattached.
+            Action::Update { .. } | Action::Checkpoint(_) | Action::Reattach(_) => {}
         }
     }
 }

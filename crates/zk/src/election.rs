@@ -99,12 +99,7 @@ impl Contender {
 }
 
 /// Publishes the candidacy until the session ends or nobody listens.
-async fn follow_election(
-    client: Client,
-    path: String,
-    node: String,
-    tx: watch::Sender<Candidacy>,
-) {
+async fn follow_election(client: Client, path: String, node: String, tx: watch::Sender<Candidacy>) {
     let mine = node.rsplit('/').next().unwrap_or_default().to_string();
     let mut states = client.state_changes();
     loop {
@@ -237,7 +232,10 @@ mod tests {
             Some("json.info_0000000003"),
         );
         check(&["json.info_", "json.info_x1", "info_0000000001"], None);
-        check(&["json.info_0000000010", "json.info_0000000009"], Some("json.info_0000000009"));
+        check(
+            &["json.info_0000000010", "json.info_0000000009"],
+            Some("json.info_0000000009"),
+        );
         assert_eq!(candidate_sequence("json.info_0000000042"), Some(42));
     }
 }

@@ -684,7 +684,7 @@ fn disconnection_holds_updates_until_reregistration() {
 #[test]
 fn reregistration_reports_tasks_whose_end_is_not_acknowledged() {
     let mut h = check(&[
-        (0, Register, &[]),
+        (0, Register, &["checkpoint agent a1"]),
         (0, Run("t1", "e1"), &["launch e1"]),
         (0, Run("t2", "e1"), &["resize e1 cpus=2 mem=0"]),
         (
@@ -1156,7 +1156,16 @@ fn a_restarted_agent_waits_for_its_executors_then_resends() {
     let register = h.core.register_call();
     assert_eq!(register.agent_info.id, Some(AgentId::new("a1")));
     assert_eq!(register.executors.len(), 1);
-    assert!(register.tasks.is_empty(), "t1 ended and t2 was lost");
+    // Both ended, their ends not acknowledged yet: reported with their last state.
+    let reported: Vec<(String, TaskState)> = register
+        .tasks
+        .iter()
+        .map(|t| (t.task.task_id.value.clone(), t.state))
+        .collect();
+    assert_eq!(
+        reported,
+        [("t1".to_string(), Finished), ("t2".to_string(), Lost)]
+    );
     // Registered again with the same id: the unacknowledged FINISHED goes out again,
     // with the uuid it had before the restart.
     check_on(
@@ -1202,5 +1211,5 @@ fn after_a_reboot_no_executor_is_waited_for() {
     assert!(!h.core.recovering());
     let register = h.core.register_call();
     assert!(register.executors.is_empty(), "no executor survived");
-    assert!(register.tasks.is_empty());
+    assert!(register.tasks.iter().all(|t| t.state.is_terminal()));
 }
