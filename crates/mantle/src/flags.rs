@@ -58,6 +58,22 @@ pub struct MasterFlags {
         default_value = "/var/lib/mantle/master"
     )]
     pub work_dir: PathBuf,
+    /// ZooKeeper URL (zk://host1:2181,host2:2181/path): masters elect a leader there and
+    /// keep the registry there; without it this master is the only one.
+    #[arg(long, env = "MANTLE_ZK")]
+    pub zk: Option<String>,
+    /// Number of masters that make a quorum of the replicated registry. With --zk the
+    /// registry lives in ZooKeeper, whose own quorum keeps it; accepted for Mesos
+    /// compatibility and checked to be positive.
+    #[arg(long, env = "MANTLE_QUORUM", default_value_t = 1)]
+    pub quorum: u32,
+    /// ZooKeeper session timeout: how long a leader cut off from ZooKeeper keeps leading.
+    #[arg(
+        long = "zk_session_timeout",
+        env = "MANTLE_ZK_SESSION_TIMEOUT",
+        default_value = "10secs"
+    )]
+    pub zk_session_timeout: String,
     #[command(flatten)]
     pub common: MasterTuning,
     /// Log level: error, warn, info, debug or trace.
@@ -313,13 +329,39 @@ fn rand_seed() -> u64 {
 
 impl MasterFlags {
     pub fn to_config(&self) -> anyhow::Result<(MasterConfig, Duration)> {
-        self.common.to_config(
+        let (mut config, interval) = self.common.to_config(
             self.ip,
             self.port,
             self.hostname.clone(),
             &self.work_dir,
             &self.logging_level,
-        )
+        )?;
+        if let Some(zk) = &self.zk {
+            config.flags.insert("zk".into(), zk.clone());
+        }
+        config
+            .flags
+            .insert("quorum".into(), self.quorum.to_string());
+        config
+            .flags
+            .insert("zk_session_timeout".into(), self.zk_session_timeout.clone());
+        Ok((config, interval))
+    }
+
+    /// `--zk` with its session timeout, when given.
+    pub fn ha_config(&self) -> anyhow::Result<Option<mantle_master::HaConfig>> {
+        if self.quorum == 0 {
+            anyhow::bail!("--quorum: must be positive");
+        }
+        let Some(zk) = &self.zk else {
+            return Ok(None);
+        };
+        let zk = zk.parse().map_err(|e| anyhow!("--zk: {e}"))?;
+        let session_timeout = duration_flag("zk_session_timeout", &self.zk_session_timeout)?;
+        Ok(Some(mantle_master::HaConfig {
+            zk,
+            session_timeout,
+        }))
     }
 }
 
@@ -512,7 +554,8 @@ impl AgentTuning {
 
 #[derive(Args, Debug, Clone)]
 pub struct AgentFlags {
-    /// The master, as host:port.
+    /// The master, as host:port, or zk://host1:2181,host2:2181/path to follow the
+    /// leading master through ZooKeeper.
     #[arg(long, env = "MANTLE_MASTER")]
     pub master: String,
     /// IP address to listen on and advertise.
@@ -540,11 +583,6 @@ pub struct AgentFlags {
 
 impl AgentFlags {
     pub fn to_config(&self) -> anyhow::Result<mantle_agent::AgentConfig> {
-        if self.master.starts_with("zk://") {
-            return Err(anyhow!(
-                "--master: ZooKeeper URLs are not supported yet; give host:port"
-            ));
-        }
         self.common.to_config(
             self.master.clone(),
             self.ip,

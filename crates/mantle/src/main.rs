@@ -66,7 +66,8 @@ async fn shutdown_signal() {
 
 async fn run_master(flags: flags::MasterFlags) -> anyhow::Result<()> {
     let (config, interval) = flags.to_config()?;
-    let master = mantle_master::start(config, interval).await?;
+    let ha = flags.ha_config()?;
+    let master = mantle_master::start_ha(config, interval, ha).await?;
     eprintln!("mantle master listening on http://{}", master.address());
     shutdown_signal().await;
     master.shutdown().await;

@@ -5,6 +5,7 @@
 //! readers never stall it and nothing is rendered while nobody reads.
 
 use crate::core::{Action, CallReply, Master, OperatorReply, StreamId};
+use crate::store::Store;
 use bytes::Bytes;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::json::to_ascii_json;
@@ -13,7 +14,6 @@ use mantle_api::recordio;
 use mantle_api::scheduler::{CallBody, Subscribe};
 use mantle_api::{ApiError, FrameworkId};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -143,8 +143,9 @@ pub struct EventLoop {
     /// The published snapshot lags the core.
     stale: bool,
     published_at: Option<Instant>,
-    /// Where the policy is stored, and the policy version last stored.
-    work_dir: Option<PathBuf>,
+    /// Where the policy and registry are stored (none in tests), and the policy version
+    /// last stored.
+    store: Option<Box<dyn Store>>,
     stored_policy: u64,
     /// The agent registry version last written to the store.
     stored_registry: u64,
@@ -162,7 +163,7 @@ impl EventLoop {
     pub fn new(
         core: Master,
         allocation_interval: Duration,
-        work_dir: Option<PathBuf>,
+        store: Option<Box<dyn Store>>,
     ) -> (EventLoop, LoopHandle) {
         let core_policy_version = core.policy_version();
         let core_registry_version = core.registry_version();
@@ -184,7 +185,7 @@ impl EventLoop {
             published_at: None,
             stored_policy: core_policy_version,
             stored_registry: core_registry_version,
-            work_dir,
+            store,
         };
         (event_loop, handle)
     }
@@ -272,8 +273,8 @@ impl EventLoop {
         if version == self.stored_policy {
             return Ok(());
         }
-        if let Some(dir) = &self.work_dir {
-            if let Err(err) = crate::store::save(dir, self.core.policy()) {
+        if let Some(store) = &mut self.store {
+            if let Err(err) = store.save_policy(self.core.policy()) {
                 tracing::error!(error = %err, "cannot store the policy");
                 return Err(ApiError::unavailable(format!(
                     "cannot store the policy: {err}"
@@ -291,8 +292,8 @@ impl EventLoop {
         if version == self.stored_registry {
             return Ok(());
         }
-        if let Some(dir) = &self.work_dir {
-            if let Err(err) = crate::store::save_registry(dir, &self.core.registry()) {
+        if let Some(store) = &mut self.store {
+            if let Err(err) = store.save_registry(&self.core.registry()) {
                 tracing::error!(error = %err, "cannot store the registry");
                 return Err(ApiError::unavailable(format!(
                     "cannot store the registry: {err}"

@@ -2,7 +2,8 @@
 //! legacy JSON endpoints, behind the libprocess path aliases (reference §0.4).
 
 use crate::core::CallReply;
-use crate::event_loop::{Command, EventStream, LoopHandle};
+use crate::event_loop::{Command, EventStream};
+use crate::leadership::{Role, RoleHandle};
 use crate::operator;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -24,9 +25,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub handle: LoopHandle,
+    /// The leader's event loop, while this master leads.
+    pub handle: RoleHandle,
     /// `host:port` of this master, for `/master/redirect`.
     pub advertised: String,
+    /// When this master started (seconds since the epoch), for a standby's metrics.
+    pub started: f64,
 }
 
 /// The router wrapped in the path rewriting of [`canonical_path`].
@@ -48,14 +52,16 @@ fn rewrite_path(mut request: Request) -> Request {
 }
 
 pub fn router(state: AppState) -> App {
-    let router = Router::new()
-        .route("/api/v1/scheduler", any(scheduler_api))
-        .route(AGENT_API_PATH, any(agent_api))
-        .route("/state", get(state_endpoint))
+    // Everything but these goes to the leader: a standby redirects (reference §5.6).
+    let local = Router::new()
         .route("/metrics/snapshot", get(metrics_endpoint))
         .route("/version", get(version))
         .route("/health", get(health))
-        .route("/redirect", get(redirect))
+        .route("/redirect", get(redirect));
+    let leader_only = Router::new()
+        .route("/api/v1/scheduler", any(scheduler_api))
+        .route(AGENT_API_PATH, any(agent_api))
+        .route("/state", get(state_endpoint))
         .route("/api/v1", any(operator::operator_api))
         .route("/roles", get(operator::roles))
         .route(
@@ -75,8 +81,52 @@ pub fn router(state: AppState) -> App {
         .route("/maintenance/status", get(operator::maintenance_status))
         .route("/machine/down", post(operator::machine_down))
         .route("/machine/up", post(operator::machine_up))
-        .with_state(state);
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            to_the_leader,
+        ));
+    let router = local.merge(leader_only).with_state(state);
     router.map_request(rewrite_path as fn(Request) -> Request)
+}
+
+/// Lets requests through on the leader; a standby answers 307 to the leader's same path
+/// (`Location: //host:port/path`, what Mesos sends and pymesos and mesoshttp follow), or
+/// 503 while no leader is known.
+async fn to_the_leader(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match state.handle.role() {
+        Role::Leading(_) => next.run(request).await,
+        Role::Following(Some(leader)) => {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let location = format!("//{leader}{}", master_path(&path));
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response()
+        }
+        Role::Following(None) => {
+            error_response(&ApiError::unavailable("no leading master is known"))
+        }
+    }
+}
+
+/// The path as the client would name it on another master: canonical paths are served
+/// under `/master` (the libprocess alias), except the v1 APIs and the agent protocol.
+fn master_path(path: &str) -> String {
+    let top_level = path.starts_with("/api/") || path.starts_with("/mantle/");
+    if top_level || path.starts_with("/master/") {
+        path.to_string()
+    } else {
+        format!("/master{path}")
+    }
 }
 
 pub fn error_response(err: &ApiError) -> Response {
@@ -316,6 +366,14 @@ async fn metrics_endpoint(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Role::Following(_) = state.handle.role() {
+        // A standby runs no core: it reports that it does not lead, and its uptime.
+        let body = serde_json::json!({
+            "master/elected": 0.0,
+            "master/uptime_secs": crate::event_loop::unix_now() - state.started,
+        });
+        return json_response(Bytes::from(body.to_string()), &query);
+    }
     let snapshot = match state.handle.current_snapshot().await {
         Ok(snapshot) => snapshot,
         Err(err) => return error_response(&err),
@@ -342,9 +400,17 @@ async fn health() -> StatusCode {
     StatusCode::OK
 }
 
-/// Always a 307 to the leader, even on the leader itself (reference §4).
+/// Always a 307 to the leader, even on the leader itself (reference §4); 503 while no
+/// leader is known.
 async fn redirect(State(state): State<AppState>) -> Response {
-    let location = format!("//{}", state.advertised);
+    let leader = match state.handle.role() {
+        Role::Leading(_) => state.advertised.clone(),
+        Role::Following(Some(leader)) => leader,
+        Role::Following(None) => {
+            return error_response(&ApiError::unavailable("no leading master is known"))
+        }
+    };
+    let location = format!("//{leader}");
     (
         StatusCode::TEMPORARY_REDIRECT,
         [(header::LOCATION, location)],

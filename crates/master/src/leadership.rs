@@ -6,7 +6,8 @@
 //! its streams close, and it contends again with a new session.
 
 use crate::core::{Master, MasterConfig, Policy, Registry};
-use crate::event_loop::{unix_now, EventLoop, LoopHandle, Store};
+use crate::event_loop::{unix_now, EventLoop, LoopHandle};
+use crate::store::Store;
 use mantle_api::ApiError;
 use mantle_zk::election::{Candidacy, Contender};
 use mantle_zk::{Client, CreateMode, Error as ZkError, Op, Options, ZkUrl};
@@ -44,6 +45,21 @@ impl RoleHandle {
             Role::Leading(handle) => Ok(handle),
             Role::Following(_) => Err(ApiError::unavailable("this master is not the leader")),
         }
+    }
+
+    /// [`LoopHandle::request`] on the leader's loop.
+    pub async fn request<T>(
+        &self,
+        make: impl FnOnce(crate::event_loop::Reply<T>) -> crate::event_loop::Command,
+    ) -> Result<T, ApiError> {
+        self.leader_loop()?.request(make).await
+    }
+
+    /// [`LoopHandle::current_snapshot`] of the leader's loop.
+    pub async fn current_snapshot(
+        &self,
+    ) -> Result<std::sync::Arc<crate::event_loop::Snapshot>, ApiError> {
+        self.leader_loop()?.current_snapshot().await
     }
 }
 
@@ -130,7 +146,11 @@ impl ZkStore {
         let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
         for (index, chunk) in chunks.iter().enumerate() {
             let path = format!("{pointer_path}/{version}-{index}");
-            match self.client.create(&path, chunk, CreateMode::Persistent).await {
+            match self
+                .client
+                .create(&path, chunk, CreateMode::Persistent)
+                .await
+            {
                 Ok(_) => {}
                 // Left by an attempt that failed before its switch.
                 Err(ZkError::NodeExists { .. }) => {
@@ -238,7 +258,7 @@ async fn term(
 ) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
     let info = crate::core::master_info(&id, config);
-    let data = serde_json::to_vec(&mantle_api::json::to_ascii_json(&info))?;
+    let data = mantle_api::json::to_ascii_json(&info);
     let contender = Contender::start(client.clone(), &url.path, &data).await?;
     let mut candidacy = contender.candidacy();
     loop {

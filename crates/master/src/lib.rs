@@ -5,20 +5,31 @@
 pub mod core;
 pub mod event_loop;
 pub mod http;
+pub mod leadership;
 mod operator;
 pub mod store;
 
 use crate::core::{Master, MasterConfig};
 use crate::event_loop::EventLoop;
+use crate::leadership::{Role, RoleHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// `--zk` and its session timeout: several masters elect a leader through ZooKeeper.
+#[derive(Clone, Debug)]
+pub struct HaConfig {
+    pub zk: mantle_zk::ZkUrl,
+    pub session_timeout: Duration,
+}
+
 /// A master running inside this process.
 pub struct MasterHandle {
     address: SocketAddr,
+    ha: bool,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    /// The event loop (a single master), or the leadership supervisor (with `--zk`).
     event_loop: tokio::task::JoinHandle<()>,
 }
 
@@ -29,6 +40,10 @@ impl MasterHandle {
 
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        if self.ha {
+            // The supervisor runs until aborted; its leader loop ends with it.
+            self.event_loop.abort();
+        }
         let _ = self.event_loop.await;
         self.server.abort();
         let _ = self.server.await;
@@ -38,8 +53,18 @@ impl MasterHandle {
 /// Binds `config.ip:config.port` (port 0 picks a free one), starts the event loop and the
 /// HTTP server, and returns once the master accepts connections.
 pub async fn start(
+    config: MasterConfig,
+    allocation_interval: Duration,
+) -> anyhow::Result<MasterHandle> {
+    start_ha(config, allocation_interval, None).await
+}
+
+/// Like [`start`]; with `ha`, the master contends for leadership through ZooKeeper and
+/// runs an event loop only while it leads (`leadership.rs`).
+pub async fn start_ha(
     mut config: MasterConfig,
     allocation_interval: Duration,
+    ha: Option<HaConfig>,
 ) -> anyhow::Result<MasterHandle> {
     let listener = tokio::net::TcpListener::bind((config.ip, config.port))
         .await
@@ -50,17 +75,45 @@ pub async fn start(
         .flags
         .insert("port".into(), address.port().to_string());
     let advertised = format!("{}:{}", config.hostname, config.port);
-    let id = uuid::Uuid::new_v4().to_string();
-    let work_dir = config.work_dir.clone();
-    let mut core = Master::new(id.clone(), config, event_loop::unix_now());
-    if let Some(dir) = &work_dir {
-        core.restore_policy(store::load(dir)?);
-        core.recover_registry(event_loop::unix_now(), store::load_registry(dir)?);
-    }
-    let (event_loop, handle) = EventLoop::new(core, allocation_interval, work_dir);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let event_loop = tokio::spawn(event_loop.run(shutdown_rx.clone()));
-    let app = http::router(http::AppState { handle, advertised });
+    let (role_tx, role) = watch::channel(Role::Following(None));
+    let event_loop = match &ha {
+        Some(ha) => {
+            tracing::info!(zk = %ha.zk, address = %address, "master started; contending for leadership");
+            tokio::spawn(leadership::supervise(
+                config,
+                allocation_interval,
+                ha.zk.clone(),
+                ha.session_timeout,
+                role_tx,
+            ))
+        }
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let work_dir = config.work_dir.clone();
+            let mut core = Master::new(id.clone(), config, event_loop::unix_now());
+            if let Some(dir) = &work_dir {
+                core.restore_policy(store::load(dir)?);
+                core.recover_registry(event_loop::unix_now(), store::load_registry(dir)?);
+            }
+            let store =
+                work_dir.map(|dir| Box::new(store::FileStore(dir)) as Box<dyn store::Store>);
+            let (event_loop, handle) = EventLoop::new(core, allocation_interval, store);
+            role_tx.send_replace(Role::Leading(handle));
+            tracing::info!(master_id = %id, address = %address, "master started");
+            let running = tokio::spawn(event_loop.run(shutdown_rx.clone()));
+            // The role sender lives as long as the loop: the HTTP layer keeps reading it.
+            tokio::spawn(async move {
+                let _ = running.await;
+                drop(role_tx);
+            })
+        }
+    };
+    let app = http::router(http::AppState {
+        handle: RoleHandle::new(role),
+        advertised,
+        started: event_loop::unix_now(),
+    });
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let result = axum::serve(
@@ -75,9 +128,9 @@ pub async fn start(
             tracing::error!(error = %err, "master http server failed");
         }
     });
-    tracing::info!(master_id = %id, address = %address, "master started");
     Ok(MasterHandle {
         address,
+        ha: ha.is_some(),
         shutdown,
         server,
         event_loop,

@@ -56,6 +56,26 @@ pub fn save_registry(dir: &Path, registry: &Registry) -> std::io::Result<()> {
     save_json(dir, REGISTRY, registry)
 }
 
+/// Where the leader keeps its policy and registry: files under `--work_dir`, or
+/// ZooKeeper with `--zk` (`leadership::ZkStore`). A save is durable when it returns.
+pub trait Store: Send {
+    fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()>;
+    fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()>;
+}
+
+/// `policy.json` and `registry.json` in a directory.
+pub struct FileStore(pub std::path::PathBuf);
+
+impl Store for FileStore {
+    fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()> {
+        save(&self.0, policy)
+    }
+
+    fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()> {
+        save_registry(&self.0, registry)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

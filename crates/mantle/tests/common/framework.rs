@@ -14,6 +14,9 @@ pub struct Framework {
     pub statuses: Vec<TaskStatus>,
     /// Tasks whose terminal updates are not acknowledged.
     pub hold_acks: std::collections::HashSet<String>,
+    /// Offers that arrived while a wait looked for something else (and were not
+    /// rescinded since); `next_offers` hands them out first.
+    pub unused_offers: Vec<Offer>,
 }
 
 pub fn framework_info(name: &str) -> FrameworkInfo {
@@ -45,6 +48,7 @@ impl Framework {
             id,
             statuses: Vec::new(),
             hold_acks: Default::default(),
+            unused_offers: Vec::new(),
         }
     }
 
@@ -81,10 +85,18 @@ impl Framework {
             if let Some(found) = pick(&event) {
                 return found;
             }
+            match &event {
+                Event::Offers(offers) => self.unused_offers.extend(offers.offers.iter().cloned()),
+                Event::Rescind(rescind) => self.unused_offers.retain(|o| o.id != rescind.offer_id),
+                _ => {}
+            }
         }
     }
 
     pub async fn next_offers(&mut self) -> Vec<Offer> {
+        if !self.unused_offers.is_empty() {
+            return std::mem::take(&mut self.unused_offers);
+        }
         self.next("offers", Duration::from_secs(30), |e| match e {
             Event::Offers(o) => Some(o.offers.clone()),
             _ => None,

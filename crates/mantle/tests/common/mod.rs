@@ -20,6 +20,9 @@ pub struct Cluster {
     pub master: String,
     pub agents: Vec<String>,
     pub dir: tempfile::TempDir,
+    /// The master (none when the agents follow masters started elsewhere), then each
+    /// agent by index.
+    master_child: Option<Child>,
     children: Vec<Child>,
     master_args: Vec<String>,
     /// Each agent's command line, to start it again.
@@ -31,7 +34,7 @@ pub struct Cluster {
 }
 
 /// Waits until the daemon logging to `log` prints its listening address.
-fn wait_for_address(log: &Path, child: &mut Child) -> String {
+pub fn wait_for_address(log: &Path, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -55,7 +58,7 @@ fn wait_for_address(log: &Path, child: &mut Child) -> String {
 }
 
 /// Starts `mantle` with `args`, inside `host` of `net` when there is one.
-fn spawn(net: Option<&netns::Network>, host: usize, args: &[&str], log: &Path) -> Child {
+pub fn spawn(net: Option<&netns::Network>, host: usize, args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).unwrap();
     let mut command = match net {
         Some(net) => net.command(host, MANTLE),
@@ -75,6 +78,22 @@ impl Cluster {
     /// A master with extra flags and `agents` agents with the given resources.
     pub async fn start(agents: usize, resources: &str, master_flags: &[&str]) -> Cluster {
         Cluster::start_on(None, agents, resources, master_flags).await
+    }
+
+    /// No master of its own: the agents added follow `master` (a `zk://` URL naming
+    /// masters started elsewhere).
+    pub async fn without_master(master: &str) -> Cluster {
+        Cluster {
+            master: master.to_string(),
+            agents: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+            master_child: None,
+            children: Vec::new(),
+            master_args: Vec::new(),
+            agent_args: Vec::new(),
+            http: HttpClient::new(Duration::from_secs(10)),
+            net: None,
+        }
     }
 
     /// The master and its agents each on a host of `net` (the master on host 0).
@@ -108,7 +127,8 @@ impl Cluster {
             master,
             agents: Vec::new(),
             dir,
-            children: vec![master_child],
+            master_child: Some(master_child),
+            children: Vec::new(),
             master_args,
             agent_args: Vec::new(),
             http: HttpClient::new(Duration::from_secs(10)),
@@ -131,7 +151,7 @@ impl Cluster {
 
     /// Sends `signal` to agent `index` (`SIGSTOP` makes it a silent partition).
     pub fn signal_agent(&self, index: usize, signal: i32) {
-        let pid = self.children[index + 1].id() as i32;
+        let pid = self.children[index].id() as i32;
         // SAFETY: kill(2) on our own child has no memory-safety effects.
         unsafe {
             libc::kill(pid, signal);
@@ -212,7 +232,7 @@ impl Cluster {
 
     /// Kills agent `index` with SIGKILL and reaps it.
     pub fn kill_agent(&mut self, index: usize) {
-        let child = &mut self.children[index + 1];
+        let child = &mut self.children[index];
         // SAFETY: sending a signal to our own child has no memory-safety effects.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGKILL);
@@ -235,7 +255,7 @@ impl Cluster {
         ));
         let mut child = spawn(self.net.as_ref(), index + 1, &args, &log);
         self.agents[index] = wait_for_address(&log, &mut child);
-        self.children[index + 1] = child;
+        self.children[index] = child;
     }
 
     fn restarts(&self, index: usize) -> usize {
@@ -256,7 +276,7 @@ impl Cluster {
     /// Kills the master and starts it again on the same port and work directory; the
     /// agents reconnect on their own.
     pub fn restart_master(&mut self) {
-        let old = &mut self.children[0];
+        let old = self.master_child.as_mut().expect("a master of its own");
         // SAFETY: sending a signal to our own child has no memory-safety effects.
         unsafe {
             libc::kill(old.id() as i32, libc::SIGKILL);
@@ -270,7 +290,7 @@ impl Cluster {
         let log = self.dir.path().join("master-restarted.log");
         let mut child = spawn(self.net.as_ref(), 0, &args, &log);
         self.master = wait_for_address(&log, &mut child);
-        self.children[0] = child;
+        self.master_child = Some(child);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -368,14 +388,15 @@ fn kill_processes_under(dir: &Path) {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
+        let children = self.children.iter_mut().chain(self.master_child.as_mut());
+        for child in children {
             // SAFETY: sending a signal to our own child has no memory-safety effects.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        for child in &mut self.children {
+        for child in self.children.iter_mut().chain(self.master_child.as_mut()) {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;

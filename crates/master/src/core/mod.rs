@@ -160,31 +160,37 @@ pub struct Counters {
     pub tasks_by_terminal_state: BTreeMap<TaskState, u64>,
 }
 
+/// The MasterInfo a master with this id and configuration advertises (in its
+/// SUBSCRIBED events, and in ZooKeeper when it contends for leadership).
+pub fn master_info(id: &str, config: &MasterConfig) -> MasterInfo {
+    let pid = format!("master@{}:{}", config.ip, config.port);
+    MasterInfo {
+        id: id.to_string(),
+        ip: ipv4_to_mesos_u32(config.ip),
+        port: u32::from(config.port),
+        pid: Some(pid),
+        hostname: Some(config.hostname.clone()),
+        version: Some(MESOS_VERSION.to_string()),
+        address: Some(Address {
+            hostname: Some(config.hostname.clone()),
+            ip: Some(config.ip.to_string()),
+            port: u32::from(config.port),
+        }),
+        capabilities: vec![
+            Capability {
+                kind: "AGENT_UPDATE".into(),
+            },
+            Capability {
+                kind: "AGENT_DRAINING".into(),
+            },
+        ],
+    }
+}
+
 impl Master {
     /// `id` is the master's random UUID, chosen by the caller so the core stays pure.
     pub fn new(id: String, config: MasterConfig, now: f64) -> Master {
-        let pid = format!("master@{}:{}", config.ip, config.port);
-        let info = MasterInfo {
-            id: id.clone(),
-            ip: ipv4_to_mesos_u32(config.ip),
-            port: u32::from(config.port),
-            pid: Some(pid),
-            hostname: Some(config.hostname.clone()),
-            version: Some(MESOS_VERSION.to_string()),
-            address: Some(Address {
-                hostname: Some(config.hostname.clone()),
-                ip: Some(config.ip.to_string()),
-                port: u32::from(config.port),
-            }),
-            capabilities: vec![
-                Capability {
-                    kind: "AGENT_UPDATE".into(),
-                },
-                Capability {
-                    kind: "AGENT_DRAINING".into(),
-                },
-            ],
-        };
+        let info = master_info(&id, &config);
         let mut allocator = DrfAllocator::new(config.allocator.clone());
         for (role, weight) in &config.weights {
             allocator.set_weight(role, *weight);

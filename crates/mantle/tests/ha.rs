@@ -1,0 +1,195 @@
+//! High availability with real processes (reference §5.6): three `mantle master`s
+//! contend through a real ZooKeeper server; one leads (`master/elected` 1), the others
+//! answer with 307 to it. An agent and a framework find the leader through a `zk://` URL.
+//! When the leader is killed, another master is elected, recovers the registry from
+//! ZooKeeper, the agent and the framework follow it, and the task keeps running.
+
+mod common;
+
+use common::checks::{checkpointing, launch};
+use common::framework::Framework;
+use common::{spawn, wait_for_address};
+use mantle_api::{Reason, TaskState};
+use mantle_sdk::HttpClient;
+use mantle_zk::testing::{require_zookeeper, ZkServers};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+struct Masters {
+    dir: tempfile::TempDir,
+    zk: String,
+    addresses: Vec<String>,
+    children: Vec<Option<Child>>,
+    http: HttpClient,
+}
+
+impl Masters {
+    fn start(zk: &str, count: usize) -> Masters {
+        let mut masters = Masters {
+            dir: tempfile::tempdir().unwrap(),
+            zk: zk.to_string(),
+            addresses: Vec::new(),
+            children: Vec::new(),
+            http: HttpClient::new(Duration::from_secs(5)),
+        };
+        for index in 0..count {
+            let (address, child) = masters.spawn_master(index, "0");
+            masters.addresses.push(address);
+            masters.children.push(Some(child));
+        }
+        masters
+    }
+
+    fn spawn_master(&self, index: usize, port: &str) -> (String, Child) {
+        let log = self.dir.path().join(format!("master-{index}-{port}.log"));
+        let work = self.dir.path().join(format!("master-{index}"));
+        let args = [
+            "master",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--work_dir",
+            work.to_str().unwrap(),
+            "--zk",
+            &self.zk,
+            "--zk_session_timeout",
+            "2secs",
+            "--agent_reregister_timeout",
+            "10mins",
+        ];
+        let mut child = spawn(None, 0, &args, &log);
+        (wait_for_address(&log, &mut child), child)
+    }
+
+    fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn elected(&self, index: usize) -> Option<bool> {
+        let url = format!("http://{}/metrics/snapshot", self.addresses[index]);
+        let response = self.http.get(&url).await.ok()?;
+        let metrics: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        Some(metrics["master/elected"].as_f64()? == 1.0)
+    }
+
+    /// Waits until exactly one live master leads, and returns it.
+    async fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut leaders = Vec::new();
+            for index in 0..self.addresses.len() {
+                if self.children[index].is_some() && self.elected(index).await == Some(true) {
+                    leaders.push(index);
+                }
+            }
+            if let [one] = leaders[..] {
+                return one;
+            }
+            assert!(leaders.len() <= 1, "two masters lead at once: {leaders:?}");
+            assert!(Instant::now() < deadline, "no leader elected in 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn state(&self, index: usize) -> serde_json::Value {
+        let url = format!("http://{}/master/state", self.addresses[index]);
+        let response = self.http.get(&url).await.expect("state");
+        serde_json::from_slice(&response.body).expect("json")
+    }
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for index in 0..self.children.len() {
+            self.kill(index);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masters_elect_one_leader_and_fail_over_to_another() {
+    if !require_zookeeper("masters_elect_one_leader_and_fail_over_to_another") {
+        return;
+    }
+    let zk = ZkServers::standalone().await.expect("zookeeper");
+    let url = zk.url("/mantle").to_string();
+    let mut masters = Masters::start(&url, 3);
+    let leader = masters.leader().await;
+
+    // The standbys send everyone to the leader (once they have read who it is).
+    for index in (0..3).filter(|i| *i != leader) {
+        assert_eq!(masters.elected(index).await, Some(false));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = masters
+                .http
+                .get(&format!("http://{}/master/state", masters.addresses[index]))
+                .await;
+            let Err(error) = answer else {
+                panic!("standby {index} answered /master/state itself");
+            };
+            match error.redirect_target() {
+                Some(target) => {
+                    assert_eq!(target, masters.addresses[leader], "{error}");
+                    break;
+                }
+                None => assert!(Instant::now() < deadline, "{error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // An agent and a framework find the leader through ZooKeeper.
+    let mut cluster = common::Cluster::without_master(&url).await;
+    cluster.add_agent(0, "cpus:2;mem:512;disk:1000");
+    let mut info = checkpointing("ha");
+    info.failover_timeout = 300.0;
+    let mut fw = Framework::subscribe_with(&url, info).await;
+    launch(&mut fw, "survivor", 2, "sleep 1000").await;
+
+    masters.kill(leader);
+    let next = masters.leader().await;
+    assert_ne!(next, leader);
+    // The new leader recovered the agent from the registry and the agent came back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = masters.state(next).await;
+        let agents = state["slaves"].as_array().cloned().unwrap_or_default();
+        if agents.len() == 1 && agents[0]["active"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not re-register: {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The framework follows (its calls fail until it subscribed to the new leader) and
+    // its tasks still run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(err) = fw.scheduler.reconcile(Vec::new()).await {
+        assert!(Instant::now() < deadline, "reconcile: {err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < 2 {
+        let status = fw
+            .next("reconciliation", Duration::from_secs(30), |e| match e {
+                mantle_api::scheduler::Event::Update(u)
+                    if u.status.reason == Some(Reason::Reconciliation) =>
+                {
+                    Some(u.status.clone())
+                }
+                _ => None,
+            })
+            .await;
+        assert_eq!(status.state, TaskState::Running, "{status:?}");
+        answered.insert(status.task_id.value.clone());
+    }
+    // And new tasks launch through the new leader.
+    launch(&mut fw, "after", 1, "sleep 1000").await;
+}
