@@ -193,3 +193,141 @@ async fn masters_elect_one_leader_and_fail_over_to_another() {
     // And new tasks launch through the new leader.
     launch(&mut fw, "after", 1, "sleep 1000").await;
 }
+
+/// The pids of the command executors agent 0 of `cluster` recorded.
+fn executor_pids(cluster: &common::Cluster) -> Vec<i32> {
+    common::checks::executor_pids(cluster, 0)
+        .into_values()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_outage_stops_the_leader_but_not_the_tasks() {
+    if !require_zookeeper("a_zookeeper_outage_stops_the_leader_but_not_the_tasks") {
+        return;
+    }
+    let mut zk = ZkServers::ensemble(3).await.expect("zookeeper ensemble");
+    let url = zk.url("/mantle").to_string();
+    let masters = Masters::start(&url, 2);
+    let leader = masters.leader().await;
+    let mut cluster = common::Cluster::without_master(&url).await;
+    cluster.add_agent(0, "cpus:1;mem:512;disk:1000");
+    let mut fw = Framework::subscribe_with(&url, checkpointing("outage")).await;
+    launch(&mut fw, "steady", 2, "sleep 1000").await;
+    let pids = executor_pids(&cluster);
+
+    // One server of three: the ensemble keeps its quorum and nothing changes.
+    zk.kill(0);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(masters.leader().await, leader, "the same master leads");
+
+    // Two of three: no quorum, sessions expire, nobody leads, the tasks run on.
+    zk.kill(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while masters.elected(leader).await != Some(false) {
+        assert!(
+            Instant::now() < deadline,
+            "the leader kept leading without ZooKeeper"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(masters.elected(1 - leader).await, Some(false));
+    assert!(pids.iter().all(|pid| common::checks::alive(*pid)));
+
+    // ZooKeeper returns: a leader again, the agent and the framework with it.
+    zk.restart(0).await.expect("restart a zookeeper server");
+    zk.restart(1).await.expect("restart a zookeeper server");
+    let leader = masters.leader().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = masters.state(leader).await;
+        if state["slaves"][0]["active"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not come back: {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(executor_pids(&cluster), pids, "the same executors run");
+    let terminal: Vec<_> = fw
+        .statuses
+        .iter()
+        .filter(|s| s.state.is_terminal())
+        .collect();
+    assert!(terminal.is_empty(), "no task ended: {terminal:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_master_recovers_the_registry_exactly() {
+    if !require_zookeeper("restarting_every_master_recovers_the_registry_exactly") {
+        return;
+    }
+    let zk = ZkServers::standalone().await.expect("zookeeper");
+    let url = zk.url("/mantle").to_string();
+    let mut masters = Masters::start(&url, 2);
+    let leader = masters.leader().await;
+    let mut cluster = common::Cluster::without_master(&url).await;
+    cluster.add_agent(0, "cpus:1;mem:512;disk:1000");
+    let base = format!("http://{}", masters.addresses[leader]);
+    let post = |path: &str, body: serde_json::Value| {
+        let http = masters.http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            http.post(&url, body.to_string().into_bytes(), &[])
+                .await
+                .expect("operator call")
+        }
+    };
+    post(
+        "/api/v1",
+        serde_json::json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "eng", "weight": 3.0}]}}),
+    )
+    .await;
+    let window = serde_json::json!({"windows": [{
+        "machine_ids": [{"hostname": "spare", "ip": "10.9.9.9"}],
+        "unavailability": {"start": {"nanoseconds": 4_000_000_000_000_000_000i64}}
+    }]});
+    post("/master/maintenance/schedule", window.clone()).await;
+    let before = (
+        masters.state(leader).await["slaves"].clone(),
+        get_json(&masters, leader, "/master/weights").await,
+        get_json(&masters, leader, "/master/maintenance/schedule").await,
+    );
+
+    for index in 0..2 {
+        masters.kill(index);
+    }
+    for index in 0..2 {
+        let port = masters.addresses[index]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let (address, child) = masters.spawn_master(index, &port);
+        masters.addresses[index] = address;
+        masters.children[index] = Some(child);
+    }
+    let leader = masters.leader().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while masters.state(leader).await["slaves"][0]["active"] != true {
+        assert!(Instant::now() < deadline, "the agent did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = (
+        masters.state(leader).await["slaves"].clone(),
+        get_json(&masters, leader, "/master/weights").await,
+        get_json(&masters, leader, "/master/maintenance/schedule").await,
+    );
+    assert_eq!(after.0[0]["id"], before.0[0]["id"], "the same agent id");
+    assert_eq!(after.1, before.1, "the same weights");
+    assert_eq!(after.2, before.2, "the same maintenance schedule");
+    assert_eq!(after.2["windows"][0]["machine_ids"][0]["hostname"], "spare");
+}
+
+async fn get_json(masters: &Masters, index: usize, path: &str) -> serde_json::Value {
+    let url = format!("http://{}{path}", masters.addresses[index]);
+    let response = masters.http.get(&url).await.expect(path);
+    serde_json::from_slice(&response.body).expect("json")
+}
