@@ -331,3 +331,130 @@ async fn get_json(masters: &Masters, index: usize, path: &str) -> serde_json::Va
     let response = masters.http.get(&url).await.expect(path);
     serde_json::from_slice(&response.body).expect("json")
 }
+
+/// The time (RFC 3339, as the log prints it) of the first line of `log` containing
+/// `what`; colour codes are skipped.
+fn logged_at(log: &std::path::Path, what: &str) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().find(|l| l.contains(what))?;
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.split_whitespace().next().map(str::to_string)
+}
+
+/// The leader's host is cut off: it stops leading on its own before another master is
+/// elected (compared on the one clock of this machine), the agent and the framework
+/// follow the new leader, and the tasks keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_stops_before_another_leads() {
+    if !require_zookeeper("a_leader_cut_off_stops_before_another_leads") {
+        return;
+    }
+    // Host 0: ZooKeeper; hosts 1 to 3: masters; host 4: the agent.
+    let Some(net) = common::netns::Network::create(5) else {
+        return;
+    };
+    let zk = ZkServers::standalone_in(net.namespace(0), &net.address(0))
+        .await
+        .expect("zookeeper in its namespace");
+    let url = zk.url("/mantle").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    let mut addresses = Vec::new();
+    let mut logs = Vec::new();
+    for host in 1..=3 {
+        let log = dir.path().join(format!("master-{host}.log"));
+        let work = dir.path().join(format!("master-{host}"));
+        let ip = net.address(host);
+        let args = [
+            "master",
+            "--ip",
+            &ip,
+            "--port",
+            "5050",
+            "--work_dir",
+            work.to_str().unwrap(),
+            "--zk",
+            &url,
+            "--zk_session_timeout",
+            "2secs",
+        ];
+        let mut child = spawn(Some(&net), host, &args, &log);
+        addresses.push(wait_for_address(&log, &mut child));
+        children.push(child);
+        logs.push(log);
+    }
+    let masters = Masters {
+        dir,
+        zk: url.clone(),
+        addresses,
+        children: children.into_iter().map(Some).collect(),
+        http: HttpClient::new(Duration::from_secs(2)),
+    };
+    let leader = masters.leader().await;
+    let mut cluster = common::Cluster::without_master(&url).await;
+    cluster.net = Some(net);
+    cluster.add_agent_with(3, "cpus:1;mem:512;disk:1000", &[]);
+    let mut fw = Framework::subscribe_with(&url, checkpointing("cut")).await;
+    launch(&mut fw, "steady", 2, "sleep 1000").await;
+    let pids = common::checks::executor_pids(&cluster, 3);
+
+    cluster.net.as_ref().unwrap().cut(leader + 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let mut found = None;
+        for index in (0..3).filter(|i| *i != leader) {
+            if masters.elected(index).await == Some(true) {
+                found = Some(index);
+            }
+        }
+        if let Some(next) = found {
+            break next;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader while the old one is cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stopped = logged_at(&logs[leader], "no longer the leading master")
+        .expect("the cut-off leader stopped leading on its own");
+    let elected = logged_at(&logs[next], "elected the leading master").expect("elected");
+    assert!(
+        stopped < elected,
+        "old leader stopped at {stopped}, new one elected at {elected}"
+    );
+
+    cluster.net.as_ref().unwrap().restore(leader + 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = masters.state(next).await;
+        if state["slaves"][0]["active"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not follow: {state:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(masters.leader().await, next, "the old leader follows now");
+    assert_eq!(common::checks::executor_pids(&cluster, 3), pids);
+    let terminal: Vec<_> = fw
+        .statuses
+        .iter()
+        .filter(|s| s.state.is_terminal())
+        .collect();
+    assert!(terminal.is_empty(), "no task ended: {terminal:#?}");
+}

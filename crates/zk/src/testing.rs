@@ -86,13 +86,23 @@ struct Member {
 /// A standalone ZooKeeper server or an ensemble, running until dropped.
 pub struct ZkServers {
     members: Vec<Member>,
+    /// The address the servers listen on for clients.
+    host: String,
+    /// The network namespace the servers run in (`ip netns exec`), if not this one.
+    netns: Option<String>,
     _root: tempfile::TempDir,
 }
 
 impl ZkServers {
     /// Starts one standalone server and waits until it serves.
     pub async fn standalone() -> io::Result<ZkServers> {
-        ZkServers::start_new(1).await
+        ZkServers::start_new(1, "127.0.0.1", None).await
+    }
+
+    /// Starts one standalone server inside network namespace `netns`, listening for
+    /// clients on `host` (an address of that namespace this process can reach).
+    pub async fn standalone_in(netns: &str, host: &str) -> io::Result<ZkServers> {
+        ZkServers::start_new(1, host, Some(netns.to_string())).await
     }
 
     /// Starts an ensemble of `size` servers and waits until every one serves (which
@@ -101,10 +111,10 @@ impl ZkServers {
         if size < 2 {
             return Err(io::Error::other("an ensemble needs at least two servers"));
         }
-        ZkServers::start_new(size).await
+        ZkServers::start_new(size, "127.0.0.1", None).await
     }
 
-    async fn start_new(size: usize) -> io::Result<ZkServers> {
+    async fn start_new(size: usize, host: &str, netns: Option<String>) -> io::Result<ZkServers> {
         let root = tempfile::Builder::new().prefix("mantle-zk-").tempdir()?;
         // Take every port before releasing any, so that the servers of one ensemble get
         // distinct ones; another process may still grab one before the server binds it,
@@ -140,7 +150,7 @@ impl ZkServers {
             }
             let config = format!(
                 "tickTime={tick}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n\
-                 clientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 clientPort={port}\nclientPortAddress={host}\n\
                  admin.enableServer=false\n4lw.commands.whitelist=srvr,ruok,stat\n{ensemble}",
                 tick = TICK.as_millis(),
                 data = dir.join("data").display(),
@@ -156,6 +166,8 @@ impl ZkServers {
         }
         let mut servers = ZkServers {
             members,
+            host: host.to_string(),
+            netns,
             _root: root,
         };
         for i in 0..size {
@@ -179,7 +191,7 @@ impl ZkServers {
     /// The address of server `index`.
     pub fn server(&self, index: usize) -> Server {
         Server {
-            host: "127.0.0.1".to_string(),
+            host: self.host.clone(),
             port: self.members[index].client_port,
         }
     }
@@ -203,7 +215,7 @@ impl ZkServers {
     pub async fn mode(&self, index: usize) -> io::Result<String> {
         let port = self.members[index].client_port;
         let ask = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), port)).await?;
             stream.write_all(b"srvr").await?;
             let mut answer = String::new();
             stream.read_to_string(&mut answer).await?;
@@ -262,7 +274,7 @@ impl ZkServers {
     }
 
     fn spawn(&mut self, index: usize) -> io::Result<()> {
-        let member = &mut self.members[index];
+        let member = &self.members[index];
         let mut classpath = format!("{CONF_DIR}:{ZOOKEEPER_JAR}");
         if Path::new(SLF4J_SIMPLE_JAR).exists() {
             classpath.push(':');
@@ -272,7 +284,16 @@ impl ZkServers {
             .create(true)
             .append(true)
             .open(member.dir.join("server.log"))?;
-        let process = Command::new("java")
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "java"]);
+                command
+            }
+            None => Command::new("java"),
+        };
+        let member = &mut self.members[index];
+        let process = command
             .args([
                 "-Xmx128m",
                 "-XX:+UseSerialGC",

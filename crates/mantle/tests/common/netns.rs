@@ -124,6 +124,11 @@ impl Network {
         ip(&["-n", &self.switch, "link", "set", &self.port(index), "up"]);
     }
 
+    /// The network namespace of host `index`.
+    pub fn namespace(&self, index: usize) -> &str {
+        &self.hosts[index]
+    }
+
     /// A command that runs `program` inside host `index`.
     pub fn command(&self, index: usize, program: &str) -> Command {
         let mut command = Command::new("ip");
