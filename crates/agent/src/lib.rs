@@ -167,8 +167,12 @@ fn kill_orphans(
         let running = matches!(mantle_containerizer::launch::read_status(&rundir), Ok(None));
         if running && !recovered.rebooted {
             if let Ok(Some(pid)) = mantle_containerizer::launch::read_pid(&rundir) {
-                tracing::info!(container_id = %container_id, pid, "killing a container that is not recovered");
-                launcher::kill_group(pid as u32);
+                // The pid may have been reused since: only the container's own executor
+                // carries its id in its environment.
+                if runs_container(pid, container_id.as_str()) {
+                    tracing::info!(container_id = %container_id, pid, "killing a container that is not recovered");
+                    launcher::kill_group(pid as u32);
+                }
             }
         }
         containers.destroy_orphan(&container_id);
@@ -181,6 +185,16 @@ fn kill_orphans(
     kept.iter()
         .map(|id| core::docker_container_name(&mantle_api::ContainerId::new(id.as_str())))
         .collect()
+}
+
+/// Whether process `pid` is the executor of `container_id` (its environment says so).
+fn runs_container(pid: i32, container_id: &str) -> bool {
+    let wanted = format!("MESOS_CONTAINER_ID={container_id}");
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+        environ
+            .split(|b| *b == 0)
+            .any(|variable| variable == wanted.as_bytes())
+    })
 }
 
 /// `--recover=cleanup`: kills every container an earlier run recorded, forgets its
