@@ -9,6 +9,7 @@ use mantle_api::internal::{
 };
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub struct Agent {
@@ -84,7 +85,7 @@ impl Master {
         &mut self,
         now: f64,
         stream: StreamId,
-        register: Register,
+        mut register: Register,
     ) -> Result<AgentId, ApiError> {
         let total = validate_register(&register).map_err(ApiError::bad_request)?;
         if let Some(id) = register
@@ -110,6 +111,7 @@ impl Master {
             }
         };
         let total = self.with_reservations(&id, total);
+        let removed = self.removed_frameworks_reported(&register);
         let mut info = register.agent_info.clone();
         info.id = Some(id.clone());
         info.resources = total.to_wire();
@@ -141,18 +143,23 @@ impl Master {
                 disconnected_since: None,
                 last_heard: now,
             };
+            // A new agent, or one known only from the registry or as unreachable. An
+            // agent of the registry that comes back as it was stored changes nothing
+            // there, so a crowd of them after a master restart costs no store.
+            let stored = self.health.recovered.get(&id).map(|(info, _)| info);
+            if stored != Some(&agent.info) {
+                self.registry_version += 1;
+            }
             self.agents.insert(id.clone(), agent);
-            // A new agent, or one known only from the registry or as unreachable.
-            self.registry_version += 1;
             let mut used = self.readmit_unreachable(now, &id, &register);
-            used.extend(self.adopt_reported_tasks(now, &id, &register));
+            used.extend(self.adopt_reported_tasks(now, &id, &mut register));
             self.allocator.add_agent(&id, &total, &used);
             if self.deactivated.contains(&id) {
                 self.allocator.set_agent_active(&id, false);
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
-        self.kill_unknown_reported_tasks(&id, &register);
+        // REGISTERED must come first on the stream: the agent reads nothing else before it.
         self.actions.push(Action::Agent {
             stream,
             message: ToAgent::Registered(Registered {
@@ -161,17 +168,27 @@ impl Master {
                 ping_interval_seconds: self.config.agent_ping_interval,
             }),
         });
+        for framework_id in removed {
+            self.send_to_agent(
+                &id,
+                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework {
+                    framework_id,
+                }),
+            );
+        }
         self.dirty = true;
         Ok(id)
     }
 
     /// After a master restart, an agent's report is how the master learns about running
-    /// tasks and about frameworks that have not re-subscribed yet.
+    /// tasks and about frameworks that have not re-subscribed yet. The reported tasks and
+    /// executors are moved out of `register`, not copied: a crowd of agents re-registering
+    /// after a failover brings hundreds of thousands of them.
     fn adopt_reported_tasks(
         &mut self,
         now: f64,
         agent_id: &AgentId,
-        register: &Register,
+        register: &mut Register,
     ) -> Vec<(FrameworkId, String, Resources)> {
         let mut used = Vec::new();
         for info in &register.frameworks {
@@ -186,8 +203,9 @@ impl Master {
             self.allocator
                 .add_framework(&id, &allocator_options(info), false);
             self.frameworks.insert(id, framework);
+            self.registry_version += 1;
         }
-        for report in &register.tasks {
+        for report in std::mem::take(&mut register.tasks) {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
@@ -201,10 +219,10 @@ impl Master {
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
-                    info: report.task.clone(),
-                    framework_id: report.framework_id.clone(),
+                    info: report.task,
+                    framework_id: report.framework_id,
                     agent_id: agent_id.clone(),
-                    executor_id: report.executor_id.clone(),
+                    executor_id: report.executor_id,
                     resources,
                     role,
                     state: report.state,
@@ -216,7 +234,7 @@ impl Master {
                 },
             );
         }
-        for executor in &register.executors {
+        for executor in std::mem::take(&mut register.executors) {
             let Some(fid) = &executor.framework_id else {
                 continue;
             };
@@ -231,28 +249,25 @@ impl Master {
                 if !known {
                     used.push((fid.clone(), role.clone(), resources.clone()));
                 }
-                framework.add_executor(agent_id, executor, resources, &role);
+                framework.add_executor(agent_id, &executor, resources, &role);
             }
         }
         used
     }
 
-    /// Tasks an agent reports for frameworks the master removed are killed.
-    fn kill_unknown_reported_tasks(&mut self, agent_id: &AgentId, register: &Register) {
-        let removed: Vec<FrameworkId> = register
+    /// The removed frameworks whose tasks an agent reports: the agent is told to shut
+    /// them down.
+    fn removed_frameworks_reported(&self, register: &Register) -> BTreeSet<FrameworkId> {
+        if self.completed_frameworks.is_empty() {
+            return BTreeSet::new();
+        }
+        register
             .tasks
             .iter()
-            .map(|t| t.framework_id.clone())
-            .filter(|fid| self.completed_frameworks.iter().any(|f| &f.id == fid))
-            .collect();
-        for framework_id in removed {
-            self.send_to_agent(
-                agent_id,
-                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework {
-                    framework_id,
-                }),
-            );
-        }
+            .map(|t| &t.framework_id)
+            .filter(|fid| self.completed_frameworks.iter().any(|f| &f.id == *fid))
+            .cloned()
+            .collect()
     }
 
     /// The agent a stream belongs to, if it is that agent's current stream.
