@@ -202,8 +202,9 @@ impl Master {
             framework.recovered = true;
             self.allocator
                 .add_framework(&id, &allocator_options(info), false);
+            // Not stored before the agent is answered: after another restart the agents
+            // would report the framework again.
             self.frameworks.insert(id, framework);
-            self.registry_version += 1;
         }
         for report in std::mem::take(&mut register.tasks) {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
@@ -215,7 +216,7 @@ impl Master {
             let resources =
                 Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
             let role = allocation_role(&report.task.resources, framework);
-            used.push((report.framework_id.clone(), role.clone(), resources.clone()));
+            hold(&mut used, &report.framework_id, &role, &resources);
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
@@ -247,7 +248,7 @@ impl Master {
                     .get(agent_id)
                     .is_some_and(|e| e.contains_key(&executor.executor_id));
                 if !known {
-                    used.push((fid.clone(), role.clone(), resources.clone()));
+                    hold(&mut used, fid, &role, &resources);
                 }
                 framework.add_executor(agent_id, &executor, resources, &role);
             }
@@ -412,6 +413,23 @@ impl Master {
     pub fn stream_closed(&mut self, now: f64, stream: &str) {
         self.framework_stream_closed(now, stream);
         self.agent_stream_closed(now, stream);
+    }
+}
+
+/// Adds what a task or executor holds to its framework's and role's sum on the agent: the
+/// allocator then takes one holding per framework instead of one per task.
+fn hold(
+    used: &mut Vec<(FrameworkId, String, Resources)>,
+    framework_id: &FrameworkId,
+    role: &str,
+    resources: &Resources,
+) {
+    match used
+        .iter_mut()
+        .find(|(f, r, _)| f == framework_id && r == role)
+    {
+        Some((_, _, sum)) => sum.add(resources),
+        None => used.push((framework_id.clone(), role.to_string(), resources.clone())),
     }
 }
 
