@@ -102,8 +102,8 @@ impl Link {
                 let body = String::from_utf8_lossy(&input[head_len..]).into_owned();
                 return Err(LinkError::Status { status, body });
             }
-            let chunked = header("transfer-encoding")
-                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+            let chunked =
+                header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
             if !chunked {
                 return Err(LinkError::Http("the stream is not chunked".into()));
             }

@@ -80,8 +80,8 @@ fn agent_resources(shape: Shape) -> String {
 
 impl Shared {
     fn agent_info(&self, index: usize, id: Option<AgentId>) -> anyhow::Result<AgentInfo> {
-        let resources = Resources::parse_text(&agent_resources(self.shape), "*")
-            .map_err(anyhow::Error::msg)?;
+        let resources =
+            Resources::parse_text(&agent_resources(self.shape), "*").map_err(anyhow::Error::msg)?;
         Ok(AgentInfo {
             hostname: format!("agent-{index}"),
             port: 5051,
@@ -127,7 +127,10 @@ impl Shared {
                         .collect::<Vec<_>>()},
                 }))?;
                 register.tasks.push(TaskReport {
-                    framework_id: executor.framework_id.clone().context("executor framework")?,
+                    framework_id: executor
+                        .framework_id
+                        .clone()
+                        .context("executor framework")?,
                     executor_id: Some(executor.executor_id.clone()),
                     task: TaskInfo {
                         executor: Some(executor),
@@ -244,7 +247,11 @@ async fn follow(shared: &Arc<Shared>, link: &mut Link) {
             let Ok(_permit) = shared.pongs.acquire().await else {
                 return;
             };
-            let url = format!("http://{}{}", shared.master, mantle_api::internal::AGENT_API_PATH);
+            let url = format!(
+                "http://{}{}",
+                shared.master,
+                mantle_api::internal::AGENT_API_PATH
+            );
             let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
             // A lost pong is what a lost master looks like; the stream tells the rest.
             let _ = shared
@@ -437,8 +444,14 @@ pub async fn run(
     // As a detector would, tell the agents that there is no leader before it goes.
     leader.send_replace(None);
     kill_hard(&mut master);
+    let (bench_cpu_before, _) = cpu_seconds(std::process::id());
     let restart = Instant::now();
-    let mut master = spawn_master(mantle, &work, address.port(), &dir.path().join("master-2.log"))?;
+    let mut master = spawn_master(
+        mantle,
+        &work,
+        address.port(),
+        &dir.path().join("master-2.log"),
+    )?;
     let pid = master.id();
     let result = async {
         while tokio::net::TcpStream::connect(address).await.is_err() {
@@ -463,6 +476,7 @@ pub async fn run(
             after(0.0), after(0.1), after(0.5), after(0.9), after(0.99)
         );
         let (cpu, _) = cpu_seconds(pid);
+        let bench_cpu = cpu_seconds(std::process::id()).0 - bench_cpu_before;
         let rss = rss_mb(pid)?;
         // The master renders its state for its metrics too, which takes a while with
         // hundreds of thousands of tasks.
@@ -479,7 +493,7 @@ pub async fn run(
         expect("master/slave_reregistrations", shape.agents)?;
         expect("master/tasks_running", shape.agents * shape.tasks_per_agent)?;
         eprintln!(
-            "bench failover: the master listened after {listening:.3} s; all agents re-registered after {seconds:.3} s; master cpu {cpu:.2} s, rss {rss:.0} MB"
+            "bench failover: the master listened after {listening:.3} s; all agents re-registered after {seconds:.3} s; master cpu {cpu:.2} s, rss {rss:.0} MB; the simulated agents' cpu {bench_cpu:.2} s"
         );
         if check {
             check_state(&reader, address, shape).await?;
@@ -495,6 +509,7 @@ pub async fn run(
                 "listening_s": (listening * 1000.0).round() / 1000.0,
                 "agents_per_s": (shape.agents as f64 / seconds).round(),
                 "master_cpu_s": (cpu * 100.0).round() / 100.0,
+                "agents_cpu_s": (bench_cpu * 100.0).round() / 100.0,
                 "master_rss_mb": rss.round(),
             })
         );

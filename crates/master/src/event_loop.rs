@@ -340,7 +340,10 @@ impl EventLoop {
                         let _ = reply.send(Err(err));
                     }
                 }
-                true
+                // An agent's resources can only be offered to a connected framework; after
+                // a master restart none is, and a cycle per batch of returning agents would
+                // walk every agent for nothing.
+                self.core.frameworks().any(|f| f.active)
             }
             Command::AgentCall {
                 stream_id,

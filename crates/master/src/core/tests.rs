@@ -899,12 +899,19 @@ fn an_agent_marked_gone_ends_its_tasks_and_may_not_return() {
     assert_eq!(err.status().as_u16(), 403);
 }
 
-#[test]
-fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
+/// A master restarted at 100 s from the registry of one that had agent `a1`
+/// (`cpus:8;mem:4096`) and nothing else.
+fn restarted_with_one_agent() -> (Master, AgentId) {
     let mut first = master();
     let agent = register(&mut first, "a1", "cpus:8;mem:4096");
     let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
     m.recover_registry(100.0, first.registry());
+    (m, agent)
+}
+
+#[test]
+fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
+    let (mut m, agent) = restarted_with_one_agent();
     let version = m.registry_version();
 
     let mut info = framework_info("f");
@@ -950,7 +957,11 @@ fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
         version,
         "the agent comes back as stored, and its agents would report the framework again"
     );
-    assert_eq!(m.registry().frameworks[0].info.id, info.id, "stored with the next change");
+    assert_eq!(
+        m.registry().frameworks[0].info.id,
+        info.id,
+        "stored with the next change"
+    );
 
     let state = m.state_json();
     let framework = &state["frameworks"][0];
@@ -996,10 +1007,7 @@ fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
 
 #[test]
 fn an_agent_that_comes_back_changed_is_stored_again() {
-    let mut first = master();
-    let agent = register(&mut first, "a1", "cpus:8;mem:4096");
-    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
-    m.recover_registry(100.0, first.registry());
+    let (mut m, agent) = restarted_with_one_agent();
     let version = m.registry_version();
     let register = register_call(Some(agent.clone()), "cpus:16;mem:4096");
     m.register_agent(101.0, "a2".into(), register).unwrap();
@@ -1029,7 +1037,10 @@ fn an_agent_reporting_a_removed_framework_hears_registered_first() {
         .collect();
     m.register_agent(5.0, "a2".into(), register).unwrap();
     let messages = agent_messages(&mut m);
-    assert!(matches!(messages[0], ToAgent::Registered(_)), "{messages:?}");
+    assert!(
+        matches!(messages[0], ToAgent::Registered(_)),
+        "{messages:?}"
+    );
     assert!(
         matches!(&messages[1..], [ToAgent::ShutdownFramework(s)] if s.framework_id == fid),
         "one shutdown for the framework: {messages:?}"
