@@ -376,11 +376,11 @@ async fn check_state(client: &HttpClient, master: SocketAddr, shape: Shape) -> a
         tasks += list.len();
     }
     let expected = shape.agents * shape.tasks_per_agent;
-    if frameworks.len() != shape.frameworks.min(shape.tasks_per_agent) || tasks != expected {
+    let expected_frameworks = shape.frameworks.min(shape.tasks_per_agent);
+    if frameworks.len() != expected_frameworks || tasks != expected {
         bail!(
-            "/master/state shows {} frameworks and {tasks} tasks, expected {} and {expected}",
+            "/master/state shows {} frameworks and {tasks} tasks, expected {expected_frameworks} and {expected}",
             frameworks.len(),
-            shape.frameworks
         );
     }
     eprintln!(

@@ -269,8 +269,8 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
         check_v1_request(&parts.method, &parts.headers)?;
         let body = read_body(body).await?;
         // A REGISTER body is decoded straight into its struct: decoding the tagged enum
-        // would first copy the whole body into an intermediate tree, which after a
-        // master failover is most of the cost of thousands of agents' reports.
+        // would first copy the whole body into an intermediate tree, a large part of the
+        // cost of thousands of agents' reports after a master failover.
         let kind = serde_json::from_slice::<CallType>(&body).map(|call| call.kind);
         if kind.is_ok_and(|kind| kind == "REGISTER") {
             let register = Box::new(decode::<Register>(&body)?);
