@@ -53,23 +53,31 @@ fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot run {}", mantle.display()))
 }
 
+/// Starts `mantle master` on `port` (0 picks a free one) with its store in `work`, logging
+/// to `log`; returns at once, before it listens.
+pub fn spawn_master(mantle: &Path, work: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
+    let port = port.to_string();
+    let work = work.to_str().context("work directory is not UTF-8")?;
+    spawn(
+        mantle,
+        &["master", "--port", &port, "--work_dir", work],
+        log,
+    )
+}
+
+/// Starts `mantle master` and waits until it listens; returns it with its `ip:port`.
+pub fn start_master(mantle: &Path, work: &Path, log: &Path) -> anyhow::Result<(Child, String)> {
+    let mut master = spawn_master(mantle, work, 0, log)?;
+    let address = wait_for_address(log, &mut master)?;
+    Ok((master, address))
+}
+
 impl Cluster {
     pub async fn start(mantle: &Path, agents: usize, resources: &str) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("master.log");
         let work = dir.path().join("master");
-        let mut master = spawn(
-            mantle,
-            &[
-                "master",
-                "--port",
-                "0",
-                "--work_dir",
-                work.to_str().unwrap_or(""),
-            ],
-            &log,
-        )?;
-        let address = wait_for_address(&log, &mut master)?;
+        let (master, address) = start_master(mantle, &work, &log)?;
         let master_pid = master.id();
         let mut cluster = Cluster {
             master: address.clone(),
@@ -105,19 +113,24 @@ impl Cluster {
 
     /// The master's resident set size in MB, from /proc.
     pub fn master_rss_mb(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.master_pid))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmRSS in /proc/PID/status")?;
-        Ok(kb / 1024.0)
+        rss_mb(self.master_pid)
     }
 }
 
+/// A process's resident set size in MB, from /proc.
+pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/PID/status")?;
+    Ok(kb / 1024.0)
+}
+
 /// CPU seconds of a process itself and of its reaped children, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> (f64, f64) {
+pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return (0.0, 0.0);
     };

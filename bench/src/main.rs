@@ -11,10 +11,19 @@
 //!
 //! `containers`: container launches and destroys on this machine through the agent's
 //! containerizer and `mantle-launcher`, with cgroups and a pid namespace (needs root).
+//!
+//! `failover`: `bench/run failover --agents 10000` registers N simulated agents (inside
+//! this process, over the real agent protocol) with a `mantle master` process, kills it
+//! with SIGKILL, starts it again on the same port and work directory, and times how long
+//! it takes until every agent has re-registered with its tasks (Mesos's
+//! `MasterFailover_BENCHMARK_Test`: 10 running tasks per agent across 5 frameworks, 10
+//! labels each); reports the master's CPU time and resident memory afterwards.
 
+mod agent_link;
 mod allocator;
 mod cluster;
 mod containers;
+mod failover;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -91,6 +100,25 @@ enum Bench {
         #[arg(long, default_value = "cgroups/cpu,cgroups/mem,namespaces/pid")]
         isolation: String,
     },
+    /// Kill the master under N registered agents, restart it, and time until every agent
+    /// has re-registered with its tasks.
+    Failover {
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 10)]
+        tasks_per_agent: usize,
+        #[arg(long, default_value_t = 5)]
+        frameworks: usize,
+        /// Registrations in flight at once (the master's listen backlog is 1024).
+        #[arg(long, default_value_t = 512)]
+        concurrency: usize,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Skip reading `/master/state` afterwards to check every task is there.
+        #[arg(long)]
+        no_state_check: bool,
+    },
 }
 
 /// What one launch run measured.
@@ -166,6 +194,22 @@ async fn main() -> anyhow::Result<()> {
             parallel,
             isolation,
         } => containers::run(&cli.mantle, tasks, parallel, &isolation),
+        Bench::Failover {
+            agents,
+            tasks_per_agent,
+            frameworks,
+            concurrency,
+            timeout,
+            no_state_check,
+        } => {
+            let shape = failover::Shape {
+                agents,
+                tasks_per_agent,
+                frameworks,
+            };
+            let timeout = Duration::from_secs(timeout);
+            failover::run(&cli.mantle, shape, concurrency, timeout, !no_state_check).await
+        }
     }
 }
 

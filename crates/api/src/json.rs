@@ -30,6 +30,11 @@ pub fn to_ascii_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 
 /// Decodes a request body, naming the failing field in the error.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Valid bodies are decoded without tracking the path of the current field; only an
+    // invalid one is decoded again with it, to name the failing field.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();

@@ -149,6 +149,8 @@ pub struct EventLoop {
     stored_policy: u64,
     /// The agent registry version last written to the store.
     stored_registry: u64,
+    /// Agents the core took in this batch, answered once the registry is stored.
+    admitting: Vec<(StreamId, EventStream, Reply<EventStream>)>,
 }
 
 /// Snapshots are rendered only when someone reads them, and at most this often: rendering
@@ -186,6 +188,7 @@ impl EventLoop {
             stored_policy: core_policy_version,
             stored_registry: core_registry_version,
             store,
+            admitting: Vec::new(),
         };
         (event_loop, handle)
     }
@@ -217,6 +220,7 @@ impl EventLoop {
                 }
                 _ = shutdown.changed() => break,
             }
+            self.admit_agents();
             if allocate {
                 self.core.allocate(unix_now());
             }
@@ -354,24 +358,17 @@ impl EventLoop {
             }
             Command::RegisterAgent { register, reply } => {
                 let (id, stream) = self.open_stream();
-                let result = self
-                    .core
-                    .register_agent(now, id.clone(), *register)
-                    .map(drop)
-                    .and_then(|()| self.store_registry());
-                match result {
-                    Ok(()) => {
-                        let _ = reply.send(Ok(stream));
-                    }
+                match self.core.register_agent(now, id.clone(), *register) {
+                    Ok(_) => self.admitting.push((id, stream, reply)),
                     Err(err) => {
-                        // Not stored, so not admitted: nothing it was told reaches it,
-                        // and the agent tries again.
                         self.streams.remove(&id);
-                        self.core.stream_closed(now, &id);
                         let _ = reply.send(Err(err));
                     }
                 }
-                true
+                // An agent's resources can only be offered to a connected framework; after
+                // a master restart none is, and a cycle per batch of returning agents would
+                // walk every agent for nothing.
+                self.core.frameworks().any(|f| f.active)
             }
             Command::AgentCall {
                 stream_id,
@@ -391,6 +388,30 @@ impl EventLoop {
             Command::Refresh { reply } => {
                 self.readers.push(reply);
                 false
+            }
+        }
+    }
+
+    /// Answers the agents registered in this batch once the registry holds them: one
+    /// write covers the whole batch (as Mesos's registrar batches its operations), so a
+    /// crowd of agents costs a store per batch instead of one each. When the write fails
+    /// none is admitted: nothing it was told reaches it, and the agent tries again.
+    fn admit_agents(&mut self) {
+        if self.admitting.is_empty() {
+            return;
+        }
+        let stored = self.store_registry();
+        let now = unix_now();
+        for (id, stream, reply) in std::mem::take(&mut self.admitting) {
+            match &stored {
+                Ok(()) => {
+                    let _ = reply.send(Ok(stream));
+                }
+                Err(err) => {
+                    self.streams.remove(&id);
+                    self.core.stream_closed(now, &id);
+                    let _ = reply.send(Err(err.clone()));
+                }
             }
         }
     }

@@ -50,6 +50,19 @@ impl MasterHandle {
     }
 }
 
+/// Connections the kernel queues until the master accepts them (capped by
+/// `net.core.somaxconn`). Thousands of agents re-register at once after a failover, and a
+/// connection that finds the queue full is retried only a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    // A restarted master takes its port back while old connections are in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds `config.ip:config.port` (port 0 picks a free one), starts the event loop and the
 /// HTTP server, and returns once the master accepts connections.
 pub async fn start(
@@ -66,8 +79,7 @@ pub async fn start_ha(
     allocation_interval: Duration,
     ha: Option<HaConfig>,
 ) -> anyhow::Result<MasterHandle> {
-    let listener = tokio::net::TcpListener::bind((config.ip, config.port))
-        .await
+    let listener = listen(SocketAddr::from((config.ip, config.port)))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.ip, config.port))?;
     let address = listener.local_addr()?;
     config.port = address.port();

@@ -9,6 +9,7 @@ use mantle_api::internal::{
 };
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub struct Agent {
@@ -78,13 +79,16 @@ fn validate_register(register: &Register) -> Result<Resources, String> {
     Resources::from_wire("agent_info.resources", &register.agent_info.resources)
 }
 
+/// What a framework's tasks and executors hold under one role on an agent.
+type Held = (FrameworkId, String, Resources);
+
 impl Master {
     /// Registers or re-registers an agent on a new stream.
     pub fn register_agent(
         &mut self,
         now: f64,
         stream: StreamId,
-        register: Register,
+        mut register: Register,
     ) -> Result<AgentId, ApiError> {
         let total = validate_register(&register).map_err(ApiError::bad_request)?;
         self.check_machine_up(&register.agent_info.hostname, &register.pid)?;
@@ -111,9 +115,11 @@ impl Master {
             }
         };
         let total = self.with_reservations(&id, total);
+        let removed = self.removed_frameworks_reported(&register);
         let mut info = register.agent_info.clone();
         info.id = Some(id.clone());
         info.resources = total.to_wire();
+        let to_kill;
         if let Some(agent) = self.agents.get_mut(&id) {
             if let Some(old) = agent.stream.replace(stream.clone()) {
                 if old != stream {
@@ -128,6 +134,7 @@ impl Master {
             self.allocator
                 .set_agent_active(&id, !self.deactivated.contains(&id));
             self.cancel_unreachable(&id);
+            to_kill = self.unknown_reported_tasks(&register);
             tracing::info!(agent_id = %id, "agent re-registered");
         } else {
             let agent = Agent {
@@ -142,11 +149,18 @@ impl Master {
                 disconnected_since: None,
                 last_heard: now,
             };
+            // A new agent, or one known only from the registry or as unreachable. An
+            // agent of the registry that comes back as it was stored changes nothing
+            // there, so a crowd of them after a master restart costs no store.
+            let stored = self.health.recovered.get(&id).map(|(info, _)| info);
+            if stored != Some(&agent.info) {
+                self.registry_version += 1;
+            }
             self.agents.insert(id.clone(), agent);
-            // A new agent, or one known only from the registry or as unreachable.
-            self.registry_version += 1;
             let mut used = self.readmit_unreachable(now, &id, &register);
-            used.extend(self.adopt_reported_tasks(now, &id, &register));
+            let (adopted, retired) = self.adopt_reported_tasks(now, &id, &mut register);
+            used.extend(adopted);
+            to_kill = retired;
             self.allocator.add_agent(&id, &total, &used);
             if self.deactivated.contains(&id) {
                 self.allocator.set_agent_active(&id, false);
@@ -163,7 +177,28 @@ impl Master {
                 ping_interval_seconds: self.config.agent_ping_interval,
             }),
         });
-        self.kill_unknown_reported_tasks(&id, &register);
+        for framework_id in removed {
+            self.send_to_agent(
+                &id,
+                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework {
+                    framework_id,
+                }),
+            );
+        }
+        // Live tasks the master does not know (any more) of frameworks it knows: it told
+        // their framework they are lost, so they must not run on (Mesos kills such tasks
+        // when a known agent re-registers).
+        for (framework_id, task_id) in to_kill {
+            tracing::warn!(agent_id = %id, task_id = %task_id, "agent reports a task that is supposed to be dead; killing it");
+            self.send_to_agent(
+                &id,
+                ToAgent::KillTask(mantle_api::internal::KillTask {
+                    framework_id,
+                    task_id,
+                    kill_policy: None,
+                }),
+            );
+        }
         // A drain goes on when its agent comes back (Mesos resends the drain then).
         self.kill_for_drain(now, &id);
         self.check_drained(now, &id);
@@ -172,14 +207,19 @@ impl Master {
     }
 
     /// After a master restart, an agent's report is how the master learns about running
-    /// tasks and about frameworks that have not re-subscribed yet.
+    /// tasks and about frameworks that have not re-subscribed yet. The reported tasks and
+    /// executors are moved out of `register`, not copied: a crowd of agents re-registering
+    /// after a failover brings hundreds of thousands of them. Returns what the adopted
+    /// tasks and executors hold, and the live tasks the master had retired (declared
+    /// lost, say), which are killed instead.
     fn adopt_reported_tasks(
         &mut self,
         now: f64,
         agent_id: &AgentId,
-        register: &Register,
-    ) -> Vec<(FrameworkId, String, Resources)> {
+        register: &mut Register,
+    ) -> (Vec<Held>, Vec<(FrameworkId, TaskId)>) {
         let mut used = Vec::new();
+        let mut retired_live = Vec::new();
         for info in &register.frameworks {
             let Some(id) = info.id.clone() else { continue };
             if self.frameworks.contains_key(&id)
@@ -191,19 +231,25 @@ impl Master {
             framework.recovered = true;
             self.allocator
                 .add_framework(&id, &allocator_options(info), false);
+            // Not stored before the agent is answered: after another restart the agents
+            // would report the framework again.
             self.frameworks.insert(id, framework);
         }
-        for report in &register.tasks {
+        for report in std::mem::take(&mut register.tasks) {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
-            // A task the master already retired (declared lost, say) is not taken back;
-            // it is killed below.
+            if framework.tasks.contains_key(&report.task.task_id) {
+                continue;
+            }
             let retired = framework
                 .completed_tasks
                 .iter()
                 .any(|t| t.info.task_id == report.task.task_id);
-            if framework.tasks.contains_key(&report.task.task_id) || retired {
+            if retired {
+                if !report.state.is_terminal() {
+                    retired_live.push((report.framework_id, report.task.task_id));
+                }
                 continue;
             }
             let resources =
@@ -211,15 +257,15 @@ impl Master {
             let role = allocation_role(&report.task.resources, framework);
             // A task that ended holds nothing; it is known until its end is acknowledged.
             if !report.state.is_terminal() {
-                used.push((report.framework_id.clone(), role.clone(), resources.clone()));
+                hold(&mut used, &report.framework_id, &role, &resources);
             }
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
-                    info: report.task.clone(),
-                    framework_id: report.framework_id.clone(),
+                    info: report.task,
+                    framework_id: report.framework_id,
                     agent_id: agent_id.clone(),
-                    executor_id: report.executor_id.clone(),
+                    executor_id: report.executor_id,
                     resources,
                     role,
                     state: report.state,
@@ -231,7 +277,7 @@ impl Master {
                 },
             );
         }
-        for executor in &register.executors {
+        for executor in std::mem::take(&mut register.executors) {
             let Some(fid) = &executor.framework_id else {
                 continue;
             };
@@ -244,20 +290,18 @@ impl Master {
                     .get(agent_id)
                     .is_some_and(|e| e.contains_key(&executor.executor_id));
                 if !known {
-                    used.push((fid.clone(), role.clone(), resources.clone()));
+                    hold(&mut used, fid, &role, &resources);
                 }
-                framework.add_executor(agent_id, executor, resources, &role);
+                framework.add_executor(agent_id, &executor, resources, &role);
             }
         }
-        used
+        (used, retired_live)
     }
 
-    /// Tasks an agent reports for frameworks the master removed are killed, and so are
-    /// live tasks the master does not know (any more) of frameworks it knows: it told
-    /// their framework they are lost, so they must not run on (Mesos kills such tasks
-    /// when a known agent re-registers).
-    fn kill_unknown_reported_tasks(&mut self, agent_id: &AgentId, register: &Register) {
-        let unknown: Vec<(FrameworkId, TaskId)> = register
+    /// Live tasks a known agent reports that the master does not know of frameworks it
+    /// knows.
+    fn unknown_reported_tasks(&self, register: &Register) -> Vec<(FrameworkId, TaskId)> {
+        register
             .tasks
             .iter()
             .filter(|r| !r.state.is_terminal())
@@ -268,32 +312,22 @@ impl Master {
                 })
             })
             .map(|r| (r.framework_id.clone(), r.task.task_id.clone()))
-            .collect();
-        for (framework_id, task_id) in unknown {
-            tracing::warn!(agent_id = %agent_id, task_id = %task_id, "agent reports a task that is supposed to be dead; killing it");
-            self.send_to_agent(
-                agent_id,
-                ToAgent::KillTask(mantle_api::internal::KillTask {
-                    framework_id,
-                    task_id,
-                    kill_policy: None,
-                }),
-            );
+            .collect()
+    }
+
+    /// The removed frameworks whose tasks an agent reports: the agent is told to shut
+    /// them down.
+    fn removed_frameworks_reported(&self, register: &Register) -> BTreeSet<FrameworkId> {
+        if self.completed_frameworks.is_empty() {
+            return BTreeSet::new();
         }
-        let removed: Vec<FrameworkId> = register
+        register
             .tasks
             .iter()
-            .map(|t| t.framework_id.clone())
-            .filter(|fid| self.completed_frameworks.iter().any(|f| &f.id == fid))
-            .collect();
-        for framework_id in removed {
-            self.send_to_agent(
-                agent_id,
-                ToAgent::ShutdownFramework(mantle_api::internal::ShutdownFramework {
-                    framework_id,
-                }),
-            );
-        }
+            .map(|t| &t.framework_id)
+            .filter(|fid| self.completed_frameworks.iter().any(|f| &f.id == *fid))
+            .cloned()
+            .collect()
     }
 
     /// The agent a stream belongs to, if it is that agent's current stream.
@@ -440,6 +474,18 @@ impl Master {
     pub fn stream_closed(&mut self, now: f64, stream: &str) {
         self.framework_stream_closed(now, stream);
         self.agent_stream_closed(now, stream);
+    }
+}
+
+/// Adds what a task or executor holds to its framework's and role's sum on the agent: the
+/// allocator then takes one holding per framework instead of one per task.
+fn hold(used: &mut Vec<Held>, framework_id: &FrameworkId, role: &str, resources: &Resources) {
+    match used
+        .iter_mut()
+        .find(|(f, r, _)| f == framework_id && r == role)
+    {
+        Some((_, _, sum)) => sum.add(resources),
+        None => used.push((framework_id.clone(), role.to_string(), resources.clone())),
     }
 }
 

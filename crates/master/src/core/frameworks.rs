@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// An executor a framework runs on an agent, with its resources validated once.
 #[derive(Clone, Debug)]
 pub struct Executor {
-    pub info: ExecutorInfo,
+    /// Boxed: a framework keeps a map of executors per agent, usually of one, and an
+    /// inline ExecutorInfo would make each map's node several kilobytes.
+    pub info: Box<ExecutorInfo>,
     pub resources: Resources,
     /// The role its resources were allocated to.
     pub role: String,
@@ -87,7 +89,7 @@ impl Framework {
             .or_default()
             .entry(info.executor_id.clone())
             .or_insert_with(|| Executor {
-                info: info.clone(),
+                info: Box::new(info.clone()),
                 resources,
                 role: role.to_string(),
             });

@@ -1018,3 +1018,153 @@ fn an_agent_marked_gone_ends_its_tasks_and_may_not_return() {
     let err = m.register_agent(3.0, "a9".into(), register).unwrap_err();
     assert_eq!(err.status().as_u16(), 403);
 }
+
+/// A master restarted at 100 s from the registry of one that had agent `a1`
+/// (`cpus:8;mem:4096`) and nothing else.
+fn restarted_with_one_agent() -> (Master, AgentId) {
+    let mut first = master();
+    let agent = register(&mut first, "a1", "cpus:8;mem:4096");
+    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
+    m.recover_registry(100.0, first.registry());
+    (m, agent)
+}
+
+#[test]
+fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
+    let (mut m, agent) = restarted_with_one_agent();
+    let version = m.registry_version();
+
+    let mut info = framework_info("f");
+    info.checkpoint = true;
+    info.id = Some(FrameworkId::new("F1"));
+    let executor: ExecutorInfo = serde_json::from_value(json!({
+        "executor_id": {"value": "e1"},
+        "framework_id": {"value": "F1"},
+        "command": {"value": "run-executor"},
+        "resources": Resources::parse_text("cpus:0.5;mem:32", "*").unwrap().to_wire(),
+    }))
+    .unwrap();
+    let mut register = register_call(Some(agent.clone()), "cpus:8;mem:4096");
+    register.frameworks = vec![info.clone()];
+    register.executors = vec![executor.clone()];
+    register.tasks = [
+        ("t1", TaskState::Running),
+        ("t2", TaskState::Staging),
+        ("t3", TaskState::Finished),
+    ]
+    .into_iter()
+    .map(|(id, state)| {
+        let mut task = command_task(id, &agent, "cpus:1;mem:128");
+        task.command = None;
+        task.executor = Some(executor.clone());
+        task.labels = Some(Labels {
+            labels: vec![Label {
+                key: "k".into(),
+                value: Some(id.into()),
+            }],
+        });
+        mantle_api::internal::TaskReport {
+            framework_id: FrameworkId::new("F1"),
+            task,
+            state,
+            executor_id: Some(executor.executor_id.clone()),
+        }
+    })
+    .collect();
+    m.register_agent(101.0, "a2".into(), register).unwrap();
+    assert_eq!(
+        m.registry_version(),
+        version,
+        "the agent comes back as stored, and its agents would report the framework again"
+    );
+    assert_eq!(
+        m.registry().frameworks[0].info.id,
+        info.id,
+        "stored with the next change"
+    );
+
+    let state = m.state_json();
+    let framework = &state["frameworks"][0];
+    assert_eq!(framework["id"], "F1");
+    assert_eq!(framework["recovered"], true);
+    assert_eq!(framework["active"], false);
+    let tasks: Vec<(&str, &str, &str, &str)> = framework["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap(),
+                t["state"].as_str().unwrap(),
+                t["executor_id"].as_str().unwrap(),
+                t["labels"][0]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tasks,
+        vec![
+            ("t1", "TASK_RUNNING", "e1", "t1"),
+            ("t2", "TASK_STAGING", "e1", "t2"),
+            ("t3", "TASK_FINISHED", "e1", "t3")
+        ],
+        "every reported task is kept; one that ended holds nothing until its end is \
+         acknowledged"
+    );
+    assert_eq!(framework["executors"][0]["executor_id"], "e1");
+    assert_eq!(framework["used_resources"]["cpus"], 2.5);
+    assert_eq!(state["slaves"][0]["used_resources"]["mem"], 288.0);
+    let metrics = m.metrics(102.0);
+    assert_eq!(metrics["master/tasks_running"], 1.0);
+    assert_eq!(metrics["master/slave_reregistrations"], 1.0);
+    assert_eq!(metrics["master/frameworks_inactive"], 1.0);
+
+    // The framework comes back and finds its tasks.
+    subscribe_info(&mut m, "s1", info);
+    let framework = &m.state_json()["frameworks"][0];
+    assert_eq!(framework["recovered"], false);
+    assert_eq!(framework["active"], true);
+    assert_eq!(framework["tasks"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn an_agent_that_comes_back_changed_is_stored_again() {
+    let (mut m, agent) = restarted_with_one_agent();
+    let version = m.registry_version();
+    let register = register_call(Some(agent.clone()), "cpus:16;mem:4096");
+    m.register_agent(101.0, "a2".into(), register).unwrap();
+    assert_eq!(m.registry_version(), version + 1);
+    assert_eq!(
+        m.registry().agents[0].resources,
+        Resources::parse_text("cpus:16;mem:4096", "*")
+            .unwrap()
+            .to_wire()
+    );
+}
+
+#[test]
+fn an_agent_reporting_a_removed_framework_hears_registered_first() {
+    let (mut m, agent, fid) = launched_t1();
+    call(&mut m, &fid, "s1", CallBody::Teardown).unwrap();
+    m.take_actions();
+    let mut register = register_call(Some(agent.clone()), "cpus:4;mem:1024");
+    register.tasks = ["t1", "t2"]
+        .into_iter()
+        .map(|id| mantle_api::internal::TaskReport {
+            framework_id: fid.clone(),
+            task: command_task(id, &agent, "cpus:1"),
+            state: TaskState::Running,
+            executor_id: None,
+        })
+        .collect();
+    m.register_agent(5.0, "a2".into(), register).unwrap();
+    let messages = agent_messages(&mut m);
+    assert!(
+        matches!(messages[0], ToAgent::Registered(_)),
+        "{messages:?}"
+    );
+    assert!(
+        matches!(&messages[1..], [ToAgent::ShutdownFramework(s)] if s.framework_id == fid),
+        "one shutdown for the framework: {messages:?}"
+    );
+}

@@ -1,0 +1,521 @@
+//! `failover`: agent re-registration after a master failover, in the shape of Apache
+//! Mesos's `MasterFailover_BENCHMARK_Test.AgentReregistrationDelay`. A real `mantle
+//! master` process and N simulated agents inside this process, each speaking the real
+//! agent protocol over its own connection. The agents register, the master is killed
+//! with SIGKILL and started again on the same port and work directory, and every agent
+//! re-registers with what it runs: its frameworks, executors and tasks (TASK_RUNNING,
+//! ten labels each). The time counts from the new master's spawn until every agent holds
+//! its REGISTERED answer.
+
+use crate::agent_link::Link;
+use crate::cluster::{cpu_seconds, rss_mb, spawn_master, start_master};
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use mantle_api::internal::{AgentCall, Register, TaskReport, ToAgent, AGENT_STREAM_HEADER};
+use mantle_api::*;
+use mantle_sdk::http::HttpClient;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// What each simulated agent runs.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub agents: usize,
+    pub tasks_per_agent: usize,
+    pub frameworks: usize,
+}
+
+/// Resources of one task and of one executor; an agent holds all of its own.
+const TASK_RESOURCES: &str = "cpus:0.5;mem:256;disk:128";
+const EXECUTOR_RESOURCES: &str = "cpus:0.1;mem:32";
+const LABELS_PER_TASK: usize = 10;
+/// Agents per loopback source address: each address has one ephemeral port range
+/// (about 28,000 ports here) towards the master's one port.
+const AGENTS_PER_SOURCE: usize = 16_000;
+
+/// What the agents tell the coordinator.
+enum Report {
+    Registered { generation: u32, at: Instant },
+    Failed { error: String },
+}
+
+/// What every agent task shares.
+struct Shared {
+    master: SocketAddr,
+    shape: Shape,
+    frameworks: Vec<FrameworkInfo>,
+    /// Bounds the registrations in flight, so that the master's listen backlog never
+    /// overflows (a dropped SYN is retried only after a second).
+    registering: Semaphore,
+    /// PONGs go through a small pool of keep-alive connections.
+    calls: HttpClient,
+    pongs: Semaphore,
+    reports: mpsc::UnboundedSender<Report>,
+}
+
+fn framework_info(index: usize) -> anyhow::Result<FrameworkInfo> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "id": {"value": format!("bench-failover-{index}")},
+        "user": "root",
+        "name": format!("failover-{index}"),
+        "checkpoint": true,
+        "failover_timeout": 604800.0,
+    }))?)
+}
+
+/// An agent large enough for its tasks and executors, with room to spare.
+fn agent_resources(shape: Shape) -> String {
+    let slots = (shape.tasks_per_agent + shape.frameworks) as f64;
+    format!(
+        "cpus:{};mem:{};disk:{};ports:[31000-32000]",
+        4.0 + slots,
+        4096.0 + slots * 512.0,
+        4096.0 + slots * 256.0
+    )
+}
+
+impl Shared {
+    fn agent_info(&self, index: usize, id: Option<AgentId>) -> anyhow::Result<AgentInfo> {
+        let resources =
+            Resources::parse_text(&agent_resources(self.shape), "*").map_err(anyhow::Error::msg)?;
+        Ok(AgentInfo {
+            hostname: format!("agent-{index}"),
+            port: 5051,
+            resources: resources.to_wire(),
+            attributes: vec![],
+            id,
+            capabilities: ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
+                .into_iter()
+                .map(|kind| Capability { kind: kind.into() })
+                .collect(),
+        })
+    }
+
+    /// The REGISTER body of agent `index`: a first registration without an ID, or the
+    /// re-registration of `id` with everything it runs.
+    fn register_body(&self, index: usize, id: Option<AgentId>) -> anyhow::Result<Bytes> {
+        let mut register = Register {
+            agent_info: self.agent_info(index, id.clone())?,
+            pid: format!("slave(1)@127.0.0.1:{}", 10_000 + index % 50_000),
+            version: MESOS_VERSION.into(),
+            frameworks: vec![],
+            executors: vec![],
+            tasks: vec![],
+        };
+        if let Some(agent_id) = id {
+            let used = self.shape.frameworks.min(self.shape.tasks_per_agent);
+            register.frameworks = self.frameworks[..used].to_vec();
+            register.executors = (0..used)
+                .map(|k| self.executor(k))
+                .collect::<anyhow::Result<_>>()?;
+            let task_resources =
+                Resources::parse_text(TASK_RESOURCES, "*").map_err(anyhow::Error::msg)?;
+            for j in 0..self.shape.tasks_per_agent {
+                let executor = register.executors[j % used].clone();
+                let name = format!("task-{index}-{j}");
+                let task: TaskInfo = serde_json::from_value(serde_json::json!({
+                    "name": name,
+                    "task_id": {"value": name},
+                    "agent_id": agent_id,
+                    "resources": task_resources.to_wire(),
+                    "labels": {"labels": (0..LABELS_PER_TASK)
+                        .map(|l| serde_json::json!({"key": format!("key-{l}"), "value": format!("value-{l}")}))
+                        .collect::<Vec<_>>()},
+                }))?;
+                register.tasks.push(TaskReport {
+                    framework_id: executor
+                        .framework_id
+                        .clone()
+                        .context("executor framework")?,
+                    executor_id: Some(executor.executor_id.clone()),
+                    task: TaskInfo {
+                        executor: Some(executor),
+                        ..task
+                    },
+                    state: TaskState::Running,
+                });
+            }
+        }
+        Ok(Bytes::from(mantle_api::json::to_ascii_json(
+            &AgentCall::Register(register),
+        )))
+    }
+
+    /// The executor of framework `k` on every agent: one runs all of the framework's
+    /// tasks there, as a framework's own executor would.
+    fn executor(&self, k: usize) -> anyhow::Result<ExecutorInfo> {
+        let resources =
+            Resources::parse_text(EXECUTOR_RESOURCES, "*").map_err(anyhow::Error::msg)?;
+        Ok(serde_json::from_value(serde_json::json!({
+            "executor_id": {"value": format!("executor-{k}")},
+            "framework_id": self.frameworks[k].id,
+            "name": format!("failover executor {k}"),
+            "command": {"value": "bench-executor"},
+            "resources": resources.to_wire(),
+        }))?)
+    }
+
+    fn source_address(&self, index: usize) -> Ipv4Addr {
+        let sources = self.shape.agents.div_ceil(AGENTS_PER_SOURCE).max(1);
+        Ipv4Addr::new(127, 0, 0, 2 + (index % sources) as u8)
+    }
+}
+
+/// One simulated agent: registers with every new master it is told of, answers pings,
+/// and when its stream ends waits for the next master (as an agent's master detector
+/// would tell it), then re-registers with its ID and everything it runs.
+async fn agent(index: usize, shared: Arc<Shared>, mut leader: watch::Receiver<Option<u32>>) {
+    let mut body = match shared.register_body(index, None) {
+        Ok(body) => body,
+        Err(err) => {
+            let _ = shared.reports.send(Report::Failed {
+                error: format!("agent {index}: {err:#}"),
+            });
+            return;
+        }
+    };
+    let mut agent_id: Option<AgentId> = None;
+    // The master generation whose stream this agent lost last.
+    let mut lost = 0;
+    loop {
+        let Ok(generation) = leader
+            .wait_for(|g| g.is_some_and(|g| g > lost))
+            .await
+            .map(|g| g.unwrap_or_default())
+        else {
+            return;
+        };
+        let permit = shared.registering.acquire().await;
+        let registered = register(&shared, index, &body).await;
+        drop(permit);
+        let (mut link, id) = match registered {
+            Ok(answer) => answer,
+            Err(err) => {
+                let _ = shared.reports.send(Report::Failed {
+                    error: format!("agent {index}: {err:#}"),
+                });
+                // Spread the retries, as agents' backoffs do.
+                tokio::time::sleep(Duration::from_millis(50 + (index % 100) as u64)).await;
+                continue;
+            }
+        };
+        let at = Instant::now();
+        let _ = shared.reports.send(Report::Registered { generation, at });
+        if agent_id.as_ref() != Some(&id) {
+            body = match shared.register_body(index, Some(id.clone())) {
+                Ok(body) => body,
+                Err(err) => {
+                    let _ = shared.reports.send(Report::Failed {
+                        error: format!("agent {index}: {err:#}"),
+                    });
+                    return;
+                }
+            };
+            agent_id = Some(id);
+        }
+        follow(&shared, &mut link).await;
+        lost = generation;
+    }
+}
+
+/// Registers and reads the master's REGISTERED answer.
+async fn register(shared: &Shared, index: usize, body: &[u8]) -> anyhow::Result<(Link, AgentId)> {
+    let mut link = Link::register(shared.source_address(index), shared.master, body).await?;
+    let first = link
+        .next_record()
+        .await?
+        .context("the stream ended before REGISTERED")?;
+    match serde_json::from_slice::<ToAgent>(&first)? {
+        ToAgent::Registered(registered) => Ok((link, registered.agent_id)),
+        other => bail!("expected REGISTERED first, got {other:?}"),
+    }
+}
+
+/// Reads the stream until it ends, answering pings.
+async fn follow(shared: &Arc<Shared>, link: &mut Link) {
+    while let Ok(Some(record)) = link.next_record().await {
+        if !matches!(serde_json::from_slice(&record), Ok(ToAgent::Ping)) {
+            continue;
+        }
+        let shared = shared.clone();
+        let stream_id = link.stream_id.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = shared.pongs.acquire().await else {
+                return;
+            };
+            let url = format!(
+                "http://{}{}",
+                shared.master,
+                mantle_api::internal::AGENT_API_PATH
+            );
+            let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
+            // A lost pong is what a lost master looks like; the stream tells the rest.
+            let _ = shared
+                .calls
+                .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
+                .await;
+        });
+    }
+}
+
+/// Counts registrations of one master generation until all agents have one; returns
+/// when each arrived, in order.
+async fn wait_for_agents(
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    generation: u32,
+    agents: usize,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<Vec<Instant>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut registered = 0usize;
+    let mut failures = 0usize;
+    let mut times = Vec::with_capacity(agents);
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    progress.tick().await;
+    while registered < agents {
+        tokio::select! {
+            report = reports.recv() => match report {
+                Some(Report::Registered { generation: g, at }) if g == generation => {
+                    registered += 1;
+                    times.push(at);
+                }
+                Some(Report::Registered { .. }) => {}
+                Some(Report::Failed { error }) => {
+                    failures += 1;
+                    if failures <= 5 {
+                        eprintln!("bench failover: {error}");
+                    }
+                }
+                None => bail!("every agent stopped"),
+            },
+            _ = progress.tick() => {
+                eprintln!("bench failover: {what} {registered}/{agents} agents ({failures} failed attempts)");
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                bail!("{what}: only {registered}/{agents} agents within {timeout:?}")
+            }
+        }
+    }
+    if failures > 0 {
+        eprintln!("bench failover: {what}: {failures} failed attempts in all");
+    }
+    times.sort();
+    Ok(times)
+}
+
+/// Raises the open-file limit of this process (and so of the master it starts) to at
+/// least `wanted`: each agent's connection is a descriptor at both ends. Without the
+/// privilege to raise the hard limit, the hard limit is as far as it goes.
+fn raise_open_files(wanted: u64) -> anyhow::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= wanted {
+        return Ok(());
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted,
+        rlim_max: limit.rlim_max.max(wanted),
+    };
+    // SAFETY: setrlimit only reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    if wanted > limit.rlim_max {
+        bail!(
+            "--agents needs {wanted} open files per process, above the hard limit of {} that this process may not raise ({error})",
+            limit.rlim_max
+        );
+    }
+    bail!("cannot raise the open-file limit to {wanted}: {error}")
+}
+
+/// Kills the master with SIGKILL and reaps it.
+fn kill_hard(master: &mut Child) {
+    let _ = master.kill();
+    let _ = master.wait();
+}
+
+/// The master's metrics as numbers.
+async fn metrics(client: &HttpClient, master: SocketAddr) -> anyhow::Result<serde_json::Value> {
+    let answer = client
+        .get(&format!("http://{master}/metrics/snapshot"))
+        .await?;
+    Ok(serde_json::from_slice(&answer.body)?)
+}
+
+/// Checks that `/master/state` shows every reported task under its recovered framework.
+async fn check_state(client: &HttpClient, master: SocketAddr, shape: Shape) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let answer = client.get(&format!("http://{master}/master/state")).await?;
+    let state: serde_json::Value = serde_json::from_slice(&answer.body)?;
+    let frameworks = state["frameworks"].as_array().context("no frameworks")?;
+    let mut tasks = 0;
+    for framework in frameworks {
+        if framework["recovered"] != true {
+            bail!("framework {} is not marked recovered", framework["id"]);
+        }
+        let list = framework["tasks"].as_array().context("no tasks")?;
+        if let Some(task) = list.iter().find(|t| {
+            t["state"] != "TASK_RUNNING"
+                || t["labels"].as_array().map_or(0, Vec::len) != LABELS_PER_TASK
+        }) {
+            bail!("task {} is not running with its labels", task["id"]);
+        }
+        tasks += list.len();
+    }
+    let expected = shape.agents * shape.tasks_per_agent;
+    let expected_frameworks = shape.frameworks.min(shape.tasks_per_agent);
+    if frameworks.len() != expected_frameworks || tasks != expected {
+        bail!(
+            "/master/state shows {} frameworks and {tasks} tasks, expected {expected_frameworks} and {expected}",
+            frameworks.len(),
+        );
+    }
+    eprintln!(
+        "bench failover: /master/state ({} MB) shows all {tasks} tasks under {} recovered frameworks; read in {:.1} s",
+        answer.body.len() / 1_000_000,
+        frameworks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub async fn run(
+    mantle: &Path,
+    shape: Shape,
+    concurrency: usize,
+    timeout: Duration,
+    check: bool,
+) -> anyhow::Result<()> {
+    if shape.agents == 0 || shape.frameworks == 0 || shape.tasks_per_agent == 0 {
+        bail!("--agents, --frameworks and --tasks-per-agent must be positive");
+    }
+    if shape.agents > AGENTS_PER_SOURCE * 250 {
+        bail!("--agents: at most {}", AGENTS_PER_SOURCE * 250);
+    }
+    raise_open_files(shape.agents as u64 + 1024)?;
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("master");
+    let (mut master, address) = start_master(mantle, &work, &dir.path().join("master-1.log"))?;
+    let address: SocketAddr = address
+        .parse()
+        .with_context(|| format!("master address {address}"))?;
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        master: address,
+        shape,
+        frameworks: (0..shape.frameworks)
+            .map(framework_info)
+            .collect::<anyhow::Result<_>>()?,
+        registering: Semaphore::new(concurrency.max(1)),
+        calls: HttpClient::new(Duration::from_secs(15)),
+        pongs: Semaphore::new(16),
+        reports: reports_tx,
+    });
+    let (leader, leader_rx) = watch::channel(Some(1u32));
+    eprintln!(
+        "bench failover: {} agents with {} tasks each across {} frameworks, master at {address}",
+        shape.agents, shape.tasks_per_agent, shape.frameworks
+    );
+    let started = Instant::now();
+    for index in 0..shape.agents {
+        tokio::spawn(agent(index, shared.clone(), leader_rx.clone()));
+    }
+    wait_for_agents(&mut reports, 1, shape.agents, timeout, "registered").await?;
+    let first = started.elapsed().as_secs_f64();
+    eprintln!(
+        "bench failover: {} agents registered in {first:.2} s; master rss {:.0} MB; killing the master",
+        shape.agents,
+        rss_mb(master.id())?
+    );
+
+    // As a detector would, tell the agents that there is no leader before it goes.
+    leader.send_replace(None);
+    kill_hard(&mut master);
+    let (bench_cpu_before, _) = cpu_seconds(std::process::id());
+    let restart = Instant::now();
+    let mut master = spawn_master(
+        mantle,
+        &work,
+        address.port(),
+        &dir.path().join("master-2.log"),
+    )?;
+    let pid = master.id();
+    let result = async {
+        while tokio::net::TcpStream::connect(address).await.is_err() {
+            if let Some(status) = master.try_wait()? {
+                bail!("the restarted master exited with {status}");
+            }
+            if restart.elapsed() > timeout {
+                bail!("the restarted master did not listen within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let listening = restart.elapsed().as_secs_f64();
+        leader.send_replace(Some(2));
+        let times = wait_for_agents(&mut reports, 2, shape.agents, timeout, "re-registered").await?;
+        let after = |fraction: f64| {
+            let index = ((times.len() - 1) as f64 * fraction) as usize;
+            times[index].duration_since(restart).as_secs_f64()
+        };
+        let seconds = after(1.0);
+        eprintln!(
+            "bench failover: re-registered after (s): first {:.3}, 10% {:.3}, 50% {:.3}, 90% {:.3}, 99% {:.3}, all {seconds:.3}",
+            after(0.0), after(0.1), after(0.5), after(0.9), after(0.99)
+        );
+        let (cpu, _) = cpu_seconds(pid);
+        let bench_cpu = cpu_seconds(std::process::id()).0 - bench_cpu_before;
+        let rss = rss_mb(pid)?;
+        // The master renders its state for its metrics too, which takes a while with
+        // hundreds of thousands of tasks.
+        let reader = HttpClient::new(timeout);
+        let metrics = metrics(&reader, address).await?;
+        let expect = |name: &str, want: usize| -> anyhow::Result<()> {
+            let got = metrics[name].as_f64().unwrap_or(-1.0);
+            if got != want as f64 {
+                bail!("{name} is {got}, expected {want}");
+            }
+            Ok(())
+        };
+        expect("master/slaves_active", shape.agents)?;
+        expect("master/slave_reregistrations", shape.agents)?;
+        expect("master/tasks_running", shape.agents * shape.tasks_per_agent)?;
+        eprintln!(
+            "bench failover: the master listened after {listening:.3} s; all agents re-registered after {seconds:.3} s; master cpu {cpu:.2} s, rss {rss:.0} MB; the simulated agents' cpu {bench_cpu:.2} s"
+        );
+        if check {
+            check_state(&reader, address, shape).await?;
+        }
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "failover",
+                "agents": shape.agents,
+                "tasks": shape.agents * shape.tasks_per_agent,
+                "frameworks": shape.frameworks,
+                "seconds": (seconds * 1000.0).round() / 1000.0,
+                "listening_s": (listening * 1000.0).round() / 1000.0,
+                "agents_per_s": (shape.agents as f64 / seconds).round(),
+                "master_cpu_s": (cpu * 100.0).round() / 100.0,
+                "agents_cpu_s": (bench_cpu * 100.0).round() / 100.0,
+                "master_rss_mb": rss.round(),
+            })
+        );
+        Ok(())
+    }
+    .await;
+    kill_hard(&mut master);
+    result
+}
