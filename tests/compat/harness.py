@@ -41,6 +41,19 @@ def _scalar(name, value):
     return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
 
 
+def own_headers(driver):
+    """pymesos 0.3.15's `_send` has a mutable default `headers={}` that every driver in
+    the process shares: two drivers in one process (the weighted DRF test runs two) can
+    send each other's Mesos-Stream-Id, which any master rightly refuses with 400. Each
+    call gets a dict of its own; nothing else about the driver changes."""
+    send = driver._send
+
+    def _send(body, path="/api/v1/scheduler", method="POST", headers=None):
+        return send(body, path, method, dict(headers or {}))
+
+    driver._send = _send
+
+
 class CommandFramework(Scheduler):
     def __init__(self, name="mantle-compat-python"):
         self.name = name
@@ -71,6 +84,7 @@ class CommandFramework(Scheduler):
                      "hostname": "localhost"}
         framework.update(fields)
         self.driver = MesosSchedulerDriver(self, framework, master)
+        own_headers(self.driver)
         self.driver.start()
         return self.driver
 

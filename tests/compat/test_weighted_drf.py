@@ -52,7 +52,7 @@ import time
 
 from pymesos import MesosSchedulerDriver, Scheduler
 
-from harness import TERMINAL_STATES
+from harness import TERMINAL_STATES, own_headers
 
 NUM_AGENTS = 4
 AGENT_RESOURCES = "cpus:4;mem:512;disk:0;ports:[]"
@@ -103,6 +103,7 @@ class GreedyFramework(Scheduler):
         framework = {"user": getpass.getuser(), "name": self.name,
                      "hostname": "localhost", "role": self.role}
         self.driver = MesosSchedulerDriver(self, framework, master)
+        own_headers(self.driver)
         self.driver.start()
 
     def stop(self, timeout=15.0):
