@@ -192,6 +192,7 @@ impl Core {
             registration_deadline: Some(deadline),
             kill_deadline: None,
             kill_sent: false,
+            exit_status: None,
             queue: Vec::new(),
             tasks: BTreeMap::new(),
             completed_tasks: VecDeque::new(),
