@@ -169,6 +169,12 @@ impl Core {
             spec.limits = container_limits(executor);
             out.push(Action::Reattach(Box::new(spec)));
         }
+        if recovered.rebooted {
+            // The agent keeps its id, so registering writes no `slave.info`; without
+            // this the boot id would stay the old one and the next restart, even
+            // without a reboot, would take the executors running now for gone.
+            checkpoint(&mut out, Checkpoint::Agent(self.agent_info()));
+        }
         out.actions
     }
 

@@ -1243,7 +1243,11 @@ fn executors_that_do_not_come_back_are_lost() {
 #[test]
 fn after_a_reboot_no_executor_is_waited_for() {
     let mut h = Harness::new();
-    assert_eq!(recover(&mut h, true), ["checkpoint update t2 TASK_LOST"]);
+    // The new boot id is recorded with the agent's info.
+    assert_eq!(
+        recover(&mut h, true),
+        ["checkpoint update t2 TASK_LOST", "checkpoint agent a1"]
+    );
     assert!(!h.core.recovering());
     let register = h.core.register_call();
     assert!(register.executors.is_empty(), "no executor survived");
