@@ -79,7 +79,10 @@
 //!    1.5 rule: the task may come back), (b) reconciliation answers about unknown tasks
 //!    may follow anything, (c) when the final state came from the master (reconciliation
 //!    or re-registration, which report the agent's latest state), older non-terminal
-//!    updates of the task's own stream may still arrive.
+//!    updates of the task's own stream may still arrive, (d) after the master's LOST
+//!    for a framework that does not checkpoint, given when the agent disconnected, the
+//!    task's real end may follow: the master kills the task when the agent comes back,
+//!    and a master that failed over in between learns that end from the agent.
 //! 5. **Coming back is announced.** A task reported UNREACHABLE or LOST because its agent
 //!    became unreachable is next reported alive only with REASON_AGENT_REREGISTERED (or
 //!    in a reconciliation answer). Exception: the scheduler subscribed again since, so

@@ -41,6 +41,9 @@ pub struct TaskTruth {
     /// That final state came from the master (reconciliation, re-registration), not
     /// from the task's own update stream.
     final_from_master: bool,
+    /// That final state is the master's TASK_LOST of a framework that does not
+    /// checkpoint, given when the agent disconnected while the task may still run.
+    given_up: bool,
     /// Its scheduler was told it is unreachable (or lost with its agent), in the
     /// subscription with this number; it may come back only with
     /// REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
@@ -81,6 +84,7 @@ impl Truth {
                 seen: Vec::new(),
                 final_state: None,
                 final_from_master: false,
+                given_up: false,
                 away: None,
             },
         );
@@ -254,9 +258,12 @@ impl World {
             && status.uuid.is_some()
             && !state.is_terminal()
             && task.sent.contains(&state);
+        // The task the master gave up at a disconnect is killed when its agent comes
+        // back; a master that failed over since learns that real end from the agent.
+        let real_end = task.given_up && state.is_terminal();
         let after_final = task
             .final_state
-            .filter(|f| *f != state && !unknown && !stale_replay);
+            .filter(|f| *f != state && !unknown && !stale_replay && !real_end);
         let reregistered = status.reason == Some(Reason::AgentReregistered)
             || status.reason == Some(Reason::Reconciliation);
         // Master-generated updates are not retried: a scheduler that was disconnected
@@ -274,6 +281,9 @@ impl World {
             } else if state.is_terminal() {
                 task.final_state = Some(state);
                 task.final_from_master = from_master;
+                task.given_up = from_master
+                    && state == TaskState::Lost
+                    && status.reason == Some(Reason::AgentDisconnected);
                 task.away = None;
                 done = true;
             } else {
