@@ -1,24 +1,28 @@
 //! A simulated agent process: the real agent [`Core`] with the shell around it modelled
-//! on `crates/agent/src/event_loop.rs` (actions carried out, executor streams, process
-//! launches and kills) and `master_link.rs` (register on a new stream, a first message
-//! that must be REGISTERED, reconnection after the stream ends or stays silent for five
-//! ping intervals, with a random first delay up to 1 s doubling to 1 min, and calls made
-//! while not connected dropped).
+//! on `crates/agent/src/event_loop.rs` (actions carried out, checkpoints written to the
+//! host's [`Disk`] before the actions after them, executor streams, process launches,
+//! kills and reattachment) and `master_link.rs` (register on a new stream, a first
+//! message that must be REGISTERED, reconnection after the stream ends or stays silent
+//! for five ping intervals, with a random first delay up to 1 s doubling to 1 min, and
+//! calls made while not connected dropped).
 //!
-//! A crash ends the process and, as today's agent cannot recover, every executor with
-//! it. [`World::agent_start`] is the one place that builds a new process; when the core
-//! can be rebuilt from its checkpoints, that is where recovery goes.
+//! A crash ends the process; the disk and the executors of frameworks that checkpoint
+//! outlive it, unless the host reboots. [`World::agent_start`] recovers as `lib.rs`
+//! does: it reads the disk back, hands it to [`Core::recover`], reports each container
+//! to reattach as running or exited, and answers the link's registration question only
+//! once the core is no longer recovering.
 
-use crate::executor::Proc;
+use crate::disk::Disk;
+use crate::executor::{Proc, SIGKILL_STATUS};
 use crate::net::{ConnId, Down, Msg, Peer, Up, REQUEST_TIMEOUT};
 use crate::world::{Ev, World};
 use mantle_agent::core::{Action, Core, CoreConfig, Input, Now};
 use mantle_api::error::ApiError;
 use mantle_api::executor::Event as ExecutorEvent;
 use mantle_api::internal::ToAgent;
-use mantle_api::{ContainerId, Resources};
+use mantle_api::{AgentId, ContainerId, ExecutorId, FrameworkId, Resources};
 use rand::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +35,23 @@ const TICK_INTERVAL: f64 = 5.0;
 /// Pings that may go missing before the link gives the master up (`master_link.rs`).
 const MISSED_PINGS: f64 = 5.0;
 const MAX_BACKOFF: f64 = 60.0;
+/// `--executor_reregistration_timeout`, the Mesos default.
+const EXECUTOR_REREGISTRATION_TIMEOUT: f64 = 2.0;
+/// What executors are told as `MESOS_SUBSCRIPTION_BACKOFF_MAX`: the re-registration
+/// timeout (`Core::launch_spec`).
+pub const SUBSCRIPTION_BACKOFF_MAX: f64 = EXECUTOR_REREGISTRATION_TIMEOUT;
+/// `--recovery_timeout`, the Mesos default: how long a checkpointing executor tries to
+/// reach its agent again (`MESOS_RECOVERY_TIMEOUT`).
+pub const RECOVERY_TIMEOUT: f64 = 900.0;
+/// The share of agent crashes that are host reboots.
+const REBOOT_CHANCE: f64 = 0.2;
+
+/// What a registration told the master about executors: when it was built and the
+/// executors it reported running.
+pub struct Report {
+    pub at: f64,
+    pub executors: HashSet<(FrameworkId, ExecutorId)>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -54,11 +75,28 @@ pub struct AgentNode {
     pub life: u64,
     pub core: Option<Core>,
     started_at: f64,
+    /// The host's checkpoints; they outlive the process.
+    pub disk: Disk,
+    /// The host's boot id: a reboot changes it.
+    boot: u64,
+    /// The agent id this life recovered from the disk.
+    recovered_id: Option<AgentId>,
+    /// The agent id the master last gave it.
+    pub agent_id: Option<AgentId>,
+    /// When the registration in flight was built, and the executors it reports.
+    report_pending: Option<Report>,
+    /// The same of the registration the master last accepted.
+    pub report: Option<Report>,
     pub link: Link,
+    /// The link asked what to register with while the core was still recovering
+    /// (`event_loop.rs` holds the answer until recovery is settled).
+    register_wanted: bool,
     attempt: u64,
     backoff: Option<f64>,
     last_heard: f64,
     silence: f64,
+    /// Every executor process this host ran, in any life of the agent; dead ones keep
+    /// their exit status, as the launcher's records do.
     pub procs: BTreeMap<u64, Proc>,
     pub by_container: HashMap<ContainerId, u64>,
     /// Open executor event streams and the process each belongs to.
@@ -73,7 +111,14 @@ impl AgentNode {
             life: 0,
             core: None,
             started_at: 0.0,
+            disk: Disk::default(),
+            boot: 0,
+            recovered_id: None,
+            agent_id: None,
+            report_pending: None,
+            report: None,
             link: Link::Down,
+            register_wanted: false,
             attempt: 0,
             backoff: None,
             last_heard: 0.0,
@@ -103,8 +148,10 @@ impl World {
             launcher: PathBuf::from("/sim/mantle"),
             executor_registration_timeout: Duration::from_secs(20),
             executor_shutdown_grace_period: Duration::from_secs(3),
-            executor_reregistration_timeout: Duration::from_secs(2),
-            recovery_timeout: Duration::from_secs(900),
+            executor_reregistration_timeout: Duration::from_secs_f64(
+                EXECUTOR_REREGISTRATION_TIMEOUT,
+            ),
+            recovery_timeout: Duration::from_secs_f64(RECOVERY_TIMEOUT),
             docker_socket: None,
             flags: BTreeMap::new(),
             start_time: self.unix(),
@@ -120,8 +167,9 @@ impl World {
         }
     }
 
-    /// Starts an agent process. Today it has nothing to recover: a fresh core registers
-    /// without an agent id.
+    /// Starts an agent process and recovers what the disk holds, as `lib.rs` does:
+    /// `checkpoint::read`, then `Core::recover`, whose reattachments are answered from
+    /// the launchers' records; registration waits until recovery is settled.
     pub fn agent_start(&mut self, agent: usize) {
         if self.agents[agent].up() {
             return;
@@ -129,40 +177,70 @@ impl World {
         let config = self.agent_config(agent);
         let now = self.secs();
         let node = &mut self.agents[agent];
+        let recovered = match node.disk.read(node.boot) {
+            Ok(recovered) => recovered,
+            Err(err) => {
+                self.fail(format!("agent {agent} cannot start: {err}"));
+                return;
+            }
+        };
         node.life += 1;
         node.core = Some(Core::new(config));
         node.started_at = now;
         node.link = Link::Idle;
         node.backoff = None;
-        node.procs.clear();
-        node.by_container.clear();
+        node.register_wanted = false;
         node.streams.clear();
+        node.recovered_id = recovered.agent.as_ref().and_then(|a| a.id.clone());
         let life = node.life;
-        self.note(|| format!("agent {agent} starts (life {life})"));
+        let rebooted = recovered.rebooted;
+        if node.recovered_id.is_some() {
+            self.recovery.restarts += 1;
+            self.recovery.reboots += usize::from(rebooted);
+        }
+        self.note(|| format!("agent {agent} starts (life {life}, rebooted: {rebooted})"));
+        let now = self.agent_now(agent);
+        if let Some(core) = self.agents[agent].core.as_mut() {
+            let actions = core.recover(now, recovered);
+            for action in actions {
+                self.agent_act(agent, action);
+            }
+        }
         let tick = self.delay(0.0, TICK_INTERVAL);
         self.at(tick, Ev::AgentTick { agent, life });
         self.agent_connect(agent);
     }
 
-    /// The agent process dies, and its executors with it.
+    /// The agent process dies; on a reboot its host goes down with it. The disk stays;
+    /// executors live on or die as [`World::exec_agent_gone`] says.
     pub fn agent_crash(&mut self, agent: usize, restart_after: f64) {
         if !self.agents[agent].up() {
             return;
         }
+        let reboot = self.chance(REBOOT_CHANCE);
         let life = self.agents[agent].life;
         self.note(|| {
-            format!("agent {agent} crashes (life {life}), restarts in {restart_after:.1}s")
+            let what = if reboot { "reboots" } else { "crashes" };
+            format!("agent {agent} {what} (life {life}), restarts in {restart_after:.1}s")
         });
-        let procs: Vec<u64> = self.agents[agent].procs.keys().copied().collect();
+        let procs: Vec<u64> = self.agents[agent]
+            .procs
+            .iter()
+            .filter(|(_, p)| p.alive)
+            .map(|(id, _)| *id)
+            .collect();
         for proc in procs {
-            self.exec_vanish(agent, proc);
+            self.exec_agent_gone(agent, proc, reboot, restart_after);
         }
         self.agent_drop_conn(agent);
         let node = &mut self.agents[agent];
         node.core = None;
         node.link = Link::Down;
         node.life += 1;
-        self.truth.wiped.insert((agent, life));
+        node.streams.clear();
+        if reboot {
+            node.boot += 1;
+        }
         self.at(restart_after, Ev::AgentStart { agent });
     }
 
@@ -189,13 +267,27 @@ impl World {
     }
 
     fn agent_connect(&mut self, agent: usize) {
-        let conn = self.net.new_conn();
-        let sent = self.secs();
         let node = &mut self.agents[agent];
         let Some(core) = node.core.as_ref() else {
             return;
         };
+        if core.recovering() {
+            node.register_wanted = true;
+            return;
+        }
         let register = core.register_call();
+        let conn = self.net.new_conn();
+        let sent = self.secs();
+        let node = &mut self.agents[agent];
+        let executors = register
+            .executors
+            .iter()
+            .filter_map(|e| Some((e.framework_id.clone()?, e.executor_id.clone())))
+            .collect();
+        node.report_pending = Some(Report {
+            at: sent,
+            executors,
+        });
         node.attempt += 1;
         node.link = Link::Registering { conn };
         let (life, attempt) = (node.life, node.attempt);
@@ -287,15 +379,22 @@ impl World {
                 if c == conn =>
             {
                 let life = node.life;
+                if let Some(id) = self.agents[agent].recovered_id.take() {
+                    if id != registered.agent_id {
+                        let new = &registered.agent_id;
+                        self.fail(format!(
+                            "agent {agent} recovered agent id {id} but registered as {new}"
+                        ));
+                    }
+                }
                 let silence = registered.ping_interval_seconds * MISSED_PINGS;
                 let now = self.secs();
                 let node = &mut self.agents[agent];
+                node.agent_id = Some(registered.agent_id.clone());
+                node.report = node.report_pending.take();
                 node.link = Link::Connected { conn };
                 node.last_heard = now;
                 node.silence = silence;
-                self.truth
-                    .agent_ids
-                    .insert(registered.agent_id.clone(), (agent, life));
                 self.note(|| format!("agent {agent} registered as {}", registered.agent_id));
                 self.at(silence, Ev::AgentSilence { agent, life, conn });
                 let _ = self.agent_handle(
@@ -374,6 +473,12 @@ impl World {
         for action in output.actions {
             self.agent_act(agent, action);
         }
+        // event_loop.rs answers a held registration question after every input.
+        let node = &mut self.agents[agent];
+        if node.register_wanted && node.core.as_ref().is_some_and(|c| !c.recovering()) {
+            node.register_wanted = false;
+            self.agent_connect(agent);
+        }
         output.reply
     }
 
@@ -393,7 +498,7 @@ impl World {
             }
             Action::ToExecutor { stream, event } => {
                 if let ExecutorEvent::Acknowledged(ack) = &event {
-                    self.truth.taken(&ack.uuid);
+                    self.truth.taken(&ack.uuid, life);
                 }
                 let delay = self.delay(0.0001, 0.002);
                 if self.agents[agent].streams.contains_key(&stream) {
@@ -402,7 +507,6 @@ impl World {
                         delay,
                         Ev::ExecEvent {
                             agent,
-                            life,
                             stream,
                             event,
                         },
@@ -425,10 +529,42 @@ impl World {
                     self.exec_kill(agent, proc);
                 }
             }
-            // Agent restarts lose everything here (see `agent_start`), so what would be
-            // written to disk is not kept, and nothing is ever reattached.
-            Action::Update { .. } | Action::Checkpoint(_) | Action::Reattach(_) => {}
+            Action::Checkpoint(checkpoint) => {
+                let node = &mut self.agents[agent];
+                node.disk.write(node.boot, &checkpoint);
+            }
+            Action::Reattach(spec) => self.agent_reattach(agent, &spec.container_id),
+            Action::Update { .. } => {}
         }
+    }
+
+    /// Finds a recovered container's executor as `event_loop.rs` does from the
+    /// launcher's records: still running, or exited with the status the launcher
+    /// recorded (SIGKILL when it recorded none).
+    fn agent_reattach(&mut self, agent: usize, container_id: &ContainerId) {
+        let node = &self.agents[agent];
+        let life = node.life;
+        let found = node
+            .by_container
+            .get(container_id)
+            .and_then(|proc| Some((*proc, node.procs.get(proc)?)));
+        let input = match found {
+            Some((proc, p)) if p.alive => Input::Launched {
+                container_id: container_id.clone(),
+                pid: proc as u32 + 1000,
+            },
+            found => {
+                self.recovery.found_dead += 1;
+                Input::Exited {
+                    container_id: container_id.clone(),
+                    status: found
+                        .and_then(|(_, p)| p.exit_status)
+                        .unwrap_or(SIGKILL_STATUS),
+                }
+            }
+        };
+        let delay = self.delay(0.001, 0.01);
+        self.agent_input_in(delay, agent, life, input);
     }
 }
 

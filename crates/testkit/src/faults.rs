@@ -1,10 +1,10 @@
 //! The faults a seed injects during the chaos phase, each modelled on what the real
 //! shells and network do: partitions of one or several agents (short ones that the
 //! timeouts do not notice, and long ones that make agents unreachable), agent process
-//! crashes (executors die with the agent), dropped agent connections, executor crashes,
-//! scheduler crashes with a restart within or beyond the framework's failover timeout,
-//! scheduler failovers to a new instance, dropped scheduler connections, and master
-//! crashes with a restart from the stored registry.
+//! crashes and host reboots (mostly of agents that run executors), dropped agent
+//! connections, executor crashes, scheduler crashes with a restart within or beyond the
+//! framework's failover timeout, scheduler failovers to a new instance, dropped
+//! scheduler connections, and master crashes with a restart from the stored registry.
 
 use crate::world::{Ev, Phase, World};
 use rand::Rng;
@@ -34,7 +34,7 @@ impl World {
                 }
             }
             33..=46 => {
-                let agent = self.rng.random_range(0..agents);
+                let agent = self.busy_agent();
                 let restart = self.delay(1.0, 40.0);
                 self.agent_crash(agent, restart);
             }
@@ -70,6 +70,18 @@ impl World {
         }
         let gap = self.fault_gap * self.delay(0.2, 1.8);
         self.at(gap, Ev::Fault);
+    }
+
+    /// Mostly an agent that runs executors, so that crashes exercise recovery: most
+    /// agents run nothing at a given time.
+    fn busy_agent(&mut self) -> usize {
+        let busy: Vec<usize> = (0..self.agents.len())
+            .filter(|&a| self.agents[a].procs.values().any(|p| p.alive))
+            .collect();
+        if busy.is_empty() || self.chance(0.25) {
+            return self.rng.random_range(0..self.agents.len());
+        }
+        busy[self.rng.random_range(0..busy.len())]
     }
 
     /// Short partitions go unnoticed, middling ones make the agent reconnect, long ones

@@ -2,10 +2,10 @@
 //! against it: on every update a scheduler receives, and once the cluster has settled.
 //! The list of invariants and their exceptions is in the crate documentation.
 
-use crate::agent::Link;
+use crate::agent::{AgentNode, Link};
 use crate::world::{Ev, Phase, World};
 use mantle_api::{AgentId, FrameworkId, Reason, Source, TaskId, TaskState, TaskStatus};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 pub type TaskKey = (FrameworkId, TaskId);
@@ -41,6 +41,9 @@ pub struct TaskTruth {
     /// That final state came from the master (reconciliation, re-registration), not
     /// from the task's own update stream.
     final_from_master: bool,
+    /// That final state is the master's TASK_LOST of a framework that does not
+    /// checkpoint, given when the agent disconnected while the task may still run.
+    given_up: bool,
     /// Its scheduler was told it is unreachable (or lost with its agent), in the
     /// subscription with this number; it may come back only with
     /// REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
@@ -52,9 +55,10 @@ struct SentUpdate {
     key: TaskKey,
     state: TaskState,
     agent: usize,
-    life: u64,
-    /// The agent acknowledged it to the executor.
-    taken: bool,
+    /// The agent life that acknowledged it to the executor.
+    taken: Option<u64>,
+    /// Its executor died before it saw the update acknowledged.
+    orphaned: bool,
     /// A scheduler of its framework received it.
     delivered: bool,
 }
@@ -65,12 +69,8 @@ pub struct Truth {
     updates: HashMap<String, SentUpdate>,
     /// Frameworks the master removed.
     pub removed: BTreeSet<FrameworkId>,
-    /// Agent lives that ended in a crash, losing their state.
-    pub wiped: HashSet<(usize, u64)>,
     /// Frameworks that subscribed, and whether they checkpoint.
     pub frameworks: HashMap<FrameworkId, bool>,
-    /// Which agent life each agent id was given to.
-    pub agent_ids: HashMap<AgentId, (usize, u64)>,
 }
 
 impl Truth {
@@ -84,6 +84,7 @@ impl Truth {
                 seen: Vec::new(),
                 final_state: None,
                 final_from_master: false,
+                given_up: false,
                 away: None,
             },
         );
@@ -107,14 +108,7 @@ impl Truth {
         }
     }
 
-    pub fn executor_sent(
-        &mut self,
-        key: &TaskKey,
-        state: TaskState,
-        uuid: String,
-        agent: usize,
-        life: u64,
-    ) {
+    pub fn executor_sent(&mut self, key: &TaskKey, state: TaskState, uuid: String, agent: usize) {
         if let Some(task) = self.tasks.get_mut(key) {
             task.sent.push(state);
         }
@@ -124,17 +118,25 @@ impl Truth {
                 key: key.clone(),
                 state,
                 agent,
-                life,
-                taken: false,
+                taken: None,
+                orphaned: false,
                 delivered: false,
             },
         );
     }
 
-    /// The agent acknowledged an update to its executor.
-    pub fn taken(&mut self, uuid: &str) {
+    /// An agent acknowledged an update to its executor (having checkpointed it first,
+    /// when the framework checkpoints).
+    pub fn taken(&mut self, uuid: &str, life: u64) {
         if let Some(update) = self.updates.get_mut(uuid) {
-            update.taken = true;
+            update.taken.get_or_insert(life);
+        }
+    }
+
+    /// The executor of an update died without seeing it acknowledged.
+    pub fn orphaned(&mut self, uuid: &str) {
+        if let Some(update) = self.updates.get_mut(uuid) {
+            update.orphaned = true;
         }
     }
 
@@ -191,6 +193,7 @@ impl World {
     /// it is final for the scheduler.
     pub fn check_update(&mut self, key: &TaskKey, status: &TaskStatus, subscription: u64) -> bool {
         let from_master = status.source == Some(Source::Master);
+        let checkpointing = self.truth.checkpointing(&key.0);
         let task_id = &key.1;
         match (from_master, status.uuid.is_some()) {
             (true, true) => self.fail(format!(
@@ -209,6 +212,9 @@ impl World {
         {
             update.delivered = true;
         }
+        if status.reason == Some(Reason::ExecutorReregistrationTimeout) && status.uuid.is_some() {
+            self.recovery.reregistration_timeouts += 1;
+        }
         let at = self.secs();
         let Some(task) = self.truth.tasks.get_mut(key) else {
             return status.state.is_terminal();
@@ -225,7 +231,10 @@ impl World {
             state,
             TaskState::Starting | TaskState::Running | TaskState::Killing
         ) && !task.sent.contains(&state);
-        let dead_but_running = matches!(
+        // LOST may be said of a running task whose framework does not checkpoint: the
+        // master gives such tasks up when their agent disconnects. A checkpointing
+        // framework's task outlives its agent, so only an unreachable agent excuses it.
+        let dead = matches!(
             state,
             TaskState::Finished
                 | TaskState::Failed
@@ -234,7 +243,9 @@ impl World {
                 | TaskState::Dropped
                 | TaskState::Gone
                 | TaskState::GoneByOperator
-        ) && task.running.is_some()
+        ) || (checkpointing && state.is_terminal() && !may_come_back(status));
+        let dead_but_running = dead
+            && task.running.is_some()
             // The master answers reconciliation for a task it retired without waiting
             // for the kill it sent; the end of the run checks that nothing runs on.
             && !unknown_answer(status);
@@ -247,9 +258,12 @@ impl World {
             && status.uuid.is_some()
             && !state.is_terminal()
             && task.sent.contains(&state);
+        // The task the master gave up at a disconnect is killed when its agent comes
+        // back; a master that failed over since learns that real end from the agent.
+        let real_end = task.given_up && state.is_terminal();
         let after_final = task
             .final_state
-            .filter(|f| *f != state && !unknown && !stale_replay);
+            .filter(|f| *f != state && !unknown && !stale_replay && !real_end);
         let reregistered = status.reason == Some(Reason::AgentReregistered)
             || status.reason == Some(Reason::Reconciliation);
         // Master-generated updates are not retried: a scheduler that was disconnected
@@ -267,6 +281,9 @@ impl World {
             } else if state.is_terminal() {
                 task.final_state = Some(state);
                 task.final_from_master = from_master;
+                task.given_up = from_master
+                    && state == TaskState::Lost
+                    && status.reason == Some(Reason::AgentDisconnected);
                 task.away = None;
                 done = true;
             } else {
@@ -332,6 +349,48 @@ impl World {
         }
     }
 
+    /// An executor the master counts on an agent (holding its resources) that does not
+    /// run there. Excused: one that the registration report the master last took from
+    /// the agent listed, or that was launched after that report was built; it ended
+    /// since, and its EXECUTOR_EXITED may have been lost (that call is not retried).
+    fn master_executor_gone(&self) -> Option<String> {
+        let core = self.master.core.as_ref()?;
+        let agents: HashMap<&AgentId, &AgentNode> = self
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.agent_id.as_ref()?, a)))
+            .collect();
+        for framework in core.frameworks() {
+            for (agent_id, executors) in &framework.executors {
+                for executor_id in executors.keys() {
+                    let node = agents.get(agent_id);
+                    // The latest process of that executor on that agent.
+                    let proc = node.and_then(|a| {
+                        a.procs.values().rev().find(|p| {
+                            p.framework_id == framework.id && &p.executor_id == executor_id
+                        })
+                    });
+                    let excused = match (proc, node.and_then(|a| a.report.as_ref())) {
+                        (Some(p), _) if p.alive => true,
+                        (Some(p), Some(report)) => {
+                            let key = (framework.id.clone(), executor_id.clone());
+                            report.executors.contains(&key) || p.launched_at >= report.at
+                        }
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    if !excused {
+                        return Some(format!(
+                            "the master counts executor {executor_id} of {} on agent {agent_id}, which it reported gone or never ran",
+                            framework.id
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// Why the cluster has not settled yet, or `None` once it has: everything is up and
     /// connected, every acknowledged update reached its scheduler, every task its
     /// scheduler launched ended for it, and no executor runs anything.
@@ -354,20 +413,25 @@ impl World {
             .updates
             .iter()
             .filter(|(_, u)| {
-                u.taken
-                    && !u.delivered
-                    && truth.checkpointing(&u.key.0)
-                    && !truth.removed.contains(&u.key.0)
-                    && !truth.wiped.contains(&(u.agent, u.life))
+                // Without checkpoints the agent's update streams die with it, and the
+                // master gives such a framework's tasks up when their agent disconnects
+                // (swallowing what the agent says of them later).
+                let excused = truth.removed.contains(&u.key.0)
+                    || !truth.checkpointing(&u.key.0)
+                    || (u.taken.is_none() && u.orphaned);
+                !u.delivered && !excused
             })
             .collect();
         lost.sort_by(|a, b| a.0.cmp(b.0));
         if let Some((uuid, update)) = lost.first() {
+            let how = match update.taken {
+                Some(life) => format!("that agent {} (life {life}) acknowledged", update.agent),
+                None => format!("that its executor on agent {} still holds", update.agent),
+            };
             return Some(format!(
-                "the {} update {uuid} of task {} that agent {} acknowledged never reached its scheduler: {}",
+                "the {} update {uuid} of task {} {how} never reached its scheduler: {}",
                 update.state,
                 update.key.1,
-                update.agent,
                 truth.history(&update.key)
             ));
         }
@@ -379,12 +443,7 @@ impl World {
                 continue;
             }
             for (task_id, task) in &s.tasks {
-                let ended = task.state.is_terminal() || task.state == TaskState::Unknown;
-                let on_wiped_agent = truth
-                    .agent_ids
-                    .get(&task.agent_id)
-                    .is_some_and(|life| truth.wiped.contains(life));
-                if ended || (task.state == TaskState::Unreachable && on_wiped_agent) {
+                if task.state.is_terminal() || task.state == TaskState::Unknown {
                     continue;
                 }
                 let key = (framework_id.clone(), task_id.clone());
@@ -394,6 +453,9 @@ impl World {
                     truth.history(&key)
                 ));
             }
+        }
+        if let Some(problem) = self.master_executor_gone() {
+            return Some(problem);
         }
         let mut running: Vec<(&TaskKey, &TaskTruth)> = truth
             .tasks

@@ -53,6 +53,33 @@ pub struct Report {
     pub tasks_launched: usize,
     pub faults: usize,
     pub simulated_secs: f64,
+    pub recovery: Recovery,
+}
+
+/// How much of agent recovery a run went through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Recovery {
+    /// Agent restarts that recovered an agent id from the disk.
+    pub restarts: usize,
+    /// Those of them after a host reboot.
+    pub reboots: usize,
+    /// Executors that subscribed again to a restarted agent.
+    pub resubscribed: usize,
+    /// Recovered executors whose death the restarted agent found in the launcher's
+    /// records.
+    pub found_dead: usize,
+    /// Updates with REASON_EXECUTOR_REREGISTRATION_TIMEOUT that reached a scheduler.
+    pub reregistration_timeouts: usize,
+}
+
+impl std::ops::AddAssign for Recovery {
+    fn add_assign(&mut self, other: Recovery) {
+        self.restarts += other.restarts;
+        self.reboots += other.reboots;
+        self.resubscribed += other.resubscribed;
+        self.found_dead += other.found_dead;
+        self.reregistration_timeouts += other.reregistration_timeouts;
+    }
 }
 
 /// An invariant that did not hold, with the seed that replays it.
@@ -131,43 +158,40 @@ pub enum Ev {
         life: u64,
         input: Box<Input>,
     },
+    // Executor processes may outlive the agent process (frameworks that checkpoint), so
+    // their events name the process, not the agent's life.
     ExecStarted {
         agent: usize,
-        life: u64,
         proc: u64,
     },
+    /// An executor (re)subscribes; only its latest planned attempt counts.
     ExecSubscribe {
         agent: usize,
-        life: u64,
         proc: u64,
+        attempt: u64,
     },
     ExecEvent {
         agent: usize,
-        life: u64,
         stream: u64,
         event: Box<ExecutorEvent>,
     },
     ExecTaskEnd {
         agent: usize,
-        life: u64,
         proc: u64,
         task: TaskId,
     },
     ExecKilled {
         agent: usize,
-        life: u64,
         proc: u64,
         task: TaskId,
     },
     ExecExit {
         agent: usize,
-        life: u64,
         proc: u64,
         status: i32,
     },
     ExecIdle {
         agent: usize,
-        life: u64,
         proc: u64,
     },
     SchedStart {
@@ -211,6 +235,7 @@ pub struct World {
     pub failure: Option<Failure>,
     pub events: u64,
     pub faults: usize,
+    pub recovery: Recovery,
     pub settled: bool,
     /// The mean time between two faults in this run, in seconds.
     pub fault_gap: f64,
@@ -238,6 +263,7 @@ impl World {
             failure: None,
             events: 0,
             faults: 0,
+            recovery: Recovery::default(),
             settled: false,
             fault_gap: 0.0,
             trace: VecDeque::new(),
@@ -343,6 +369,7 @@ impl World {
                 tasks_launched: self.truth.launched(),
                 faults: self.faults,
                 simulated_secs: self.secs(),
+                recovery: self.recovery,
             }),
         }
     }
@@ -367,33 +394,25 @@ impl World {
             } => self.agent_register_timeout(agent, life, attempt),
             Ev::AgentSilence { agent, life, conn } => self.agent_silence(agent, life, conn),
             Ev::AgentInput { agent, life, input } => self.agent_local_input(agent, life, *input),
-            Ev::ExecStarted { agent, life, proc } => self.exec_started(agent, life, proc),
-            Ev::ExecSubscribe { agent, life, proc } => self.exec_subscribe(agent, life, proc),
+            Ev::ExecStarted { agent, proc } => self.exec_started(agent, proc),
+            Ev::ExecSubscribe {
+                agent,
+                proc,
+                attempt,
+            } => self.exec_subscribe(agent, proc, attempt),
             Ev::ExecEvent {
                 agent,
-                life,
                 stream,
                 event,
-            } => self.exec_event(agent, life, stream, *event),
-            Ev::ExecTaskEnd {
-                agent,
-                life,
-                proc,
-                task,
-            } => self.exec_task_end(agent, life, proc, task),
-            Ev::ExecKilled {
-                agent,
-                life,
-                proc,
-                task,
-            } => self.exec_killed(agent, life, proc, task),
+            } => self.exec_event(agent, stream, *event),
+            Ev::ExecTaskEnd { agent, proc, task } => self.exec_task_end(agent, proc, task),
+            Ev::ExecKilled { agent, proc, task } => self.exec_killed(agent, proc, task),
             Ev::ExecExit {
                 agent,
-                life,
                 proc,
                 status,
-            } => self.exec_exit(agent, life, proc, status),
-            Ev::ExecIdle { agent, life, proc } => self.exec_idle(agent, life, proc),
+            } => self.exec_exit(agent, proc, status),
+            Ev::ExecIdle { agent, proc } => self.exec_idle(agent, proc),
             Ev::SchedStart { fw } => self.sched_start(fw),
             Ev::SchedReconnect { fw, life } => self.sched_reconnect(fw, life),
             Ev::SchedDecide { fw, life } => self.sched_decide(fw, life),

@@ -4,7 +4,7 @@
 //! `MANTLE_SIM_SEEDS=N` runs seeds 0..N instead of the usual 1,000 (`MANTLE_SIM_FIRST`
 //! moves the start).
 
-use mantle_testkit::{run, Config};
+use mantle_testkit::{run, Config, Recovery};
 
 const SEEDS: u64 = 1_000;
 const SHARDS: u64 = 4;
@@ -44,11 +44,15 @@ fn shard(index: u64) {
     let count = env_u64("MANTLE_SIM_SEEDS").unwrap_or(SEEDS);
     let mut runs = 0;
     let mut failed = Vec::new();
+    let mut recovery = Recovery::default();
     for seed in (first..first + count).filter(|s| s % SHARDS == index) {
         runs += 1;
-        if let Err(failure) = run(seed, &config) {
-            println!("seed {seed} failed: {}", failure.message);
-            failed.push(failure);
+        match run(seed, &config) {
+            Ok(report) => recovery += report.recovery,
+            Err(failure) => {
+                println!("seed {seed} failed: {}", failure.message);
+                failed.push(failure);
+            }
         }
     }
     if let Some(failure) = failed.first() {
@@ -63,7 +67,7 @@ fn shard(index: u64) {
             seeds.len()
         );
     }
-    println!("shard {index}: {runs} seeds passed");
+    println!("shard {index}: {runs} seeds passed; {recovery:?}");
 }
 
 #[test]

@@ -181,6 +181,7 @@ impl Core {
                     message.clone(),
                 );
             }
+            self.exited_again(out, &framework_id, &executor_id);
             return;
         }
 
@@ -231,6 +232,7 @@ impl Core {
                 registration_deadline: Some(now.mono + self.config.executor_registration_timeout),
                 kill_deadline: None,
                 kill_sent: false,
+                exit_status: None,
                 recovering: false,
                 queue: Vec::new(),
                 tasks: BTreeMap::new(),
@@ -599,6 +601,7 @@ impl Core {
             out.push(Action::CloseStream { stream });
         }
         executor.state = ExecutorState::Terminated;
+        executor.exit_status = Some(status);
         executor.registration_deadline = None;
         executor.kill_deadline = None;
         executor.queue.clear();
@@ -616,6 +619,26 @@ impl Core {
         };
         self.to_master(out, AgentCall::ExecutorExited(exited));
         self.maybe_complete_executor(out, framework_id, executor_id);
+    }
+
+    /// Tells the master again that an executor whose process is gone exited: it counts
+    /// the executor anew for the tasks it just sent, and the first EXECUTOR_EXITED may
+    /// never have reached it (it is not retried, and is dropped while disconnected).
+    fn exited_again(&self, out: &mut Out, framework_id: &FrameworkId, executor_id: &ExecutorId) {
+        let Some(executor) = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .filter(|e| e.state == ExecutorState::Terminated)
+        else {
+            return;
+        };
+        let exited = ExecutorExited {
+            framework_id: framework_id.clone(),
+            executor_id: executor_id.clone(),
+            status: executor.exit_status.unwrap_or_default(),
+        };
+        self.to_master(out, AgentCall::ExecutorExited(exited));
     }
 
     /// Sends an agent update in `state` for every non-terminal task of an executor.

@@ -299,6 +299,8 @@ pub(crate) struct Executor {
     /// When a SHUTDOWN that was sent turns into a SIGKILL.
     pub kill_deadline: Option<Duration>,
     pub kill_sent: bool,
+    /// The raw wait status its process ended with.
+    pub exit_status: Option<i32>,
     /// Recovered after a restart and not subscribed again yet.
     pub recovering: bool,
     pub queue: Vec<Pending>,

@@ -169,6 +169,12 @@ impl Core {
             spec.limits = container_limits(executor);
             out.push(Action::Reattach(Box::new(spec)));
         }
+        if recovered.rebooted {
+            // The agent keeps its id, so registering writes no `slave.info`; without
+            // this the boot id would stay the old one and the next restart, even
+            // without a reboot, would take the executors running now for gone.
+            checkpoint(&mut out, Checkpoint::Agent(self.agent_info()));
+        }
         out.actions
     }
 
@@ -192,6 +198,7 @@ impl Core {
             registration_deadline: Some(deadline),
             kill_deadline: None,
             kill_sent: false,
+            exit_status: None,
             queue: Vec::new(),
             tasks: BTreeMap::new(),
             completed_tasks: VecDeque::new(),

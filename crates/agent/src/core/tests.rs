@@ -453,6 +453,42 @@ fn update_streams_are_ordered_and_retried() {
 }
 
 #[test]
+fn a_task_for_an_exited_executor_is_lost_and_the_exit_told_again() {
+    check(&[
+        (0, Register, &["checkpoint agent a1"]),
+        (0, Run("t1", "e1"), &["launch e1"]),
+        (
+            1,
+            Subscribe("e1", 1),
+            &["exec 1 SUBSCRIBED e1", "exec 1 LAUNCH t1"],
+        ),
+        (
+            2,
+            Update("e1", "t1", Running, "u1"),
+            &["update t1 TASK_RUNNING", "exec 1 ACKNOWLEDGED t1 u1"],
+        ),
+        (2, Ack("t1"), &[]),
+        // The executor exits while the master is away: its EXECUTOR_EXITED is lost.
+        (3, Disconnect, &[]),
+        (4, Exited("e1", 9), &["close 1"]),
+        (
+            5,
+            Register,
+            &["update t1 TASK_FAILED REASON_EXECUTOR_TERMINATED"],
+        ),
+        // The master does not know the executor is gone and counts it again for t2.
+        (
+            6,
+            Run("t2", "e1"),
+            &[
+                "update t2 TASK_LOST REASON_EXECUTOR_TERMINATED",
+                "exited e1 9",
+            ],
+        ),
+    ]);
+}
+
+#[test]
 fn executor_exit_fails_only_live_tasks() {
     let h = check(&[
         (0, Register, &["checkpoint agent a1"]),
@@ -1207,7 +1243,11 @@ fn executors_that_do_not_come_back_are_lost() {
 #[test]
 fn after_a_reboot_no_executor_is_waited_for() {
     let mut h = Harness::new();
-    assert_eq!(recover(&mut h, true), ["checkpoint update t2 TASK_LOST"]);
+    // The new boot id is recorded with the agent's info.
+    assert_eq!(
+        recover(&mut h, true),
+        ["checkpoint update t2 TASK_LOST", "checkpoint agent a1"]
+    );
     assert!(!h.core.recovering());
     let register = h.core.register_call();
     assert!(register.executors.is_empty(), "no executor survived");

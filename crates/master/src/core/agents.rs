@@ -9,7 +9,7 @@ use mantle_api::internal::{
 };
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 #[derive(Clone, Debug)]
 pub struct Agent {
@@ -135,6 +135,7 @@ impl Master {
                 .set_agent_active(&id, !self.deactivated.contains(&id));
             self.cancel_unreachable(&id);
             to_kill = self.unknown_reported_tasks(&register);
+            self.reconcile_known_agent(now, &id, &register);
             tracing::info!(agent_id = %id, "agent re-registered");
         } else {
             let agent = Agent {
@@ -418,10 +419,10 @@ impl Master {
         self.allocator.set_agent_active(&agent_id, false);
         self.rescind_agent_offers(now, &agent_id);
         self.rescind_agent_inverse_offers(&agent_id);
-        self.lose_tasks(
+        self.retire_tasks(
             now,
             &agent_id,
-            |f| !f.info.checkpoint,
+            |f, _| (!f.info.checkpoint).then_some(TaskState::Lost),
             Reason::AgentDisconnected,
             "Agent disconnected",
         );
@@ -429,28 +430,31 @@ impl Master {
         self.dirty = true;
     }
 
-    /// Marks the agent's non-terminal tasks of the selected frameworks TASK_LOST and
-    /// retires them (a TCP disconnect loses the tasks of frameworks that do not
-    /// checkpoint at once; see `health.rs` for unreachable agents).
-    fn lose_tasks(
+    /// Retires the agent's non-terminal tasks that `pick` gives a state to, in that state,
+    /// and tells their frameworks (a TCP disconnect loses the tasks of frameworks that do
+    /// not checkpoint at once; see `health.rs` for unreachable agents).
+    fn retire_tasks(
         &mut self,
         now: f64,
         agent_id: &AgentId,
-        select: impl Fn(&Framework) -> bool,
+        pick: impl Fn(&Framework, &TaskId) -> Option<TaskState>,
         reason: Reason,
         message: &str,
     ) {
-        let mut lost: Vec<(FrameworkId, TaskInfo, String, Resources)> = Vec::new();
-        for framework in self.frameworks.values_mut().filter(|f| select(f)) {
-            let ids = framework.live_tasks_on(agent_id);
-            for id in ids {
+        let mut retired: Vec<(FrameworkId, TaskInfo, String, Resources, TaskState)> = Vec::new();
+        for framework in self.frameworks.values_mut() {
+            for id in framework.live_tasks_on(agent_id) {
+                let Some(state) = pick(framework, &id) else {
+                    continue;
+                };
                 let mut task = framework.tasks.remove(&id).expect("listed above");
-                task.state = TaskState::Lost;
-                lost.push((
+                task.state = state;
+                retired.push((
                     framework.id.clone(),
                     task.info.clone(),
                     task.role.clone(),
                     task.resources.clone(),
+                    state,
                 ));
                 framework.completed_tasks.push_back(task);
             }
@@ -458,15 +462,73 @@ impl Master {
                 framework.completed_tasks.pop_front();
             }
         }
-        for (framework_id, info, role, resources) in lost {
+        for (framework_id, info, role, resources, state) in retired {
             self.allocator
                 .recover(&framework_id, &role, agent_id, &resources, None, now);
             *self
                 .counters
                 .tasks_by_terminal_state
-                .entry(TaskState::Lost)
+                .entry(state)
                 .or_default() += 1;
-            self.send_master_update(&framework_id, &info, TaskState::Lost, reason, message);
+            self.send_master_update(&framework_id, &info, state, reason, message);
+        }
+    }
+
+    /// A known agent re-registered on a new stream (it restarted, or gave its stream
+    /// up): what the master placed on it that it does not report will never run there.
+    /// Tasks whose RunTask was lost on the old stream are dropped (TASK_DROPPED, or
+    /// TASK_LOST for frameworks that are not partition-aware; REASON_RECONCILIATION, as
+    /// Mesos's agent answers for tasks unknown to it), and executors that ended while
+    /// the agent could not say so are forgotten, as Mesos's master does.
+    fn reconcile_known_agent(&mut self, now: f64, agent_id: &AgentId, register: &Register) {
+        let reported: HashSet<(&FrameworkId, &TaskId)> = register
+            .tasks
+            .iter()
+            .map(|r| (&r.framework_id, &r.task.task_id))
+            .collect();
+        self.retire_tasks(
+            now,
+            agent_id,
+            |framework, task_id| {
+                if reported.contains(&(&framework.id, task_id)) {
+                    return None;
+                }
+                tracing::warn!(agent_id = %agent_id, task_id = %task_id, "a re-registered agent does not know a task placed on it");
+                Some(match framework.is_partition_aware() {
+                    true => TaskState::Dropped,
+                    false => TaskState::Lost,
+                })
+            },
+            Reason::Reconciliation,
+            "Task was not reported by the re-registered agent",
+        );
+        let running: HashSet<(&FrameworkId, &ExecutorId)> = register
+            .executors
+            .iter()
+            .filter_map(|e| Some((e.framework_id.as_ref()?, &e.executor_id)))
+            .collect();
+        let mut gone = Vec::new();
+        for framework in self.frameworks.values_mut() {
+            let Some(executors) = framework.executors.get_mut(agent_id) else {
+                continue;
+            };
+            let ids: Vec<ExecutorId> = executors
+                .keys()
+                .filter(|id| !running.contains(&(&framework.id, *id)))
+                .cloned()
+                .collect();
+            for id in ids {
+                tracing::warn!(agent_id = %agent_id, executor_id = %id, "a re-registered agent does not run an executor the master counts; forgetting it");
+                let executor = executors.remove(&id).expect("listed above");
+                gone.push((framework.id.clone(), executor.role, executor.resources));
+            }
+            if executors.is_empty() {
+                framework.executors.remove(agent_id);
+            }
+        }
+        for (framework_id, role, resources) in gone {
+            self.allocator
+                .recover(&framework_id, &role, agent_id, &resources, None, now);
         }
     }
 

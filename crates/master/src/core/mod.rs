@@ -18,6 +18,8 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_agents;
+#[cfg(test)]
 mod tests_maintenance;
 
 use mantle_allocator::{AllocatorConfig, DrfAllocator};

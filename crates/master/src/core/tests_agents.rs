@@ -1,0 +1,95 @@
+//! Unit tests of a known agent's re-registration against the pure core: what the master
+//! placed on the agent but the agent does not report (a RunTask lost on a stream the
+//! agent gave up, an executor whose exit the agent could not tell) is reconciled. The
+//! helpers of `tests.rs` set up the agent (`a1`) and the framework (`f` on `s1`).
+
+use super::tests::*;
+use super::*;
+use mantle_api::internal::{AgentCall, StatusUpdate};
+use mantle_api::scheduler::{Acknowledge, CallBody};
+
+/// The cpus offered to `f` at `now`.
+fn offered_cpus(m: &mut Master, now: f64) -> f64 {
+    m.allocate(now);
+    offers(&events(m, "s1"))
+        .iter()
+        .map(|o| {
+            Resources::from_wire("o", &o.resources)
+                .unwrap()
+                .scalar("cpus")
+        })
+        .sum()
+}
+
+#[test]
+fn tasks_a_known_agent_does_not_report_are_dropped() {
+    // (PARTITION_AWARE, what the framework is told)
+    for (partition_aware, state) in [(false, TaskState::Lost), (true, TaskState::Dropped)] {
+        let (mut m, agent, fid) = launched_t1();
+        if partition_aware {
+            let framework = m.frameworks.get_mut(&fid).unwrap();
+            framework.info.capabilities = vec![Capability {
+                kind: "PARTITION_AWARE".into(),
+            }];
+        }
+        m.take_actions();
+        // The agent gave its stream up before RUN_TASK t1 reached it, and comes back on
+        // a new one without it; the master has not noticed the old stream end.
+        reregister(&mut m, 1.0, "a2", &agent, &[]);
+        assert_eq!(
+            updates(&events(&mut m, "s1")),
+            vec![("t1".into(), state, Some(Reason::Reconciliation), false)],
+            "partition aware: {partition_aware}"
+        );
+        assert!(!m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
+        assert_eq!(offered_cpus(&mut m, 2.0), 4.0);
+    }
+}
+
+#[test]
+fn tasks_a_known_agent_reports_stay() {
+    let (mut m, agent, fid) = launched_t1();
+    m.take_actions();
+    reregister(&mut m, 1.0, "a2", &agent, &[("t1", TaskState::Running)]);
+    assert_eq!(updates(&events(&mut m, "s1")), vec![]);
+    assert!(m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
+    // Once the filter on the rest of the offer ends, only t1's cpu is held.
+    assert_eq!(offered_cpus(&mut m, 10.0), 3.0);
+}
+
+#[test]
+fn executors_a_known_agent_does_not_report_are_forgotten() {
+    let (mut m, agent, fid, offer) = offered();
+    let mut task = command_task("t1", &agent, "cpus:1");
+    task.command = None;
+    let mut executor: ExecutorInfo = serde_json::from_value(serde_json::json!({
+        "executor_id": {"value": "e1"}, "command": {"value": "run-executor"}
+    }))
+    .unwrap();
+    executor.resources = Resources::parse_text("cpus:1", "*").unwrap().to_wire();
+    task.executor = Some(executor);
+    launch(&mut m, &fid, &offer, vec![task]);
+    // t1 finishes and its end is acknowledged: only the executor holds resources.
+    let mut status = TaskStatus::new(TaskId::new("t1"), TaskState::Finished);
+    status.uuid = Some("AAAAAAAAAAAAAAAAAAAAAA==".into());
+    status.source = Some(Source::Executor);
+    let update = StatusUpdate {
+        framework_id: fid.clone(),
+        status,
+    };
+    m.agent_call(1.0, "a1", AgentCall::StatusUpdate(update))
+        .unwrap();
+    let ack = Acknowledge {
+        agent_id: agent.clone(),
+        task_id: TaskId::new("t1"),
+        uuid: "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+    };
+    call(&mut m, &fid, "s1", CallBody::Acknowledge(ack)).unwrap();
+    m.take_actions();
+    assert!(m.frameworks[&fid].executors[&agent].contains_key(&ExecutorId::new("e1")));
+    // The executor exited while the agent was away, so its EXECUTOR_EXITED never came;
+    // the agent re-registers without it.
+    reregister(&mut m, 3.0, "a2", &agent, &[]);
+    assert!(!m.frameworks[&fid].executors.contains_key(&agent));
+    assert_eq!(offered_cpus(&mut m, 10.0), 4.0);
+}
