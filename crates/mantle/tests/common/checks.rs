@@ -62,6 +62,20 @@ pub async fn launch_on(
     for id in &ids {
         fw.wait_state(id, TaskState::Running).await;
     }
+    // Offers that came meanwhile go back, or another framework could never get them.
+    let unused: Vec<_> = std::mem::take(&mut fw.unused_offers)
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    if !unused.is_empty() {
+        let filters = Filters {
+            refuse_seconds: 0.2,
+        };
+        fw.scheduler
+            .decline(unused, Some(filters))
+            .await
+            .expect("decline the offers left");
+    }
     ids
 }
 
