@@ -32,7 +32,7 @@ fi
 
 step "unit and process tests (cargo test)"
 set +e
-cargo test --workspace 2>&1 | tee target/cargo-test.log
+cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log
 cargo_status=${PIPESTATUS[0]}
 set -e
 
