@@ -444,9 +444,6 @@ impl Master {
             let state = match task.unreachable_time {
                 Some(_) if !partition_aware => TaskState::Lost,
                 Some(_) => TaskState::Unreachable,
-                // An end learnt from a re-registering agent was told to the framework
-                // at once; the older state of the update stream would take it back.
-                None if task.state.is_terminal() => task.state,
                 None => task.status_update_state.unwrap_or(task.state),
             };
             let mut status = TaskStatus::new(task.info.task_id.clone(), state);

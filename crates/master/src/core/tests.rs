@@ -731,7 +731,7 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
 }
 
 /// Explicit reconciliation of `t1` on `agent`, on stream `s1`.
-pub(super) fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentId) {
+fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentId) {
     let wanted = ReconcileTask {
         task_id: TaskId::new("t1"),
         agent_id: Some(agent),
@@ -743,7 +743,7 @@ pub(super) fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentI
 }
 
 /// The agent's own update of `t1`, with a uuid, as it resends it after re-registering.
-pub(super) fn agent_update_t1(master: &mut Master, now: f64, stream: &str, state: TaskState) {
+fn agent_update_t1(master: &mut Master, now: f64, stream: &str, state: TaskState) {
     let framework_id = master.frameworks.keys().next().unwrap().clone();
     let mut status = TaskStatus::new(TaskId::new("t1"), state);
     status.uuid = Some("AAAAAAAAAAAAAAAAAAAAAA==".into());
