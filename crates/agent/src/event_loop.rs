@@ -321,16 +321,7 @@ impl EventLoop {
                 self.streams.remove(&stream);
             }
             Action::Launch(spec) => {
-                let spec = Arc::new(*spec);
-                self.processes.insert(
-                    spec.container_id.clone(),
-                    Process {
-                        spec: spec.clone(),
-                        pid: None,
-                        kill: false,
-                        limited: false,
-                    },
-                );
+                let spec = self.track(*spec);
                 tokio::spawn(launch(
                     self.work_dir.clone(),
                     spec,
@@ -367,16 +358,7 @@ impl EventLoop {
                 }
             }
             Action::Reattach(spec) => {
-                let spec = Arc::new(*spec);
-                self.processes.insert(
-                    spec.container_id.clone(),
-                    Process {
-                        spec: spec.clone(),
-                        pid: None,
-                        kill: false,
-                        limited: false,
-                    },
-                );
+                let spec = self.track(*spec);
                 tokio::spawn(watch(
                     self.work_dir.clone(),
                     spec,
@@ -387,6 +369,21 @@ impl EventLoop {
                 ));
             }
         }
+    }
+
+    /// Starts tracking a container whose process is being started or looked for.
+    fn track(&mut self, spec: LaunchSpec) -> Arc<LaunchSpec> {
+        let spec = Arc::new(spec);
+        self.processes.insert(
+            spec.container_id.clone(),
+            Process {
+                spec: spec.clone(),
+                pid: None,
+                kill: false,
+                limited: false,
+            },
+        );
+        spec
     }
 
     /// Kills a container off the event loop (a cgroup kill waits for the processes).

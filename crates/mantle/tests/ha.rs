@@ -95,6 +95,19 @@ impl Masters {
         }
     }
 
+    /// Waits (at most 30 s) until master `index` shows its first agent active.
+    async fn wait_agent_active(&self, index: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.state(index).await;
+            if state["slaves"][0]["active"] == true {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {state:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn state(&self, index: usize) -> serde_json::Value {
         let url = format!("http://{}/master/state", self.addresses[index]);
         let response = self.http.get(&url).await.expect("state");
@@ -238,18 +251,9 @@ async fn a_zookeeper_outage_stops_the_leader_but_not_the_tasks() {
     zk.restart(0).await.expect("restart a zookeeper server");
     zk.restart(1).await.expect("restart a zookeeper server");
     let leader = masters.leader().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = masters.state(leader).await;
-        if state["slaves"][0]["active"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not come back: {state:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    masters
+        .wait_agent_active(leader, "the agent did not come back")
+        .await;
     assert_eq!(executor_pids(&cluster), pids, "the same executors run");
     let terminal: Vec<_> = fw
         .statuses
@@ -310,11 +314,9 @@ async fn restarting_every_master_recovers_the_registry_exactly() {
         masters.children[index] = Some(child);
     }
     let leader = masters.leader().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while masters.state(leader).await["slaves"][0]["active"] != true {
-        assert!(Instant::now() < deadline, "the agent did not come back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    masters
+        .wait_agent_active(leader, "the agent did not come back")
+        .await;
     let after = (
         masters.state(leader).await["slaves"].clone(),
         get_json(&masters, leader, "/master/weights").await,
@@ -437,18 +439,9 @@ async fn a_leader_cut_off_stops_before_another_leads() {
     );
 
     cluster.net.as_ref().unwrap().restore(leader + 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = masters.state(next).await;
-        if state["slaves"][0]["active"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not follow: {state:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    masters
+        .wait_agent_active(next, "the agent did not follow")
+        .await;
     assert_eq!(masters.leader().await, next, "the old leader follows now");
     assert_eq!(common::checks::executor_pids(&cluster, 3), pids);
     let terminal: Vec<_> = fw
