@@ -14,7 +14,7 @@ pub struct Cluster {
     dir: tempfile::TempDir,
 }
 
-fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
+pub fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -41,11 +41,14 @@ fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String> {
     }
 }
 
-fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
+pub fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
     let file = std::fs::File::create(log)?;
     Command::new(mantle)
         .args(args)
-        .env("MANTLE_LOGGING_LEVEL", "warn")
+        .env(
+            "MANTLE_LOGGING_LEVEL",
+            std::env::var("MANTLE_BENCH_LOGGING_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)

@@ -38,14 +38,21 @@ const LABELS_PER_TASK: usize = 10;
 const AGENTS_PER_SOURCE: usize = 16_000;
 
 /// What the agents tell the coordinator.
-enum Report {
+pub enum Report {
     Registered { generation: u32, at: Instant },
     Failed { error: String },
 }
 
+/// The master the simulated agents register with: a new generation each time the
+/// leading master changes (as a master detector would announce it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Leader {
+    pub generation: u32,
+    pub address: SocketAddr,
+}
+
 /// What every agent task shares.
-struct Shared {
-    master: SocketAddr,
+pub struct Shared {
     shape: Shape,
     frameworks: Vec<FrameworkInfo>,
     /// Bounds the registrations in flight, so that the master's listen backlog never
@@ -79,6 +86,24 @@ fn agent_resources(shape: Shape) -> String {
 }
 
 impl Shared {
+    /// `concurrency` bounds the registrations in flight; every agent reports to `reports`.
+    pub fn new(
+        shape: Shape,
+        concurrency: usize,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> anyhow::Result<Arc<Shared>> {
+        Ok(Arc::new(Shared {
+            shape,
+            frameworks: (0..shape.frameworks)
+                .map(framework_info)
+                .collect::<anyhow::Result<_>>()?,
+            registering: Semaphore::new(concurrency.max(1)),
+            calls: HttpClient::new(Duration::from_secs(15)),
+            pongs: Semaphore::new(16),
+            reports,
+        }))
+    }
+
     fn agent_info(&self, index: usize, id: Option<AgentId>) -> anyhow::Result<AgentInfo> {
         let resources =
             Resources::parse_text(&agent_resources(self.shape), "*").map_err(anyhow::Error::msg)?;
@@ -168,7 +193,7 @@ impl Shared {
 /// One simulated agent: registers with every new master it is told of, answers pings,
 /// and when its stream ends waits for the next master (as an agent's master detector
 /// would tell it), then re-registers with its ID and everything it runs.
-async fn agent(index: usize, shared: Arc<Shared>, mut leader: watch::Receiver<Option<u32>>) {
+pub async fn agent(index: usize, shared: Arc<Shared>, mut leader: watch::Receiver<Option<Leader>>) {
     let mut body = match shared.register_body(index, None) {
         Ok(body) => body,
         Err(err) => {
@@ -182,15 +207,18 @@ async fn agent(index: usize, shared: Arc<Shared>, mut leader: watch::Receiver<Op
     // The master generation whose stream this agent lost last.
     let mut lost = 0;
     loop {
-        let Ok(generation) = leader
-            .wait_for(|g| g.is_some_and(|g| g > lost))
+        let Ok(Some(Leader {
+            generation,
+            address,
+        })) = leader
+            .wait_for(|l| l.is_some_and(|l| l.generation > lost))
             .await
-            .map(|g| g.unwrap_or_default())
+            .map(|l| *l)
         else {
             return;
         };
         let permit = shared.registering.acquire().await;
-        let registered = register(&shared, index, &body).await;
+        let registered = register(&shared, index, address, &body).await;
         drop(permit);
         let (mut link, id) = match registered {
             Ok(answer) => answer,
@@ -217,14 +245,19 @@ async fn agent(index: usize, shared: Arc<Shared>, mut leader: watch::Receiver<Op
             };
             agent_id = Some(id);
         }
-        follow(&shared, &mut link).await;
+        follow(&shared, &mut link, address).await;
         lost = generation;
     }
 }
 
 /// Registers and reads the master's REGISTERED answer.
-async fn register(shared: &Shared, index: usize, body: &[u8]) -> anyhow::Result<(Link, AgentId)> {
-    let mut link = Link::register(shared.source_address(index), shared.master, body).await?;
+async fn register(
+    shared: &Shared,
+    index: usize,
+    master: SocketAddr,
+    body: &[u8],
+) -> anyhow::Result<(Link, AgentId)> {
+    let mut link = Link::register(shared.source_address(index), master, body).await?;
     let first = link
         .next_record()
         .await?
@@ -236,7 +269,7 @@ async fn register(shared: &Shared, index: usize, body: &[u8]) -> anyhow::Result<
 }
 
 /// Reads the stream until it ends, answering pings.
-async fn follow(shared: &Arc<Shared>, link: &mut Link) {
+async fn follow(shared: &Arc<Shared>, link: &mut Link, master: SocketAddr) {
     while let Ok(Some(record)) = link.next_record().await {
         if !matches!(serde_json::from_slice(&record), Ok(ToAgent::Ping)) {
             continue;
@@ -247,11 +280,7 @@ async fn follow(shared: &Arc<Shared>, link: &mut Link) {
             let Ok(_permit) = shared.pongs.acquire().await else {
                 return;
             };
-            let url = format!(
-                "http://{}{}",
-                shared.master,
-                mantle_api::internal::AGENT_API_PATH
-            );
+            let url = format!("http://{master}{}", mantle_api::internal::AGENT_API_PATH);
             let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
             // A lost pong is what a lost master looks like; the stream tells the rest.
             let _ = shared
@@ -264,7 +293,7 @@ async fn follow(shared: &Arc<Shared>, link: &mut Link) {
 
 /// Counts registrations of one master generation until all agents have one; returns
 /// when each arrived, in order.
-async fn wait_for_agents(
+pub async fn wait_for_agents(
     reports: &mut mpsc::UnboundedReceiver<Report>,
     generation: u32,
     agents: usize,
@@ -288,13 +317,13 @@ async fn wait_for_agents(
                 Some(Report::Failed { error }) => {
                     failures += 1;
                     if failures <= 5 {
-                        eprintln!("bench failover: {error}");
+                        eprintln!("bench: {error}");
                     }
                 }
                 None => bail!("every agent stopped"),
             },
             _ = progress.tick() => {
-                eprintln!("bench failover: {what} {registered}/{agents} agents ({failures} failed attempts)");
+                eprintln!("bench: {what} {registered}/{agents} agents ({failures} failed attempts)");
             }
             _ = tokio::time::sleep_until(deadline) => {
                 bail!("{what}: only {registered}/{agents} agents within {timeout:?}")
@@ -302,7 +331,7 @@ async fn wait_for_agents(
         }
     }
     if failures > 0 {
-        eprintln!("bench failover: {what}: {failures} failed attempts in all");
+        eprintln!("bench: {what}: {failures} failed attempts in all");
     }
     times.sort();
     Ok(times)
@@ -311,7 +340,7 @@ async fn wait_for_agents(
 /// Raises the open-file limit of this process (and so of the master it starts) to at
 /// least `wanted`: each agent's connection is a descriptor at both ends. Without the
 /// privilege to raise the hard limit, the hard limit is as far as it goes.
-fn raise_open_files(wanted: u64) -> anyhow::Result<()> {
+pub fn raise_open_files(wanted: u64) -> anyhow::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -413,18 +442,11 @@ pub async fn run(
         .parse()
         .with_context(|| format!("master address {address}"))?;
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        master: address,
-        shape,
-        frameworks: (0..shape.frameworks)
-            .map(framework_info)
-            .collect::<anyhow::Result<_>>()?,
-        registering: Semaphore::new(concurrency.max(1)),
-        calls: HttpClient::new(Duration::from_secs(15)),
-        pongs: Semaphore::new(16),
-        reports: reports_tx,
-    });
-    let (leader, leader_rx) = watch::channel(Some(1u32));
+    let shared = Shared::new(shape, concurrency, reports_tx)?;
+    let (leader, leader_rx) = watch::channel(Some(Leader {
+        generation: 1,
+        address,
+    }));
     eprintln!(
         "bench failover: {} agents with {} tasks each across {} frameworks, master at {address}",
         shape.agents, shape.tasks_per_agent, shape.frameworks
@@ -464,7 +486,10 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let listening = restart.elapsed().as_secs_f64();
-        leader.send_replace(Some(2));
+        leader.send_replace(Some(Leader {
+            generation: 2,
+            address,
+        }));
         let times = wait_for_agents(&mut reports, 2, shape.agents, timeout, "re-registered").await?;
         let after = |fraction: f64| {
             let index = ((times.len() - 1) as f64 * fraction) as usize;

@@ -18,12 +18,17 @@
 //! it takes until every agent has re-registered with its tasks (Mesos's
 //! `MasterFailover_BENCHMARK_Test`: 10 running tasks per agent across 5 frameworks, 10
 //! labels each); reports the master's CPU time and resident memory afterwards.
+//!
+//! `ha-failover`: `bench/run ha-failover --agents 1000` kills the leader of three masters
+//! elected through ZooKeeper and times how long until a framework following the election
+//! holds an offer from the new leader, once per ZooKeeper session timeout (10 s and 2 s).
 
 mod agent_link;
 mod allocator;
 mod cluster;
 mod containers;
 mod failover;
+mod ha_failover;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -119,6 +124,25 @@ enum Bench {
         #[arg(long)]
         no_state_check: bool,
     },
+    /// Kill the leading master of three and time until a framework has an offer from
+    /// the new leader.
+    HaFailover {
+        #[arg(long, default_value_t = 1_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 10)]
+        tasks_per_agent: usize,
+        #[arg(long, default_value_t = 5)]
+        frameworks: usize,
+        /// The masters' ZooKeeper session timeouts to run with, in seconds (1 to 10).
+        #[arg(long, value_delimiter = ',', default_value = "10,2")]
+        session_timeouts: Vec<f64>,
+        /// Registrations in flight at once.
+        #[arg(long, default_value_t = 512)]
+        concurrency: usize,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
 }
 
 /// What one launch run measured.
@@ -209,6 +233,25 @@ async fn main() -> anyhow::Result<()> {
             };
             let timeout = Duration::from_secs(timeout);
             failover::run(&cli.mantle, shape, concurrency, timeout, !no_state_check).await
+        }
+        Bench::HaFailover {
+            agents,
+            tasks_per_agent,
+            frameworks,
+            session_timeouts,
+            concurrency,
+            timeout,
+        } => {
+            let options = ha_failover::Options {
+                shape: failover::Shape {
+                    agents,
+                    tasks_per_agent,
+                    frameworks,
+                },
+                concurrency,
+                timeout: Duration::from_secs(timeout),
+            };
+            ha_failover::run(&cli.mantle, &options, &session_timeouts).await
         }
     }
 }

@@ -7,7 +7,8 @@ use mantle_zk::{Options, ZkUrl};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Where the leading master is.
+/// Where the leading master is. Clones follow the same election.
+#[derive(Clone)]
 pub enum MasterSource {
     /// A master named by the user (`host:port`); a standby redirects to the leader.
     Fixed(String),
@@ -59,6 +60,12 @@ impl MasterSource {
                 _ => return None,
             }
         }
+    }
+
+    /// Whether the leader comes from an election (so that it, not the last master that
+    /// answered, is where to go next).
+    pub fn is_elected(&self) -> bool {
+        matches!(self, MasterSource::Zk(_))
     }
 
     /// Resolves when the leader changes (never for a fixed master).

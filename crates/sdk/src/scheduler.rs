@@ -547,11 +547,19 @@ struct Backoff {
     max: Duration,
 }
 
+/// A newly elected master takes a moment to take office (it loads the registry): the
+/// retries towards it start this short.
+const ELECTED_BACKOFF: Duration = Duration::from_millis(100);
+
 impl Backoff {
     fn new(options: &SubscribeOptions) -> Self {
+        Self::starting_at(options.initial_backoff, options)
+    }
+
+    fn starting_at(first: Duration, options: &SubscribeOptions) -> Self {
         Backoff {
-            next: options.initial_backoff,
-            max: options.max_backoff.max(options.initial_backoff),
+            next: first,
+            max: options.max_backoff.max(first),
         }
     }
 
@@ -581,8 +589,13 @@ async fn subscribe_with_retries(
     let options = &shared.options;
     let started = Instant::now();
     let mut backoff = Backoff::new(options);
+    // A leader elected while waiting ends the wait: it is where to go now.
+    let mut election = shared.state().seed.clone();
     if resubscribing {
-        tokio::time::sleep(jitter(Duration::ZERO, options.initial_backoff)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(Duration::ZERO, options.initial_backoff)) => {}
+            _ = election.changed() => {}
+        }
     }
     let mut attempt = 0usize;
     loop {
@@ -598,17 +611,22 @@ async fn subscribe_with_retries(
             return Err(error);
         }
         tracing::warn!(error = %error, retry_in = ?delay, "subscribing failed; retrying");
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = election.changed() => {
+                backoff = Backoff::starting_at(ELECTED_BACKOFF.min(options.initial_backoff), options);
+            }
+        }
     }
 }
 
-/// One SUBSCRIBE, following redirects. Odd attempts start from the master the user
-/// named rather than the last leader, which may be gone for good while the named
-/// master knows the new one.
+/// One SUBSCRIBE, following redirects. An elected leader is always tried first; with
+/// a fixed master, odd attempts start from the master the user named rather than the
+/// last leader, which may be gone for good while the named master knows the new one.
 async fn subscribe_once(shared: &Shared, attempt: usize) -> Result<Outcome, ClientError> {
     let (mut master, framework_info) = {
         let state = shared.state();
-        let from_seed = attempt & 1 == 1;
+        let from_seed = state.seed.is_elected() || attempt & 1 == 1;
         let start = match state.seed.current() {
             Some(seed) if from_seed => seed,
             _ => state.leader.clone(),
