@@ -434,15 +434,19 @@ fn parse_id_file(text: &str) -> HashMap<u32, String> {
 }
 
 /// Builds the attachments from a current snapshot and runs `work` on them off the
-/// runtime's workers (file system calls block).
+/// runtime's workers (file system calls block); a refusal becomes its answer.
 async fn with_attachments<T: Send + 'static>(
     app: &AppState,
-    work: impl FnOnce(&Attachments) -> T + Send + 'static,
+    work: impl FnOnce(&Attachments) -> Result<T, FilesError> + Send + 'static,
 ) -> Result<T, Response> {
     let view = current_view(app).await.ok_or_else(shutting_down)?;
-    tokio::task::spawn_blocking(move || work(&Attachments::of(&view)))
-        .await
-        .map_err(|err| error_response(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))
+    match tokio::task::spawn_blocking(move || work(&Attachments::of(&view))).await {
+        Ok(result) => result.map_err(|err| err.response()),
+        Err(err) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            err.to_string(),
+        )),
+    }
 }
 
 /// A query parameter that must be an integer of at least -1; -1 and absence mean none.
@@ -465,6 +469,7 @@ fn optional_position(
     }
 }
 
+/// The `path` query parameter.
 fn query_path(query: &HashMap<String, String>) -> Result<String, FilesError> {
     match query.get("path") {
         Some(path) if !path.is_empty() => Ok(path.clone()),
@@ -479,18 +484,13 @@ pub(crate) async fn browse_endpoint(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let path = match query_path(&query) {
-        Ok(path) => path,
-        Err(err) => return err.response(),
+    let answer = async {
+        let path = query_path(&query).map_err(|e| e.response())?;
+        let listing = with_attachments(&app, move |a| a.browse(&path)).await?;
+        let listing: Vec<Value> = listing.iter().map(FileInfo::legacy_json).collect();
+        Ok(json_response(&Value::Array(listing), &query))
     };
-    match with_attachments(&app, move |a| a.browse(&path)).await {
-        Ok(Ok(listing)) => {
-            let listing: Vec<Value> = listing.iter().map(FileInfo::legacy_json).collect();
-            json_response(&Value::Array(listing), &query)
-        }
-        Ok(Err(err)) => err.response(),
-        Err(response) => response,
-    }
+    answer.await.unwrap_or_else(|refusal| refusal)
 }
 
 /// `GET /files/read?path=&offset=&length=`.
@@ -498,23 +498,15 @@ pub(crate) async fn read_endpoint(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let parsed = query_path(&query).and_then(|path| {
-        let offset = optional_position(&query, "offset")?;
-        let length = optional_position(&query, "length")?;
-        Ok((path, offset, length))
-    });
-    let (path, offset, length) = match parsed {
-        Ok(parsed) => parsed,
-        Err(err) => return err.response(),
+    let answer = async {
+        let path = query_path(&query).map_err(|e| e.response())?;
+        let offset = optional_position(&query, "offset").map_err(|e| e.response())?;
+        let length = optional_position(&query, "length").map_err(|e| e.response())?;
+        let chunk = with_attachments(&app, move |a| a.read(&path, offset, length)).await?;
+        let body = json!({"data": chunk.text(), "offset": chunk.offset});
+        Ok(json_response(&body, &query))
     };
-    match with_attachments(&app, move |a| a.read(&path, offset, length)).await {
-        Ok(Ok(chunk)) => json_response(
-            &json!({"data": chunk.text(), "offset": chunk.offset}),
-            &query,
-        ),
-        Ok(Err(err)) => err.response(),
-        Err(response) => response,
-    }
+    answer.await.unwrap_or_else(|refusal| refusal)
 }
 
 /// `GET /files/download?path=`: the file as an attachment.
@@ -542,9 +534,8 @@ pub(crate) async fn download_endpoint(
     })
     .await;
     let (file, name) = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(err)) => return err.response(),
-        Err(response) => return response,
+        Ok(opened) => opened,
+        Err(refusal) => return refusal,
     };
     let stream = futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut file| async {
         use tokio::io::AsyncReadExt;

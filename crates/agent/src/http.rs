@@ -200,6 +200,21 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     response
 }
 
+/// The 405 of the v1 APIs for anything but a POST.
+pub(crate) fn post_only(method: &axum::http::Method) -> Option<Response> {
+    if method == axum::http::Method::POST {
+        return None;
+    }
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("expecting a 'POST' request, received '{method}'"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Some(response)
+}
+
 /// An empty 202.
 pub(crate) fn accepted() -> Response {
     let mut response = Response::new(Body::empty());

@@ -1,6 +1,7 @@
 //! Container usage: `/monitor/statistics` (Mesos's `ResourceUsage` JSON) and the
-//! containers of the operator call GET_CONTAINERS (`operator_api.rs`). The list of running containers comes
-//! from the event loop; their usage is read off the loop, from cgroups or `/proc`.
+//! containers of the operator call GET_CONTAINERS (`operator_api.rs`). The list of
+//! running containers comes from the event loop; their usage is read off the loop, from
+//! cgroups or `/proc`.
 
 use crate::containers::{Containerizer, Usage};
 use crate::core::LaunchSpec;

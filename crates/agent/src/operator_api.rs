@@ -8,11 +8,11 @@
 use crate::core::{Executor, Framework, Task};
 use crate::executor_api::{check_accept, check_content_type, read_body};
 use crate::files::{Attachments, FileInfo};
-use crate::http::{current_view, error_response, json_response, AppState};
+use crate::http::{current_view, error_response, json_response, post_only, AppState};
 use crate::state::to_value;
 use crate::view::View;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use mantle_api::error::ApiError;
@@ -42,6 +42,9 @@ impl LoggingLevel {
 pub(crate) type SharedLoggingLevel = Arc<Mutex<LoggingLevel>>;
 
 pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Response {
+    if let Some(refusal) = post_only(request.method()) {
+        return refusal;
+    }
     match handle_call(app, request).await {
         Ok(response) => response,
         Err(err) => error_response(err.status(), err.message),
@@ -49,19 +52,6 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
 }
 
 async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiError> {
-    if request.method() != Method::POST {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "expecting a 'POST' request, received '{}'",
-                request.method()
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return Ok(response);
-    }
     check_content_type(request.headers().get(header::CONTENT_TYPE))?;
     check_accept(request.headers().get(header::ACCEPT))?;
     let body = read_body(request.into_body()).await?;
@@ -295,26 +285,13 @@ fn v1_task(agent_id: Option<&str>, executor: &Executor, task: &Task) -> Value {
     if !executor.command_executor {
         out["executor_id"] = to_value(&task.executor_id);
     }
-    let optional = [
-        ("labels", info.labels.as_ref().map(to_value)),
-        ("discovery", info.discovery.clone()),
-        ("container", info.container.clone()),
-        ("health_check", info.health_check.clone()),
-        ("kill_policy", info.kill_policy.as_ref().map(to_value)),
-        ("limits", info.limits.clone()),
-        (
-            "user",
-            info.command
-                .as_ref()
-                .and_then(|c| c.user.clone())
-                .map(Value::from),
-        ),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            out[key] = value;
-        }
+    if let Some(labels) = &info.labels {
+        out["labels"] = to_value(labels);
     }
+    if let Some(kill_policy) = &info.kill_policy {
+        out["kill_policy"] = to_value(kill_policy);
+    }
+    crate::state::put_optional_task_fields(&mut out, info);
     out
 }
 

@@ -257,9 +257,17 @@ fn task_json(agent_id: &str, executor: &Executor, task: &Task) -> Value {
         "role": task.role,
         "statuses": statuses,
     });
-    let info = &task.info;
+    if let Some(labels) = &task.info.labels {
+        out["labels"] = to_value(&labels.labels);
+    }
+    put_optional_task_fields(&mut out, &task.info);
+    out
+}
+
+/// The fields a task carries in both its legacy and its v1 JSON when its `TaskInfo`
+/// set them.
+pub(crate) fn put_optional_task_fields(out: &mut Value, info: &mantle_api::TaskInfo) {
     let optional = [
-        ("labels", info.labels.as_ref().map(|l| to_value(&l.labels))),
         ("discovery", info.discovery.clone()),
         ("container", info.container.clone()),
         ("health_check", info.health_check.clone()),
@@ -277,5 +285,4 @@ fn task_json(agent_id: &str, executor: &Executor, task: &Task) -> Value {
             out[key] = value;
         }
     }
-    out
 }

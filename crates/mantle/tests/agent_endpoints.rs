@@ -88,11 +88,15 @@ impl Agent<'_> {
     }
 }
 
-fn check_keys(what: &str, object: &Value, keys: &[&str]) {
+/// `keys` is a space-separated list of the keys `object` must have.
+fn has_keys(what: &str, object: &Value, keys: &str) {
     let Some(map) = object.as_object() else {
         panic!("{what} is not an object: {object}")
     };
-    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
+    let missing: Vec<&str> = keys
+        .split_whitespace()
+        .filter(|k| !map.contains_key(*k))
+        .collect();
     assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
 }
 
@@ -159,33 +163,15 @@ async fn agent_endpoints_serve_state_files_metrics_and_operator_calls() {
 }
 
 fn check_state(agent: &Agent<'_>, state: &Value) {
-    check_keys(
+    has_keys(
         "agent /state",
         state,
-        &[
-            "version",
-            "build_date",
-            "build_time",
-            "build_user",
-            "start_time",
-            "id",
-            "pid",
-            "hostname",
-            "capabilities",
-            "resources",
-            "reserved_resources",
-            "unreserved_resources",
-            "reserved_resources_full",
-            "unreserved_resources_full",
-            "reserved_resources_allocated",
-            "unreserved_resources_allocated",
-            "resource_providers",
-            "attributes",
-            "master_hostname",
-            "flags",
-            "frameworks",
-            "completed_frameworks",
-        ],
+        "version build_date build_time build_user start_time id pid hostname \
+        capabilities resources reserved_resources unreserved_resources \
+        reserved_resources_full unreserved_resources_full \
+        reserved_resources_allocated unreserved_resources_allocated \
+        resource_providers attributes master_hostname flags frameworks \
+        completed_frameworks",
     );
     assert_eq!(state["pid"], format!("slave(1)@{}", agent.address));
     assert_eq!(state["resources"]["cpus"], 2.0);
@@ -201,48 +187,19 @@ fn check_state(agent: &Agent<'_>, state: &Value) {
     assert_eq!(state["completed_frameworks"], json!([]));
 
     let framework = &state["frameworks"][0];
-    check_keys(
+    has_keys(
         "agent framework",
         framework,
-        &[
-            "id",
-            "name",
-            "user",
-            "failover_timeout",
-            "checkpoint",
-            "hostname",
-            "role",
-            "capabilities",
-            "executors",
-            "completed_executors",
-        ],
+        "id name user failover_timeout checkpoint hostname role capabilities \
+        executors completed_executors",
     );
     assert_eq!(framework["id"], agent.framework_id.as_str());
     assert_eq!(framework["name"], "endpoints");
-    let executor_keys = [
-        "id",
-        "name",
-        "source",
-        "container",
-        "directory",
-        "resources",
-        "tasks",
-        "queued_tasks",
-        "completed_tasks",
-    ];
-    let task_keys = [
-        "id",
-        "name",
-        "framework_id",
-        "executor_id",
-        "slave_id",
-        "state",
-        "resources",
-        "role",
-        "statuses",
-    ];
+    let executor_keys =
+        "id name source container directory resources tasks queued_tasks completed_tasks";
+    let task_keys = "id name framework_id executor_id slave_id state resources role statuses";
     let running = find(&framework["executors"], "id", "running");
-    check_keys("running executor", running, &executor_keys);
+    has_keys("running executor", running, executor_keys);
     assert_eq!(
         running["name"],
         "Command Executor (Task: running) (Command: sh -c 'ln -s /etc esca...')"
@@ -261,7 +218,7 @@ fn check_state(agent: &Agent<'_>, state: &Value) {
     assert_eq!(running["queued_tasks"], json!([]));
     assert_eq!(running["completed_tasks"], json!([]));
     let task = &running["tasks"][0];
-    check_keys("running task", task, &task_keys);
+    has_keys("running task", task, task_keys);
     assert_eq!(task["state"], "TASK_RUNNING");
     assert_eq!(task["executor_id"], "", "command tasks have no executor id");
     assert_eq!(task["slave_id"], state["id"]);
@@ -270,11 +227,11 @@ fn check_state(agent: &Agent<'_>, state: &Value) {
 
     for (id, end) in [("finished", "TASK_FINISHED"), ("failed", "TASK_FAILED")] {
         let executor = find(&framework["completed_executors"], "id", id);
-        check_keys(id, executor, &executor_keys);
+        has_keys(id, executor, executor_keys);
         assert_eq!(executor["tasks"], json!([]), "{id}");
         assert_eq!(executor["queued_tasks"], json!([]), "{id}");
         let task = &executor["completed_tasks"][0];
-        check_keys(id, task, &task_keys);
+        has_keys(id, task, task_keys);
         assert_eq!(task["state"], end);
         let states: Vec<&str> = task["statuses"]
             .as_array()
@@ -296,11 +253,7 @@ async fn check_files(agent: &Agent<'_>, state: &Value) {
         .get_json(&format!("/files/browse?path={}", encode(&latest)))
         .await;
     let stdout = find(&listing, "path", &format!("{latest}/stdout"));
-    check_keys(
-        "file info",
-        stdout,
-        &["path", "nlink", "size", "mtime", "mode", "uid", "gid"],
-    );
+    has_keys("file info", stdout, "path nlink size mtime mode uid gid");
     assert!(
         stdout["mode"].as_str().unwrap().starts_with("-rw"),
         "{stdout}"
@@ -497,28 +450,16 @@ async fn check_flags_and_metrics(agent: &Agent<'_>) {
 
     let statistics = agent.get_json("/monitor/statistics.json").await;
     let entry = find(&statistics, "executor_id", "running");
-    check_keys(
+    has_keys(
         "statistics entry",
         entry,
-        &[
-            "executor_id",
-            "executor_name",
-            "framework_id",
-            "source",
-            "statistics",
-        ],
+        "executor_id executor_name framework_id source statistics",
     );
-    check_keys(
+    has_keys(
         "statistics",
         &entry["statistics"],
-        &[
-            "timestamp",
-            "cpus_user_time_secs",
-            "cpus_system_time_secs",
-            "cpus_limit",
-            "mem_rss_bytes",
-            "mem_limit_bytes",
-        ],
+        "timestamp cpus_user_time_secs cpus_system_time_secs cpus_limit \
+        mem_rss_bytes mem_limit_bytes",
     );
     assert_eq!(entry["statistics"]["cpus_limit"], 0.2);
 }
@@ -605,11 +546,7 @@ async fn check_operator_api(agent: &Agent<'_>, state: &Value) {
     check_tasks(&tasks, agent_id);
 
     let full = agent.call("GET_STATE").await;
-    check_keys(
-        "get_state",
-        &full,
-        &["get_tasks", "get_executors", "get_frameworks"],
-    );
+    has_keys("get_state", &full, "get_tasks get_executors get_frameworks");
     check_tasks(&full["get_tasks"], agent_id);
     assert_eq!(full["get_executors"], executors);
     assert_eq!(full["get_frameworks"], frameworks);
@@ -655,7 +592,10 @@ async fn check_operator_api(agent: &Agent<'_>, state: &Value) {
             403,
         ),
         (
-            json!({"type": "READ_FILE", "read_file": {"path": format!("{latest}/nope"), "offset": 0}}),
+            json!({
+                "type": "READ_FILE",
+                "read_file": {"path": format!("{latest}/nope"), "offset": 0},
+            }),
             404,
         ),
         (
@@ -694,18 +634,10 @@ fn check_tasks(tasks: &Value, agent_id: &str) {
     let launched = tasks["launched_tasks"].as_array().expect("launched_tasks");
     assert_eq!(launched.len(), 1, "{tasks:#}");
     let task = &launched[0];
-    check_keys(
+    has_keys(
         "v1 task",
         task,
-        &[
-            "name",
-            "task_id",
-            "framework_id",
-            "agent_id",
-            "state",
-            "resources",
-            "statuses",
-        ],
+        "name task_id framework_id agent_id state resources statuses",
     );
     assert_eq!(task["task_id"]["value"], "running");
     assert_eq!(task["agent_id"]["value"], agent_id);
