@@ -4,7 +4,9 @@
 //! Code map: [`core`] is the pure state machine (with the status update manager in
 //! `core::updates`); [`event_loop`] owns it and carries out its actions; [`launcher`]
 //! starts and kills executor processes; [`master_link`] talks to the master;
-//! [`http`] and [`executor_api`] serve HTTP; [`state`] renders `/state`; [`config`] and
+//! [`http`] and [`executor_api`] serve HTTP, with `files`, `metrics`, `monitor` and
+//! `operator_api` for the operator-facing endpoints, all rendered from the snapshot in
+//! `view`; [`state`] renders `/state`; [`config`] and
 //! [`detect`] turn flags into settings; [`sandbox`] holds the work_dir layout and the
 //! executor environment.
 
