@@ -1,6 +1,7 @@
 //! The agent's event loop (DESIGN invariant 3): the one owner of the core. HTTP
 //! handlers, the master link and process watchers send it commands; it feeds them to the
-//! core, carries out the actions, and publishes the `/state` snapshot when it is read.
+//! core, carries out the actions, and publishes a snapshot of the core (`view.rs`) when
+//! a reader asks for one.
 
 use crate::containers::Containerizer;
 use crate::core::{Action, Core, Input, LaunchSpec, Now, StreamId};
@@ -9,7 +10,6 @@ use mantle_api::error::ApiError;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::ContainerId;
 use mantle_containerizer::docker::Docker;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 /// How often timers are checked.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
-/// The `/state` snapshot is rendered only when someone reads it, and at most this often:
-/// rendering costs time proportional to the state, and readers can poll in a tight loop.
+/// The snapshot is taken only when someone reads it, and at most this often: copying
+/// costs time proportional to the state, and readers can poll in a tight loop.
 const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
 /// Commands handled before the snapshot is published and timers get a turn.
 const MAX_BATCH: usize = 256;
@@ -41,7 +41,8 @@ pub(crate) enum Command {
     },
     /// The master link asks what to register with.
     RegisterCall(oneshot::Sender<Register>),
-    /// A reader of `/state` wants a current snapshot; answered once one is published.
+    /// A reader (`/state`, `/files`, metrics, the operator API) wants a current
+    /// snapshot; answered once one is published.
     Refresh(oneshot::Sender<()>),
     /// `/monitor/statistics` and GET_CONTAINERS want the running containers.
     Containers(oneshot::Sender<Vec<crate::monitor::Running>>),
@@ -69,7 +70,7 @@ pub(crate) struct EventLoop {
     /// For the tasks this loop starts (process watchers).
     commands_tx: mpsc::UnboundedSender<Command>,
     to_master: mpsc::UnboundedSender<AgentCall>,
-    snapshot: watch::Sender<Arc<Value>>,
+    snapshot: watch::Sender<Arc<crate::view::View>>,
     work_dir: PathBuf,
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
     processes: HashMap<ContainerId, Process>,
@@ -88,7 +89,7 @@ impl EventLoop {
         commands: mpsc::UnboundedReceiver<Command>,
         commands_tx: mpsc::UnboundedSender<Command>,
         to_master: mpsc::UnboundedSender<AgentCall>,
-        snapshot: watch::Sender<Arc<Value>>,
+        snapshot: watch::Sender<Arc<crate::view::View>>,
         work_dir: PathBuf,
         containers: Arc<Containerizer>,
     ) -> EventLoop {
@@ -178,7 +179,7 @@ impl EventLoop {
         }
         self.dirty = false;
         self.snapshot
-            .send_replace(Arc::new(crate::state::state_json(&self.core)));
+            .send_replace(Arc::new(crate::view::View::of(&self.core)));
         true
     }
 

@@ -5,10 +5,10 @@
 
 use crate::core::{Input, StreamId};
 use crate::event_loop::Command;
-use crate::http::{accepted, error_response, AppState};
+use crate::http::{accepted, error_response, post_only, AppState};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use mantle_api::error::ApiError;
@@ -29,18 +29,8 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
 }
 
 async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiError> {
-    if request.method() != Method::POST {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "expecting a 'POST' request, received '{}'",
-                request.method()
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return Ok(response);
+    if let Some(refusal) = post_only(request.method()) {
+        return Ok(refusal);
     }
     check_content_type(request.headers().get(header::CONTENT_TYPE))?;
     check_accept(request.headers().get(header::ACCEPT))?;
@@ -119,7 +109,7 @@ async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiErr
     }
 }
 
-fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Err(ApiError::bad_request(
             "expecting 'Content-Type' to be present",
@@ -147,7 +137,7 @@ fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
 }
 
 /// JSON is the only encoding Mantle answers in: any `Accept` that rules it out is a 406.
-fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else { return Ok(()) };
     let text = value.to_str().unwrap_or("");
     let acceptable = text.split(',').any(|item| {
@@ -166,7 +156,7 @@ fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|err| {
@@ -239,6 +229,7 @@ impl Drop for EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn header(value: &str) -> HeaderValue {
         HeaderValue::from_str(value).unwrap()
