@@ -228,7 +228,9 @@ def test_agents_list_and_agent_page(cluster, framework, page, screenshot):
     screenshot("agents")
 
     page.locator('tr[data-agent-id="%s"] a' % agent["id"]).first.click()
-    expect(page.locator("h1")).to_have_text(agent["hostname"])
+    # Agents sharing a hostname (mantle local's) are named with their port.
+    port = agent["pid"].rsplit(":", 1)[1]
+    expect(page.locator("h1")).to_have_text("%s:%s" % (agent["hostname"], port))
     expect(page.locator(".subtitle")).to_contain_text(agent["id"])
     total = fields(page, ["agent-total-cpus", "agent-total-mem"])
     assert total == {"agent-total-cpus": round(agent["resources"]["cpus"], 3),
@@ -264,9 +266,10 @@ def test_frameworks_list_and_framework_page(cluster, framework, page, screenshot
 
 
 def test_roles_page(cluster, framework, page, screenshot):
+    # The legacy endpoint sets the limit to the guarantee too: leave room for the tasks.
     quota = {"role": ROLE, "force": True, "guarantee": [
-        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
-        {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]}
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 3.5}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": 1536}}]}
     request = urllib.request.Request(cluster.url + "/master/quota", method="POST",
                                      data=json.dumps(quota).encode())
     with urllib.request.urlopen(request, timeout=5) as resp:
@@ -276,8 +279,9 @@ def test_roles_page(cluster, framework, page, screenshot):
     page.goto(ui(cluster, "/roles"))
     row = page.locator('tr[data-role="%s"]' % ROLE)
     expect(row.locator('[data-field="weight"]')).to_have_text("%g" % WEIGHT)
-    expect(row.locator('[data-field="guarantee"]')).to_contain_text("cpus 0.5")
-    expect(row.locator('[data-field="guarantee"]')).to_contain_text("mem 64 MiB")
+    expect(row.locator('[data-field="guarantee"]')).to_contain_text("cpus 3.5")
+    expect(row.locator('[data-field="guarantee"]')).to_contain_text("mem 1.5 GiB")
+    expect(row.locator('[data-field="limit"]')).to_contain_text("cpus 3.5")
     expect(row.locator('[data-field="allocated"]')).to_contain_text("cpus")
 
     def share():

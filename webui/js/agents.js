@@ -29,7 +29,7 @@ export function agentsList(root) {
     const slaves = (state.slaves || []).filter((s) => {
       const text = [s.id, s.hostname, s.pid, JSON.stringify(s.attributes || {})].join(' ').toLowerCase();
       return words.every((word) => text.includes(word));
-    }).sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id));
+    }).sort((a, b) => index.agentName(a).localeCompare(index.agentName(b)) || a.id.localeCompare(b.id));
     setHTML(root.querySelector('#agents-count'),
       `${fmt.count(slaves.length)} of ${fmt.count((state.slaves || []).length)} agents · ${fmt.count(state.unreachable_slaves || 0)} unreachable`);
     if (!slaves.length) {
@@ -37,7 +37,7 @@ export function agentsList(root) {
       return;
     }
     const row = (s) => html`<tr data-agent-id="${s.id}">
-      <td><a href="#/agents/${seg(s.id)}">${s.hostname}</a></td>
+      <td><a href="#/agents/${seg(s.id)}">${index.agentName(s)}</a></td>
       <td>${w.mono(fmt.shortId(s.id), s.id)}</td>
       <td>${w.usage('cpus', (s.used_resources || {}).cpus, (s.resources || {}).cpus)}</td>
       <td>${w.usage('mem', (s.used_resources || {}).mem, (s.resources || {}).mem)}</td>
@@ -85,7 +85,7 @@ export function agentPage(root, { params }) {
       idle[name] = Math.max(0, total - ((slave.used_resources || {})[name] || 0) - ((slave.offered_resources || {})[name] || 0));
     }
     setHTML(root, html`
-      ${w.pageHeader(slave.hostname, html`Agent ${w.mono(slave.id)}`, status(slave))}
+      ${w.pageHeader(index.agentName(slave), html`Agent ${w.mono(slave.id)}`, status(slave))}
       <div class="columns">
         ${w.section('Resources', w.resourceTable([
     { title: 'Total', resources: slave.resources, field: 'agent-total' },

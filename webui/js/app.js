@@ -30,6 +30,7 @@ const cluster = new Cluster();
 const main = document.getElementById('main');
 const statusEl = document.getElementById('status');
 const bannerEl = document.getElementById('banner');
+const loadingEl = document.getElementById('loading');
 
 let page = null; // the current page: {update, destroy, needs}
 let latest = null; // the context of the last successful poll
@@ -68,10 +69,7 @@ function route() {
   document.title = `${found ? found.title : 'Not found'} · Mantle`;
   page = found ? found.make(main, { params: found.params, query }) : notFound(main, { path });
   window.scrollTo(0, 0);
-  if (!latest) {
-    setHTML(main, html`<p class="loading">Connecting to the master…</p>`);
-    return;
-  }
+  if (!latest) return; // the first poll draws
   draw();
   // A page that needs more than the last poll brought gets it now, not in two seconds.
   if (page.needs && page.needs.roles && !latest.roles) poll();
@@ -79,6 +77,7 @@ function route() {
 
 function draw() {
   if (!latest || !page) return;
+  loadingEl.hidden = true;
   try {
     page.update({ ...latest, now: Date.now() / 1000 });
   } catch (error) {

@@ -36,6 +36,15 @@ export function taskKey(frameworkId, taskId) { return `${frameworkId}\u0000${tas
 function build(state) {
   const agents = new Map();
   for (const slave of state.slaves || []) agents.set(slave.id, slave);
+  // Agents sharing a hostname (several on one host, as `mantle local` runs them) are
+  // told apart by their port.
+  const hosts = new Map();
+  for (const slave of agents.values()) hosts.set(slave.hostname, (hosts.get(slave.hostname) || 0) + 1);
+  const names = new Map();
+  for (const slave of agents.values()) {
+    const port = String(slave.pid || '').split(':').pop();
+    names.set(slave.id, hosts.get(slave.hostname) > 1 && port ? `${slave.hostname}:${port}` : slave.hostname);
+  }
 
   const frameworks = new Map();
   const tasks = [];
@@ -51,6 +60,7 @@ function build(state) {
           framework: framework.id,
           frameworkName: framework.name,
           agent: agents.get(task.slave_id) || null,
+          agentName: names.get(task.slave_id) || '',
           started: firstTime(task),
           updated: lastTime(task),
         });
@@ -76,12 +86,12 @@ function build(state) {
     add(totals.offered, slave.offered_resources);
   }
 
-  // Live tasks count where they are; the ended ones of every framework, completed ones
-  // included, count once by their last state.
+  // Every task the master reports, live or ended, counts once under its latest state.
   const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0]));
   for (const entry of tasks) counts[entry.task.state] = (counts[entry.task.state] || 0) + 1;
 
-  return { agents, frameworks, tasks, byKey, byAgent, totals, counts };
+  const agentName = (slave) => names.get(slave.id) || slave.hostname;
+  return { agents, agentName, frameworks, tasks, byKey, byAgent, totals, counts };
 }
 
 export function indexOf(state) {

@@ -71,7 +71,7 @@ function offers(framework, index) {
     const agent = index.agents.get(o.slave_id);
     const r = o.resources || {};
     return html`<tr><td>${w.mono(fmt.shortId(o.id), o.id)}</td>
-        <td>${agent ? html`<a href="#/agents/${seg(agent.id)}">${agent.hostname}</a>` : w.mono(o.slave_id)}</td>
+        <td>${agent ? html`<a href="#/agents/${seg(agent.id)}">${index.agentName(agent)}</a>` : w.mono(o.slave_id)}</td>
         <td class="num">${fmt.cpus(r.cpus)}</td><td class="num">${fmt.megabytes(r.mem)}</td>
         <td class="num">${fmt.megabytes(r.disk)}</td><td class="mono">${r.ports || ''}</td></tr>`;
   })}</tbody></table>`;

@@ -54,7 +54,7 @@ export function taskPage(root, { params }) {
       <div class="columns">
         ${w.section('Task', w.info([
     ['State', w.badge(t.state)],
-    ['Agent', entry.agent ? html`<a href="#/agents/${seg(entry.agent.id)}">${entry.agent.hostname}</a> ${w.mono(fmt.shortId(entry.agent.id), entry.agent.id)}` : w.mono(t.slave_id)],
+    ['Agent', entry.agent ? html`<a href="#/agents/${seg(entry.agent.id)}">${entry.agentName}</a> ${w.mono(fmt.shortId(entry.agent.id), entry.agent.id)}` : w.mono(t.slave_id)],
     ['Executor', t.executor_id ? w.mono(t.executor_id) : 'command executor'],
     ['Role', t.role],
     ['User', t.user],
@@ -76,7 +76,7 @@ export function taskPage(root, { params }) {
       sandbox = new Sandbox(body, {
         agent: entry.agent, frameworkId, executorId: t.executor_id, taskId,
       });
-      setHTML(where, html`on ${entry.agent.hostname}`);
+      setHTML(where, html`on ${entry.agentName}`);
     } else {
       sandbox.refresh();
     }

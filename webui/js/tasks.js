@@ -25,7 +25,7 @@ export function tasksTable(entries, now, { framework = true, agent = true } = {}
       <td>${w.badge(t.state)}</td>
       ${framework ? html`<td><a href="#/frameworks/${seg(entry.framework)}" title="${entry.framework}">${entry.frameworkName || fmt.shortId(entry.framework)}</a></td>` : ''}
       ${agent ? html`<td>${entry.agent
-    ? html`<a href="#/agents/${seg(entry.agent.id)}" title="${entry.agent.id}">${entry.agent.hostname}</a>`
+    ? html`<a href="#/agents/${seg(entry.agent.id)}" title="${entry.agent.id}">${entry.agentName}</a>`
     : w.mono(fmt.shortId(t.slave_id), t.slave_id)}</td>` : ''}
       <td class="num">${fmt.cpus(res.cpus)}</td>
       <td class="num">${fmt.megabytes(res.mem)}</td>
@@ -47,7 +47,7 @@ function matches(entry, filters) {
   if (filters.framework && entry.framework !== filters.framework) return false;
   if (filters.q) {
     const text = [t.id, t.name, entry.frameworkName, entry.framework, t.slave_id,
-      entry.agent && entry.agent.hostname, t.state].join(' ').toLowerCase();
+      entry.agentName, t.state].join(' ').toLowerCase();
     return filters.q.toLowerCase().split(/\s+/).filter(Boolean).every((word) => text.includes(word));
   }
   return true;
