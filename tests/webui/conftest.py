@@ -26,10 +26,30 @@ CHROMIUM = os.environ.get("MANTLE_CHROMIUM", "/usr/bin/chromium")
 # The compatibility tests' harness: the cluster runner lives in their conftest, which
 # is loaded under a name of its own so it cannot clash with this conftest.
 sys.path.insert(0, COMPAT)
-_spec = importlib.util.spec_from_file_location(
-    "compat_conftest", os.path.join(COMPAT, "conftest.py"))
-compat = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compat)
+
+
+def _load(name, filename):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(COMPAT, filename))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compat = _load("compat_conftest", "conftest.py")
+
+
+def load_compat_module(name, filename):
+    """A module of tests/compat whose `from conftest import ...` means the compat
+    conftest (while this one is the `conftest` pytest imported)."""
+    ours = sys.modules.get("conftest")
+    sys.modules["conftest"] = compat
+    try:
+        return _load(name, filename)
+    finally:
+        if ours is None:
+            del sys.modules["conftest"]
+        else:
+            sys.modules["conftest"] = ours
 
 from harness import CommandFramework  # noqa: E402  (needs COMPAT on sys.path)
 

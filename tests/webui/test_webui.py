@@ -285,12 +285,19 @@ def test_roles_page(cluster, framework, page, screenshot):
     expect(row.locator('[data-field="allocated"]')).to_contain_text("cpus")
 
     def share():
-        roles = cluster.get_json("/master/roles")["roles"]
-        role = next(r for r in roles if r["name"] == ROLE)
-        got = float(row.locator('[data-field="share"]').get_attribute("data-value"))
-        return abs(got - role["dominant_share"]) < 1e-6 and got > 0, (got, role)
+        # The dominant share of what the role holds (allocated and offered), and that
+        # divided by the weight, which is the share Mantle's allocator sorts by.
+        total = totals(cluster.get_json("/master/state"), "resources")
+        role = next(r for r in cluster.get_json("/master/roles")["roles"]
+                    if r["name"] == ROLE)
+        expected = max(role["resources"].get(k, 0) / total[k] for k in total if total[k])
+        got = {f: float(row.locator('[data-field="%s"]' % f).get_attribute("data-value"))
+               for f in ("share", "weighted-share")}
+        ok = (abs(got["share"] - expected) < 1e-6 and got["share"] > 0
+              and abs(got["weighted-share"] - role["dominant_share"]) < 1e-6)
+        return ok, (got, expected, role)
 
-    wait_for(share, "the role's dominant share to match /master/roles")
+    wait_for(share, "the role's shares to match /master/roles")
     screenshot("roles")
 
 

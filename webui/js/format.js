@@ -24,6 +24,9 @@ export function cpus(value) { return trim(Number(value) || 0, 2); }
 
 export function count(value) { return (Number(value) || 0).toLocaleString('en-US'); }
 
+// "1 role", "3 roles".
+export function plural(n, noun) { return `${count(n)} ${noun}${n === 1 ? '' : 's'}`; }
+
 export function percent(part, whole) {
   if (!whole) return '0%';
   const p = (100 * part) / whole;

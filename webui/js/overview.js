@@ -88,7 +88,7 @@ export function overview(root) {
         ${tile('Running tasks', 'tasks-running', index.counts.TASK_RUNNING, '#/tasks?state=TASK_RUNNING',
     `${fmt.count(live)} live · ${fmt.count(index.tasks.length)} known`)}
         ${tile('Outstanding offers', 'offers', offers, '#/frameworks',
-    `held by ${fmt.count(frameworks.filter((f) => (f.offers || []).length).length)} frameworks`)}
+    `held by ${fmt.plural(frameworks.filter((f) => (f.offers || []).length).length, 'framework')}`)}
       </div>
       <div class="columns">
         ${w.section('Resources', resources(index))}

@@ -22,11 +22,11 @@ function amounts(resources, field) {
   return html`<span class="amounts" data-field="${field}">${entries.map(([name, v]) => html`<span><b>${name}</b> ${fmt.resource(name, v)}</span>`)}</span>`;
 }
 
-// The largest fraction of any kind of resource that the role holds.
+// The largest fraction of any kind of the cluster's resources that the role holds
+// (allocated or offered: DRF counts an offer as allocated until it is declined).
 function dominantShare(role, totals) {
-  if (typeof role.dominant_share === 'number') return role.dominant_share;
   let share = 0;
-  for (const [name, v] of Object.entries(scalars(role.allocated))) {
+  for (const [name, v] of Object.entries(scalars(role.resources || role.allocated))) {
     if (totals[name] > 0) share = Math.max(share, v / totals[name]);
   }
   return share;
@@ -45,9 +45,11 @@ export function rolesPage(root) {
     };
     const rows = roles.slice().sort((a, b) => a.name.localeCompare(b.name)).map((role) => {
       const share = dominantShare(role, index.totals.total);
+      const weight = role.weight === undefined ? 1 : role.weight;
+      const weighted = weight > 0 ? share / weight : 0;
       return html`<tr data-role="${role.name}">
         <th>${role.name}</th>
-        <td class="num" data-field="weight">${fmt.cpus(role.weight === undefined ? 1 : role.weight)}</td>
+        <td class="num" data-field="weight">${fmt.cpus(weight)}</td>
         <td class="num">${fmt.count((role.frameworks || []).length)}</td>
         <td>${amounts(role.allocated, 'allocated')}</td>
         <td>${amounts(role.offered, 'offered')}</td>
@@ -56,12 +58,13 @@ export function rolesPage(root) {
         <td>${amounts(quota(role, 'limit'), 'limit')}</td>
         <td>${amounts((role.quota || {}).consumed, 'consumed')}</td>
         <td class="share" data-field="share" data-value="${share}">${w.bar([{ value: share, kind: 'used' }], 1)}<span>${fmt.percent(share, 1)}</span></td>
+        <td class="num" data-field="weighted-share" data-value="${weighted}">${fmt.percent(weighted, 1)}</td>
       </tr>`;
     });
     setHTML(root, html`
-      ${w.pageHeader('Roles', `${fmt.count(roles.length)} roles · DRF offers first to the role with the lowest share divided by its weight`)}
+      ${w.pageHeader('Roles', `${fmt.plural(roles.length, 'role')} · DRF offers first to the role with the lowest dominant share divided by its weight`)}
       <section class="card flush">${roles.length ? html`<table class="grid roles">
-        <thead><tr><th>Role</th><th class="num">Weight</th><th class="num">Frameworks</th><th>Allocated</th><th>Offered</th><th>Reserved</th><th>Quota guarantee</th><th>Quota limit</th><th>Consumed</th><th>Dominant share</th></tr></thead>
+        <thead><tr><th>Role</th><th class="num">Weight</th><th class="num">Frameworks</th><th>Allocated</th><th>Offered</th><th>Reserved</th><th>Quota guarantee</th><th>Quota limit</th><th>Consumed</th><th>Dominant share</th><th class="num">Share ÷ weight</th></tr></thead>
         <tbody>${rows}</tbody></table>` : w.empty('No roles yet: roles appear once a framework subscribes or an operator sets a weight or quota.')}</section>
     `);
   }
