@@ -3,6 +3,8 @@
 // needs no CORS, and agents on other ports answer the same way.
 
 const TIMEOUT_MS = 10000;
+// How long a leader that did not answer directly is read through the serving master.
+const UNREACHABLE_MS = 60000;
 let sequence = 0;
 
 export class RequestError extends Error {}
@@ -68,6 +70,15 @@ export class Cluster {
     this.served = served;
     this.leader = null;
     this.standby = false;
+    // A leader the browser cannot reach itself (its advertised hostname may not resolve
+    // here) is read through the serving master's redirect for a while.
+    this.unreachable = null;
+    this.unreachableUntil = 0;
+  }
+
+  direct() {
+    const blocked = this.leader === this.unreachable && Date.now() < this.unreachableUntil;
+    return this.leader && this.leader !== this.served && !blocked;
   }
 
   async poll({ roles = false } = {}) {
@@ -76,11 +87,13 @@ export class Cluster {
     this.leader = leaderOf(state) || this.leader;
     const localMetrics = await local;
     this.standby = localMetrics !== null && localMetrics['master/elected'] === 0;
-    const fromLeader = (path) => jsonp(`//${this.leader || this.served}${path}`);
+    const direct = this.direct();
+    const fromLeader = (path) => jsonp(`//${direct ? this.leader : this.served}${path}`);
+    // Metrics are answered by each master itself, so only a direct read gives the
+    // leader's; the redirecting endpoints (roles) work through the serving master too.
+    const ownMetrics = !this.standby && localMetrics !== null;
     const [metrics, rolesJson] = await Promise.all([
-      this.standby || localMetrics === null
-        ? fromLeader('/metrics/snapshot').catch(() => ({}))
-        : localMetrics,
+      ownMetrics ? localMetrics : direct ? fromLeader('/metrics/snapshot').catch(() => ({})) : {},
       roles ? fromLeader('/master/roles') : null,
     ]);
     return { state, metrics, roles: rolesJson ? rolesJson.roles || [] : null };
@@ -89,11 +102,12 @@ export class Cluster {
   // The leader we know first; if it stopped answering, the master that served the page,
   // which redirects to the new leader once one is elected.
   async state() {
-    if (this.leader && this.leader !== this.served) {
+    if (this.direct()) {
       try {
         return await jsonp(`//${this.leader}/master/state`);
       } catch (error) {
-        this.leader = null;
+        this.unreachable = this.leader;
+        this.unreachableUntil = Date.now() + UNREACHABLE_MS;
       }
     }
     return jsonp(`//${this.served}/master/state`);

@@ -89,7 +89,10 @@ export function frameworkPage(root, { params }) {
     const tasks = index.tasks.filter((t) => t.framework === id);
     const live = tasks.filter((t) => !TERMINAL.has(t.task.state));
     const ended = tasks.filter((t) => TERMINAL.has(t.task.state)).slice(0, 200);
-    const webui = f.webui_url ? html`<a href="${f.webui_url}" rel="noopener">${f.webui_url}</a>` : undefined;
+    // Only web links: a framework's URL must not run script in this page when clicked.
+    const webui = /^https?:\/\//i.test(f.webui_url || '')
+      ? html`<a href="${f.webui_url}" rel="noopener noreferrer">${f.webui_url}</a>`
+      : f.webui_url || undefined;
     setHTML(root, html`
       ${w.pageHeader(f.name || f.id, html`Framework ${w.mono(f.id)}`, status(f))}
       <div class="columns">

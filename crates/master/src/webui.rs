@@ -186,7 +186,12 @@ mod tests {
     async fn etag_revalidation() {
         let (status, headers, _) = get("/static/app.css", None).await;
         assert_eq!(status, StatusCode::OK);
-        let tag = headers.get(header::ETAG).unwrap().to_str().unwrap().to_string();
+        let tag = headers
+            .get(header::ETAG)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_eq!(tag.len(), 18);
         assert!(tag.starts_with('"') && tag.ends_with('"'));
         let (status, _, body) = get("/static/app.css", Some(&format!("\"x\", {tag}"))).await;
@@ -227,12 +232,19 @@ mod tests {
         let from_index = references(text("index.html"), "/static/");
         assert!(from_index.contains(&"js/app.js"), "{from_index:?}");
         for path in from_index {
-            assert!(embedded(path), "index.html loads /static/{path}, not embedded");
+            assert!(
+                embedded(path),
+                "index.html loads /static/{path}, not embedded"
+            );
         }
         for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
             for module in references(text(asset.path), "./") {
                 let path = format!("js/{module}");
-                assert!(embedded(&path), "{} imports ./{module}, not embedded", asset.path);
+                assert!(
+                    embedded(&path),
+                    "{} imports ./{module}, not embedded",
+                    asset.path
+                );
             }
         }
     }
