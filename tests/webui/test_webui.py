@@ -211,6 +211,12 @@ def test_tasks_filters_and_search(cluster, framework, page, screenshot):
     expect(page.locator("#task-state")).to_have_value("active")
     expect(page.locator("#task-framework")).to_have_value(framework.framework_id)
 
+    # An ended task's sandbox is still there (its executor is among the agent's
+    # completed ones).
+    page.locator("#task-state").select_option("TASK_FINISHED")
+    page.locator('tr[data-task-id="%s"] a[href^="#/tasks/"]' % finished).click()
+    expect(page.locator("pre.log")).to_contain_text("bye")
+
 
 def test_agents_list_and_agent_page(cluster, framework, page, screenshot):
     task_id = "agent-" + uuid.uuid4().hex[:6]
