@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create (or refresh) the Python virtualenv used by the pymesos examples and
-# the compatibility tests in tests/compat.
+# Create (or refresh) the Python virtualenv used by the pymesos examples, the
+# compatibility tests in tests/compat and the browser tests in tests/webui
+# (playwright, driving Debian's chromium, which this script installs with apt-get
+# when /usr/bin/chromium is missing; playwright never downloads a browser here).
 #
 #   scripts/python-env.sh            # venv at <repo>/.venv
 #   MANTLE_VENV=/some/dir scripts/python-env.sh
@@ -19,8 +21,12 @@ PYTHON="${PYTHON:-python3}"
 
 PYMESOS_VERSION="0.3.15"
 HTTP_PARSER_VERSION="0.9.0"
-# Extra pure-Python dependencies of pymesos (installed unpinned, as recommended).
-EXTRA_DEPS=(six addict kazoo pytest)
+# Extra pure-Python dependencies of pymesos (installed unpinned, as recommended),
+# and the test tools.
+EXTRA_DEPS=(six addict kazoo pytest playwright)
+CHROMIUM=/usr/bin/chromium
+# playwright's own browser builds are never fetched: the tests use Debian's chromium.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 MARKER_CONTENT="pymesos=${PYMESOS_VERSION} http-parser=${HTTP_PARSER_VERSION}(pure-python) deps=${EXTRA_DEPS[*]}"
 MARKER="$VENV/.mantle-python-env"
@@ -29,9 +35,16 @@ log() { printf '[python-env] %s\n' "$*"; }
 
 verify() {
     "$VENV/bin/python" -c \
-        "import pymesos; from pymesos import MesosSchedulerDriver, MesosExecutorDriver; import http_parser.http, http_parser.pyparser, pytest" \
+        "import pymesos; from pymesos import MesosSchedulerDriver, MesosExecutorDriver; import http_parser.http, http_parser.pyparser, pytest, playwright.sync_api" \
         >/dev/null 2>&1
 }
+
+# --- 0. Debian's chromium for the browser tests ----------------------------
+if [[ ! -x "$CHROMIUM" ]]; then
+    log "$CHROMIUM missing: installing Debian's chromium with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
 
 if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$MARKER_CONTENT" ]] && verify; then
     log "already set up at $VENV ($MARKER_CONTENT)"
@@ -57,7 +70,7 @@ VPY="$VENV/bin/python"
 # --- 2. pymesos and its pure-Python dependencies ---------------------------
 log "installing pymesos==$PYMESOS_VERSION (no deps) and ${EXTRA_DEPS[*]}"
 "$VPY" -m pip install -q --disable-pip-version-check --no-deps "pymesos==$PYMESOS_VERSION" six addict kazoo
-"$VPY" -m pip install -q --disable-pip-version-check pytest
+"$VPY" -m pip install -q --disable-pip-version-check pytest playwright
 
 # --- 3. http-parser's pure-Python modules ---------------------------------
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -88,6 +101,7 @@ fi
 log "verifying imports"
 "$VPY" -c "import pymesos; from pymesos import MesosSchedulerDriver, MesosExecutorDriver"
 "$VPY" -c "from http_parser.http import HttpParser; import http_parser.pyparser as p; assert HttpParser is p.HttpParser"
+"$VPY" -c "import playwright.sync_api"
 verify
 printf '%s' "$MARKER_CONTENT" > "$MARKER"
 log "done: $VENV ($("$VPY" --version 2>&1), pymesos $PYMESOS_VERSION)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit and process tests
-# (cargo), and the compatibility tests that drive a local cluster with pymesos from PyPI.
-# Installs what it needs (Debian's docker.io, busybox-static, zookeeperd and iproute2 with
-# apt-get, Python packages into .venv). Prints one closing line
+# (cargo), the compatibility tests that drive a local cluster with pymesos from PyPI, and
+# the browser tests of the web UI (playwright driving Debian's chromium).
+# Installs what it needs (Debian's docker.io, busybox-static, zookeeperd, iproute2 and
+# chromium with apt-get, Python packages into .venv). Prints one closing line
 # "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,7 +37,7 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log
 cargo_status=${PIPESTATUS[0]}
 set -e
 
-step "python environment for the compatibility tests"
+step "python environment (and Debian's chromium) for the compatibility and browser tests"
 scripts/python-env.sh
 
 step "compatibility tests (pymesos against mantle local)"
@@ -45,16 +46,23 @@ MANTLE_BIN="$PWD/target/debug/mantle" .venv/bin/python -m pytest -q tests/compat
 pytest_status=${PIPESTATUS[0]}
 set -e
 
+step "browser tests (the web UI in headless chromium against mantle local)"
+set +e
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 MANTLE_BIN="$PWD/target/debug/mantle" \
+    .venv/bin/python -m pytest -q tests/webui 2>&1 | tee target/webui.log
+webui_status=${PIPESTATUS[0]}
+set -e
+
 count() { { grep -Eho "$1" "$2" || true; } | awk -v f="$3" '{s+=$f} END {print s+0}'; }
 passed=$(count 'test result: [a-zA-Z]+\. [0-9]+ passed' target/cargo-test.log 4)
 failed=$(count '[0-9]+ failed;' target/cargo-test.log 1)
-py_passed=$(count '[0-9]+ passed' target/pytest.log 1)
-py_failed=$(count '[0-9]+ (failed|error)' target/pytest.log 1)
-passed=$((passed + ${py_passed:-0}))
-failed=$((failed + ${py_failed:-0}))
-if [[ $cargo_status -ne 0 || $pytest_status -ne 0 ]] && [[ $failed -eq 0 ]]; then
+for log in target/pytest.log target/webui.log; do
+    passed=$((passed + $(count '[0-9]+ passed' "$log" 1)))
+    failed=$((failed + $(count '[0-9]+ (failed|error)' "$log" 1)))
+done
+if [[ $cargo_status -ne 0 || $pytest_status -ne 0 || $webui_status -ne 0 ]] && [[ $failed -eq 0 ]]; then
     failed=1
 fi
 echo
 echo "tests: $passed passed, $failed failed"
-[[ $cargo_status -eq 0 && $pytest_status -eq 0 ]]
+[[ $cargo_status -eq 0 && $pytest_status -eq 0 && $webui_status -eq 0 ]]

@@ -54,6 +54,7 @@ fn rewrite_path(mut request: Request) -> Request {
 pub fn router(state: AppState) -> App {
     // Everything but these goes to the leader: a standby redirects (reference §5.6).
     let local = Router::new()
+        .merge(crate::webui::routes())
         .route("/metrics/snapshot", get(metrics_endpoint))
         .route("/version", get(version))
         .route("/health", get(health))

@@ -8,6 +8,7 @@ pub mod http;
 pub mod leadership;
 mod operator;
 pub mod store;
+mod webui;
 
 use crate::core::{Master, MasterConfig};
 use crate::event_loop::EventLoop;
