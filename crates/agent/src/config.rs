@@ -235,8 +235,8 @@ fn containerizers(containerizers: &str) -> Result<Containerizers, AgentError> {
                 return Err(AgentError::flag(
                     "containerizers",
                     format!(
-                        "unknown containerizer '{other}' (expected mantle, mesos, docker or simulated)"
-                    ),
+                    "unknown containerizer '{other}' (expected mantle, mesos, docker or simulated)"
+                ),
                 ))
             }
         }

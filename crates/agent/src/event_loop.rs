@@ -29,14 +29,16 @@ const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
 const MAX_BATCH: usize = 256;
 
 pub(crate) enum Command {
-    /// An input for the core; executor calls wait for the reply.
+    /// An input for the core; executor calls wait for the reply. Boxed, as in
+    /// `Subscribe`: every channel of commands allocates room for 32 of them at once,
+    /// which counts when one process runs thousands of simulated agents.
     Input {
-        input: Input,
+        input: Box<Input>,
         reply: Option<oneshot::Sender<Result<(), ApiError>>>,
     },
     /// SUBSCRIBE: events for `stream` go to `sender` from now on.
     Subscribe {
-        input: Input,
+        input: Box<Input>,
         stream: StreamId,
         sender: mpsc::UnboundedSender<Bytes>,
         reply: oneshot::Sender<Result<(), ApiError>>,
@@ -48,6 +50,16 @@ pub(crate) enum Command {
     Refresh(oneshot::Sender<()>),
     /// `/monitor/statistics` and GET_CONTAINERS want the running containers.
     Containers(oneshot::Sender<Vec<crate::monitor::Running>>),
+}
+
+impl Command {
+    /// An input that needs no answer.
+    pub fn input(input: Input) -> Command {
+        Command::Input {
+            input: Box::new(input),
+            reply: None,
+        }
+    }
 }
 
 /// How often a running container is checked against its memory limit (an OOM kill in
@@ -71,7 +83,7 @@ pub(crate) struct EventLoop {
     commands: mpsc::UnboundedReceiver<Command>,
     /// For the tasks this loop starts (process watchers).
     commands_tx: mpsc::UnboundedSender<Command>,
-    to_master: mpsc::UnboundedSender<AgentCall>,
+    to_master: mpsc::UnboundedSender<Box<AgentCall>>,
     snapshot: watch::Sender<Arc<crate::view::View>>,
     work_dir: PathBuf,
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
@@ -94,7 +106,7 @@ impl EventLoop {
         core: Core,
         commands: mpsc::UnboundedReceiver<Command>,
         commands_tx: mpsc::UnboundedSender<Command>,
-        to_master: mpsc::UnboundedSender<AgentCall>,
+        to_master: mpsc::UnboundedSender<Box<AgentCall>>,
         snapshot: watch::Sender<Arc<crate::view::View>>,
         work_dir: PathBuf,
         containers: Arc<Containerizer>,
@@ -228,7 +240,7 @@ impl EventLoop {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Input { input, reply } => self.input(input, reply),
+            Command::Input { input, reply } => self.input(*input, reply),
             Command::Subscribe {
                 input,
                 stream,
@@ -236,7 +248,7 @@ impl EventLoop {
                 reply,
             } => {
                 self.streams.insert(stream, sender);
-                self.input(input, Some(reply));
+                self.input(*input, Some(reply));
             }
             Command::RegisterCall(reply) => {
                 self.pending_register = Some(reply);
@@ -364,17 +376,15 @@ impl EventLoop {
     fn act(&mut self, action: Action) {
         let now = self.simulation.is_some().then(|| self.now());
         let action = match (&mut self.simulation, now) {
-            (Some(simulation), Some(now)) => {
-                match simulation.act(now, action) {
-                    Some(action) => action,
-                    None => return,
-                }
-            }
+            (Some(simulation), Some(now)) => match simulation.act(now, action) {
+                Some(action) => action,
+                None => return,
+            },
             _ => action,
         };
         match action {
             Action::ToMaster(call) => {
-                let _ = self.to_master.send(*call);
+                let _ = self.to_master.send(call);
             }
             Action::ToExecutor { stream, event } => {
                 let record = mantle_api::recordio::encode(&mantle_api::json::to_ascii_json(
@@ -388,7 +398,7 @@ impl EventLoop {
                     tracing::debug!(stream, "executor stream is gone");
                     self.streams.remove(&stream);
                     let input = Input::StreamClosed { stream };
-                    let _ = self.commands_tx.send(Command::Input { input, reply: None });
+                    let _ = self.commands_tx.send(Command::input(input));
                 }
             }
             Action::CloseStream { stream } => {
@@ -539,7 +549,7 @@ async fn launch(
 ) {
     let container_id = spec.container_id.clone();
     let send = |input: Input| {
-        let _ = commands.send(Command::Input { input, reply: None });
+        let _ = commands.send(Command::input(input));
     };
     // Creating files and cgroups and forking block; none of it runs on a runtime worker.
     let started = {
@@ -683,7 +693,7 @@ async fn watch(
 ) {
     let container_id = spec.container_id.clone();
     let send = |input: Input| {
-        let _ = commands.send(Command::Input { input, reply: None });
+        let _ = commands.send(Command::input(input));
     };
     let rundir = crate::containers::run_dir(&work_dir, &spec);
     let (mut child, recorded) = match watched {

@@ -80,7 +80,7 @@ struct Connection {
 pub(crate) async fn run(
     master: String,
     commands: mpsc::UnboundedSender<Command>,
-    calls: mpsc::UnboundedReceiver<AgentCall>,
+    calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     mut options: LinkOptions,
 ) {
     let client = options.client.clone();
@@ -112,7 +112,15 @@ pub(crate) async fn run(
                 None => continue,
             },
         };
-        match connect(&master, &mut source, &commands, &connection_tx, &mut options).await {
+        match connect(
+            &master,
+            &mut source,
+            &commands,
+            &connection_tx,
+            &mut options,
+        )
+        .await
+        {
             Ok(Session::Registered) => backoff = None,
             Ok(Session::Redirected(target)) => {
                 tracing::info!(from = %master, to = %target, "master redirected to the leader");
@@ -124,10 +132,7 @@ pub(crate) async fn run(
             }
         }
         if connection_tx.send_replace(None).is_some() {
-            let _ = commands.send(Command::Input {
-                input: Input::Disconnected,
-                reply: None,
-            });
+            let _ = commands.send(Command::input(Input::Disconnected));
         }
         let delay = match backoff {
             None => Duration::from_secs_f64(rand::rng().random_range(0.0..1.0)),
@@ -227,10 +232,7 @@ async fn connect(
         agent_id: registered.agent_id,
         master_info: registered.master_info,
     };
-    if commands
-        .send(Command::Input { input, reply: None })
-        .is_err()
-    {
+    if commands.send(Command::input(input)).is_err() {
         return Ok(Session::Stopped);
     }
     loop {
@@ -269,15 +271,12 @@ async fn connect(
             Ok(ToAgent::Shutdown(shutdown)) => {
                 // A gone agent must not come back: its executors stop and the link ends.
                 let input = Input::Master(Box::new(ToAgent::Shutdown(shutdown)));
-                let _ = commands.send(Command::Input { input, reply: None });
+                let _ = commands.send(Command::input(input));
                 return Ok(Session::Stopped);
             }
             Ok(message) => {
                 if commands
-                    .send(Command::Input {
-                        input: Input::Master(Box::new(message)),
-                        reply: None,
-                    })
+                    .send(Command::input(Input::Master(Box::new(message))))
                     .is_err()
                 {
                     return Ok(Session::Stopped);
@@ -296,7 +295,7 @@ async fn connect(
 async fn send_calls(
     client: HttpClient,
     connection: watch::Receiver<Option<Connection>>,
-    mut calls: mpsc::UnboundedReceiver<AgentCall>,
+    mut calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     gate: Option<Arc<Semaphore>>,
 ) {
     while let Some(call) = calls.recv().await {

@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 const AGENT: &str = "cpus:4;mem:2048;disk:1000;ports:[31000-31100]";
-const SIMULATED: [&str; 2] = ["--containerizers=simulated", "--simulated_task_duration=1secs"];
+const SIMULATED: [&str; 2] = [
+    "--containerizers=simulated",
+    "--simulated_task_duration=1secs",
+];
 
 /// The states `fw` saw for `task`, in order.
 fn states(fw: &Framework, task: &str) -> Vec<TaskState> {
@@ -75,7 +78,9 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
     cluster.add_agent_with(1, AGENT, &SIMULATED);
     cluster.add_agent_with(2, AGENT, &SIMULATED);
     let state = cluster
-        .wait_until("three agents", |s| s["slaves"].as_array().map_or(0, Vec::len) == 3)
+        .wait_until("three agents", |s| {
+            s["slaves"].as_array().map_or(0, Vec::len) == 3
+        })
         .await;
     // Which agent id is which process: the pid names the agent's port.
     let index_of: HashMap<AgentId, usize> = state["slaves"]
@@ -111,7 +116,10 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
     // The real agent runs a real process.
     let real = &offers[&agent(0)];
     let task = command_task("real", real, "true", small);
-    fw.scheduler.launch(real.id.clone(), vec![task], None).await.unwrap();
+    fw.scheduler
+        .launch(real.id.clone(), vec![task], None)
+        .await
+        .unwrap();
 
     // Simulated agent 1: a sleep, a failure after the default duration, a task that
     // runs until it is killed, and one that runs long enough to be reconciled.
@@ -125,7 +133,10 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
             &[("mantle.simulated.duration", "600secs")],
         ),
     ];
-    fw.scheduler.launch(first.id.clone(), tasks, None).await.unwrap();
+    fw.scheduler
+        .launch(first.id.clone(), tasks, None)
+        .await
+        .unwrap();
 
     // Simulated agent 2: a task group on the default executor, and a custom executor.
     let second = &offers[&agent(2)];
@@ -180,14 +191,29 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
     assert_eq!(states(&fw, "fails"), [Starting, Running, Failed]);
     assert_eq!(finished.source, Some(Source::Executor));
     assert_eq!(finished.agent_id, Some(agent(1)));
-    assert_eq!(finished.message.as_deref(), Some("Command exited with status 0"));
-    assert_eq!(failed.message.as_deref(), Some("Command exited with status 3"));
+    assert_eq!(
+        finished.message.as_deref(),
+        Some("Command exited with status 0")
+    );
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Command exited with status 3")
+    );
     // `sleep 2` ran for its two seconds; `exit 3` for the default of one.
     let ran = |task: &str, end: TaskState| {
-        status_of(&fw, task, end).timestamp.unwrap() - status_of(&fw, task, Running).timestamp.unwrap()
+        status_of(&fw, task, end).timestamp.unwrap()
+            - status_of(&fw, task, Running).timestamp.unwrap()
     };
-    assert!(ran("sleeps", Finished) >= 1.99, "sleep 2 ran {}", ran("sleeps", Finished));
-    assert!(ran("fails", Failed) >= 0.99, "exit 3 ran {}", ran("fails", Failed));
+    assert!(
+        ran("sleeps", Finished) >= 1.99,
+        "sleep 2 ran {}",
+        ran("sleeps", Finished)
+    );
+    assert!(
+        ran("fails", Failed) >= 0.99,
+        "exit 3 ran {}",
+        ran("fails", Failed)
+    );
     assert_eq!(
         status_of(&fw, "custom", Finished).executor_id,
         Some(ExecutorId::new("custom-executor"))
@@ -200,10 +226,14 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
         .await
         .unwrap();
     let answer = fw
-        .next("the reconciliation answer", Duration::from_secs(30), |e| match e {
-            Event::Update(u) if u.status.task_id.value == "labelled" => Some(u.status.clone()),
-            _ => None,
-        })
+        .next(
+            "the reconciliation answer",
+            Duration::from_secs(30),
+            |e| match e {
+                Event::Update(u) if u.status.task_id.value == "labelled" => Some(u.status.clone()),
+                _ => None,
+            },
+        )
         .await;
     assert_eq!(answer.state, Running);
     assert_eq!(answer.reason, Some(Reason::Reconciliation));
@@ -212,8 +242,15 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
     // `/master/state` shows the simulated tasks where they run.
     let state = cluster
         .wait_until("the running simulated tasks", |s| {
-            let tasks = s["frameworks"][0]["tasks"].as_array().cloned().unwrap_or_default();
-            tasks.iter().filter(|t| t["state"] == "TASK_RUNNING").count() == 3
+            let tasks = s["frameworks"][0]["tasks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            tasks
+                .iter()
+                .filter(|t| t["state"] == "TASK_RUNNING")
+                .count()
+                == 3
         })
         .await;
     let running: BTreeMap<String, (String, String)> = state["frameworks"][0]["tasks"]
@@ -237,11 +274,16 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
         let killed = fw.wait_state(task, Killed).await;
         assert_eq!(killed.source, Some(Source::Executor));
         assert!(
-            fw.statuses.iter().any(|s| s.task_id.value == task && s.state == Killing),
+            fw.statuses
+                .iter()
+                .any(|s| s.task_id.value == task && s.state == Killing),
             "{task} went through TASK_KILLING"
         );
     }
-    fw.scheduler.kill(TaskId::new("labelled"), None).await.unwrap();
+    fw.scheduler
+        .kill(TaskId::new("labelled"), None)
+        .await
+        .unwrap();
     fw.wait_state("labelled", Killed).await;
 
     // The simulated agents made no sandboxes; the real one did.
@@ -322,7 +364,10 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
         let filters = Some(Filters {
             refuse_seconds: 3600.0,
         });
-        fw.scheduler.launch(offer.id.clone(), tasks, filters).await.unwrap();
+        fw.scheduler
+            .launch(offer.id.clone(), tasks, filters)
+            .await
+            .unwrap();
     }
     let long_task = format!("{}-0", long_agent.value);
     fw.wait_state(&long_task, TaskState::Running).await;
@@ -332,11 +377,17 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     fleet.drop_link(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while fleet.counters().registrations == registrations || !fleet.is_connected(0) {
-        assert!(std::time::Instant::now() < deadline, "agent 0 did not re-register");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent 0 did not re-register"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(fleet.agent_id(0), Some(long_agent.clone()));
-    fw.scheduler.kill(TaskId::new(&long_task), None).await.unwrap();
+    fw.scheduler
+        .kill(TaskId::new(&long_task), None)
+        .await
+        .unwrap();
 
     for task in &launched {
         fw.wait_terminal(task, Duration::from_secs(60)).await;
@@ -344,7 +395,10 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     // Every task reached one terminal state (a retried update repeats the same one).
     let mut terminal: HashMap<&str, Vec<TaskState>> = HashMap::new();
     for status in fw.statuses.iter().filter(|s| s.state.is_terminal()) {
-        terminal.entry(status.task_id.as_str()).or_default().push(status.state);
+        terminal
+            .entry(status.task_id.as_str())
+            .or_default()
+            .push(status.state);
     }
     assert_eq!(terminal.len(), launched.len());
     for (task, states) in &terminal {
@@ -359,7 +413,11 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
         .iter()
         .filter(|s| s.task_id.value == long_task)
         .collect();
-    assert_eq!(terminal[long_task.as_str()][0], TaskState::Killed, "{long_end:#?}");
+    assert_eq!(
+        terminal[long_task.as_str()][0],
+        TaskState::Killed,
+        "{long_end:#?}"
+    );
     assert_eq!(count(TaskState::Killed), 1);
     let failed = count(TaskState::Failed);
     assert!(failed > 0 && failed < launched.len() / 2, "{failed} failed");
@@ -402,6 +460,8 @@ async fn fleet_memory() {
     let specs = AgentSpec::uniform(agents, "cpus:8;mem:16384;disk:100000", "rack:r1").unwrap();
     let started = std::time::Instant::now();
     let fleet = start_many(FleetConfig::new(cluster.master.clone()), specs);
+    // The agents exist (cores, loops, links) but few are connected yet.
+    let unconnected = rss_kb();
     fleet
         .wait_registered(agents, Duration::from_secs(600))
         .await
@@ -411,10 +471,11 @@ async fn fleet_memory() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let after = rss_kb();
     println!(
-        "{{\"agents\":{agents},\"registered_s\":{:.1},\"rss_mb\":{:.1},\"kb_per_agent\":{:.1},\"registered\":{}}}",
+        "{{\"agents\":{agents},\"registered_s\":{:.1},\"rss_mb\":{:.1},\"kb_per_agent\":{:.1},\"kb_per_agent_before_connecting\":{:.1},\"registered\":{}}}",
         registered_in.as_secs_f64(),
         after as f64 / 1024.0,
         (after - before) as f64 / agents as f64,
+        (unconnected - before) as f64 / agents as f64,
         fleet.counters().registered
     );
     assert_eq!(fleet.counters().registered, agents as u64);

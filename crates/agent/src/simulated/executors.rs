@@ -233,7 +233,13 @@ impl Executors {
                 }
             }
             Event::Kill(kill) => {
-                self.kill_task(now, &container_id, &kill.task_id, kill.kill_policy, &mut inputs);
+                self.kill_task(
+                    now,
+                    &container_id,
+                    &kill.task_id,
+                    kill.kill_policy,
+                    &mut inputs,
+                );
             }
             Event::Acknowledged(_) => {
                 if let Some(executor) = self.by_container.get_mut(&container_id) {
@@ -405,7 +411,13 @@ impl Executors {
     }
 
     /// Replaces the task's timer.
-    fn set_timer(&mut self, container_id: &ContainerId, task_id: &TaskId, at: Duration, kill: bool) {
+    fn set_timer(
+        &mut self,
+        container_id: &ContainerId,
+        task_id: &TaskId,
+        at: Duration,
+        kill: bool,
+    ) {
         let key = (at, self.next_timer);
         self.next_timer += 1;
         let Some(task) = self

@@ -200,11 +200,7 @@ impl Observer {
                     *id = Some(agent_id.clone());
                 }
             }
-            Input::Disconnected => {
-                if self.slot.connected.swap(false, Ordering::Relaxed) {
-                    self.shared.registered.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
+            Input::Disconnected => disconnected(&self.slot, &self.shared),
             _ => {}
         }
     }
@@ -222,6 +218,13 @@ impl Observer {
         add(&shared.failed, now.failed, self.reported.failed);
         add(&shared.killed, now.killed, self.reported.killed);
         self.reported = now;
+    }
+}
+
+/// Counts an agent that was connected as connected no more.
+fn disconnected(slot: &Slot, shared: &Shared) {
+    if slot.connected.swap(false, Ordering::Relaxed) {
+        shared.registered.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -361,7 +364,11 @@ impl Fleet {
     }
 
     /// Waits until at least `count` agents are connected at once.
-    pub async fn wait_registered(&self, count: usize, timeout: Duration) -> Result<(), NotRegistered> {
+    pub async fn wait_registered(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<(), NotRegistered> {
         let start = Instant::now();
         loop {
             let registered = self.counters().registered;
@@ -450,9 +457,7 @@ impl Member {
         }
         let _ = (&mut self.link).await;
         // The link ended without a word to the loop: the agent is no longer connected.
-        if self.slot.connected.swap(false, Ordering::Relaxed) {
-            shared.registered.fetch_sub(1, Ordering::Relaxed);
-        }
+        disconnected(&self.slot, shared);
     }
 }
 

@@ -163,9 +163,7 @@ fn next_command(text: &str) -> (&str, Option<&str>, Option<&str>) {
 
 /// Runs one simple command; returns the status when it ends the script (`exit`).
 fn step(script: &mut Script, words: &[&str]) -> Option<i32> {
-    let Some(program) = words.first() else {
-        return None;
-    };
+    let program = words.first()?;
     // `exec sleep 5` and `/bin/sleep 5` are the same sleep.
     let (program, args) = match *program {
         "exec" if words.len() > 1 => (words[1], &words[2..]),
@@ -317,12 +315,18 @@ mod tests {
     #[test]
     fn labels_win_over_the_command() {
         let labelled = |labels: &[(&str, &str)]| task(Some(CommandInfo::shell("sleep 9")), labels);
-        check(labelled(&[(DURATION_LABEL, "2secs")]), (Some(2_000), true, 0));
+        check(
+            labelled(&[(DURATION_LABEL, "2secs")]),
+            (Some(2_000), true, 0),
+        );
         check(labelled(&[(DURATION_LABEL, "0.25")]), (Some(250), true, 0));
         check(labelled(&[(DURATION_LABEL, "infinity")]), (None, true, 0));
         check(labelled(&[(EXIT_CODE_LABEL, "4")]), (Some(9_000), false, 4));
         // A label that cannot be read is ignored.
-        check(labelled(&[(DURATION_LABEL, "soon")]), (Some(9_000), true, 0));
+        check(
+            labelled(&[(DURATION_LABEL, "soon")]),
+            (Some(9_000), true, 0),
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use mantle_api::executor::{
 };
 use mantle_api::{
     AgentId, AgentInfo, Capability, CommandInfo, ContainerId, DurationInfo, ExecutorId,
-    ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy, Source, TaskGroupInfo, TaskId,
-    TaskInfo, TaskState,
+    ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy, Source, TaskGroupInfo, TaskId, TaskInfo,
+    TaskState,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -171,13 +171,19 @@ impl Harness {
     /// first).
     fn assert_exit(&self, inputs: &[Input], status: i32) {
         let exit = &inputs[inputs.len() - 2..];
-        assert_eq!(exit[0], Input::StreamClosed {
-            stream: self.stream
-        });
-        assert_eq!(exit[1], Input::Exited {
-            container_id: self.container_id.clone(),
-            status
-        });
+        assert_eq!(
+            exit[0],
+            Input::StreamClosed {
+                stream: self.stream
+            }
+        );
+        assert_eq!(
+            exit[1],
+            Input::Exited {
+                container_id: self.container_id.clone(),
+                status
+            }
+        );
     }
 }
 
@@ -187,7 +193,10 @@ fn command_task_runs_for_its_sleep_then_finishes_and_its_executor_exits() {
     let started = h.launch(task("t", Some("sleep 2")));
     assert_eq!(
         updates(&started),
-        [("t".into(), TaskState::Starting), ("t".into(), TaskState::Running)]
+        [
+            ("t".into(), TaskState::Starting),
+            ("t".into(), TaskState::Running)
+        ]
     );
     let Input::Update { status, .. } = &started[0] else {
         panic!()
@@ -208,7 +217,10 @@ fn command_task_runs_for_its_sleep_then_finishes_and_its_executor_exits() {
     let Input::Update { status, .. } = &ended[0] else {
         panic!()
     };
-    assert_eq!(status.message.as_deref(), Some("Command exited with status 0"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Command exited with status 0")
+    );
     assert_eq!(h.next_deadline_ms(), None);
     let exit = h.acknowledge(&ended);
     h.assert_exit(&exit, 0);
@@ -229,7 +241,10 @@ fn failing_command_fails_after_the_default_duration() {
     let Input::Update { status, .. } = &ended[0] else {
         panic!()
     };
-    assert_eq!(status.message.as_deref(), Some("Command exited with status 3"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Command exited with status 3")
+    );
     assert_eq!(h.executors.stats.failed, 1);
 }
 
@@ -237,7 +252,11 @@ fn failing_command_fails_after_the_default_duration() {
 fn kill_reports_killing_then_killed_after_the_kill_delay() {
     let mut h = Harness::start(true, true);
     let started = h.launch(task("t", Some("sleep infinity")));
-    assert_eq!(h.next_deadline_ms(), None, "a task that sleeps forever has no timer");
+    assert_eq!(
+        h.next_deadline_ms(),
+        None,
+        "a task that sleeps forever has no timer"
+    );
     h.acknowledge(&started);
     h.now_ms = 1000;
     let kill = h.event(Event::Kill(KillEvent {
@@ -291,7 +310,10 @@ fn custom_executor_stays_until_shutdown_which_kills_its_tasks() {
     h.acknowledge(&long);
     let finished = h.at(500);
     assert_eq!(updates(&finished), [("quick".into(), TaskState::Finished)]);
-    assert!(h.acknowledge(&finished).is_empty(), "a custom executor stays");
+    assert!(
+        h.acknowledge(&finished).is_empty(),
+        "a custom executor stays"
+    );
     h.now_ms = 700;
     let shutdown = h.event(Event::Shutdown);
     assert!(updates(&shutdown).is_empty());
@@ -329,7 +351,10 @@ fn a_failed_task_takes_its_group_with_it() {
     let killed = h.at(1100);
     assert_eq!(
         updates(&killed),
-        [("b".into(), TaskState::Killed), ("c".into(), TaskState::Killed)]
+        [
+            ("b".into(), TaskState::Killed),
+            ("c".into(), TaskState::Killed)
+        ]
     );
     let exit = h.acknowledge(&killed);
     h.assert_exit(&exit, 0);
