@@ -6,7 +6,7 @@ mod common;
 
 use common::framework::{command_task, framework_info, Framework};
 use common::Cluster;
-use mantle_agent::simulated::{start_many, AgentSpec, FleetConfig};
+use mantle_agent::simulated::{plan, start_many, AgentSpec, FleetConfig};
 use mantle_api::scheduler::Event;
 use mantle_api::*;
 use serde_json::Value;
@@ -46,16 +46,9 @@ async fn offers_from_every_agent(fw: &mut Framework, agents: usize) -> HashMap<A
     by_agent
 }
 
-fn with_labels(mut task: TaskInfo, labels: &[(&str, &str)]) -> TaskInfo {
-    task.labels = Some(Labels {
-        labels: labels
-            .iter()
-            .map(|(k, v)| Label {
-                key: k.to_string(),
-                value: Some(v.to_string()),
-            })
-            .collect(),
-    });
+/// `task`, told how long to run on a simulated agent.
+fn with_duration(mut task: TaskInfo, duration: &str) -> TaskInfo {
+    task.labels = Some(plan::labels(Some(duration), None));
     task
 }
 
@@ -128,9 +121,9 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
         command_task("sleeps", first, "sleep 2", small),
         command_task("fails", first, "exit 3", small),
         command_task("forever", first, "sleep infinity", small),
-        with_labels(
+        with_duration(
             command_task("labelled", first, "echo no sleep here", small),
-            &[("mantle.simulated.duration", "600secs")],
+            "600secs",
         ),
     ];
     fw.scheduler
@@ -165,7 +158,7 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
         }))
         .unwrap(),
     );
-    let custom = with_labels(custom, &[("mantle.simulated.duration", "0.5")]);
+    let custom = with_duration(custom, "0.5");
     let mut launch = operation("LAUNCH");
     launch.launch = Some(Launch {
         task_infos: vec![custom],

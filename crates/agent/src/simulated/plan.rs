@@ -17,13 +17,27 @@
 //! `max_completion_time` shorter than the run time ends the task in TASK_FAILED with
 //! REASON_MAX_COMPLETION_TIME_REACHED, as the command executor does.
 
-use mantle_api::{CommandInfo, Reason, TaskInfo, TaskState};
+use mantle_api::{CommandInfo, Label, Labels, Reason, TaskInfo, TaskState};
 use std::time::Duration;
 
 /// The label that sets a simulated task's run time.
 pub const DURATION_LABEL: &str = "mantle.simulated.duration";
 /// The label that sets a simulated task's exit code.
 pub const EXIT_CODE_LABEL: &str = "mantle.simulated.exit_code";
+
+/// Task labels that tell a simulated agent how a task runs: `duration` in the label's
+/// forms (`30secs`, `2.5`, `infinity`) and the exit code; either may be left out.
+pub fn labels(duration: Option<&str>, exit_code: Option<i32>) -> Labels {
+    let label = |key: &str, value: String| Label {
+        key: key.to_string(),
+        value: Some(value),
+    };
+    let duration = duration.map(|d| label(DURATION_LABEL, d.to_string()));
+    let exit_code = exit_code.map(|c| label(EXIT_CODE_LABEL, c.to_string()));
+    Labels {
+        labels: duration.into_iter().chain(exit_code).collect(),
+    }
+}
 
 /// What a simulated task does once it runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -223,9 +237,9 @@ fn sleep_arg(arg: &str) -> Option<Option<Duration>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mantle_api::{AgentId, DurationInfo, Label, Labels, TaskId};
+    use mantle_api::{AgentId, DurationInfo, TaskId};
 
-    fn task(command: Option<CommandInfo>, labels: &[(&str, &str)]) -> TaskInfo {
+    fn task(command: Option<CommandInfo>, labels: Option<Labels>) -> TaskInfo {
         TaskInfo {
             name: "t".into(),
             task_id: TaskId::new("t"),
@@ -238,15 +252,7 @@ mod tests {
             check: None,
             kill_policy: None,
             data: None,
-            labels: (!labels.is_empty()).then(|| Labels {
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| Label {
-                        key: k.to_string(),
-                        value: Some(v.to_string()),
-                    })
-                    .collect(),
-            }),
+            labels,
             discovery: None,
             max_completion_time: None,
             limits: None,
@@ -278,7 +284,7 @@ mod tests {
     }
 
     fn shell(text: &str) -> TaskInfo {
-        task(Some(CommandInfo::shell(text)), &[])
+        task(Some(CommandInfo::shell(text)), None)
     }
 
     #[test]
@@ -309,30 +315,31 @@ mod tests {
         let mut command = CommandInfo::shell("/bin/sleep");
         command.shell = false;
         command.arguments = vec!["sleep".into(), "3".into()];
-        check(task(Some(command), &[]), (Some(3_000), true, 0));
+        check(task(Some(command), None), (Some(3_000), true, 0));
     }
 
     #[test]
     fn labels_win_over_the_command() {
-        let labelled = |labels: &[(&str, &str)]| task(Some(CommandInfo::shell("sleep 9")), labels);
-        check(
-            labelled(&[(DURATION_LABEL, "2secs")]),
-            (Some(2_000), true, 0),
-        );
-        check(labelled(&[(DURATION_LABEL, "0.25")]), (Some(250), true, 0));
-        check(labelled(&[(DURATION_LABEL, "infinity")]), (None, true, 0));
-        check(labelled(&[(EXIT_CODE_LABEL, "4")]), (Some(9_000), false, 4));
+        let labelled = |duration: Option<&str>, exit_code: Option<i32>| {
+            let command = CommandInfo::shell("sleep 9");
+            task(Some(command), Some(labels(duration, exit_code)))
+        };
+        check(labelled(Some("2secs"), None), (Some(2_000), true, 0));
+        check(labelled(Some("0.25"), None), (Some(250), true, 0));
+        check(labelled(Some("infinity"), None), (None, true, 0));
+        check(labelled(None, Some(4)), (Some(9_000), false, 4));
+        check(labelled(Some("1"), Some(0)), (Some(1_000), true, 0));
         // A label that cannot be read is ignored.
-        check(
-            labelled(&[(DURATION_LABEL, "soon")]),
-            (Some(9_000), true, 0),
-        );
+        check(labelled(Some("soon"), None), (Some(9_000), true, 0));
     }
 
     #[test]
     fn tasks_without_a_command_run_for_the_default() {
-        check(task(None, &[]), (Some(700), true, 0));
-        check(task(None, &[(EXIT_CODE_LABEL, "1")]), (Some(700), false, 1));
+        check(task(None, None), (Some(700), true, 0));
+        check(
+            task(None, Some(labels(None, Some(1)))),
+            (Some(700), false, 1),
+        );
     }
 
     #[test]

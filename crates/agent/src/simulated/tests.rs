@@ -47,6 +47,14 @@ fn task(id: &str, text: Option<&str>) -> TaskInfo {
     .unwrap()
 }
 
+/// The message of an update.
+fn message(input: &Input) -> &str {
+    match input {
+        Input::Update { status, .. } => status.message.as_deref().unwrap_or_default(),
+        other => panic!("not an update: {other:?}"),
+    }
+}
+
 /// The updates among `inputs`, as `(task, state)`.
 fn updates(inputs: &[Input]) -> Vec<(String, TaskState)> {
     inputs
@@ -214,13 +222,7 @@ fn command_task_runs_for_its_sleep_then_finishes_and_its_executor_exits() {
     assert!(h.at(1999).is_empty());
     let ended = h.at(2000);
     assert_eq!(updates(&ended), [("t".into(), TaskState::Finished)]);
-    let Input::Update { status, .. } = &ended[0] else {
-        panic!()
-    };
-    assert_eq!(
-        status.message.as_deref(),
-        Some("Command exited with status 0")
-    );
+    assert_eq!(message(&ended[0]), "Command exited with status 0");
     assert_eq!(h.next_deadline_ms(), None);
     let exit = h.acknowledge(&ended);
     h.assert_exit(&exit, 0);
@@ -238,13 +240,7 @@ fn failing_command_fails_after_the_default_duration() {
     h.acknowledge(&started);
     let ended = h.at(600);
     assert_eq!(updates(&ended), [("t".into(), TaskState::Failed)]);
-    let Input::Update { status, .. } = &ended[0] else {
-        panic!()
-    };
-    assert_eq!(
-        status.message.as_deref(),
-        Some("Command exited with status 3")
-    );
+    assert_eq!(message(&ended[0]), "Command exited with status 3");
     assert_eq!(h.executors.stats.failed, 1);
 }
 
