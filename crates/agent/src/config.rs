@@ -50,7 +50,10 @@ pub struct AgentConfig {
     pub switch_user: bool,
     /// `--containerizers`: comma-separated, of `mantle` (`mesos` is its Mesos name) and
     /// `docker`. With `docker`, tasks whose ContainerInfo has type DOCKER run in Docker.
+    /// `simulated`, alone, runs every task as a timer inside the agent (`simulated/`).
     pub containerizers: String,
+    /// `--simulated_task_duration`: how long a simulated task that does not say runs.
+    pub simulated_task_duration: Duration,
     /// `--docker_socket`: the Docker engine's unix socket.
     pub docker_socket: PathBuf,
     /// `--recover`: what a restarted agent does with the executors it checkpointed.
@@ -122,6 +125,7 @@ impl AgentConfig {
             container_disk_watch_interval: Duration::from_secs(15),
             switch_user: true,
             containerizers: "mantle".to_string(),
+            simulated_task_duration: Duration::ZERO,
             docker_socket: PathBuf::from(mantle_containerizer::docker::DEFAULT_SOCKET),
             recover: Recover::Reconnect,
             executor_reregistration_timeout: Duration::from_secs(2),
@@ -152,6 +156,8 @@ pub(crate) struct Settings {
     pub containers: ContainerConfig,
     /// `--containerizers` holds `docker`.
     pub docker_enabled: bool,
+    /// `--containerizers=simulated`, with the default run time of simulated tasks.
+    pub simulated: Option<Duration>,
     pub docker_socket: PathBuf,
     /// Flag values for `/state`.
     pub flags: BTreeMap<String, String>,
@@ -202,11 +208,19 @@ fn master_address(master: &str) -> Result<String, AgentError> {
     Ok(address.to_string())
 }
 
-/// Whether `--containerizers` turns on Docker. Every executor runs through the mantle
-/// containerizer (the launcher) either way, so `mantle` (or `mesos`) only needs to be
-/// known, not obeyed.
-fn docker_enabled(containerizers: &str) -> Result<bool, AgentError> {
+/// What `--containerizers` turns on.
+#[derive(Debug, PartialEq)]
+struct Containerizers {
+    docker: bool,
+    simulated: bool,
+}
+
+/// Reads `--containerizers`. Every executor runs through the mantle containerizer (the
+/// launcher) unless it is `simulated`, which stands alone; so `mantle` (or `mesos`)
+/// only needs to be known, not obeyed.
+fn containerizers(containerizers: &str) -> Result<Containerizers, AgentError> {
     let mut docker = false;
+    let mut simulated = false;
     let mut any = false;
     for name in containerizers
         .split(',')
@@ -216,12 +230,21 @@ fn docker_enabled(containerizers: &str) -> Result<bool, AgentError> {
         match name {
             "mantle" | "mesos" => {}
             "docker" => docker = true,
+            "simulated" => simulated = true,
             other => {
                 return Err(AgentError::flag(
                     "containerizers",
-                    format!("unknown containerizer '{other}' (expected mantle, mesos or docker)"),
+                    format!(
+                    "unknown containerizer '{other}' (expected mantle, mesos, docker or simulated)"
+                ),
                 ))
             }
+        }
+        if simulated && any {
+            return Err(AgentError::flag(
+                "containerizers",
+                "'simulated' cannot be combined with other containerizers",
+            ));
         }
         any = true;
     }
@@ -231,7 +254,7 @@ fn docker_enabled(containerizers: &str) -> Result<bool, AgentError> {
             "must name at least one containerizer",
         ));
     }
-    Ok(docker)
+    Ok(Containerizers { docker, simulated })
 }
 
 pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
@@ -306,7 +329,10 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
     };
 
     let isolation = Isolation::parse(&config.isolation)?;
-    let docker_enabled = docker_enabled(&config.containerizers)?;
+    let Containerizers {
+        docker: docker_enabled,
+        simulated,
+    } = containerizers(&config.containerizers)?;
     if docker_enabled && !config.docker_socket.is_absolute() {
         return Err(AgentError::flag(
             "docker_socket",
@@ -322,7 +348,7 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
             "must be positive",
         ));
     }
-    if !config.launcher.exists() {
+    if !simulated && !config.launcher.exists() {
         tracing::warn!(launcher = %config.launcher.display(), "the launcher does not exist; command tasks will fail");
     }
 
@@ -366,6 +392,12 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
     );
     flag("switch_user", config.switch_user.to_string());
     flag("containerizers", config.containerizers.clone());
+    if simulated {
+        flag(
+            "simulated_task_duration",
+            format_duration(config.simulated_task_duration),
+        );
+    }
     flag("docker_socket", path_text(&config.docker_socket));
     flag("recover", config.recover.as_str().to_string());
     flag(
@@ -400,6 +432,7 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
             switch_user: config.switch_user,
         },
         docker_enabled,
+        simulated: simulated.then_some(config.simulated_task_duration),
         docker_socket: config.docker_socket.clone(),
         flags,
     })
@@ -481,13 +514,20 @@ mod tests {
             "docker",
             "mantle,docker",
             " docker , mesos ",
+            "simulated",
         ] {
             check(|c| c.containerizers = ok.into(), Ok(()));
         }
         check(
             |c| c.containerizers = "mesos,rkt".into(),
-            Err("--containerizers: unknown containerizer 'rkt' (expected mantle, mesos or docker)"),
+            Err("--containerizers: unknown containerizer 'rkt' (expected mantle, mesos, docker or simulated)"),
         );
+        for mixed in ["mantle,simulated", "simulated,docker"] {
+            check(
+                |c| c.containerizers = mixed.into(),
+                Err("--containerizers: 'simulated' cannot be combined with other containerizers"),
+            );
+        }
         check(
             |c| c.containerizers = " , ".into(),
             Err("--containerizers: must name at least one containerizer"),
@@ -515,6 +555,19 @@ mod tests {
         assert!(settings.docker_enabled);
         assert_eq!(settings.docker_socket, PathBuf::from("/run/d.sock"));
         assert_eq!(settings.flags["containerizers"], "mesos,docker");
+        assert_eq!(settings.simulated, None);
+    }
+
+    #[test]
+    fn simulated_containerizer_carries_its_task_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AgentConfig::new("m:5050", dir.path());
+        config.containerizers = "simulated".into();
+        config.simulated_task_duration = Duration::from_secs(3);
+        let settings = validate(&config).unwrap();
+        assert_eq!(settings.simulated, Some(Duration::from_secs(3)));
+        assert!(!settings.docker_enabled);
+        assert_eq!(settings.flags["simulated_task_duration"], "3secs");
     }
 
     #[test]

@@ -140,6 +140,24 @@ impl Containerizer {
         Ok(Containerizer { config, cgroups })
     }
 
+    /// A containerizer that starts nothing, for simulated agents: their executors are
+    /// timers inside the agent, so the launcher need not exist and no cgroup is made.
+    pub fn simulated() -> Containerizer {
+        Containerizer {
+            config: ContainerConfig {
+                isolation: Isolation::default(),
+                launcher: PathBuf::new(),
+                cgroups_hierarchy: PathBuf::new(),
+                cgroups_root: String::new(),
+                cgroups_enable_cfs: false,
+                enforce_container_disk_quota: false,
+                disk_watch_interval: Duration::from_secs(15),
+                switch_user: false,
+            },
+            cgroups: None,
+        }
+    }
+
     /// Whether containers get a cgroup of their own (always, as root with cgroups: the
     /// freezer is how a whole container is killed).
     pub fn has_cgroups(&self) -> bool {

@@ -1,7 +1,9 @@
 //! The agent's event loop (DESIGN invariant 3): the one owner of the core. HTTP
 //! handlers, the master link and process watchers send it commands; it feeds them to the
 //! core, carries out the actions, and publishes a snapshot of the core (`view.rs`) when
-//! a reader asks for one.
+//! a reader asks for one. A simulated agent's loop hands containers and executor
+//! streams to its simulated executors (`simulated/`) instead of processes, and feeds
+//! what they say back to the core as their calls would.
 
 use crate::containers::Containerizer;
 use crate::core::{Action, Core, Input, LaunchSpec, Now, StreamId};
@@ -19,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// How often timers are checked.
-const TICK_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// The snapshot is taken only when someone reads it, and at most this often: copying
 /// costs time proportional to the state, and readers can poll in a tight loop.
 const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
@@ -27,14 +29,16 @@ const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
 const MAX_BATCH: usize = 256;
 
 pub(crate) enum Command {
-    /// An input for the core; executor calls wait for the reply.
+    /// An input for the core; executor calls wait for the reply. Boxed, as in
+    /// `Subscribe`: every channel of commands allocates room for 32 of them at once,
+    /// which counts when one process runs thousands of simulated agents.
     Input {
-        input: Input,
+        input: Box<Input>,
         reply: Option<oneshot::Sender<Result<(), ApiError>>>,
     },
     /// SUBSCRIBE: events for `stream` go to `sender` from now on.
     Subscribe {
-        input: Input,
+        input: Box<Input>,
         stream: StreamId,
         sender: mpsc::UnboundedSender<Bytes>,
         reply: oneshot::Sender<Result<(), ApiError>>,
@@ -46,6 +50,16 @@ pub(crate) enum Command {
     Refresh(oneshot::Sender<()>),
     /// `/monitor/statistics` and GET_CONTAINERS want the running containers.
     Containers(oneshot::Sender<Vec<crate::monitor::Running>>),
+}
+
+impl Command {
+    /// An input that needs no answer.
+    pub fn input(input: Input) -> Command {
+        Command::Input {
+            input: Box::new(input),
+            reply: None,
+        }
+    }
 }
 
 /// How often a running container is checked against its memory limit (an OOM kill in
@@ -69,7 +83,7 @@ pub(crate) struct EventLoop {
     commands: mpsc::UnboundedReceiver<Command>,
     /// For the tasks this loop starts (process watchers).
     commands_tx: mpsc::UnboundedSender<Command>,
-    to_master: mpsc::UnboundedSender<AgentCall>,
+    to_master: mpsc::UnboundedSender<Box<AgentCall>>,
     snapshot: watch::Sender<Arc<crate::view::View>>,
     work_dir: PathBuf,
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
@@ -81,6 +95,10 @@ pub(crate) struct EventLoop {
     /// The master link asked what to register with while recovered executors could
     /// still subscribe again; answered once that is settled.
     pending_register: Option<oneshot::Sender<Register>>,
+    /// How often the core's timers are checked.
+    tick_interval: Duration,
+    /// The simulated executors, for `--containerizers=simulated`.
+    simulation: Option<crate::simulated::Simulation>,
 }
 
 impl EventLoop {
@@ -88,7 +106,7 @@ impl EventLoop {
         core: Core,
         commands: mpsc::UnboundedReceiver<Command>,
         commands_tx: mpsc::UnboundedSender<Command>,
-        to_master: mpsc::UnboundedSender<AgentCall>,
+        to_master: mpsc::UnboundedSender<Box<AgentCall>>,
         snapshot: watch::Sender<Arc<crate::view::View>>,
         work_dir: PathBuf,
         containers: Arc<Containerizer>,
@@ -107,7 +125,21 @@ impl EventLoop {
             docker: None,
             dirty: true,
             pending_register: None,
+            tick_interval: TICK_INTERVAL,
+            simulation: None,
         }
+    }
+
+    /// Runs containers as simulated executors; `tick_interval` is how often the core's
+    /// own timers (update retries, executor deadlines) are checked.
+    pub fn with_simulation(
+        mut self,
+        simulation: crate::simulated::Simulation,
+        tick_interval: Duration,
+    ) -> EventLoop {
+        self.simulation = Some(simulation);
+        self.tick_interval = tick_interval;
+        self
     }
 
     /// Runs with the Docker containerizer: the Docker container of each executor's
@@ -120,11 +152,25 @@ impl EventLoop {
     /// Runs until `shutdown` says whether to kill every container or only those of
     /// frameworks that do not checkpoint.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<bool>) {
-        let mut tick = tokio::time::interval(TICK_INTERVAL);
+        let mut tick = tokio::time::interval(self.tick_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut readers: Vec<oneshot::Sender<()>> = Vec::new();
         let mut published_at: Option<Instant> = None;
+        // The simulated executors' next timer; reset only when it changes.
+        let far = || Instant::now() + Duration::from_secs(86400 * 365);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let kill_all = loop {
+            let next = self
+                .simulation
+                .as_ref()
+                .and_then(|s| s.executors.next_deadline())
+                .map(|at| self.started + at);
+            if next != armed {
+                armed = next;
+                timer.as_mut().reset(next.unwrap_or_else(far));
+            }
             tokio::select! {
                 kill_all = &mut shutdown => break kill_all.unwrap_or(false),
                 command = self.commands.recv() => {
@@ -138,6 +184,15 @@ impl EventLoop {
                     }
                 }
                 _ = tick.tick() => self.input(Input::Tick, None),
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    timer.as_mut().reset(far());
+                    let now = self.now();
+                    if let Some(simulation) = &mut self.simulation {
+                        simulation.fire(now);
+                    }
+                    self.run_simulated();
+                }
             }
             // Readers get a snapshot rendered after the changes they may have seen, unless
             // one was rendered very recently; then they wait for the next tick.
@@ -185,7 +240,7 @@ impl EventLoop {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Input { input, reply } => self.input(input, reply),
+            Command::Input { input, reply } => self.input(*input, reply),
             Command::Subscribe {
                 input,
                 stream,
@@ -193,7 +248,7 @@ impl EventLoop {
                 reply,
             } => {
                 self.streams.insert(stream, sender);
-                self.input(input, Some(reply));
+                self.input(*input, Some(reply));
             }
             Command::RegisterCall(reply) => {
                 self.pending_register = Some(reply);
@@ -226,8 +281,27 @@ impl EventLoop {
         }
     }
 
+    /// Applies an input, then whatever the simulated executors answer to it.
     fn input(&mut self, input: Input, reply: Option<oneshot::Sender<Result<(), ApiError>>>) {
+        self.input_one(input, reply);
+        self.run_simulated();
+    }
+
+    /// Feeds the core what the simulated executors said, until they are quiet.
+    fn run_simulated(&mut self) {
+        while let Some(input) = self.simulation.as_mut().and_then(|s| s.next_input()) {
+            self.input_one(input, None);
+        }
+        if let Some(simulation) = &mut self.simulation {
+            simulation.report();
+        }
+    }
+
+    fn input_one(&mut self, input: Input, reply: Option<oneshot::Sender<Result<(), ApiError>>>) {
         let tick = matches!(input, Input::Tick);
+        if let Some(simulation) = &mut self.simulation {
+            simulation.observe(&input);
+        }
         let subscribe = match &input {
             Input::Subscribe { stream, .. } => Some(*stream),
             _ => None,
@@ -280,6 +354,7 @@ impl EventLoop {
         let now = self.now();
         let actions = self.core.recover(now, recovered);
         self.act_all(actions);
+        self.run_simulated();
     }
 
     /// Carries out actions in order.
@@ -299,9 +374,17 @@ impl EventLoop {
     }
 
     fn act(&mut self, action: Action) {
+        let now = self.simulation.is_some().then(|| self.now());
+        let action = match (&mut self.simulation, now) {
+            (Some(simulation), Some(now)) => match simulation.act(now, action) {
+                Some(action) => action,
+                None => return,
+            },
+            _ => action,
+        };
         match action {
             Action::ToMaster(call) => {
-                let _ = self.to_master.send(*call);
+                let _ = self.to_master.send(call);
             }
             Action::ToExecutor { stream, event } => {
                 let record = mantle_api::recordio::encode(&mantle_api::json::to_ascii_json(
@@ -315,7 +398,7 @@ impl EventLoop {
                     tracing::debug!(stream, "executor stream is gone");
                     self.streams.remove(&stream);
                     let input = Input::StreamClosed { stream };
-                    let _ = self.commands_tx.send(Command::Input { input, reply: None });
+                    let _ = self.commands_tx.send(Command::input(input));
                 }
             }
             Action::CloseStream { stream } => {
@@ -466,7 +549,7 @@ async fn launch(
 ) {
     let container_id = spec.container_id.clone();
     let send = |input: Input| {
-        let _ = commands.send(Command::Input { input, reply: None });
+        let _ = commands.send(Command::input(input));
     };
     // Creating files and cgroups and forking block; none of it runs on a runtime worker.
     let started = {
@@ -610,7 +693,7 @@ async fn watch(
 ) {
     let container_id = spec.container_id.clone();
     let send = |input: Input| {
-        let _ = commands.send(Command::Input { input, reply: None });
+        let _ = commands.send(Command::input(input));
     };
     let rundir = crate::containers::run_dir(&work_dir, &spec);
     let (mut child, recorded) = match watched {

@@ -52,7 +52,7 @@ async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiErr
             send(
                 &app,
                 Command::Subscribe {
-                    input,
+                    input: Box::new(input),
                     stream,
                     sender,
                     reply,
@@ -194,7 +194,7 @@ async fn call_loop(app: &AppState, input: Input) -> Result<(), ApiError> {
     send(
         app,
         Command::Input {
-            input,
+            input: Box::new(input),
             reply: Some(reply),
         },
     )?;
@@ -222,7 +222,7 @@ impl Drop for EventStream {
         let input = Input::StreamClosed {
             stream: self.stream,
         };
-        let _ = self.commands.send(Command::Input { input, reply: None });
+        let _ = self.commands.send(Command::input(input));
     }
 }
 

@@ -8,7 +8,8 @@
 //! `operator_api` for the operator-facing endpoints, all rendered from the snapshot in
 //! `view`; [`state`] renders `/state`; [`config`] and
 //! [`detect`] turn flags into settings; [`sandbox`] holds the work_dir layout and the
-//! executor environment.
+//! executor environment; [`simulated`] holds the simulated containerizer
+//! (`--containerizers=simulated`) and the in-process fleet of simulated agents.
 
 pub mod checkpoint;
 pub mod config;
@@ -26,6 +27,7 @@ mod metrics;
 mod monitor;
 mod operator_api;
 pub mod sandbox;
+pub mod simulated;
 pub mod state;
 mod view;
 
@@ -220,7 +222,10 @@ pub fn cleanup(config: &AgentConfig) -> anyhow::Result<usize> {
 /// HTTP server and starts the agent.
 pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let settings = config::validate(&config)?;
-    let containers = Arc::new(containers::Containerizer::new(settings.containers.clone())?);
+    let containers = Arc::new(match settings.simulated {
+        Some(_) => containers::Containerizer::simulated(),
+        None => containers::Containerizer::new(settings.containers.clone())?,
+    });
     let docker = settings
         .docker_enabled
         .then(|| Docker::new(&settings.docker_socket));
@@ -262,6 +267,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         start_time,
         seed: rand::random(),
     });
+    let seed = rand::random();
     core.counters.recovery_errors = recovery_errors;
     tracing::info!(
         address = %address,
@@ -269,6 +275,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         work_dir = %settings.work_dir.display(),
         resources = %settings.resources.to_text(),
         docker = settings.docker_enabled,
+        simulated = settings.simulated.is_some(),
         "starting agent"
     );
 
@@ -285,6 +292,16 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         containers.clone(),
     )
     .with_docker(docker);
+    if let Some(task_duration) = settings.simulated {
+        let settings = simulated::Settings {
+            task_duration,
+            kill_delay: simulated::executors::DEFAULT_KILL_DELAY,
+            launcher: settings.launcher.clone(),
+            seed,
+        };
+        let simulation = simulated::Simulation::new(settings, true, None);
+        event_loop = event_loop.with_simulation(simulation, event_loop::TICK_INTERVAL);
+    }
     event_loop.recover(recovered);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let event_loop = tokio::spawn(event_loop.run(shutdown_rx));
@@ -305,6 +322,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         settings.master.clone(),
         commands_tx,
         calls_rx,
+        master_link::LinkOptions::single(),
     ));
     Ok(AgentHandle {
         address,

@@ -4,6 +4,9 @@
 //! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
 //! ping intervals. Re-registration reports what the agent runs. With a `zk://` master the
 //! leader is followed through ZooKeeper, and a change of leader reconnects at once.
+//! Agents of a simulated fleet share one HTTP client and bound their registrations and
+//! calls in flight together ([`LinkOptions`]); tests cut a link through its
+//! [`LinkControl`].
 
 use crate::core::Input;
 use crate::event_loop::Command;
@@ -11,8 +14,9 @@ use mantle_api::internal::{AgentCall, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEAD
 use mantle_sdk::detect::MasterSource;
 use mantle_sdk::http::{ClientError, HttpClient};
 use rand::Rng;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// The cap of the reconnection backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -22,6 +26,47 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Pings that may be missed before the master counts as lost.
 const MISSED_PINGS: u32 = 5;
+
+/// How a link connects, beyond the master's address.
+#[derive(Clone)]
+pub(crate) struct LinkOptions {
+    pub client: HttpClient,
+    /// Bounds the registrations in flight of the agents that share it, so that many
+    /// agents starting at once do not overflow the master's listen backlog.
+    pub registering: Option<Arc<Semaphore>>,
+    /// Bounds the calls in flight of the agents that share it (and so the connections
+    /// their shared client opens).
+    pub calls: Option<Arc<Semaphore>>,
+    /// Cuts and restores the connection on demand.
+    pub control: Option<watch::Receiver<LinkControl>>,
+}
+
+impl LinkOptions {
+    /// A link of its own, as a real agent has.
+    pub fn single() -> LinkOptions {
+        LinkOptions {
+            client: HttpClient::new(REQUEST_TIMEOUT),
+            registering: None,
+            calls: None,
+            control: None,
+        }
+    }
+
+    /// The client every link of a fleet shares.
+    pub fn shared_client() -> HttpClient {
+        HttpClient::new(REQUEST_TIMEOUT)
+    }
+}
+
+/// What the link's controller wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkControl {
+    /// Connected; a new generation drops the current connection, which is then made
+    /// again as after any lost connection.
+    Up { generation: u64 },
+    /// The connection is closed and not made again until the link is up.
+    Down,
+}
 
 /// Where calls go: the master's address and the id of the current stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,11 +80,19 @@ struct Connection {
 pub(crate) async fn run(
     master: String,
     commands: mpsc::UnboundedSender<Command>,
-    calls: mpsc::UnboundedReceiver<AgentCall>,
+    calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
+    mut options: LinkOptions,
 ) {
-    let client = HttpClient::new(REQUEST_TIMEOUT);
+    let client = options.client.clone();
     let (connection_tx, connection_rx) = watch::channel(None);
-    tokio::spawn(send_calls(client.clone(), connection_rx, calls));
+    let sender = tokio::spawn(send_calls(
+        client.clone(),
+        connection_rx,
+        calls,
+        options.calls.clone(),
+    ));
+    // The sender ends with the link, which is aborted when the agent stops.
+    let _sender = AbortOnDrop(sender);
     let mut source = match MasterSource::parse(&master) {
         Ok(source) => source,
         Err(err) => {
@@ -51,6 +104,7 @@ pub(crate) async fn run(
     // A standby's answer names the leader: tried next, then the source again.
     let mut redirected: Option<String> = None;
     loop {
+        wait_until_up(&mut options.control).await;
         let master = match redirected.take() {
             Some(leader) => leader,
             None => match source.wait(Duration::from_secs(3600)).await {
@@ -58,7 +112,15 @@ pub(crate) async fn run(
                 None => continue,
             },
         };
-        match connect(&client, &master, &mut source, &commands, &connection_tx).await {
+        match connect(
+            &master,
+            &mut source,
+            &commands,
+            &connection_tx,
+            &mut options,
+        )
+        .await
+        {
             Ok(Session::Registered) => backoff = None,
             Ok(Session::Redirected(target)) => {
                 tracing::info!(from = %master, to = %target, "master redirected to the leader");
@@ -70,10 +132,7 @@ pub(crate) async fn run(
             }
         }
         if connection_tx.send_replace(None).is_some() {
-            let _ = commands.send(Command::Input {
-                input: Input::Disconnected,
-                reply: None,
-            });
+            let _ = commands.send(Command::input(Input::Disconnected));
         }
         let delay = match backoff {
             None => Duration::from_secs_f64(rand::rng().random_range(0.0..1.0)),
@@ -115,12 +174,13 @@ enum LinkError {
 }
 
 async fn connect(
-    client: &HttpClient,
     master: &str,
     source: &mut MasterSource,
     commands: &mpsc::UnboundedSender<Command>,
     connection: &watch::Sender<Option<Connection>>,
+    options: &mut LinkOptions,
 ) -> Result<Session, LinkError> {
+    let client = &options.client;
     let (reply, answer) = oneshot::channel();
     if commands.send(Command::RegisterCall(reply)).is_err() {
         return Ok(Session::Stopped);
@@ -131,6 +191,11 @@ async fn connect(
     let url = format!("http://{master}{AGENT_API_PATH}");
     let reregister = register.agent_info.id.is_some();
     let body = mantle_api::json::to_ascii_json(&AgentCall::Register(register));
+    // Held until the master's first message arrives, or the attempt fails.
+    let permit = match &options.registering {
+        Some(gate) => gate.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     let (headers, mut stream) = match client.stream(&url, body, &[]).await {
         Ok(answer) => answer,
         Err(err) => match err.redirect_target() {
@@ -147,6 +212,7 @@ async fn connect(
         .await
         .map_err(|_| LinkError::Timeout(REQUEST_TIMEOUT))??
         .ok_or(LinkError::Closed)?;
+    drop(permit);
     let registered = match serde_json::from_value::<ToAgent>(first) {
         Ok(ToAgent::Registered(registered)) => registered,
         Ok(other) => return Err(LinkError::NotRegistered(format!("{other:?}"))),
@@ -166,10 +232,7 @@ async fn connect(
         agent_id: registered.agent_id,
         master_info: registered.master_info,
     };
-    if commands
-        .send(Command::Input { input, reply: None })
-        .is_err()
-    {
+    if commands.send(Command::input(input)).is_err() {
         return Ok(Session::Stopped);
     }
     loop {
@@ -182,6 +245,11 @@ async fn connect(
                     return Ok(Session::Registered);
                 }
                 continue;
+            }
+            // The controller cut the link, or asked for a new connection.
+            _ = control_changed(&mut options.control) => {
+                tracing::info!(master = %master, "the link was cut; closing the connection to the master");
+                return Ok(Session::Registered);
             }
         };
         let record = match next {
@@ -203,15 +271,12 @@ async fn connect(
             Ok(ToAgent::Shutdown(shutdown)) => {
                 // A gone agent must not come back: its executors stop and the link ends.
                 let input = Input::Master(Box::new(ToAgent::Shutdown(shutdown)));
-                let _ = commands.send(Command::Input { input, reply: None });
+                let _ = commands.send(Command::input(input));
                 return Ok(Session::Stopped);
             }
             Ok(message) => {
                 if commands
-                    .send(Command::Input {
-                        input: Input::Master(Box::new(message)),
-                        reply: None,
-                    })
+                    .send(Command::input(Input::Master(Box::new(message))))
                     .is_err()
                 {
                     return Ok(Session::Stopped);
@@ -230,9 +295,14 @@ async fn connect(
 async fn send_calls(
     client: HttpClient,
     connection: watch::Receiver<Option<Connection>>,
-    mut calls: mpsc::UnboundedReceiver<AgentCall>,
+    mut calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
+    gate: Option<Arc<Semaphore>>,
 ) {
     while let Some(call) = calls.recv().await {
+        let _permit = match &gate {
+            Some(gate) => gate.acquire().await.ok(),
+            None => None,
+        };
         let Some(Connection { master, stream_id }) = connection.borrow().clone() else {
             tracing::debug!("not connected to the master; dropping a call");
             continue;
@@ -245,5 +315,37 @@ async fn send_calls(
         {
             tracing::warn!(master = %master, error = %err, "call to the master failed");
         }
+    }
+}
+
+/// Waits while the controller holds the link down.
+async fn wait_until_up(control: &mut Option<watch::Receiver<LinkControl>>) {
+    if let Some(control) = control {
+        // A controller that is gone leaves the link as it is.
+        let _ = control
+            .wait_for(|state| matches!(state, LinkControl::Up { .. }))
+            .await;
+        control.mark_unchanged();
+    }
+}
+
+/// Completes when the controller changes its mind; never without a controller.
+async fn control_changed(control: &mut Option<watch::Receiver<LinkControl>>) {
+    match control {
+        Some(control) => {
+            if control.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

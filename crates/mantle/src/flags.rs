@@ -455,9 +455,18 @@ pub struct AgentTuning {
     )]
     pub switch_user: bool,
     /// Containerizers, comma-separated: mantle (mesos is its Mesos name) runs every
-    /// executor; docker also runs tasks whose ContainerInfo has type DOCKER in Docker.
+    /// executor; docker also runs tasks whose ContainerInfo has type DOCKER in Docker;
+    /// simulated (alone) runs every task as a timer inside the agent, with no process.
     #[arg(long, env = "MANTLE_CONTAINERIZERS", default_value = "mantle")]
     pub containerizers: String,
+    /// With --containerizers=simulated: how long a task runs whose command does not
+    /// sleep and whose labels do not say.
+    #[arg(
+        long = "simulated_task_duration",
+        env = "MANTLE_SIMULATED_TASK_DURATION",
+        default_value = "0secs"
+    )]
+    pub simulated_task_duration: String,
     /// The Docker engine's unix socket (with --containerizers docker).
     #[arg(
         long = "docker_socket",
@@ -540,6 +549,10 @@ impl AgentTuning {
             )?,
             switch_user: self.switch_user,
             containerizers: self.containerizers.clone(),
+            simulated_task_duration: duration_flag(
+                "simulated_task_duration",
+                &self.simulated_task_duration,
+            )?,
             docker_socket: self.docker_socket.clone(),
             recover: mantle_agent::config::Recover::parse(&self.recover)?,
             executor_reregistration_timeout: duration_flag(
@@ -734,5 +747,23 @@ mod tests {
         let config = flags.to_config().unwrap();
         assert_eq!(config.containerizers, "mantle");
         assert_eq!(config.docker_socket, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(config.simulated_task_duration, Duration::ZERO);
+        let Command::Agent(flags) = parse(&[
+            "agent",
+            "--master",
+            "m:5050",
+            "--work_dir",
+            "/w",
+            "--containerizers=simulated",
+            "--simulated_task_duration=1.5secs",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let config = flags.to_config().unwrap();
+        assert_eq!(config.containerizers, "simulated");
+        assert_eq!(config.simulated_task_duration, Duration::from_millis(1500));
     }
 }
