@@ -22,22 +22,26 @@
 //! `ha-failover`: `bench/run ha-failover --agents 1000` kills the leader of three masters
 //! elected through ZooKeeper and times how long until a framework following the election
 //! holds an offer from the new leader, once per ZooKeeper session timeout (10 s and 2 s).
+//!
+//! `throughput`: `bench/run throughput --agents 10000 --frameworks 100` launches tasks
+//! on simulated agents (inside this process) through F frameworks as fast as offers
+//! allow; reports the launch rate (ACCEPT to TASK_RUNNING), its latency, and the master's
+//! memory per agent and per running task.
 
 mod agent_link;
 mod allocator;
 mod cluster;
 mod containers;
+mod driver;
 mod failover;
 mod ha_failover;
+mod throughput;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use mantle_api::scheduler::Event;
 use mantle_api::*;
-use mantle_sdk::scheduler::{Scheduler, SchedulerEvent};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Parser)]
 struct Cli {
@@ -124,6 +128,26 @@ enum Bench {
         #[arg(long)]
         no_state_check: bool,
     },
+    /// Launch tasks through many frameworks on simulated agents and measure the rate.
+    Throughput {
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 100)]
+        frameworks: usize,
+        /// Tasks in all, shared between the frameworks.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        #[arg(
+            long,
+            default_value = "cpus:16;mem:65536;disk:100000;ports:[31000-32000]"
+        )]
+        agent_resources: String,
+        #[arg(long, default_value = "cpus:0.1;mem:32")]
+        task_resources: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
     /// Kill the leading master of three and time until a framework has an offer from
     /// the new leader.
     HaFailover {
@@ -143,20 +167,6 @@ enum Bench {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-}
-
-/// What one launch run measured.
-struct LaunchRun {
-    seconds: f64,
-    latencies_ms: Vec<f64>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 #[tokio::main]
@@ -234,6 +244,24 @@ async fn main() -> anyhow::Result<()> {
             let timeout = Duration::from_secs(timeout);
             failover::run(&cli.mantle, shape, concurrency, timeout, !no_state_check).await
         }
+        Bench::Throughput {
+            agents,
+            frameworks,
+            tasks,
+            agent_resources,
+            task_resources,
+            timeout,
+        } => {
+            let options = throughput::Options {
+                agents,
+                frameworks,
+                tasks,
+                agent_resources,
+                task_resources,
+                timeout: Duration::from_secs(timeout),
+            };
+            throughput::run(&cli.mantle, &options).await
+        }
         Bench::HaFailover {
             agents,
             tasks_per_agent,
@@ -290,7 +318,7 @@ async fn launch(
     Ok(())
 }
 
-fn print_launch(total: usize, agents: usize, run: &LaunchRun) {
+fn print_launch(total: usize, agents: usize, run: &driver::Outcome) {
     println!(
         "{}",
         serde_json::json!({
@@ -299,8 +327,8 @@ fn print_launch(total: usize, agents: usize, run: &LaunchRun) {
             "agents": agents,
             "seconds": (run.seconds * 100.0).round() / 100.0,
             "tasks_per_s": (total as f64 / run.seconds * 10.0).round() / 10.0,
-            "p50_ms": (percentile(&run.latencies_ms, 50.0) * 10.0).round() / 10.0,
-            "p99_ms": (percentile(&run.latencies_ms, 99.0) * 10.0).round() / 10.0,
+            "p50_ms": (percentile(&run.running_latencies_ms, 50.0) * 10.0).round() / 10.0,
+            "p99_ms": (percentile(&run.running_latencies_ms, 99.0) * 10.0).round() / 10.0,
         })
     );
 }
@@ -312,111 +340,19 @@ async fn run_launches(
     total: usize,
     task_cpus: f64,
     timeout: Duration,
-) -> anyhow::Result<LaunchRun> {
-    let info: FrameworkInfo =
-        serde_json::from_value(serde_json::json!({"user": "root", "name": "bench-launch"}))?;
-    let (scheduler, mut events) = Scheduler::subscribe(master, info).await?;
-    let task_resources = Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*")
-        .map_err(anyhow::Error::msg)?;
-    let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
-    let mut latencies_ms: Vec<f64> = Vec::with_capacity(total);
-    let mut launched = 0usize;
-    let mut calls = tokio::task::JoinSet::new();
-    let mut finished = 0usize;
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut last_report = Instant::now();
-    while finished < total {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = match tokio::time::timeout(left, events.next()).await {
-            Err(_) => bail!("timed out after {timeout:?} with {finished}/{total} tasks finished"),
-            Ok(None) => bail!("the event stream ended"),
-            Ok(Some(SchedulerEvent::Event(event))) => event,
-            Ok(Some(_)) => continue,
-        };
-        match event {
-            Event::Offers(offers) => {
-                for offer in offers.offers {
-                    let mut available = Resources::from_wire("offer", &offer.resources)
-                        .map_err(anyhow::Error::msg)?;
-                    let mut batch = Vec::new();
-                    while launched < total && available.contains(&task_resources) {
-                        available.subtract(&task_resources);
-                        let id = TaskId::new(format!("t{launched}"));
-                        launched += 1;
-                        batch.push(serde_json::from_value::<TaskInfo>(serde_json::json!({
-                            "name": id.value, "task_id": id, "agent_id": offer.agent_id,
-                            "resources": task_resources.to_wire(), "command": {"value": "true"}
-                        }))?);
-                    }
-                    if batch.is_empty() {
-                        scheduler
-                            .decline(
-                                vec![offer.id],
-                                Some(Filters {
-                                    refuse_seconds: 1.0,
-                                }),
-                            )
-                            .await?;
-                        continue;
-                    }
-                    let now = Instant::now();
-                    for task in &batch {
-                        accepted_at.insert(task.task_id.clone(), now);
-                    }
-                    // The ACCEPT goes out without waiting for its answer, so events
-                    // keep being read while it is in flight.
-                    let launcher = scheduler.clone();
-                    let filters = Some(Filters {
-                        refuse_seconds: 0.0,
-                    });
-                    calls.spawn(async move { launcher.launch(offer.id, batch, filters).await });
-                }
-            }
-            Event::Update(update) => {
-                let status = update.status;
-                // Acknowledge without waiting for the answer, as a high-rate framework
-                // would.
-                let acker = scheduler.clone();
-                let ack_status = status.clone();
-                calls.spawn(async move { acker.acknowledge(&ack_status).await });
-                while let Some(done) = calls.try_join_next() {
-                    done.context("acknowledgement task")?
-                        .context("acknowledge")?;
-                }
-                match status.state {
-                    TaskState::Running => {
-                        if let Some(at) = accepted_at.remove(&status.task_id) {
-                            latencies_ms.push(at.elapsed().as_secs_f64() * 1e3);
-                        }
-                    }
-                    TaskState::Finished => finished += 1,
-                    state if state.is_terminal() => {
-                        bail!(
-                            "task {} ended {state}: {:?}",
-                            status.task_id,
-                            status.message
-                        )
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-        if last_report.elapsed() > Duration::from_secs(2) {
-            last_report = Instant::now();
-            eprintln!("bench launch: {launched} launched, {finished} finished");
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    while let Some(ack) = calls.join_next().await {
-        ack.context("acknowledgement task")?
-            .context("acknowledge")?;
-    }
-    scheduler.teardown().await.context("teardown")?;
-    latencies_ms.sort_by(f64::total_cmp);
-    Ok(LaunchRun {
-        seconds,
-        latencies_ms,
-    })
+) -> anyhow::Result<driver::Outcome> {
+    let workload = driver::Workload {
+        name: "bench-launch".into(),
+        tasks: total,
+        task_resources: Resources::parse_text(&format!("cpus:{task_cpus};mem:16"), "*")
+            .map_err(anyhow::Error::msg)?,
+        command: "true".into(),
+        until: driver::Until::AllEnded,
+        must_finish: true,
+    };
+    let outcome = driver::run(master, &workload, timeout, true).await?;
+    outcome.scheduler.teardown().await.context("teardown")?;
+    Ok(outcome)
 }
+
+pub use driver::percentile;

@@ -1,0 +1,203 @@
+//! A framework that launches tasks as fast as its offers allow, through the Rust SDK: it
+//! packs every offer with as many tasks as fit, sends each ACCEPT and ACKNOWLEDGE without
+//! waiting for the answer before reading the next event (as a high-rate framework
+//! would), and records the time from the ACCEPT that carries a task to its TASK_RUNNING.
+//! It checks that no task ends twice.
+
+use anyhow::{bail, Context};
+use mantle_api::scheduler::Event;
+use mantle_api::*;
+use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SubscribeOptions};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// What one framework launches.
+#[derive(Clone)]
+pub struct Workload {
+    pub name: String,
+    pub tasks: usize,
+    pub task_resources: Resources,
+    /// The tasks' shell command (`sleep 30` runs 30 s on a simulated agent).
+    pub command: String,
+    /// Done once every task runs (long tasks), or once every task ended.
+    pub until: Until,
+    /// A task that ends in another state than TASK_FINISHED fails the run.
+    pub must_finish: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    AllRunning,
+    AllEnded,
+}
+
+pub struct Outcome {
+    pub launched: usize,
+    /// From the subscription to the last task reaching what the workload waits for.
+    pub seconds: f64,
+    pub running_latencies_ms: Vec<f64>,
+    pub finished: usize,
+    /// Ended in another state than TASK_FINISHED.
+    pub failed: usize,
+    /// A second terminal update for a task that had already ended (never expected).
+    pub ended_twice: usize,
+    /// Still subscribed, with its tasks, when the workload is done.
+    pub scheduler: Scheduler,
+}
+
+/// Subscribes a framework to `master` and runs `workload` within `timeout`; progress
+/// lines go to stderr every few seconds when `progress` is set.
+pub async fn run(
+    master: &str,
+    workload: &Workload,
+    timeout: Duration,
+    progress: bool,
+) -> anyhow::Result<Outcome> {
+    let info: FrameworkInfo = serde_json::from_value(serde_json::json!({
+        "user": "root",
+        "name": workload.name,
+        "failover_timeout": 3600.0,
+    }))?;
+    let options = SubscribeOptions {
+        request_timeout: Duration::from_secs(60),
+        ..SubscribeOptions::default()
+    };
+    let (scheduler, mut events) = Scheduler::subscribe_with(master, info, options).await?;
+    let mut accepted_at: HashMap<TaskId, Instant> = HashMap::new();
+    let mut latencies = Vec::with_capacity(workload.tasks);
+    let mut ended: HashSet<TaskId> = HashSet::new();
+    let (mut launched, mut running, mut finished, mut failed, mut ended_twice) = (0, 0, 0, 0, 0);
+    let mut calls = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut last_report = Instant::now();
+    let done = |running: usize, ended: usize| match workload.until {
+        Until::AllRunning => running >= workload.tasks,
+        Until::AllEnded => ended >= workload.tasks,
+    };
+    while !done(running, ended.len()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = match tokio::time::timeout(left, events.next()).await {
+            Err(_) => bail!(
+                "{}: timed out after {timeout:?}: {launched} launched, {running} running, {} ended",
+                workload.name,
+                ended.len()
+            ),
+            Ok(None) => bail!("{}: the event stream ended", workload.name),
+            Ok(Some(SchedulerEvent::Event(event))) => event,
+            Ok(Some(_)) => continue,
+        };
+        match event {
+            Event::Offers(offers) => {
+                for offer in offers.offers {
+                    let batch = pack(workload, &offer, &mut launched)?;
+                    let refuse = if batch.is_empty() { 5.0 } else { 0.0 };
+                    let now = Instant::now();
+                    for task in &batch {
+                        accepted_at.insert(task.task_id.clone(), now);
+                    }
+                    let caller = scheduler.clone();
+                    let filters = Some(Filters {
+                        refuse_seconds: refuse,
+                    });
+                    calls.spawn(async move {
+                        if batch.is_empty() {
+                            caller.decline(vec![offer.id], filters).await
+                        } else {
+                            caller.launch(offer.id, batch, filters).await
+                        }
+                    });
+                }
+            }
+            Event::Update(update) => {
+                let status = update.status;
+                if status.uuid.is_some() {
+                    let caller = scheduler.clone();
+                    let ack = status.clone();
+                    calls.spawn(async move { caller.acknowledge(&ack).await });
+                }
+                match status.state {
+                    TaskState::Running => {
+                        if let Some(at) = accepted_at.remove(&status.task_id) {
+                            latencies.push(at.elapsed().as_secs_f64() * 1e3);
+                            running += 1;
+                        }
+                    }
+                    state if state.is_terminal() => {
+                        if !ended.insert(status.task_id.clone()) {
+                            ended_twice += 1;
+                            continue;
+                        }
+                        if state == TaskState::Finished {
+                            finished += 1;
+                        } else if workload.must_finish {
+                            bail!(
+                                "{}: task {} ended {state}: {:?}",
+                                workload.name,
+                                status.task_id,
+                                status.message
+                            );
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        while let Some(call) = calls.try_join_next() {
+            call.context("call task")?
+                .with_context(|| format!("{}: a call failed", workload.name))?;
+        }
+        if progress && last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "bench: {}: {launched} launched, {running} running, {} ended",
+                workload.name,
+                ended.len()
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    while let Some(call) = calls.join_next().await {
+        call.context("call task")?
+            .with_context(|| format!("{}: a call failed", workload.name))?;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(Outcome {
+        launched,
+        seconds,
+        running_latencies_ms: latencies,
+        finished,
+        failed,
+        ended_twice,
+        scheduler,
+    })
+}
+
+/// As many of the workload's next tasks as fit in `offer`.
+fn pack(workload: &Workload, offer: &Offer, launched: &mut usize) -> anyhow::Result<Vec<TaskInfo>> {
+    let mut available =
+        Resources::from_wire("offer", &offer.resources).map_err(anyhow::Error::msg)?;
+    let mut batch = Vec::new();
+    while *launched < workload.tasks && available.contains(&workload.task_resources) {
+        available.subtract(&workload.task_resources);
+        let id = TaskId::new(format!("t{launched}"));
+        *launched += 1;
+        batch.push(serde_json::from_value::<TaskInfo>(serde_json::json!({
+            "name": id.value, "task_id": id, "agent_id": offer.agent_id,
+            "resources": workload.task_resources.to_wire(),
+            "command": {"value": workload.command},
+        }))?);
+    }
+    Ok(batch)
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

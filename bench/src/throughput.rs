@@ -1,0 +1,136 @@
+//! `throughput`: the sustained end-to-end launch rate of one master. A `mantle master`
+//! process; N simulated agents inside this process (the real agent core over the real
+//! protocol, tasks run as timers); F frameworks through the Rust SDK, each launching its
+//! share of the tasks as fast as its offers allow. A task counts from the ACCEPT that
+//! carries it to its TASK_RUNNING at the scheduler; the rate is all tasks over the time
+//! until the last one runs. The master's resident memory is read idle, with the agents
+//! registered and with the tasks running, for its cost per agent and per task.
+
+use crate::cluster::{cpu_seconds, rss_mb, start_master};
+use crate::driver::{self, percentile, Until, Workload};
+use crate::failover::raise_open_files;
+use anyhow::{bail, Context};
+use mantle_agent::simulated::{start_many, AgentSpec, FleetConfig};
+use mantle_api::Resources;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub agents: usize,
+    pub frameworks: usize,
+    pub tasks: usize,
+    pub agent_resources: String,
+    pub task_resources: String,
+    pub timeout: Duration,
+}
+
+pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
+    if options.agents == 0 || options.frameworks == 0 || options.tasks == 0 {
+        bail!("--agents, --frameworks and --tasks must be positive");
+    }
+    raise_open_files(options.agents as u64 + 4096)?;
+    let dir = tempfile::tempdir()?;
+    let (mut master, address) = start_master(
+        mantle,
+        &dir.path().join("master"),
+        &dir.path().join("master.log"),
+    )?;
+    let pid = master.id();
+    let result = measure(&address, pid, options).await;
+    let _ = master.kill();
+    let _ = master.wait();
+    result
+}
+
+async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb(pid)?;
+    let specs = AgentSpec::uniform(options.agents, &options.agent_resources, "")?;
+    let started = Instant::now();
+    let fleet = start_many(FleetConfig::new(master), specs);
+    fleet
+        .wait_registered(options.agents, options.timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    eprintln!(
+        "bench throughput: {} simulated agents registered in {:.1} s",
+        options.agents,
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let agents_rss = rss_mb(pid)?;
+
+    let task_resources =
+        Resources::parse_text(&options.task_resources, "*").map_err(anyhow::Error::msg)?;
+    let per_framework = options.tasks.div_ceil(options.frameworks);
+    let (cpu_before, _) = cpu_seconds(pid);
+    let launched_at = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for index in 0..options.frameworks {
+        let share = per_framework.min(options.tasks.saturating_sub(per_framework * index));
+        if share == 0 {
+            break;
+        }
+        let workload = Workload {
+            name: format!("throughput-{index}"),
+            tasks: share,
+            task_resources: task_resources.clone(),
+            // Runs until the benchmark ends: every task holds its resources.
+            command: "sleep 3600".into(),
+            until: Until::AllRunning,
+            must_finish: true,
+        };
+        let master = master.to_string();
+        let timeout = options.timeout;
+        runs.spawn(async move { driver::run(&master, &workload, timeout, index == 0).await });
+    }
+    let mut latencies = Vec::with_capacity(options.tasks);
+    let mut tasks = 0;
+    let mut schedulers = Vec::new();
+    while let Some(run) = runs.join_next().await {
+        let outcome = run.context("framework task")??;
+        tasks += outcome.running_latencies_ms.len();
+        latencies.extend_from_slice(&outcome.running_latencies_ms);
+        schedulers.push(outcome.scheduler);
+    }
+    let seconds = launched_at.elapsed().as_secs_f64();
+    let master_cpu = cpu_seconds(pid).0 - cpu_before;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tasks_rss = rss_mb(pid)?;
+    latencies.sort_by(f64::total_cmp);
+    let counters = fleet.counters();
+    eprintln!(
+        "bench throughput: {tasks} tasks running after {seconds:.2} s; master cpu {master_cpu:.1} s; rss idle {idle_rss:.0} MB, with agents {agents_rss:.0} MB, with tasks {tasks_rss:.0} MB; agents launched {}",
+        counters.tasks_launched
+    );
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "throughput",
+            "agents": options.agents,
+            "frameworks": options.frameworks,
+            "tasks": tasks,
+            "tasks_per_s": round(tasks as f64 / seconds),
+            "p50_ms": round(percentile(&latencies, 50.0)),
+            "p99_ms": round(percentile(&latencies, 99.0)),
+            "master_cpu_s": round(master_cpu),
+        })
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "master_memory",
+            "agents": options.agents,
+            "running_tasks": tasks,
+            "kb_per_agent": round((agents_rss - idle_rss) * 1024.0 / options.agents as f64),
+            "kb_per_task": round((tasks_rss - agents_rss) * 1024.0 / tasks.max(1) as f64),
+            "master_rss_mb": round(tasks_rss),
+        })
+    );
+    for scheduler in schedulers {
+        let _ = scheduler.teardown().await;
+    }
+    fleet.shutdown().await;
+    Ok(())
+}
