@@ -63,6 +63,10 @@ pub fn router(state: AppState) -> App {
         .route(AGENT_API_PATH, any(agent_api))
         .route("/state", get(state_endpoint))
         .route("/api/v1", any(operator::operator_api))
+        // pymesos's operator driver posts here; Mesos serves it through the `/api/v1`
+        // prefix fallback of libprocess (reference §0.4).
+        .route("/api/v1/operator", any(operator::operator_api))
+        .route("/teardown", post(operator::teardown))
         .route("/roles", get(operator::roles))
         .route(
             "/weights",

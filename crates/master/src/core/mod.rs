@@ -11,8 +11,10 @@ mod health;
 mod inverse_offers;
 mod maintenance;
 mod offers;
+mod operator_calls;
 mod policy;
 mod registry;
+pub mod shared_map;
 mod state;
 mod tasks;
 #[cfg(test)]
@@ -28,6 +30,7 @@ use mantle_api::scheduler::Event;
 use mantle_api::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 pub use agents::Agent;
 pub use drain::Drain;
@@ -36,6 +39,7 @@ pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use maintenance::Maintenance;
 pub use policy::{OperatorReply, Policy, RoleUsage};
 pub use registry::{Registry, StoredFramework};
+pub use shared_map::{SharedMap, SharedSet};
 pub use tasks::Task;
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
@@ -121,10 +125,11 @@ pub struct Master {
     pub config: MasterConfig,
     pub info: MasterInfo,
     pub start_time: f64,
-    frameworks: BTreeMap<FrameworkId, Framework>,
-    completed_frameworks: VecDeque<Framework>,
-    agents: BTreeMap<AgentId, Agent>,
-    offers: BTreeMap<OfferId, offers::OfferEntry>,
+    // The maps a snapshot shares (`shared_map.rs`): publishing one copies nothing.
+    frameworks: SharedMap<FrameworkId, Framework>,
+    completed_frameworks: VecDeque<Arc<Framework>>,
+    agents: SharedMap<AgentId, Agent>,
+    offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,
     /// Bumped on every policy change, so the event loop knows when to store it.
@@ -205,10 +210,10 @@ impl Master {
             config,
             info,
             start_time: now,
-            frameworks: BTreeMap::new(),
+            frameworks: SharedMap::new(),
             completed_frameworks: VecDeque::new(),
-            agents: BTreeMap::new(),
-            offers: BTreeMap::new(),
+            agents: SharedMap::new(),
+            offers: SharedMap::new(),
             allocator,
             next_framework: 0,
             next_agent: 0,

@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// Master operator calls Mesos defines that Mantle does not serve yet: answered 501,
+/// where a type Mesos does not know is a 400.
+const MESOS_CALLS_NOT_SUPPORTED: &[&str] = &[
+    "LIST_FILES",
+    "READ_FILE",
+    "GET_OPERATIONS",
+    "CREATE_VOLUMES",
+    "DESTROY_VOLUMES",
+    "GROW_VOLUME",
+    "SHRINK_VOLUME",
+    "SET_QUOTA",
+    "REMOVE_QUOTA",
+];
+
 /// What survives a master restart.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -169,11 +183,23 @@ impl Master {
             | "UPDATE_MAINTENANCE_SCHEDULE"
             | "START_MAINTENANCE"
             | "STOP_MAINTENANCE" => self.maintenance_call(now, call),
+            "TEARDOWN" => {
+                let teardown = required(call.teardown, "teardown")?;
+                self.operator_teardown(now, teardown, "teardown.framework_id")?;
+                Ok(OperatorReply::Ok(None))
+            }
+            "KILL_TASK" => {
+                self.operator_kill_task(required(call.kill_task, "kill_task")?)?;
+                Ok(OperatorReply::Accepted)
+            }
             "" => Err(ApiError::bad_request("expecting 'type' to be present")),
-            other => Err(ApiError::new(
+            other if MESOS_CALLS_NOT_SUPPORTED.contains(&other) => Err(ApiError::new(
                 ErrorKind::NotImplemented,
                 format!("operator call '{other}' is not supported yet"),
             )),
+            other => Err(ApiError::bad_request(format!(
+                "type: unknown operator call type '{other}'"
+            ))),
         }
     }
 

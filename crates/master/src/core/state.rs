@@ -125,7 +125,7 @@ impl Master {
             "resources": flat(&used.plus(&offered)),
             "tasks": framework.tasks.values().map(task_json).collect::<Vec<_>>(),
             "unreachable_tasks": framework.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
-            "completed_tasks": framework.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
+            "completed_tasks": framework.completed_tasks.iter().map(|t| task_json(t)).collect::<Vec<_>>(),
             "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
                 "id": o.offer.id.value,
                 "framework_id": o.offer.framework_id.value,

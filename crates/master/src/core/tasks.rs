@@ -1,6 +1,7 @@
 //! Tasks: launch validation (reference §5.2), status updates and their acknowledgements
 //! (§5.3), KILL, and reconciliation (§5.5).
 
+use std::sync::Arc;
 use super::drain::rewrite_drain_update;
 use super::Master;
 use mantle_api::internal::{
@@ -384,7 +385,7 @@ impl Master {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
             task.status_update_uuid = None;
             retired_from = Some(task.agent_id.clone());
-            framework.completed_tasks.push_back(task);
+            framework.completed_tasks.push_back(Arc::new(task));
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();
             }
