@@ -76,18 +76,15 @@ pub async fn operator_api(State(state): State<AppState>, request: Request) -> Re
         check_v1_request(&parts.method, &parts.headers)?;
         let body = read_body(body).await?;
         let operator_call: OperatorCall = decode(&body)?;
-        call(&state, operator_call).await
+        if let Some(answered) =
+            crate::operator_api::answer(&state, &parts.headers, &operator_call).await
+        {
+            return answered;
+        }
+        Ok(answer(call(&state, operator_call).await))
     }
     .await;
-    answer(result)
-}
-
-/// `/master/roles`.
-pub async fn roles(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    read(&state, |m| json!({"roles": m.roles_json(false)}), &query).await
+    result.unwrap_or_else(|err| error_response(&err))
 }
 
 /// `/master/weights`: GET lists, PUT sets from a JSON array of `{role, weight}`.

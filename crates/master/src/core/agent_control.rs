@@ -139,6 +139,7 @@ impl Master {
         self.forget_agent_answers(agent_id);
         if self.agents.remove(agent_id).is_some() {
             self.allocator.remove_agent(agent_id);
+            self.agent_removed(agent_id);
         }
         self.deactivated.remove(agent_id);
         self.draining.remove(agent_id);

@@ -169,6 +169,7 @@ impl Master {
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
+        self.agent_added(&id);
         // REGISTERED goes first: the agent takes anything else before it as a failed
         // registration.
         self.actions.push(Action::Agent {

@@ -224,6 +224,8 @@ impl Master {
         if suppressed {
             self.frameworks.get_mut(&id).expect("inserted").suppressed = true;
         }
+        let added = self.frameworks[&id].reregistered_time.is_none();
+        self.framework_changed(&id, added);
         self.actions.push(Action::Framework {
             stream: stream.clone(),
             event: Event::Subscribed(Subscribed {
@@ -383,6 +385,7 @@ impl Master {
             self.allocator
                 .suppress(framework_id, &update.suppressed_roles);
         }
+        self.framework_changed(framework_id, false);
         self.dirty = true;
         Ok(())
     }
@@ -405,6 +408,7 @@ impl Master {
         self.registry_version += 1;
         self.allocator.set_framework_active(&id, false);
         self.rescind_framework_offers(now, &id, false);
+        self.framework_changed(&id, false);
         self.dirty = true;
         self.expire_frameworks(now);
     }
@@ -481,6 +485,7 @@ impl Master {
         framework.active = false;
         framework.failover_deadline = None;
         framework.unregistered_time = Some(now);
+        self.framework_removed(&framework.info);
         self.completed_frameworks.push_back(Arc::new(framework));
         self.registry_version += 1;
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {

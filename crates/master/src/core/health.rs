@@ -144,6 +144,7 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
+        self.agent_removed(agent_id);
         self.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
         self.health.completed += 1;

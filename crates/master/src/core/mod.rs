@@ -16,7 +16,11 @@ mod policy;
 mod registry;
 pub mod shared_map;
 mod state;
+mod subscribers;
+mod summary;
 mod tasks;
+mod v1;
+mod view;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -37,10 +41,12 @@ pub use drain::Drain;
 pub use frameworks::{CallReply, Executor, Framework};
 pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use maintenance::Maintenance;
-pub use policy::{OperatorReply, Policy, RoleUsage};
+pub use policy::{OperatorReply, Policy};
 pub use registry::{Registry, StoredFramework};
 pub use shared_map::{SharedMap, SharedSet};
 pub use tasks::Task;
+pub use summary::TasksQuery;
+pub use view::{RoleUsage, StateView};
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
 pub type StreamId = String;
@@ -67,6 +73,10 @@ pub enum Action {
     },
     CloseAgent {
         stream: StreamId,
+    },
+    /// Send an event to every operator SUBSCRIBE stream.
+    Operator {
+        event: serde_json::Value,
     },
 }
 
@@ -154,6 +164,8 @@ pub struct Master {
     maintenance: Maintenance,
     /// Agents being drained or drained (DRAIN_AGENT); each is also deactivated.
     draining: BTreeMap<AgentId, Drain>,
+    /// Whether any operator SUBSCRIBE stream is open (`subscribers.rs`).
+    operator_subscribers: bool,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -227,6 +239,7 @@ impl Master {
             gone: BTreeMap::new(),
             maintenance: Maintenance::default(),
             draining: BTreeMap::new(),
+            operator_subscribers: false,
         }
     }
 

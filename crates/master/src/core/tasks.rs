@@ -184,11 +184,12 @@ impl Master {
                 role,
             );
         }
-        let framework_info = framework.info.clone();
         framework.tasks.insert(
             task.task_id.clone(),
             new_task(framework_id, &task, resources, role, now),
         );
+        self.task_added(framework_id, &task.task_id);
+        let framework_info = self.frameworks[framework_id].info.clone();
         self.send_to_agent(
             agent_id,
             ToAgent::RunTask(RunTask {
@@ -278,6 +279,9 @@ impl Master {
             framework.tasks.insert(task.task_id.clone(), entry);
         }
         let framework_info = framework.info.clone();
+        for task in &group.task_group.tasks {
+            self.task_added(framework_id, &task.task_id);
+        }
         self.send_to_agent(
             agent_id,
             ToAgent::RunTaskGroup(RunTaskGroup {
@@ -359,6 +363,12 @@ impl Master {
             self.allocator
                 .recover(&framework_id, &role, &agent, &resources, None, now);
         }
+        let latest = self
+            .frameworks
+            .get(&framework_id)
+            .and_then(|f| f.tasks.get(&status.task_id))
+            .map_or(status.state, |t| t.state);
+        self.task_updated(&framework_id, &status, latest);
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
     }
