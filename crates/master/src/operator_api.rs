@@ -112,9 +112,10 @@ fn set_logging_level(call: &OperatorCall) -> Result<Response, ApiError> {
 /// HEARTBEAT, then the events of every later change and a HEARTBEAT every 15 s.
 async fn subscribe(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
     let recordio_accepted = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/recordio"));
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/recordio"));
     if !recordio_accepted && !accepts_json(headers) {
         return Err(ApiError::new(
             ErrorKind::NotAcceptable,

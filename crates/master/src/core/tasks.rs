@@ -324,8 +324,10 @@ impl Master {
             rewrite_drain_update(&mut status, mark_gone, framework.is_partition_aware());
         }
         let mut freed = None;
+        let mut fresh = false;
         if let Some(task) = framework.tasks.get_mut(&status.task_id) {
             if task.status_update_uuid.as_deref() != Some(uuid.as_str()) {
+                fresh = true;
                 let was_terminal = task.state.is_terminal();
                 // `state` is the latest state known. An agent resends its unacknowledged
                 // updates oldest first, so one that comes after the master learnt the
@@ -363,12 +365,15 @@ impl Master {
             self.allocator
                 .recover(&framework_id, &role, &agent, &resources, None, now);
         }
-        let latest = self
-            .frameworks
-            .get(&framework_id)
-            .and_then(|f| f.tasks.get(&status.task_id))
-            .map_or(status.state, |t| t.state);
-        self.task_updated(&framework_id, &status, latest);
+        // Operators hear of each update once, not of the agent's retransmissions.
+        if fresh {
+            let latest = self
+                .frameworks
+                .get(&framework_id)
+                .and_then(|f| f.tasks.get(&status.task_id))
+                .map_or(status.state, |t| t.state);
+            self.task_updated(&framework_id, &status, latest);
+        }
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
     }

@@ -171,7 +171,7 @@ impl StateView {
                 let frameworks: Vec<Value> = role
                     .frameworks
                     .iter()
-                    .map(|f| if v1 { json!({"value": f}) } else { json!(f) })
+                    .map(|f| if v1 { json!(f) } else { json!(f.as_str()) })
                     .collect();
                 let mut out = json!({
                     "name": role.name,
