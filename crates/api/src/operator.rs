@@ -5,7 +5,7 @@
 use crate::json::lenient_f64;
 use crate::maintenance::{DrainAgent, Machines, UpdateMaintenanceSchedule};
 use crate::resources::Resource;
-use crate::{AgentId, DurationInfo, FrameworkId, KillPolicy, TaskId};
+use crate::{AgentId, DurationInfo, FrameworkId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -54,14 +54,9 @@ pub struct Teardown {
     pub framework_id: FrameworkId,
 }
 
-/// KILL_TASK `{framework_id, task_id, kill_policy?}` (a Mantle extension).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KillTask {
-    pub framework_id: FrameworkId,
-    pub task_id: TaskId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kill_policy: Option<KillPolicy>,
-}
+/// KILL_TASK `{framework_id, task_id, kill_policy?}` (a Mantle extension): the same
+/// fields as the kill the master sends the agent.
+pub type KillTask = crate::internal::KillTask;
 
 /// SET_LOGGING_LEVEL `{level, duration}`: `level` is glog's verbosity (0 is INFO, higher
 /// is more verbose), and the level reverts after `duration`.

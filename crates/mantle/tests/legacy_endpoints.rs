@@ -8,15 +8,8 @@ mod common;
 mod mixed;
 
 use common::Cluster;
+use mixed::check_keys;
 use serde_json::Value;
-
-fn check_keys(what: &str, object: &Value, keys: &[&str]) {
-    let Some(map) = object.as_object() else {
-        panic!("{what} is not an object: {object}")
-    };
-    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
-    assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
-}
 
 /// GETs `path` on the master: the status, the Content-Type and the body.
 async fn get(cluster: &Cluster, path: &str) -> (u16, String, String) {
@@ -93,7 +86,11 @@ async fn legacy_endpoints_carry_the_mesos_fields() {
 
     // state-summary: agents and frameworks with task counts per state.
     let summary = get_json(&cluster, "/master/state-summary").await;
-    check_keys("state-summary", &summary, &["hostname", "slaves", "frameworks"]);
+    check_keys(
+        "state-summary",
+        &summary,
+        &["hostname", "slaves", "frameworks"],
+    );
     let slave = &summary["slaves"][0];
     check_keys(
         "state-summary slave",
@@ -273,7 +270,12 @@ async fn tasks_are_paged_and_ordered() {
 
     // Descending by the first status's time is the default; ascending reverses it.
     let first_time = |t: &Value| t["statuses"][0]["timestamp"].as_f64().unwrap();
-    let times: Vec<f64> = all["tasks"].as_array().unwrap().iter().map(first_time).collect();
+    let times: Vec<f64> = all["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(first_time)
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     let ascending = get_json(&cluster, "/master/tasks?order=asc&limit=-1").await;
     let mut reversed = task_ids(&ascending);
@@ -311,8 +313,14 @@ async fn prometheus_metrics_follow_the_text_format() {
     let (cluster, _framework) = mixed::mixed_tasks("prometheus").await;
     let (status, content_type, body) = get(&cluster, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
-    assert!(body.contains("# TYPE master_tasks_running gauge\n"), "{body}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    assert!(
+        body.contains("# TYPE master_tasks_running gauge\n"),
+        "{body}"
+    );
     assert!(body.contains("\nmaster_tasks_running 1\n"), "{body}");
     assert!(body.contains("\nmaster_tasks_finished 1\n"), "{body}");
     assert!(body.contains("\nmaster_tasks_failed 1\n"), "{body}");
@@ -327,7 +335,9 @@ async fn prometheus_metrics_follow_the_text_format() {
             name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{name}"
         );
-        value.parse::<f64>().unwrap_or_else(|_| panic!("{}", chunk[2]));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("{}", chunk[2]));
     }
     // The JSON snapshot and the Prometheus text agree.
     let snapshot = get_json(&cluster, "/metrics/snapshot").await;

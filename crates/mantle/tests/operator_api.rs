@@ -6,9 +6,10 @@ mod common;
 #[path = "common/mixed.rs"]
 mod mixed;
 
-use common::framework::{command_task, Framework};
+use common::framework::Framework;
 use common::Cluster;
 use mantle_api::*;
+use mixed::check_keys;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -16,14 +17,7 @@ use std::time::Duration;
 async fn running_task(name: &str) -> (Cluster, Framework) {
     let cluster = Cluster::start(1, "cpus:4;mem:1024", &[]).await;
     let mut framework = Framework::subscribe(&cluster.master, name).await;
-    let offer = framework.next_offers().await.remove(0);
-    let task = command_task("sleeper", &offer, "sleep 60", "cpus:1;mem:32");
-    framework
-        .scheduler
-        .launch(offer.id, vec![task], None)
-        .await
-        .unwrap();
-    framework.wait_state("sleeper", TaskState::Running).await;
+    mixed::launch_sleeper(&mut framework, "sleeper").await;
     (cluster, framework)
 }
 
@@ -37,7 +31,10 @@ async fn kill_task_kills_on_the_frameworks_behalf() {
     };
     let (status, body) = cluster.post_json("/api/v1", kill("nosuch")).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.as_str().unwrap().contains("kill_task.task_id"), "{body}");
+    assert!(
+        body.as_str().unwrap().contains("kill_task.task_id"),
+        "{body}"
+    );
     let (status, body) = cluster
         .post_json(
             "/api/v1",
@@ -104,7 +101,10 @@ async fn teardown_removes_the_framework() {
         if body["frameworks"].as_array().is_some_and(Vec::is_empty) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "agent still runs {body:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent still runs {body:#}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(framework);
@@ -120,7 +120,11 @@ async fn legacy_teardown_takes_a_form() {
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap()
     };
-    let response = cluster.http.raw(form("frameworkId=nosuch".into())).await.unwrap();
+    let response = cluster
+        .http
+        .raw(form("frameworkId=nosuch".into()))
+        .await
+        .unwrap();
     assert_eq!(response.status.as_u16(), 400);
     assert!(String::from_utf8_lossy(&response.body).contains("frameworkId"));
     let response = cluster
@@ -143,14 +147,6 @@ async fn read(cluster: &Cluster, kind: &str) -> Value {
     assert_eq!(status, 200, "{kind}: {body}");
     assert_eq!(body["type"], kind, "{body}");
     body[kind.to_ascii_lowercase()].clone()
-}
-
-fn check_keys(what: &str, object: &Value, keys: &[&str]) {
-    let Some(map) = object.as_object() else {
-        panic!("{what} is not an object: {object}")
-    };
-    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
-    assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
 }
 
 /// A v1 Resource array holds `cpus` as `{name, type: SCALAR, scalar: {value}}`.
@@ -198,15 +194,29 @@ async fn read_calls_answer_v1_shapes() {
     check_keys(
         "v1 task",
         task,
-        &["name", "task_id", "framework_id", "agent_id", "state", "resources", "statuses"],
+        &[
+            "name",
+            "task_id",
+            "framework_id",
+            "agent_id",
+            "state",
+            "resources",
+            "statuses",
+        ],
     );
     assert_eq!(task["task_id"]["value"], "runner");
     assert_eq!(task["framework_id"]["value"], fid.as_str());
     assert_eq!(task["state"], "TASK_RUNNING");
     assert_eq!(v1_cpus(&task["resources"]), 0.5);
-    assert_eq!(task["statuses"].as_array().unwrap().last().unwrap()["state"], "TASK_RUNNING");
+    assert_eq!(
+        task["statuses"].as_array().unwrap().last().unwrap()["state"],
+        "TASK_RUNNING"
+    );
     assert!(task["statuses"][0]["timestamp"].is_f64());
-    assert!(task.get("executor_id").is_none(), "command tasks have no executor_id");
+    assert!(
+        task.get("executor_id").is_none(),
+        "command tasks have no executor_id"
+    );
     let mut ended: Vec<&str> = tasks["completed_tasks"]
         .as_array()
         .unwrap()
@@ -274,7 +284,11 @@ async fn read_calls_answer_v1_shapes() {
     assert_eq!(state["get_agents"]["agents"], agents["agents"]);
 
     let master = read(&cluster, "GET_MASTER").await;
-    check_keys("get_master", &master, &["master_info", "start_time", "elected_time"]);
+    check_keys(
+        "get_master",
+        &master,
+        &["master_info", "start_time", "elected_time"],
+    );
     assert!(master["master_info"]["id"].is_string());
     assert_eq!(
         master["master_info"]["port"].as_u64().unwrap().to_string(),
@@ -283,7 +297,11 @@ async fn read_calls_answer_v1_shapes() {
 
     let roles = read(&cluster, "GET_ROLES").await;
     let role = &roles["roles"][0];
-    check_keys("v1 role", role, &["name", "weight", "frameworks", "resources"]);
+    check_keys(
+        "v1 role",
+        role,
+        &["name", "weight", "frameworks", "resources"],
+    );
     assert_eq!(role["frameworks"][0]["value"], fid.as_str());
 
     // pymesos's operator driver posts to /api/v1/operator.
@@ -319,7 +337,10 @@ async fn logging_level_changes_and_reverts() {
     assert_eq!(read(&cluster, "GET_LOGGING_LEVEL").await["level"], 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while read(&cluster, "GET_LOGGING_LEVEL").await["level"] != 0 {
-        assert!(std::time::Instant::now() < deadline, "the level never reverted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the level never reverted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, body) = cluster
@@ -377,22 +398,18 @@ async fn subscribe_streams_the_state_then_its_changes() {
     let state = &subscribed["subscribed"]["get_state"];
     assert_eq!(state["get_tasks"]["tasks"][0]["task_id"]["value"], "runner");
     assert_eq!(
-        state["get_tasks"]["completed_tasks"].as_array().unwrap().len(),
+        state["get_tasks"]["completed_tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
         2
     );
     let heartbeat = events.next_json().await.unwrap().unwrap();
     assert_eq!(heartbeat["type"], "HEARTBEAT");
 
-    // A new task: TASK_ADDED, then TASK_UPDATED as it starts.
-    let offer = framework.next_offers().await.remove(0);
-    let task = command_task("later", &offer, "sleep 60", "cpus:0.5;mem:32");
-    framework
-        .scheduler
-        .launch(offer.id, vec![task], None)
-        .await
-        .unwrap();
-    // The framework acknowledges the updates as it waits; the operator's events queue.
-    framework.wait_state("later", TaskState::Running).await;
+    // A new task: TASK_ADDED, then TASK_UPDATED as it starts. The framework acknowledges
+    // the updates as it waits; the operator's events queue meanwhile.
+    mixed::launch_sleeper(&mut framework, "later").await;
     let added = wait_event(&mut events, "TASK_ADDED", |_| true).await;
     let task = &added["task_added"]["task"];
     assert_eq!(task["task_id"]["value"], "later");

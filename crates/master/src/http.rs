@@ -18,8 +18,8 @@ use mantle_api::routing::{canonical_path, jsonp};
 use mantle_api::scheduler::{Call, CallBody};
 use mantle_api::{ApiError, ErrorKind, MESOS_VERSION};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::convert::Infallible;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Request bodies larger than this are refused with 413.
@@ -241,17 +241,21 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// A streaming 200 answer carrying RecordIO records as they come.
-pub fn stream_response(stream: EventStream, id_header: &'static str) -> Response {
-    let id = stream.id.clone();
-    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+/// The records of an event stream as they come, for a streaming body.
+pub fn records(stream: EventStream) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::unfold(stream, |mut stream| async move {
         stream
             .records
             .recv()
             .await
             .map(|record| (Ok::<_, Infallible>(record), stream))
-    });
-    let mut response = Response::new(Body::from_stream(body));
+    })
+}
+
+/// A streaming 200 answer carrying RecordIO records as they come.
+pub fn stream_response(stream: EventStream, id_header: &'static str) -> Response {
+    let id = stream.id.clone();
+    let mut response = Response::new(Body::from_stream(records(stream)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

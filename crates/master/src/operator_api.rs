@@ -5,7 +5,7 @@
 //! event stream. Every other call goes to the core (`operator.rs`).
 
 use crate::event_loop::{Command, EventStream};
-use crate::http::{accepts_json, AppState};
+use crate::http::{accepts_json, records, AppState};
 use crate::snapshot::{render, Snapshot};
 use crate::{legacy, logging};
 use axum::body::{Body, Bytes};
@@ -83,8 +83,12 @@ pub async fn answer(
         "GET_TASKS" => from_snapshot(state, "GET_TASKS", |s| s.view.get_tasks()).await,
         "GET_MASTER" => from_snapshot(state, "GET_MASTER", |s| s.view.get_master()).await,
         "GET_ROLES" => {
-            from_snapshot(state, "GET_ROLES", |s| json!({"roles": s.view.roles_json(true)}))
-                .await
+            from_snapshot(
+                state,
+                "GET_ROLES",
+                |s| json!({"roles": s.view.roles_json(true)}),
+            )
+            .await
         }
         "SUBSCRIBE" => subscribe(state, headers).await,
         _ => return None,
@@ -143,19 +147,10 @@ async fn subscribe(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
 /// The stream's body: `first`, a heartbeat, then the stream's records as they come.
 fn stream_body(first: Bytes, stream: EventStream, recordio: bool) -> Response {
     let heartbeat = recordio::encode(&to_ascii_json(&json!({"type": "HEARTBEAT"})));
-    let opening = futures_util::stream::iter([
-        Ok::<_, Infallible>(first),
-        Ok::<_, Infallible>(heartbeat),
-    ]);
-    let rest = futures_util::stream::unfold(stream, |mut stream| async move {
-        stream
-            .records
-            .recv()
-            .await
-            .map(|record| (Ok::<_, Infallible>(record), stream))
-    });
+    let opening =
+        futures_util::stream::iter([Ok::<_, Infallible>(first), Ok::<_, Infallible>(heartbeat)]);
     use futures_util::StreamExt;
-    let mut response = Response::new(Body::from_stream(opening.chain(rest)));
+    let mut response = Response::new(Body::from_stream(opening.chain(records(stream))));
     let headers = response.headers_mut();
     if recordio {
         headers.insert(

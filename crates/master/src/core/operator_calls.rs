@@ -4,7 +4,7 @@
 //! framework sees the resulting TASK_KILLED update).
 
 use super::Master;
-use mantle_api::internal::{KillTask, ToAgent};
+use mantle_api::internal::ToAgent;
 use mantle_api::operator::{self, Teardown};
 use mantle_api::*;
 
@@ -60,14 +60,7 @@ impl Master {
         };
         let agent_id = task.agent_id.clone();
         tracing::info!(framework_id = %kill.framework_id, task_id = %kill.task_id, "task killed by the operator");
-        self.send_to_agent(
-            &agent_id,
-            ToAgent::KillTask(KillTask {
-                framework_id: kill.framework_id,
-                task_id: kill.task_id,
-                kill_policy: kill.kill_policy,
-            }),
-        );
+        self.send_to_agent(&agent_id, ToAgent::KillTask(kill));
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
 }
 
 impl StateView {
-    fn framework_usage(framework: &Framework) -> Resources {
+    pub(super) fn framework_usage(framework: &Framework) -> Resources {
         let mut used = Resources::new();
         for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
             used.add(&task.resources);
@@ -323,7 +323,8 @@ impl StateView {
             "master/slaves_disconnected".into(),
             self.agents.len() as f64 - connected_agents,
         );
-        let (unreachable_agents, unreachable_tasks) = (self.unreachable_agents, self.unreachable_tasks());
+        let (unreachable_agents, unreachable_tasks) =
+            (self.unreachable_agents, self.unreachable_tasks());
         m.insert(
             "master/slaves_unreachable".into(),
             unreachable_agents as f64,

@@ -3,8 +3,8 @@
 //! FRAMEWORK_REMOVED, queued as [`Action::Operator`] for the event loop to send to every
 //! operator stream. Nothing is built while nobody subscribes.
 
-use super::v1::{agent_v1, framework_v1, task_v1};
-use super::{Action, Master};
+use super::v1::{agent_v1, framework_offers, framework_v1, task_v1};
+use super::{Action, Master, StateView};
 use mantle_api::*;
 use serde_json::{json, Value};
 
@@ -87,13 +87,9 @@ impl Master {
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
-        let offers: Vec<&Offer> = framework
-            .offers
-            .iter()
-            .filter_map(|id| self.offers.get(id))
-            .map(|entry| &entry.offer)
-            .collect();
-        let body = json!({ "framework": framework_v1(framework, &offers, &Resources::new()) });
+        let offers = framework_offers(framework, &self.offers);
+        let allocated = StateView::framework_usage(framework);
+        let body = json!({ "framework": framework_v1(framework, &offers, &allocated) });
         let kind = if added {
             "FRAMEWORK_ADDED"
         } else {

@@ -4,7 +4,8 @@
 //! operator event stream (TASK_ADDED's task, AGENT_ADDED's agent, FRAMEWORK_ADDED's
 //! framework). Rendered from a [`StateView`] by readers, or from the core for events.
 
-use super::{Agent, Drain, Framework, StateView, Task};
+use super::offers::OfferEntry;
+use super::{Agent, Drain, Framework, SharedMap, StateView, Task};
 use mantle_api::*;
 use serde_json::{json, Value};
 
@@ -115,18 +116,17 @@ pub fn framework_v1(framework: &Framework, offers: &[&Offer], allocated: &Resour
     out
 }
 
-/// What a framework's live tasks and executors hold.
-fn framework_allocated(framework: &Framework) -> Resources {
-    let mut used = Resources::new();
-    for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-        used.add(&task.resources);
-    }
-    for executors in framework.executors.values() {
-        for executor in executors.values() {
-            used.add(&executor.resources);
-        }
-    }
-    used
+/// A framework's outstanding offers.
+pub fn framework_offers<'a>(
+    framework: &Framework,
+    offers: &'a SharedMap<OfferId, OfferEntry>,
+) -> Vec<&'a Offer> {
+    framework
+        .offers
+        .iter()
+        .filter_map(|id| offers.get(id))
+        .map(|entry| &entry.offer)
+        .collect()
 }
 
 impl StateView {
@@ -152,13 +152,8 @@ impl StateView {
     }
 
     fn framework_entry(&self, framework: &Framework) -> Value {
-        let offers: Vec<&Offer> = framework
-            .offers
-            .iter()
-            .filter_map(|id| self.offers.get(id))
-            .map(|entry| &entry.offer)
-            .collect();
-        framework_v1(framework, &offers, &framework_allocated(framework))
+        let offers = framework_offers(framework, &self.offers);
+        framework_v1(framework, &offers, &Self::framework_usage(framework))
     }
 
     pub fn get_frameworks(&self) -> Value {
