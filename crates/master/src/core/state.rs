@@ -252,7 +252,7 @@ impl StateView {
             .collect();
         let active = self.agents.values().filter(|a| self.is_active(a)).count();
         let pid = self.info.pid.clone().unwrap_or_default();
-        json!({
+        let mut state = json!({
             "version": MESOS_VERSION,
             "build_date": "",
             "build_time": 0,
@@ -284,7 +284,14 @@ impl StateView {
             "orphan_tasks": [],
             "unregistered_frameworks": [],
             "roles": self.roles_json(false),
-        })
+        });
+        // Present only when set, as in Mesos.
+        for flag in ["cluster", "log_dir", "external_log_file"] {
+            if let Some(value) = self.flags.get(flag).filter(|v| !v.is_empty()) {
+                state[flag] = json!(value);
+            }
+        }
+        state
     }
 
     /// `/metrics/snapshot` for the master (a first set of the Mesos names).
