@@ -28,7 +28,7 @@ impl Snapshot {
     /// `/master/state`, rendered once per snapshot.
     pub fn state(&self) -> Bytes {
         self.state
-            .get_or_init(|| to_bytes(&self.view.state_json()))
+            .get_or_init(|| Bytes::from(self.view.state_bytes()))
             .clone()
     }
 }

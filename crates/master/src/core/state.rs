@@ -3,6 +3,8 @@
 
 use super::{Agent, Executor, Framework, StateView, Task};
 use mantle_api::*;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -25,54 +27,139 @@ pub(super) fn by_role(total: &Resources) -> (BTreeMap<String, Resources>, Resour
     (reserved, unreserved)
 }
 
+/// A task's legacy JSON, written straight to the output: `/master/state` holds every
+/// task, and building a `Value` tree for each costs several times the writing.
+struct LegacyTask<'a>(&'a Task);
+
+fn status_json(s: &TaskStatus) -> Value {
+    let mut status = json!({"state": s.state, "timestamp": s.timestamp.unwrap_or(0.0)});
+    if let Some(healthy) = s.healthy {
+        status["healthy"] = json!(healthy);
+    }
+    if let Some(labels) = &s.labels {
+        status["labels"] = json!(labels.labels);
+    }
+    if let Some(container) = &s.container_status {
+        status["container_status"] = container.clone();
+    }
+    status
+}
+
+impl Serialize for LegacyTask<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let task = self.0;
+        let info = &task.info;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &info.task_id.value)?;
+        map.serialize_entry("name", &info.name)?;
+        map.serialize_entry("framework_id", &task.framework_id.value)?;
+        let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+        map.serialize_entry("executor_id", executor_id)?;
+        map.serialize_entry("slave_id", &task.agent_id.value)?;
+        map.serialize_entry("state", &task.state)?;
+        map.serialize_entry("resources", &task.resources.legacy_json())?;
+        map.serialize_entry("role", &task.role)?;
+        let statuses: Vec<Value> = task.statuses.iter().map(status_json).collect();
+        map.serialize_entry("statuses", &statuses)?;
+        if let Some(labels) = &info.labels {
+            map.serialize_entry("labels", &labels.labels)?;
+        }
+        if let Some(time) = task.unreachable_time {
+            map.serialize_entry(
+                "unreachable_time",
+                &json!({"nanoseconds": (time * 1e9) as i64}),
+            )?;
+        }
+        for (key, value) in [
+            ("discovery", &info.discovery),
+            ("container", &info.container),
+            ("health_check", &info.health_check),
+        ] {
+            if let Some(v) = value {
+                map.serialize_entry(key, v)?;
+            }
+        }
+        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+            map.serialize_entry("user", user)?;
+        }
+        map.end()
+    }
+}
+
 pub(super) fn task_json(task: &Task) -> Value {
-    let statuses: Vec<Value> = task
-        .statuses
-        .iter()
-        .map(|s| {
-            let mut status = json!({"state": s.state, "timestamp": s.timestamp.unwrap_or(0.0)});
-            if let Some(healthy) = s.healthy {
-                status["healthy"] = json!(healthy);
-            }
-            if let Some(labels) = &s.labels {
-                status["labels"] = json!(labels.labels);
-            }
-            if let Some(container) = &s.container_status {
-                status["container_status"] = container.clone();
-            }
-            status
-        })
-        .collect();
-    let mut out = json!({
-        "id": task.info.task_id.value,
-        "name": task.info.name,
-        "framework_id": task.framework_id.value,
-        "executor_id": task.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
-        "slave_id": task.agent_id.value,
-        "state": task.state,
-        "resources": flat(&task.resources),
-        "role": task.role,
-        "statuses": statuses,
-    });
-    if let Some(labels) = &task.info.labels {
-        out["labels"] = json!(labels.labels);
+    serde_json::to_value(LegacyTask(task)).unwrap_or_default()
+}
+
+/// The lists of a framework's tasks, written straight to the output.
+const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
+
+fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+    match list {
+        "tasks" => Box::new(framework.tasks.values()),
+        "unreachable_tasks" => Box::new(framework.unreachable_tasks.values()),
+        _ => Box::new(framework.completed_tasks.iter().map(|t| &**t)),
     }
-    if let Some(time) = task.unreachable_time {
-        out["unreachable_time"] = json!({"nanoseconds": (time * 1e9) as i64});
+}
+
+struct Tasks<'a>(&'a Framework, &'static str);
+
+impl Serialize for Tasks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(task_list(self.0, self.1).map(LegacyTask))
     }
-    for (key, value) in [
-        ("discovery", &task.info.discovery),
-        ("container", &task.info.container),
-        ("health_check", &task.info.health_check),
-    ] {
-        if let Some(v) = value {
-            out[key] = v.clone();
+}
+
+/// A framework of `/master/state`: its fields, then its task lists streamed.
+struct FrameworkDoc<'a>(&'a StateView, &'a Framework);
+
+impl Serialize for FrameworkDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = match self.0.framework_fields(self.1) {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in &fields {
+            map.serialize_entry(key, value)?;
+        }
+        for list in TASK_LISTS {
+            map.serialize_entry(list, &Tasks(self.1, list))?;
+        }
+        map.end()
+    }
+}
+
+/// `/master/state`: the small fields as a `Value`, the frameworks streamed.
+struct StateDoc<'a>(&'a StateView, Map<String, Value>);
+
+/// The frameworks of `/master/state`, or its completed frameworks (`true`).
+struct Frameworks<'a>(&'a StateView, bool);
+
+impl Serialize for Frameworks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        if self.1 {
+            serializer.collect_seq(
+                view.completed_frameworks
+                    .iter()
+                    .map(|f| FrameworkDoc(view, f)),
+            )
+        } else {
+            serializer.collect_seq(view.frameworks.values().map(|f| FrameworkDoc(view, f)))
         }
     }
-    if let Some(user) = task.info.command.as_ref().and_then(|c| c.user.clone()) {
-        out["user"] = json!(user);
+}
+
+impl Serialize for StateDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in &self.1 {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("frameworks", &Frameworks(self.0, false))?;
+        map.serialize_entry("completed_frameworks", &Frameworks(self.0, true))?;
+        map.end()
     }
-    out
 }
 
 fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
@@ -117,7 +204,17 @@ impl StateView {
         offered
     }
 
+    /// A framework of the legacy JSON, with its task lists.
     pub(super) fn framework_json(&self, framework: &Framework) -> Value {
+        let mut out = self.framework_fields(framework);
+        for list in TASK_LISTS {
+            out[list] = task_list(framework, list).map(task_json).collect();
+        }
+        out
+    }
+
+    /// A framework of the legacy JSON without its task lists.
+    pub(super) fn framework_fields(&self, framework: &Framework) -> Value {
         let used = Self::framework_usage(framework);
         let offered = self.framework_offered(framework);
         let info = &framework.info;
@@ -138,9 +235,6 @@ impl StateView {
             "used_resources": flat(&used),
             "offered_resources": flat(&offered),
             "resources": flat(&used.plus(&offered)),
-            "tasks": framework.tasks.values().map(task_json).collect::<Vec<_>>(),
-            "unreachable_tasks": framework.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
-            "completed_tasks": framework.completed_tasks.iter().map(|t| task_json(t)).collect::<Vec<_>>(),
             "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
                 "id": o.offer.id.value,
                 "framework_id": o.offer.framework_id.value,
@@ -238,8 +332,25 @@ impl StateView {
         usage
     }
 
-    /// `/master/state`.
+    /// `/master/state` as a `Value`.
     pub fn state_json(&self) -> Value {
+        serde_json::to_value(self.state_doc()).unwrap_or_default()
+    }
+
+    /// `/master/state` rendered, without building the frameworks' `Value` trees.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state_doc()).unwrap_or_default()
+    }
+
+    fn state_doc(&self) -> StateDoc<'_> {
+        match self.state_fields() {
+            Value::Object(top) => StateDoc(self, top),
+            _ => StateDoc(self, Map::new()),
+        }
+    }
+
+    /// The fields of `/master/state` but its frameworks.
+    fn state_fields(&self) -> Value {
         let usage = self.agent_usage();
         let empty = (Resources::new(), Resources::new());
         let slaves: Vec<Value> = self
@@ -279,8 +390,6 @@ impl StateView {
             "flags": self.flags,
             "slaves": slaves,
             "recovered_slaves": self.recovered_slaves_json(),
-            "frameworks": self.frameworks.values().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
-            "completed_frameworks": self.completed_frameworks.iter().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
             "orphan_tasks": [],
             "unregistered_frameworks": [],
             "roles": self.roles_json(false),

@@ -116,13 +116,19 @@ impl StateView {
         let mut per_agent: BTreeMap<&str, Summary> = BTreeMap::new();
         let mut per_framework: BTreeMap<&str, Summary> = BTreeMap::new();
         for framework in self.all_frameworks() {
+            let summary = per_framework.entry(framework.id.as_str()).or_default();
+            for task in Self::framework_tasks(framework) {
+                *summary.counts.entry(task.state).or_default() += 1;
+                if !summary.peers.contains(task.agent_id.as_str()) {
+                    summary.peers.insert(task.agent_id.to_string());
+                }
+            }
             for task in Self::framework_tasks(framework) {
                 let agent = per_agent.entry(task.agent_id.as_str()).or_default();
                 *agent.counts.entry(task.state).or_default() += 1;
-                agent.peers.insert(framework.id.to_string());
-                let summary = per_framework.entry(framework.id.as_str()).or_default();
-                *summary.counts.entry(task.state).or_default() += 1;
-                summary.peers.insert(task.agent_id.to_string());
+                if !agent.peers.contains(framework.id.as_str()) {
+                    agent.peers.insert(framework.id.to_string());
+                }
             }
         }
         let usage = self.agent_usage();
@@ -145,7 +151,7 @@ impl StateView {
             .frameworks
             .values()
             .map(|framework| {
-                let full = self.framework_json(framework);
+                let full = self.framework_fields(framework);
                 let mut out = Map::new();
                 for key in [
                     "id",
