@@ -80,7 +80,8 @@ async fn weights_quota_and_reservations_survive_a_master_restart() {
         let eng = role(roles, "eng");
         assert_eq!(eng["weight"], 3.0);
         assert_eq!(eng["reserved"]["cpus"], 2.0, "{eng:#}");
-        assert_eq!(eng["quota"]["limits"]["cpus"]["value"], 3.0);
+        // The legacy shape (reference §4): `limit` as `{name: number}`.
+        assert_eq!(eng["quota"]["limit"]["cpus"], 3.0);
         assert_eq!(
             weights["get_weights"]["weight_infos"][0],
             json!({"role": "eng", "weight": 3.0})

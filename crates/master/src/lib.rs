@@ -6,7 +6,12 @@ pub mod core;
 pub mod event_loop;
 pub mod http;
 pub mod leadership;
+mod legacy;
+pub mod logging;
 mod operator;
+mod operator_api;
+mod prometheus;
+pub mod snapshot;
 pub mod store;
 mod webui;
 
@@ -88,6 +93,7 @@ pub async fn start_ha(
         .flags
         .insert("port".into(), address.port().to_string());
     let advertised = format!("{}:{}", config.hostname, config.port);
+    let flags = std::sync::Arc::new(config.flags.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (role_tx, role) = watch::channel(Role::Following(None));
     let event_loop = match &ha {
@@ -126,6 +132,7 @@ pub async fn start_ha(
         handle: RoleHandle::new(role),
         advertised,
         started: event_loop::unix_now(),
+        flags,
     });
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(async move {

@@ -250,6 +250,8 @@ impl World {
                         self.send_down(conn, peer, false);
                     }
                 }
+                // The simulation opens no operator event stream.
+                Action::Operator { .. } => {}
             }
         }
     }

@@ -10,6 +10,7 @@ use mantle_api::internal::{
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Agent {
@@ -168,6 +169,7 @@ impl Master {
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
+        self.agent_added(&id);
         // REGISTERED goes first: the agent takes anything else before it as a failed
         // registration.
         self.actions.push(Action::Agent {
@@ -456,7 +458,7 @@ impl Master {
                     task.resources.clone(),
                     state,
                 ));
-                framework.completed_tasks.push_back(task);
+                framework.completed_tasks.push_back(Arc::new(task));
             }
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();

@@ -12,6 +12,7 @@ use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// `--agent_removal_rate_limit`: at most `count` agents per `per_seconds`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -143,6 +144,7 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
+        self.agent_removed(agent_id);
         self.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
         self.health.completed += 1;
@@ -265,7 +267,7 @@ impl Master {
                             state,
                             "Task was not reported by the re-registered agent",
                         ));
-                        framework.completed_tasks.push_back(task);
+                        framework.completed_tasks.push_back(Arc::new(task));
                     }
                 }
             }

@@ -1,63 +1,165 @@
 //! The legacy JSON of `/master/state` and `/metrics/snapshot` (reference §4), rendered
-//! from the core's state. The event loop publishes the result as an immutable snapshot.
+//! by the readers from a published [`StateView`], off the event loop.
 
-use super::{Agent, Executor, Framework, Master, Task};
+use super::{Agent, Executor, Framework, StateView, Task};
 use mantle_api::*;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-fn flat(resources: &Resources) -> Value {
+pub(super) fn flat(resources: &Resources) -> Value {
     Value::Object(resources.legacy_json())
 }
 
-fn task_json(task: &Task) -> Value {
-    let statuses: Vec<Value> = task
-        .statuses
-        .iter()
-        .map(|s| {
-            let mut status = json!({"state": s.state, "timestamp": s.timestamp.unwrap_or(0.0)});
-            if let Some(healthy) = s.healthy {
-                status["healthy"] = json!(healthy);
-            }
-            if let Some(labels) = &s.labels {
-                status["labels"] = json!(labels.labels);
-            }
-            if let Some(container) = &s.container_status {
-                status["container_status"] = container.clone();
-            }
-            status
-        })
-        .collect();
-    let mut out = json!({
-        "id": task.info.task_id.value,
-        "name": task.info.name,
-        "framework_id": task.framework_id.value,
-        "executor_id": task.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
-        "slave_id": task.agent_id.value,
-        "state": task.state,
-        "resources": flat(&task.resources),
-        "role": task.role,
-        "statuses": statuses,
-    });
-    if let Some(labels) = &task.info.labels {
-        out["labels"] = json!(labels.labels);
+/// An agent's resources reserved to each role, and its unreserved ones.
+pub(super) fn by_role(total: &Resources) -> (BTreeMap<String, Resources>, Resources) {
+    let mut reserved: BTreeMap<String, Resources> = BTreeMap::new();
+    let mut unreserved = Resources::new();
+    for (key, quantity) in total.entries() {
+        let into = if key.role == "*" {
+            &mut unreserved
+        } else {
+            reserved.entry(key.role.clone()).or_default()
+        };
+        into.insert(key.clone(), quantity.clone());
     }
-    if let Some(time) = task.unreachable_time {
-        out["unreachable_time"] = json!({"nanoseconds": (time * 1e9) as i64});
+    (reserved, unreserved)
+}
+
+/// A task's legacy JSON, written straight to the output: `/master/state` holds every
+/// task, and building a `Value` tree for each costs several times the writing.
+struct LegacyTask<'a>(&'a Task);
+
+fn status_json(s: &TaskStatus) -> Value {
+    let mut status = json!({"state": s.state, "timestamp": s.timestamp.unwrap_or(0.0)});
+    if let Some(healthy) = s.healthy {
+        status["healthy"] = json!(healthy);
     }
-    for (key, value) in [
-        ("discovery", &task.info.discovery),
-        ("container", &task.info.container),
-        ("health_check", &task.info.health_check),
-    ] {
-        if let Some(v) = value {
-            out[key] = v.clone();
+    if let Some(labels) = &s.labels {
+        status["labels"] = json!(labels.labels);
+    }
+    if let Some(container) = &s.container_status {
+        status["container_status"] = container.clone();
+    }
+    status
+}
+
+impl Serialize for LegacyTask<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let task = self.0;
+        let info = &task.info;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &info.task_id.value)?;
+        map.serialize_entry("name", &info.name)?;
+        map.serialize_entry("framework_id", &task.framework_id.value)?;
+        let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+        map.serialize_entry("executor_id", executor_id)?;
+        map.serialize_entry("slave_id", &task.agent_id.value)?;
+        map.serialize_entry("state", &task.state)?;
+        map.serialize_entry("resources", &task.resources.legacy_json())?;
+        map.serialize_entry("role", &task.role)?;
+        let statuses: Vec<Value> = task.statuses.iter().map(status_json).collect();
+        map.serialize_entry("statuses", &statuses)?;
+        if let Some(labels) = &info.labels {
+            map.serialize_entry("labels", &labels.labels)?;
+        }
+        if let Some(time) = task.unreachable_time {
+            map.serialize_entry(
+                "unreachable_time",
+                &json!({"nanoseconds": (time * 1e9) as i64}),
+            )?;
+        }
+        for (key, value) in [
+            ("discovery", &info.discovery),
+            ("container", &info.container),
+            ("health_check", &info.health_check),
+        ] {
+            if let Some(v) = value {
+                map.serialize_entry(key, v)?;
+            }
+        }
+        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+            map.serialize_entry("user", user)?;
+        }
+        map.end()
+    }
+}
+
+pub(super) fn task_json(task: &Task) -> Value {
+    serde_json::to_value(LegacyTask(task)).unwrap_or_default()
+}
+
+/// The lists of a framework's tasks, written straight to the output.
+const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
+
+fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+    match list {
+        "tasks" => Box::new(framework.tasks.values()),
+        "unreachable_tasks" => Box::new(framework.unreachable_tasks.values()),
+        _ => Box::new(framework.completed_tasks.iter().map(|t| &**t)),
+    }
+}
+
+struct Tasks<'a>(&'a Framework, &'static str);
+
+impl Serialize for Tasks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(task_list(self.0, self.1).map(LegacyTask))
+    }
+}
+
+/// A framework of `/master/state`: its fields, then its task lists streamed.
+struct FrameworkDoc<'a>(&'a StateView, &'a Framework);
+
+impl Serialize for FrameworkDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = match self.0.framework_fields(self.1) {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in &fields {
+            map.serialize_entry(key, value)?;
+        }
+        for list in TASK_LISTS {
+            map.serialize_entry(list, &Tasks(self.1, list))?;
+        }
+        map.end()
+    }
+}
+
+/// `/master/state`: the small fields as a `Value`, the frameworks streamed.
+struct StateDoc<'a>(&'a StateView, Map<String, Value>);
+
+/// The frameworks of `/master/state`, or its completed frameworks (`true`).
+struct Frameworks<'a>(&'a StateView, bool);
+
+impl Serialize for Frameworks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        if self.1 {
+            serializer.collect_seq(
+                view.completed_frameworks
+                    .iter()
+                    .map(|f| FrameworkDoc(view, f)),
+            )
+        } else {
+            serializer.collect_seq(view.frameworks.values().map(|f| FrameworkDoc(view, f)))
         }
     }
-    if let Some(user) = task.info.command.as_ref().and_then(|c| c.user.clone()) {
-        out["user"] = json!(user);
+}
+
+impl Serialize for StateDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in &self.1 {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("frameworks", &Frameworks(self.0, false))?;
+        map.serialize_entry("completed_frameworks", &Frameworks(self.0, true))?;
+        map.end()
     }
-    out
 }
 
 fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
@@ -78,8 +180,8 @@ fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
     })
 }
 
-impl Master {
-    fn framework_usage(framework: &Framework) -> Resources {
+impl StateView {
+    pub(super) fn framework_usage(framework: &Framework) -> Resources {
         let mut used = Resources::new();
         for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
             used.add(&task.resources);
@@ -102,7 +204,17 @@ impl Master {
         offered
     }
 
-    fn framework_json(&self, framework: &Framework) -> Value {
+    /// A framework of the legacy JSON, with its task lists.
+    pub(super) fn framework_json(&self, framework: &Framework) -> Value {
+        let mut out = self.framework_fields(framework);
+        for list in TASK_LISTS {
+            out[list] = task_list(framework, list).map(task_json).collect();
+        }
+        out
+    }
+
+    /// A framework of the legacy JSON without its task lists.
+    pub(super) fn framework_fields(&self, framework: &Framework) -> Value {
         let used = Self::framework_usage(framework);
         let offered = self.framework_offered(framework);
         let info = &framework.info;
@@ -123,9 +235,6 @@ impl Master {
             "used_resources": flat(&used),
             "offered_resources": flat(&offered),
             "resources": flat(&used.plus(&offered)),
-            "tasks": framework.tasks.values().map(task_json).collect::<Vec<_>>(),
-            "unreachable_tasks": framework.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
-            "completed_tasks": framework.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
             "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
                 "id": o.offer.id.value,
                 "framework_id": o.offer.framework_id.value,
@@ -155,7 +264,8 @@ impl Master {
         out
     }
 
-    fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
+    pub(super) fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
+        let (reserved, unreserved) = by_role(&agent.total);
         let attributes: Map<String, Value> = agent
             .info
             .attributes
@@ -172,8 +282,8 @@ impl Master {
             "resources": flat(&agent.total),
             "used_resources": flat(used),
             "offered_resources": flat(offered),
-            "reserved_resources": {},
-            "unreserved_resources": flat(&agent.total),
+            "reserved_resources": reserved.iter().map(|(role, r)| (role.clone(), flat(r))).collect::<Map<String, Value>>(),
+            "unreserved_resources": flat(&unreserved),
             "active": self.is_active(agent),
             "deactivated": self.deactivated.contains(&agent.id),
             "version": agent.version,
@@ -192,7 +302,7 @@ impl Master {
     }
 
     /// Used and offered resources per agent.
-    fn agent_usage(&self) -> BTreeMap<AgentId, (Resources, Resources)> {
+    pub(super) fn agent_usage(&self) -> BTreeMap<AgentId, (Resources, Resources)> {
         let mut usage: BTreeMap<AgentId, (Resources, Resources)> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
@@ -222,8 +332,25 @@ impl Master {
         usage
     }
 
-    /// `/master/state`.
+    /// `/master/state` as a `Value`.
     pub fn state_json(&self) -> Value {
+        serde_json::to_value(self.state_doc()).unwrap_or_default()
+    }
+
+    /// `/master/state` rendered, without building the frameworks' `Value` trees.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state_doc()).unwrap_or_default()
+    }
+
+    fn state_doc(&self) -> StateDoc<'_> {
+        match self.state_fields() {
+            Value::Object(top) => StateDoc(self, top),
+            _ => StateDoc(self, Map::new()),
+        }
+    }
+
+    /// The fields of `/master/state` but its frameworks.
+    fn state_fields(&self) -> Value {
         let usage = self.agent_usage();
         let empty = (Resources::new(), Resources::new());
         let slaves: Vec<Value> = self
@@ -236,7 +363,7 @@ impl Master {
             .collect();
         let active = self.agents.values().filter(|a| self.is_active(a)).count();
         let pid = self.info.pid.clone().unwrap_or_default();
-        json!({
+        let mut state = json!({
             "version": MESOS_VERSION,
             "build_date": "",
             "build_time": 0,
@@ -245,30 +372,35 @@ impl Master {
             "elected_time": self.start_time,
             "id": self.info.id,
             "pid": pid,
-            "hostname": self.config.hostname,
+            "hostname": self.hostname,
             "capabilities": self.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
             "activated_slaves": active,
             "deactivated_slaves": self.agents.len() - active,
-            "unreachable_slaves": self.health.unreachable.len(),
+            "unreachable_slaves": self.unreachable_agents,
             "leader": pid,
             "leader_info": {
                 "id": self.info.id,
                 "pid": pid,
                 "port": self.info.port,
-                "hostname": self.config.hostname,
+                "hostname": self.hostname,
                 "ip": self.info.ip,
                 "address": self.info.address,
                 "version": MESOS_VERSION,
             },
-            "flags": self.config.flags,
+            "flags": self.flags,
             "slaves": slaves,
-            "recovered_slaves": [],
-            "frameworks": self.frameworks.values().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
-            "completed_frameworks": self.completed_frameworks.iter().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
+            "recovered_slaves": self.recovered_slaves_json(),
             "orphan_tasks": [],
             "unregistered_frameworks": [],
             "roles": self.roles_json(false),
-        })
+        });
+        // Present only when set, as in Mesos.
+        for flag in ["cluster", "log_dir", "external_log_file"] {
+            if let Some(value) = self.flags.get(flag).filter(|v| !v.is_empty()) {
+                state[flag] = json!(value);
+            }
+        }
+        state
     }
 
     /// `/metrics/snapshot` for the master (a first set of the Mesos names).
@@ -307,15 +439,16 @@ impl Master {
             "master/slaves_disconnected".into(),
             self.agents.len() as f64 - connected_agents,
         );
-        let (unreachable_agents, unreachable_tasks) = self.unreachable_counts();
+        let (unreachable_agents, unreachable_tasks) =
+            (self.unreachable_agents, self.unreachable_tasks());
         m.insert(
             "master/slaves_unreachable".into(),
             unreachable_agents as f64,
         );
         for (name, value) in [
-            ("scheduled", self.health.scheduled),
-            ("completed", self.health.completed),
-            ("canceled", self.health.canceled),
+            ("scheduled", self.unreachable_scheduled),
+            ("completed", self.unreachable_completed),
+            ("canceled", self.unreachable_canceled),
         ] {
             m.insert(format!("master/slave_unreachable_{name}"), value as f64);
         }
@@ -380,7 +513,7 @@ impl Master {
             self.counters.invalid_status_updates as f64,
         );
         let usage = self.role_usage();
-        for role in self.allocator.roles() {
+        for role in &self.roles {
             let prefix = format!("allocator/mesos/roles/{}", role.name);
             m.insert(format!("{prefix}/shares/dominant"), role.share);
             let Some(used) = usage.get(&role.name) else {

@@ -9,6 +9,7 @@ use mantle_api::internal::{
 use mantle_api::scheduler::{Acknowledge, Event, Kill, Reconcile, Update};
 use mantle_api::*;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Task {
@@ -183,11 +184,12 @@ impl Master {
                 role,
             );
         }
-        let framework_info = framework.info.clone();
         framework.tasks.insert(
             task.task_id.clone(),
             new_task(framework_id, &task, resources, role, now),
         );
+        self.task_added(framework_id, &task.task_id);
+        let framework_info = self.frameworks[framework_id].info.clone();
         self.send_to_agent(
             agent_id,
             ToAgent::RunTask(RunTask {
@@ -277,6 +279,9 @@ impl Master {
             framework.tasks.insert(task.task_id.clone(), entry);
         }
         let framework_info = framework.info.clone();
+        for task in &group.task_group.tasks {
+            self.task_added(framework_id, &task.task_id);
+        }
         self.send_to_agent(
             agent_id,
             ToAgent::RunTaskGroup(RunTaskGroup {
@@ -319,8 +324,10 @@ impl Master {
             rewrite_drain_update(&mut status, mark_gone, framework.is_partition_aware());
         }
         let mut freed = None;
+        let mut fresh = false;
         if let Some(task) = framework.tasks.get_mut(&status.task_id) {
             if task.status_update_uuid.as_deref() != Some(uuid.as_str()) {
+                fresh = true;
                 let was_terminal = task.state.is_terminal();
                 // `state` is the latest state known. An agent resends its unacknowledged
                 // updates oldest first, so one that comes after the master learnt the
@@ -358,6 +365,15 @@ impl Master {
             self.allocator
                 .recover(&framework_id, &role, &agent, &resources, None, now);
         }
+        // Operators hear of each update once, not of the agent's retransmissions.
+        if fresh {
+            let latest = self
+                .frameworks
+                .get(&framework_id)
+                .and_then(|f| f.tasks.get(&status.task_id))
+                .map_or(status.state, |t| t.state);
+            self.task_updated(&framework_id, &status, latest);
+        }
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
     }
@@ -384,7 +400,7 @@ impl Master {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
             task.status_update_uuid = None;
             retired_from = Some(task.agent_id.clone());
-            framework.completed_tasks.push_back(task);
+            framework.completed_tasks.push_back(Arc::new(task));
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();
             }
