@@ -1,11 +1,11 @@
-//! The v1 operator API calls that change the cluster (reference §3): policy (weights,
-//! quota, dynamic reservations), agent control and maintenance. Other operator calls
-//! arrive with the operator API issue.
+//! The v1 operator API calls of the master (reference §3): the reads, policy (weights,
+//! quota, dynamic reservations), agent control, maintenance, TEARDOWN, SET_LOGGING_LEVEL,
+//! and Mantle's KILL_TASK extension (Mesos has no operator call to kill one task).
 
 use crate::json::lenient_f64;
 use crate::maintenance::{DrainAgent, Machines, UpdateMaintenanceSchedule};
 use crate::resources::Resource;
-use crate::AgentId;
+use crate::{AgentId, DurationInfo, FrameworkId, KillPolicy, TaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -36,6 +36,39 @@ pub struct OperatorCall {
     pub start_maintenance: Option<Machines>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_maintenance: Option<Machines>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<Teardown>,
+    /// Mantle's extension: the master kills a task on its framework's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_task: Option<KillTask>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_logging_level: Option<SetLoggingLevel>,
+    /// GET_METRICS `{timeout}`: accepted and ignored (the metrics are always at hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get_metrics: Option<serde_json::Value>,
+}
+
+/// TEARDOWN `{framework_id}`: removes the framework as its own TEARDOWN would.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub framework_id: FrameworkId,
+}
+
+/// KILL_TASK `{framework_id, task_id, kill_policy?}` (a Mantle extension).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KillTask {
+    pub framework_id: FrameworkId,
+    pub task_id: TaskId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_policy: Option<KillPolicy>,
+}
+
+/// SET_LOGGING_LEVEL `{level, duration}`: `level` is glog's verbosity (0 is INFO, higher
+/// is more verbose), and the level reverts after `duration`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetLoggingLevel {
+    pub level: u32,
+    pub duration: DurationInfo,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -57,12 +57,27 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let base = level.to_ascii_lowercase();
+    let filter = |directive: &str| {
+        tracing_subscriber::EnvFilter::try_new(directive)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let (layer, reload) = tracing_subscriber::reload::Layer::new(filter(&base));
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    // SET_LOGGING_LEVEL's glog verbosity: 0 is the level given at start, 1 debug, 2+ trace.
+    mantle_master::logging::install(move |verbosity| {
+        let directive = match verbosity {
+            0 => base.as_str(),
+            1 => "debug",
+            _ => "trace",
+        };
+        let _ = reload.reload(filter(directive));
+    });
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,12 @@
 //! The master's event loop: the one task that owns the [`Master`] core (DESIGN invariant
 //! 3). HTTP handlers send it [`Command`]s and await replies; it executes the core's
-//! actions on the open streams and publishes an immutable [`Snapshot`] for the read-only
-//! endpoints, rendered when someone asks for it (at most every 50 ms), so that slow
-//! readers never stall it and nothing is rendered while nobody reads.
+//! actions on the open streams and publishes an immutable [`Snapshot`] of the core for
+//! the read-only endpoints when someone asks for one (at most every 50 ms). A publish
+//! shares the core's maps instead of copying them, and the readers render JSON on their
+//! own threads, so slow readers never stall the loop.
 
 use crate::core::{Action, CallReply, Master, OperatorReply, StreamId};
+use crate::snapshot::Snapshot;
 use crate::store::Store;
 use bytes::Bytes;
 use mantle_api::internal::{AgentCall, Register};
@@ -13,7 +15,7 @@ use mantle_api::operator::OperatorCall;
 use mantle_api::recordio;
 use mantle_api::scheduler::{CallBody, Subscribe};
 use mantle_api::{ApiError, FrameworkId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -76,14 +78,13 @@ pub enum Command {
     Refresh {
         reply: Reply<()>,
     },
+    /// An operator SUBSCRIBE: a new stream of the operator events, with the view of the
+    /// core when it opened.
+    OperatorSubscribe {
+        reply: Reply<crate::operator_api::Subscription>,
+    },
 }
 
-/// The pre-rendered answers of the read-only endpoints.
-#[derive(Default)]
-pub struct Snapshot {
-    pub state: Bytes,
-    pub metrics: Bytes,
-}
 
 /// An open event stream: RecordIO-framed records in order. Dropping it (the client went
 /// away) tells the event loop.
@@ -151,6 +152,10 @@ pub struct EventLoop {
     stored_registry: u64,
     /// Agents the core took in this batch, answered once the registry is stored.
     admitting: Vec<(StreamId, EventStream, Reply<EventStream>)>,
+    /// The operator SUBSCRIBE streams (also in `streams`), and when they get their next
+    /// heartbeat.
+    operator_streams: HashSet<StreamId>,
+    next_operator_heartbeat: Instant,
 }
 
 /// Snapshots are rendered only when someone reads them, and at most this often: rendering
@@ -160,6 +165,8 @@ const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
 const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
 /// Commands handled between two allocation runs at most, so allocation keeps up under load.
 const BATCH: usize = 512;
+/// `--max_operator_event_stream_subscribers`'s default in Mesos.
+const MAX_OPERATOR_SUBSCRIBERS: usize = 1000;
 
 impl EventLoop {
     pub fn new(
@@ -170,7 +177,7 @@ impl EventLoop {
         let core_policy_version = core.policy_version();
         let core_registry_version = core.registry_version();
         let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(core.view())));
         let handle = LoopHandle {
             commands: commands_tx.clone(),
             snapshot: snapshot_rx,
@@ -189,6 +196,8 @@ impl EventLoop {
             stored_registry: core_registry_version,
             store,
             admitting: Vec::new(),
+            operator_streams: HashSet::new(),
+            next_operator_heartbeat: Instant::now(),
         };
         (event_loop, handle)
     }
@@ -212,6 +221,7 @@ impl EventLoop {
                 }
                 _ = ticker.tick() => {
                     self.core.tick(unix_now());
+                    self.heartbeat_operators();
                     let _ = self.store_registry();
                     if Instant::now() >= next_allocation {
                         next_allocation = Instant::now() + self.allocation_interval;
@@ -379,6 +389,12 @@ impl EventLoop {
                 true
             }
             Command::StreamClosed { stream } => {
+                if self.operator_streams.remove(&stream) {
+                    self.streams.remove(&stream);
+                    self.core
+                        .set_operator_subscribers(!self.operator_streams.is_empty());
+                    return false;
+                }
                 if self.streams.remove(&stream).is_some() {
                     self.core.stream_closed(now, &stream);
                     let _ = self.store_registry();
@@ -389,6 +405,41 @@ impl EventLoop {
                 self.readers.push(reply);
                 false
             }
+            Command::OperatorSubscribe { reply } => {
+                if self.operator_streams.len() >= MAX_OPERATOR_SUBSCRIBERS {
+                    let _ = reply.send(Err(ApiError::unavailable(format!(
+                        "the maximum of {MAX_OPERATOR_SUBSCRIBERS} operator event subscribers is reached"
+                    ))));
+                    return false;
+                }
+                // Events of changes already in the view go out before the new stream
+                // joins, so it sees each change once: in its state or as an event.
+                self.execute();
+                let (id, stream) = self.open_stream();
+                self.operator_streams.insert(id);
+                self.core.set_operator_subscribers(true);
+                let snapshot = Arc::new(Snapshot::new(self.core.view()));
+                let _ = reply.send(Ok((stream, snapshot)));
+                false
+            }
+        }
+    }
+
+    /// Sends a HEARTBEAT on every operator stream every 15 s.
+    fn heartbeat_operators(&mut self) {
+        if self.operator_streams.is_empty() || Instant::now() < self.next_operator_heartbeat {
+            return;
+        }
+        self.next_operator_heartbeat = Instant::now()
+            + Duration::from_secs_f64(crate::operator_api::HEARTBEAT_SECONDS);
+        let record = recordio::encode(br#"{"type":"HEARTBEAT"}"#);
+        self.broadcast_operators(record);
+    }
+
+    fn broadcast_operators(&mut self, record: Bytes) {
+        let streams: Vec<StreamId> = self.operator_streams.iter().cloned().collect();
+        for stream in streams {
+            self.send(&stream, record.clone());
         }
     }
 
@@ -450,6 +501,9 @@ impl EventLoop {
                     // Dropping the sender ends the HTTP body after what was queued.
                     self.streams.remove(&stream);
                 }
+                Action::Operator { event } => {
+                    self.broadcast_operators(recordio::encode(&to_ascii_json(&event)));
+                }
             }
         }
     }
@@ -458,19 +512,21 @@ impl EventLoop {
         if let Some(tx) = self.streams.get(stream) {
             if tx.send(record).is_err() {
                 self.streams.remove(stream);
-                self.core.stream_closed(unix_now(), stream);
+                if self.operator_streams.remove(stream) {
+                    self.core
+                        .set_operator_subscribers(!self.operator_streams.is_empty());
+                } else {
+                    self.core.stream_closed(unix_now(), stream);
+                }
             }
         }
     }
 
+    /// Publishes the core's current view: a few pointer copies (the large maps are
+    /// shared), so a publish costs the loop next to nothing; readers render from it.
     fn publish(&mut self) {
         self.stale = false;
         self.published_at = Some(Instant::now());
-        let state = serde_json::to_vec(&self.core.state_json()).unwrap_or_default();
-        let metrics = serde_json::to_vec(&self.core.metrics(unix_now())).unwrap_or_default();
-        let _ = self.snapshot.send(Arc::new(Snapshot {
-            state: state.into(),
-            metrics: metrics.into(),
-        }));
+        let _ = self.snapshot.send(Arc::new(Snapshot::new(self.core.view())));
     }
 }

@@ -1,10 +1,11 @@
-//! The master's HTTP server: the v1 scheduler API, Mantle's agent protocol, and the
-//! legacy JSON endpoints, behind the libprocess path aliases (reference §0.4).
+//! The master's HTTP server: the v1 scheduler API, Mantle's agent protocol, and the routes
+//! of the operator API and legacy JSON endpoints (`operator.rs`, `operator_api.rs`,
+//! `legacy.rs`), behind the libprocess path aliases (reference §0.4).
 
 use crate::core::CallReply;
 use crate::event_loop::{Command, EventStream};
 use crate::leadership::{Role, RoleHandle};
-use crate::operator;
+use crate::{legacy, operator};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -16,7 +17,8 @@ use mantle_api::json::decode;
 use mantle_api::routing::{canonical_path, jsonp};
 use mantle_api::scheduler::{Call, CallBody};
 use mantle_api::{ApiError, ErrorKind, MESOS_VERSION};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::convert::Infallible;
 use tower::ServiceExt;
 
@@ -31,6 +33,8 @@ pub struct AppState {
     pub advertised: String,
     /// When this master started (seconds since the epoch), for a standby's metrics.
     pub started: f64,
+    /// Every flag with its value, for `/master/flags` and GET_FLAGS.
+    pub flags: Arc<BTreeMap<String, String>>,
 }
 
 /// The router wrapped in the path rewriting of [`canonical_path`].
@@ -54,16 +58,26 @@ fn rewrite_path(mut request: Request) -> Request {
 pub fn router(state: AppState) -> App {
     // Everything but these goes to the leader: a standby redirects (reference §5.6).
     let local = Router::new()
-        .route("/metrics/snapshot", get(metrics_endpoint))
+        .route("/metrics/snapshot", get(legacy::metrics_snapshot))
+        .route("/metrics", get(legacy::prometheus_metrics))
+        .route("/flags", get(legacy::flags))
         .route("/version", get(version))
         .route("/health", get(health))
         .route("/redirect", get(redirect));
     let leader_only = Router::new()
         .route("/api/v1/scheduler", any(scheduler_api))
         .route(AGENT_API_PATH, any(agent_api))
-        .route("/state", get(state_endpoint))
+        .route("/state", get(legacy::state))
+        .route("/state-summary", get(legacy::state_summary))
+        .route("/frameworks", get(legacy::frameworks))
+        .route("/slaves", get(legacy::slaves))
+        .route("/tasks", get(legacy::tasks))
         .route("/api/v1", any(operator::operator_api))
-        .route("/roles", get(operator::roles))
+        // pymesos's operator driver posts here; Mesos serves it through the `/api/v1`
+        // prefix fallback of libprocess (reference §0.4).
+        .route("/api/v1/operator", any(operator::operator_api))
+        .route("/teardown", post(operator::teardown))
+        .route("/roles", get(legacy::roles))
         .route(
             "/weights",
             get(operator::weights)
@@ -360,36 +374,6 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
     }
     .await;
     result.unwrap_or_else(|err| error_response(&err))
-}
-
-async fn state_endpoint(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let snapshot = match state.handle.current_snapshot().await {
-        Ok(snapshot) => snapshot,
-        Err(err) => return error_response(&err),
-    };
-    json_response(snapshot.state.clone(), &query)
-}
-
-async fn metrics_endpoint(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    if let Role::Following(_) = state.handle.role() {
-        // A standby runs no core: it reports that it does not lead, and its uptime.
-        let body = serde_json::json!({
-            "master/elected": 0.0,
-            "master/uptime_secs": crate::event_loop::unix_now() - state.started,
-        });
-        return json_response(Bytes::from(body.to_string()), &query);
-    }
-    let snapshot = match state.handle.current_snapshot().await {
-        Ok(snapshot) => snapshot,
-        Err(err) => return error_response(&err),
-    };
-    json_response(snapshot.metrics.clone(), &query)
 }
 
 pub fn version_json() -> Bytes {

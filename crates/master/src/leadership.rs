@@ -58,7 +58,7 @@ impl RoleHandle {
     /// [`LoopHandle::current_snapshot`] of the leader's loop.
     pub async fn current_snapshot(
         &self,
-    ) -> Result<std::sync::Arc<crate::event_loop::Snapshot>, ApiError> {
+    ) -> Result<std::sync::Arc<crate::snapshot::Snapshot>, ApiError> {
         self.leader_loop()?.current_snapshot().await
     }
 }

@@ -6,7 +6,12 @@ pub mod core;
 pub mod event_loop;
 pub mod http;
 pub mod leadership;
+mod legacy;
+pub mod logging;
 mod operator;
+mod operator_api;
+mod prometheus;
+pub mod snapshot;
 pub mod store;
 
 use crate::core::{Master, MasterConfig};
@@ -87,6 +92,7 @@ pub async fn start_ha(
         .flags
         .insert("port".into(), address.port().to_string());
     let advertised = format!("{}:{}", config.hostname, config.port);
+    let flags = std::sync::Arc::new(config.flags.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (role_tx, role) = watch::channel(Role::Following(None));
     let event_loop = match &ha {
@@ -125,6 +131,7 @@ pub async fn start_ha(
         handle: RoleHandle::new(role),
         advertised,
         started: event_loop::unix_now(),
+        flags,
     });
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! HTTP routes of the operator's calls: `POST /api/v1` (policy, agent control, draining
 //! and maintenance, dispatched in `core/policy.rs`), and the legacy `/roles`,
 //! `/weights`, `/quota`, `/reserve`, `/unreserve`, `/maintenance/schedule`,
-//! `/maintenance/status`, `/machine/down` and `/machine/up` endpoints (reference §3).
+//! `/maintenance/status`, `/machine/down`, `/machine/up` and `/teardown` endpoints
+//! (reference §3).
 
 use crate::core::{Master, OperatorReply};
 use crate::event_loop::{Change, Command};
@@ -14,10 +15,10 @@ use axum::Form;
 use mantle_api::json::decode;
 use mantle_api::maintenance::{MachineId, Machines, Schedule};
 use mantle_api::operator::{
-    OperatorCall, QuotaConfig, ReserveResources, ScalarValue, UpdateQuota, UpdateWeights,
-    WeightInfo,
+    OperatorCall, QuotaConfig, ReserveResources, ScalarValue, Teardown, UpdateQuota,
+    UpdateWeights, WeightInfo,
 };
-use mantle_api::{AgentId, ApiError, Resource, Resources};
+use mantle_api::{AgentId, ApiError, FrameworkId, Resource, Resources};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -75,18 +76,15 @@ pub async fn operator_api(State(state): State<AppState>, request: Request) -> Re
         check_v1_request(&parts.method, &parts.headers)?;
         let body = read_body(body).await?;
         let operator_call: OperatorCall = decode(&body)?;
-        call(&state, operator_call).await
+        if let Some(answered) =
+            crate::operator_api::answer(&state, &parts.headers, &operator_call).await
+        {
+            return answered;
+        }
+        Ok(answer(call(&state, operator_call).await))
     }
     .await;
-    answer(result)
-}
-
-/// `/master/roles`.
-pub async fn roles(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    read(&state, |m| json!({"roles": m.roles_json(false)}), &query).await
+    result.unwrap_or_else(|err| error_response(&err))
 }
 
 /// `/master/weights`: GET lists, PUT sets from a JSON array of `{role, weight}`.
@@ -276,6 +274,24 @@ async fn machines_change(state: AppState, body: Bytes, down: bool) -> Response {
             m.stop_maintenance(machines, "machines")?;
         }
         Ok(OperatorReply::Ok(None))
+    });
+    change(&state, apply).await
+}
+
+/// `POST /master/teardown` with the form field `frameworkId`: TEARDOWN.
+pub async fn teardown(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(id) = form.get("frameworkId") else {
+        return error_response(&ApiError::bad_request("missing form field 'frameworkId'"));
+    };
+    let teardown = Teardown {
+        framework_id: FrameworkId::new(id.clone()),
+    };
+    let apply: Change = Box::new(move |m, now| {
+        m.operator_teardown(now, teardown, "frameworkId")
+            .map(|()| OperatorReply::Ok(None))
     });
     change(&state, apply).await
 }

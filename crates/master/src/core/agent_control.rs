@@ -6,6 +6,7 @@
 //! REACTIVATE_AGENT also ends a finished drain (`drain.rs`); the removal of an agent on
 //! the operator's word is shared with maintenance (a machine going DOWN).
 
+use std::sync::Arc;
 use super::{Master, OperatorReply};
 use mantle_api::internal::ToAgent;
 use mantle_api::scheduler::{Event, Update};
@@ -138,6 +139,7 @@ impl Master {
         self.forget_agent_answers(agent_id);
         if self.agents.remove(agent_id).is_some() {
             self.allocator.remove_agent(agent_id);
+            self.agent_removed(agent_id);
         }
         self.deactivated.remove(agent_id);
         self.draining.remove(agent_id);
@@ -168,7 +170,7 @@ impl Master {
                 task.state = ending.kept;
                 task.unreachable_time = None;
                 updates.push(task.info.task_id.clone());
-                framework.completed_tasks.push_back(task);
+                framework.completed_tasks.push_back(Arc::new(task));
             }
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();

@@ -2,6 +2,7 @@
 //! and the calls agents make (status updates, executor exits, executor messages, pongs).
 //! Reference §5.1; failure detection is in `health.rs`.
 
+use std::sync::Arc;
 use super::frameworks::allocator_options;
 use super::{Action, Framework, Master, StreamId, Task};
 use mantle_api::internal::{
@@ -168,6 +169,7 @@ impl Master {
             }
             tracing::info!(agent_id = %id, pid = %register.pid, "agent registered");
         }
+        self.agent_added(&id);
         // REGISTERED goes first: the agent takes anything else before it as a failed
         // registration.
         self.actions.push(Action::Agent {
@@ -456,7 +458,7 @@ impl Master {
                     task.resources.clone(),
                     state,
                 ));
-                framework.completed_tasks.push_back(task);
+                framework.completed_tasks.push_back(Arc::new(task));
             }
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();

@@ -2,7 +2,7 @@
 //! `failover_timeout` timer, TEARDOWN and removal (reference §1.4, §5.2), and the checks
 //! every other scheduler call must pass (reference §1.1).
 
-use super::{Action, Master, StreamId, Task};
+use super::{Action, Master, SharedMap, SharedSet, StreamId, Task};
 use mantle_allocator::FrameworkOptions;
 use mantle_api::internal::{ShutdownFramework, ToAgent};
 use mantle_api::maintenance::InverseOfferAnswer;
@@ -10,6 +10,7 @@ use mantle_api::scheduler::{CallBody, ErrorEvent, Event, Subscribe, Subscribed};
 use mantle_api::validation::validate_framework_info;
 use mantle_api::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// An executor a framework runs on an agent, with its resources validated once.
 #[derive(Clone, Debug)]
@@ -37,12 +38,12 @@ pub struct Framework {
     pub reregistered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
     pub failover_deadline: Option<f64>,
-    pub tasks: BTreeMap<TaskId, Task>,
+    pub tasks: SharedMap<TaskId, Task>,
     /// Tasks on unreachable agents, tracked until their agent comes back.
-    pub unreachable_tasks: BTreeMap<TaskId, Task>,
-    pub completed_tasks: VecDeque<Task>,
-    pub offers: BTreeSet<OfferId>,
-    pub executors: BTreeMap<AgentId, BTreeMap<ExecutorId, Executor>>,
+    pub unreachable_tasks: SharedMap<TaskId, Task>,
+    pub completed_tasks: VecDeque<Arc<Task>>,
+    pub offers: SharedSet<OfferId>,
+    pub executors: SharedMap<AgentId, BTreeMap<ExecutorId, Executor>>,
 }
 
 impl Framework {
@@ -59,11 +60,11 @@ impl Framework {
             unregistered_time: None,
             failover_deadline: None,
             info,
-            tasks: BTreeMap::new(),
-            unreachable_tasks: BTreeMap::new(),
+            tasks: SharedMap::new(),
+            unreachable_tasks: SharedMap::new(),
             completed_tasks: VecDeque::new(),
-            offers: BTreeSet::new(),
-            executors: BTreeMap::new(),
+            offers: SharedSet::new(),
+            executors: SharedMap::new(),
         }
     }
 
@@ -85,8 +86,7 @@ impl Framework {
         role: &str,
     ) {
         self.executors
-            .entry(agent_id.clone())
-            .or_default()
+            .get_or_insert_with(agent_id.clone(), BTreeMap::new)
             .entry(info.executor_id.clone())
             .or_insert_with(|| Executor {
                 info: Box::new(info.clone()),
@@ -224,6 +224,8 @@ impl Master {
         if suppressed {
             self.frameworks.get_mut(&id).expect("inserted").suppressed = true;
         }
+        let added = self.frameworks[&id].reregistered_time.is_none();
+        self.framework_changed(&id, added);
         self.actions.push(Action::Framework {
             stream: stream.clone(),
             event: Event::Subscribed(Subscribed {
@@ -383,6 +385,7 @@ impl Master {
             self.allocator
                 .suppress(framework_id, &update.suppressed_roles);
         }
+        self.framework_changed(framework_id, false);
         self.dirty = true;
         Ok(())
     }
@@ -405,6 +408,7 @@ impl Master {
         self.registry_version += 1;
         self.allocator.set_framework_active(&id, false);
         self.rescind_framework_offers(now, &id, false);
+        self.framework_changed(&id, false);
         self.dirty = true;
         self.expire_frameworks(now);
     }
@@ -449,12 +453,12 @@ impl Master {
                     .entry(TaskState::Killed)
                     .or_default() += 1;
             }
-            framework.completed_tasks.push_back(task);
+            framework.completed_tasks.push_back(Arc::new(task));
         }
         while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
             framework.completed_tasks.pop_front();
         }
-        for (agent_id, executors) in std::mem::take(&mut framework.executors) {
+        for (agent_id, executors) in std::mem::take(&mut framework.executors).into_entries() {
             for executor in executors.values() {
                 self.allocator.recover(
                     framework_id,
@@ -481,7 +485,8 @@ impl Master {
         framework.active = false;
         framework.failover_deadline = None;
         framework.unregistered_time = Some(now);
-        self.completed_frameworks.push_back(framework);
+        self.framework_removed(&framework.info);
+        self.completed_frameworks.push_back(Arc::new(framework));
         self.registry_version += 1;
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();

@@ -7,6 +7,7 @@
 //! re-registers, the tasks it reports come back and their state is sent again with
 //! REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
 
+use std::sync::Arc;
 use super::{Action, Master};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
@@ -143,6 +144,7 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
+        self.agent_removed(agent_id);
         self.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
         self.health.completed += 1;
@@ -265,7 +267,7 @@ impl Master {
                             state,
                             "Task was not reported by the re-registered agent",
                         ));
-                        framework.completed_tasks.push_back(task);
+                        framework.completed_tasks.push_back(Arc::new(task));
                     }
                 }
             }

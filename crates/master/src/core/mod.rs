@@ -11,10 +11,16 @@ mod health;
 mod inverse_offers;
 mod maintenance;
 mod offers;
+mod operator_calls;
 mod policy;
 mod registry;
+pub mod shared_map;
 mod state;
+mod subscribers;
+mod summary;
 mod tasks;
+mod v1;
+mod view;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -28,15 +34,19 @@ use mantle_api::scheduler::Event;
 use mantle_api::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 pub use agents::Agent;
 pub use drain::Drain;
 pub use frameworks::{CallReply, Executor, Framework};
 pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use maintenance::Maintenance;
-pub use policy::{OperatorReply, Policy, RoleUsage};
+pub use policy::{OperatorReply, Policy};
 pub use registry::{Registry, StoredFramework};
+pub use shared_map::{SharedMap, SharedSet};
 pub use tasks::Task;
+pub use summary::TasksQuery;
+pub use view::{RoleUsage, StateView};
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
 pub type StreamId = String;
@@ -63,6 +73,10 @@ pub enum Action {
     },
     CloseAgent {
         stream: StreamId,
+    },
+    /// Send an event to every operator SUBSCRIBE stream.
+    Operator {
+        event: serde_json::Value,
     },
 }
 
@@ -121,10 +135,11 @@ pub struct Master {
     pub config: MasterConfig,
     pub info: MasterInfo,
     pub start_time: f64,
-    frameworks: BTreeMap<FrameworkId, Framework>,
-    completed_frameworks: VecDeque<Framework>,
-    agents: BTreeMap<AgentId, Agent>,
-    offers: BTreeMap<OfferId, offers::OfferEntry>,
+    // The maps a snapshot shares (`shared_map.rs`): publishing one copies nothing.
+    frameworks: SharedMap<FrameworkId, Framework>,
+    completed_frameworks: VecDeque<Arc<Framework>>,
+    agents: SharedMap<AgentId, Agent>,
+    offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,
     /// Bumped on every policy change, so the event loop knows when to store it.
@@ -149,6 +164,8 @@ pub struct Master {
     maintenance: Maintenance,
     /// Agents being drained or drained (DRAIN_AGENT); each is also deactivated.
     draining: BTreeMap<AgentId, Drain>,
+    /// Whether any operator SUBSCRIBE stream is open (`subscribers.rs`).
+    operator_subscribers: bool,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -205,10 +222,10 @@ impl Master {
             config,
             info,
             start_time: now,
-            frameworks: BTreeMap::new(),
+            frameworks: SharedMap::new(),
             completed_frameworks: VecDeque::new(),
-            agents: BTreeMap::new(),
-            offers: BTreeMap::new(),
+            agents: SharedMap::new(),
+            offers: SharedMap::new(),
             allocator,
             next_framework: 0,
             next_agent: 0,
@@ -222,6 +239,7 @@ impl Master {
             gone: BTreeMap::new(),
             maintenance: Maintenance::default(),
             draining: BTreeMap::new(),
+            operator_subscribers: false,
         }
     }
 

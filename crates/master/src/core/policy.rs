@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// Master operator calls Mesos defines that Mantle does not serve yet: answered 501,
+/// where a type Mesos does not know is a 400.
+const MESOS_CALLS_NOT_SUPPORTED: &[&str] = &[
+    "LIST_FILES",
+    "READ_FILE",
+    "GET_OPERATIONS",
+    "CREATE_VOLUMES",
+    "DESTROY_VOLUMES",
+    "GROW_VOLUME",
+    "SHRINK_VOLUME",
+    "SET_QUOTA",
+    "REMOVE_QUOTA",
+];
+
 /// What survives a master restart.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -28,14 +42,6 @@ pub struct Policy {
 pub enum OperatorReply {
     Ok(Option<Value>),
     Accepted,
-}
-
-/// Allocated, offered and reserved resources of one role.
-#[derive(Clone, Debug, Default)]
-pub struct RoleUsage {
-    pub allocated: Resources,
-    pub offered: Resources,
-    pub reserved: Resources,
 }
 
 pub(super) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -75,14 +81,6 @@ fn to_quota(config: &QuotaConfig, field: &str) -> Result<Quota, ApiError> {
         }
     }
     Ok(Quota { guarantees, limits })
-}
-
-fn scalar_map(resources: &Resources) -> Value {
-    let mut out = serde_json::Map::new();
-    for name in resources.scalar_names() {
-        out.insert(name.to_string(), json!({"value": resources.scalar(name)}));
-    }
-    Value::Object(out)
 }
 
 impl Master {
@@ -169,11 +167,23 @@ impl Master {
             | "UPDATE_MAINTENANCE_SCHEDULE"
             | "START_MAINTENANCE"
             | "STOP_MAINTENANCE" => self.maintenance_call(now, call),
+            "TEARDOWN" => {
+                let teardown = required(call.teardown, "teardown")?;
+                self.operator_teardown(now, teardown, "teardown.framework_id")?;
+                Ok(OperatorReply::Ok(None))
+            }
+            "KILL_TASK" => {
+                self.operator_kill_task(required(call.kill_task, "kill_task")?)?;
+                Ok(OperatorReply::Accepted)
+            }
             "" => Err(ApiError::bad_request("expecting 'type' to be present")),
-            other => Err(ApiError::new(
+            other if MESOS_CALLS_NOT_SUPPORTED.contains(&other) => Err(ApiError::new(
                 ErrorKind::NotImplemented,
                 format!("operator call '{other}' is not supported yet"),
             )),
+            other => Err(ApiError::bad_request(format!(
+                "type: unknown operator call type '{other}'"
+            ))),
         }
     }
 
@@ -334,96 +344,6 @@ impl Master {
             return total;
         }
         total.minus(&unreserved).plus(&reserved)
-    }
-
-    /// Allocated (tasks and executors), offered and reserved resources per role.
-    pub fn role_usage(&self) -> BTreeMap<String, RoleUsage> {
-        let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
-        for framework in self.frameworks.values() {
-            for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                usage
-                    .entry(task.role.clone())
-                    .or_default()
-                    .allocated
-                    .add(&task.resources);
-            }
-            for executors in framework.executors.values() {
-                for executor in executors.values() {
-                    usage
-                        .entry(executor.role.clone())
-                        .or_default()
-                        .allocated
-                        .add(&executor.resources);
-                }
-            }
-        }
-        for entry in self.offers.values() {
-            usage
-                .entry(entry.role.clone())
-                .or_default()
-                .offered
-                .add(&entry.resources);
-        }
-        for agent in self.agents.values() {
-            for (key, quantity) in agent.total.entries().filter(|(k, _)| k.role != "*") {
-                let mut one = Resources::new();
-                one.insert(key.clone(), quantity.clone());
-                usage
-                    .entry(key.role.clone())
-                    .or_default()
-                    .reserved
-                    .add(&one);
-            }
-        }
-        usage
-    }
-
-    /// The roles as `/master/roles` (`v1` false) or GET_ROLES (`v1` true) show them.
-    pub fn roles_json(&self, v1: bool) -> Vec<Value> {
-        let usage = self.role_usage();
-        self.allocator
-            .roles()
-            .into_iter()
-            .map(|role| {
-                let used = usage.get(&role.name).cloned().unwrap_or_default();
-                let show = |r: &Resources| {
-                    if v1 {
-                        json!(r.to_wire())
-                    } else {
-                        Value::Object(r.legacy_json())
-                    }
-                };
-                let frameworks: Vec<Value> = role
-                    .frameworks
-                    .iter()
-                    .map(|f| if v1 { json!({"value": f}) } else { json!(f) })
-                    .collect();
-                let mut out = json!({
-                    "name": role.name,
-                    "weight": role.weight,
-                    "frameworks": frameworks,
-                    "resources": show(&used.allocated.plus(&used.offered)),
-                    "allocated": show(&used.allocated),
-                    "offered": show(&used.offered),
-                    "reserved": show(&used.reserved),
-                    "dominant_share": role.share,
-                });
-                if let Some(quota) = &role.quota {
-                    let consumed: serde_json::Map<String, Value> = role
-                        .consumed
-                        .iter()
-                        .map(|(k, v)| (k.clone(), json!({"value": v})))
-                        .collect();
-                    out["quota"] = json!({
-                        "role": role.name,
-                        "guarantees": scalar_map(&quota.guarantees),
-                        "limits": scalar_map(&quota.limits),
-                        "consumed": consumed,
-                    });
-                }
-                out
-            })
-            .collect()
     }
 
     pub fn weights_json(&self) -> Vec<Value> {

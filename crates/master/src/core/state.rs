@@ -1,16 +1,31 @@
 //! The legacy JSON of `/master/state` and `/metrics/snapshot` (reference §4), rendered
-//! from the core's state. The event loop publishes the result as an immutable snapshot.
+//! by the readers from a published [`StateView`], off the event loop.
 
-use super::{Agent, Executor, Framework, Master, Task};
+use super::{Agent, Executor, Framework, StateView, Task};
 use mantle_api::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-fn flat(resources: &Resources) -> Value {
+pub(super) fn flat(resources: &Resources) -> Value {
     Value::Object(resources.legacy_json())
 }
 
-fn task_json(task: &Task) -> Value {
+/// An agent's resources reserved to each role, and its unreserved ones.
+pub(super) fn by_role(total: &Resources) -> (BTreeMap<String, Resources>, Resources) {
+    let mut reserved: BTreeMap<String, Resources> = BTreeMap::new();
+    let mut unreserved = Resources::new();
+    for (key, quantity) in total.entries() {
+        let into = if key.role == "*" {
+            &mut unreserved
+        } else {
+            reserved.entry(key.role.clone()).or_default()
+        };
+        into.insert(key.clone(), quantity.clone());
+    }
+    (reserved, unreserved)
+}
+
+pub(super) fn task_json(task: &Task) -> Value {
     let statuses: Vec<Value> = task
         .statuses
         .iter()
@@ -78,7 +93,7 @@ fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
     })
 }
 
-impl Master {
+impl StateView {
     fn framework_usage(framework: &Framework) -> Resources {
         let mut used = Resources::new();
         for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
@@ -102,7 +117,7 @@ impl Master {
         offered
     }
 
-    fn framework_json(&self, framework: &Framework) -> Value {
+    pub(super) fn framework_json(&self, framework: &Framework) -> Value {
         let used = Self::framework_usage(framework);
         let offered = self.framework_offered(framework);
         let info = &framework.info;
@@ -125,7 +140,7 @@ impl Master {
             "resources": flat(&used.plus(&offered)),
             "tasks": framework.tasks.values().map(task_json).collect::<Vec<_>>(),
             "unreachable_tasks": framework.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
-            "completed_tasks": framework.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
+            "completed_tasks": framework.completed_tasks.iter().map(|t| task_json(t)).collect::<Vec<_>>(),
             "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
                 "id": o.offer.id.value,
                 "framework_id": o.offer.framework_id.value,
@@ -155,7 +170,8 @@ impl Master {
         out
     }
 
-    fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
+    pub(super) fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
+        let (reserved, unreserved) = by_role(&agent.total);
         let attributes: Map<String, Value> = agent
             .info
             .attributes
@@ -172,8 +188,8 @@ impl Master {
             "resources": flat(&agent.total),
             "used_resources": flat(used),
             "offered_resources": flat(offered),
-            "reserved_resources": {},
-            "unreserved_resources": flat(&agent.total),
+            "reserved_resources": reserved.iter().map(|(role, r)| (role.clone(), flat(r))).collect::<Map<String, Value>>(),
+            "unreserved_resources": flat(&unreserved),
             "active": self.is_active(agent),
             "deactivated": self.deactivated.contains(&agent.id),
             "version": agent.version,
@@ -192,7 +208,7 @@ impl Master {
     }
 
     /// Used and offered resources per agent.
-    fn agent_usage(&self) -> BTreeMap<AgentId, (Resources, Resources)> {
+    pub(super) fn agent_usage(&self) -> BTreeMap<AgentId, (Resources, Resources)> {
         let mut usage: BTreeMap<AgentId, (Resources, Resources)> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
@@ -245,24 +261,24 @@ impl Master {
             "elected_time": self.start_time,
             "id": self.info.id,
             "pid": pid,
-            "hostname": self.config.hostname,
+            "hostname": self.hostname,
             "capabilities": self.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
             "activated_slaves": active,
             "deactivated_slaves": self.agents.len() - active,
-            "unreachable_slaves": self.health.unreachable.len(),
+            "unreachable_slaves": self.unreachable_agents,
             "leader": pid,
             "leader_info": {
                 "id": self.info.id,
                 "pid": pid,
                 "port": self.info.port,
-                "hostname": self.config.hostname,
+                "hostname": self.hostname,
                 "ip": self.info.ip,
                 "address": self.info.address,
                 "version": MESOS_VERSION,
             },
-            "flags": self.config.flags,
+            "flags": self.flags,
             "slaves": slaves,
-            "recovered_slaves": [],
+            "recovered_slaves": self.recovered_slaves_json(),
             "frameworks": self.frameworks.values().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
             "completed_frameworks": self.completed_frameworks.iter().map(|f| self.framework_json(f)).collect::<Vec<_>>(),
             "orphan_tasks": [],
@@ -307,15 +323,15 @@ impl Master {
             "master/slaves_disconnected".into(),
             self.agents.len() as f64 - connected_agents,
         );
-        let (unreachable_agents, unreachable_tasks) = self.unreachable_counts();
+        let (unreachable_agents, unreachable_tasks) = (self.unreachable_agents, self.unreachable_tasks());
         m.insert(
             "master/slaves_unreachable".into(),
             unreachable_agents as f64,
         );
         for (name, value) in [
-            ("scheduled", self.health.scheduled),
-            ("completed", self.health.completed),
-            ("canceled", self.health.canceled),
+            ("scheduled", self.unreachable_scheduled),
+            ("completed", self.unreachable_completed),
+            ("canceled", self.unreachable_canceled),
         ] {
             m.insert(format!("master/slave_unreachable_{name}"), value as f64);
         }
@@ -380,7 +396,7 @@ impl Master {
             self.counters.invalid_status_updates as f64,
         );
         let usage = self.role_usage();
-        for role in self.allocator.roles() {
+        for role in &self.roles {
             let prefix = format!("allocator/mesos/roles/{}", role.name);
             m.insert(format!("{prefix}/shares/dominant"), role.share);
             let Some(used) = usage.get(&role.name) else {

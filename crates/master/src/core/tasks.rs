@@ -1,6 +1,7 @@
 //! Tasks: launch validation (reference §5.2), status updates and their acknowledgements
 //! (§5.3), KILL, and reconciliation (§5.5).
 
+use std::sync::Arc;
 use super::drain::rewrite_drain_update;
 use super::Master;
 use mantle_api::internal::{
@@ -183,11 +184,12 @@ impl Master {
                 role,
             );
         }
-        let framework_info = framework.info.clone();
         framework.tasks.insert(
             task.task_id.clone(),
             new_task(framework_id, &task, resources, role, now),
         );
+        self.task_added(framework_id, &task.task_id);
+        let framework_info = self.frameworks[framework_id].info.clone();
         self.send_to_agent(
             agent_id,
             ToAgent::RunTask(RunTask {
@@ -277,6 +279,9 @@ impl Master {
             framework.tasks.insert(task.task_id.clone(), entry);
         }
         let framework_info = framework.info.clone();
+        for task in &group.task_group.tasks {
+            self.task_added(framework_id, &task.task_id);
+        }
         self.send_to_agent(
             agent_id,
             ToAgent::RunTaskGroup(RunTaskGroup {
@@ -358,6 +363,12 @@ impl Master {
             self.allocator
                 .recover(&framework_id, &role, &agent, &resources, None, now);
         }
+        let latest = self
+            .frameworks
+            .get(&framework_id)
+            .and_then(|f| f.tasks.get(&status.task_id))
+            .map_or(status.state, |t| t.state);
+        self.task_updated(&framework_id, &status, latest);
         self.send(&framework_id, Event::Update(Update { status }));
         self.dirty = true;
     }
@@ -384,7 +395,7 @@ impl Master {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
             task.status_update_uuid = None;
             retired_from = Some(task.agent_id.clone());
-            framework.completed_tasks.push_back(task);
+            framework.completed_tasks.push_back(Arc::new(task));
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();
             }
