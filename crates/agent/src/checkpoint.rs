@@ -187,11 +187,16 @@ pub fn read_launcher_pid(rundir: &Path) -> Option<u32> {
 /// Reads back everything checkpointed. With `strict`, a checkpoint that cannot be read
 /// is an error naming its path; without, it is skipped with a warning.
 pub fn read(work_dir: &Path, strict: bool) -> Result<Recovered, AgentError> {
+    read_counting(work_dir, strict).map(|(recovered, _)| recovered)
+}
+
+/// Like [`read`], also counting the checkpoints skipped (`slave/recovery_errors`).
+pub fn read_counting(work_dir: &Path, strict: bool) -> Result<(Recovered, u64), AgentError> {
     let meta = meta_dir(work_dir);
     let latest = sandbox::slaves_dir(&meta).join("latest");
     let agent_id = match fs::read_link(&latest) {
         Ok(target) => AgentId::new(target.to_string_lossy()),
-        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Recovered::default()),
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok((Recovered::default(), 0)),
         Err(err) => return Err(AgentError::io("cannot read", &latest, err)),
     };
     let dir = agent_dir(work_dir, &agent_id);
@@ -201,7 +206,7 @@ pub fn read(work_dir: &Path, strict: bool) -> Result<Recovered, AgentError> {
         (Some(then), Some(now)) => then.trim() != now,
         _ => false,
     };
-    let mut reader = Reader { strict };
+    let mut reader = Reader { strict, skipped: 0 };
     let mut frameworks = Vec::new();
     for framework_dir in subdirs(&dir.join("frameworks"))? {
         let info_path = framework_dir.join(FRAMEWORK_INFO);
@@ -220,16 +225,18 @@ pub fn read(work_dir: &Path, strict: bool) -> Result<Recovered, AgentError> {
         }
         frameworks.push(RecoveredFramework { info, executors });
     }
-    Ok(Recovered {
+    let recovered = Recovered {
         agent: Some(agent),
         rebooted,
         frameworks,
-    })
+    };
+    Ok((recovered, reader.skipped))
 }
 
 /// Turns an error into a skip when not strict.
 struct Reader {
     strict: bool,
+    skipped: u64,
 }
 
 impl Reader {
@@ -237,6 +244,7 @@ impl Reader {
         match result {
             Ok(value) => Ok(Some(value)),
             Err(err) if !self.strict => {
+                self.skipped += 1;
                 tracing::warn!(error = %err, "skipping a checkpoint that cannot be read");
                 Ok(None)
             }

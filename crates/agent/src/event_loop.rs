@@ -9,7 +9,6 @@ use mantle_api::error::ApiError;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::ContainerId;
 use mantle_containerizer::docker::Docker;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -69,7 +68,7 @@ pub(crate) struct EventLoop {
     /// For the tasks this loop starts (process watchers).
     commands_tx: mpsc::UnboundedSender<Command>,
     to_master: mpsc::UnboundedSender<AgentCall>,
-    snapshot: watch::Sender<Arc<Value>>,
+    snapshot: watch::Sender<Arc<crate::view::View>>,
     work_dir: PathBuf,
     streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
     processes: HashMap<ContainerId, Process>,
@@ -88,7 +87,7 @@ impl EventLoop {
         commands: mpsc::UnboundedReceiver<Command>,
         commands_tx: mpsc::UnboundedSender<Command>,
         to_master: mpsc::UnboundedSender<AgentCall>,
-        snapshot: watch::Sender<Arc<Value>>,
+        snapshot: watch::Sender<Arc<crate::view::View>>,
         work_dir: PathBuf,
         containers: Arc<Containerizer>,
     ) -> EventLoop {
@@ -178,7 +177,7 @@ impl EventLoop {
         }
         self.dirty = false;
         self.snapshot
-            .send_replace(Arc::new(crate::state::state_json(&self.core)));
+            .send_replace(Arc::new(crate::view::View::of(&self.core)));
         true
     }
 

@@ -119,7 +119,7 @@ async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiErr
     }
 }
 
-fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Err(ApiError::bad_request(
             "expecting 'Content-Type' to be present",
@@ -147,7 +147,7 @@ fn check_content_type(value: Option<&HeaderValue>) -> Result<(), ApiError> {
 }
 
 /// JSON is the only encoding Mantle answers in: any `Accept` that rules it out is a 406.
-fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else { return Ok(()) };
     let text = value.to_str().unwrap_or("");
     let acceptable = text.split(',').any(|item| {
@@ -166,7 +166,7 @@ fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|err| {

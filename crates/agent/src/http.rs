@@ -1,15 +1,16 @@
-//! The agent's HTTP routes: `/api/v1/executor`, `/api/v1` (GET_CONTAINERS), `/state`,
-//! `/monitor/statistics`, `/health` and `/version`.
+//! The agent's HTTP routes: `/api/v1/executor`, `/api/v1` (the operator API), `/state`,
+//! `/monitor/statistics`, `/files/*`, `/health` and `/version`.
 //! Requests are rewritten before routing so that every path also answers under the
 //! `/slave(1)` prefix, with a `.json` suffix and with a trailing slash (reference §0.4);
-//! GET data endpoints support `?jsonp=CB`.
+//! GET data endpoints support `?jsonp=CB` and allow any origin.
 
 use crate::event_loop::Command;
+use crate::view::View;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use axum::Router;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -21,12 +22,14 @@ use tokio::sync::{mpsc, watch};
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub commands: mpsc::UnboundedSender<Command>,
-    /// The latest `/state` snapshot the event loop published.
-    pub snapshot: watch::Receiver<Arc<Value>>,
+    /// The latest snapshot the event loop published.
+    pub snapshot: watch::Receiver<Arc<View>>,
     /// Names executor event streams.
     pub next_stream: Arc<AtomicU64>,
     /// Reads container usage.
     pub containers: Arc<crate::containers::Containerizer>,
+    /// What SET_LOGGING_LEVEL set.
+    pub logging: crate::operator_api::SharedLoggingLevel,
 }
 
 /// The router behind the path rewriting.
@@ -36,7 +39,10 @@ pub(crate) type Rewritten = tower::util::MapRequest<Router, fn(Request) -> Reque
 pub(crate) fn service(state: AppState) -> axum::routing::IntoMakeService<Rewritten> {
     let router = Router::new()
         .route("/api/v1/executor", any(crate::executor_api::handle))
-        .route("/api/v1", post(crate::monitor::operator_endpoint))
+        .route("/api/v1", any(crate::operator_api::handle))
+        .route("/api/v1/operator", any(crate::operator_api::handle))
+        .route("/flags", get(flags))
+        .route("/metrics/snapshot", get(metrics))
         .route(
             "/monitor/statistics",
             get(crate::monitor::statistics_endpoint),
@@ -44,11 +50,30 @@ pub(crate) fn service(state: AppState) -> axum::routing::IntoMakeService<Rewritt
         .route("/state", get(state_endpoint))
         .route("/health", get(health))
         .route("/version", get(version))
+        .route("/files/browse", get(crate::files::browse_endpoint))
+        .route("/files/read", get(crate::files::read_endpoint))
+        .route("/files/download", get(crate::files::download_endpoint))
+        .route("/files/debug", get(crate::files::debug_endpoint))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(allow_any_origin))
         .with_state(state);
     let rewrite: fn(Request) -> Request = rewrite;
     let service = tower::ServiceExt::map_request(router, rewrite);
     axum::ServiceExt::<Request>::into_make_service(service)
+}
+
+/// Lets a page served by the master read the agent's GET endpoints from the browser
+/// (Mesos's web UI uses JSONP instead; both work).
+async fn allow_any_origin(request: Request, next: axum::middleware::Next) -> Response {
+    let get = request.method() == axum::http::Method::GET;
+    let mut response = next.run(request).await;
+    if get {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    response
 }
 
 /// Maps every alias of a path to its canonical form, keeping the query.
@@ -94,20 +119,62 @@ pub(crate) fn json_response(value: &Value, query: &HashMap<String, String>) -> R
     }
 }
 
+/// A snapshot at least as new as every change made before the call, or none when the
+/// agent is shutting down.
+pub(crate) async fn current_view(app: &AppState) -> Option<Arc<View>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.commands.send(Command::Refresh(tx)).ok()?;
+    rx.await.ok()?;
+    let view = app.snapshot.borrow().clone();
+    Some(view)
+}
+
+/// The answer while the event loop is gone.
+pub(crate) fn shutting_down() -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the agent is shutting down",
+    )
+}
+
 async fn state_endpoint(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if app.commands.send(Command::Refresh(tx)).is_err() || rx.await.is_err() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the agent is shutting down",
-        )
-            .into_response();
+    match current_view(&app).await {
+        Some(view) => json_response(&crate::state::state_json(&view), &query),
+        None => shutting_down(),
     }
-    let snapshot = app.snapshot.borrow().clone();
-    json_response(&snapshot, &query)
+}
+
+/// `GET /flags`: `{"flags": {name: "value"}}`.
+async fn flags(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match current_view(&app).await {
+        Some(view) => json_response(&serde_json::json!({"flags": view.config.flags}), &query),
+        None => shutting_down(),
+    }
+}
+
+/// `GET /metrics/snapshot`: flat `{name: number}`.
+async fn metrics(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(view) = current_view(&app).await else {
+        return shutting_down();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let metrics = tokio::task::spawn_blocking(move || crate::metrics::snapshot(&view, now)).await;
+    match metrics {
+        Ok(metrics) => json_response(&serde_json::json!(metrics), &query),
+        Err(err) => error_response(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
 }
 
 async fn version(Query(query): Query<HashMap<String, String>>) -> Response {

@@ -16,12 +16,16 @@ pub mod detect;
 pub mod error;
 mod event_loop;
 pub mod executor_api;
+mod files;
 mod http;
 pub mod launcher;
 mod master_link;
+mod metrics;
 mod monitor;
+mod operator_api;
 pub mod sandbox;
 pub mod state;
+mod view;
 
 pub use config::AgentConfig;
 pub use error::AgentError;
@@ -218,7 +222,8 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
     let docker = settings
         .docker_enabled
         .then(|| Docker::new(&settings.docker_socket));
-    let recovered = checkpoint::read(&settings.work_dir, settings.strict)?;
+    let (recovered, recovery_errors) =
+        checkpoint::read_counting(&settings.work_dir, settings.strict)?;
     let keep = kill_orphans(&containers, &settings.work_dir, &recovered);
     // Before anything can launch: a container of this run must not look like a leftover.
     if let Some(docker) = &docker {
@@ -236,7 +241,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
-    let core = Core::new(CoreConfig {
+    let mut core = Core::new(CoreConfig {
         hostname: settings.hostname.clone(),
         ip: settings.ip,
         port: address.port(),
@@ -255,6 +260,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         start_time,
         seed: rand::random(),
     });
+    core.counters.recovery_errors = recovery_errors;
     tracing::info!(
         address = %address,
         master = %settings.master,
@@ -266,7 +272,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
 
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::unbounded_channel();
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(crate::state::state_json(&core)));
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(view::View::of(&core)));
     let mut event_loop = EventLoop::new(
         core,
         commands_rx,
@@ -286,6 +292,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         snapshot: snapshot_rx,
         next_stream: Arc::new(AtomicU64::new(1)),
         containers,
+        logging: Default::default(),
     };
     let server = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, http::service(app)).await {

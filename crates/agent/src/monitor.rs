@@ -1,14 +1,12 @@
-//! Container usage: `/monitor/statistics` (Mesos's `ResourceUsage` JSON) and the agent
-//! operator call GET_CONTAINERS on `POST /api/v1`. The list of running containers comes
+//! Container usage: `/monitor/statistics` (Mesos's `ResourceUsage` JSON) and the
+//! containers of the operator call GET_CONTAINERS (`operator_api.rs`). The list of running containers comes
 //! from the event loop; their usage is read off the loop, from cgroups or `/proc`.
 
 use crate::containers::{Containerizer, Usage};
 use crate::core::LaunchSpec;
 use crate::event_loop::Command;
-use crate::http::{error_response, json_response, AppState};
-use axum::body::Bytes;
+use crate::http::{json_response, shutting_down, AppState};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use mantle_api::ExecutorInfo;
 use serde_json::{json, Value};
@@ -100,10 +98,7 @@ pub(crate) async fn statistics_endpoint(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(all) = usage(&app).await else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the agent is shutting down",
-        );
+        return shutting_down();
     };
     let entries: Vec<Value> = all
         .iter()
@@ -122,43 +117,11 @@ pub(crate) async fn statistics_endpoint(
     json_response(&Value::Array(entries), &query)
 }
 
-/// `POST /api/v1`: the agent operator API. GET_CONTAINERS is answered; the other calls
-/// come with the rest of the operator API.
-pub(crate) async fn operator_endpoint(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let json_content = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json_content {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        );
-    }
-    let call: Value = match serde_json::from_slice(&body) {
-        Ok(call) => call,
-        Err(err) => return error_response(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")),
-    };
-    let Some(kind) = call.get("type").and_then(Value::as_str) else {
-        return error_response(StatusCode::BAD_REQUEST, "'type' is missing");
-    };
-    if kind != "GET_CONTAINERS" {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            format!("'type': the agent does not serve {kind} yet"),
-        );
-    }
-    let Some(all) = usage(&app).await else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the agent is shutting down",
-        );
-    };
-    let containers: Vec<Value> = all
+/// The `containers[]` of the operator call GET_CONTAINERS; none when the agent is
+/// shutting down.
+pub(crate) async fn containers_v1(app: &AppState) -> Option<Vec<Value>> {
+    let all = usage(app).await?;
+    let containers = all
         .iter()
         .map(|(running, usage)| {
             let spec = &running.spec;
@@ -175,9 +138,5 @@ pub(crate) async fn operator_endpoint(
             })
         })
         .collect();
-    let answer = json!({
-        "type": "GET_CONTAINERS",
-        "get_containers": {"containers": containers},
-    });
-    json_response(&answer, &HashMap::new())
+    Some(containers)
 }

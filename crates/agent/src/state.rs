@@ -1,7 +1,8 @@
-//! The agent's `/state` JSON (reference §4, `/slave(1)/state`), rendered from the core.
-//! The event loop publishes it as a snapshot; readers never touch the core.
+//! The agent's `/state` JSON (reference §4, `/slave(1)/state`), rendered off the event
+//! loop from the snapshot it publishes (`view.rs`); readers never touch the core.
 
-use crate::core::{Core, Executor, Framework, Task};
+use crate::core::{Executor, Framework, Task};
+use crate::view::View;
 use mantle_api::{Resources, MESOS_VERSION};
 use serde_json::{json, Map, Value};
 
@@ -17,21 +18,31 @@ pub fn version_json() -> Value {
     })
 }
 
-pub fn state_json(core: &Core) -> Value {
-    let config = core.config();
-    let agent_id = core.agent_id().map(|a| a.value.clone()).unwrap_or_default();
+pub(crate) fn state_json(view: &View) -> Value {
+    let config = &view.config;
+    let agent_id = view
+        .agent_id
+        .as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_default();
     let mut out = match version_json() {
         Value::Object(map) => map,
         _ => Map::new(),
     };
     let resources = &config.resources;
     let (reserved, unreserved) = split_by_reservation(resources);
-    let mut reserved_json = Map::new();
-    let mut reserved_full = Map::new();
-    for (role, r) in &reserved {
-        reserved_json.insert(role.clone(), Value::Object(r.legacy_json()));
-        reserved_full.insert(role.clone(), to_value(&r.to_wire()));
-    }
+    let (reserved_used, unreserved_used) = split_by_reservation(&used_resources(view));
+    let by_role = |split: &std::collections::BTreeMap<String, Resources>| -> Map<String, Value> {
+        split
+            .iter()
+            .map(|(role, r)| (role.clone(), Value::Object(r.legacy_json())))
+            .collect()
+    };
+    let reserved_json = by_role(&reserved);
+    let reserved_full: Map<String, Value> = reserved
+        .iter()
+        .map(|(role, r)| (role.clone(), to_value(&r.to_wire())))
+        .collect();
     let attributes: Map<String, Value> = config
         .attributes
         .iter()
@@ -57,18 +68,28 @@ pub fn state_json(core: &Core) -> Value {
     );
     put("reserved_resources_full", Value::Object(reserved_full));
     put("unreserved_resources_full", to_value(&unreserved.to_wire()));
-    put("reserved_resources_allocated", json!({}));
-    put("unreserved_resources_allocated", json!({}));
+    put(
+        "reserved_resources_allocated",
+        Value::Object(by_role(&reserved_used)),
+    );
+    put(
+        "unreserved_resources_allocated",
+        Value::Object(unreserved_used.legacy_json()),
+    );
     put("resource_providers", json!([]));
     put("attributes", Value::Object(attributes));
-    if let Some(hostname) = core.master_info.as_ref().and_then(|m| m.hostname.clone()) {
+    put(
+        "capabilities",
+        to_value(&kinds(&view.agent_info.capabilities)),
+    );
+    if let Some(hostname) = view.master_info.as_ref().and_then(|m| m.hostname.clone()) {
         put("master_hostname", json!(hostname));
     }
     put("flags", Value::Object(flags));
     put(
         "frameworks",
         Value::Array(
-            core.frameworks
+            view.frameworks
                 .values()
                 .map(|f| framework_json(&agent_id, f))
                 .collect(),
@@ -77,7 +98,7 @@ pub fn state_json(core: &Core) -> Value {
     put(
         "completed_frameworks",
         Value::Array(
-            core.completed_frameworks
+            view.completed_frameworks
                 .iter()
                 .rev()
                 .map(|f| framework_json(&agent_id, f))
@@ -87,8 +108,32 @@ pub fn state_json(core: &Core) -> Value {
     Value::Object(out)
 }
 
-fn to_value<T: serde::Serialize>(value: &T) -> Value {
+pub(crate) fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn kinds(capabilities: &[mantle_api::Capability]) -> Vec<&str> {
+    capabilities.iter().map(|c| c.kind.as_str()).collect()
+}
+
+/// What an executor holds: its own resources and those of its tasks that are launched
+/// or queued and not terminal (Mesos's allocated resources of an executor).
+pub(crate) fn executor_resources(executor: &Executor) -> Resources {
+    let mut resources =
+        Resources::from_wire("resources", &executor.info.resources).unwrap_or_default();
+    for task in executor.tasks.values().filter(|t| !t.state.is_terminal()) {
+        resources.add(&Resources::from_wire("resources", &task.info.resources).unwrap_or_default());
+    }
+    resources
+}
+
+/// What the live executors hold together (`slave/cpus_used` and friends).
+pub(crate) fn used_resources(view: &View) -> Resources {
+    let mut used = Resources::default();
+    for executor in view.live_executors() {
+        used.add(&executor_resources(executor));
+    }
+    used
 }
 
 /// Splits resources into the reserved ones by role and the unreserved (`*`) ones.
@@ -128,6 +173,7 @@ fn framework_json(agent_id: &str, framework: &Framework) -> Value {
         "failover_timeout": info.failover_timeout,
         "checkpoint": info.checkpoint,
         "hostname": info.hostname.clone().unwrap_or_default(),
+        "capabilities": kinds(&info.capabilities),
         "executors": framework.executors.values().map(|e| executor_json(agent_id, e)).collect::<Vec<_>>(),
         "completed_executors": framework.completed_executors.iter().rev().map(|e| executor_json(agent_id, e)).collect::<Vec<_>>(),
     });
@@ -144,15 +190,13 @@ fn framework_json(agent_id: &str, framework: &Framework) -> Value {
 
 fn executor_json(agent_id: &str, executor: &Executor) -> Value {
     let info = &executor.info;
-    let mut resources = Resources::from_wire("resources", &info.resources).unwrap_or_default();
+    let resources = executor_resources(executor);
     let mut tasks = Vec::new();
     let mut queued = Vec::new();
     for task in executor.tasks.values() {
         if task.queued {
             queued.push(task_json(agent_id, executor, task));
         } else {
-            resources
-                .add(&Resources::from_wire("resources", &task.info.resources).unwrap_or_default());
             tasks.push(task_json(agent_id, executor, task));
         }
     }
@@ -202,7 +246,7 @@ fn task_json(agent_id: &str, executor: &Executor, task: &Task) -> Value {
     } else {
         task.executor_id.value.clone()
     };
-    json!({
+    let mut out = json!({
         "id": task.info.task_id.value,
         "name": task.info.name,
         "framework_id": task.framework_id.value,
@@ -212,5 +256,26 @@ fn task_json(agent_id: &str, executor: &Executor, task: &Task) -> Value {
         "resources": resources.legacy_json(),
         "role": task.role,
         "statuses": statuses,
-    })
+    });
+    let info = &task.info;
+    let optional = [
+        ("labels", info.labels.as_ref().map(|l| to_value(&l.labels))),
+        ("discovery", info.discovery.clone()),
+        ("container", info.container.clone()),
+        ("health_check", info.health_check.clone()),
+        ("limits", info.limits.clone()),
+        (
+            "user",
+            info.command
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .map(Value::from),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            out[key] = value;
+        }
+    }
+    out
 }

@@ -462,6 +462,7 @@ impl Core {
             return;
         };
         tracing::warn!(executor_id = %executor_id, error, "failed to launch executor");
+        self.counters.container_launch_errors += 1;
         let message = format!("failed to launch executor '{executor_id}': {error}");
         self.fail_tasks(
             now,
@@ -599,6 +600,9 @@ impl Core {
         };
         if let Some(stream) = executor.stream.take() {
             out.push(Action::CloseStream { stream });
+        }
+        if executor.state != ExecutorState::Terminated {
+            self.counters.executors_terminated += 1;
         }
         executor.state = ExecutorState::Terminated;
         executor.exit_status = Some(status);

@@ -332,6 +332,22 @@ pub(crate) struct Framework {
     pub completed_executors: VecDeque<Executor>,
 }
 
+/// Mesos's agent counters (`slave/tasks_finished` and the like): they only grow, unlike
+/// the gauges, which are counted off the state when read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    /// Tasks that reached each terminal state here, by state name (`TASK_FINISHED`).
+    pub terminal_tasks: BTreeMap<&'static str, u64>,
+    pub executors_terminated: u64,
+    pub container_launch_errors: u64,
+    pub valid_status_updates: u64,
+    pub invalid_status_updates: u64,
+    pub valid_framework_messages: u64,
+    pub invalid_framework_messages: u64,
+    /// Checkpoints that could not be read back at start (`--strict=false` skips them).
+    pub recovery_errors: u64,
+}
+
 /// The agent's state.
 pub struct Core {
     pub(crate) config: CoreConfig,
@@ -345,6 +361,7 @@ pub struct Core {
     containers: BTreeMap<ContainerId, (FrameworkId, ExecutorId)>,
     updates: StatusUpdateManager,
     next_heartbeat: Option<Duration>,
+    pub(crate) counters: Counters,
 }
 
 /// Collects the actions of one input.
@@ -376,6 +393,7 @@ impl Core {
             containers: BTreeMap::new(),
             updates: StatusUpdateManager::default(),
             next_heartbeat: None,
+            counters: Counters::default(),
         }
     }
 
@@ -596,16 +614,24 @@ impl Core {
                 self.acknowledge(now, out, &ack.framework_id, &ack.task_id, &ack.uuid)
             }
             ToAgent::FrameworkMessage(m) => {
-                let Ok(executor) = self.find_executor(&m.framework_id, &m.executor_id) else {
-                    tracing::warn!(framework_id = %m.framework_id, executor_id = %m.executor_id, "dropping a framework message for an unknown executor");
-                    return;
+                let stream = match self.find_executor(&m.framework_id, &m.executor_id) {
+                    Ok(executor) => executor.subscribed(),
+                    Err(_) => {
+                        self.counters.invalid_framework_messages += 1;
+                        tracing::warn!(framework_id = %m.framework_id, executor_id = %m.executor_id, "dropping a framework message for an unknown executor");
+                        return;
+                    }
                 };
-                match executor.subscribed() {
-                    Some(stream) => out.event(
-                        stream,
-                        Event::Message(mantle_api::executor::MessageEvent { data: m.data }),
-                    ),
+                match stream {
+                    Some(stream) => {
+                        self.counters.valid_framework_messages += 1;
+                        out.event(
+                            stream,
+                            Event::Message(mantle_api::executor::MessageEvent { data: m.data }),
+                        )
+                    }
                     None => {
+                        self.counters.invalid_framework_messages += 1;
                         tracing::warn!(executor_id = %m.executor_id, "dropping a framework message for an executor that is not subscribed")
                     }
                 }
@@ -716,10 +742,12 @@ impl Core {
         {
             Ok(taken) => taken,
             Err(err) => {
+                self.counters.invalid_status_updates += 1;
                 tracing::warn!(error = %err, "status update not taken");
                 return;
             }
         };
+        self.counters.valid_status_updates += 1;
         tracing::info!(
             task_id = %task_id,
             state = %kept.state,
@@ -736,6 +764,17 @@ impl Core {
                     record,
                 },
             );
+        }
+        let ends = kept.state.is_terminal()
+            && self
+                .find_task_mut(framework_id, &task_id)
+                .is_some_and(|t| !t.state.is_terminal());
+        if ends {
+            *self
+                .counters
+                .terminal_tasks
+                .entry(kept.state.as_str())
+                .or_default() += 1;
         }
         match self.find_task_mut(framework_id, &task_id) {
             Some(task) => {
