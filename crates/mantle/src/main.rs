@@ -18,9 +18,7 @@ fn main() -> std::process::ExitCode {
             std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "info".into())
         }
         // The CLI reports its own errors; library logs would only clutter its output.
-        Command::Cli(_) => {
-            std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "off".into())
-        }
+        Command::Cli(_) => std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "off".into()),
     };
     init_logging(&level);
     // The command executor runs as one small process per task, and a CLI verb is one

@@ -150,7 +150,18 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     );
     let rows = table.rows();
     assert_eq!(rows.len(), 1, "{}", table.stdout);
-    assert_eq!(rows[0][..7], [short(&fw.id.value), "lister".into(), "root".into(), "*".into(), "active".into(), "2".into(), "0.2".into()]);
+    assert_eq!(
+        rows[0][..7],
+        [
+            short(&fw.id.value),
+            "lister".into(),
+            "root".into(),
+            "*".into(),
+            "active".into(),
+            "2".into(),
+            "0.2".into()
+        ]
+    );
     let json = on(&cluster, &["frameworks"], &["--json"]).await.json();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["id"], fw.id.value.as_str());
@@ -161,7 +172,16 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     let table = on(&cluster, &["tasks"], &[]).await;
     assert_eq!(
         table.header(),
-        ["ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS", "MEM", "AGE"]
+        [
+            "ID",
+            "NAME",
+            "STATE",
+            "FRAMEWORK",
+            "AGENT",
+            "CPUS",
+            "MEM",
+            "AGE"
+        ]
     );
     let mut listed: Vec<(String, String)> = table
         .rows()
@@ -180,20 +200,36 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     let running = on(&cluster, &["tasks"], &["--state", "running"]).await;
     let rows = running.rows();
     assert_eq!(rows.len(), 2, "{}", running.stdout);
-    assert!(rows.iter().all(|r| r[3] == short(&fw.id.value) && r[5] == "0.1"));
-    let json = on(&cluster, &["tasks"], &["--state", "TASK_FINISHED", "--json"]).await.json();
+    assert!(rows
+        .iter()
+        .all(|r| r[3] == short(&fw.id.value) && r[5] == "0.1"));
+    let json = on(
+        &cluster,
+        &["tasks"],
+        &["--state", "TASK_FINISHED", "--json"],
+    )
+    .await
+    .json();
     assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
     assert_eq!(json[0]["id"], "quick-0");
     assert_eq!(json[0]["state"], "TASK_FINISHED");
     assert_eq!(json[0]["framework_id"], fw.id.value.as_str());
-    let json = on(&cluster, &["tasks"], &["--framework", &short(&fw.id.value), "--json"])
-        .await
-        .json();
+    let json = on(
+        &cluster,
+        &["tasks"],
+        &["--framework", &short(&fw.id.value), "--json"],
+    )
+    .await
+    .json();
     assert_eq!(json.as_array().unwrap().len(), 3);
 
     let bad = on(&cluster, &["tasks"], &["--state", "sleepy"]).await;
     assert_ne!(bad.code, 0);
-    assert!(bad.stderr.contains("--state") && bad.stderr.contains("sleepy"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--state") && bad.stderr.contains("sleepy"),
+        "{}",
+        bad.stderr
+    );
     assert!(bad.stdout.is_empty());
 }
 
@@ -204,8 +240,15 @@ async fn execute_runs_every_instance_and_reports() {
         &cluster,
         &["execute"],
         &[
-            "--name", "job", "--command", "echo done", "--instances", "5", "--resources",
-            "cpus:0.5;mem:64", "--json",
+            "--name",
+            "job",
+            "--command",
+            "echo done",
+            "--instances",
+            "5",
+            "--resources",
+            "cpus:0.5;mem:64",
+            "--json",
         ],
     )
     .await;
@@ -224,9 +267,14 @@ async fn execute_runs_every_instance_and_reports() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|t| t["state"] == "TASK_FINISHED" && t["agent_id"].as_str().is_some_and(|a| !a.is_empty())));
+        .all(|t| t["state"] == "TASK_FINISHED"
+            && t["agent_id"].as_str().is_some_and(|a| !a.is_empty())));
     // Not a terminal: one line per state change on stderr.
-    assert!(run.stderr.contains("task job-3 is FINISHED"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("task job-3 is FINISHED"),
+        "{}",
+        run.stderr
+    );
     // The framework is gone once it reported: torn down, its tasks completed.
     let framework_id = report["framework_id"].as_str().unwrap().to_string();
     let state = cluster
@@ -237,24 +285,50 @@ async fn execute_runs_every_instance_and_reports() {
         })
         .await;
     assert!(state["frameworks"].as_array().unwrap().is_empty());
-    assert_eq!(task_state(&state, "job-4").as_deref(), Some("TASK_FINISHED"));
+    assert_eq!(
+        task_state(&state, "job-4").as_deref(),
+        Some("TASK_FINISHED")
+    );
 
     // A failing command: nonzero exit, the table names the failure.
     let run = on(
         &cluster,
         &["execute"],
-        &["--name", "broken", "--command", "exit 3", "--resources", "cpus:0.5;mem:64"],
+        &[
+            "--name",
+            "broken",
+            "--command",
+            "exit 3",
+            "--resources",
+            "cpus:0.5;mem:64",
+        ],
     )
     .await;
     assert_eq!(run.code, 1, "stdout: {} stderr: {}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["TASK", "STATE", "AGENT", "MESSAGE"]);
-    assert!(lines[1].starts_with("broken") && lines[1].contains("FAILED"), "{}", run.stdout);
-    assert!(lines[1].contains('3'), "the exit status is in the message: {}", run.stdout);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["TASK", "STATE", "AGENT", "MESSAGE"]
+    );
+    assert!(
+        lines[1].starts_with("broken") && lines[1].contains("FAILED"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].contains('3'),
+        "the exit status is in the message: {}",
+        run.stdout
+    );
     assert_eq!(lines[2], "1 task(s): 0 finished, 1 failed");
 
     // Bad resources are named before anything is registered.
-    let run = on(&cluster, &["execute"], &["--name", "x", "--command", "true", "--resources", "cpus"]).await;
+    let run = on(
+        &cluster,
+        &["execute"],
+        &["--name", "x", "--command", "true", "--resources", "cpus"],
+    )
+    .await;
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("--resources"), "{}", run.stderr);
 }
@@ -266,8 +340,12 @@ async fn task_log_reads_the_sandbox_and_follows_it() {
         &cluster,
         &["execute"],
         &[
-            "--name", "talker", "--command", "echo to-stdout; echo to-stderr >&2",
-            "--resources", "cpus:0.5;mem:64",
+            "--name",
+            "talker",
+            "--command",
+            "echo to-stdout; echo to-stderr >&2",
+            "--resources",
+            "cpus:0.5;mem:64",
         ],
     )
     .await;
@@ -292,8 +370,17 @@ async fn task_log_reads_the_sandbox_and_follows_it() {
     .await;
     let follow = on(&cluster, &["task", "log", "ticker-0"], &["--follow"]).await;
     assert_eq!(follow.code, 0, "{}", follow.stderr);
-    let ticks: Vec<&str> = follow.stdout.lines().filter(|l| l.starts_with("tick-")).collect();
-    assert_eq!(ticks, ["tick-1", "tick-2", "tick-3", "tick-4", "tick-5"], "{}", follow.stdout);
+    let ticks: Vec<&str> = follow
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("tick-"))
+        .collect();
+    assert_eq!(
+        ticks,
+        ["tick-1", "tick-2", "tick-3", "tick-4", "tick-5"],
+        "{}",
+        follow.stdout
+    );
     fw.wait_terminal("ticker-0", Duration::from_secs(30)).await;
 }
 
@@ -316,10 +403,19 @@ async fn task_kill_and_framework_teardown_reach_the_master() {
     // An ended task cannot be killed again; the message says so.
     let again = on(&cluster, &["task", "kill", "doomed-0"], &[]).await;
     assert_ne!(again.code, 0);
-    assert!(again.stderr.contains("doomed-0") && again.stderr.contains("TASK_KILLED"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("doomed-0") && again.stderr.contains("TASK_KILLED"),
+        "{}",
+        again.stderr
+    );
 
     // The framework goes with its other tasks; its short id is enough.
-    let teardown = on(&cluster, &["framework", "teardown", &short(&fw.id.value)], &["--json"]).await;
+    let teardown = on(
+        &cluster,
+        &["framework", "teardown", &short(&fw.id.value)],
+        &["--json"],
+    )
+    .await;
     let done = teardown.json();
     assert_eq!(done["framework_id"], fw.id.value.as_str());
     assert_eq!(done["tasks"], 2);
@@ -332,7 +428,11 @@ async fn task_kill_and_framework_teardown_reach_the_master() {
         })
         .await;
     for task in ["doomed-1", "doomed-2"] {
-        assert_eq!(task_state(&state, task).as_deref(), Some("TASK_KILLED"), "{task}");
+        assert_eq!(
+            task_state(&state, task).as_deref(),
+            Some("TASK_KILLED"),
+            "{task}"
+        );
     }
     let again = on(&cluster, &["framework", "teardown", &fw.id.value], &[]).await;
     assert_ne!(again.code, 0);
@@ -348,18 +448,35 @@ async fn top_prints_one_frame_when_asked() {
     let frame = on(&cluster, &["top"], &["--once"]).await;
     assert_eq!(frame.code, 0, "{}", frame.stderr);
     let lines: Vec<&str> = frame.stdout.lines().collect();
-    assert_eq!(lines[0], format!("mantle top - master {}, version 1.11.0", cluster.master));
+    assert_eq!(
+        lines[0],
+        format!("mantle top - master {}, version 1.11.0", cluster.master)
+    );
     assert_eq!(lines[1], "agents:     2 active, 0 inactive, 0 unreachable");
     assert_eq!(lines[2], "frameworks: 1 active, 0 inactive, 0 completed");
     assert_eq!(lines[3], "tasks:      2 running");
-    assert!(lines[5].starts_with("cpus  [") && lines[5].ends_with("] 0.2/4 (5%)"), "{}", frame.stdout);
-    assert!(lines[6].starts_with("mem   [") && lines[6].ends_with("] 16 MiB/2.0 GiB (1%)"), "{}", frame.stdout);
-    assert!(!frame.stdout.contains('\x1b'), "no escapes when stdout is not a terminal");
+    assert!(
+        lines[5].starts_with("cpus  [") && lines[5].ends_with("] 0.2/4 (5%)"),
+        "{}",
+        frame.stdout
+    );
+    assert!(
+        lines[6].starts_with("mem   [") && lines[6].ends_with("] 16 MiB/2.0 GiB (1%)"),
+        "{}",
+        frame.stdout
+    );
+    assert!(
+        !frame.stdout.contains('\x1b'),
+        "no escapes when stdout is not a terminal"
+    );
     let framework_row = lines
         .iter()
         .find(|l| l.starts_with(&short(&fw.id.value)))
         .unwrap_or_else(|| panic!("{}", frame.stdout));
-    assert_eq!(framework_row.split_whitespace().collect::<Vec<_>>()[1..3], ["busy", "2"]);
+    assert_eq!(
+        framework_row.split_whitespace().collect::<Vec<_>>()[1..3],
+        ["busy", "2"]
+    );
 
     let summary = on(&cluster, &["top"], &["--json"]).await.json();
     assert_eq!(summary["agents"]["active"], 2);
@@ -375,8 +492,14 @@ async fn errors_name_what_is_missing_and_exit_nonzero() {
     for (verb, expected) in [
         (vec!["task", "log", "ghost"], "unknown task id 'ghost'"),
         (vec!["task", "kill", "ghost"], "unknown task id 'ghost'"),
-        (vec!["framework", "teardown", "ghost-0000"], "unknown framework id 'ghost-0000'"),
-        (vec!["tasks", "--framework", "nobody"], "unknown framework id 'nobody'"),
+        (
+            vec!["framework", "teardown", "ghost-0000"],
+            "unknown framework id 'ghost-0000'",
+        ),
+        (
+            vec!["tasks", "--framework", "nobody"],
+            "unknown framework id 'nobody'",
+        ),
     ] {
         let run = on(&cluster, &verb, &[]).await;
         assert_eq!(run.code, 1, "{verb:?}: {}", run.stderr);
@@ -402,7 +525,11 @@ async fn errors_name_what_is_missing_and_exit_nonzero() {
         let run = mantle(&args).await;
         assert_eq!(run.code, 1, "{verb:?}: {}", run.stderr);
         let expected = format!("mantle: master {nowhere} is unreachable");
-        assert!(run.stderr.starts_with(&expected), "{verb:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with(&expected),
+            "{verb:?}: {}",
+            run.stderr
+        );
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
     let run = mantle(&["agents", "--master", "zk://"]).await;
@@ -424,8 +551,17 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
         let log = cluster.dir.path().join(format!("master-{index}.log"));
         let work = cluster.dir.path().join(format!("master-{index}"));
         let args = [
-            "master", "--ip", "127.0.0.1", "--port", "0", "--work_dir", work.to_str().unwrap(),
-            "--zk", &url, "--zk_session_timeout", "2secs",
+            "master",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--work_dir",
+            work.to_str().unwrap(),
+            "--zk",
+            &url,
+            "--zk_session_timeout",
+            "2secs",
         ];
         let mut child = common::spawn(None, 0, &args, &log);
         let address = common::wait_for_address(&log, &mut child);
@@ -439,15 +575,20 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
     let (leader, standby) = loop {
         let mut elected = Vec::new();
         for (address, _) in &masters {
-            let metrics = http.get(&format!("http://{address}/metrics/snapshot")).await;
-            let leads = metrics.ok().and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            let metrics = http
+                .get(&format!("http://{address}/metrics/snapshot"))
+                .await;
+            let leads = metrics
+                .ok()
+                .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok())
                 .is_some_and(|m| m["master/elected"] == 1.0);
             elected.push(leads);
         }
         let standby_redirects = match elected[..] {
             [true, false] | [false, true] => {
                 let standby = &masters[usize::from(elected[0])].0;
-                http.get(&format!("http://{standby}/master/state")).await
+                http.get(&format!("http://{standby}/master/state"))
+                    .await
                     .err()
                     .and_then(|e| e.redirect_target())
                     .is_some()
@@ -458,7 +599,10 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
             let leader = usize::from(elected[1]);
             break (masters[leader].0.clone(), masters[1 - leader].0.clone());
         }
-        assert!(Instant::now() < deadline, "no leader with a redirecting standby in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "no leader with a redirecting standby in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let ids = |agents: &Value| -> Vec<String> {
@@ -471,11 +615,16 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let registered = loop {
-        let agents = mantle(&["agents", "--json", "--master", &leader]).await.json();
+        let agents = mantle(&["agents", "--json", "--master", &leader])
+            .await
+            .json();
         if agents.as_array().is_some_and(|a| !a.is_empty()) {
             break ids(&agents);
         }
-        assert!(Instant::now() < deadline, "the agent did not register: {agents}");
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not register: {agents}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
@@ -484,23 +633,41 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
         // moment, should an agent register again in between).
         let mut tries = 0;
         loop {
-            let via = ids(&mantle(&["agents", "--json", "--master", master]).await.json());
-            let direct = ids(&mantle(&["agents", "--json", "--master", &leader]).await.json());
+            let via = ids(&mantle(&["agents", "--json", "--master", master])
+                .await
+                .json());
+            let direct = ids(&mantle(&["agents", "--json", "--master", &leader])
+                .await
+                .json());
             if via == direct && via.starts_with(&registered[..1]) {
                 break;
             }
             tries += 1;
-            assert!(tries < 20, "via {master}: {via:?}, from the leader: {direct:?}");
+            assert!(
+                tries < 20,
+                "via {master}: {via:?}, from the leader: {direct:?}"
+            );
         }
         // The frame names the master that answered: the leader.
         let frame = mantle(&["top", "--once", "--master", master]).await;
         assert_eq!(frame.code, 0, "{}", frame.stderr);
         let first = frame.stdout.lines().next().unwrap_or_default();
-        assert!(first.starts_with(&format!("mantle top - master {leader},")), "via {master}: {first}");
+        assert!(
+            first.starts_with(&format!("mantle top - master {leader},")),
+            "via {master}: {first}"
+        );
     }
     let run = mantle(&[
-        "execute", "--master", &url, "--name", "via-zk", "--command", "true", "--resources",
-        "cpus:0.5;mem:32", "--json",
+        "execute",
+        "--master",
+        &url,
+        "--name",
+        "via-zk",
+        "--command",
+        "true",
+        "--resources",
+        "cpus:0.5;mem:32",
+        "--json",
     ])
     .await;
     assert_eq!(run.json()["finished"], 1);

@@ -35,7 +35,10 @@ async fn kill_task_kills_on_the_frameworks_behalf() {
     };
     let (status, body) = cluster.post_json("/api/v1", kill("nosuch")).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.as_str().unwrap().contains("kill_task.task_id"), "{body}");
+    assert!(
+        body.as_str().unwrap().contains("kill_task.task_id"),
+        "{body}"
+    );
     let (status, body) = cluster
         .post_json(
             "/api/v1",
@@ -102,7 +105,10 @@ async fn teardown_removes_the_framework() {
         if body["frameworks"].as_array().is_some_and(Vec::is_empty) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "agent still runs {body:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent still runs {body:#}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(framework);
@@ -118,7 +124,11 @@ async fn legacy_teardown_takes_a_form() {
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap()
     };
-    let response = cluster.http.raw(form("frameworkId=nosuch".into())).await.unwrap();
+    let response = cluster
+        .http
+        .raw(form("frameworkId=nosuch".into()))
+        .await
+        .unwrap();
     assert_eq!(response.status.as_u16(), 400);
     assert!(String::from_utf8_lossy(&response.body).contains("frameworkId"));
     let response = cluster

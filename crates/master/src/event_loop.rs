@@ -85,7 +85,6 @@ pub enum Command {
     },
 }
 
-
 /// An open event stream: RecordIO-framed records in order. Dropping it (the client went
 /// away) tells the event loop.
 pub struct EventStream {
@@ -430,8 +429,8 @@ impl EventLoop {
         if self.operator_streams.is_empty() || Instant::now() < self.next_operator_heartbeat {
             return;
         }
-        self.next_operator_heartbeat = Instant::now()
-            + Duration::from_secs_f64(crate::operator_api::HEARTBEAT_SECONDS);
+        self.next_operator_heartbeat =
+            Instant::now() + Duration::from_secs_f64(crate::operator_api::HEARTBEAT_SECONDS);
         let record = recordio::encode(br#"{"type":"HEARTBEAT"}"#);
         self.broadcast_operators(record);
     }
@@ -527,6 +526,8 @@ impl EventLoop {
     fn publish(&mut self) {
         self.stale = false;
         self.published_at = Some(Instant::now());
-        let _ = self.snapshot.send(Arc::new(Snapshot::new(self.core.view())));
+        let _ = self
+            .snapshot
+            .send(Arc::new(Snapshot::new(self.core.view())));
     }
 }

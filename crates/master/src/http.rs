@@ -18,8 +18,8 @@ use mantle_api::routing::{canonical_path, jsonp};
 use mantle_api::scheduler::{Call, CallBody};
 use mantle_api::{ApiError, ErrorKind, MESOS_VERSION};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::convert::Infallible;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Request bodies larger than this are refused with 413.

@@ -35,7 +35,11 @@ fn apply(level: u32) {
 pub fn set_for(level: u32, duration: Duration) {
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     apply(level);
-    tracing::info!(level, duration_secs = duration.as_secs_f64(), "logging level changed");
+    tracing::info!(
+        level,
+        duration_secs = duration.as_secs_f64(),
+        "logging level changed"
+    );
     tokio::spawn(async move {
         tokio::time::sleep(duration).await;
         if GENERATION.load(Ordering::SeqCst) == generation {

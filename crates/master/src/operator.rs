@@ -15,8 +15,8 @@ use axum::Form;
 use mantle_api::json::decode;
 use mantle_api::maintenance::{MachineId, Machines, Schedule};
 use mantle_api::operator::{
-    OperatorCall, QuotaConfig, ReserveResources, ScalarValue, Teardown, UpdateQuota,
-    UpdateWeights, WeightInfo,
+    OperatorCall, QuotaConfig, ReserveResources, ScalarValue, Teardown, UpdateQuota, UpdateWeights,
+    WeightInfo,
 };
 use mantle_api::{AgentId, ApiError, FrameworkId, Resource, Resources};
 use serde_json::{json, Value};

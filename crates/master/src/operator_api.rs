@@ -83,8 +83,12 @@ pub async fn answer(
         "GET_TASKS" => from_snapshot(state, "GET_TASKS", |s| s.view.get_tasks()).await,
         "GET_MASTER" => from_snapshot(state, "GET_MASTER", |s| s.view.get_master()).await,
         "GET_ROLES" => {
-            from_snapshot(state, "GET_ROLES", |s| json!({"roles": s.view.roles_json(true)}))
-                .await
+            from_snapshot(
+                state,
+                "GET_ROLES",
+                |s| json!({"roles": s.view.roles_json(true)}),
+            )
+            .await
         }
         "SUBSCRIBE" => subscribe(state, headers).await,
         _ => return None,
@@ -142,10 +146,8 @@ async fn subscribe(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
 /// The stream's body: `first`, a heartbeat, then the stream's records as they come.
 fn stream_body(first: Bytes, stream: EventStream, recordio: bool) -> Response {
     let heartbeat = recordio::encode(&to_ascii_json(&json!({"type": "HEARTBEAT"})));
-    let opening = futures_util::stream::iter([
-        Ok::<_, Infallible>(first),
-        Ok::<_, Infallible>(heartbeat),
-    ]);
+    let opening =
+        futures_util::stream::iter([Ok::<_, Infallible>(first), Ok::<_, Infallible>(heartbeat)]);
     let rest = futures_util::stream::unfold(stream, |mut stream| async move {
         stream
             .records

@@ -299,7 +299,10 @@ pub fn query_value(value: &str) -> String {
 mod query_tests {
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(super::query_value("/tmp/a b/c&d=é"), "/tmp/a%20b/c%26d%3D%C3%A9");
+        assert_eq!(
+            super::query_value("/tmp/a b/c&d=é"),
+            "/tmp/a%20b/c%26d%3D%C3%A9"
+        );
         assert_eq!(super::query_value("runs/latest"), "runs/latest");
     }
 }

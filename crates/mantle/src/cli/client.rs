@@ -33,10 +33,8 @@ impl Master {
     pub async fn connect(master: &str) -> anyhow::Result<Master> {
         let source = MasterSource::parse(master).map_err(|e| anyhow!("--master: {e}"))?;
         let address = match source {
-            MasterSource::Fixed(address) => {
-                mantle_sdk::scheduler::normalize_master(&address)
-                    .map_err(|e| anyhow!("--master: {e}"))?
-            }
+            MasterSource::Fixed(address) => mantle_sdk::scheduler::normalize_master(&address)
+                .map_err(|e| anyhow!("--master: {e}"))?,
             mut zk => zk
                 .wait(LEADER_WAIT)
                 .await
@@ -149,9 +147,7 @@ impl Master {
         let url = format!("http://{agent}{path}");
         let response = match self.http.get(&url).await {
             Ok(response) => response,
-            Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => {
-                return Ok(None)
-            }
+            Err(ClientError::Status { status, .. }) if status.as_u16() == 404 => return Ok(None),
             Err(ClientError::Connect { source, .. }) => {
                 bail!("agent {agent} is unreachable: {}", error_chain(&source))
             }

@@ -338,7 +338,11 @@ pub async fn execute(
 
 /// Launches what fits each offer and declines the rest; stops offers once every task is
 /// launched.
-async fn use_offers(scheduler: &Scheduler, run: &mut Run, offers: Vec<Offer>) -> anyhow::Result<()> {
+async fn use_offers(
+    scheduler: &Scheduler,
+    run: &mut Run,
+    offers: Vec<Offer>,
+) -> anyhow::Result<()> {
     for offer in offers {
         let tasks = run.tasks_for(&offer)?;
         let filters = Some(Filters {
@@ -398,7 +402,10 @@ mod tests {
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].task_id.value, "job");
         assert_eq!(tasks[0].agent_id.value, "agent-o1");
-        assert_eq!(tasks[0].command.as_ref().unwrap().value.as_deref(), Some("true"));
+        assert_eq!(
+            tasks[0].command.as_ref().unwrap().value.as_deref(),
+            Some("true")
+        );
         assert!(tasks[0].container.is_none());
         assert!(!run.waiting());
     }
@@ -409,14 +416,23 @@ mod tests {
         let first = run.tasks_for(&offer("o1", "cpus:2.5;mem:1024")).unwrap();
         let ids: Vec<&str> = first.iter().map(|t| t.task_id.value.as_str()).collect();
         assert_eq!(ids, ["job-0", "job-1"]);
-        assert!(run.tasks_for(&offer("o2", "cpus:4;mem:100")).unwrap().is_empty());
+        assert!(run
+            .tasks_for(&offer("o2", "cpus:4;mem:100"))
+            .unwrap()
+            .is_empty());
         let second = run.tasks_for(&offer("o3", "cpus:8;mem:8192")).unwrap();
         let ids: Vec<&str> = second.iter().map(|t| t.task_id.value.as_str()).collect();
         assert_eq!(ids, ["job-2", "job-3", "job-4"]);
         assert!(!run.waiting());
         assert_eq!(
             run.counts(),
-            Counts { total: 5, waiting: 0, running: 5, finished: 0, failed: 0 }
+            Counts {
+                total: 5,
+                waiting: 0,
+                running: 5,
+                finished: 0,
+                failed: 0
+            }
         );
     }
 
@@ -448,16 +464,31 @@ mod tests {
         assert!(run.done());
         assert_eq!(
             run.counts(),
-            Counts { total: 2, waiting: 0, running: 0, finished: 1, failed: 1 }
+            Counts {
+                total: 2,
+                waiting: 0,
+                running: 0,
+                finished: 1,
+                failed: 1
+            }
         );
         let report = run.report_json("fw");
         assert_eq!(report["finished"], 1);
         assert_eq!(report["failed"], 1);
         assert_eq!(report["tasks"][0]["state"], "TASK_FINISHED");
-        assert_eq!(report["tasks"][1]["message"], "Command exited with status 3");
+        assert_eq!(
+            report["tasks"][1]["message"],
+            "Command exited with status 3"
+        );
         assert_eq!(report["tasks"][1]["hostname"], "host-o1");
         let text = run.report_text();
-        assert!(text.ends_with("2 task(s): 1 finished, 1 failed\n"), "{text}");
-        assert!(text.contains("job-1  FAILED    host-o1  Command exited with status 3"), "{text}");
+        assert!(
+            text.ends_with("2 task(s): 1 finished, 1 failed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("job-1  FAILED    host-o1  Command exited with status 3"),
+            "{text}"
+        );
     }
 }

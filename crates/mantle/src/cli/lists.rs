@@ -23,11 +23,7 @@ fn text<'a>(value: &'a Value, field: &str) -> &'a str {
 
 /// "used/total" of one scalar, formatted by `unit`.
 fn used_of(used: &Value, total: &Value, name: &str, unit: fn(f64) -> String) -> String {
-    format!(
-        "{}/{}",
-        unit(scalar(used, name)),
-        unit(scalar(total, name))
-    )
+    format!("{}/{}", unit(scalar(used, name)), unit(scalar(total, name)))
 }
 
 /// Active and completed frameworks (`completed` only when asked for).
@@ -157,7 +153,14 @@ fn started(task: &Value) -> f64 {
 pub fn tasks_table(tasks: &[&Value]) -> Table {
     let now = now();
     let mut table = Table::new(&[
-        "ID", "NAME", "STATE", "FRAMEWORK", "AGENT", "CPUS>", "MEM>", "AGE>",
+        "ID",
+        "NAME",
+        "STATE",
+        "FRAMEWORK",
+        "AGENT",
+        "CPUS>",
+        "MEM>",
+        "AGE>",
     ]);
     for task in tasks {
         let resources = &task["resources"];
@@ -180,16 +183,18 @@ pub fn tasks_table(tasks: &[&Value]) -> Table {
     table
 }
 
-/// The task `id` (of framework `framework` when given); an unknown or ambiguous id is an
-/// error naming it. A task that is still active wins over completed tasks of the same id
-/// (ids may be reused once a task ended).
+/// The task `id` (of framework `framework` when given) among `tasks`; an unknown or
+/// ambiguous id is an error naming it. A task that has not ended wins over ended tasks
+/// of the same id (a framework may reuse an id once its task ended); among those, the
+/// first listed.
 pub fn find_task<'a>(
-    state: &'a Value,
+    tasks: &[&'a Value],
     id: &str,
     framework: Option<&str>,
 ) -> anyhow::Result<&'a Value> {
-    let matching: Vec<&Value> = all_tasks(state)
-        .into_iter()
+    let matching: Vec<&Value> = tasks
+        .iter()
+        .copied()
         .filter(|t| text(t, "id") == id)
         .filter(|t| framework.is_none_or(|f| matches_id(text(t, "framework_id"), f)))
         .collect();
@@ -199,10 +204,8 @@ pub fn find_task<'a>(
             None => anyhow!("unknown task id '{id}'"),
         });
     };
-    let frameworks: std::collections::BTreeSet<&str> = matching
-        .iter()
-        .map(|t| text(t, "framework_id"))
-        .collect();
+    let frameworks: std::collections::BTreeSet<&str> =
+        matching.iter().map(|t| text(t, "framework_id")).collect();
     if frameworks.len() > 1 {
         bail!(
             "task id '{id}' is used by {} frameworks ({}): name one with --framework",
@@ -210,8 +213,14 @@ pub fn find_task<'a>(
             frameworks.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    // Active tasks are listed first.
-    Ok(first)
+    Ok(matching.iter().find(|t| !is_terminal(t)).unwrap_or(first))
+}
+
+/// Whether a task (a master or agent task object) has ended.
+pub fn is_terminal(task: &Value) -> bool {
+    text(task, "state")
+        .parse::<TaskState>()
+        .is_ok_and(TaskState::is_terminal)
 }
 
 /// The framework a user named by its id or short id, active or completed.
@@ -311,8 +320,14 @@ mod tests {
             .skip(1)
             .map(|l| l.split_whitespace().collect())
             .collect();
-        assert_eq!(rows[0][..6], ["5b1f3a2c-0000", "web", "root", "eng", "active", "1"]);
-        assert_eq!(rows[1][..6], ["other-0001", "gone", "u", "*", "completed", "0"]);
+        assert_eq!(
+            rows[0][..6],
+            ["5b1f3a2c-0000", "web", "root", "eng", "active", "1"]
+        );
+        assert_eq!(
+            rows[1][..6],
+            ["other-0001", "gone", "u", "*", "completed", "0"]
+        );
         assert_eq!(frameworks(&state, false).len(), 1);
     }
 
@@ -325,21 +340,47 @@ mod tests {
         let err = parse_state("sleeping").unwrap_err().to_string();
         assert!(err.contains("--state") && err.contains("sleeping"), "{err}");
 
-        assert_eq!(find_task(&state, "t0", None).unwrap()["name"], "zero");
-        let err = find_task(&state, "nope", None).unwrap_err().to_string();
+        let tasks = all_tasks(&state);
+        assert_eq!(find_task(&tasks, "t0", None).unwrap()["name"], "zero");
+        let err = find_task(&tasks, "nope", None).unwrap_err().to_string();
         assert_eq!(err, "unknown task id 'nope'");
-        let err = find_task(&state, "t1", None).unwrap_err().to_string();
+        let err = find_task(&tasks, "t1", None).unwrap_err().to_string();
         assert!(err.contains("--framework") && err.contains(FW), "{err}");
-        let found = find_task(&state, "t1", Some("5b1f3a2c-0000")).unwrap();
+        let found = find_task(&tasks, "t1", Some("5b1f3a2c-0000")).unwrap();
         assert_eq!(found["state"], "TASK_RUNNING");
-        let found = find_task(&state, "t1", Some("other-0001")).unwrap();
+        let found = find_task(&tasks, "t1", Some("other-0001")).unwrap();
         assert_eq!(found["state"], "TASK_KILLED");
+        let err = find_task(&tasks, "t0", Some("other-0001"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "unknown task id 't0' of framework 'other-0001'");
+        // A reused id: the task that has not ended is the one meant.
+        let ended = json!({"id": "r", "framework_id": FW, "state": "TASK_FAILED"});
+        let live = json!({"id": "r", "framework_id": FW, "state": "TASK_STAGING"});
+        assert_eq!(
+            find_task(&[&ended, &live], "r", None).unwrap()["state"],
+            "TASK_STAGING"
+        );
+        assert_eq!(
+            find_task(&[&ended], "r", None).unwrap()["state"],
+            "TASK_FAILED"
+        );
 
         let text = tasks_table(&all_tasks(&state)).render();
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(
             row,
-            ["t1", "one", "RUNNING", "5b1f3a2c-0000", "5b1f3a2c-S0", "1.5", "512", "MiB", "-"]
+            [
+                "t1",
+                "one",
+                "RUNNING",
+                "5b1f3a2c-0000",
+                "5b1f3a2c-S0",
+                "1.5",
+                "512",
+                "MiB",
+                "-"
+            ]
         );
     }
 
@@ -347,8 +388,14 @@ mod tests {
     fn frameworks_by_id() {
         let state = state();
         assert_eq!(find_framework(&state, FW).unwrap()["name"], "web");
-        assert_eq!(find_framework(&state, "5b1f3a2c-0000").unwrap()["name"], "web");
-        assert_eq!(find_framework(&state, "other-0001").unwrap()["name"], "gone");
+        assert_eq!(
+            find_framework(&state, "5b1f3a2c-0000").unwrap()["name"],
+            "web"
+        );
+        assert_eq!(
+            find_framework(&state, "other-0001").unwrap()["name"],
+            "gone"
+        );
         let err = find_framework(&state, "5b1f").unwrap_err().to_string();
         assert_eq!(err, "unknown framework id '5b1f'");
     }

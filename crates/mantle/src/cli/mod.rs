@@ -190,7 +190,10 @@ pub struct TopArgs {
 /// Prints a JSON document or a table.
 fn print_list(as_json: bool, items: &[&serde_json::Value], table: table::Table) {
     if as_json {
-        println!("{}", serde_json::Value::from(items.iter().copied().cloned().collect::<Vec<_>>()));
+        println!(
+            "{}",
+            serde_json::Value::from(items.iter().copied().cloned().collect::<Vec<_>>())
+        );
     } else {
         print!("{}", table.render());
     }
@@ -205,13 +208,23 @@ pub async fn run(verb: Verb) -> anyhow::Result<ExitCode> {
             print_list(args.json, &agents, lists::agents_table(&state));
         }
         Verb::Frameworks(args) => {
-            let state = Master::connect(&args.list.master.master).await?.state().await?;
+            let state = Master::connect(&args.list.master.master)
+                .await?
+                .state()
+                .await?;
             let frameworks = lists::frameworks(&state, args.all);
-            print_list(args.list.json, &frameworks, lists::frameworks_table(&frameworks));
+            print_list(
+                args.list.json,
+                &frameworks,
+                lists::frameworks_table(&frameworks),
+            );
         }
         Verb::Tasks(args) => {
             let wanted = args.state.as_deref().map(lists::parse_state).transpose()?;
-            let state = Master::connect(&args.list.master.master).await?.state().await?;
+            let state = Master::connect(&args.list.master.master)
+                .await?
+                .state()
+                .await?;
             let framework = match &args.framework {
                 Some(typed) => Some(lists::find_framework(&state, typed)?["id"].clone()),
                 None => None,
@@ -225,8 +238,14 @@ pub async fn run(verb: Verb) -> anyhow::Result<ExitCode> {
         }
         Verb::Task(TaskVerb::Log(args)) => {
             let master = Master::connect(&args.master.master).await?;
-            task::log(&master, &args.task, args.framework.as_deref(), args.stderr, args.follow)
-                .await?;
+            task::log(
+                &master,
+                &args.task,
+                args.framework.as_deref(),
+                args.stderr,
+                args.follow,
+            )
+            .await?;
         }
         Verb::Task(TaskVerb::Kill(args)) => {
             let master = Master::connect(&args.master.master).await?;

@@ -182,8 +182,14 @@ mod tests {
             "5b1f3a2c-0003"
         );
         assert_eq!(short_id("my-task-1"), "my-task-1");
-        assert_eq!(short_id("5b1f3a2c-0d4e-4f5a-9b6c-7d8e9f0a1b2c"), "5b1f3a2c-0d4e-4f5a-9b6c-7d8e9f0a1b2c");
-        assert_eq!(short_id("zzzzzzzz-0d4e-4f5a-9b6c-7d8e9f0a1b2c-S1"), "zzzzzzzz-0d4e-4f5a-9b6c-7d8e9f0a1b2c-S1");
+        assert_eq!(
+            short_id("5b1f3a2c-0d4e-4f5a-9b6c-7d8e9f0a1b2c"),
+            "5b1f3a2c-0d4e-4f5a-9b6c-7d8e9f0a1b2c"
+        );
+        assert_eq!(
+            short_id("zzzzzzzz-0d4e-4f5a-9b6c-7d8e9f0a1b2c-S1"),
+            "zzzzzzzz-0d4e-4f5a-9b6c-7d8e9f0a1b2c-S1"
+        );
         assert!(matches_id(agent, "5b1f3a2c-S12"));
         assert!(matches_id(agent, agent));
         assert!(!matches_id(agent, "5b1f3a2c-S1"));

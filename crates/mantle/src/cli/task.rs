@@ -7,9 +7,8 @@
 //! `TEARDOWN` is Mesos's, `KILL_TASK` is Mantle's own.
 
 use super::client::{agent_address, Master};
-use super::lists::{find_framework, find_task, list};
+use super::lists::{find_framework, find_task, is_terminal, list};
 use anyhow::{anyhow, bail};
-use mantle_api::TaskState;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -27,10 +26,16 @@ fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }
 
-fn is_terminal(task: &Value) -> bool {
-    text(task, "state")
-        .parse::<TaskState>()
-        .is_ok_and(TaskState::is_terminal)
+/// The task `id` as the master's `/master/tasks` finds it (active, unreachable or
+/// completed), of `framework` when given.
+async fn lookup_task(master: &Master, id: &str, framework: Option<&str>) -> anyhow::Result<Value> {
+    let path = format!(
+        "/master/tasks?task_id={}&limit=-1",
+        mantle_sdk::http::query_value(id)
+    );
+    let answer = master.get_json(&path).await?;
+    let tasks: Vec<&Value> = list(&answer, "tasks").iter().collect();
+    find_task(&tasks, id, framework).cloned()
 }
 
 /// Where a task's sandbox is.
@@ -81,17 +86,26 @@ fn find_directory<'a>(
         .filter(|d| !d.is_empty())
 }
 
-async fn locate(master: &Master, state: &Value, task: &Value) -> anyhow::Result<Sandbox> {
+async fn locate(master: &Master, task: &Value) -> anyhow::Result<Sandbox> {
     let id = text(task, "id");
     let agent_id = text(task, "slave_id");
-    let agent = list(state, "slaves")
+    let path = format!(
+        "/master/slaves?slave_id={}",
+        mantle_sdk::http::query_value(agent_id)
+    );
+    let agents = master.get_json(&path).await?;
+    let agent = list(&agents, "slaves")
         .iter()
         .find(|a| text(a, "id") == agent_id)
         .ok_or_else(|| {
             anyhow!("agent {agent_id} of task '{id}' is not registered with the master (it may be unreachable or gone)")
         })?;
-    let address = agent_address(agent)
-        .ok_or_else(|| anyhow!("agent {agent_id} has no address in its pid {}", agent["pid"]))?;
+    let address = agent_address(agent).ok_or_else(|| {
+        anyhow!(
+            "agent {agent_id} has no address in its pid {}",
+            agent["pid"]
+        )
+    })?;
     let agent_state = master.agent_json(&address, "/slave(1)/state").await?;
     let directory = find_directory(
         &agent_state,
@@ -133,11 +147,10 @@ pub async fn log(
     stderr: bool,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let state = master.state().await?;
-    let task = find_task(&state, id, framework)?;
-    let framework_id = text(task, "framework_id").to_string();
-    let mut ended = is_terminal(task);
-    let sandbox = locate(master, &state, task).await?;
+    let task = lookup_task(master, id, framework).await?;
+    let framework_id = text(&task, "framework_id").to_string();
+    let mut ended = is_terminal(&task);
+    let sandbox = locate(master, &task).await?;
     let file = if stderr { "stderr" } else { "stdout" };
     let path = format!("{}/{file}", sandbox.directory);
     let mut offset = 0u64;
@@ -166,9 +179,11 @@ pub async fn log(
         tokio::time::sleep(POLL).await;
         if checked.elapsed() >= STATE_POLL {
             checked = Instant::now();
-            let state = master.state().await?;
             // A task the master no longer knows counts as ended.
-            ended = find_task(&state, id, Some(&framework_id)).map_or(true, is_terminal);
+            ended = match lookup_task(master, id, Some(&framework_id)).await {
+                Ok(task) => is_terminal(&task),
+                Err(_) => true,
+            };
         }
     }
 }
@@ -180,12 +195,11 @@ pub async fn kill(
     framework: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let state = master.state().await?;
-    let task = find_task(&state, id, framework)?;
-    if is_terminal(task) {
-        bail!("task '{id}' already ended ({})", text(task, "state"));
+    let task = lookup_task(master, id, framework).await?;
+    if is_terminal(&task) {
+        bail!("task '{id}' already ended ({})", text(&task, "state"));
     }
-    let framework_id = text(task, "framework_id");
+    let framework_id = text(&task, "framework_id");
     let call = json!({
         "type": "KILL_TASK",
         "kill_task": {
@@ -197,7 +211,7 @@ pub async fn kill(
     if as_json {
         println!(
             "{}",
-            json!({"task_id": id, "framework_id": framework_id, "agent_id": text(task, "slave_id"), "state": text(task, "state")})
+            json!({"task_id": id, "framework_id": framework_id, "agent_id": text(&task, "slave_id"), "state": text(&task, "state")})
         );
     } else {
         println!("killing task '{id}' of framework {framework_id}");
@@ -247,7 +261,11 @@ mod tests {
             ]}]
         });
         let check = |fw: &str, ex: &str, task: &str, expected: Option<&str>| {
-            assert_eq!(find_directory(&agent_state, fw, ex, task), expected, "{fw} {ex} {task}");
+            assert_eq!(
+                find_directory(&agent_state, fw, ex, task),
+                expected,
+                "{fw} {ex} {task}"
+            );
         };
         check("f1", "e", "t1", Some("/w/runs/old"));
         check("f1", "e", "t2", Some("/w/runs/new"));

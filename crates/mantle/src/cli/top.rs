@@ -51,7 +51,9 @@ pub fn summary(state: &Value, master: &str) -> Value {
     }
     let mut tasks: BTreeMap<&str, u64> = BTreeMap::new();
     for task in all_tasks(state) {
-        *tasks.entry(task["state"].as_str().unwrap_or("")).or_default() += 1;
+        *tasks
+            .entry(task["state"].as_str().unwrap_or(""))
+            .or_default() += 1;
     }
     let live = frameworks(state, false);
     let active_frameworks = live
@@ -102,7 +104,15 @@ fn task_counts(tasks: &Value) -> String {
         .iter()
         .filter_map(|state| {
             let count = tasks[state.as_str()].as_u64().unwrap_or(0);
-            (count > 0).then(|| format!("{count} {}", state.as_str().trim_start_matches("TASK_").to_ascii_lowercase()))
+            (count > 0).then(|| {
+                format!(
+                    "{count} {}",
+                    state
+                        .as_str()
+                        .trim_start_matches("TASK_")
+                        .to_ascii_lowercase()
+                )
+            })
         })
         .collect();
     if parts.is_empty() {
@@ -123,7 +133,9 @@ pub fn frame(state: &Value, master: &str, width: usize, height: usize) -> String
         ),
         format!(
             "agents:     {} active, {} inactive, {} unreachable",
-            summary["agents"]["active"], summary["agents"]["inactive"], summary["agents"]["unreachable"]
+            summary["agents"]["active"],
+            summary["agents"]["inactive"],
+            summary["agents"]["unreachable"]
         ),
         format!(
             "frameworks: {} active, {} inactive, {} completed",
@@ -136,16 +148,25 @@ pub fn frame(state: &Value, master: &str, width: usize, height: usize) -> String
     ];
     for name in RESOURCES {
         let r = &summary["resources"][name];
-        let (used, total) = (r["used"].as_f64().unwrap_or(0.0), r["total"].as_f64().unwrap_or(0.0));
+        let (used, total) = (
+            r["used"].as_f64().unwrap_or(0.0),
+            r["total"].as_f64().unwrap_or(0.0),
+        );
         if name == "gpus" && total == 0.0 {
             continue;
         }
-        let unit: fn(f64) -> String = if name == "cpus" || name == "gpus" { number } else { megabytes };
+        let unit: fn(f64) -> String = if name == "cpus" || name == "gpus" {
+            number
+        } else {
+            megabytes
+        };
         lines.push(format!("{name:<5} {}", gauge(used, total, unit)));
     }
 
     let mut busiest: Vec<&Value> = frameworks(state, false);
-    busiest.sort_by(|a, b| scalar(&b["used_resources"], "cpus").total_cmp(&scalar(&a["used_resources"], "cpus")));
+    busiest.sort_by(|a, b| {
+        scalar(&b["used_resources"], "cpus").total_cmp(&scalar(&a["used_resources"], "cpus"))
+    });
     let mut table = Table::new(&["FRAMEWORK", "NAME", "TASKS>", "CPUS>", "MEM>"]);
     for framework in &busiest {
         let used = &framework["used_resources"];
@@ -161,16 +182,31 @@ pub fn frame(state: &Value, master: &str, width: usize, height: usize) -> String
     lines.extend(table.render().lines().map(str::to_string));
 
     let mut agents: Vec<&Value> = list(state, "slaves").iter().collect();
-    agents.sort_by(|a, b| scalar(&b["used_resources"], "cpus").total_cmp(&scalar(&a["used_resources"], "cpus")));
+    agents.sort_by(|a, b| {
+        scalar(&b["used_resources"], "cpus").total_cmp(&scalar(&a["used_resources"], "cpus"))
+    });
     let mut table = Table::new(&["AGENT", "HOSTNAME", "ACTIVE", "CPUS>", "MEM>"]);
     for agent in &agents {
         let (used, total) = (&agent["used_resources"], &agent["resources"]);
         table.row(vec![
             short_id(agent["id"].as_str().unwrap_or_default()),
             agent["hostname"].as_str().unwrap_or_default().to_string(),
-            if agent["active"].as_bool() == Some(true) { "yes" } else { "no" }.to_string(),
-            format!("{}/{}", number(scalar(used, "cpus")), number(scalar(total, "cpus"))),
-            format!("{}/{}", megabytes(scalar(used, "mem")), megabytes(scalar(total, "mem"))),
+            if agent["active"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+            format!(
+                "{}/{}",
+                number(scalar(used, "cpus")),
+                number(scalar(total, "cpus"))
+            ),
+            format!(
+                "{}/{}",
+                megabytes(scalar(used, "mem")),
+                megabytes(scalar(total, "mem"))
+            ),
         ]);
     }
     lines.push(String::new());
@@ -198,7 +234,12 @@ fn terminal_size() -> (usize, usize) {
 }
 
 /// `mantle top`.
-pub async fn top(master: &Master, once: bool, as_json: bool, interval: Duration) -> anyhow::Result<()> {
+pub async fn top(
+    master: &Master,
+    once: bool,
+    as_json: bool,
+    interval: Duration,
+) -> anyhow::Result<()> {
     let live = !once && !as_json && std::io::stdout().is_terminal();
     if !live {
         let state = master.state().await?;
@@ -206,7 +247,10 @@ pub async fn top(master: &Master, once: bool, as_json: bool, interval: Duration)
             println!("{}", summary(&state, &master.address()));
         } else {
             // Not a terminal: no width to fit, and every line matters to whoever reads it.
-            print!("{}", frame(&state, &master.address(), usize::MAX, usize::MAX));
+            print!(
+                "{}",
+                frame(&state, &master.address(), usize::MAX, usize::MAX)
+            );
         }
         return Ok(());
     }
@@ -275,9 +319,18 @@ mod tests {
     #[test]
     fn the_summary_counts_everything() {
         let summary = summary(&state(), "m:5050");
-        assert_eq!(summary["agents"], json!({"active": 1, "inactive": 1, "unreachable": 1}));
-        assert_eq!(summary["frameworks"], json!({"active": 1, "inactive": 1, "completed": 1}));
-        assert_eq!(summary["resources"]["cpus"], json!({"total": 8.0, "used": 1.0, "offered": 3.0}));
+        assert_eq!(
+            summary["agents"],
+            json!({"active": 1, "inactive": 1, "unreachable": 1})
+        );
+        assert_eq!(
+            summary["frameworks"],
+            json!({"active": 1, "inactive": 1, "completed": 1})
+        );
+        assert_eq!(
+            summary["resources"]["cpus"],
+            json!({"total": 8.0, "used": 1.0, "offered": 3.0})
+        );
         assert_eq!(summary["resources"]["mem"]["total"], 7168.0);
         assert_eq!(
             summary["tasks"],
@@ -295,8 +348,18 @@ mod tests {
             lines[3],
             "tasks:      1 staging, 1 running, 1 unreachable, 2 finished, 1 killed"
         );
-        assert_eq!(lines[5], format!("cpus  [{}{}] 1/8 (12%)", "#".repeat(3), ".".repeat(17)));
-        assert_eq!(lines[6], format!("mem   [{}{}] 1.0 GiB/7.0 GiB (14%)", "#".repeat(3), ".".repeat(17)));
+        assert_eq!(
+            lines[5],
+            format!("cpus  [{}{}] 1/8 (12%)", "#".repeat(3), ".".repeat(17))
+        );
+        assert_eq!(
+            lines[6],
+            format!(
+                "mem   [{}{}] 1.0 GiB/7.0 GiB (14%)",
+                "#".repeat(3),
+                ".".repeat(17)
+            )
+        );
         assert!(!text.contains("gpus"), "{text}");
         assert!(lines.iter().any(|l| l.starts_with("FRAMEWORK")));
         assert!(lines.iter().any(|l| l.starts_with("AGENT")));

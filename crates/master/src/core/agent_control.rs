@@ -6,11 +6,11 @@
 //! REACTIVATE_AGENT also ends a finished drain (`drain.rs`); the removal of an agent on
 //! the operator's word is shared with maintenance (a machine going DOWN).
 
-use std::sync::Arc;
 use super::{Master, OperatorReply};
 use mantle_api::internal::ToAgent;
 use mantle_api::scheduler::{Event, Update};
 use mantle_api::*;
+use std::sync::Arc;
 
 impl Master {
     /// Connected and not deactivated by the operator: what `/master/state` calls active.

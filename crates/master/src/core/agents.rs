@@ -2,7 +2,6 @@
 //! and the calls agents make (status updates, executor exits, executor messages, pongs).
 //! Reference §5.1; failure detection is in `health.rs`.
 
-use std::sync::Arc;
 use super::frameworks::allocator_options;
 use super::{Action, Framework, Master, StreamId, Task};
 use mantle_api::internal::{
@@ -11,6 +10,7 @@ use mantle_api::internal::{
 use mantle_api::scheduler::{Event, Failure, FrameworkMessage};
 use mantle_api::*;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Agent {

@@ -7,12 +7,12 @@
 //! re-registers, the tasks it reports come back and their state is sent again with
 //! REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
 
-use std::sync::Arc;
 use super::{Action, Master};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// `--agent_removal_rate_limit`: at most `count` agents per `per_seconds`.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -19,14 +19,14 @@ mod state;
 mod subscribers;
 mod summary;
 mod tasks;
-mod v1;
-mod view;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_agents;
 #[cfg(test)]
 mod tests_maintenance;
+mod v1;
+mod view;
 
 use mantle_allocator::{AllocatorConfig, DrfAllocator};
 use mantle_api::internal::ToAgent;
@@ -44,8 +44,8 @@ pub use maintenance::Maintenance;
 pub use policy::{OperatorReply, Policy};
 pub use registry::{Registry, StoredFramework};
 pub use shared_map::{SharedMap, SharedSet};
-pub use tasks::Task;
 pub use summary::TasksQuery;
+pub use tasks::Task;
 pub use view::{RoleUsage, StateView};
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).

@@ -43,7 +43,10 @@ impl<K, V> Default for SharedMap<K, V> {
 
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for SharedMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.leaves.iter().flat_map(|l| l.iter().map(|(k, v)| (k, v)));
+        let entries = self
+            .leaves
+            .iter()
+            .flat_map(|l| l.iter().map(|(k, v)| (k, v)));
         f.debug_map().entries(entries).finish()
     }
 }
@@ -253,7 +256,14 @@ pub struct SharedSet<K> {
 
 impl<K: fmt::Debug> fmt::Debug for SharedSet<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.map.leaves.iter().flat_map(|l| l.iter().map(|(k, _)| k))).finish()
+        f.debug_set()
+            .entries(
+                self.map
+                    .leaves
+                    .iter()
+                    .flat_map(|l| l.iter().map(|(k, _)| k)),
+            )
+            .finish()
     }
 }
 

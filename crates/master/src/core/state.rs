@@ -323,7 +323,8 @@ impl StateView {
             "master/slaves_disconnected".into(),
             self.agents.len() as f64 - connected_agents,
         );
-        let (unreachable_agents, unreachable_tasks) = (self.unreachable_agents, self.unreachable_tasks());
+        let (unreachable_agents, unreachable_tasks) =
+            (self.unreachable_agents, self.unreachable_tasks());
         m.insert(
             "master/slaves_unreachable".into(),
             unreachable_agents as f64,

@@ -57,7 +57,9 @@ impl TasksQuery {
             None => Some(100),
             Some("-1") => None,
             Some(text) => Some(text.parse::<usize>().map_err(|_| {
-                format!("query parameter 'limit': expecting a non-negative number or -1, got '{text}'")
+                format!(
+                    "query parameter 'limit': expecting a non-negative number or -1, got '{text}'"
+                )
             })?),
         };
         let offset = match query.get("offset") {
@@ -172,7 +174,8 @@ impl StateView {
                 out
             })
             .collect();
-        let mut out = json!({"hostname": self.hostname, "slaves": slaves, "frameworks": frameworks});
+        let mut out =
+            json!({"hostname": self.hostname, "slaves": slaves, "frameworks": frameworks});
         if let Some(cluster) = self.flags.get("cluster") {
             out["cluster"] = json!(cluster);
         }
@@ -223,8 +226,8 @@ impl StateView {
         self.recovered_agents
             .iter()
             .map(|info| {
-                let resources = Resources::from_wire("resources", &info.resources)
-                    .unwrap_or_default();
+                let resources =
+                    Resources::from_wire("resources", &info.resources).unwrap_or_default();
                 json!({
                     "id": info.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
                     "hostname": info.hostname,

@@ -1,7 +1,6 @@
 //! Tasks: launch validation (reference §5.2), status updates and their acknowledgements
 //! (§5.3), KILL, and reconciliation (§5.5).
 
-use std::sync::Arc;
 use super::drain::rewrite_drain_update;
 use super::Master;
 use mantle_api::internal::{
@@ -10,6 +9,7 @@ use mantle_api::internal::{
 use mantle_api::scheduler::{Acknowledge, Event, Kill, Reconcile, Update};
 use mantle_api::*;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Task {

@@ -92,7 +92,11 @@ fn scalar_map(resources: &Resources, v1: bool) -> Value {
     let mut out = serde_json::Map::new();
     for name in resources.scalar_names() {
         let value = resources.scalar(name);
-        let value = if v1 { json!({ "value": value }) } else { json!(value) };
+        let value = if v1 {
+            json!({ "value": value })
+        } else {
+            json!(value)
+        };
         out.insert(name.to_string(), value);
     }
     Value::Object(out)
