@@ -258,7 +258,7 @@ pub async fn top(
     // Hide the cursor while drawing; it comes back however the loop ends.
     let _ = write!(stdout, "\x1b[?25l\x1b[2J");
     let result = redraw(master, interval).await;
-    let _ = write!(stdout, "\x1b[?25h\n");
+    let _ = writeln!(stdout, "\x1b[?25h");
     let _ = stdout.flush();
     result
 }
@@ -277,7 +277,7 @@ async fn redraw(master: &Master, interval: Duration) -> anyhow::Result<()> {
         // Home, each line cleared to its end, then the rest of the screen cleared.
         let _ = write!(stdout, "\x1b[H");
         for line in text.lines() {
-            let _ = write!(stdout, "{line}\x1b[K\n");
+            let _ = writeln!(stdout, "{line}\x1b[K");
         }
         let _ = write!(stdout, "\x1b[J");
         let _ = stdout.flush();
