@@ -84,6 +84,20 @@ fn task_state(state: &Value, id: &str) -> Option<String> {
         .map(|t| t["state"].as_str().unwrap_or_default().to_string())
 }
 
+/// The `id` fields of a JSON array of objects.
+fn ids(array: &Value) -> Vec<String> {
+    let objects = array.as_array().into_iter().flatten();
+    objects
+        .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Whether `/master/state` lists framework `id` as completed and no framework as active.
+fn completed_alone(state: &Value, id: &str) -> bool {
+    let completed = ids(&state["completed_frameworks"]);
+    ids(&state["frameworks"]).is_empty() && completed.iter().any(|c| c == id)
+}
+
 /// The short id the tables show for a Mesos id `<uuid>-<suffix>`.
 fn short(id: &str) -> String {
     format!("{}-{}", &id[..8], &id[37..])
@@ -127,19 +141,7 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     let tasks_on_agents: u32 = rows.iter().map(|r| r[4].parse::<u32>().unwrap()).sum();
     assert_eq!(tasks_on_agents, 2, "{}", table.stdout);
     let json = on(&cluster, &["agents"], &["--json"]).await.json();
-    let ids: Vec<&str> = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    let expected: Vec<&str> = state["slaves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, expected);
+    assert_eq!(ids(&json), ids(&state["slaves"]));
     assert_eq!(json[0]["resources"]["cpus"], 2.0);
 
     // Frameworks.
@@ -279,12 +281,9 @@ async fn execute_runs_every_instance_and_reports() {
     let framework_id = report["framework_id"].as_str().unwrap().to_string();
     let state = cluster
         .wait_until("the execute framework completed", |s| {
-            s["completed_frameworks"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|f| f["id"] == framework_id.as_str()))
+            completed_alone(s, &framework_id)
         })
         .await;
-    assert!(state["frameworks"].as_array().unwrap().is_empty());
     assert_eq!(
         task_state(&state, "job-4").as_deref(),
         Some("TASK_FINISHED")
@@ -421,10 +420,7 @@ async fn task_kill_and_framework_teardown_reach_the_master() {
     assert_eq!(done["tasks"], 2);
     let state = cluster
         .wait_until("the framework torn down", |s| {
-            s["frameworks"].as_array().is_some_and(Vec::is_empty)
-                && s["completed_frameworks"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|f| f["id"] == fw.id.value.as_str()))
+            completed_alone(s, &fw.id.value)
         })
         .await;
     for task in ["doomed-1", "doomed-2"] {
@@ -604,14 +600,6 @@ async fn the_leader_is_found_through_zookeeper_or_a_standby() {
             "no leader with a redirecting standby in 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let ids = |agents: &Value| -> Vec<String> {
-        agents
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| a["id"].as_str().unwrap_or_default().to_string())
-            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let registered = loop {

@@ -94,8 +94,9 @@ pub struct TasksArgs {
     pub framework: Option<String>,
 }
 
+/// A task named by its id, and its framework when the id alone is ambiguous.
 #[derive(Args, Debug)]
-pub struct LogArgs {
+pub struct TaskRef {
     #[command(flatten)]
     pub master: MasterArg,
     /// The task's id.
@@ -103,6 +104,12 @@ pub struct LogArgs {
     /// The task's framework, when several frameworks used the same task id.
     #[arg(long)]
     pub framework: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub task: TaskRef,
     /// Print stderr instead of stdout.
     #[arg(long)]
     pub stderr: bool,
@@ -114,12 +121,7 @@ pub struct LogArgs {
 #[derive(Args, Debug)]
 pub struct KillArgs {
     #[command(flatten)]
-    pub master: MasterArg,
-    /// The task's id.
-    pub task: String,
-    /// The task's framework, when several frameworks used the same task id.
-    #[arg(long)]
-    pub framework: Option<String>,
+    pub task: TaskRef,
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
@@ -237,19 +239,19 @@ pub async fn run(verb: Verb) -> anyhow::Result<ExitCode> {
             print_list(args.list.json, &tasks, lists::tasks_table(&tasks));
         }
         Verb::Task(TaskVerb::Log(args)) => {
-            let master = Master::connect(&args.master.master).await?;
+            let (master, task) = (Master::connect(&args.task.master.master).await?, args.task);
             task::log(
                 &master,
-                &args.task,
-                args.framework.as_deref(),
+                &task.task,
+                task.framework.as_deref(),
                 args.stderr,
                 args.follow,
             )
             .await?;
         }
         Verb::Task(TaskVerb::Kill(args)) => {
-            let master = Master::connect(&args.master.master).await?;
-            task::kill(&master, &args.task, args.framework.as_deref(), args.json).await?;
+            let (master, task) = (Master::connect(&args.task.master.master).await?, args.task);
+            task::kill(&master, &task.task, task.framework.as_deref(), args.json).await?;
         }
         Verb::Framework(FrameworkVerb::Teardown(args)) => {
             let master = Master::connect(&args.master.master).await?;

@@ -16,24 +16,6 @@ use std::time::Duration;
 /// The resources `top` shows; `gpus` only when the cluster has some.
 const RESOURCES: [&str; 4] = ["cpus", "mem", "disk", "gpus"];
 
-/// The order task states are shown in: live ones first.
-const STATES: [TaskState; 14] = [
-    TaskState::Staging,
-    TaskState::Starting,
-    TaskState::Running,
-    TaskState::Killing,
-    TaskState::Unreachable,
-    TaskState::Finished,
-    TaskState::Failed,
-    TaskState::Killed,
-    TaskState::Error,
-    TaskState::Lost,
-    TaskState::Dropped,
-    TaskState::Gone,
-    TaskState::GoneByOperator,
-    TaskState::Unknown,
-];
-
 /// The cluster in numbers: what `--json` prints and what a frame shows at its top.
 pub fn summary(state: &Value, master: &str) -> Value {
     let agents = list(state, "slaves");
@@ -98,21 +80,26 @@ fn gauge(used: f64, total: f64, unit: fn(f64) -> String) -> String {
     )
 }
 
-/// Counts by state in the order of [`STATES`], the ones at zero left out.
+/// Counts by state, the states of live tasks first, each group by name.
 fn task_counts(tasks: &Value) -> String {
-    let parts: Vec<String> = STATES
+    let mut counts: Vec<(bool, &str, u64)> = tasks
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(state, count)| {
+            let ended = state.parse::<TaskState>().is_ok_and(TaskState::is_terminal);
+            (ended, state.as_str(), count.as_u64().unwrap_or(0))
+        })
+        .filter(|(_, _, count)| *count > 0)
+        .collect();
+    counts.sort();
+    let parts: Vec<String> = counts
         .iter()
-        .filter_map(|state| {
-            let count = tasks[state.as_str()].as_u64().unwrap_or(0);
-            (count > 0).then(|| {
-                format!(
-                    "{count} {}",
-                    state
-                        .as_str()
-                        .trim_start_matches("TASK_")
-                        .to_ascii_lowercase()
-                )
-            })
+        .map(|(_, state, count)| {
+            format!(
+                "{count} {}",
+                state.trim_start_matches("TASK_").to_ascii_lowercase()
+            )
         })
         .collect();
     if parts.is_empty() {
@@ -346,7 +333,7 @@ mod tests {
         assert_eq!(lines[1], "agents:     1 active, 1 inactive, 1 unreachable");
         assert_eq!(
             lines[3],
-            "tasks:      1 staging, 1 running, 1 unreachable, 2 finished, 1 killed"
+            "tasks:      1 running, 1 staging, 1 unreachable, 2 finished, 1 killed"
         );
         assert_eq!(
             lines[5],
