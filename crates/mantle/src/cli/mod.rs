@@ -203,6 +203,12 @@ fn print_list(as_json: bool, items: &[&serde_json::Value], table: table::Table) 
 
 /// Runs a verb; the exit status is the verb's verdict.
 pub async fn run(verb: Verb) -> anyhow::Result<ExitCode> {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`mantle tasks | head`) would
+    // panic; a CLI should end quietly there, as other Unix tools do.
+    // SAFETY: setting a signal's disposition to the default has no memory-safety effects.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match verb {
         Verb::Agents(args) => {
             let state = Master::connect(&args.master.master).await?.state().await?;
