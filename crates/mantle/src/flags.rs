@@ -34,6 +34,8 @@ pub enum Command {
     /// The built-in command executor (launched by agents, not by people).
     #[command(hide = true)]
     Executor,
+    #[command(flatten)]
+    Cli(crate::cli::Verb),
 }
 
 fn duration_flag(name: &str, text: &str) -> anyhow::Result<Duration> {

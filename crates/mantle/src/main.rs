@@ -1,6 +1,8 @@
 //! `mantle`: the one binary. `master`, `agent` and `local` run the daemons; `executor` is
-//! the built-in command executor that agents launch for command tasks.
+//! the built-in command executor that agents launch for command tasks; the other verbs
+//! (`agents`, `tasks`, `execute`, `top`, ...) are the CLI of `cli/`.
 
+mod cli;
 mod flags;
 
 use clap::Parser;
@@ -15,12 +17,15 @@ fn main() -> std::process::ExitCode {
         Command::Executor => {
             std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "info".into())
         }
+        // The CLI reports its own errors; library logs would only clutter its output.
+        Command::Cli(_) => std::env::var("MANTLE_LOGGING_LEVEL").unwrap_or_else(|_| "off".into()),
     };
     init_logging(&level);
-    // The command executor runs as one small process per task: a single-threaded runtime
-    // starts faster and costs less than a pool of workers.
+    // The command executor runs as one small process per task, and a CLI verb is one
+    // short conversation with the master: a single-threaded runtime starts faster and
+    // costs less than a pool of workers.
     let mut builder = match cli.command {
-        Command::Executor => tokio::runtime::Builder::new_current_thread(),
+        Command::Executor | Command::Cli(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -31,15 +36,17 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        let daemon = match cli.command {
             Command::Master(flags) => run_master(flags).await,
             Command::Agent(flags) => run_agent(flags).await,
             Command::Local(flags) => run_local(flags).await,
             Command::Executor => mantle_executor::run().await,
-        }
+            Command::Cli(verb) => return cli::run(verb).await,
+        };
+        daemon.map(|()| std::process::ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("mantle: {err:#}");
             std::process::ExitCode::FAILURE

@@ -280,3 +280,29 @@ impl RecordStream {
         }
     }
 }
+
+/// Percent-encodes a query parameter value (a sandbox path for `/files/read?path=`):
+/// RFC 3986's unreserved characters and `/` stay, every other byte becomes `%XX`.
+pub fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod query_tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            super::query_value("/tmp/a b/c&d=é"),
+            "/tmp/a%20b/c%26d%3D%C3%A9"
+        );
+        assert_eq!(super::query_value("runs/latest"), "runs/latest");
+    }
+}

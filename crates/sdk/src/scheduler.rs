@@ -368,7 +368,7 @@ impl Scheduler {
 
 /// Accepts `host:port`, `http://host:port` and `http://host:port/`; adds the default
 /// master port 5050 when none is given.
-fn normalize_master(master: &str) -> Result<String, ClientError> {
+pub fn normalize_master(master: &str) -> Result<String, ClientError> {
     let rest = master
         .trim()
         .trim_start_matches("http://")
