@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: builds Mantle, starts a local cluster (one master, two agents) and runs
-# the factorial framework on it end to end, then stops the cluster.
+# the factorial framework on it end to end, lists its tasks with the CLI, then stops the
+# cluster. Run from a terminal, it keeps the cluster and its web UI up until Enter.
 #   scripts/demo.sh [N ...]     numbers to compute (default 5 7 10 70 30)
+#   MANTLE_DEMO_WAIT=0 scripts/demo.sh     never wait for Enter
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -30,7 +32,12 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
-echo "==> cluster up: master http://127.0.0.1:$port"
+echo "==> cluster up: master and web UI at http://127.0.0.1:$port/"
 echo "==> running the factorial framework"
 target/release/factorial-scheduler --master "127.0.0.1:$port" --executor target/release/factorial-executor "$@"
+echo "==> the cluster's tasks (mantle tasks --master 127.0.0.1:$port)"
+target/release/mantle tasks --master "127.0.0.1:$port"
+if [[ -t 0 && "${MANTLE_DEMO_WAIT:-1}" != 0 ]]; then
+    read -r -p "==> web UI at http://127.0.0.1:$port/ — press Enter to stop the cluster " _
+fi
 echo "==> done; stopping the cluster"

@@ -89,6 +89,14 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
     let mut schedulers = Vec::new();
     while let Some(run) = runs.join_next().await {
         let outcome = run.context("framework task")??;
+        let ended = outcome.finished + outcome.failed + outcome.ended_twice;
+        if ended > 0 || outcome.launched != outcome.running_latencies_ms.len() {
+            bail!(
+                "a framework launched {} tasks, {} ran and {ended} ended although they sleep for an hour",
+                outcome.launched,
+                outcome.running_latencies_ms.len()
+            );
+        }
         tasks += outcome.running_latencies_ms.len();
         latencies.extend_from_slice(&outcome.running_latencies_ms);
         schedulers.push(outcome.scheduler);
