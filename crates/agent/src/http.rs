@@ -28,8 +28,6 @@ pub(crate) struct AppState {
     pub next_stream: Arc<AtomicU64>,
     /// Reads container usage.
     pub containers: Arc<crate::containers::Containerizer>,
-    /// What SET_LOGGING_LEVEL set.
-    pub logging: crate::operator_api::SharedLoggingLevel,
 }
 
 /// The router behind the path rewriting.

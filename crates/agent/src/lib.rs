@@ -311,7 +311,6 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         snapshot: snapshot_rx,
         next_stream: Arc::new(AtomicU64::new(1)),
         containers,
-        logging: Default::default(),
     };
     let server = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, http::service(app)).await {

@@ -16,30 +16,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use mantle_api::error::ApiError;
+use mantle_api::operator::OperatorCall;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// The verbosity SET_LOGGING_LEVEL asked for, until when. Mantle logs through
-/// `tracing` with the level its `--logging_level` flag set; this is what GET_LOGGING_LEVEL
-/// reports, as Mesos reports its glog verbosity.
-#[derive(Debug, Default)]
-pub(crate) struct LoggingLevel {
-    level: u32,
-    until: Option<Instant>,
-}
-
-impl LoggingLevel {
-    fn current(&mut self, now: Instant) -> u32 {
-        if self.until.is_some_and(|until| now >= until) {
-            *self = LoggingLevel::default();
-        }
-        self.level
-    }
-}
-
-pub(crate) type SharedLoggingLevel = Arc<Mutex<LoggingLevel>>;
 
 pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Response {
     if let Some(refusal) = post_only(request.method()) {
@@ -64,11 +43,10 @@ async fn handle_call(app: AppState, request: Request) -> Result<Response, ApiErr
         "GET_HEALTH" => json!({"healthy": true}),
         "GET_VERSION" => json!({"version_info": crate::state::version_json()}),
         "GET_LOGGING_LEVEL" => {
-            let level = lock(&app.logging).current(Instant::now());
-            json!({"level": level})
+            json!({"level": mantle_api::logging::level()})
         }
         "SET_LOGGING_LEVEL" => {
-            set_logging_level(&app, &call)?;
+            set_logging_level(&call)?;
             return Ok(StatusCode::OK.into_response());
         }
         "GET_CONTAINERS" => {
@@ -101,36 +79,15 @@ fn unavailable() -> ApiError {
     ApiError::unavailable("the agent is shutting down")
 }
 
-fn lock(level: &SharedLoggingLevel) -> std::sync::MutexGuard<'_, LoggingLevel> {
-    level
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// `{"level": N, "duration": {"nanoseconds": D}}`: both required, as in Mesos.
-fn set_logging_level(app: &AppState, call: &Value) -> Result<(), ApiError> {
-    let body = call
-        .get("set_logging_level")
-        .ok_or_else(|| ApiError::bad_request("'set_logging_level' is missing"))?;
-    let level = body
-        .get("level")
-        .and_then(lenient_u64)
-        .and_then(|l| u32::try_from(l).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("'set_logging_level.level' must be an unsigned 32-bit integer")
-        })?;
-    let nanos = body
-        .get("duration")
-        .and_then(|d| d.get("nanoseconds"))
-        .and_then(lenient_u64)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "'set_logging_level.duration.nanoseconds' must be a non-negative integer",
-            )
-        })?;
-    let until = Instant::now().checked_add(Duration::from_nanos(nanos));
-    *lock(&app.logging) = LoggingLevel { level, until };
-    tracing::info!(level, duration_ns = nanos, "logging level set");
+fn set_logging_level(call: &Value) -> Result<(), ApiError> {
+    // Decoded again as the typed call, so that an error names the field.
+    let call: OperatorCall = mantle_api::json::decode(call.to_string().as_bytes())?;
+    mantle_api::logging::set_logging_level(call.set_logging_level.as_ref())?;
+    tracing::info!(
+        level = mantle_api::logging::level(),
+        "logging level changed"
+    );
     Ok(())
 }
 
@@ -374,17 +331,5 @@ mod tests {
             without_empty_lists(value),
             json!({"b": [{"d": 1}], "e": {}})
         );
-    }
-
-    #[test]
-    fn logging_level_lapses() {
-        let now = Instant::now();
-        let mut level = LoggingLevel {
-            level: 2,
-            until: Some(now + Duration::from_secs(1)),
-        };
-        assert_eq!(level.current(now), 2);
-        assert_eq!(level.current(now + Duration::from_secs(2)), 0);
-        assert_eq!(level.current(now), 0);
     }
 }

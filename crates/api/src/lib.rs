@@ -10,6 +10,7 @@ pub mod executor;
 pub mod ids;
 pub mod internal;
 pub mod json;
+pub mod logging;
 pub mod maintenance;
 pub mod messages;
 pub mod operator;

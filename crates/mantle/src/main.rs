@@ -68,7 +68,7 @@ fn init_logging(level: &str) {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     // SET_LOGGING_LEVEL's glog verbosity: 0 is the level given at start, 1 debug, 2+ trace.
-    mantle_master::logging::install(move |verbosity| {
+    mantle_api::logging::install(move |verbosity| {
         let directive = match verbosity {
             0 => base.as_str(),
             1 => "debug",

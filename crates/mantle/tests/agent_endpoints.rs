@@ -497,7 +497,7 @@ async fn check_operator_api(agent: &Agent<'_>, state: &Value) {
     assert!(
         body.as_str()
             .unwrap()
-            .contains("set_logging_level.duration"),
+            .contains("'set_logging_level': missing field `duration`"),
         "{body}"
     );
 

@@ -7,7 +7,6 @@ pub mod event_loop;
 pub mod http;
 pub mod leadership;
 mod legacy;
-pub mod logging;
 mod operator;
 mod operator_api;
 mod prometheus;

@@ -6,18 +6,18 @@
 
 use crate::event_loop::{Command, EventStream};
 use crate::http::{accepts_json, records, AppState};
+use crate::legacy;
 use crate::snapshot::{render, Snapshot};
-use crate::{legacy, logging};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mantle_api::json::to_ascii_json;
+use mantle_api::logging;
 use mantle_api::operator::OperatorCall;
 use mantle_api::{recordio, ApiError, ErrorKind, MESOS_VERSION};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Seconds between HEARTBEAT events on operator streams, as in Mesos.
 pub const HEARTBEAT_SECONDS: f64 = 15.0;
@@ -97,18 +97,8 @@ pub async fn answer(
 }
 
 fn set_logging_level(call: &OperatorCall) -> Result<Response, ApiError> {
-    let Some(set) = &call.set_logging_level else {
-        return Err(ApiError::bad_request(
-            "expecting 'set_logging_level' to be present",
-        ));
-    };
-    if set.duration.nanoseconds <= 0 {
-        return Err(ApiError::bad_request(
-            "set_logging_level.duration: must be positive",
-        ));
-    }
-    let duration = Duration::from_nanos(set.duration.nanoseconds as u64);
-    logging::set_for(set.level, duration);
+    logging::set_logging_level(call.set_logging_level.as_ref())?;
+    tracing::info!(level = logging::level(), "logging level changed");
     Ok(StatusCode::OK.into_response())
 }
 
