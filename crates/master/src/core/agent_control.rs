@@ -137,7 +137,8 @@ impl Master {
         self.rescind_agent_offers(now, agent_id);
         self.rescind_agent_inverse_offers(agent_id);
         self.forget_agent_answers(agent_id);
-        if self.agents.remove(agent_id).is_some() {
+        if let Some(agent) = self.agents.remove(agent_id) {
+            self.forget_agent_address(super::agents::address_of(&agent.pid, &agent.info), agent_id);
             self.allocator.remove_agent(agent_id);
             self.agent_removed(agent_id);
         }

@@ -103,6 +103,9 @@ impl Master {
                 "agent '{id}' has been marked gone"
             )));
         }
+        if register.agent_info.id.is_none() {
+            self.registering_at_known_address(now, &mut register);
+        }
         let id = match register.agent_info.id.clone() {
             Some(id) => {
                 self.counters.agent_reregistrations += 1;
@@ -130,8 +133,14 @@ impl Master {
             agent.reregistered_time = Some(now);
             agent.disconnected_since = None;
             agent.last_heard = now;
+            let old = address_of(&agent.pid, &agent.info);
             agent.pid = register.pid.clone();
             agent.info = info;
+            let new = address_of(&register.pid, &register.agent_info);
+            if old != new {
+                self.forget_agent_address(old, &id);
+                self.agent_addresses.insert(new, id.clone());
+            }
             self.allocator
                 .set_agent_active(&id, !self.deactivated.contains(&id));
             self.cancel_unreachable(&id);
@@ -159,6 +168,8 @@ impl Master {
                 self.registry_version += 1;
             }
             self.agents.insert(id.clone(), agent);
+            self.agent_addresses
+                .insert(address_of(&register.pid, &register.agent_info), id.clone());
             let mut used = self.readmit_unreachable(now, &id, &register);
             let (adopted, retired) = self.adopt_reported_tasks(now, &id, &mut register);
             used.extend(adopted);
@@ -408,6 +419,47 @@ impl Master {
         );
     }
 
+    /// A registration without an id from the address (pid) of a registered agent, as
+    /// Mesos takes it: while that agent is connected it is the same agent retrying, and
+    /// gets its id again; a disconnected one is removed (its tasks are lost) so that the
+    /// new agent registers afresh. The hostname must match too, which only matters for
+    /// simulated agents, which may share a nominal pid.
+    fn registering_at_known_address(&mut self, now: f64, register: &mut Register) {
+        let address = address_of(&register.pid, &register.agent_info);
+        let Some(id) = self.agent_addresses.get(&address).cloned() else {
+            return;
+        };
+        let connected = self
+            .agents
+            .get(&id)
+            .is_some_and(|a| a.stream.is_some() && a.disconnected_since.is_none());
+        if connected {
+            tracing::info!(agent_id = %id, pid = %register.pid, "agent already registered; answering its retry");
+            register.agent_info.id = Some(id);
+            return;
+        }
+        tracing::warn!(agent_id = %id, pid = %register.pid, "a new agent registers at the address of a disconnected one; removing that one");
+        self.remove_agent(
+            now,
+            &id,
+            "a new agent registered at the same address",
+            &super::agent_control::Ending {
+                kept: TaskState::Gone,
+                partition_aware: TaskState::Gone,
+                others: TaskState::Lost,
+                reason: Reason::AgentRemoved,
+                message: "Agent was removed: a new agent registered at its address".into(),
+            },
+        );
+    }
+
+    /// Drops `address` from the index if it still names `agent_id`.
+    pub(super) fn forget_agent_address(&mut self, address: (String, String), agent_id: &AgentId) {
+        if self.agent_addresses.get(&address) == Some(agent_id) {
+            self.agent_addresses.remove(&address);
+        }
+    }
+
     /// The agent's stream went away: it is deactivated, its offers are rescinded, and the
     /// tasks of frameworks that do not checkpoint are lost (reference §5.1).
     pub fn agent_stream_closed(&mut self, now: f64, stream: &str) {
@@ -560,4 +612,9 @@ fn allocation_role(resources: &[Resource], framework: &Framework) -> String {
         .iter()
         .find_map(|r| r.allocation_info.as_ref()?.role.clone())
         .unwrap_or_else(|| framework.role())
+}
+
+/// An agent's address for [`Master::registering_at_known_address`].
+pub(super) fn address_of(pid: &str, info: &AgentInfo) -> (String, String) {
+    (pid.to_string(), info.hostname.clone())
 }

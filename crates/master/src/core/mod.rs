@@ -32,7 +32,7 @@ use mantle_allocator::{AllocatorConfig, DrfAllocator};
 use mantle_api::internal::ToAgent;
 use mantle_api::scheduler::Event;
 use mantle_api::*;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -139,6 +139,9 @@ pub struct Master {
     frameworks: SharedMap<FrameworkId, Framework>,
     completed_frameworks: VecDeque<Arc<Framework>>,
     agents: SharedMap<AgentId, Agent>,
+    /// Registered agents by address (pid and hostname), to tell an agent retrying its
+    /// registration from a new agent at the address of one that is gone.
+    agent_addresses: HashMap<(String, String), AgentId>,
     offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,
@@ -225,6 +228,7 @@ impl Master {
             frameworks: SharedMap::new(),
             completed_frameworks: VecDeque::new(),
             agents: SharedMap::new(),
+            agent_addresses: HashMap::new(),
             offers: SharedMap::new(),
             allocator,
             next_framework: 0,

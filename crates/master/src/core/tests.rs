@@ -33,8 +33,13 @@ pub(super) fn register_call(id: Option<AgentId>, resources: &str) -> Register {
     }
 }
 
+/// Registers a new agent on `stream`; agents of other streams have other pids.
 pub(super) fn register(master: &mut Master, stream: &str, resources: &str) -> AgentId {
-    let register = register_call(None, resources);
+    let mut register = register_call(None, resources);
+    if stream != "a1" {
+        let port = 6000 + stream.bytes().map(u16::from).sum::<u16>();
+        register.pid = format!("slave(1)@127.0.0.1:{port}");
+    }
     master.register_agent(0.0, stream.into(), register).unwrap()
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of a known agent's re-registration against the pure core: what the master
 //! placed on the agent but the agent does not report (a RunTask lost on a stream the
-//! agent gave up, an executor whose exit the agent could not tell) is reconciled. The
+//! agent gave up, an executor whose exit the agent could not tell) is reconciled; and a
+//! registration from a registered agent's address (a retry, or a new agent). The
 //! helpers of `tests.rs` set up the agent (`a1`) and the framework (`f` on `s1`).
 
 use super::tests::*;
@@ -92,4 +93,45 @@ fn executors_a_known_agent_does_not_report_are_forgotten() {
     reregister(&mut m, 3.0, "a2", &agent, &[]);
     assert!(!m.frameworks[&fid].executors.contains_key(&agent));
     assert_eq!(offered_cpus(&mut m, 10.0), 4.0);
+}
+
+#[test]
+fn a_connected_agent_registering_again_is_a_retry_and_keeps_its_id() {
+    let (mut m, agent, fid) = launched_t1();
+    m.take_actions();
+    // The agent did not see its REGISTERED and registers again, from the same address.
+    let again = m
+        .register_agent(1.0, "a2".into(), register_call(None, "cpus:4;mem:1024"))
+        .unwrap();
+    assert_eq!(again, agent);
+    assert_eq!(m.agents.len(), 1);
+    // t1 went out on the stream the agent gave up, and the agent does not know it.
+    assert_eq!(
+        updates(&events(&mut m, "s1")),
+        vec![(
+            "t1".into(),
+            TaskState::Lost,
+            Some(Reason::Reconciliation),
+            false
+        )]
+    );
+    assert!(!m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
+}
+
+#[test]
+fn a_new_agent_at_a_disconnected_agents_address_replaces_it() {
+    let (mut m, agent, fid) = launched_t1();
+    m.take_actions();
+    m.agent_stream_closed(1.0, "a1");
+    // Checkpointing frameworks keep their tasks while the agent is away; this one does
+    // not, so t1 is lost already; the new agent's registration removes the old agent.
+    m.take_actions();
+    let new = m
+        .register_agent(2.0, "a2".into(), register_call(None, "cpus:4;mem:1024"))
+        .unwrap();
+    assert_ne!(new, agent);
+    assert_eq!(m.agents.len(), 1);
+    assert!(!m.agents.contains_key(&agent));
+    assert!(!m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
+    assert_eq!(m.metrics(2.0)["master/slave_removals"], 1.0);
 }
