@@ -7,6 +7,7 @@ mod common;
 #[path = "common/mixed.rs"]
 mod mixed;
 
+use common::checks::MASTER_STATE_KEYS;
 use common::Cluster;
 use mixed::check_keys;
 use serde_json::Value;
@@ -48,30 +49,7 @@ async fn legacy_endpoints_carry_the_mesos_fields() {
 
     // /master/state keeps completed tasks and has every top-level key of reference §4.
     let state = get_json(&cluster, "/master/state").await;
-    check_keys(
-        "/master/state",
-        &state,
-        &[
-            "version",
-            "start_time",
-            "elected_time",
-            "id",
-            "pid",
-            "hostname",
-            "activated_slaves",
-            "deactivated_slaves",
-            "unreachable_slaves",
-            "leader",
-            "leader_info",
-            "flags",
-            "slaves",
-            "recovered_slaves",
-            "frameworks",
-            "completed_frameworks",
-            "orphan_tasks",
-            "unregistered_frameworks",
-        ],
-    );
+    check_keys("/master/state", &state, MASTER_STATE_KEYS);
     let fw = &state["frameworks"][0];
     assert_eq!(fw["tasks"][0]["id"], "runner");
     assert!(fw["unreachable_tasks"].is_array());

@@ -3,18 +3,12 @@
 
 mod common;
 
+use common::checks::check_keys;
+use common::checks::MASTER_STATE_KEYS;
 use common::framework::{command_task, Framework};
 use common::Cluster;
 use mantle_api::*;
 use serde_json::Value;
-
-fn check_keys(what: &str, object: &Value, keys: &[&str]) {
-    let Some(map) = object.as_object() else {
-        panic!("{what} is not an object: {object}")
-    };
-    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
-    assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_endpoints_carry_the_mesos_fields() {
@@ -39,34 +33,7 @@ async fn state_endpoints_carry_the_mesos_fields() {
         })
         .await;
 
-    check_keys(
-        "/master/state",
-        &state,
-        &[
-            "version",
-            "build_date",
-            "build_time",
-            "build_user",
-            "start_time",
-            "elected_time",
-            "id",
-            "pid",
-            "hostname",
-            "capabilities",
-            "activated_slaves",
-            "deactivated_slaves",
-            "unreachable_slaves",
-            "leader",
-            "leader_info",
-            "flags",
-            "slaves",
-            "recovered_slaves",
-            "frameworks",
-            "completed_frameworks",
-            "orphan_tasks",
-            "unregistered_frameworks",
-        ],
-    );
+    check_keys("/master/state", &state, MASTER_STATE_KEYS);
     check_keys(
         "leader_info",
         &state["leader_info"],

@@ -174,3 +174,38 @@ pub async fn next_update(fw: &mut Framework, task: &str, state: TaskState) -> Ta
     })
     .await
 }
+
+/// Fails naming the keys `object` lacks.
+pub fn check_keys(what: &str, object: &serde_json::Value, keys: &[&str]) {
+    let Some(map) = object.as_object() else {
+        panic!("{what} is not an object: {object}")
+    };
+    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
+    assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
+}
+
+/// The top-level keys of `/master/state` (reference §4).
+pub const MASTER_STATE_KEYS: &[&str] = &[
+    "version",
+    "build_date",
+    "build_time",
+    "build_user",
+    "start_time",
+    "elected_time",
+    "id",
+    "pid",
+    "hostname",
+    "capabilities",
+    "activated_slaves",
+    "deactivated_slaves",
+    "unreachable_slaves",
+    "leader",
+    "leader_info",
+    "flags",
+    "slaves",
+    "recovered_slaves",
+    "frameworks",
+    "completed_frameworks",
+    "orphan_tasks",
+    "unregistered_frameworks",
+];

@@ -1,14 +1,14 @@
 //! A cluster with a running, a finished and a failed task of one framework, for the
 //! tests of the operator API and the legacy endpoints (included by those test files
-//! with `#[path]`, next to `common`), and a check of an object's keys.
+//! with `#[path]`, next to `common`).
 
 // Each test file that includes this uses part of it.
 #![allow(dead_code)]
 
+pub use crate::common::checks::check_keys;
 use crate::common::framework::{command_task, Framework};
 use crate::common::Cluster;
 use mantle_api::*;
-use serde_json::Value;
 use std::time::Duration;
 
 /// A master, one agent, and framework `name` with task `runner` running, `done`
@@ -57,13 +57,4 @@ pub async fn launch_sleeper(framework: &mut Framework, id: &str) {
         .await
         .unwrap();
     framework.wait_state(id, TaskState::Running).await;
-}
-
-/// Fails naming the keys `object` lacks.
-pub fn check_keys(what: &str, object: &Value, keys: &[&str]) {
-    let Some(map) = object.as_object() else {
-        panic!("{what} is not an object: {object}")
-    };
-    let missing: Vec<&&str> = keys.iter().filter(|k| !map.contains_key(**k)).collect();
-    assert!(missing.is_empty(), "{what} lacks {missing:?}: {object:#}");
 }
