@@ -175,9 +175,9 @@ enum Bench {
     /// Time `/master/state` on simulated agents with running and completed tasks, and
     /// the allocation cycle with concurrent pollers.
     State {
-        /// 20,000 in Mesos's benchmark; one process here holds about 18,000 agent
-        /// connections under the 20,000 open-file limit.
-        #[arg(long, default_value_t = 18_000)]
+        /// 20,000 in Mesos's benchmark; under an open-file hard limit of 20,000 one
+        /// process holds about 16,000 agent connections beside the frameworks'.
+        #[arg(long, default_value_t = 16_000)]
         agents: usize,
         /// Running (`sleep infinity`) tasks in all.
         #[arg(long, default_value_t = 200_000)]
@@ -186,7 +186,7 @@ enum Bench {
         #[arg(long, default_value_t = 200_000)]
         completed: usize,
         /// Frameworks sharing the running tasks.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 20)]
         running_frameworks: usize,
         /// With a whole cpu per task, at most 12 tasks run on an agent: the running tasks
         /// spread over all the agents, about 11 each at 18,000 agents.

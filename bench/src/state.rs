@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// Completed tasks the master keeps per framework (`--max_completed_tasks_per_framework`).
 const COMPLETED_PER_FRAMEWORK: usize = 1000;
 
+/// Frameworks launching their tasks at once.
+const LOADING_FRAMEWORKS: usize = 8;
+
 pub struct Options {
     pub agents: usize,
     pub running: usize,
@@ -45,9 +48,18 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
         bail!("--agents, --running-frameworks and --queries must be positive");
     }
     let completed_frameworks = options.completed.div_ceil(COMPLETED_PER_FRAMEWORK);
-    // Each agent is a connection at both ends; each framework a subscription and calls.
+    // Each agent is a connection at both ends, and each framework a subscription and
+    // the connections of its calls in flight: as many descriptors as the hard limit
+    // allows, for the master (which inherits them) and for this process.
     let frameworks = options.running_frameworks + completed_frameworks;
-    raise_open_files((options.agents + 2 * frameworks + options.pollers + 256) as u64)?;
+    raise_open_files(open_files_hard_limit()?)?;
+    if options.agents + 10 * frameworks > open_files_hard_limit()? as usize {
+        bail!(
+            "--agents {} and {frameworks} frameworks need more than the open-file hard limit of {}: each agent is a connection, each framework up to 10",
+            options.agents,
+            open_files_hard_limit()?
+        );
+    }
     let dir = tempfile::tempdir()?;
     let (mut master, address) = start_master(
         mantle,
@@ -96,8 +108,11 @@ async fn measure(
         });
     }
     for index in 0..completed_frameworks {
-        let share = COMPLETED_PER_FRAMEWORK
-            .min(options.completed.saturating_sub(COMPLETED_PER_FRAMEWORK * index));
+        let share = COMPLETED_PER_FRAMEWORK.min(
+            options
+                .completed
+                .saturating_sub(COMPLETED_PER_FRAMEWORK * index),
+        );
         workloads.push(Workload {
             name: format!("state-completed-{index}"),
             tasks: share,
@@ -111,10 +126,15 @@ async fn measure(
 
     let loaded_at = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
+    // A framework sends its calls without waiting, a connection each: a few frameworks
+    // loading at once keep this process under its open-file limit beside the agents.
+    let loading = Arc::new(tokio::sync::Semaphore::new(LOADING_FRAMEWORKS));
     for workload in workloads {
         let master = master.to_string();
         let timeout = options.timeout;
+        let loading = loading.clone();
         runs.spawn(async move {
+            let _turn = loading.acquire_owned().await?;
             let outcome = driver::run(&master, &workload, timeout, false).await;
             outcome.map(|o| (workload, o))
         });
@@ -240,6 +260,18 @@ async fn measure(
     }
     fleet.shutdown().await;
     Ok(())
+}
+
+fn open_files_hard_limit() -> anyhow::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    Ok(limit.rlim_max)
 }
 
 /// Reads `/master/state` once and checks it holds every agent and task; returns its size.

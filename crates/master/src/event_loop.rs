@@ -537,9 +537,7 @@ impl EventLoop {
     fn publish(&mut self) {
         self.stale = false;
         self.published_at = Some(Instant::now());
-        let _ = self
-            .snapshot
-            .send(Arc::new(self.snapshot_now()));
+        let _ = self.snapshot.send(Arc::new(self.snapshot_now()));
     }
 
     fn snapshot_now(&self) -> Snapshot {

@@ -360,9 +360,8 @@ impl StateView {
         scope: &'s std::thread::Scope<'s, 'v>,
         frameworks: &'v [&'v Framework],
     ) -> Vec<u8> {
-        let weight = |f: &Framework| {
-            1 + f.tasks.len() + f.unreachable_tasks.len() + f.completed_tasks.len()
-        };
+        let weight =
+            |f: &Framework| 1 + f.tasks.len() + f.unreachable_tasks.len() + f.completed_tasks.len();
         let total: usize = frameworks.iter().map(|f| weight(f)).sum();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -393,7 +392,8 @@ impl StateView {
             .into_iter()
             .map(|p| p.join().unwrap_or_default())
             .collect();
-        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 2);
+        let mut out =
+            Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 2);
         out.push(b'[');
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {

@@ -147,11 +147,7 @@ impl StateView {
             for (key, quantity) in agent.total.entries().filter(|(k, _)| k.role != "*") {
                 let mut one = Resources::new();
                 one.insert(key.clone(), quantity.clone());
-                usage
-                    .entry(&key.role)
-                    .or_default()
-                    .reserved
-                    .add(&one);
+                usage.entry(&key.role).or_default().reserved.add(&one);
             }
         }
         usage
