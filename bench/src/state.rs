@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const COMPLETED_PER_FRAMEWORK: usize = 1000;
 
 /// Frameworks launching their tasks at once.
-const LOADING_FRAMEWORKS: usize = 8;
+const LOADING_FRAMEWORKS: usize = 16;
 
 pub struct Options {
     pub agents: usize,
