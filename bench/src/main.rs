@@ -27,6 +27,10 @@
 //! on simulated agents (inside this process) through F frameworks as fast as offers
 //! allow; reports the launch rate (ACCEPT to TASK_RUNNING), its latency, and the master's
 //! memory per agent and per running task.
+//!
+//! `state`: `bench/run state --agents 18000` loads simulated agents with running and
+//! completed tasks (Mesos's `MasterStateQuery_BENCHMARK_Test` shape) and times whole
+//! `/master/state` reads, then the allocation cycle without and with concurrent pollers.
 
 mod agent_link;
 mod allocator;
@@ -35,6 +39,7 @@ mod containers;
 mod driver;
 mod failover;
 mod ha_failover;
+mod state;
 mod throughput;
 
 use anyhow::{bail, Context};
@@ -167,6 +172,41 @@ enum Bench {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Time `/master/state` on simulated agents with running and completed tasks, and
+    /// the allocation cycle with concurrent pollers.
+    State {
+        /// 20,000 in Mesos's benchmark; under an open-file hard limit of 20,000 one
+        /// process holds about 16,000 agent connections beside the frameworks'.
+        #[arg(long, default_value_t = 16_000)]
+        agents: usize,
+        /// Running (`sleep infinity`) tasks in all.
+        #[arg(long, default_value_t = 200_000)]
+        running: usize,
+        /// Completed (`true`) tasks in all, 1,000 per framework.
+        #[arg(long, default_value_t = 200_000)]
+        completed: usize,
+        /// Frameworks sharing the running tasks.
+        #[arg(long, default_value_t = 20)]
+        running_frameworks: usize,
+        /// With a whole cpu per task, at most 12 tasks run on an agent: the running tasks
+        /// spread over all the agents, about 11 each at 18,000 agents.
+        #[arg(long, default_value = "cpus:12;mem:65536;disk:100000")]
+        agent_resources: String,
+        #[arg(long, default_value = "cpus:1;mem:32")]
+        task_resources: String,
+        /// Timed `/master/state` reads.
+        #[arg(long, default_value_t = 10)]
+        queries: usize,
+        /// Concurrent `/master/state` pollers while allocation cycles are timed.
+        #[arg(long, default_value_t = 10)]
+        pollers: usize,
+        /// Seconds of each allocation phase (without, then with the pollers).
+        #[arg(long, default_value_t = 30)]
+        phase: u64,
+        /// Give up on loading after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
 }
 
 #[tokio::main]
@@ -280,6 +320,32 @@ async fn main() -> anyhow::Result<()> {
                 timeout: Duration::from_secs(timeout),
             };
             ha_failover::run(&cli.mantle, &options, &session_timeouts).await
+        }
+        Bench::State {
+            agents,
+            running,
+            completed,
+            running_frameworks,
+            agent_resources,
+            task_resources,
+            queries,
+            pollers,
+            phase,
+            timeout,
+        } => {
+            let options = state::Options {
+                agents,
+                running,
+                completed,
+                running_frameworks,
+                agent_resources,
+                task_resources,
+                queries,
+                pollers,
+                phase: Duration::from_secs(phase),
+                timeout: Duration::from_secs(timeout),
+            };
+            state::run(&cli.mantle, &options).await
         }
     }
 }

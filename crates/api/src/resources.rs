@@ -197,6 +197,38 @@ pub struct Resources {
     entries: BTreeMap<ResourceKey, Quantity>,
 }
 
+/// See [`Resources::legacy`].
+pub struct LegacyJson<'a>(&'a Resources);
+
+impl Serialize for LegacyJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let entries = &self.0.entries;
+        if entries.values().any(|q| !matches!(q, Quantity::Scalar(_))) {
+            return self.0.legacy_json().serialize(serializer);
+        }
+        // The sum per name (an entry per role and reservation), the four names always
+        // present, in name order as the map of `legacy_json` holds them.
+        let mut sums: Vec<(&str, i64)> = Vec::with_capacity(entries.len() + 4);
+        sums.extend(["cpus", "disk", "gpus", "mem"].map(|name| (name, 0)));
+        for (key, quantity) in entries {
+            let Quantity::Scalar(value) = quantity else {
+                continue;
+            };
+            match sums.iter_mut().find(|(name, _)| *name == key.name) {
+                Some(sum) => sum.1 += value,
+                None => sums.push((&key.name, *value)),
+            }
+        }
+        sums.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(sums.len()))?;
+        for (name, value) in sums {
+            map.serialize_entry(name, &from_fixed(value))?;
+        }
+        map.end()
+    }
+}
+
 fn coalesce(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     ranges.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
@@ -438,7 +470,12 @@ impl Resources {
 
     pub fn add(&mut self, other: &Resources) {
         for (key, quantity) in &other.entries {
-            self.insert(key.clone(), quantity.clone());
+            // Looked up first: summing many tasks' resources (the state endpoints) would
+            // otherwise clone every key only to find it present.
+            match self.entries.get_mut(key) {
+                Some(have) => have.add(quantity),
+                None => self.insert(key.clone(), quantity.clone()),
+            }
         }
     }
 
@@ -568,6 +605,12 @@ impl Resources {
             );
         }
         out
+    }
+
+    /// [`Resources::legacy_json`] written straight to a serializer: `/master/state`
+    /// writes it for every task, and building the map each time costs more than writing.
+    pub fn legacy(&self) -> LegacyJson<'_> {
+        LegacyJson(self)
     }
 
     /// Parses the agent flag: a JSON array of `Resource` first, else the text form.
@@ -705,6 +748,26 @@ mod tests {
         check_parse("foo:{a,b}", "foo:{a,b}");
         check_parse("cpus(ads):8;cpus:2", "cpus:2;cpus(ads):8");
         check_parse("cpus:0.0004", "");
+    }
+
+    #[test]
+    fn legacy_writer_matches_the_legacy_map() {
+        for text in [
+            "",
+            "cpus:0.1;mem:32",
+            "cpus(ads):8;cpus:2;mem:10;foo:3",
+            "cpus:1;ports:[31000-31005,31007-31010];bar:{x,y}",
+        ] {
+            let resources = r(text);
+            let written = serde_json::to_string(&resources.legacy()).unwrap();
+            let map = serde_json::to_string(&resources.legacy_json()).unwrap();
+            assert_eq!(written, map, "{text}");
+        }
+        let sums = serde_json::to_value(r("cpus(ads):8;cpus:2;mem:10").legacy()).unwrap();
+        assert_eq!(
+            sums,
+            serde_json::json!({"cpus": 10.0, "disk": 0.0, "gpus": 0.0, "mem": 10.0})
+        );
     }
 
     #[test]

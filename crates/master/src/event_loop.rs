@@ -6,7 +6,7 @@
 //! own threads, so slow readers never stall the loop.
 
 use crate::core::{Action, CallReply, Master, OperatorReply, StreamId};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{AllocationRuns, Snapshot};
 use crate::store::Store;
 use bytes::Bytes;
 use mantle_api::internal::{AgentCall, Register};
@@ -16,7 +16,7 @@ use mantle_api::recordio;
 use mantle_api::scheduler::{CallBody, Subscribe};
 use mantle_api::{ApiError, FrameworkId};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -155,6 +155,8 @@ pub struct EventLoop {
     /// heartbeat.
     operator_streams: HashSet<StreamId>,
     next_operator_heartbeat: Instant,
+    /// How long the allocation runs take, for `/metrics/snapshot`.
+    allocation_runs: Arc<Mutex<AllocationRuns>>,
 }
 
 /// Snapshots are rendered only when someone reads them, and at most this often: rendering
@@ -176,7 +178,11 @@ impl EventLoop {
         let core_policy_version = core.policy_version();
         let core_registry_version = core.registry_version();
         let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(core.view())));
+        let allocation_runs = Arc::new(Mutex::new(AllocationRuns::default()));
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(
+            core.view(),
+            allocation_runs.clone(),
+        )));
         let handle = LoopHandle {
             commands: commands_tx.clone(),
             snapshot: snapshot_rx,
@@ -197,6 +203,7 @@ impl EventLoop {
             admitting: Vec::new(),
             operator_streams: HashSet::new(),
             next_operator_heartbeat: Instant::now(),
+            allocation_runs,
         };
         (event_loop, handle)
     }
@@ -231,7 +238,11 @@ impl EventLoop {
             }
             self.admit_agents();
             if allocate {
+                let started = Instant::now();
                 self.core.allocate(unix_now());
+                if let Ok(mut runs) = self.allocation_runs.lock() {
+                    runs.record(started.elapsed());
+                }
             }
             self.execute();
             self.stale |= self.core.take_dirty();
@@ -417,7 +428,7 @@ impl EventLoop {
                 let (id, stream) = self.open_stream();
                 self.operator_streams.insert(id);
                 self.core.set_operator_subscribers(true);
-                let snapshot = Arc::new(Snapshot::new(self.core.view()));
+                let snapshot = Arc::new(self.snapshot_now());
                 let _ = reply.send(Ok((stream, snapshot)));
                 false
             }
@@ -526,8 +537,10 @@ impl EventLoop {
     fn publish(&mut self) {
         self.stale = false;
         self.published_at = Some(Instant::now());
-        let _ = self
-            .snapshot
-            .send(Arc::new(Snapshot::new(self.core.view())));
+        let _ = self.snapshot.send(Arc::new(self.snapshot_now()));
+    }
+
+    fn snapshot_now(&self) -> Snapshot {
+        Snapshot::new(self.core.view(), self.allocation_runs.clone())
     }
 }

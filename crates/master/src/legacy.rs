@@ -79,7 +79,7 @@ pub async fn metrics(state: &AppState) -> Result<BTreeMap<String, f64>, ApiError
             ("master/uptime_secs".to_string(), unix_now() - state.started),
         ]));
     }
-    render(state, |s| Ok(s.view.metrics(unix_now()))).await
+    render(state, |s| Ok(s.metrics(unix_now()))).await
 }
 
 pub async fn metrics_snapshot(State(state): State<AppState>, Query(query): Params) -> Response {

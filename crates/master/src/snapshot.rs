@@ -9,20 +9,75 @@ use crate::http::{error_response, json_response, AppState};
 use axum::body::Bytes;
 use axum::response::Response;
 use mantle_api::ApiError;
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 pub struct Snapshot {
     pub view: StateView,
     state: OnceLock<Bytes>,
+    /// Shared with the loop (not copied into each snapshot): a reader sees every
+    /// allocation run so far, however old its snapshot.
+    pub allocation_runs: Arc<Mutex<AllocationRuns>>,
+}
+
+/// Mesos's `allocator/mesos/allocation_run_ms` timer: the last run, how many, and
+/// percentiles over the latest [`AllocationRuns::WINDOW`] runs.
+#[derive(Clone, Default)]
+pub struct AllocationRuns {
+    count: u64,
+    recent: VecDeque<f64>,
+}
+
+impl AllocationRuns {
+    const WINDOW: usize = 1000;
+
+    pub fn record(&mut self, took: Duration) {
+        self.count += 1;
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(took.as_secs_f64() * 1e3);
+    }
+
+    /// The timer's metrics, named as Mesos names them; none before the first run.
+    pub fn metrics(&self, into: &mut BTreeMap<String, f64>) {
+        const NAME: &str = "allocator/mesos/allocation_run_ms";
+        into.insert("allocator/mesos/allocation_runs".into(), self.count as f64);
+        let Some(&last) = self.recent.back() else {
+            return;
+        };
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        into.insert(NAME.into(), last);
+        into.insert(format!("{NAME}/count"), self.count as f64);
+        into.insert(format!("{NAME}/min"), sorted[0]);
+        into.insert(format!("{NAME}/max"), sorted[sorted.len() - 1]);
+        for (suffix, p) in [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)] {
+            let rank = (p * (sorted.len() - 1) as f64).round() as usize;
+            into.insert(format!("{NAME}/{suffix}"), sorted[rank]);
+        }
+    }
 }
 
 impl Snapshot {
-    pub fn new(view: StateView) -> Snapshot {
+    pub fn new(view: StateView, allocation_runs: Arc<Mutex<AllocationRuns>>) -> Snapshot {
         Snapshot {
             view,
             state: OnceLock::new(),
+            allocation_runs,
         }
+    }
+
+    /// `/metrics/snapshot`: the view's metrics and the allocation timer's.
+    pub fn metrics(&self, now: f64) -> BTreeMap<String, f64> {
+        let mut metrics = self.view.metrics(now);
+        // Copied out first: the loop waits on this lock to record a run.
+        let runs = self.allocation_runs.lock().map(|r| r.clone());
+        if let Ok(runs) = runs {
+            runs.metrics(&mut metrics);
+        }
+        metrics
     }
 
     /// `/master/state`, rendered once per snapshot.

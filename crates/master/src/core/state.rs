@@ -31,18 +31,34 @@ pub(super) fn by_role(total: &Resources) -> (BTreeMap<String, Resources>, Resour
 /// task, and building a `Value` tree for each costs several times the writing.
 struct LegacyTask<'a>(&'a Task);
 
-fn status_json(s: &TaskStatus) -> Value {
-    let mut status = json!({"state": s.state, "timestamp": s.timestamp.unwrap_or(0.0)});
-    if let Some(healthy) = s.healthy {
-        status["healthy"] = json!(healthy);
+/// A task status of the legacy JSON, written straight to the output.
+struct LegacyStatus<'a>(&'a TaskStatus);
+
+impl Serialize for LegacyStatus<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(container) = &s.container_status {
+            map.serialize_entry("container_status", container)?;
+        }
+        if let Some(healthy) = s.healthy {
+            map.serialize_entry("healthy", &healthy)?;
+        }
+        if let Some(labels) = &s.labels {
+            map.serialize_entry("labels", &labels.labels)?;
+        }
+        map.serialize_entry("state", &s.state)?;
+        map.serialize_entry("timestamp", &s.timestamp.unwrap_or(0.0))?;
+        map.end()
     }
-    if let Some(labels) = &s.labels {
-        status["labels"] = json!(labels.labels);
+}
+
+struct Statuses<'a>(&'a [TaskStatus]);
+
+impl Serialize for Statuses<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(LegacyStatus))
     }
-    if let Some(container) = &s.container_status {
-        status["container_status"] = container.clone();
-    }
-    status
 }
 
 impl Serialize for LegacyTask<'_> {
@@ -57,10 +73,9 @@ impl Serialize for LegacyTask<'_> {
         map.serialize_entry("executor_id", executor_id)?;
         map.serialize_entry("slave_id", &task.agent_id.value)?;
         map.serialize_entry("state", &task.state)?;
-        map.serialize_entry("resources", &task.resources.legacy_json())?;
+        map.serialize_entry("resources", &task.resources.legacy())?;
         map.serialize_entry("role", &task.role)?;
-        let statuses: Vec<Value> = task.statuses.iter().map(status_json).collect();
-        map.serialize_entry("statuses", &statuses)?;
+        map.serialize_entry("statuses", &Statuses(&task.statuses))?;
         if let Some(labels) = &info.labels {
             map.serialize_entry("labels", &labels.labels)?;
         }
@@ -88,6 +103,14 @@ impl Serialize for LegacyTask<'_> {
 
 pub(super) fn task_json(task: &Task) -> Value {
     serde_json::to_value(LegacyTask(task)).unwrap_or_default()
+}
+
+/// Threads that render the frameworks of `/master/state` at most.
+const RENDER_THREADS: usize = 4;
+
+fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    // Writing to a Vec fails only for a value that cannot be JSON, which none is.
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// The lists of a framework's tasks, written straight to the output.
@@ -125,39 +148,6 @@ impl Serialize for FrameworkDoc<'_> {
         for list in TASK_LISTS {
             map.serialize_entry(list, &Tasks(self.1, list))?;
         }
-        map.end()
-    }
-}
-
-/// `/master/state`: the small fields as a `Value`, the frameworks streamed.
-struct StateDoc<'a>(&'a StateView, Map<String, Value>);
-
-/// The frameworks of `/master/state`, or its completed frameworks (`true`).
-struct Frameworks<'a>(&'a StateView, bool);
-
-impl Serialize for Frameworks<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let view = self.0;
-        if self.1 {
-            serializer.collect_seq(
-                view.completed_frameworks
-                    .iter()
-                    .map(|f| FrameworkDoc(view, f)),
-            )
-        } else {
-            serializer.collect_seq(view.frameworks.values().map(|f| FrameworkDoc(view, f)))
-        }
-    }
-}
-
-impl Serialize for StateDoc<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in &self.1 {
-            map.serialize_entry(key, value)?;
-        }
-        map.serialize_entry("frameworks", &Frameworks(self.0, false))?;
-        map.serialize_entry("completed_frameworks", &Frameworks(self.0, true))?;
         map.end()
     }
 }
@@ -302,29 +292,26 @@ impl StateView {
     }
 
     /// Used and offered resources per agent.
-    pub(super) fn agent_usage(&self) -> BTreeMap<AgentId, (Resources, Resources)> {
-        let mut usage: BTreeMap<AgentId, (Resources, Resources)> = BTreeMap::new();
+    /// Keyed by reference: a key per task would cost an allocation per task.
+    pub(super) fn agent_usage(&self) -> BTreeMap<&AgentId, (Resources, Resources)> {
+        let mut usage: BTreeMap<&AgentId, (Resources, Resources)> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
                 usage
-                    .entry(task.agent_id.clone())
+                    .entry(&task.agent_id)
                     .or_default()
                     .0
                     .add(&task.resources);
             }
             for (agent, executors) in &framework.executors {
                 for executor in executors.values() {
-                    usage
-                        .entry(agent.clone())
-                        .or_default()
-                        .0
-                        .add(&executor.resources);
+                    usage.entry(agent).or_default().0.add(&executor.resources);
                 }
             }
         }
         for entry in self.offers.values() {
             usage
-                .entry(entry.offer.agent_id.clone())
+                .entry(&entry.offer.agent_id)
                 .or_default()
                 .1
                 .add(&entry.resources);
@@ -332,21 +319,90 @@ impl StateView {
         usage
     }
 
-    /// `/master/state` as a `Value`.
+    /// `/master/state` as a `Value` (tests and tools), read back from its bytes.
     pub fn state_json(&self) -> Value {
-        serde_json::to_value(self.state_doc()).unwrap_or_default()
+        serde_json::from_slice(&self.state_bytes()).unwrap_or_default()
     }
 
-    /// `/master/state` rendered, without building the frameworks' `Value` trees.
+    /// `/master/state` rendered: the frameworks (almost all of its bytes) written
+    /// straight to the output in parallel parts, the other fields meanwhile as a `Value`.
     pub fn state_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.state_doc()).unwrap_or_default()
+        let frameworks: Vec<&Framework> = self.frameworks.values().collect();
+        let completed: Vec<&Framework> = self.completed_frameworks.iter().map(|f| &**f).collect();
+        let (fields, active, done) = std::thread::scope(|scope| {
+            let fields = scope.spawn(|| self.state_fields());
+            let active = self.frameworks_bytes(scope, &frameworks);
+            let done = self.frameworks_bytes(scope, &completed);
+            (fields.join().unwrap_or_default(), active, done)
+        });
+        let mut out = Vec::with_capacity(active.len() + done.len() + (1 << 20));
+        out.push(b'{');
+        if let Value::Object(fields) = fields {
+            for (key, value) in &fields {
+                write_json(&mut out, key);
+                out.push(b':');
+                write_json(&mut out, value);
+                out.push(b',');
+            }
+        }
+        out.extend_from_slice(b"\"frameworks\":");
+        out.extend_from_slice(&active);
+        out.extend_from_slice(b",\"completed_frameworks\":");
+        out.extend_from_slice(&done);
+        out.push(b'}');
+        out
     }
 
-    fn state_doc(&self) -> StateDoc<'_> {
-        match self.state_fields() {
-            Value::Object(top) => StateDoc(self, top),
-            _ => StateDoc(self, Map::new()),
+    /// A JSON array of frameworks, rendered in parts of about equal task counts on
+    /// scoped threads (one per core, at most [`RENDER_THREADS`]) and joined.
+    fn frameworks_bytes<'s, 'v: 's>(
+        &'v self,
+        scope: &'s std::thread::Scope<'s, 'v>,
+        frameworks: &'v [&'v Framework],
+    ) -> Vec<u8> {
+        let weight =
+            |f: &Framework| 1 + f.tasks.len() + f.unreachable_tasks.len() + f.completed_tasks.len();
+        let total: usize = frameworks.iter().map(|f| weight(f)).sum();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, RENDER_THREADS);
+        let share = total.div_ceil(threads).max(1);
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut weight_so_far = 0;
+        for (index, framework) in frameworks.iter().enumerate() {
+            weight_so_far += weight(framework);
+            if weight_so_far >= share || index + 1 == frameworks.len() {
+                let chunk = &frameworks[start..=index];
+                parts.push(scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, framework) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_json(&mut out, &FrameworkDoc(self, framework));
+                    }
+                    out
+                }));
+                start = index + 1;
+                weight_so_far = 0;
+            }
         }
+        let parts: Vec<Vec<u8>> = parts
+            .into_iter()
+            .map(|p| p.join().unwrap_or_default())
+            .collect();
+        let mut out =
+            Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 2);
+        out.push(b'[');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(part);
+        }
+        out.push(b']');
+        out
     }
 
     /// The fields of `/master/state` but its frameworks.
@@ -516,7 +572,7 @@ impl StateView {
         for role in &self.roles {
             let prefix = format!("allocator/mesos/roles/{}", role.name);
             m.insert(format!("{prefix}/shares/dominant"), role.share);
-            let Some(used) = usage.get(&role.name) else {
+            let Some(used) = usage.get(role.name.as_str()) else {
                 continue;
             };
             for (what, resources) in [

@@ -115,12 +115,13 @@ impl StateView {
     }
 
     /// Allocated (tasks and executors), offered and reserved resources per role.
-    pub fn role_usage(&self) -> BTreeMap<String, RoleUsage> {
-        let mut usage: BTreeMap<String, RoleUsage> = BTreeMap::new();
+    /// Keyed by reference: a key per task would cost an allocation per task.
+    pub fn role_usage(&self) -> BTreeMap<&str, RoleUsage> {
+        let mut usage: BTreeMap<&str, RoleUsage> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
                 usage
-                    .entry(task.role.clone())
+                    .entry(&task.role)
                     .or_default()
                     .allocated
                     .add(&task.resources);
@@ -128,7 +129,7 @@ impl StateView {
             for executors in framework.executors.values() {
                 for executor in executors.values() {
                     usage
-                        .entry(executor.role.clone())
+                        .entry(&executor.role)
                         .or_default()
                         .allocated
                         .add(&executor.resources);
@@ -137,7 +138,7 @@ impl StateView {
         }
         for entry in self.offers.values() {
             usage
-                .entry(entry.role.clone())
+                .entry(&entry.role)
                 .or_default()
                 .offered
                 .add(&entry.resources);
@@ -146,11 +147,7 @@ impl StateView {
             for (key, quantity) in agent.total.entries().filter(|(k, _)| k.role != "*") {
                 let mut one = Resources::new();
                 one.insert(key.clone(), quantity.clone());
-                usage
-                    .entry(key.role.clone())
-                    .or_default()
-                    .reserved
-                    .add(&one);
+                usage.entry(&key.role).or_default().reserved.add(&one);
             }
         }
         usage
@@ -164,7 +161,7 @@ impl StateView {
         self.roles
             .iter()
             .map(|role| {
-                let used = usage.get(&role.name).cloned().unwrap_or_default();
+                let used = usage.get(role.name.as_str()).cloned().unwrap_or_default();
                 let show = |r: &Resources| {
                     if v1 {
                         json!(r.to_wire())
