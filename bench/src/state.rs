@@ -12,7 +12,7 @@ use crate::cluster::{rss_mb, start_master};
 use crate::driver::{self, percentile, Until, Workload};
 use crate::failover::raise_open_files;
 use anyhow::{bail, Context};
-use mantle_agent::simulated::{start_many, AgentSpec, FleetConfig};
+
 use mantle_api::Resources;
 use mantle_sdk::http::HttpClient;
 use std::path::Path;
@@ -79,18 +79,14 @@ async fn measure(
     options: &Options,
     completed_frameworks: usize,
 ) -> anyhow::Result<()> {
-    let specs = AgentSpec::uniform(options.agents, &options.agent_resources, "")?;
-    let started = Instant::now();
-    let fleet = start_many(FleetConfig::new(master), specs);
-    fleet
-        .wait_registered(options.agents, options.timeout)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    eprintln!(
-        "bench state: {} simulated agents registered in {:.1} s",
+    let fleet = crate::throughput::start_fleet(
+        "state",
+        master,
         options.agents,
-        started.elapsed().as_secs_f64()
-    );
+        &options.agent_resources,
+        options.timeout,
+    )
+    .await?;
 
     let task_resources =
         Resources::parse_text(&options.task_resources, "*").map_err(anyhow::Error::msg)?;

@@ -10,7 +10,7 @@ use crate::cluster::{cpu_seconds, rss_mb, start_master};
 use crate::driver::{self, percentile, Until, Workload};
 use crate::failover::raise_open_files;
 use anyhow::{bail, Context};
-use mantle_agent::simulated::{start_many, AgentSpec, FleetConfig};
+use mantle_agent::simulated::{start_many, AgentSpec, Fleet, FleetConfig};
 use mantle_api::Resources;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -42,21 +42,40 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
     result
 }
 
-async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()> {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_mb(pid)?;
-    let specs = AgentSpec::uniform(options.agents, &options.agent_resources, "")?;
+/// Starts `agents` simulated agents alike inside this process and waits until all are
+/// registered with `master`.
+pub async fn start_fleet(
+    bench: &str,
+    master: &str,
+    agents: usize,
+    resources: &str,
+    timeout: Duration,
+) -> anyhow::Result<Fleet> {
+    let specs = AgentSpec::uniform(agents, resources, "")?;
     let started = Instant::now();
     let fleet = start_many(FleetConfig::new(master), specs);
     fleet
-        .wait_registered(options.agents, options.timeout)
+        .wait_registered(agents, timeout)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     eprintln!(
-        "bench throughput: {} simulated agents registered in {:.1} s",
-        options.agents,
+        "bench {bench}: {agents} simulated agents registered in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(fleet)
+}
+
+async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_mb(pid)?;
+    let fleet = start_fleet(
+        "throughput",
+        master,
+        options.agents,
+        &options.agent_resources,
+        options.timeout,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let agents_rss = rss_mb(pid)?;
 
