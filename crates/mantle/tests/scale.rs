@@ -401,9 +401,11 @@ async fn a_thousand_agents_and_twenty_frameworks_for_a_minute() {
         "{counters:?}"
     );
 
-    let ledger = ledger.lock().unwrap();
-    let overlaps = ledger.real_overlaps();
-    assert!(overlaps.is_empty(), "offers overlapped: {overlaps:?}");
+    {
+        let ledger = ledger.lock().unwrap();
+        let overlaps = ledger.real_overlaps();
+        assert!(overlaps.is_empty(), "offers overlapped: {overlaps:?}");
+    }
     assert!(
         master_overcommits.is_empty(),
         "the master offered more than agents have: {master_overcommits:?}"
