@@ -31,6 +31,11 @@
 //! `state`: `bench/run state --agents 18000` loads simulated agents with running and
 //! completed tasks (Mesos's `MasterStateQuery_BENCHMARK_Test` shape) and times whole
 //! `/master/state` reads, then the allocation cycle without and with concurrent pollers.
+//!
+//! `cluster`: `bench/run cluster --agents 1000,5000,10000 --frameworks 200` is the Mesos
+//! paper's scalability experiment: load frameworks keep simulated agents busy with 30 s
+//! tasks while a probe framework subscribes, launches a 10 s task and waits for it to
+//! finish, again and again; reports the overhead beyond the 10 s per cluster size.
 
 mod agent_link;
 mod allocator;
@@ -39,6 +44,7 @@ mod containers;
 mod driver;
 mod failover;
 mod ha_failover;
+mod scalability;
 mod state;
 mod throughput;
 
@@ -207,6 +213,26 @@ enum Bench {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// The Mesos paper's scalability experiment: the overhead of a probe framework's
+    /// 10 s task while load frameworks keep the cluster busy, per cluster size.
+    Cluster {
+        /// The cluster sizes to measure, one after the other.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+        agents: Vec<usize>,
+        /// Load frameworks launching tasks of 25 to 35 s.
+        #[arg(long, default_value_t = 200)]
+        frameworks: usize,
+        /// Probe tasks per size (each takes 10 s and its overhead).
+        #[arg(long, default_value_t = 10)]
+        probes: usize,
+        #[arg(long, default_value = "cpus:4;mem:8192;disk:100000")]
+        agent_resources: String,
+        #[arg(long, default_value = "cpus:1;mem:512")]
+        task_resources: String,
+        /// Seconds the load runs before the first probe.
+        #[arg(long, default_value_t = 30)]
+        warmup: u64,
+    },
 }
 
 #[tokio::main]
@@ -346,6 +372,24 @@ async fn main() -> anyhow::Result<()> {
                 timeout: Duration::from_secs(timeout),
             };
             state::run(&cli.mantle, &options).await
+        }
+        Bench::Cluster {
+            agents,
+            frameworks,
+            probes,
+            agent_resources,
+            task_resources,
+            warmup,
+        } => {
+            let options = scalability::Options {
+                sizes: agents,
+                frameworks,
+                probes,
+                agent_resources,
+                task_resources,
+                warmup: Duration::from_secs(warmup),
+            };
+            scalability::run(&cli.mantle, &options).await
         }
     }
 }
