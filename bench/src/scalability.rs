@@ -253,11 +253,9 @@ async fn load_framework(
                     });
                 }
             }
-            Event::Update(update) => {
-                if update.status.uuid.is_some() {
-                    let caller = scheduler.clone();
-                    calls.spawn(async move { caller.acknowledge(&update.status).await });
-                }
+            Event::Update(update) if update.status.uuid.is_some() => {
+                let caller = scheduler.clone();
+                calls.spawn(async move { caller.acknowledge(&update.status).await });
             }
             _ => {}
         }
