@@ -78,6 +78,10 @@ pub struct ContainerConfig {
     pub isolation: Isolation,
     /// `mantle-launcher`.
     pub launcher: PathBuf,
+    /// The binary whose `executor` verb is the built-in executor (`mantle`). An executor
+    /// command that is exactly `<it> executor` runs in the task process the launcher
+    /// forked, through the launcher's own copy of that code, without a second exec.
+    pub builtin_executor: PathBuf,
     /// Where cgroup hierarchies are mounted (`/sys/fs/cgroup`).
     pub cgroups_hierarchy: PathBuf,
     /// The cgroup under which containers live (`--cgroups_root`).
@@ -147,6 +151,7 @@ impl Containerizer {
             config: ContainerConfig {
                 isolation: Isolation::default(),
                 launcher: PathBuf::new(),
+                builtin_executor: PathBuf::new(),
                 cgroups_hierarchy: PathBuf::new(),
                 cgroups_root: String::new(),
                 cgroups_enable_cfs: false,
@@ -207,6 +212,11 @@ impl Containerizer {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
+        let builtin = (!info.shell
+            && !self.config.builtin_executor.as_os_str().is_empty()
+            && Path::new(&value) == self.config.builtin_executor
+            && info.arguments == [value.as_str(), "executor"])
+            .then(|| "executor".to_string());
         let (argv, program) = if info.shell {
             (
                 vec!["sh".into(), "-c".into(), value],
@@ -238,6 +248,7 @@ impl Containerizer {
             mount_namespace: isolation.pid_namespace || isolation.filesystem_linux,
             sandbox_mount,
             user,
+            builtin,
         };
         let rundir = run_dir(work_dir, spec);
         std::fs::create_dir_all(&rundir)
