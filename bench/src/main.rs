@@ -365,8 +365,10 @@ async fn launch(
     eprintln!("bench launch: {total} tasks on {agents} agents, master idle rss {idle_rss:.1} MB");
     let run = run_launches(&cluster.master, total, task_cpus, timeout).await?;
     let (master_cpu, agents_cpu, executors_cpu) = cluster.cpu();
+    // The framework runs in this process, so its share of the two cores shows too.
+    let (scheduler_cpu, _) = cluster::cpu_seconds(std::process::id());
     eprintln!(
-        "bench launch: cpu seconds: master {master_cpu:.2}, agents {agents_cpu:.2}, executors and tasks {executors_cpu:.2}"
+        "bench launch: cpu seconds: master {master_cpu:.2}, agents {agents_cpu:.2}, executors and tasks {executors_cpu:.2}, scheduler (this process) {scheduler_cpu:.2}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_rss = cluster.master_rss_mb()?;

@@ -50,13 +50,17 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run()) {
+    let code = match runtime.block_on(run()) {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("mantle executor: {err:#}");
             1
         }
-    }
+    };
+    // The process ends right after this returns, and the kernel closes its sockets:
+    // tearing the runtime down piece by piece first would be work for nothing.
+    std::mem::forget(runtime);
+    code
 }
 
 /// Runs the executor from the process environment until its tasks are done. Logs
