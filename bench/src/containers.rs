@@ -53,6 +53,8 @@ fn containerizer(mantle: &Path, isolation: &str) -> anyhow::Result<Containerizer
     Ok(Containerizer::new(ContainerConfig {
         isolation: Isolation::parse(isolation)?,
         launcher: launcher_dir.join("mantle-launcher"),
+        // These containers run `true`, never the built-in executor.
+        builtin_executor: PathBuf::new(),
         cgroups_hierarchy: PathBuf::from("/sys/fs/cgroup"),
         cgroups_root: "mantle-bench".into(),
         cgroups_enable_cfs: false,

@@ -424,6 +424,7 @@ pub(crate) fn validate(config: &AgentConfig) -> Result<Settings, AgentError> {
         containers: ContainerConfig {
             isolation,
             launcher: config.launcher_dir.join("mantle-launcher"),
+            builtin_executor: config.launcher.clone(),
             cgroups_hierarchy: config.cgroups_hierarchy.clone(),
             cgroups_root: config.cgroups_root.clone(),
             cgroups_enable_cfs: config.cgroups_enable_cfs,

@@ -78,6 +78,10 @@ pub struct ContainerConfig {
     pub isolation: Isolation,
     /// `mantle-launcher`.
     pub launcher: PathBuf,
+    /// The binary whose `executor` verb is the built-in executor (`mantle`). An executor
+    /// command that is exactly `<it> executor` runs in the task process the launcher
+    /// forked, through the launcher's own copy of that code, without a second exec.
+    pub builtin_executor: PathBuf,
     /// Where cgroup hierarchies are mounted (`/sys/fs/cgroup`).
     pub cgroups_hierarchy: PathBuf,
     /// The cgroup under which containers live (`--cgroups_root`).
@@ -147,6 +151,7 @@ impl Containerizer {
             config: ContainerConfig {
                 isolation: Isolation::default(),
                 launcher: PathBuf::new(),
+                builtin_executor: PathBuf::new(),
                 cgroups_hierarchy: PathBuf::new(),
                 cgroups_root: String::new(),
                 cgroups_enable_cfs: false,
@@ -207,6 +212,7 @@ impl Containerizer {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
+        let builtin = builtin_program(info, &self.config.builtin_executor);
         let (argv, program) = if info.shell {
             (
                 vec!["sh".into(), "-c".into(), value],
@@ -238,6 +244,7 @@ impl Containerizer {
             mount_namespace: isolation.pid_namespace || isolation.filesystem_linux,
             sandbox_mount,
             user,
+            builtin,
         };
         let rundir = run_dir(work_dir, spec);
         std::fs::create_dir_all(&rundir)
@@ -392,6 +399,17 @@ impl Containerizer {
                 .then(|| disk_usage(&spec.directory)),
         }
     }
+}
+
+/// The launcher's built-in program that is the same as `command`: `executor` for exactly
+/// `<builtin_executor> executor`, not run through a shell.
+fn builtin_program(command: &mantle_api::CommandInfo, builtin_executor: &Path) -> Option<String> {
+    let value = command.value.as_deref()?;
+    let builtin = !command.shell
+        && !builtin_executor.as_os_str().is_empty()
+        && Path::new(value) == builtin_executor
+        && command.arguments == [value, "executor"];
+    builtin.then(|| "executor".to_string())
 }
 
 /// The agent's environment with `overrides` applied in order: one entry per name, the
@@ -646,6 +664,53 @@ mod tests {
         check(
             "cgroups/cpu,network/cni",
             Err("--isolation: unknown isolator 'network/cni'"),
+        );
+    }
+
+    #[test]
+    fn only_the_agents_own_executor_command_is_built_in() {
+        let command = |shell: bool, value: &str, arguments: &[&str]| mantle_api::CommandInfo {
+            shell,
+            value: Some(value.into()),
+            arguments: arguments.iter().map(|a| a.to_string()).collect(),
+            ..mantle_api::CommandInfo::shell("")
+        };
+        let mantle = Path::new("/opt/mantle/bin/mantle");
+        let check = |info: mantle_api::CommandInfo, builtin: &Path, expected: Option<&str>| {
+            assert_eq!(
+                builtin_program(&info, builtin).as_deref(),
+                expected,
+                "{info:?}"
+            );
+        };
+        let own = || {
+            command(
+                false,
+                "/opt/mantle/bin/mantle",
+                &["/opt/mantle/bin/mantle", "executor"],
+            )
+        };
+        check(own(), mantle, Some("executor"));
+        check(own(), Path::new(""), None);
+        check(own(), Path::new("/usr/bin/mantle"), None);
+        check(
+            command(true, "/opt/mantle/bin/mantle executor", &[]),
+            mantle,
+            None,
+        );
+        check(
+            command(
+                false,
+                "/opt/mantle/bin/mantle",
+                &["/opt/mantle/bin/mantle", "executor", "-v"],
+            ),
+            mantle,
+            None,
+        );
+        check(
+            command(false, "/opt/mantle/bin/mantle", &["mantle", "executor"]),
+            mantle,
+            None,
         );
     }
 

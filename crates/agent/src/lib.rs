@@ -313,6 +313,13 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
         containers,
     };
     let server = tokio::spawn(async move {
+        // Executors and the master's tools talk to the agent in small writes (RecordIO
+        // events, status updates): without TCP_NODELAY a write behind an unacknowledged
+        // one waits for the peer's delayed ACK.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         if let Err(err) = axum::serve(listener, http::service(app)).await {
             tracing::error!(error = %err, "agent http server failed");
         }

@@ -35,6 +35,34 @@ pub use settings::{DockerSettings, Settings};
 
 use mantle_sdk::executor::{Executor, ExecutorEnv};
 
+/// The whole `mantle executor` program: a single-threaded runtime (one small process
+/// per task starts faster without a pool of workers), the executor run from the process
+/// environment, and the exit code. Both `mantle executor` and `mantle-launcher`, which
+/// runs it in the task process it forked, call this.
+pub fn main() -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mantle executor: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    let code = match runtime.block_on(run()) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("mantle executor: {err:#}");
+            1
+        }
+    };
+    // The process ends right after this returns, and the kernel closes its sockets:
+    // tearing the runtime down piece by piece first would be work for nothing.
+    std::mem::forget(runtime);
+    code
+}
+
 /// Runs the executor from the process environment until its tasks are done. Logs
 /// go to stderr, which the agent points at the sandbox's `stderr` file.
 pub async fn run() -> anyhow::Result<()> {
@@ -49,10 +77,14 @@ pub async fn run_with(env: ExecutorEnv, settings: Settings) -> anyhow::Result<()
     driver::drive(Executor::new(env), settings).await
 }
 
-/// Installs a stderr logger unless the binary already installed one.
+/// Installs a stderr logger unless the binary already installed one, at the level of
+/// `MANTLE_LOGGING_LEVEL` (the agent passes its own on), else `RUST_LOG`, else info.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = std::env::var("MANTLE_LOGGING_LEVEL")
+        .ok()
+        .and_then(|level| tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase()).ok())
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -9,6 +9,15 @@ use clap::Parser;
 use flags::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
+    // The built-in executor starts once per task: skip building the whole command line
+    // parser (every verb and flag) for the one argument it takes.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(verb), None) = (args.next(), args.next()) {
+        if verb == "executor" {
+            let code = mantle_executor::main();
+            return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+    }
     let cli = Cli::parse();
     let level = match &cli.command {
         Command::Master(f) => f.logging_level.clone(),

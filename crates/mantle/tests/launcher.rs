@@ -64,6 +64,7 @@ impl Sandbox {
             mount_namespace: false,
             sandbox_mount: None,
             user: None,
+            builtin: None,
         }
     }
 
@@ -166,6 +167,35 @@ fn plain_launch_records_pid_status_output_env_and_cwd() {
     );
     assert_eq!(out.stderr, "err\n");
     assert_eq!(out.launcher_stderr, "");
+}
+
+#[test]
+fn the_builtin_executor_runs_in_the_task_process_without_an_exec() {
+    let sb = Sandbox::new();
+    // The program named does not exist, so only the launcher's own copy of the
+    // executor can produce the executor's complaint about its environment (it was given
+    // none of the MESOS_* variables), and the exit code 1 instead of 127.
+    let mut config = sb.config(&["/nonexistent/mantle", "executor"]);
+    config.builtin = Some("executor".into());
+    let out = sb.run(&config);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.status, Some(1 << 8), "{out:?}");
+    assert!(out.pid.is_some_and(|pid| pid > 1), "{out:?}");
+    assert!(
+        out.stderr.contains("MESOS_AGENT_ENDPOINT is not set"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("cannot run"), "{out:?}");
+}
+
+#[test]
+fn an_unknown_builtin_executes_argv() {
+    let sb = Sandbox::new();
+    let mut config = sb.config(&["sh", "-c", "echo ran; exit 4"]);
+    config.builtin = Some("no-such-builtin".into());
+    let out = sb.run(&config);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert_eq!(out.stdout, "ran\n");
 }
 
 #[test]

@@ -58,6 +58,8 @@ pub(super) struct ChildPlan {
     stderr: RawFd,
     mounts: Option<MountPlan>,
     user: Option<UserPlan>,
+    /// Run this in place of the exec (see [`LaunchConfig::builtin`]).
+    builtin: Option<fn() -> i32>,
 }
 
 impl ChildPlan {
@@ -69,6 +71,7 @@ impl ChildPlan {
         stderr: &File,
         mounts: Option<MountPlan>,
         user: Option<UserPlan>,
+        builtin: Option<fn() -> i32>,
     ) -> Result<ChildPlan, ContainerError> {
         let argv = config
             .argv
@@ -103,6 +106,7 @@ impl ChildPlan {
             stderr: stderr.as_raw_fd(),
             mounts,
             user,
+            builtin,
         })
     }
 }
@@ -189,6 +193,10 @@ fn setup_and_exec(plan: &ChildPlan) -> Result<std::convert::Infallible, String> 
         )
     };
 
+    if let Some(main) = plan.builtin {
+        run_builtin(plan, main);
+    }
+
     // SAFETY: the child is single-threaded, so nothing else reads `environ` while it is
     // replaced; `envp_ptrs` is a null-terminated array of NUL-terminated strings owned by
     // the plan, which outlives the call. execvp only returns on failure.
@@ -201,6 +209,25 @@ fn setup_and_exec(plan: &ChildPlan) -> Result<std::convert::Infallible, String> 
         plan.program.to_string_lossy(),
         io::Error::last_os_error()
     ))
+}
+
+/// Runs a built-in program in this process as an exec of it would have started: the
+/// task's environment only, no descriptor of the launcher's beyond stdio, SIGPIPE
+/// ignored as the Rust runtime does before `main`. Never returns.
+fn run_builtin(plan: &ChildPlan, main: fn() -> i32) -> ! {
+    // SAFETY: as for the exec below: the child is single-threaded and the plan, which
+    // owns the strings, lives until `_exit`. close_range, prctl and signal take no
+    // pointers that outlive the calls; the name is a NUL-terminated literal.
+    let code = unsafe {
+        environ = plan.envp_ptrs.as_ptr();
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // What `ps` and `top` show, so the executor is not taken for its launcher.
+        libc::prctl(libc::PR_SET_NAME, c"mantle-executor".as_ptr());
+        main()
+    };
+    // SAFETY: _exit takes no pointers; nothing of the launcher's may run again here.
+    unsafe { libc::_exit(code) }
 }
 
 /// Puts every signal back to its default disposition and unblocks them all. The launcher

@@ -26,14 +26,25 @@ const FORWARDED: [libc::c_int; 6] = [
     libc::SIGUSR2,
 ];
 
+/// A program built into the launcher binary: its name (what [`LaunchConfig::builtin`]
+/// says) and its `main`, which runs in the forked task process in place of an exec and
+/// returns the process's exit code.
+pub type Builtin = (&'static str, fn() -> i32);
+
 /// Runs the launcher on the config at `config_path` and returns the exit code for `main`:
 /// the task's exit code (128 plus the signal number if a signal killed it), or
 /// [`EXIT_LAUNCH_FAILED`] if the task could not be started.
 ///
 /// The run directory is the directory holding the config; `pid` and `status` go there.
 pub fn run_launcher(config_path: &Path) -> i32 {
+    run_launcher_with(config_path, &[])
+}
+
+/// [`run_launcher`] with programs built into this binary, which configs may ask to run
+/// in-process (see [`LaunchConfig::builtin`]).
+pub fn run_launcher_with(config_path: &Path, builtins: &[Builtin]) -> i32 {
     let mut reporter = Reporter { task_stderr: None };
-    match launch(config_path, &mut reporter) {
+    match launch(config_path, builtins, &mut reporter) {
         Ok(code) => code,
         Err(err) => {
             reporter.report(&err);
@@ -60,8 +71,18 @@ impl Reporter {
     }
 }
 
-fn launch(config_path: &Path, reporter: &mut Reporter) -> Result<i32, ContainerError> {
+fn launch(
+    config_path: &Path,
+    builtins: &[Builtin],
+    reporter: &mut Reporter,
+) -> Result<i32, ContainerError> {
     let config = load_config(config_path)?;
+    let builtin = config.builtin.as_deref().and_then(|wanted| {
+        builtins
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, main)| *main)
+    });
     let rundir = match config_path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -88,6 +109,7 @@ fn launch(config_path: &Path, reporter: &mut Reporter) -> Result<i32, ContainerE
         &stderr,
         mount_plan(&config)?,
         user,
+        builtin,
     )?;
 
     join_cgroups(&config)?;

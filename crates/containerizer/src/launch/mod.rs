@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ContainerError;
 
-pub use launcher::run_launcher;
+pub use launcher::{run_launcher, run_launcher_with, Builtin};
 
 /// The config file's name inside the run directory.
 pub const CONFIG_FILE: &str = "launch.json";
@@ -92,6 +92,13 @@ pub struct LaunchConfig {
     pub sandbox_mount: Option<PathBuf>,
     /// The user to run the task as; `None` keeps the launcher's user.
     pub user: Option<String>,
+    /// The name of a program built into the launcher that is the same code `argv` names
+    /// (`executor`: `mantle executor`). A launcher that has it runs it in the forked
+    /// task process, after the same set-up, instead of executing `program`: that saves
+    /// loading a second large binary for every container. A launcher without it executes
+    /// `argv` as usual, so the field never changes what runs, only how it is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
 }
 
 impl LaunchConfig {
@@ -150,6 +157,11 @@ impl LaunchConfig {
             }
             check_no_nul("user", user.as_bytes())?;
         }
+        if let Some(builtin) = &self.builtin {
+            if builtin.is_empty() {
+                return Err(ContainerError::invalid("builtin", "must not be empty"));
+            }
+        }
         Ok(())
     }
 
@@ -195,7 +207,7 @@ pub fn command(
     config: &LaunchConfig,
 ) -> Result<Command, ContainerError> {
     config.validate()?;
-    let json = serde_json::to_vec_pretty(config)
+    let json = serde_json::to_vec(config)
         .map_err(|err| ContainerError::invalid("launch config", err.to_string()))?;
     fs::create_dir_all(rundir)
         .map_err(|err| ContainerError::io("create run directory", rundir, err))?;

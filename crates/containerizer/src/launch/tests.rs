@@ -18,6 +18,7 @@ fn config() -> LaunchConfig {
         mount_namespace: false,
         sandbox_mount: None,
         user: None,
+        builtin: None,
     }
 }
 
@@ -89,6 +90,11 @@ fn validation() {
     );
     check(|c| c.user = Some(String::new()), "user: must not be empty");
     check(|c| c.user = Some("nobody".into()), "");
+    check(
+        |c| c.builtin = Some(String::new()),
+        "builtin: must not be empty",
+    );
+    check(|c| c.builtin = Some("executor".into()), "");
 }
 
 #[test]
@@ -108,6 +114,12 @@ fn config_json_round_trips_and_rejects_unknown_fields() {
     c.user = Some("nobody".into());
     c.sandbox_mount = Some("/mnt/sandbox".into());
     let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(serde_json::from_str::<LaunchConfig>(&json).unwrap(), c);
+    // Written only when set, so configs of older agents read the same.
+    assert!(!json.contains("builtin"), "{json}");
+    c.builtin = Some("executor".into());
+    let json = serde_json::to_string(&c).unwrap();
+    assert!(json.contains(r#""builtin":"executor""#), "{json}");
     assert_eq!(serde_json::from_str::<LaunchConfig>(&json).unwrap(), c);
 
     let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
