@@ -53,7 +53,10 @@ impl Agent {
     }
 }
 
-fn validate_register(register: &Register) -> Result<Resources, String> {
+fn validate_register(
+    register: &Register,
+    cache: &mut ResourcesCache,
+) -> Result<Resources, String> {
     if register.agent_info.hostname.is_empty() {
         return Err("'agent_info.hostname' must not be empty".into());
     }
@@ -77,7 +80,7 @@ fn validate_register(register: &Register) -> Result<Resources, String> {
     if let Some(id) = &register.agent_info.id {
         validate_id("agent_info.id", &id.value)?;
     }
-    Resources::from_wire("agent_info.resources", &register.agent_info.resources)
+    cache.from_wire("agent_info.resources", &register.agent_info.resources)
 }
 
 /// What a framework's tasks and executors hold under one role on an agent.
@@ -91,7 +94,8 @@ impl Master {
         stream: StreamId,
         mut register: Register,
     ) -> Result<AgentId, ApiError> {
-        let total = validate_register(&register).map_err(ApiError::bad_request)?;
+        let total = validate_register(&register, &mut self.resources_cache)
+            .map_err(ApiError::bad_request)?;
         self.check_machine_up(&register.agent_info.hostname, &register.pid)?;
         if let Some(id) = register
             .agent_info
@@ -249,7 +253,7 @@ impl Master {
             // would report the framework again.
             self.frameworks.insert(id, framework);
         }
-        for report in std::mem::take(&mut register.tasks) {
+        for mut report in std::mem::take(&mut register.tasks) {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
@@ -266,20 +270,25 @@ impl Master {
                 }
                 continue;
             }
-            let resources =
-                Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
+            let resources = self
+                .resources_cache
+                .from_wire("task.resources", &report.task.resources)
+                .unwrap_or_default();
             let role = allocation_role(&report.task.resources, framework);
             // A task that ended holds nothing; it is known until its end is acknowledged.
             if !report.state.is_terminal() {
                 hold(&mut used, &report.framework_id, &role, &resources);
             }
+            // The task keeps its executor's ID only, as Mesos's master does: the
+            // ExecutorInfo is the framework's, once per agent, not once per task.
+            let executor_id = report.task.executor.take().map(|e| e.executor_id);
             framework.tasks.insert(
                 report.task.task_id.clone(),
                 Task {
                     info: report.task,
                     framework_id: report.framework_id,
                     agent_id: agent_id.clone(),
-                    executor_id: report.executor_id,
+                    executor_id: report.executor_id.or(executor_id),
                     resources,
                     role,
                     state: report.state,
@@ -296,7 +305,9 @@ impl Master {
                 continue;
             };
             if let Some(framework) = self.frameworks.get_mut(fid) {
-                let resources = Resources::from_wire("executor.resources", &executor.resources)
+                let resources = self
+                    .resources_cache
+                    .from_wire("executor.resources", &executor.resources)
                     .unwrap_or_default();
                 let role = allocation_role(&executor.resources, framework);
                 let known = framework
@@ -610,8 +621,9 @@ fn hold(used: &mut Vec<Held>, framework_id: &FrameworkId, role: &str, resources:
 fn allocation_role(resources: &[Resource], framework: &Framework) -> String {
     resources
         .iter()
-        .find_map(|r| r.allocation_info.as_ref()?.role.clone())
-        .unwrap_or_else(|| framework.role())
+        .find_map(|r| r.allocation_info.as_ref()?.role.as_deref())
+        .unwrap_or_else(|| framework.first_role())
+        .to_string()
 }
 
 /// An agent's address for [`Master::registering_at_known_address`].

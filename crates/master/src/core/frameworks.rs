@@ -100,11 +100,17 @@ impl Framework {
     }
 
     pub fn role(&self) -> String {
-        self.info
-            .effective_roles()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| "*".into())
+        self.first_role().to_string()
+    }
+
+    /// The first of [`FrameworkInfo::effective_roles`] (`*` when there is none), without
+    /// building the list: it is asked for every task an agent reports.
+    pub fn first_role(&self) -> &str {
+        let first = match self.info.has_capability("MULTI_ROLE") {
+            true => self.info.roles.first(),
+            false => self.info.role.as_ref(),
+        };
+        first.map_or("*", String::as_str)
     }
 }
 

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Task {
+    /// Without its `executor`: that is kept once per agent in the framework's
+    /// `executors`, and the task names it by `executor_id`.
     pub info: TaskInfo,
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
@@ -531,7 +533,10 @@ fn new_task(
     now: f64,
 ) -> Task {
     Task {
-        info: info.clone(),
+        info: TaskInfo {
+            executor: None,
+            ..info.clone()
+        },
         framework_id: framework_id.clone(),
         agent_id: info.agent_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
