@@ -4,8 +4,8 @@
 
 use crate::error::ApiError;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use std::fmt;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Serializes compactly and escapes every non-ASCII character as `\uXXXX`, so that a
 /// record's byte length equals its character length.
@@ -199,13 +199,18 @@ mod tests {
             f: f64,
         }
         let check = |json: &str, want: Option<(u64, i64, f64)>| {
-            let got = serde_json::from_str::<Nums>(json).ok().map(|n| (n.u, n.i, n.f));
+            let got = serde_json::from_str::<Nums>(json)
+                .ok()
+                .map(|n| (n.u, n.i, n.f));
             assert_eq!(got, want, "{json}");
         };
         check(r#"{"u":1,"i":-2,"f":0.5}"#, Some((1, -2, 0.5)));
         check(r#"{"u":"7","i":" -3 ","f":"2.5"}"#, Some((7, -3, 2.5)));
         check(r#"{"u":3.0,"i":4.0,"f":1}"#, Some((3, 4, 1.0)));
-        check(r#"{"u":1,"i":1,"f":"Infinity"}"#, Some((1, 1, f64::INFINITY)));
+        check(
+            r#"{"u":1,"i":1,"f":"Infinity"}"#,
+            Some((1, 1, f64::INFINITY)),
+        );
         check(r#"{"u":-1,"i":1,"f":1}"#, None);
         check(r#"{"u":1.5,"i":1,"f":1}"#, None);
         check(r#"{"u":1,"i":1.5,"f":1}"#, None);

@@ -923,11 +923,17 @@ mod tests {
         bad[0].scalar = None;
         let err = cache.from_wire("tasks[3].resources", &bad).unwrap_err();
         assert!(err.starts_with("tasks[3].resources[0]: SCALAR"), "{err}");
-        assert!(cache.from_wire("other", &bad).unwrap_err().starts_with("other[0]"));
+        assert!(cache
+            .from_wire("other", &bad)
+            .unwrap_err()
+            .starts_with("other[0]"));
         // Past its capacity the least recently used list is converted again, equal.
         for cpus in 1..=20 {
             let wire = r(&format!("cpus:{cpus}")).to_wire();
-            assert_eq!(cache.from_wire("r", &wire).unwrap().scalar("cpus"), cpus as f64);
+            assert_eq!(
+                cache.from_wire("r", &wire).unwrap().scalar("cpus"),
+                cpus as f64
+            );
         }
         assert!(cache.entries.len() <= ResourcesCache::CAPACITY);
         assert_eq!(cache.from_wire("r", &task).unwrap(), first);

@@ -178,8 +178,12 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     use futures_util::StreamExt;
     let unreadable =
         |err: axum::Error| ApiError::bad_request(format!("cannot read the request body: {err}"));
+    use axum::body::HttpBody as _;
+    // Sized once from Content-Length: growing by doubling copies a large body several
+    // times, into fresh memory each time.
+    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+    let mut kept = Vec::with_capacity(hint.min(MAX_BODY_BYTES));
     let mut stream = body.into_data_stream();
-    let mut kept = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(unreadable)?;
         if kept.len() + chunk.len() > MAX_BODY_BYTES {

@@ -53,10 +53,7 @@ impl Agent {
     }
 }
 
-fn validate_register(
-    register: &Register,
-    cache: &mut ResourcesCache,
-) -> Result<Resources, String> {
+fn validate_register(register: &Register, cache: &mut ResourcesCache) -> Result<Resources, String> {
     if register.agent_info.hostname.is_empty() {
         return Err("'agent_info.hostname' must not be empty".into());
     }
@@ -257,68 +254,73 @@ impl Master {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
-            if framework.tasks.contains_key(&report.task.task_id) {
-                continue;
-            }
-            let retired = framework
-                .completed_tasks
-                .iter()
-                .any(|t| t.info.task_id == report.task.task_id);
-            if retired {
-                if !report.state.is_terminal() {
-                    retired_live.push((report.framework_id, report.task.task_id));
-                }
-                continue;
-            }
             let resources = self
                 .resources_cache
                 .from_wire("task.resources", &report.task.resources)
                 .unwrap_or_default();
             let role = allocation_role(&report.task.resources, framework);
-            // A task that ended holds nothing; it is known until its end is acknowledged.
-            if !report.state.is_terminal() {
-                hold(&mut used, &report.framework_id, &role, &resources);
-            }
             // The task keeps its executor's ID only, as Mesos's master does: the
             // ExecutorInfo is the framework's, once per agent, not once per task.
             let executor_id = report.task.executor.take().map(|e| e.executor_id);
-            framework.tasks.insert(
-                report.task.task_id.clone(),
-                Task {
-                    info: report.task,
-                    framework_id: report.framework_id,
-                    agent_id: agent_id.clone(),
-                    executor_id: report.executor_id.or(executor_id),
-                    resources,
-                    role,
-                    state: report.state,
-                    status_update_state: None,
-                    status_update_uuid: None,
-                    statuses: Vec::new(),
-                    launched_at: now,
-                    unreachable_time: None,
-                },
-            );
+            let task_id = report.task.task_id.clone();
+            let task = Task {
+                info: report.task,
+                framework_id: report.framework_id,
+                agent_id: agent_id.clone(),
+                executor_id: report.executor_id.or(executor_id),
+                resources,
+                role,
+                state: report.state,
+                status_update_state: None,
+                status_update_uuid: None,
+                statuses: Vec::new(),
+                launched_at: now,
+                unreachable_time: None,
+            };
+            // Inserted without looking first (new tasks are what a crowd of agents
+            // brings); a task the master knew already keeps the master's record.
+            let held =
+                (!task.state.is_terminal()).then(|| (task.resources.clone(), task.role.clone()));
+            if let Some(known) = framework.tasks.insert(task_id.clone(), task) {
+                framework.tasks.insert(task_id, known);
+                continue;
+            }
+            let retired = framework
+                .completed_tasks
+                .iter()
+                .any(|t| t.info.task_id == task_id);
+            if retired {
+                let task = framework.tasks.remove(&task_id).expect("inserted above");
+                if !task.state.is_terminal() {
+                    retired_live.push((task.framework_id, task_id));
+                }
+                continue;
+            }
+            // A task that ended holds nothing; it is known until its end is acknowledged.
+            if let Some((resources, role)) = held {
+                hold(&mut used, &framework.id, &role, &resources);
+            }
         }
         for executor in std::mem::take(&mut register.executors) {
-            let Some(fid) = &executor.framework_id else {
+            let Some(framework) =
+                (executor.framework_id.as_ref()).and_then(|fid| self.frameworks.get_mut(fid))
+            else {
                 continue;
             };
-            if let Some(framework) = self.frameworks.get_mut(fid) {
-                let resources = self
-                    .resources_cache
-                    .from_wire("executor.resources", &executor.resources)
-                    .unwrap_or_default();
-                let role = allocation_role(&executor.resources, framework);
-                let known = framework
-                    .executors
-                    .get(agent_id)
-                    .is_some_and(|e| e.contains_key(&executor.executor_id));
-                if !known {
-                    hold(&mut used, fid, &role, &resources);
-                }
-                framework.add_executor(agent_id, &executor, resources, &role);
+            let resources = self
+                .resources_cache
+                .from_wire("executor.resources", &executor.resources)
+                .unwrap_or_default();
+            let role = allocation_role(&executor.resources, framework);
+            let known = framework
+                .executors
+                .get(agent_id)
+                .is_some_and(|e| e.contains_key(&executor.executor_id));
+            if !known {
+                hold(&mut used, &framework.id, &role, &resources);
             }
+            let id = executor.executor_id.clone();
+            framework.add_executor(agent_id, id, || executor, resources, &role);
         }
         (used, retired_live)
     }

@@ -77,19 +77,22 @@ impl Framework {
             .collect()
     }
 
-    /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID.
+    /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID;
+    /// `info` makes it only when the ID is new (a launch clones the task's, an agent's
+    /// report gives up its own).
     pub(super) fn add_executor(
         &mut self,
         agent_id: &AgentId,
-        info: &ExecutorInfo,
+        executor_id: ExecutorId,
+        info: impl FnOnce() -> ExecutorInfo,
         resources: Resources,
         role: &str,
     ) {
         self.executors
             .get_or_insert_with(agent_id.clone(), BTreeMap::new)
-            .entry(info.executor_id.clone())
+            .entry(executor_id)
             .or_insert_with(|| Executor {
-                info: Box::new(info.clone()),
+                info: Box::new(info()),
                 resources,
                 role: role.to_string(),
             });

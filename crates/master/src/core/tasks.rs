@@ -181,7 +181,8 @@ impl Master {
         if let Some(executor) = &task.executor {
             framework.add_executor(
                 agent_id,
-                executor,
+                executor.executor_id.clone(),
+                || executor.clone(),
                 executor_resources.unwrap_or_default(),
                 role,
             );
@@ -270,7 +271,8 @@ impl Master {
             .expect("caller checked");
         framework.add_executor(
             agent_id,
-            &group.executor,
+            group.executor.executor_id.clone(),
+            || group.executor.clone(),
             executor_resources.unwrap_or_default(),
             role,
         );
