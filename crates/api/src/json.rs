@@ -3,8 +3,9 @@
 //! optional enums (unknown names are dropped), and decoding that names the failing field.
 
 use crate::error::ApiError;
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// Serializes compactly and escapes every non-ASCII character as `\uXXXX`, so that a
 /// record's byte length equals its character length.
@@ -52,70 +53,100 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+// The lenient readers below are visitors rather than untagged enums: an untagged enum
+// first buffers each value into an intermediate form, and every resource amount an
+// agent reports goes through one.
+
 /// Accepts an unsigned integer given as a JSON number or a numeric string.
 pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        N(u64),
-        F(f64),
-        S(String),
+    struct Lenient;
+    impl Visitor<'_> for Lenient {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an unsigned integer or a numeric string")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_f64<E: de::Error>(self, f: f64) -> Result<u64, E> {
+            if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 {
+                return Ok(f as u64);
+            }
+            Err(E::custom(format!("expected an unsigned integer, got {f}")))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+            s.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected an unsigned integer, got {s:?}")))
+        }
     }
-    match Num::deserialize(d)? {
-        Num::N(n) => Ok(n),
-        Num::F(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(f as u64),
-        Num::F(f) => Err(serde::de::Error::custom(format!(
-            "expected an unsigned integer, got {f}"
-        ))),
-        Num::S(s) => s.trim().parse().map_err(|_| {
-            serde::de::Error::custom(format!("expected an unsigned integer, got {s:?}"))
-        }),
-    }
+    d.deserialize_any(Lenient)
 }
 
 /// Accepts a signed integer given as a JSON number or a numeric string (int64 fields
 /// such as `nanoseconds`).
 pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        N(i64),
-        F(f64),
-        S(String),
-    }
-    match Num::deserialize(d)? {
-        Num::N(n) => Ok(n),
-        Num::F(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f <= i64::MAX as f64 => {
-            Ok(f as i64)
+    struct Lenient;
+    impl Visitor<'_> for Lenient {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer or a numeric string")
         }
-        Num::F(f) => Err(serde::de::Error::custom(format!(
-            "expected an integer, got {f}"
-        ))),
-        Num::S(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}"))),
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            match i64::try_from(v) {
+                Ok(v) => Ok(v),
+                Err(_) => self.visit_f64(v as f64),
+            }
+        }
+        fn visit_f64<E: de::Error>(self, f: f64) -> Result<i64, E> {
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f <= i64::MAX as f64 {
+                return Ok(f as i64);
+            }
+            Err(E::custom(format!("expected an integer, got {f}")))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<i64, E> {
+            s.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected an integer, got {s:?}")))
+        }
     }
+    d.deserialize_any(Lenient)
 }
 
 /// Accepts a double given as a number, a numeric string, or `"Infinity"`.
 pub fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        F(f64),
-        S(String),
+    struct Lenient;
+    impl Visitor<'_> for Lenient {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number or a numeric string")
+        }
+        fn visit_f64<E: de::Error>(self, f: f64) -> Result<f64, E> {
+            Ok(f)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<f64, E> {
+            match s.trim() {
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => other
+                    .parse()
+                    .map_err(|_| E::custom(format!("expected a number, got {s:?}"))),
+            }
+        }
     }
-    match Num::deserialize(d)? {
-        Num::F(f) => Ok(f),
-        Num::S(s) => match s.trim() {
-            "Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => other
-                .parse()
-                .map_err(|_| serde::de::Error::custom(format!("expected a number, got {s:?}"))),
-        },
-    }
+    d.deserialize_any(Lenient)
 }
 
 /// Like [`lenient_f64`] for optional fields (`null` means unset).
@@ -154,6 +185,38 @@ mod tests {
         let value = serde_json::json!({"a": "ünïcödé\n", "b": [1, 2]});
         let back: serde_json::Value = serde_json::from_slice(&to_ascii_json(&value)).unwrap();
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn lenient_numbers() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Nums {
+            #[serde(deserialize_with = "lenient_u64")]
+            u: u64,
+            #[serde(deserialize_with = "lenient_i64")]
+            i: i64,
+            #[serde(deserialize_with = "lenient_f64")]
+            f: f64,
+        }
+        let check = |json: &str, want: Option<(u64, i64, f64)>| {
+            let got = serde_json::from_str::<Nums>(json)
+                .ok()
+                .map(|n| (n.u, n.i, n.f));
+            assert_eq!(got, want, "{json}");
+        };
+        check(r#"{"u":1,"i":-2,"f":0.5}"#, Some((1, -2, 0.5)));
+        check(r#"{"u":"7","i":" -3 ","f":"2.5"}"#, Some((7, -3, 2.5)));
+        check(r#"{"u":3.0,"i":4.0,"f":1}"#, Some((3, 4, 1.0)));
+        check(
+            r#"{"u":1,"i":1,"f":"Infinity"}"#,
+            Some((1, 1, f64::INFINITY)),
+        );
+        check(r#"{"u":-1,"i":1,"f":1}"#, None);
+        check(r#"{"u":1.5,"i":1,"f":1}"#, None);
+        check(r#"{"u":1,"i":1.5,"f":1}"#, None);
+        check(r#"{"u":1,"i":1,"f":"x"}"#, None);
+        check(r#"{"u":true,"i":1,"f":1}"#, None);
+        check(r#"{"u":1,"i":1,"f":null}"#, None);
     }
 
     #[test]

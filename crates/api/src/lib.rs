@@ -23,7 +23,7 @@ pub mod validation;
 pub use error::{ApiError, ErrorKind};
 pub use ids::*;
 pub use messages::*;
-pub use resources::{Quantity, Resource, ResourceKey, Resources};
+pub use resources::{Quantity, Resource, ResourceKey, Resources, ResourcesCache};
 
 /// The version every endpoint reports. Clients such as pymesos parse it as dotted
 /// integers, so it must stay purely numeric.

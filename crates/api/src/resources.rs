@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ValueType {
@@ -192,9 +193,14 @@ impl Quantity {
 }
 
 /// A bag of resources with exact arithmetic. Entries never hold zero quantities.
+///
+/// The entries are shared: a clone is a reference count, and a change copies them only
+/// while another clone still holds them. Many tasks hold equal resources (a framework
+/// launches the same shape again and again), and after a master failover hundreds of
+/// thousands of them come back at once; with [`ResourcesCache`] they share one value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
-    entries: BTreeMap<ResourceKey, Quantity>,
+    entries: Arc<BTreeMap<ResourceKey, Quantity>>,
 }
 
 /// See [`Resources::legacy`].
@@ -203,7 +209,7 @@ pub struct LegacyJson<'a>(&'a Resources);
 impl Serialize for LegacyJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let entries = &self.0.entries;
+        let entries = &*self.0.entries;
         if entries.values().any(|q| !matches!(q, Quantity::Scalar(_))) {
             return self.0.legacy_json().serialize(serializer);
         }
@@ -329,6 +335,51 @@ fn meta_of(r: &Resource) -> String {
     }
 }
 
+/// `field[i]`, the name of one entry of a resource list in an error message.
+struct At<'a>(&'a str, usize);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+/// Remembers the last few distinct resource lists converted by
+/// [`Resources::from_wire`] with their result, so equal lists (the tasks of one shape,
+/// reported by thousands of agents after a master failover) are validated and converted
+/// once and then share one value.
+#[derive(Debug, Default)]
+pub struct ResourcesCache {
+    /// Most recently used first; at most [`ResourcesCache::CAPACITY`] entries.
+    entries: Vec<(Vec<Resource>, Resources)>,
+}
+
+impl ResourcesCache {
+    const CAPACITY: usize = 8;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`Resources::from_wire`], answered from the cache when an equal list was
+    /// converted before. Errors are not remembered.
+    pub fn from_wire(&mut self, field: &str, wire: &[Resource]) -> Result<Resources, String> {
+        if wire.is_empty() {
+            return Ok(Resources::new());
+        }
+        if let Some(at) = self.entries.iter().position(|(seen, _)| seen == wire) {
+            if at > 0 {
+                self.entries[..=at].rotate_right(1);
+            }
+            return Ok(self.entries[0].1.clone());
+        }
+        let resources = Resources::from_wire(field, wire)?;
+        self.entries.truncate(Self::CAPACITY - 1);
+        self.entries.insert(0, (wire.to_vec(), resources.clone()));
+        Ok(resources)
+    }
+}
+
 impl Resources {
     pub fn new() -> Self {
         Self::default()
@@ -338,7 +389,8 @@ impl Resources {
     pub fn from_wire(field: &str, wire: &[Resource]) -> Result<Self, String> {
         let mut out = Resources::new();
         for (i, r) in wire.iter().enumerate() {
-            let at = format!("{field}[{i}]");
+            // Only an error names the entry: valid resources cost no formatting.
+            let at = At(field, i);
             if r.name.is_empty() {
                 return Err(format!("{at}.name must not be empty"));
             }
@@ -449,10 +501,11 @@ impl Resources {
 
     /// Adds one entry (zero quantities are dropped).
     pub fn insert(&mut self, key: ResourceKey, quantity: Quantity) {
-        match self.entries.get_mut(&key) {
+        let entries = Arc::make_mut(&mut self.entries);
+        match entries.get_mut(&key) {
             None => {
                 if !quantity.is_zero() {
-                    self.entries.insert(key, quantity);
+                    entries.insert(key, quantity);
                 }
             }
             Some(have) => have.add(&quantity),
@@ -469,25 +522,41 @@ impl Resources {
     }
 
     pub fn add(&mut self, other: &Resources) {
-        for (key, quantity) in &other.entries {
+        if other.entries.is_empty() {
+            return;
+        }
+        if self.entries.is_empty() {
+            self.entries = other.entries.clone();
+            return;
+        }
+        let entries = Arc::make_mut(&mut self.entries);
+        for (key, quantity) in other.entries.iter() {
             // Looked up first: summing many tasks' resources (the state endpoints) would
             // otherwise clone every key only to find it present.
-            match self.entries.get_mut(key) {
+            match entries.get_mut(key) {
                 Some(have) => have.add(quantity),
-                None => self.insert(key.clone(), quantity.clone()),
+                None => {
+                    if !quantity.is_zero() {
+                        entries.insert(key.clone(), quantity.clone());
+                    }
+                }
             }
         }
     }
 
     /// Removes `other`; quantities never go below zero.
     pub fn subtract(&mut self, other: &Resources) {
-        for (key, take) in &other.entries {
-            let Some(have) = self.entries.get_mut(key) else {
+        if other.entries.is_empty() || self.entries.is_empty() {
+            return;
+        }
+        let entries = Arc::make_mut(&mut self.entries);
+        for (key, take) in other.entries.iter() {
+            let Some(have) = entries.get_mut(key) else {
                 continue;
             };
             have.subtract(take);
             if have.is_zero() {
-                self.entries.remove(key);
+                entries.remove(key);
             }
         }
     }
@@ -515,7 +584,7 @@ impl Resources {
     /// The same quantities with every reservation removed.
     pub fn unreserved(&self) -> Resources {
         let mut out = Resources::new();
-        for (key, quantity) in &self.entries {
+        for (key, quantity) in self.entries.iter() {
             let mut meta = String::new();
             if let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&key.meta) {
                 fields.remove("reservation");
@@ -562,7 +631,9 @@ impl Resources {
     /// Drops every entry of the given name (for example `ephemeral_ports` from offers).
     pub fn without(&self, name: &str) -> Resources {
         let mut out = self.clone();
-        out.entries.retain(|k, _| k.name != name);
+        if out.entries.keys().any(|k| k.name == name) {
+            Arc::make_mut(&mut out.entries).retain(|k, _| k.name != name);
+        }
         out
     }
 
@@ -575,7 +646,7 @@ impl Resources {
         }
         let mut ranges: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
         let mut sets: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (key, quantity) in &self.entries {
+        for (key, quantity) in self.entries.iter() {
             match quantity {
                 Quantity::Scalar(_) => {
                     out.insert(key.name.clone(), Value::from(self.scalar(&key.name)));
@@ -697,7 +768,7 @@ impl Resources {
     /// A short human-readable rendering, `cpus:4;mem:1024;ports:[31000-32000]`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        for (key, quantity) in &self.entries {
+        for (key, quantity) in self.entries.iter() {
             if !out.is_empty() {
                 out.push(';');
             }
@@ -829,6 +900,44 @@ mod tests {
             serde_json::to_value(&wire).unwrap(),
             serde_json::json!([{"name":"cpus","type":"SCALAR","scalar":{"value":1.0},"role":"*"}])
         );
+    }
+
+    #[test]
+    fn cache_shares_equal_lists() {
+        let mut cache = ResourcesCache::new();
+        let task = r("cpus:0.5;mem:256").to_wire();
+        let executor = r("cpus:0.1;mem:32").to_wire();
+        let first = cache.from_wire("task.resources", &task).unwrap();
+        let other = cache.from_wire("executor.resources", &executor).unwrap();
+        let again = cache.from_wire("task.resources", &task).unwrap();
+        assert_eq!(first, r("cpus:0.5;mem:256"));
+        assert_eq!(other, r("cpus:0.1;mem:32"));
+        assert!(Arc::ptr_eq(&first.entries, &again.entries));
+        // A change to one holder copies: the cached value stays as it was.
+        let mut changed = again.clone();
+        changed.subtract(&r("cpus:0.5"));
+        assert_eq!(changed, r("mem:256"));
+        assert_eq!(cache.from_wire("t", &task).unwrap(), r("cpus:0.5;mem:256"));
+        // Errors name the field they were asked with and are not remembered.
+        let mut bad = task.clone();
+        bad[0].scalar = None;
+        let err = cache.from_wire("tasks[3].resources", &bad).unwrap_err();
+        assert!(err.starts_with("tasks[3].resources[0]: SCALAR"), "{err}");
+        assert!(cache
+            .from_wire("other", &bad)
+            .unwrap_err()
+            .starts_with("other[0]"));
+        // Past its capacity the least recently used list is converted again, equal.
+        for cpus in 1..=20 {
+            let wire = r(&format!("cpus:{cpus}")).to_wire();
+            assert_eq!(
+                cache.from_wire("r", &wire).unwrap().scalar("cpus"),
+                cpus as f64
+            );
+        }
+        assert!(cache.entries.len() <= ResourcesCache::CAPACITY);
+        assert_eq!(cache.from_wire("r", &task).unwrap(), first);
+        assert_eq!(cache.from_wire("r", &[]).unwrap(), Resources::new());
     }
 
     fn arb_resources() -> impl Strategy<Value = Resources> {

@@ -53,7 +53,7 @@ impl Agent {
     }
 }
 
-fn validate_register(register: &Register) -> Result<Resources, String> {
+fn validate_register(register: &Register, cache: &mut ResourcesCache) -> Result<Resources, String> {
     if register.agent_info.hostname.is_empty() {
         return Err("'agent_info.hostname' must not be empty".into());
     }
@@ -77,7 +77,7 @@ fn validate_register(register: &Register) -> Result<Resources, String> {
     if let Some(id) = &register.agent_info.id {
         validate_id("agent_info.id", &id.value)?;
     }
-    Resources::from_wire("agent_info.resources", &register.agent_info.resources)
+    cache.from_wire("agent_info.resources", &register.agent_info.resources)
 }
 
 /// What a framework's tasks and executors hold under one role on an agent.
@@ -91,7 +91,8 @@ impl Master {
         stream: StreamId,
         mut register: Register,
     ) -> Result<AgentId, ApiError> {
-        let total = validate_register(&register).map_err(ApiError::bad_request)?;
+        let total = validate_register(&register, &mut self.resources_cache)
+            .map_err(ApiError::bad_request)?;
         self.check_machine_up(&register.agent_info.hostname, &register.pid)?;
         if let Some(id) = register
             .agent_info
@@ -249,65 +250,77 @@ impl Master {
             // would report the framework again.
             self.frameworks.insert(id, framework);
         }
-        for report in std::mem::take(&mut register.tasks) {
+        for mut report in std::mem::take(&mut register.tasks) {
             let Some(framework) = self.frameworks.get_mut(&report.framework_id) else {
                 continue;
             };
-            if framework.tasks.contains_key(&report.task.task_id) {
+            let resources = self
+                .resources_cache
+                .from_wire("task.resources", &report.task.resources)
+                .unwrap_or_default();
+            let role = allocation_role(&report.task.resources, framework);
+            // The task keeps its executor's ID only, as Mesos's master does: the
+            // ExecutorInfo is the framework's, once per agent, not once per task.
+            let executor_id = report.task.executor.take().map(|e| e.executor_id);
+            let task_id = report.task.task_id.clone();
+            let task = Task {
+                info: report.task,
+                framework_id: report.framework_id,
+                agent_id: agent_id.clone(),
+                executor_id: report.executor_id.or(executor_id),
+                resources,
+                role,
+                state: report.state,
+                status_update_state: None,
+                status_update_uuid: None,
+                statuses: Vec::new(),
+                launched_at: now,
+                unreachable_time: None,
+            };
+            // Inserted without looking first (new tasks are what a crowd of agents
+            // brings); a task the master knew already keeps the master's record.
+            let held =
+                (!task.state.is_terminal()).then(|| (task.resources.clone(), task.role.clone()));
+            if let Some(known) = framework.tasks.insert(task_id.clone(), task) {
+                framework.tasks.insert(task_id, known);
                 continue;
             }
             let retired = framework
                 .completed_tasks
                 .iter()
-                .any(|t| t.info.task_id == report.task.task_id);
+                .any(|t| t.info.task_id == task_id);
             if retired {
-                if !report.state.is_terminal() {
-                    retired_live.push((report.framework_id, report.task.task_id));
+                let task = framework.tasks.remove(&task_id).expect("inserted above");
+                if !task.state.is_terminal() {
+                    retired_live.push((task.framework_id, task_id));
                 }
                 continue;
             }
-            let resources =
-                Resources::from_wire("task.resources", &report.task.resources).unwrap_or_default();
-            let role = allocation_role(&report.task.resources, framework);
             // A task that ended holds nothing; it is known until its end is acknowledged.
-            if !report.state.is_terminal() {
-                hold(&mut used, &report.framework_id, &role, &resources);
+            if let Some((resources, role)) = held {
+                hold(&mut used, &framework.id, &role, &resources);
             }
-            framework.tasks.insert(
-                report.task.task_id.clone(),
-                Task {
-                    info: report.task,
-                    framework_id: report.framework_id,
-                    agent_id: agent_id.clone(),
-                    executor_id: report.executor_id,
-                    resources,
-                    role,
-                    state: report.state,
-                    status_update_state: None,
-                    status_update_uuid: None,
-                    statuses: Vec::new(),
-                    launched_at: now,
-                    unreachable_time: None,
-                },
-            );
         }
         for executor in std::mem::take(&mut register.executors) {
-            let Some(fid) = &executor.framework_id else {
+            let Some(framework) =
+                (executor.framework_id.as_ref()).and_then(|fid| self.frameworks.get_mut(fid))
+            else {
                 continue;
             };
-            if let Some(framework) = self.frameworks.get_mut(fid) {
-                let resources = Resources::from_wire("executor.resources", &executor.resources)
-                    .unwrap_or_default();
-                let role = allocation_role(&executor.resources, framework);
-                let known = framework
-                    .executors
-                    .get(agent_id)
-                    .is_some_and(|e| e.contains_key(&executor.executor_id));
-                if !known {
-                    hold(&mut used, fid, &role, &resources);
-                }
-                framework.add_executor(agent_id, &executor, resources, &role);
+            let resources = self
+                .resources_cache
+                .from_wire("executor.resources", &executor.resources)
+                .unwrap_or_default();
+            let role = allocation_role(&executor.resources, framework);
+            let known = framework
+                .executors
+                .get(agent_id)
+                .is_some_and(|e| e.contains_key(&executor.executor_id));
+            if !known {
+                hold(&mut used, &framework.id, &role, &resources);
             }
+            let id = executor.executor_id.clone();
+            framework.add_executor(agent_id, id, || executor, resources, &role);
         }
         (used, retired_live)
     }
@@ -610,8 +623,9 @@ fn hold(used: &mut Vec<Held>, framework_id: &FrameworkId, role: &str, resources:
 fn allocation_role(resources: &[Resource], framework: &Framework) -> String {
     resources
         .iter()
-        .find_map(|r| r.allocation_info.as_ref()?.role.clone())
-        .unwrap_or_else(|| framework.role())
+        .find_map(|r| r.allocation_info.as_ref()?.role.as_deref())
+        .unwrap_or_else(|| framework.first_role())
+        .to_string()
 }
 
 /// An agent's address for [`Master::registering_at_known_address`].

@@ -77,19 +77,22 @@ impl Framework {
             .collect()
     }
 
-    /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID.
+    /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID;
+    /// `info` makes it only when the ID is new (a launch clones the task's, an agent's
+    /// report gives up its own).
     pub(super) fn add_executor(
         &mut self,
         agent_id: &AgentId,
-        info: &ExecutorInfo,
+        executor_id: ExecutorId,
+        info: impl FnOnce() -> ExecutorInfo,
         resources: Resources,
         role: &str,
     ) {
         self.executors
             .get_or_insert_with(agent_id.clone(), BTreeMap::new)
-            .entry(info.executor_id.clone())
+            .entry(executor_id)
             .or_insert_with(|| Executor {
-                info: Box::new(info.clone()),
+                info: Box::new(info()),
                 resources,
                 role: role.to_string(),
             });
@@ -100,11 +103,17 @@ impl Framework {
     }
 
     pub fn role(&self) -> String {
-        self.info
-            .effective_roles()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| "*".into())
+        self.first_role().to_string()
+    }
+
+    /// The first of [`FrameworkInfo::effective_roles`] (`*` when there is none), without
+    /// building the list: it is asked for every task an agent reports.
+    pub fn first_role(&self) -> &str {
+        let first = match self.info.has_capability("MULTI_ROLE") {
+            true => self.info.roles.first(),
+            false => self.info.role.as_ref(),
+        };
+        first.map_or("*", String::as_str)
     }
 }
 

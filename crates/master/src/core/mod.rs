@@ -169,6 +169,8 @@ pub struct Master {
     draining: BTreeMap<AgentId, Drain>,
     /// Whether any operator SUBSCRIBE stream is open (`subscribers.rs`).
     operator_subscribers: bool,
+    /// Resource lists converted lately: the tasks agents report mostly share a few.
+    resources_cache: ResourcesCache,
 }
 
 /// Monotonic counters for `/metrics/snapshot`.
@@ -244,6 +246,7 @@ impl Master {
             maintenance: Maintenance::default(),
             draining: BTreeMap::new(),
             operator_subscribers: false,
+            resources_cache: ResourcesCache::new(),
         }
     }
 

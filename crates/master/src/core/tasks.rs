@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Task {
+    /// Without its `executor`: that is kept once per agent in the framework's
+    /// `executors`, and the task names it by `executor_id`.
     pub info: TaskInfo,
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
@@ -179,7 +181,8 @@ impl Master {
         if let Some(executor) = &task.executor {
             framework.add_executor(
                 agent_id,
-                executor,
+                executor.executor_id.clone(),
+                || executor.clone(),
                 executor_resources.unwrap_or_default(),
                 role,
             );
@@ -268,7 +271,8 @@ impl Master {
             .expect("caller checked");
         framework.add_executor(
             agent_id,
-            &group.executor,
+            group.executor.executor_id.clone(),
+            || group.executor.clone(),
             executor_resources.unwrap_or_default(),
             role,
         );
@@ -531,7 +535,10 @@ fn new_task(
     now: f64,
 ) -> Task {
     Task {
-        info: info.clone(),
+        info: TaskInfo {
+            executor: None,
+            ..info.clone()
+        },
         framework_id: framework_id.clone(),
         agent_id: info.agent_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
