@@ -138,7 +138,7 @@ impl Master {
         self.rescind_agent_inverse_offers(agent_id);
         self.forget_agent_answers(agent_id);
         if let Some(agent) = self.agents.remove(agent_id) {
-            self.forget_agent_address(super::agents::address_of(&agent.pid, &agent.info), agent_id);
+            self.forget_removed_agent(&agent);
             self.allocator.remove_agent(agent_id);
             self.agent_removed(agent_id);
         }

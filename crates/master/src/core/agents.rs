@@ -128,9 +128,11 @@ impl Master {
         if let Some(agent) = self.agents.get_mut(&id) {
             if let Some(old) = agent.stream.replace(stream.clone()) {
                 if old != stream {
+                    self.agent_streams.remove(&old);
                     self.actions.push(Action::CloseAgent { stream: old });
                 }
             }
+            self.agent_streams.insert(stream.clone(), id.clone());
             agent.reregistered_time = Some(now);
             agent.disconnected_since = None;
             agent.last_heard = now;
@@ -169,6 +171,7 @@ impl Master {
                 self.registry_version += 1;
             }
             self.agents.insert(id.clone(), agent);
+            self.agent_streams.insert(stream.clone(), id.clone());
             self.agent_addresses
                 .insert(address_of(&register.pid, &register.agent_info), id.clone());
             let mut used = self.readmit_unreachable(now, &id, &register);
@@ -359,10 +362,9 @@ impl Master {
 
     /// The agent a stream belongs to, if it is that agent's current stream.
     pub fn agent_for_stream(&self, stream: &str) -> Option<AgentId> {
-        self.agents
-            .values()
-            .find(|a| a.stream.as_deref() == Some(stream))
-            .map(|a| a.id.clone())
+        let id = self.agent_streams.get(stream)?;
+        let current = self.agents.get(id)?.stream.as_deref() == Some(stream);
+        current.then(|| id.clone())
     }
 
     /// Calls an agent makes on its current stream.
@@ -473,6 +475,14 @@ impl Master {
         }
     }
 
+    /// Drops a removed agent from the indexes by address and by stream.
+    pub(super) fn forget_removed_agent(&mut self, agent: &Agent) {
+        self.forget_agent_address(address_of(&agent.pid, &agent.info), &agent.id);
+        if let Some(stream) = &agent.stream {
+            self.agent_streams.remove(stream);
+        }
+    }
+
     /// The agent's stream went away: it is deactivated, its offers are rescinded, and the
     /// tasks of frameworks that do not checkpoint are lost (reference §5.1).
     pub fn agent_stream_closed(&mut self, now: f64, stream: &str) {
@@ -482,6 +492,7 @@ impl Master {
         tracing::info!(agent_id = %agent_id, "agent disconnected");
         let agent = self.agents.get_mut(&agent_id).expect("found above");
         agent.stream = None;
+        self.agent_streams.remove(stream);
         agent.disconnected_since = Some(now);
         self.allocator.set_agent_active(&agent_id, false);
         self.rescind_agent_offers(now, &agent_id);

@@ -144,7 +144,7 @@ impl Master {
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
-        self.forget_agent_address(super::agents::address_of(&agent.pid, &agent.info), agent_id);
+        self.forget_removed_agent(&agent);
         self.agent_removed(agent_id);
         self.registry_version += 1;
         tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");

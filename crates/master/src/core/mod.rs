@@ -142,6 +142,9 @@ pub struct Master {
     /// Registered agents by address (pid and hostname), to tell an agent retrying its
     /// registration from a new agent at the address of one that is gone.
     agent_addresses: HashMap<(String, String), AgentId>,
+    /// The agent each open agent stream belongs to, so that a call finds its agent
+    /// without a scan; checked against the agent's current stream on every lookup.
+    agent_streams: HashMap<String, AgentId>,
     offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,
@@ -231,6 +234,7 @@ impl Master {
             completed_frameworks: VecDeque::new(),
             agents: SharedMap::new(),
             agent_addresses: HashMap::new(),
+            agent_streams: HashMap::new(),
             offers: SharedMap::new(),
             allocator,
             next_framework: 0,
