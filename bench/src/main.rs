@@ -28,7 +28,7 @@
 //! allow; reports the launch rate (ACCEPT to TASK_RUNNING), its latency, and the master's
 //! memory per agent and per running task.
 //!
-//! `state`: `bench/run state --agents 18000` loads simulated agents with running and
+//! `state`: `bench/run state --agents 20000` loads simulated agents with running and
 //! completed tasks (Mesos's `MasterStateQuery_BENCHMARK_Test` shape) and times whole
 //! `/master/state` reads, then the allocation cycle without and with concurrent pollers.
 
@@ -126,6 +126,10 @@ enum Bench {
         /// Registrations in flight at once (the master's listen backlog is 1024).
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -149,6 +153,10 @@ enum Bench {
         agent_resources: String,
         #[arg(long, default_value = "cpus:0.1;mem:32")]
         task_resources: String,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -168,6 +176,10 @@ enum Bench {
         /// Registrations in flight at once.
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
@@ -175,9 +187,8 @@ enum Bench {
     /// Time `/master/state` on simulated agents with running and completed tasks, and
     /// the allocation cycle with concurrent pollers.
     State {
-        /// 20,000 in Mesos's benchmark; under an open-file hard limit of 20,000 one
-        /// process holds about 16,000 agent connections beside the frameworks'.
-        #[arg(long, default_value_t = 16_000)]
+        /// 20,000 in Mesos's benchmark.
+        #[arg(long, default_value_t = 20_000)]
         agents: usize,
         /// Running (`sleep infinity`) tasks in all.
         #[arg(long, default_value_t = 200_000)]
@@ -203,6 +214,10 @@ enum Bench {
         /// Seconds of each allocation phase (without, then with the pollers).
         #[arg(long, default_value_t = 30)]
         phase: u64,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on loading after this many seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
@@ -273,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
             tasks_per_agent,
             frameworks,
             concurrency,
+            agents_per_connection,
             timeout,
             no_state_check,
         } => {
@@ -280,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
                 agents,
                 tasks_per_agent,
                 frameworks,
+                agents_per_connection,
             };
             let timeout = Duration::from_secs(timeout);
             failover::run(&cli.mantle, shape, concurrency, timeout, !no_state_check).await
@@ -290,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
             tasks,
             agent_resources,
             task_resources,
+            agents_per_connection,
             timeout,
         } => {
             let options = throughput::Options {
@@ -298,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
                 tasks,
                 agent_resources,
                 task_resources,
+                agents_per_connection,
                 timeout: Duration::from_secs(timeout),
             };
             throughput::run(&cli.mantle, &options).await
@@ -308,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
             frameworks,
             session_timeouts,
             concurrency,
+            agents_per_connection,
             timeout,
         } => {
             let options = ha_failover::Options {
@@ -315,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
                     agents,
                     tasks_per_agent,
                     frameworks,
+                    agents_per_connection,
                 },
                 concurrency,
                 timeout: Duration::from_secs(timeout),
@@ -331,6 +352,7 @@ async fn main() -> anyhow::Result<()> {
             queries,
             pollers,
             phase,
+            agents_per_connection,
             timeout,
         } => {
             let options = state::Options {
@@ -342,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
                 task_resources,
                 queries,
                 pollers,
+                agents_per_connection,
                 phase: Duration::from_secs(phase),
                 timeout: Duration::from_secs(timeout),
             };

@@ -1,5 +1,7 @@
 //! The HTTP layer shared by all clients: JSON POSTs and chunked RecordIO streams over
-//! plain HTTP/1.1 (hyper), with keep-alive connections reused between calls.
+//! plain HTTP/1.1 (hyper), with keep-alive connections reused between calls, or over one
+//! multiplexed HTTP/2 connection per server (h2c with prior knowledge,
+//! [`HttpClient::http2`]), which a simulated fleet uses to carry many agents' streams.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -72,14 +74,32 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// What the server may send on one HTTP/2 stream before the client reads it: the events
+/// of an agent's stream are small, and a larger answer waits for the window.
+const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
+/// What the server may send on the whole HTTP/2 connection before the client reads it.
+const HTTP2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 impl HttpClient {
+    /// HTTP/1.1 with a pool of keep-alive connections (idle ones close after 90 s).
     pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .build(connector());
+        HttpClient { client, timeout }
+    }
+
+    /// HTTP/2 only, without upgrade (the server must speak h2c with prior knowledge, as
+    /// the Mantle master does): every request and stream to one server shares a single
+    /// connection, opened by the first request and kept while the client lives; requests
+    /// beyond the server's limit of concurrent streams wait for a free one.
+    pub fn http2(timeout: Duration) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(None)
+            .http2_initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            .build(connector());
         HttpClient { client, timeout }
     }
 
@@ -200,6 +220,14 @@ impl HttpClient {
     }
 }
 
+/// Plain TCP with Nagle off (calls are small) and a bounded connect.
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector
+}
+
 fn check_status(
     url: &str,
     status: StatusCode,
@@ -304,5 +332,49 @@ mod query_tests {
             "/tmp/a%20b/c%26d%3D%C3%A9"
         );
         assert_eq!(super::query_value("runs/latest"), "runs/latest");
+    }
+}
+
+#[cfg(test)]
+mod http2_tests {
+    use super::HttpClient;
+    use axum::serve::ListenerExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A server answering each request with its HTTP version, counting its connections.
+    async fn version_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let app = axum::Router::new().route(
+            "/version",
+            axum::routing::get(|request: axum::extract::Request| async move {
+                format!("{:?}", request.version())
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}/version"), accepted)
+    }
+
+    #[tokio::test]
+    async fn http2_client_multiplexes_concurrent_requests_over_one_connection() {
+        let (url, accepted) = version_server().await;
+        let client = HttpClient::http2(Duration::from_secs(10));
+        let answers = futures_util::future::join_all((0..50).map(|_| client.get(&url))).await;
+        for answer in answers {
+            assert_eq!(answer.unwrap().body, "HTTP/2.0");
+        }
+        assert_eq!(client.get(&url).await.unwrap().body, "HTTP/2.0");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The same port still answers HTTP/1.1 clients.
+        let http1 = HttpClient::new(Duration::from_secs(10));
+        assert_eq!(http1.get(&url).await.unwrap().body, "HTTP/1.1");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
