@@ -293,7 +293,7 @@ async fn register(
                 .with_context(|| format!("the answer has no {AGENT_STREAM_HEADER} header"))?
                 .to_string();
             AgentStream::Shared {
-                stream,
+                stream: Box::new(stream),
                 stream_id,
                 client: client.clone(),
             }
@@ -315,7 +315,8 @@ enum AgentStream {
     Own(Link),
     /// One stream of a shared HTTP/2 connection, which carries the pongs too.
     Shared {
-        stream: RecordStream,
+        /// Boxed: a hyper body is several times the size of a raw link.
+        stream: Box<RecordStream>,
         stream_id: String,
         client: HttpClient,
     },

@@ -509,7 +509,10 @@ async fn fleet_of_300_agents_shares_one_http2_connection() {
     // only this test's HTTP/2 client and the framework's stream and call connection (an
     // HTTP/1.1 fleet would hold one per agent and a pool for the updates).
     let now = connections_to(port) - before;
-    assert!(now <= fleet_connections + 5, "{now} connections to the master");
+    assert!(
+        now <= fleet_connections + 5,
+        "{now} connections to the master"
+    );
     let state = cluster
         .wait_until("every task finished in /master/state", |s| {
             let framework = &s["frameworks"][0];

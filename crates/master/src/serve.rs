@@ -8,8 +8,8 @@
 //! This is `axum::serve` with graceful shutdown, written out because `axum::serve` keeps
 //! hyper's HTTP/2 default of 200 concurrent streams per connection.
 
-use axum::body::Body;
 use crate::http::App;
+use axum::body::Body;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
