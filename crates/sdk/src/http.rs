@@ -7,11 +7,15 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
+use hyper::client::conn::http2::{self, SendRequest};
 use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mantle_api::recordio::Decoder;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -37,6 +41,8 @@ pub enum ClientError {
     Decode { url: String, message: String },
     #[error("invalid request: {0}")]
     Request(String),
+    #[error("cannot reach {url} over HTTP/2: {message}")]
+    Http2 { url: String, message: String },
 }
 
 impl ClientError {
@@ -55,11 +61,59 @@ impl ClientError {
     }
 }
 
-/// A cheap-to-clone HTTP client with a connection pool.
+/// A cheap-to-clone HTTP client: HTTP/1.1 with a connection pool, or HTTP/2 with one
+/// connection per server.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    transport: Transport,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Pool(Client<HttpConnector, Full<Bytes>>),
+    Http2(Arc<Http2Connections>),
+}
+
+/// The one HTTP/2 connection to each server (`host:port`), made by the first request and
+/// made again by the first request after it closed. The lock is held while connecting,
+/// so requests that arrive meanwhile wait for that connection rather than open their
+/// own. (hyper-util's pooled client, asked for HTTP/2 only, opened thousands of
+/// connections under a load of many concurrent calls.)
+#[derive(Default)]
+struct Http2Connections {
+    senders: tokio::sync::Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
+}
+
+impl Http2Connections {
+    /// A handle on the open connection to `authority`, connecting first if there is none.
+    async fn sender(&self, authority: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+        let mut senders = self.senders.lock().await;
+        if let Some(sender) = senders.get(authority) {
+            if !sender.is_closed() {
+                return Ok(sender.clone());
+            }
+        }
+        senders.remove(authority);
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+            .await
+            .map_err(|_| format!("connecting timed out after {CONNECT_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "http/2 connection ended with an error");
+            }
+        });
+        senders.insert(authority.to_string(), sender.clone());
+        Ok(sender)
+    }
 }
 
 impl Default for HttpClient {
@@ -74,6 +128,8 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// How long making a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the server may send on one HTTP/2 stream before the client reads it: the events
 /// of an agent's stream are small, and a larger answer waits for the window.
 const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
@@ -86,21 +142,22 @@ impl HttpClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector());
-        HttpClient { client, timeout }
+        HttpClient {
+            transport: Transport::Pool(client),
+            timeout,
+        }
     }
 
     /// HTTP/2 only, without upgrade (the server must speak h2c with prior knowledge, as
     /// the Mantle master does): every request and stream to one server shares a single
-    /// connection, opened by the first request and kept while the client lives; requests
-    /// beyond the server's limit of concurrent streams wait for a free one.
+    /// connection, opened by the first request and kept while the client lives (made
+    /// again once it closed); requests beyond the server's limit of concurrent streams
+    /// wait for a free one.
     pub fn http2(timeout: Duration) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .pool_idle_timeout(None)
-            .http2_initial_stream_window_size(HTTP2_STREAM_WINDOW)
-            .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
-            .build(connector());
-        HttpClient { client, timeout }
+        HttpClient {
+            transport: Transport::Http2(Arc::default()),
+            timeout,
+        }
     }
 
     fn request(
@@ -129,16 +186,44 @@ impl HttpClient {
         url: &str,
         request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_) => Err(ClientError::Timeout {
+        let sent = async {
+            match &self.transport {
+                Transport::Pool(client) => {
+                    client
+                        .request(request)
+                        .await
+                        .map_err(|source| ClientError::Connect {
+                            url: url.to_string(),
+                            source,
+                        })
+                }
+                Transport::Http2(connections) => {
+                    let http2_error = |message: String| ClientError::Http2 {
+                        url: url.to_string(),
+                        message,
+                    };
+                    let authority = request
+                        .uri()
+                        .authority()
+                        .map(|a| a.to_string())
+                        .ok_or_else(|| ClientError::Request(format!("{url}: no host")))?;
+                    let mut sender = connections.sender(&authority).await.map_err(http2_error)?;
+                    sender
+                        .ready()
+                        .await
+                        .map_err(|e| http2_error(e.to_string()))?;
+                    sender
+                        .send_request(request)
+                        .await
+                        .map_err(|e| http2_error(e.to_string()))
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, sent)
+            .await
+            .map_err(|_| ClientError::Timeout {
                 url: url.to_string(),
-            }),
-            Ok(Err(source)) => Err(ClientError::Connect {
-                url: url.to_string(),
-                source,
-            }),
-            Ok(Ok(response)) => Ok(response),
-        }
+            })?
     }
 
     /// POSTs a JSON body and reads the whole answer. Non-2xx answers are errors; a 307
@@ -224,7 +309,7 @@ impl HttpClient {
 fn connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     connector
 }
 
