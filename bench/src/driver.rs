@@ -95,6 +95,9 @@ pub async fn run(
         match event {
             Event::Offers(offers) => {
                 for offer in offers.offers {
+                    // One event can carry an offer of every agent: thousands of calls,
+                    // a connection each, if they all left at once.
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
                     let batch = pack(workload, &offer, &mut launched)?;
                     let refuse = if batch.is_empty() { 5.0 } else { 0.0 };
                     let now = Instant::now();
@@ -117,6 +120,7 @@ pub async fn run(
             Event::Update(update) => {
                 let status = update.status;
                 if status.uuid.is_some() {
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
                     let caller = scheduler.clone();
                     let ack = status.clone();
                     calls.spawn(async move { caller.acknowledge(&ack).await });
@@ -155,14 +159,6 @@ pub async fn run(
             call.context("call task")?
                 .with_context(|| format!("{}: a call failed", workload.name))?;
         }
-        // Each call in flight holds a connection: unbounded, a burst of updates to
-        // acknowledge runs a process out of open files beside thousands of agents.
-        while calls.len() >= CALLS_IN_FLIGHT {
-            if let Some(call) = calls.join_next().await {
-                call.context("call task")?
-                    .with_context(|| format!("{}: a call failed", workload.name))?;
-            }
-        }
         if progress && last_report.elapsed() > Duration::from_secs(2) {
             last_report = Instant::now();
             eprintln!(
@@ -187,6 +183,24 @@ pub async fn run(
         ended_twice,
         scheduler,
     })
+}
+
+/// Waits until fewer than `limit` calls are in flight; a failed call fails the run. Each
+/// call in flight holds a connection (idle in the SDK's pool for 90 s afterwards):
+/// unbounded, a framework offered thousands of agents at once, or a burst of updates to
+/// acknowledge, runs a process out of open files.
+async fn wait_below(
+    calls: &mut tokio::task::JoinSet<Result<(), mantle_sdk::ClientError>>,
+    limit: usize,
+    name: &str,
+) -> anyhow::Result<()> {
+    while calls.len() >= limit {
+        if let Some(call) = calls.join_next().await {
+            call.context("call task")?
+                .with_context(|| format!("{name}: a call failed"))?;
+        }
+    }
+    Ok(())
 }
 
 /// As many of the workload's next tasks as fit in `offer`.
