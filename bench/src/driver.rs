@@ -1,5 +1,6 @@
 //! A framework that launches tasks as fast as its offers allow, through the Rust SDK: it
-//! packs every offer with as many tasks as fit, sends each ACCEPT and ACKNOWLEDGE without
+//! packs every offer with as many tasks as fit, declines the offers it cannot use in one
+//! call per OFFERS event, sends each ACCEPT and ACKNOWLEDGE without
 //! waiting for the answer before reading the next event (as a high-rate framework
 //! would), and records the time from the ACCEPT that carries a task to its TASK_RUNNING.
 //! It checks that no task ends twice.
@@ -94,27 +95,34 @@ pub async fn run(
         };
         match event {
             Event::Offers(offers) => {
+                // Offers with nothing to launch are declined together in one call.
+                let mut unused = Vec::new();
                 for offer in offers.offers {
+                    let batch = pack(workload, &offer, &mut launched)?;
+                    if batch.is_empty() {
+                        unused.push(offer.id);
+                        continue;
+                    }
                     // One event can carry an offer of every agent: thousands of calls,
                     // a connection each, if they all left at once.
                     wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
-                    let batch = pack(workload, &offer, &mut launched)?;
-                    let refuse = if batch.is_empty() { 5.0 } else { 0.0 };
                     let now = Instant::now();
                     for task in &batch {
                         accepted_at.insert(task.task_id.clone(), now);
                     }
                     let caller = scheduler.clone();
                     let filters = Some(Filters {
-                        refuse_seconds: refuse,
+                        refuse_seconds: 0.0,
                     });
-                    calls.spawn(async move {
-                        if batch.is_empty() {
-                            caller.decline(vec![offer.id], filters).await
-                        } else {
-                            caller.launch(offer.id, batch, filters).await
-                        }
+                    calls.spawn(async move { caller.launch(offer.id, batch, filters).await });
+                }
+                if !unused.is_empty() {
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    let caller = scheduler.clone();
+                    let filters = Some(Filters {
+                        refuse_seconds: 5.0,
                     });
+                    calls.spawn(async move { caller.decline(unused, filters).await });
                 }
             }
             Event::Update(update) => {
