@@ -71,7 +71,8 @@ pub struct HttpClient {
 
 #[derive(Clone)]
 enum Transport {
-    Pool(Client<HttpConnector, Full<Bytes>>),
+    /// Shared, as the client is several hundred bytes and cloned with every handle.
+    Pool(Arc<Client<HttpConnector, Full<Bytes>>>),
     Http2(Arc<Http2Connections>),
 }
 
@@ -143,7 +144,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector());
         HttpClient {
-            transport: Transport::Pool(client),
+            transport: Transport::Pool(Arc::new(client)),
             timeout,
         }
     }
