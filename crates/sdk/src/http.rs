@@ -79,8 +79,8 @@ enum Transport {
 /// The one HTTP/2 connection to each server (`host:port`), made by the first request and
 /// made again by the first request after it closed. The lock is held while connecting,
 /// so requests that arrive meanwhile wait for that connection rather than open their
-/// own. (hyper-util's pooled client, asked for HTTP/2 only, opened thousands of
-/// connections under a load of many concurrent calls.)
+/// own: one connection per server by construction, rather than by the pooling rules of
+/// hyper-util's client.
 #[derive(Default)]
 struct Http2Connections {
     senders: tokio::sync::Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
