@@ -132,6 +132,12 @@ pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// The descriptors a process holds open now (its entries of /proc/PID/fd); 0 when that
+/// cannot be read.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
+}
+
 /// CPU seconds of a process itself and of its reaped children, from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

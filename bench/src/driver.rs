@@ -1,5 +1,6 @@
 //! A framework that launches tasks as fast as its offers allow, through the Rust SDK: it
-//! packs every offer with as many tasks as fit, sends each ACCEPT and ACKNOWLEDGE without
+//! packs every offer with as many tasks as fit, declines the offers it cannot use in one
+//! call per OFFERS event, sends each ACCEPT and ACKNOWLEDGE without
 //! waiting for the answer before reading the next event (as a high-rate framework
 //! would), and records the time from the ACCEPT that carries a task to its TASK_RUNNING.
 //! It checks that no task ends twice.
@@ -94,29 +95,40 @@ pub async fn run(
         };
         match event {
             Event::Offers(offers) => {
+                // Offers with nothing to launch are declined together in one call.
+                let mut unused = Vec::new();
                 for offer in offers.offers {
                     let batch = pack(workload, &offer, &mut launched)?;
-                    let refuse = if batch.is_empty() { 5.0 } else { 0.0 };
+                    if batch.is_empty() {
+                        unused.push(offer.id);
+                        continue;
+                    }
+                    // One event can carry an offer of every agent: thousands of calls,
+                    // a connection each, if they all left at once.
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
                     let now = Instant::now();
                     for task in &batch {
                         accepted_at.insert(task.task_id.clone(), now);
                     }
                     let caller = scheduler.clone();
                     let filters = Some(Filters {
-                        refuse_seconds: refuse,
+                        refuse_seconds: 0.0,
                     });
-                    calls.spawn(async move {
-                        if batch.is_empty() {
-                            caller.decline(vec![offer.id], filters).await
-                        } else {
-                            caller.launch(offer.id, batch, filters).await
-                        }
+                    calls.spawn(async move { caller.launch(offer.id, batch, filters).await });
+                }
+                if !unused.is_empty() {
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    let caller = scheduler.clone();
+                    let filters = Some(Filters {
+                        refuse_seconds: 5.0,
                     });
+                    calls.spawn(async move { caller.decline(unused, filters).await });
                 }
             }
             Event::Update(update) => {
                 let status = update.status;
                 if status.uuid.is_some() {
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
                     let caller = scheduler.clone();
                     let ack = status.clone();
                     calls.spawn(async move { caller.acknowledge(&ack).await });
@@ -155,14 +167,6 @@ pub async fn run(
             call.context("call task")?
                 .with_context(|| format!("{}: a call failed", workload.name))?;
         }
-        // Each call in flight holds a connection: unbounded, a burst of updates to
-        // acknowledge runs a process out of open files beside thousands of agents.
-        while calls.len() >= CALLS_IN_FLIGHT {
-            if let Some(call) = calls.join_next().await {
-                call.context("call task")?
-                    .with_context(|| format!("{}: a call failed", workload.name))?;
-            }
-        }
         if progress && last_report.elapsed() > Duration::from_secs(2) {
             last_report = Instant::now();
             eprintln!(
@@ -187,6 +191,24 @@ pub async fn run(
         ended_twice,
         scheduler,
     })
+}
+
+/// Waits until fewer than `limit` calls are in flight; a failed call fails the run. Each
+/// call in flight holds a connection (idle in the SDK's pool for 90 s afterwards):
+/// unbounded, a framework offered thousands of agents at once, or a burst of updates to
+/// acknowledge, runs a process out of open files.
+async fn wait_below(
+    calls: &mut tokio::task::JoinSet<Result<(), mantle_sdk::ClientError>>,
+    limit: usize,
+    name: &str,
+) -> anyhow::Result<()> {
+    while calls.len() >= limit {
+        if let Some(call) = calls.join_next().await {
+            call.context("call task")?
+                .with_context(|| format!("{name}: a call failed"))?;
+        }
+    }
+    Ok(())
 }
 
 /// As many of the workload's next tasks as fit in `offer`.

@@ -1,19 +1,23 @@
 //! `failover`: agent re-registration after a master failover, in the shape of Apache
 //! Mesos's `MasterFailover_BENCHMARK_Test.AgentReregistrationDelay`. A real `mantle
 //! master` process and N simulated agents inside this process, each speaking the real
-//! agent protocol over its own connection. The agents register, the master is killed
+//! agent protocol: by default every `agents_per_connection` agents share one HTTP/2
+//! connection (their streams and pongs), or with 0 each holds a raw HTTP/1.1 connection
+//! of its own (a descriptor per agent at both ends). The agents register, the master is killed
 //! with SIGKILL and started again on the same port and work directory, and every agent
 //! re-registers with what it runs: its frameworks, executors and tasks (TASK_RUNNING,
 //! ten labels each). The time counts from the new master's spawn until every agent holds
 //! its REGISTERED answer.
 
-use crate::agent_link::Link;
-use crate::cluster::{cpu_seconds, rss_mb, spawn_master, start_master};
+use crate::agent_link::{Link, LinkError};
+use crate::cluster::{cpu_seconds, open_files, rss_mb, spawn_master, start_master};
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use mantle_api::internal::{AgentCall, Register, TaskReport, ToAgent, AGENT_STREAM_HEADER};
+use mantle_api::internal::{
+    AgentCall, Register, TaskReport, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER,
+};
 use mantle_api::*;
-use mantle_sdk::http::HttpClient;
+use mantle_sdk::http::{ClientError, HttpClient, RecordStream};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Child;
@@ -27,6 +31,9 @@ pub struct Shape {
     pub agents: usize,
     pub tasks_per_agent: usize,
     pub frameworks: usize,
+    /// Agents sharing one HTTP/2 connection to the master; 0 gives each agent a raw
+    /// HTTP/1.1 connection of its own.
+    pub agents_per_connection: usize,
 }
 
 /// Resources of one task and of one executor; an agent holds all of its own.
@@ -36,6 +43,9 @@ const LABELS_PER_TASK: usize = 10;
 /// Agents per loopback source address: each address has one ephemeral port range
 /// (about 28,000 ports here) towards the master's one port.
 const AGENTS_PER_SOURCE: usize = 16_000;
+/// How long an HTTP/2 agent waits for the master's answer to its REGISTER (thousands
+/// are answered in batches while the master recovers) or to a pong.
+const HTTP2_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the agents tell the coordinator.
 pub enum Report {
@@ -58,7 +68,10 @@ pub struct Shared {
     /// Bounds the registrations in flight, so that the master's listen backlog never
     /// overflows (a dropped SYN is retried only after a second).
     registering: Semaphore,
-    /// PONGs go through a small pool of keep-alive connections.
+    /// With HTTP/2, one client (one connection) per `agents_per_connection` agents,
+    /// which carries their streams and pongs; none with HTTP/1.1.
+    multiplexed: Vec<HttpClient>,
+    /// With HTTP/1.1, PONGs go through a small pool of keep-alive connections.
     calls: HttpClient,
     pongs: Semaphore,
     reports: mpsc::UnboundedSender<Report>,
@@ -98,6 +111,12 @@ impl Shared {
                 .map(framework_info)
                 .collect::<anyhow::Result<_>>()?,
             registering: Semaphore::new(concurrency.max(1)),
+            multiplexed: match shape.agents_per_connection {
+                0 => Vec::new(),
+                per => (0..shape.agents.div_ceil(per))
+                    .map(|_| HttpClient::http2(HTTP2_REQUEST_TIMEOUT))
+                    .collect(),
+            },
             calls: HttpClient::new(Duration::from_secs(15)),
             pongs: Semaphore::new(16),
             reports,
@@ -184,6 +203,12 @@ impl Shared {
         }))?)
     }
 
+    /// Agent `index`'s HTTP/2 client, or none when it speaks HTTP/1.1.
+    fn multiplexed(&self, index: usize) -> Option<&HttpClient> {
+        let per = self.shape.agents_per_connection;
+        self.multiplexed.get(index.checked_div(per)?)
+    }
+
     fn source_address(&self, index: usize) -> Ipv4Addr {
         let sources = self.shape.agents.div_ceil(AGENTS_PER_SOURCE).max(1);
         Ipv4Addr::new(127, 0, 0, 2 + (index % sources) as u8)
@@ -256,8 +281,24 @@ async fn register(
     index: usize,
     master: SocketAddr,
     body: &[u8],
-) -> anyhow::Result<(Link, AgentId)> {
-    let mut link = Link::register(shared.source_address(index), master, body).await?;
+) -> anyhow::Result<(AgentStream, AgentId)> {
+    let mut link = match shared.multiplexed(index) {
+        None => AgentStream::Own(Link::register(shared.source_address(index), master, body).await?),
+        Some(client) => {
+            let url = format!("http://{master}{AGENT_API_PATH}");
+            let (headers, stream) = client.stream(&url, body.to_vec(), &[]).await?;
+            let stream_id = headers
+                .get(AGENT_STREAM_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .with_context(|| format!("the answer has no {AGENT_STREAM_HEADER} header"))?
+                .to_string();
+            AgentStream::Shared {
+                stream: Box::new(stream),
+                stream_id,
+                client: client.clone(),
+            }
+        }
+    };
     let first = link
         .next_record()
         .await?
@@ -268,23 +309,68 @@ async fn register(
     }
 }
 
+/// An agent's stream from the master.
+enum AgentStream {
+    /// A raw HTTP/1.1 connection of its own; pongs go through the shared pool.
+    Own(Link),
+    /// One stream of a shared HTTP/2 connection, which carries the pongs too.
+    Shared {
+        /// Boxed: a hyper body is several times the size of a raw link.
+        stream: Box<RecordStream>,
+        stream_id: String,
+        client: HttpClient,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error(transparent)]
+    Own(#[from] LinkError),
+    #[error(transparent)]
+    Shared(#[from] ClientError),
+}
+
+impl AgentStream {
+    async fn next_record(&mut self) -> Result<Option<Bytes>, StreamError> {
+        match self {
+            AgentStream::Own(link) => Ok(link.next_record().await?),
+            AgentStream::Shared { stream, .. } => Ok(stream.next_record().await?),
+        }
+    }
+
+    fn stream_id(&self) -> &str {
+        match self {
+            AgentStream::Own(link) => &link.stream_id,
+            AgentStream::Shared { stream_id, .. } => stream_id,
+        }
+    }
+
+    /// The client a pong goes through.
+    fn calls<'a>(&'a self, shared: &'a Shared) -> &'a HttpClient {
+        match self {
+            AgentStream::Own(_) => &shared.calls,
+            AgentStream::Shared { client, .. } => client,
+        }
+    }
+}
+
 /// Reads the stream until it ends, answering pings.
-async fn follow(shared: &Arc<Shared>, link: &mut Link, master: SocketAddr) {
+async fn follow(shared: &Arc<Shared>, link: &mut AgentStream, master: SocketAddr) {
     while let Ok(Some(record)) = link.next_record().await {
         if !matches!(serde_json::from_slice(&record), Ok(ToAgent::Ping)) {
             continue;
         }
         let shared = shared.clone();
-        let stream_id = link.stream_id.clone();
+        let client = link.calls(&shared).clone();
+        let stream_id = link.stream_id().to_string();
         tokio::spawn(async move {
             let Ok(_permit) = shared.pongs.acquire().await else {
                 return;
             };
-            let url = format!("http://{master}{}", mantle_api::internal::AGENT_API_PATH);
+            let url = format!("http://{master}{AGENT_API_PATH}");
             let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
             // A lost pong is what a lost master looks like; the stream tells the rest.
-            let _ = shared
-                .calls
+            let _ = client
                 .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
                 .await;
         });
@@ -370,6 +456,16 @@ pub fn raise_open_files(wanted: u64) -> anyhow::Result<()> {
     bail!("cannot raise the open-file limit to {wanted}: {error}")
 }
 
+/// The connections `agents` simulated agents hold to the master (a descriptor each at
+/// both ends): one per agent with HTTP/1.1 (`per_connection` 0), else one per
+/// `per_connection` agents over HTTP/2.
+pub fn agent_connections(agents: usize, per_connection: usize) -> u64 {
+    match per_connection {
+        0 => agents as u64,
+        per => agents.div_ceil(per) as u64,
+    }
+}
+
 /// Kills the master with SIGKILL and reaps it.
 fn kill_hard(master: &mut Child) {
     let _ = master.kill();
@@ -434,7 +530,7 @@ pub async fn run(
     if shape.agents > AGENTS_PER_SOURCE * 250 {
         bail!("--agents: at most {}", AGENTS_PER_SOURCE * 250);
     }
-    raise_open_files(shape.agents as u64 + 1024)?;
+    raise_open_files(agent_connections(shape.agents, shape.agents_per_connection) + 1024)?;
     let dir = tempfile::tempdir()?;
     let work = dir.path().join("master");
     let (mut master, address) = start_master(mantle, &work, &dir.path().join("master-1.log"))?;
@@ -503,6 +599,7 @@ pub async fn run(
         let (cpu, _) = cpu_seconds(pid);
         let bench_cpu = cpu_seconds(std::process::id()).0 - bench_cpu_before;
         let rss = rss_mb(pid)?;
+        let (master_fds, bench_fds) = (open_files(pid), open_files(std::process::id()));
         // The master renders its state for its metrics too, which takes a while with
         // hundreds of thousands of tasks.
         let reader = HttpClient::new(timeout);
@@ -536,6 +633,9 @@ pub async fn run(
                 "master_cpu_s": (cpu * 100.0).round() / 100.0,
                 "agents_cpu_s": (bench_cpu * 100.0).round() / 100.0,
                 "master_rss_mb": rss.round(),
+                "agents_per_connection": shape.agents_per_connection,
+                "master_fds": master_fds,
+                "bench_fds": bench_fds,
             })
         );
         Ok(())

@@ -43,7 +43,10 @@ pub async fn run(mantle: &Path, options: &Options, session_timeouts: &[f64]) -> 
     if let Some(reason) = mantle_zk::testing::zookeeper_missing() {
         bail!("{reason} (scripts/ensure-zookeeper.sh installs it)");
     }
-    failover::raise_open_files(options.shape.agents as u64 + 1024)?;
+    let shape = options.shape;
+    failover::raise_open_files(
+        failover::agent_connections(shape.agents, shape.agents_per_connection) + 1024,
+    )?;
     for &session in session_timeouts {
         // The test servers grant sessions of 1 to 10 s (2 to 20 ticks of 500 ms).
         if !(1.0..=10.0).contains(&session) {

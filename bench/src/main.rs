@@ -28,7 +28,7 @@
 //! allow; reports the launch rate (ACCEPT to TASK_RUNNING), its latency, and the master's
 //! memory per agent and per running task.
 //!
-//! `state`: `bench/run state --agents 18000` loads simulated agents with running and
+//! `state`: `bench/run state --agents 20000` loads simulated agents with running and
 //! completed tasks (Mesos's `MasterStateQuery_BENCHMARK_Test` shape) and times whole
 //! `/master/state` reads, then the allocation cycle without and with concurrent pollers.
 //!
@@ -132,6 +132,10 @@ enum Bench {
         /// Registrations in flight at once (the master's listen backlog is 1024).
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -155,6 +159,10 @@ enum Bench {
         agent_resources: String,
         #[arg(long, default_value = "cpus:0.1;mem:32")]
         task_resources: String,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -174,6 +182,10 @@ enum Bench {
         /// Registrations in flight at once.
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
@@ -181,9 +193,8 @@ enum Bench {
     /// Time `/master/state` on simulated agents with running and completed tasks, and
     /// the allocation cycle with concurrent pollers.
     State {
-        /// 20,000 in Mesos's benchmark; under an open-file hard limit of 20,000 one
-        /// process holds about 16,000 agent connections beside the frameworks'.
-        #[arg(long, default_value_t = 16_000)]
+        /// 20,000 in Mesos's benchmark.
+        #[arg(long, default_value_t = 20_000)]
         agents: usize,
         /// Running (`sleep infinity`) tasks in all.
         #[arg(long, default_value_t = 200_000)]
@@ -209,6 +220,10 @@ enum Bench {
         /// Seconds of each allocation phase (without, then with the pollers).
         #[arg(long, default_value_t = 30)]
         phase: u64,
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
+        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
         /// Give up on loading after this many seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
@@ -299,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
             tasks_per_agent,
             frameworks,
             concurrency,
+            agents_per_connection,
             timeout,
             no_state_check,
         } => {
@@ -306,6 +322,7 @@ async fn main() -> anyhow::Result<()> {
                 agents,
                 tasks_per_agent,
                 frameworks,
+                agents_per_connection,
             };
             let timeout = Duration::from_secs(timeout);
             failover::run(&cli.mantle, shape, concurrency, timeout, !no_state_check).await
@@ -316,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
             tasks,
             agent_resources,
             task_resources,
+            agents_per_connection,
             timeout,
         } => {
             let options = throughput::Options {
@@ -324,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
                 tasks,
                 agent_resources,
                 task_resources,
+                agents_per_connection,
                 timeout: Duration::from_secs(timeout),
             };
             throughput::run(&cli.mantle, &options).await
@@ -334,6 +353,7 @@ async fn main() -> anyhow::Result<()> {
             frameworks,
             session_timeouts,
             concurrency,
+            agents_per_connection,
             timeout,
         } => {
             let options = ha_failover::Options {
@@ -341,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
                     agents,
                     tasks_per_agent,
                     frameworks,
+                    agents_per_connection,
                 },
                 concurrency,
                 timeout: Duration::from_secs(timeout),
@@ -357,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
             queries,
             pollers,
             phase,
+            agents_per_connection,
             timeout,
         } => {
             let options = state::Options {
@@ -368,6 +390,7 @@ async fn main() -> anyhow::Result<()> {
                 task_resources,
                 queries,
                 pollers,
+                agents_per_connection,
                 phase: Duration::from_secs(phase),
                 timeout: Duration::from_secs(timeout),
             };

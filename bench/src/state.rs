@@ -8,9 +8,9 @@
 //! end, each from a fresh snapshot, and compares the master's allocation cycle time
 //! (`allocator/mesos/allocation_run_ms`) without and with concurrent pollers.
 
-use crate::cluster::{rss_mb, start_master};
+use crate::cluster::{open_files, rss_mb, start_master};
 use crate::driver::{self, percentile, Until, Workload};
-use crate::failover::raise_open_files;
+use crate::failover::{agent_connections, raise_open_files};
 use anyhow::{bail, Context};
 
 use mantle_api::Resources;
@@ -40,6 +40,8 @@ pub struct Options {
     pub pollers: usize,
     /// How long each allocation phase (without, then with pollers) lasts.
     pub phase: Duration,
+    /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
+    pub agents_per_connection: usize,
     pub timeout: Duration,
 }
 
@@ -48,14 +50,16 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
         bail!("--agents, --running-frameworks and --queries must be positive");
     }
     let completed_frameworks = options.completed.div_ceil(COMPLETED_PER_FRAMEWORK);
-    // Each agent is a connection at both ends, and each framework a subscription and
-    // the connections of its calls in flight: as many descriptors as the hard limit
-    // allows, for the master (which inherits them) and for this process.
+    // Each agent's connection (or each HTTP/2 connection of agents) is a descriptor at
+    // both ends, and each framework a subscription and the connections of its calls in
+    // flight: as many descriptors as the hard limit allows, for the master (which
+    // inherits them) and for this process.
     let frameworks = options.running_frameworks + completed_frameworks;
+    let connections = agent_connections(options.agents, options.agents_per_connection);
     raise_open_files(open_files_hard_limit()?)?;
-    if options.agents + 10 * frameworks > open_files_hard_limit()? as usize {
+    if connections + 10 * frameworks as u64 > open_files_hard_limit()? {
         bail!(
-            "--agents {} and {frameworks} frameworks need more than the open-file hard limit of {}: each agent is a connection, each framework up to 10",
+            "--agents {} ({connections} connections) and {frameworks} frameworks need more than the open-file hard limit of {}: each framework holds up to 10",
             options.agents,
             open_files_hard_limit()?
         );
@@ -83,6 +87,7 @@ async fn measure(
         "state",
         master,
         options.agents,
+        options.agents_per_connection,
         &options.agent_resources,
         options.timeout,
     )
@@ -165,8 +170,9 @@ async fn measure(
         }
         schedulers.push(outcome.scheduler);
     }
+    let (master_fds, bench_fds) = (open_files(pid), open_files(std::process::id()));
     eprintln!(
-        "bench state: {running} tasks running and {finished} finished after {:.0} s; master rss {:.0} MB",
+        "bench state: {running} tasks running and {finished} finished after {:.0} s; master rss {:.0} MB; open files: master {master_fds}, bench {bench_fds}",
         loaded_at.elapsed().as_secs_f64(),
         rss_mb(pid)?
     );
@@ -208,6 +214,9 @@ async fn measure(
             "p99_ms": round(percentile(&latencies, 99.0)),
             "max_ms": round(latencies.last().copied().unwrap_or(0.0)),
             "master_rss_mb": round(rss_mb(pid)?),
+            "agents_per_connection": options.agents_per_connection,
+            "master_fds": master_fds,
+            "bench_fds": bench_fds,
         })
     );
 

@@ -6,9 +6,9 @@
 //! until the last one runs. The master's resident memory is read idle, with the agents
 //! registered and with the tasks running, for its cost per agent and per task.
 
-use crate::cluster::{cpu_seconds, rss_mb, start_master};
+use crate::cluster::{cpu_seconds, open_files, rss_mb, start_master};
 use crate::driver::{self, percentile, Until, Workload};
-use crate::failover::raise_open_files;
+use crate::failover::{agent_connections, raise_open_files};
 use anyhow::{bail, Context};
 use mantle_agent::simulated::{start_many, AgentSpec, Fleet, FleetConfig};
 use mantle_api::Resources;
@@ -21,6 +21,8 @@ pub struct Options {
     pub tasks: usize,
     pub agent_resources: String,
     pub task_resources: String,
+    /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
+    pub agents_per_connection: usize,
     pub timeout: Duration,
 }
 
@@ -28,7 +30,7 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
     if options.agents == 0 || options.frameworks == 0 || options.tasks == 0 {
         bail!("--agents, --frameworks and --tasks must be positive");
     }
-    raise_open_files(options.agents as u64 + 4096)?;
+    raise_open_files(agent_connections(options.agents, options.agents_per_connection) + 4096)?;
     let dir = tempfile::tempdir()?;
     let (mut master, address) = start_master(
         mantle,
@@ -42,18 +44,21 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
     result
 }
 
-/// Starts `agents` simulated agents alike inside this process and waits until all are
-/// registered with `master`.
+/// Starts `agents` simulated agents alike inside this process, `per_connection` to an
+/// HTTP/2 connection (0: HTTP/1.1), and waits until all are registered with `master`.
 pub async fn start_fleet(
     bench: &str,
     master: &str,
     agents: usize,
+    per_connection: usize,
     resources: &str,
     timeout: Duration,
 ) -> anyhow::Result<Fleet> {
     let specs = AgentSpec::uniform(agents, resources, "")?;
     let started = Instant::now();
-    let fleet = start_many(FleetConfig::new(master), specs);
+    let mut config = FleetConfig::new(master);
+    config.agents_per_connection = per_connection;
+    let fleet = start_many(config, specs);
     fleet
         .wait_registered(agents, timeout)
         .await
@@ -72,6 +77,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
         "throughput",
         master,
         options.agents,
+        options.agents_per_connection,
         &options.agent_resources,
         options.timeout,
     )
@@ -122,6 +128,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
     }
     let seconds = launched_at.elapsed().as_secs_f64();
     let master_cpu = cpu_seconds(pid).0 - cpu_before;
+    let (master_fds, bench_fds) = (open_files(pid), open_files(std::process::id()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tasks_rss = rss_mb(pid)?;
     latencies.sort_by(f64::total_cmp);
@@ -142,6 +149,9 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             "p50_ms": round(percentile(&latencies, 50.0)),
             "p99_ms": round(percentile(&latencies, 99.0)),
             "master_cpu_s": round(master_cpu),
+            "agents_per_connection": options.agents_per_connection,
+            "master_fds": master_fds,
+            "bench_fds": bench_fds,
         })
     );
     println!(

@@ -4,9 +4,9 @@
 //! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
 //! ping intervals. Re-registration reports what the agent runs. With a `zk://` master the
 //! leader is followed through ZooKeeper, and a change of leader reconnects at once.
-//! Agents of a simulated fleet share one HTTP client and bound their registrations and
-//! calls in flight together ([`LinkOptions`]); tests cut a link through its
-//! [`LinkControl`].
+//! Agents of a simulated fleet share HTTP clients (one HTTP/1.1 pool, or one HTTP/2
+//! connection per few hundred agents) and bound their registrations and calls in flight
+//! together ([`LinkOptions`]); tests cut a link through its [`LinkControl`].
 
 use crate::core::Input;
 use crate::event_loop::Command;
@@ -52,9 +52,15 @@ impl LinkOptions {
         }
     }
 
-    /// The client every link of a fleet shares.
+    /// The client every link of a fleet shares (HTTP/1.1: a connection per stream).
     pub fn shared_client() -> HttpClient {
         HttpClient::new(REQUEST_TIMEOUT)
+    }
+
+    /// A client whose one HTTP/2 connection carries the streams and calls of all the
+    /// links that share it.
+    pub fn multiplexed_client() -> HttpClient {
+        HttpClient::http2(REQUEST_TIMEOUT)
     }
 }
 

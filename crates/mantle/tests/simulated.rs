@@ -439,6 +439,98 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     fleet.shutdown().await;
 }
 
+/// Established TCP connections towards `port` on loopback, counted at the client end
+/// (from `/proc/net/tcp`, so whatever process holds them).
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Columns: sl, local, remote, state (01 = ESTABLISHED), ...
+            fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_of_300_agents_shares_one_http2_connection() {
+    const AGENTS: usize = 300;
+    let cluster = Cluster::start(0, AGENT, &[]).await;
+    let port: u16 = cluster.master.rsplit(':').next().unwrap().parse().unwrap();
+    let before = connections_to(port);
+    let specs = AgentSpec::uniform(AGENTS, "cpus:2;mem:1024;disk:1000", "rack:r2").unwrap();
+    let mut config = FleetConfig::new(cluster.master.clone());
+    // One connection for all: more streams than hyper's default limit of 200.
+    config.agents_per_connection = AGENTS;
+    config.task_duration = Duration::from_millis(200);
+    let fleet = start_many(config, specs);
+    fleet
+        .wait_registered(AGENTS, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let fleet_connections = connections_to(port) - before;
+    assert!(
+        (1..=2).contains(&fleet_connections),
+        "{AGENTS} agents hold {fleet_connections} connections to the master"
+    );
+
+    // The master answers HTTP/2 on the same port as HTTP/1.1, and shows every agent.
+    let http2 = mantle_sdk::HttpClient::http2(Duration::from_secs(10));
+    let state: Value =
+        serde_json::from_slice(&http2.get(&cluster.url("/master/state")).await.unwrap().body)
+            .unwrap();
+    let slaves = state["slaves"].as_array().unwrap();
+    assert_eq!(slaves.len(), AGENTS);
+    assert!(slaves.iter().all(|s| s["active"] == true
+        && s["attributes"]["rack"] == "r2"
+        && s["hostname"].as_str().unwrap().starts_with("sim-")));
+
+    let mut fw = Framework::subscribe(&cluster.master, "http2-fleet").await;
+    let offers = offers_from_every_agent(&mut fw, AGENTS).await;
+    let mut launched = Vec::new();
+    for (agent_id, offer) in &offers {
+        let id = format!("{}-task", agent_id.value);
+        let task = command_task(&id, offer, "echo done", "cpus:1;mem:128");
+        fw.scheduler
+            .launch(offer.id.clone(), vec![task], None)
+            .await
+            .unwrap();
+        launched.push(id);
+    }
+    for task in &launched {
+        let status = fw.wait_terminal(task, Duration::from_secs(60)).await;
+        assert_eq!(status.state, TaskState::Finished, "{status:?}");
+    }
+    assert_eq!(fleet.counters().tasks_finished, AGENTS as u64);
+    // The agents' status updates went over their connection too: beside it there are
+    // only this test's HTTP/2 client and the framework's stream and call connection (an
+    // HTTP/1.1 fleet would hold one per agent and a pool for the updates).
+    let now = connections_to(port) - before;
+    assert!(
+        now <= fleet_connections + 5,
+        "{now} connections to the master"
+    );
+    let state = cluster
+        .wait_until("every task finished in /master/state", |s| {
+            let framework = &s["frameworks"][0];
+            let finished = |list: &str| {
+                framework[list].as_array().map_or(0, |tasks| {
+                    tasks
+                        .iter()
+                        .filter(|t| t["state"] == "TASK_FINISHED")
+                        .count()
+                })
+            };
+            finished("tasks") + finished("completed_tasks") == AGENTS
+        })
+        .await;
+    assert_eq!(state["slaves"].as_array().unwrap().len(), AGENTS);
+    fleet.shutdown().await;
+}
+
 /// How much memory a simulated agent of a fleet costs, and that ten thousand fit in
 /// one process: a measurement, run by hand (`--ignored`) with `MANTLE_FLEET_AGENTS`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod legacy;
 mod operator;
 mod operator_api;
 mod prometheus;
+pub mod serve;
 pub mod snapshot;
 pub mod store;
 mod webui;
@@ -134,19 +135,9 @@ pub async fn start_ha(
         flags,
     });
     let mut server_shutdown = shutdown_rx;
-    let server = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_shutdown.changed().await;
-        })
-        .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "master http server failed");
-        }
-    });
+    let server = tokio::spawn(serve::serve(listener, app, async move {
+        let _ = server_shutdown.changed().await;
+    }));
     Ok(MasterHandle {
         address,
         ha: ha.is_some(),

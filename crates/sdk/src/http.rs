@@ -1,15 +1,21 @@
 //! The HTTP layer shared by all clients: JSON POSTs and chunked RecordIO streams over
-//! plain HTTP/1.1 (hyper), with keep-alive connections reused between calls.
+//! plain HTTP/1.1 (hyper), with keep-alive connections reused between calls, or over one
+//! multiplexed HTTP/2 connection per server (h2c with prior knowledge,
+//! [`HttpClient::http2`]), which a simulated fleet uses to carry many agents' streams.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http2::{self, SendRequest};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mantle_api::recordio::Decoder;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -35,6 +41,8 @@ pub enum ClientError {
     Decode { url: String, message: String },
     #[error("invalid request: {0}")]
     Request(String),
+    #[error("cannot reach {url} over HTTP/2: {message}")]
+    Http2 { url: String, message: String },
 }
 
 impl ClientError {
@@ -53,11 +61,60 @@ impl ClientError {
     }
 }
 
-/// A cheap-to-clone HTTP client with a connection pool.
+/// A cheap-to-clone HTTP client: HTTP/1.1 with a connection pool, or HTTP/2 with one
+/// connection per server.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    transport: Transport,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    /// Shared, as the client is several hundred bytes and cloned with every handle.
+    Pool(Arc<Client<HttpConnector, Full<Bytes>>>),
+    Http2(Arc<Http2Connections>),
+}
+
+/// The one HTTP/2 connection to each server (`host:port`), made by the first request and
+/// made again by the first request after it closed. The lock is held while connecting,
+/// so requests that arrive meanwhile wait for that connection rather than open their
+/// own: one connection per server by construction, rather than by the pooling rules of
+/// hyper-util's client.
+#[derive(Default)]
+struct Http2Connections {
+    senders: tokio::sync::Mutex<HashMap<String, SendRequest<Full<Bytes>>>>,
+}
+
+impl Http2Connections {
+    /// A handle on the open connection to `authority`, connecting first if there is none.
+    async fn sender(&self, authority: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+        let mut senders = self.senders.lock().await;
+        if let Some(sender) = senders.get(authority) {
+            if !sender.is_closed() {
+                return Ok(sender.clone());
+            }
+        }
+        senders.remove(authority);
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+            .await
+            .map_err(|_| format!("connecting timed out after {CONNECT_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+            .initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "http/2 connection ended with an error");
+            }
+        });
+        senders.insert(authority.to_string(), sender.clone());
+        Ok(sender)
+    }
 }
 
 impl Default for HttpClient {
@@ -72,15 +129,36 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// How long making a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the server may send on one HTTP/2 stream before the client reads it: the events
+/// of an agent's stream are small, and a larger answer waits for the window.
+const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
+/// What the server may send on the whole HTTP/2 connection before the client reads it.
+const HTTP2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 impl HttpClient {
+    /// HTTP/1.1 with a pool of keep-alive connections (idle ones close after 90 s).
     pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        HttpClient { client, timeout }
+            .build(connector());
+        HttpClient {
+            transport: Transport::Pool(Arc::new(client)),
+            timeout,
+        }
+    }
+
+    /// HTTP/2 only, without upgrade (the server must speak h2c with prior knowledge, as
+    /// the Mantle master does): every request and stream to one server shares a single
+    /// connection, opened by the first request and kept while the client lives (made
+    /// again once it closed); requests beyond the server's limit of concurrent streams
+    /// wait for a free one.
+    pub fn http2(timeout: Duration) -> Self {
+        HttpClient {
+            transport: Transport::Http2(Arc::default()),
+            timeout,
+        }
     }
 
     fn request(
@@ -109,16 +187,44 @@ impl HttpClient {
         url: &str,
         request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_) => Err(ClientError::Timeout {
+        let sent = async {
+            match &self.transport {
+                Transport::Pool(client) => {
+                    client
+                        .request(request)
+                        .await
+                        .map_err(|source| ClientError::Connect {
+                            url: url.to_string(),
+                            source,
+                        })
+                }
+                Transport::Http2(connections) => {
+                    let http2_error = |message: String| ClientError::Http2 {
+                        url: url.to_string(),
+                        message,
+                    };
+                    let authority = request
+                        .uri()
+                        .authority()
+                        .map(|a| a.to_string())
+                        .ok_or_else(|| ClientError::Request(format!("{url}: no host")))?;
+                    let mut sender = connections.sender(&authority).await.map_err(http2_error)?;
+                    sender
+                        .ready()
+                        .await
+                        .map_err(|e| http2_error(e.to_string()))?;
+                    sender
+                        .send_request(request)
+                        .await
+                        .map_err(|e| http2_error(e.to_string()))
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, sent)
+            .await
+            .map_err(|_| ClientError::Timeout {
                 url: url.to_string(),
-            }),
-            Ok(Err(source)) => Err(ClientError::Connect {
-                url: url.to_string(),
-                source,
-            }),
-            Ok(Ok(response)) => Ok(response),
-        }
+            })?
     }
 
     /// POSTs a JSON body and reads the whole answer. Non-2xx answers are errors; a 307
@@ -198,6 +304,14 @@ impl HttpClient {
         };
         Ok((headers, stream))
     }
+}
+
+/// Plain TCP with Nagle off (calls are small) and a bounded connect.
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector
 }
 
 fn check_status(
@@ -304,5 +418,49 @@ mod query_tests {
             "/tmp/a%20b/c%26d%3D%C3%A9"
         );
         assert_eq!(super::query_value("runs/latest"), "runs/latest");
+    }
+}
+
+#[cfg(test)]
+mod http2_tests {
+    use super::HttpClient;
+    use axum::serve::ListenerExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A server answering each request with its HTTP version, counting its connections.
+    async fn version_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let app = axum::Router::new().route(
+            "/version",
+            axum::routing::get(|request: axum::extract::Request| async move {
+                format!("{:?}", request.version())
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}/version"), accepted)
+    }
+
+    #[tokio::test]
+    async fn http2_client_multiplexes_concurrent_requests_over_one_connection() {
+        let (url, accepted) = version_server().await;
+        let client = HttpClient::http2(Duration::from_secs(10));
+        let answers = futures_util::future::join_all((0..50).map(|_| client.get(&url))).await;
+        for answer in answers {
+            assert_eq!(answer.unwrap().body, "HTTP/2.0");
+        }
+        assert_eq!(client.get(&url).await.unwrap().body, "HTTP/2.0");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The same port still answers HTTP/1.1 clients.
+        let http1 = HttpClient::new(Duration::from_secs(10));
+        assert_eq!(http1.get(&url).await.unwrap().body, "HTTP/1.1");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }

@@ -530,6 +530,7 @@ fn heartbeat_of(subscribed: &Subscribed) -> Duration {
 fn is_retryable(error: &ClientError) -> bool {
     match error {
         ClientError::Connect { .. }
+        | ClientError::Http2 { .. }
         | ClientError::Timeout { .. }
         | ClientError::Body { .. }
         | ClientError::Decode { .. }

@@ -2,15 +2,16 @@
 //! agent core and event loop with simulated executors, and its own master link (one
 //! stream to the master, calls as POSTs), all on the caller's tokio runtime. There is no
 //! HTTP server per agent: nothing but the master talks to these agents, and their
-//! executors live inside them. The links share one HTTP client, so that the calls of
-//! all agents go over a small pool of keep-alive connections; each agent holds one
-//! connection of its own, its stream.
+//! executors live inside them. By default every `agents_per_connection` agents share
+//! one HTTP/2 connection to the master that carries their streams and calls (as
+//! libprocess shares one socket between two processes), so a fleet of 100,000 agents
+//! holds a few hundred descriptors, and so does the master for it. With
+//! `agents_per_connection` 0 the links speak HTTP/1.1 as a real agent does: each agent
+//! holds one connection of its own, its stream, and calls go over a shared pool of
+//! keep-alive connections; file descriptors (one per agent) then bound the count.
 //!
-//! What bounds the count is file descriptors (one per agent, plus the pool) and, when
-//! several processes run agents against one master, the loopback ports towards the
-//! master's one port. What each agent costs in memory is measured by the test
-//! `fleet_memory` in `crates/mantle/tests/simulated.rs` and recorded in
-//! `docs/ARCHITECTURE.md`.
+//! What each agent costs in memory is measured by the test `fleet_memory` in
+//! `crates/mantle/tests/simulated.rs` and recorded in `docs/ARCHITECTURE.md`.
 //!
 //! A fleet's agents keep nothing on disk: frameworks that checkpoint are served as the
 //! others (the checkpoints are skipped) and the agents never restart.
@@ -35,6 +36,7 @@ use crate::error::AgentError;
 use crate::event_loop::EventLoop;
 use crate::master_link::{self, LinkControl, LinkOptions};
 use mantle_api::{AgentId, Attribute, Resources};
+use mantle_sdk::http::HttpClient;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -46,6 +48,9 @@ use tokio::task::JoinHandle;
 
 /// The program simulated agents name as their built-in executor; never run.
 const SIMULATED_LAUNCHER: &str = "mantle";
+
+/// Agents sharing one HTTP/2 connection unless the configuration says otherwise.
+pub const DEFAULT_AGENTS_PER_CONNECTION: usize = 500;
 
 /// How a fleet runs; [`FleetConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
@@ -68,6 +73,9 @@ pub struct FleetConfig {
     pub registrations_in_flight: usize,
     /// Calls (status updates, pongs) in flight at once across the fleet; 256.
     pub calls_in_flight: usize,
+    /// Agents whose streams and calls share one HTTP/2 connection; 500. 0 speaks
+    /// HTTP/1.1, a connection per agent's stream plus a pool for the calls.
+    pub agents_per_connection: usize,
     /// Named as the agents' work_dir in the sandbox paths they report; never created.
     pub work_dir: PathBuf,
     /// Seeds the agents' ids and uuids (agent `i` uses `seed + i`).
@@ -85,6 +93,7 @@ impl FleetConfig {
             executor_shutdown_grace_period: Duration::from_secs(5),
             registrations_in_flight: 256,
             calls_in_flight: 256,
+            agents_per_connection: DEFAULT_AGENTS_PER_CONNECTION,
             work_dir: PathBuf::from("/var/lib/mantle-simulated"),
             seed: 0,
         }
@@ -249,7 +258,8 @@ pub struct Fleet {
 pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec>) -> Fleet {
     let shared = Arc::new(Shared::default());
     let containers = Arc::new(crate::containers::Containerizer::simulated());
-    let client = LinkOptions::shared_client();
+    let specs: Vec<AgentSpec> = specs.into_iter().collect();
+    let clients = clients(specs.len(), config.agents_per_connection);
     let registering = Arc::new(Semaphore::new(config.registrations_in_flight.max(1)));
     let calls = Arc::new(Semaphore::new(config.calls_in_flight.max(1)));
     let start_time = SystemTime::now()
@@ -309,7 +319,7 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
             let (shutdown_tx, shutdown_rx) = oneshot::channel();
             let (control, control_rx) = watch::channel(LinkControl::Up { generation: 0 });
             let options = LinkOptions {
-                client: client.clone(),
+                client: clients[client_of(index, config.agents_per_connection)].clone(),
                 registering: Some(registering.clone()),
                 calls: Some(calls.clone()),
                 control: Some(control_rx),
@@ -330,6 +340,22 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
         })
         .collect();
     Fleet { members, shared }
+}
+
+/// The clients of a fleet of `agents`: one HTTP/2 client per `per_connection` agents,
+/// or one HTTP/1.1 client for all when `per_connection` is 0.
+fn clients(agents: usize, per_connection: usize) -> Vec<HttpClient> {
+    if per_connection == 0 {
+        return vec![LinkOptions::shared_client()];
+    }
+    (0..agents.div_ceil(per_connection).max(1))
+        .map(|_| LinkOptions::multiplexed_client())
+        .collect()
+}
+
+/// The index in [`clients`] of agent `index`'s client.
+fn client_of(index: usize, per_connection: usize) -> usize {
+    index.checked_div(per_connection).unwrap_or(0)
 }
 
 #[derive(Debug, thiserror::Error)]

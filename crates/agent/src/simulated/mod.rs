@@ -22,7 +22,9 @@ pub mod plan;
 mod tests;
 
 pub use executors::{Settings, Stats};
-pub use fleet::{start_many, AgentSpec, Counters, Fleet, FleetConfig};
+pub use fleet::{
+    start_many, AgentSpec, Counters, Fleet, FleetConfig, DEFAULT_AGENTS_PER_CONNECTION,
+};
 
 use crate::core::{Action, Input, Now};
 use std::collections::VecDeque;
