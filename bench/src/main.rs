@@ -247,6 +247,9 @@ enum Bench {
         /// Seconds the load runs before the first probe.
         #[arg(long, default_value_t = 30)]
         warmup: u64,
+        /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
     },
 }
 
@@ -403,6 +406,7 @@ async fn main() -> anyhow::Result<()> {
             agent_resources,
             task_resources,
             warmup,
+            agents_per_connection,
         } => {
             let options = scalability::Options {
                 sizes: agents,
@@ -411,6 +415,7 @@ async fn main() -> anyhow::Result<()> {
                 agent_resources,
                 task_resources,
                 warmup: Duration::from_secs(warmup),
+                agents_per_connection,
             };
             scalability::run(&cli.mantle, &options).await
         }

@@ -29,6 +29,8 @@ pub struct Options {
     pub task_resources: String,
     /// How long the load frameworks run before the first probe.
     pub warmup: Duration,
+    /// Simulated agents per HTTP/2 connection to the master; 0: one HTTP/1.1 each.
+    pub agents_per_connection: usize,
 }
 
 /// The probe's task runs this long on its simulated agent.
@@ -61,6 +63,7 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
         "cluster",
         master,
         agents,
+        options.agents_per_connection,
         &options.agent_resources,
         Duration::from_secs(600),
     )
