@@ -8,13 +8,14 @@
 //! in which the `Value` maps these objects used to be built from wrote them, so the
 //! output is the same (the unit tests in `tests_render.rs` compare it with that).
 
+use super::usage::Usage;
 use super::{Agent, Framework, StateView};
 use mantle_api::*;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The task states `/master/state-summary` counts, in the byte order of their names.
 pub(super) const SUMMARY_STATES: [TaskState; 10] = [
@@ -53,9 +54,6 @@ impl<'a> Summary<'a> {
         Ok(())
     }
 }
-
-/// Used (tasks and executors) and offered resources of one agent.
-pub(super) type Usage = (Resources, Resources);
 
 /// Resources flattened as the legacy endpoints show them, by role.
 struct ByRole<'a>(&'a BTreeMap<&'a str, Resources>);
@@ -346,81 +344,4 @@ pub(super) fn executor_json(agent_id: &AgentId, executor: &super::Executor) -> V
         "type": executor.kind.clone().unwrap_or_else(|| "CUSTOM".into()),
         "slave_id": agent_id.value,
     })
-}
-
-impl StateView {
-    /// Used and offered resources of each agent, in the order of `self.agents`: one
-    /// pass over the tasks, executors and offers. Agents are found by a hash of their
-    /// id (their ids share a long prefix, which made ordered lookups compare many
-    /// bytes), and tasks of one agent often follow each other, so the last agent found
-    /// is tried first.
-    pub(super) fn agent_usage(&self) -> Vec<Usage> {
-        let index: HashMap<&str, usize> = self
-            .agents
-            .values()
-            .enumerate()
-            .map(|(i, agent)| (agent.id.as_str(), i))
-            .collect();
-        let mut usage: Vec<Usage> = vec![Usage::default(); self.agents.len()];
-        let mut last: Option<(&str, usize)> = None;
-        fn find<'v>(
-            index: &HashMap<&str, usize>,
-            last: &mut Option<(&'v str, usize)>,
-            id: &'v AgentId,
-        ) -> Option<usize> {
-            let id = id.as_str();
-            if let Some((seen, at)) = *last {
-                if seen == id {
-                    return Some(at);
-                }
-            }
-            let at = *index.get(id)?;
-            *last = Some((id, at));
-            Some(at)
-        }
-        let mut slot = |id| find(&index, &mut last, id);
-        for framework in self.frameworks.values() {
-            for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                if let Some(at) = slot(&task.agent_id) {
-                    usage[at].0.add(&task.resources);
-                }
-            }
-            for (agent, executors) in &framework.executors {
-                let Some(at) = slot(agent) else { continue };
-                for executor in executors.values() {
-                    usage[at].0.add(&executor.resources);
-                }
-            }
-        }
-        for entry in self.offers.values() {
-            if let Some(at) = slot(&entry.offer.agent_id) {
-                usage[at].1.add(&entry.resources);
-            }
-        }
-        usage
-    }
-
-    /// What a framework's live tasks and its executors use.
-    pub(super) fn framework_usage(framework: &Framework) -> Resources {
-        let mut used = Resources::new();
-        for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-            used.add(&task.resources);
-        }
-        for executors in framework.executors.values() {
-            for executor in executors.values() {
-                used.add(&executor.resources);
-            }
-        }
-        used
-    }
-
-    pub(super) fn framework_offered(&self, framework: &Framework) -> Resources {
-        let mut offered = Resources::new();
-        for id in &framework.offers {
-            if let Some(entry) = self.offers.get(id) {
-                offered.add(&entry.resources);
-            }
-        }
-        offered
-    }
 }

@@ -20,6 +20,7 @@ mod state;
 mod subscribers;
 mod summary;
 mod tasks;
+mod usage;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
