@@ -34,7 +34,7 @@ pub async fn state_summary(State(state): State<AppState>, Query(query): Params) 
 pub async fn frameworks(State(state): State<AppState>, Query(query): Params) -> Response {
     serve(&state, query, |s, q| {
         let id = q.get("framework_id").map(String::as_str);
-        Ok(to_bytes(&s.view.frameworks_doc(id)))
+        Ok(Bytes::from(s.view.frameworks_bytes(id)))
     })
     .await
 }

@@ -4,94 +4,123 @@
 use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields};
 use super::{Framework, StateView, Task};
 use mantle_api::*;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A task's legacy JSON, written straight to the output: `/master/state` holds every
-/// task, and building a `Value` tree for each costs several times the writing.
-struct LegacyTask<'a>(&'a Task);
-
-/// A task status of the legacy JSON, written straight to the output.
-struct LegacyStatus<'a>(&'a TaskStatus);
-
-impl Serialize for LegacyStatus<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let s = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(container) = &s.container_status {
-            map.serialize_entry("container_status", container)?;
-        }
-        if let Some(healthy) = s.healthy {
-            map.serialize_entry("healthy", &healthy)?;
-        }
-        if let Some(labels) = &s.labels {
-            map.serialize_entry("labels", &labels.labels)?;
-        }
-        map.serialize_entry("state", &s.state)?;
-        map.serialize_entry("timestamp", &s.timestamp.unwrap_or(0.0))?;
-        map.end()
+/// Writes `text` as a JSON string. Most strings need no escape and are copied whole;
+/// the others are escaped by `serde_json`, so the bytes are the same either way.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, text);
     }
 }
 
-struct Statuses<'a>(&'a [TaskStatus]);
-
-impl Serialize for Statuses<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(LegacyStatus))
-    }
+/// Writes `"key":` for a key that needs no escape.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
-impl Serialize for LegacyTask<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let task = self.0;
-        let info = &task.info;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("id", &info.task_id.value)?;
-        map.serialize_entry("name", &info.name)?;
-        map.serialize_entry("framework_id", &task.framework_id.value)?;
-        let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
-        map.serialize_entry("executor_id", executor_id)?;
-        map.serialize_entry("slave_id", &task.agent_id.value)?;
-        map.serialize_entry("state", &task.state)?;
-        map.serialize_entry("resources", &task.resources.legacy())?;
-        map.serialize_entry("role", &task.role)?;
-        map.serialize_entry("statuses", &Statuses(&task.statuses))?;
-        if let Some(labels) = &info.labels {
-            map.serialize_entry("labels", &labels.labels)?;
-        }
-        if let Some(time) = task.unreachable_time {
-            map.serialize_entry(
-                "unreachable_time",
-                &json!({"nanoseconds": (time * 1e9) as i64}),
-            )?;
-        }
-        for (key, value) in [
-            ("discovery", &info.discovery),
-            ("container", &info.container),
-            ("health_check", &info.health_check),
-        ] {
-            if let Some(v) = value {
-                map.serialize_entry(key, v)?;
-            }
-        }
-        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
-            map.serialize_entry("user", user)?;
-        }
-        map.end()
+/// A task status of the legacy JSON.
+fn write_status(out: &mut Vec<u8>, status: &TaskStatus) {
+    out.push(b'{');
+    if let Some(container) = &status.container_status {
+        write_key(out, "container_status");
+        write_json(out, container);
+        out.push(b',');
     }
+    if let Some(healthy) = status.healthy {
+        write_key(out, "healthy");
+        write_json(out, &healthy);
+        out.push(b',');
+    }
+    if let Some(labels) = &status.labels {
+        write_key(out, "labels");
+        write_json(out, &labels.labels);
+        out.push(b',');
+    }
+    write_key(out, "state");
+    write_str(out, status.state.as_str());
+    out.push(b',');
+    write_key(out, "timestamp");
+    write_json(out, &status.timestamp.unwrap_or(0.0));
+    out.push(b'}');
 }
 
+/// A task's legacy JSON, written by hand: `/master/state` holds every task, and a
+/// `Value` tree per task cost several times the writing, a `Serialize` call per field
+/// about twice. Its fields are in the order Mesos writes them.
+fn write_task(out: &mut Vec<u8>, task: &Task) {
+    let info = &task.info;
+    let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+    for (key, value) in [
+        ("{\"id\":", info.task_id.as_str()),
+        (",\"name\":", &info.name),
+        (",\"framework_id\":", task.framework_id.as_str()),
+        (",\"executor_id\":", executor_id),
+        (",\"slave_id\":", task.agent_id.as_str()),
+        (",\"state\":", task.state.as_str()),
+    ] {
+        out.extend_from_slice(key.as_bytes());
+        write_str(out, value);
+    }
+    out.extend_from_slice(b",\"resources\":");
+    write_json(out, &task.resources.legacy());
+    out.extend_from_slice(b",\"role\":");
+    write_str(out, &task.role);
+    out.extend_from_slice(b",\"statuses\":[");
+    for (i, status) in task.statuses.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_status(out, status);
+    }
+    out.push(b']');
+    if let Some(labels) = &info.labels {
+        out.extend_from_slice(b",\"labels\":");
+        write_json(out, &labels.labels);
+    }
+    if let Some(time) = task.unreachable_time {
+        out.extend_from_slice(b",\"unreachable_time\":");
+        write_json(out, &json!({"nanoseconds": (time * 1e9) as i64}));
+    }
+    for (key, value) in [
+        ("discovery", &info.discovery),
+        ("container", &info.container),
+        ("health_check", &info.health_check),
+    ] {
+        if let Some(value) = value {
+            out.push(b',');
+            write_key(out, key);
+            write_json(out, value);
+        }
+    }
+    if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+        out.extend_from_slice(b",\"user\":");
+        write_str(out, user);
+    }
+    out.push(b'}');
+}
+
+/// A task's legacy JSON as a `Value` (`/master/tasks`).
 pub(super) fn task_json(task: &Task) -> Value {
-    serde_json::to_value(LegacyTask(task)).unwrap_or_default()
+    let mut out = Vec::new();
+    write_task(&mut out, task);
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// Threads that render the frameworks of `/master/state` at most.
 const RENDER_THREADS: usize = 4;
 
-fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     // Writing to a Vec fails only for a value that cannot be JSON, which none is.
     let _ = serde_json::to_writer(out, value);
 }
@@ -99,7 +128,7 @@ fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
 /// The lists of a framework's tasks, written straight to the output.
 pub(super) const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
 
-fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+pub(super) fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
     match list {
         "tasks" => Box::new(framework.tasks.values()),
         "unreachable_tasks" => Box::new(framework.unreachable_tasks.values()),
@@ -107,31 +136,43 @@ fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item 
     }
 }
 
-pub(super) struct Tasks<'a>(pub &'a Framework, pub &'static str);
-
-impl Serialize for Tasks<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(task_list(self.0, self.1).map(LegacyTask))
+/// A framework of `/master/state` and `/master/frameworks`: its fields, then its task
+/// lists written by hand.
+pub(super) fn write_framework(out: &mut Vec<u8>, view: &StateView, framework: &Framework) {
+    let fields = FrameworkFields {
+        view,
+        framework,
+        extra: FrameworkExtra::Full,
+    };
+    write_json(out, &fields);
+    // The fields are never empty: the lists follow them in the same object.
+    out.pop();
+    for list in TASK_LISTS {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(list.as_bytes());
+        out.extend_from_slice(b"\":[");
+        for (i, task) in task_list(framework, list).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_task(out, task);
+        }
+        out.push(b']');
     }
+    out.push(b'}');
 }
 
-/// A framework of `/master/state` and `/master/frameworks`: its fields, then its task
-/// lists streamed.
-pub(super) struct FrameworkDoc<'a>(pub &'a StateView, pub &'a Framework);
-
-impl Serialize for FrameworkDoc<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = FrameworkFields {
-            view: self.0,
-            framework: self.1,
-            extra: FrameworkExtra::Full,
-        };
-        let mut map = serializer.serialize_map(None)?;
-        fields.write(&mut map)?;
-        for list in TASK_LISTS {
-            map.serialize_entry(list, &Tasks(self.1, list))?;
+/// Frameworks, comma-separated.
+pub(super) fn write_frameworks<'a>(
+    out: &mut Vec<u8>,
+    view: &StateView,
+    frameworks: impl Iterator<Item = &'a Framework>,
+) {
+    for (i, framework) in frameworks.enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        map.end()
+        write_framework(out, view, framework);
     }
 }
 
@@ -257,12 +298,10 @@ impl StateView {
     fn frameworks_part(&self, chunk: &[&Framework], comma: bool) -> Vec<u8> {
         let units = chunk.iter().map(|f| weight(f)).sum();
         let mut out = Vec::with_capacity(FRAMEWORK_BYTES.capacity(units));
-        for (index, framework) in chunk.iter().enumerate() {
-            if comma || index > 0 {
-                out.push(b',');
-            }
-            write_json(&mut out, &FrameworkDoc(self, framework));
+        if comma && !chunk.is_empty() {
+            out.push(b',');
         }
+        write_frameworks(&mut out, self, chunk.iter().copied());
         out
     }
 

@@ -4,7 +4,7 @@
 //! offset and order, and `/master/flags`. Rendered by readers from a [`StateView`].
 
 use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields, Summary};
-use super::state::{task_json, FrameworkDoc};
+use super::state::{task_json, write_frameworks};
 use super::{Framework, StateView, Task};
 use mantle_api::*;
 use serde::ser::{SerializeMap, Serializer};
@@ -88,9 +88,16 @@ impl StateView {
         StateSummary(self)
     }
 
-    /// `/master/frameworks?framework_id=`.
-    pub fn frameworks_doc<'a>(&'a self, framework_id: Option<&'a str>) -> impl Serialize + 'a {
-        FrameworksDoc(self, framework_id)
+    /// `/master/frameworks?framework_id=`, written as `/master/state` writes them.
+    pub fn frameworks_bytes(&self, framework_id: Option<&str>) -> Vec<u8> {
+        let wanted = |f: &&Framework| framework_id.is_none_or(|id| f.id.as_str() == id);
+        let completed = self.completed_frameworks.iter().map(|f| &**f);
+        let mut out = b"{\"completed_frameworks\":[".to_vec();
+        write_frameworks(&mut out, self, completed.filter(wanted));
+        out.extend_from_slice(b"],\"frameworks\":[");
+        write_frameworks(&mut out, self, self.frameworks.values().filter(wanted));
+        out.extend_from_slice(b"],\"unregistered_frameworks\":[]}");
+        out
     }
 
     /// `/master/slaves?slave_id=`: the agents of `/master/state` plus their resources as
@@ -197,24 +204,6 @@ impl Serialize for StateSummary<'_> {
         map.serialize_entry("frameworks", &Seq::new(frameworks))?;
         map.serialize_entry("hostname", &view.hostname)?;
         map.serialize_entry("slaves", &Seq::new(slaves))?;
-        map.end()
-    }
-}
-
-struct FrameworksDoc<'a>(&'a StateView, Option<&'a str>);
-
-impl Serialize for FrameworksDoc<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (view, wanted) = (self.0, self.1);
-        let wanted = |f: &&Framework| wanted.is_none_or(|id| f.id.as_str() == id);
-        let completed = view.completed_frameworks.iter().map(|f| &**f);
-        let completed = completed.filter(wanted).map(|f| FrameworkDoc(view, f));
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("completed_frameworks", &Seq::new(completed))?;
-        let frameworks = view.frameworks.values().filter(wanted);
-        let frameworks = frameworks.map(|f| FrameworkDoc(view, f));
-        map.serialize_entry("frameworks", &Seq::new(frameworks))?;
-        map.serialize_entry("unregistered_frameworks", &[(); 0])?;
         map.end()
     }
 }

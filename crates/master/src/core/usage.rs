@@ -26,7 +26,16 @@ impl Sum {
         for (key, quantity) in resources.entries() {
             if let Quantity::Scalar(value) = quantity {
                 if key.role == "*" && key.meta.is_empty() {
-                    if let Some(at) = COMMON.iter().position(|name| *name == key.name) {
+                    // A match on constants compiles to length and word compares, where
+                    // comparing with each name called `memcmp`.
+                    let at = match key.name.as_str() {
+                        "cpus" => Some(0),
+                        "disk" => Some(1),
+                        "gpus" => Some(2),
+                        "mem" => Some(3),
+                        _ => None,
+                    };
+                    if let Some(at) = at {
                         self.common[at] += value;
                         continue;
                     }
