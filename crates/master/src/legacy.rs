@@ -25,10 +25,7 @@ pub async fn state(State(state): State<AppState>, Query(query): Params) -> Respo
 }
 
 pub async fn state_summary(State(state): State<AppState>, Query(query): Params) -> Response {
-    serve(&state, query, |s, _| {
-        Ok(to_bytes(&s.view.state_summary()))
-    })
-    .await
+    serve(&state, query, |s, _| Ok(to_bytes(&s.view.state_summary()))).await
 }
 
 pub async fn frameworks(State(state): State<AppState>, Query(query): Params) -> Response {

@@ -4,6 +4,7 @@
 //! off the event loop from a snapshot; SET_LOGGING_LEVEL; and SUBSCRIBE, the operator
 //! event stream. Every other call goes to the core (`operator.rs`).
 
+use crate::core::ascii_json;
 use crate::event_loop::{Command, EventStream};
 use crate::http::{accepts_json, records, AppState};
 use crate::legacy;
@@ -15,7 +16,6 @@ use mantle_api::json::to_ascii_json;
 use mantle_api::logging;
 use mantle_api::operator::OperatorCall;
 use mantle_api::{recordio, ApiError, ErrorKind, MESOS_VERSION};
-use crate::core::ascii_json;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -89,16 +89,30 @@ pub async fn answer(
         "GET_LOGGING_LEVEL" => Ok(typed(kind, json!({"level": logging::level()}))),
         "SET_LOGGING_LEVEL" => set_logging_level(call),
         // Written straight to the output: GET_STATE and GET_TASKS hold every task.
-        "GET_STATE" => from_snapshot(state, |s| typed_bytes("GET_STATE", &s.view.get_state())).await,
-        "GET_AGENTS" => from_snapshot(state, |s| typed_bytes("GET_AGENTS", &s.view.get_agents())).await,
+        "GET_STATE" => {
+            from_snapshot(state, |s| typed_bytes("GET_STATE", &s.view.get_state())).await
+        }
+        "GET_AGENTS" => {
+            from_snapshot(state, |s| typed_bytes("GET_AGENTS", &s.view.get_agents())).await
+        }
         "GET_FRAMEWORKS" => {
-            from_snapshot(state, |s| typed_bytes("GET_FRAMEWORKS", &s.view.get_frameworks())).await
+            from_snapshot(state, |s| {
+                typed_bytes("GET_FRAMEWORKS", &s.view.get_frameworks())
+            })
+            .await
         }
         "GET_EXECUTORS" => {
-            from_snapshot(state, |s| typed_bytes("GET_EXECUTORS", &s.view.get_executors())).await
+            from_snapshot(state, |s| {
+                typed_bytes("GET_EXECUTORS", &s.view.get_executors())
+            })
+            .await
         }
-        "GET_TASKS" => from_snapshot(state, |s| typed_bytes("GET_TASKS", &s.view.get_tasks())).await,
-        "GET_MASTER" => from_snapshot(state, |s| typed_bytes("GET_MASTER", &s.view.get_master())).await,
+        "GET_TASKS" => {
+            from_snapshot(state, |s| typed_bytes("GET_TASKS", &s.view.get_tasks())).await
+        }
+        "GET_MASTER" => {
+            from_snapshot(state, |s| typed_bytes("GET_MASTER", &s.view.get_master())).await
+        }
         "GET_ROLES" => {
             let roles = |s: &Snapshot| json!({"roles": s.view.roles_json(true)});
             from_snapshot(state, move |s| typed_bytes("GET_ROLES", &roles(s))).await

@@ -20,7 +20,6 @@ mod state;
 mod subscribers;
 mod summary;
 mod tasks;
-mod usage;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -29,6 +28,7 @@ mod tests_agents;
 mod tests_maintenance;
 #[cfg(test)]
 mod tests_render;
+mod usage;
 mod v1;
 mod view;
 

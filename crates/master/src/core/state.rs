@@ -128,7 +128,10 @@ fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
 /// The lists of a framework's tasks, written straight to the output.
 pub(super) const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
 
-pub(super) fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+pub(super) fn task_list<'a>(
+    framework: &'a Framework,
+    list: &str,
+) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
     match list {
         "tasks" => Box::new(framework.tasks.values()),
         "unreachable_tasks" => Box::new(framework.unreachable_tasks.values()),
@@ -221,7 +224,10 @@ enum Piece<'s> {
 }
 
 /// `list` cut into runs of about `share` units of [`weight`] each.
-fn chunks<'a>(list: &'a [&'a Framework], share: usize) -> impl Iterator<Item = &'a [&'a Framework]> {
+fn chunks<'a>(
+    list: &'a [&'a Framework],
+    share: usize,
+) -> impl Iterator<Item = &'a [&'a Framework]> {
     let mut start = 0;
     std::iter::from_fn(move || {
         if start == list.len() {

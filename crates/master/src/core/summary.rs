@@ -182,19 +182,21 @@ impl Serialize for StateSummary<'_> {
         }
         let usage = view.agent_usage();
         let empty = Summary::default();
-        let slaves = view.agents.values().zip(&usage).map(|(agent, usage)| AgentDoc {
-            view,
-            agent,
-            usage,
-            extra: AgentExtra::Summary(per_agent.get(agent.id.as_str()).unwrap_or(&empty)),
-        });
+        let slaves = view
+            .agents
+            .values()
+            .zip(&usage)
+            .map(|(agent, usage)| AgentDoc {
+                view,
+                agent,
+                usage,
+                extra: AgentExtra::Summary(per_agent.get(agent.id.as_str()).unwrap_or(&empty)),
+            });
         let frameworks = view.frameworks.values().map(|framework| FrameworkFields {
             view,
             framework,
             extra: FrameworkExtra::Summary(
-                per_framework
-                    .get(framework.id.as_str())
-                    .unwrap_or(&empty),
+                per_framework.get(framework.id.as_str()).unwrap_or(&empty),
             ),
         });
         let mut map = serializer.serialize_map(None)?;
@@ -233,10 +235,10 @@ impl Serialize for SlavesDoc<'_> {
 }
 
 /// A JSON array written from an iterator, once.
-struct Seq<I>(std::cell::Cell<Option<I>>);
+pub(super) struct Seq<I>(std::cell::Cell<Option<I>>);
 
 impl<I> Seq<I> {
-    fn new(items: I) -> Self {
+    pub fn new(items: I) -> Self {
         Seq(std::cell::Cell::new(Some(items)))
     }
 }

@@ -396,8 +396,10 @@ fn busy_master() -> Master {
     m.config
         .flags
         .insert("cluster".into(), "clüster \"q\"".into());
-    let mut registration =
-        register_call(None, "cpus:8;mem:2048;disk:100;ports:[31000-31009];cpus(eng):2");
+    let mut registration = register_call(
+        None,
+        "cpus:8;mem:2048;disk:100;ports:[31000-31009];cpus(eng):2",
+    );
     registration.agent_info.hostname = "hôst\t\"ä\"\\ \u{1F600}".into();
     registration.agent_info.attributes = serde_json::from_value(json!([
         {"name": "rack", "type": "TEXT", "text": {"value": "r\u{e9}1"}},
@@ -412,8 +414,10 @@ fn busy_master() -> Master {
     m.draining.insert(
         a3,
         Drain {
-            info: serde_json::from_value(json!({"state": "DRAINING", "config": {"mark_gone": false}}))
-                .unwrap(),
+            info: serde_json::from_value(
+                json!({"state": "DRAINING", "config": {"mark_gone": false}}),
+            )
+            .unwrap(),
             started: Some(7.5),
         },
     );
@@ -438,7 +442,14 @@ fn busy_master() -> Master {
         .unwrap(),
     );
     for (agent, tasks) in [
-        (&a1, vec![t1, command_task("t2", &a1, "cpus:2;mem:20"), command_task("t3", &a1, "cpus(eng):1")]),
+        (
+            &a1,
+            vec![
+                t1,
+                command_task("t2", &a1, "cpus:2;mem:20"),
+                command_task("t3", &a1, "cpus(eng):1"),
+            ],
+        ),
         (&a2, vec![executor_task]),
     ] {
         // A MULTI_ROLE framework names the role of what it uses.
@@ -449,7 +460,11 @@ fn busy_master() -> Master {
             });
         }
         let accept = mantle_api::scheduler::Accept {
-            offer_ids: got.iter().filter(|o| &o.agent_id == agent).map(|o| o.id.clone()).collect(),
+            offer_ids: got
+                .iter()
+                .filter(|o| &o.agent_id == agent)
+                .map(|o| o.id.clone())
+                .collect(),
             operations: vec![Operation::launch(tasks)],
             filters: None,
         };
@@ -468,7 +483,8 @@ fn busy_master() -> Master {
         status.uuid = Some(new_status_uuid());
         status.timestamp = Some(time);
         status.healthy = Some(true);
-        status.labels = serde_json::from_value(json!({"labels": [{"key": "s", "value": "é"}]})).unwrap();
+        status.labels =
+            serde_json::from_value(json!({"labels": [{"key": "s", "value": "é"}]})).unwrap();
         AgentCall::StatusUpdate(StatusUpdate {
             framework_id: fid.clone(),
             status,
@@ -681,7 +697,13 @@ fn get_state_equals_the_value_tree_render() {
     assert_eq!(t1["state"], "TASK_RUNNING");
     assert_eq!(t1["labels"]["labels"][0]["value"], "ü");
     assert_eq!(t1["statuses"][0]["timestamp"], 1.25);
-    assert_eq!(state["get_tasks"]["completed_tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        state["get_tasks"]["completed_tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A task as the master keeps it after `states` were reported, the last one current.
@@ -737,8 +759,12 @@ fn render_full_shape() {
             let mut registration =
                 register_call(None, "cpus:12;mem:12288;disk:100000;ports:[31000-32000]");
             registration.agent_info.hostname = format!("agent-{i}.example.com");
-            registration.pid =
-                format!("slave(1)@10.{}.{}.{}:5051", i >> 16, (i >> 8) & 255, i & 255);
+            registration.pid = format!(
+                "slave(1)@10.{}.{}.{}:5051",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            );
             m.register_agent(0.0, format!("agent-{i}"), registration)
                 .unwrap()
         })
@@ -754,7 +780,12 @@ fn render_full_shape() {
         .collect();
     for i in 0..tasks {
         let fid = &running[i % running.len()];
-        let task = made_task(fid, &agent_ids[i / 10], format!("running-{i}"), &[TaskState::Running]);
+        let task = made_task(
+            fid,
+            &agent_ids[i / 10],
+            format!("running-{i}"),
+            &[TaskState::Running],
+        );
         let framework = m.frameworks.get_mut(fid).unwrap();
         framework.tasks.insert(task.info.task_id.clone(), task);
     }
@@ -778,7 +809,12 @@ fn render_full_shape() {
     let cpu_ms = || {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
         let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         (ticks(11) + ticks(12)) * 10.0
     };
     let cpu_times = std::cell::RefCell::new(BTreeMap::new());
@@ -799,18 +835,17 @@ fn render_full_shape() {
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (wall, _, len) = runs[runs.len() / 2];
         runs.sort_by(|a, b| a.1.total_cmp(&b.1));
-        cpu_times.borrow_mut().insert(name.to_string(), runs[runs.len() / 2].1);
+        cpu_times
+            .borrow_mut()
+            .insert(name.to_string(), runs[runs.len() / 2].1);
         (wall, len)
     };
-    let (state_ms, state_len) = time("state", &|| {
-        view.state_parts().iter().map(Vec::len).sum()
-    });
+    let (state_ms, state_len) = time("state", &|| view.state_parts().iter().map(Vec::len).sum());
     let (summary_ms, summary_len) = time("summary", &|| {
         serde_json::to_vec(&view.state_summary()).unwrap().len()
     });
-    let (get_state_ms, get_state_len) = time("get_state", &|| {
-        super::ascii_json(&view.get_state()).len()
-    });
+    let (get_state_ms, get_state_len) =
+        time("get_state", &|| super::ascii_json(&view.get_state()).len());
     // The renders this replaced, for comparison on the same core.
     let (old_state_ms, _) = time("before_state", &|| old_state_bytes(&view).len());
     let (old_get_state_ms, _) = time("before_get_tasks", &|| {

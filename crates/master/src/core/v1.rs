@@ -5,6 +5,7 @@
 //! framework). Rendered from a [`StateView`] by readers, or from the core for events.
 
 use super::offers::OfferEntry;
+use super::summary::Seq;
 use super::{Agent, Drain, Framework, SharedMap, StateView, Task};
 use mantle_api::*;
 use serde::ser::{SerializeMap, Serializer};
@@ -30,7 +31,10 @@ impl Serialize for TaskV1<'_> {
         let info = &task.info;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("agent_id", &task.agent_id)?;
-        for (key, value) in [("container", &info.container), ("discovery", &info.discovery)] {
+        for (key, value) in [
+            ("container", &info.container),
+            ("discovery", &info.discovery),
+        ] {
             if let Some(value) = value {
                 map.serialize_entry(key, value)?;
             }
@@ -221,26 +225,10 @@ impl Serialize for GetTasks<'_> {
         let tasks = frameworks().flat_map(|f| f.tasks.values());
         let unreachable = frameworks().flat_map(|f| f.unreachable_tasks.values());
         let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("completed_tasks", &TasksV1::new(completed))?;
-        map.serialize_entry("tasks", &TasksV1::new(tasks))?;
-        map.serialize_entry("unreachable_tasks", &TasksV1::new(unreachable))?;
+        map.serialize_entry("completed_tasks", &Seq::new(completed.map(TaskV1)))?;
+        map.serialize_entry("tasks", &Seq::new(tasks.map(TaskV1)))?;
+        map.serialize_entry("unreachable_tasks", &Seq::new(unreachable.map(TaskV1)))?;
         map.end()
-    }
-}
-
-/// Tasks written as a JSON array from an iterator, once.
-struct TasksV1<I>(std::cell::Cell<Option<I>>);
-
-impl<I> TasksV1<I> {
-    fn new(tasks: I) -> Self {
-        TasksV1(std::cell::Cell::new(Some(tasks)))
-    }
-}
-
-impl<'a, I: Iterator<Item = &'a Task>> Serialize for TasksV1<I> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let tasks = self.0.take().into_iter().flatten();
-        serializer.collect_seq(tasks.map(TaskV1))
     }
 }
 

@@ -138,7 +138,10 @@ impl StateView {
             }
         }
         for entry in self.offers.values() {
-            sums.entry(&entry.role).or_default().offered.add(&entry.resources);
+            sums.entry(&entry.role)
+                .or_default()
+                .offered
+                .add(&entry.resources);
         }
         for agent in self.agents.values() {
             for (key, quantity) in agent.total.entries().filter(|(k, _)| k.role != "*") {
