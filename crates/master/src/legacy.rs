@@ -9,7 +9,7 @@ use crate::event_loop::unix_now;
 use crate::http::{error_response, json_response, AppState};
 use crate::leadership::Role;
 use crate::prometheus;
-use crate::snapshot::{render, serve, to_bytes};
+use crate::snapshot::{render, serve, serve_parts, to_bytes};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -21,20 +21,17 @@ use std::collections::{BTreeMap, HashMap};
 type Params = Query<HashMap<String, String>>;
 
 pub async fn state(State(state): State<AppState>, Query(query): Params) -> Response {
-    serve(&state, query, |s, _| Ok(s.state())).await
+    serve_parts(&state, query, |s| s.state()).await
 }
 
 pub async fn state_summary(State(state): State<AppState>, Query(query): Params) -> Response {
-    serve(&state, query, |s, _| {
-        Ok(to_bytes(&s.view.state_summary_json()))
-    })
-    .await
+    serve(&state, query, |s, _| Ok(to_bytes(&s.view.state_summary()))).await
 }
 
 pub async fn frameworks(State(state): State<AppState>, Query(query): Params) -> Response {
     serve(&state, query, |s, q| {
         let id = q.get("framework_id").map(String::as_str);
-        Ok(to_bytes(&s.view.frameworks_json(id)))
+        Ok(Bytes::from(s.view.frameworks_bytes(id)))
     })
     .await
 }
@@ -42,7 +39,7 @@ pub async fn frameworks(State(state): State<AppState>, Query(query): Params) -> 
 pub async fn slaves(State(state): State<AppState>, Query(query): Params) -> Response {
     serve(&state, query, |s, q| {
         let id = q.get("slave_id").map(String::as_str);
-        Ok(to_bytes(&s.view.slaves_json(id)))
+        Ok(to_bytes(&s.view.slaves_doc(id)))
     })
     .await
 }

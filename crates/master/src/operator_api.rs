@@ -4,6 +4,7 @@
 //! off the event loop from a snapshot; SET_LOGGING_LEVEL; and SUBSCRIBE, the operator
 //! event stream. Every other call goes to the core (`operator.rs`).
 
+use crate::core::ascii_json;
 use crate::event_loop::{Command, EventStream};
 use crate::http::{accepts_json, records, AppState};
 use crate::legacy;
@@ -15,6 +16,8 @@ use mantle_api::json::to_ascii_json;
 use mantle_api::logging;
 use mantle_api::operator::OperatorCall;
 use mantle_api::{recordio, ApiError, ErrorKind, MESOS_VERSION};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,23 +26,34 @@ use std::sync::Arc;
 pub const HEARTBEAT_SECONDS: f64 = 15.0;
 
 fn typed(kind: &str, body: Value) -> Response {
-    let field = kind.to_ascii_lowercase();
-    let answer = json!({"type": kind, field: body});
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        to_ascii_json(&answer),
-    )
-        .into_response()
+    typed_response(typed_bytes(kind, &body))
+}
+
+/// `{"<kind in lowercase>": body, "type": kind}` in ASCII JSON.
+fn typed_bytes(kind: &str, body: &impl Serialize) -> Vec<u8> {
+    struct Typed<'a, B>(&'a str, &'a str, &'a B);
+    impl<B: Serialize> Serialize for Typed<'_, B> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry(self.1, self.2)?;
+            map.serialize_entry("type", self.0)?;
+            map.end()
+        }
+    }
+    ascii_json(&Typed(kind, &kind.to_ascii_lowercase(), body))
+}
+
+fn typed_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Renders a typed answer from a current snapshot off the loop.
 async fn from_snapshot(
     state: &AppState,
-    kind: &'static str,
-    read: fn(&Snapshot) -> Value,
+    render_body: impl FnOnce(&Snapshot) -> Vec<u8> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let body = render(state, move |s| Ok(read(s))).await?;
-    Ok(typed(kind, body))
+    let body = render(state, move |s| Ok(render_body(s))).await?;
+    Ok(typed_response(body))
 }
 
 /// Answers `call` when it is one of the calls this module serves; `None` sends it on to
@@ -74,21 +88,34 @@ pub async fn answer(
         }),
         "GET_LOGGING_LEVEL" => Ok(typed(kind, json!({"level": logging::level()}))),
         "SET_LOGGING_LEVEL" => set_logging_level(call),
-        "GET_STATE" => from_snapshot(state, "GET_STATE", |s| s.view.get_state()).await,
-        "GET_AGENTS" => from_snapshot(state, "GET_AGENTS", |s| s.view.get_agents()).await,
-        "GET_FRAMEWORKS" => {
-            from_snapshot(state, "GET_FRAMEWORKS", |s| s.view.get_frameworks()).await
+        // Written straight to the output: GET_STATE and GET_TASKS hold every task.
+        "GET_STATE" => {
+            from_snapshot(state, |s| typed_bytes("GET_STATE", &s.view.get_state())).await
         }
-        "GET_EXECUTORS" => from_snapshot(state, "GET_EXECUTORS", |s| s.view.get_executors()).await,
-        "GET_TASKS" => from_snapshot(state, "GET_TASKS", |s| s.view.get_tasks()).await,
-        "GET_MASTER" => from_snapshot(state, "GET_MASTER", |s| s.view.get_master()).await,
-        "GET_ROLES" => {
-            from_snapshot(
-                state,
-                "GET_ROLES",
-                |s| json!({"roles": s.view.roles_json(true)}),
-            )
+        "GET_AGENTS" => {
+            from_snapshot(state, |s| typed_bytes("GET_AGENTS", &s.view.get_agents())).await
+        }
+        "GET_FRAMEWORKS" => {
+            from_snapshot(state, |s| {
+                typed_bytes("GET_FRAMEWORKS", &s.view.get_frameworks())
+            })
             .await
+        }
+        "GET_EXECUTORS" => {
+            from_snapshot(state, |s| {
+                typed_bytes("GET_EXECUTORS", &s.view.get_executors())
+            })
+            .await
+        }
+        "GET_TASKS" => {
+            from_snapshot(state, |s| typed_bytes("GET_TASKS", &s.view.get_tasks())).await
+        }
+        "GET_MASTER" => {
+            from_snapshot(state, |s| typed_bytes("GET_MASTER", &s.view.get_master())).await
+        }
+        "GET_ROLES" => {
+            let roles = |s: &Snapshot| json!({"roles": s.view.roles_json(true)});
+            from_snapshot(state, move |s| typed_bytes("GET_ROLES", &roles(s))).await
         }
         "SUBSCRIBE" => subscribe(state, headers).await,
         _ => return None,
@@ -123,15 +150,24 @@ async fn subscribe(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
     // The state is rendered from the view taken when the stream opened, so the events
     // that follow it are exactly the later changes.
     let first = tokio::task::spawn_blocking(move || {
-        let subscribed = json!({"type": "SUBSCRIBED", "subscribed": {
-            "get_state": snapshot.view.get_state(),
-            "heartbeat_interval_seconds": HEARTBEAT_SECONDS,
-        }});
-        recordio::encode(&to_ascii_json(&subscribed))
+        let subscribed = Subscribed(&snapshot);
+        recordio::encode(&typed_bytes("SUBSCRIBED", &subscribed))
     })
     .await
     .map_err(|e| ApiError::new(ErrorKind::Internal, format!("render: {e}")))?;
     Ok(stream_body(first, stream, recordio_accepted))
+}
+
+/// SUBSCRIBED's body: the state and the heartbeat interval.
+struct Subscribed<'a>(&'a Snapshot);
+
+impl Serialize for Subscribed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("get_state", &self.0.view.get_state())?;
+        map.serialize_entry("heartbeat_interval_seconds", &HEARTBEAT_SECONDS)?;
+        map.end()
+    }
 }
 
 /// The stream's body: `first`, a heartbeat, then the stream's records as they come.

@@ -2,20 +2,27 @@
 //! that renders an answer from it off the loop (DESIGN invariant 3): the loop hands over
 //! a [`StateView`] sharing its maps, and each reader renders on a blocking thread, so a
 //! large `/master/state` costs the reader's time, never the loop's. The rendered
-//! `/master/state` is kept with its snapshot: readers arriving together render it once.
+//! `/master/state` is kept with its snapshot: readers arriving together render it once,
+//! and it is sent as the parts it was rendered in (with its length), never joined.
 
 use crate::core::StateView;
 use crate::http::{error_response, json_response, AppState};
-use axum::body::Bytes;
-use axum::response::Response;
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
+use mantle_api::routing::jsonp;
 use mantle_api::ApiError;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub struct Snapshot {
     pub view: StateView,
-    state: OnceLock<Bytes>,
+    state: OnceLock<Vec<Bytes>>,
     /// Shared with the loop (not copied into each snapshot): a reader sees every
     /// allocation run so far, however old its snapshot.
     pub allocation_runs: Arc<Mutex<AllocationRuns>>,
@@ -80,10 +87,13 @@ impl Snapshot {
         metrics
     }
 
-    /// `/master/state`, rendered once per snapshot.
-    pub fn state(&self) -> Bytes {
+    /// `/master/state` in its parts, rendered once per snapshot.
+    pub fn state(&self) -> Vec<Bytes> {
         self.state
-            .get_or_init(|| Bytes::from(self.view.state_bytes()))
+            .get_or_init(|| {
+                let parts = self.view.state_parts().into_iter();
+                parts.filter(|p| !p.is_empty()).map(Bytes::from).collect()
+            })
             .clone()
     }
 }
@@ -115,5 +125,67 @@ pub async fn serve(
     match render(state, move |snapshot| render_body(snapshot, &params)).await {
         Ok(body) => json_response(body, &query),
         Err(err) => error_response(&err),
+    }
+}
+
+/// A JSON answer sent as the parts it was rendered in (with `?jsonp=`), rendered from a
+/// current snapshot off the loop.
+pub async fn serve_parts(
+    state: &AppState,
+    query: HashMap<String, String>,
+    render_parts: impl FnOnce(&Snapshot) -> Vec<Bytes> + Send + 'static,
+) -> Response {
+    let mut parts = match render(state, move |snapshot| Ok(render_parts(snapshot))).await {
+        Ok(parts) => parts,
+        Err(err) => return error_response(&err),
+    };
+    let mut content_type = "application/json";
+    if let Some(callback) = query.get("jsonp") {
+        // Wrapping nothing checks the name and gives the text before and after the JSON.
+        let Some(mut open) = jsonp(callback, b"") else {
+            // The same refusal as every other endpoint's.
+            return json_response(Bytes::new(), &query);
+        };
+        let close = open.split_off(open.len() - 2);
+        parts.insert(0, Bytes::from(open));
+        parts.push(Bytes::from(close));
+        content_type = "text/javascript";
+    }
+    let left = parts.iter().map(|p| p.len() as u64).sum();
+    let body = PartsBody {
+        parts: parts.into(),
+        left,
+    };
+    ([(header::CONTENT_TYPE, content_type)], Body::new(body)).into_response()
+}
+
+/// A body of parts sent one after another, with its length announced up front.
+struct PartsBody {
+    parts: VecDeque<Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for PartsBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let part = this.parts.pop_front();
+        if let Some(part) = &part {
+            this.left -= part.len() as u64;
+        }
+        Poll::Ready(part.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
     }
 }

@@ -9,6 +9,7 @@ mod drain;
 mod frameworks;
 mod health;
 mod inverse_offers;
+mod legacy_docs;
 mod maintenance;
 mod offers;
 mod operator_calls;
@@ -25,6 +26,9 @@ mod tests;
 mod tests_agents;
 #[cfg(test)]
 mod tests_maintenance;
+#[cfg(test)]
+mod tests_render;
+mod usage;
 mod v1;
 mod view;
 
@@ -46,6 +50,7 @@ pub use registry::{Registry, StoredFramework};
 pub use shared_map::{SharedMap, SharedSet};
 pub use summary::TasksQuery;
 pub use tasks::Task;
+pub use v1::ascii_json;
 pub use view::{RoleUsage, StateView};
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).

@@ -1,122 +1,137 @@
 //! The legacy JSON of `/master/state` and `/metrics/snapshot` (reference §4), rendered
 //! by the readers from a published [`StateView`], off the event loop.
 
-use super::{Agent, Executor, Framework, StateView, Task};
+use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields};
+use super::{Framework, StateView, Task};
 use mantle_api::*;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub(super) fn flat(resources: &Resources) -> Value {
-    Value::Object(resources.legacy_json())
-}
-
-/// An agent's resources reserved to each role, and its unreserved ones.
-pub(super) fn by_role(total: &Resources) -> (BTreeMap<String, Resources>, Resources) {
-    let mut reserved: BTreeMap<String, Resources> = BTreeMap::new();
-    let mut unreserved = Resources::new();
-    for (key, quantity) in total.entries() {
-        let into = if key.role == "*" {
-            &mut unreserved
-        } else {
-            reserved.entry(key.role.clone()).or_default()
-        };
-        into.insert(key.clone(), quantity.clone());
-    }
-    (reserved, unreserved)
-}
-
-/// A task's legacy JSON, written straight to the output: `/master/state` holds every
-/// task, and building a `Value` tree for each costs several times the writing.
-struct LegacyTask<'a>(&'a Task);
-
-/// A task status of the legacy JSON, written straight to the output.
-struct LegacyStatus<'a>(&'a TaskStatus);
-
-impl Serialize for LegacyStatus<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let s = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(container) = &s.container_status {
-            map.serialize_entry("container_status", container)?;
-        }
-        if let Some(healthy) = s.healthy {
-            map.serialize_entry("healthy", &healthy)?;
-        }
-        if let Some(labels) = &s.labels {
-            map.serialize_entry("labels", &labels.labels)?;
-        }
-        map.serialize_entry("state", &s.state)?;
-        map.serialize_entry("timestamp", &s.timestamp.unwrap_or(0.0))?;
-        map.end()
+/// Writes `text` as a JSON string. Most strings need no escape and are copied whole;
+/// the others are escaped by `serde_json`, so the bytes are the same either way.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, text);
     }
 }
 
-struct Statuses<'a>(&'a [TaskStatus]);
-
-impl Serialize for Statuses<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(LegacyStatus))
-    }
+/// Writes `"key":` for a key that needs no escape.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
-impl Serialize for LegacyTask<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let task = self.0;
-        let info = &task.info;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("id", &info.task_id.value)?;
-        map.serialize_entry("name", &info.name)?;
-        map.serialize_entry("framework_id", &task.framework_id.value)?;
-        let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
-        map.serialize_entry("executor_id", executor_id)?;
-        map.serialize_entry("slave_id", &task.agent_id.value)?;
-        map.serialize_entry("state", &task.state)?;
-        map.serialize_entry("resources", &task.resources.legacy())?;
-        map.serialize_entry("role", &task.role)?;
-        map.serialize_entry("statuses", &Statuses(&task.statuses))?;
-        if let Some(labels) = &info.labels {
-            map.serialize_entry("labels", &labels.labels)?;
-        }
-        if let Some(time) = task.unreachable_time {
-            map.serialize_entry(
-                "unreachable_time",
-                &json!({"nanoseconds": (time * 1e9) as i64}),
-            )?;
-        }
-        for (key, value) in [
-            ("discovery", &info.discovery),
-            ("container", &info.container),
-            ("health_check", &info.health_check),
-        ] {
-            if let Some(v) = value {
-                map.serialize_entry(key, v)?;
-            }
-        }
-        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
-            map.serialize_entry("user", user)?;
-        }
-        map.end()
+/// A task status of the legacy JSON.
+fn write_status(out: &mut Vec<u8>, status: &TaskStatus) {
+    out.push(b'{');
+    if let Some(container) = &status.container_status {
+        write_key(out, "container_status");
+        write_json(out, container);
+        out.push(b',');
     }
+    if let Some(healthy) = status.healthy {
+        write_key(out, "healthy");
+        write_json(out, &healthy);
+        out.push(b',');
+    }
+    if let Some(labels) = &status.labels {
+        write_key(out, "labels");
+        write_json(out, &labels.labels);
+        out.push(b',');
+    }
+    write_key(out, "state");
+    write_str(out, status.state.as_str());
+    out.push(b',');
+    write_key(out, "timestamp");
+    write_json(out, &status.timestamp.unwrap_or(0.0));
+    out.push(b'}');
 }
 
+/// A task's legacy JSON, written by hand: `/master/state` holds every task, and a
+/// `Value` tree per task cost several times the writing, a `Serialize` call per field
+/// about twice. Its fields are in the order Mesos writes them.
+fn write_task(out: &mut Vec<u8>, task: &Task) {
+    let info = &task.info;
+    let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+    for (key, value) in [
+        ("{\"id\":", info.task_id.as_str()),
+        (",\"name\":", &info.name),
+        (",\"framework_id\":", task.framework_id.as_str()),
+        (",\"executor_id\":", executor_id),
+        (",\"slave_id\":", task.agent_id.as_str()),
+        (",\"state\":", task.state.as_str()),
+    ] {
+        out.extend_from_slice(key.as_bytes());
+        write_str(out, value);
+    }
+    out.extend_from_slice(b",\"resources\":");
+    write_json(out, &task.resources.legacy());
+    out.extend_from_slice(b",\"role\":");
+    write_str(out, &task.role);
+    out.extend_from_slice(b",\"statuses\":[");
+    for (i, status) in task.statuses.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_status(out, status);
+    }
+    out.push(b']');
+    if let Some(labels) = &info.labels {
+        out.extend_from_slice(b",\"labels\":");
+        write_json(out, &labels.labels);
+    }
+    if let Some(time) = task.unreachable_time {
+        out.extend_from_slice(b",\"unreachable_time\":");
+        write_json(out, &json!({"nanoseconds": (time * 1e9) as i64}));
+    }
+    for (key, value) in [
+        ("discovery", &info.discovery),
+        ("container", &info.container),
+        ("health_check", &info.health_check),
+    ] {
+        if let Some(value) = value {
+            out.push(b',');
+            write_key(out, key);
+            write_json(out, value);
+        }
+    }
+    if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+        out.extend_from_slice(b",\"user\":");
+        write_str(out, user);
+    }
+    out.push(b'}');
+}
+
+/// A task's legacy JSON as a `Value` (`/master/tasks`).
 pub(super) fn task_json(task: &Task) -> Value {
-    serde_json::to_value(LegacyTask(task)).unwrap_or_default()
+    let mut out = Vec::new();
+    write_task(&mut out, task);
+    serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// Threads that render the frameworks of `/master/state` at most.
 const RENDER_THREADS: usize = 4;
 
-fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     // Writing to a Vec fails only for a value that cannot be JSON, which none is.
     let _ = serde_json::to_writer(out, value);
 }
 
 /// The lists of a framework's tasks, written straight to the output.
-const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
+pub(super) const TASK_LISTS: [&str; 3] = ["tasks", "unreachable_tasks", "completed_tasks"];
 
-fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+pub(super) fn task_list<'a>(
+    framework: &'a Framework,
+    list: &str,
+) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
     match list {
         "tasks" => Box::new(framework.tasks.values()),
         "unreachable_tasks" => Box::new(framework.unreachable_tasks.values()),
@@ -124,299 +139,202 @@ fn task_list<'a>(framework: &'a Framework, list: &str) -> Box<dyn Iterator<Item 
     }
 }
 
-struct Tasks<'a>(&'a Framework, &'static str);
+/// A framework of `/master/state` and `/master/frameworks`: its fields, then its task
+/// lists written by hand.
+pub(super) fn write_framework(out: &mut Vec<u8>, view: &StateView, framework: &Framework) {
+    let fields = FrameworkFields {
+        view,
+        framework,
+        extra: FrameworkExtra::Full,
+    };
+    write_json(out, &fields);
+    // The fields are never empty: the lists follow them in the same object.
+    out.pop();
+    for list in TASK_LISTS {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(list.as_bytes());
+        out.extend_from_slice(b"\":[");
+        for (i, task) in task_list(framework, list).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_task(out, task);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+}
 
-impl Serialize for Tasks<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(task_list(self.0, self.1).map(LegacyTask))
+/// Frameworks, comma-separated.
+pub(super) fn write_frameworks<'a>(
+    out: &mut Vec<u8>,
+    view: &StateView,
+    frameworks: impl Iterator<Item = &'a Framework>,
+) {
+    for (i, framework) in frameworks.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_framework(out, view, framework);
     }
 }
 
-/// A framework of `/master/state`: its fields, then its task lists streamed.
-struct FrameworkDoc<'a>(&'a StateView, &'a Framework);
+/// The agents of `/master/state`.
+struct Agents<'a>(&'a StateView);
 
-impl Serialize for FrameworkDoc<'_> {
+impl Serialize for Agents<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = match self.0.framework_fields(self.1) {
-            Value::Object(fields) => fields,
-            _ => Map::new(),
-        };
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in &fields {
-            map.serialize_entry(key, value)?;
-        }
-        for list in TASK_LISTS {
-            map.serialize_entry(list, &Tasks(self.1, list))?;
-        }
-        map.end()
+        let view = self.0;
+        let usage = view.agent_usage();
+        let agents = view.agents.values().zip(&usage);
+        serializer.collect_seq(agents.map(|(agent, usage)| AgentDoc {
+            view,
+            agent,
+            usage,
+            extra: AgentExtra::Plain,
+        }))
     }
 }
 
-fn executor_json(agent_id: &AgentId, executor: &Executor) -> Value {
-    let resources = &executor.resources;
-    let executor = &executor.info;
-    let command = executor.command.as_ref().map(|c| {
-        json!({"shell": c.shell, "value": c.value.clone().unwrap_or_default(), "argv": c.arguments,
-               "uris": c.uris.iter().map(|u| json!({"value": u.value, "executable": u.executable.unwrap_or(false)})).collect::<Vec<_>>()})
-    });
-    json!({
-        "executor_id": executor.executor_id.value,
-        "name": executor.name.clone().unwrap_or_default(),
-        "framework_id": executor.framework_id.as_ref().map(|f| f.value.clone()).unwrap_or_default(),
-        "command": command,
-        "resources": flat(resources),
-        "type": executor.kind.clone().unwrap_or_else(|| "CUSTOM".into()),
-        "slave_id": agent_id.value,
+/// The size of the previous render, to size the next one's buffers: growing a buffer
+/// of many megabytes by doubling copies it several times over.
+struct SizeHint(AtomicUsize);
+
+impl SizeHint {
+    /// Room for what the last render wrote per unit, times `units`, and an eighth more.
+    fn capacity(&self, units: usize) -> usize {
+        let per_unit = self.0.load(Ordering::Relaxed);
+        (per_unit * units).saturating_add(per_unit * units / 8) + 4096
+    }
+
+    fn record(&self, len: usize, units: usize) {
+        self.0.store(len / units.max(1), Ordering::Relaxed);
+    }
+}
+
+/// Bytes of the fields of `/master/state` but its frameworks, per agent.
+static HEAD_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
+/// Bytes of the frameworks, per unit of [`weight`].
+static FRAMEWORK_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
+
+/// What `/master/state` is joined from: fixed text, or a part a thread renders.
+enum Piece<'s> {
+    Text(&'static str),
+    Part(std::thread::ScopedJoinHandle<'s, Vec<u8>>),
+}
+
+/// `list` cut into runs of about `share` units of [`weight`] each.
+fn chunks<'a>(
+    list: &'a [&'a Framework],
+    share: usize,
+) -> impl Iterator<Item = &'a [&'a Framework]> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start == list.len() {
+            return None;
+        }
+        let mut units = 0;
+        let mut end = start;
+        while end < list.len() && units < share {
+            units += weight(list[end]);
+            end += 1;
+        }
+        let chunk = &list[start..end];
+        start = end;
+        Some(chunk)
     })
 }
 
+/// A framework's share of the rendering work: its tasks, and its fields.
+fn weight(framework: &Framework) -> usize {
+    1 + framework.tasks.len() + framework.unreachable_tasks.len() + framework.completed_tasks.len()
+}
+
 impl StateView {
-    pub(super) fn framework_usage(framework: &Framework) -> Resources {
-        let mut used = Resources::new();
-        for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-            used.add(&task.resources);
-        }
-        for executors in framework.executors.values() {
-            for executor in executors.values() {
-                used.add(&executor.resources);
-            }
-        }
-        used
-    }
-
-    fn framework_offered(&self, framework: &Framework) -> Resources {
-        let mut offered = Resources::new();
-        for id in &framework.offers {
-            if let Some(entry) = self.offers.get(id) {
-                offered.add(&entry.resources);
-            }
-        }
-        offered
-    }
-
-    /// A framework of the legacy JSON, with its task lists.
-    pub(super) fn framework_json(&self, framework: &Framework) -> Value {
-        let mut out = self.framework_fields(framework);
-        for list in TASK_LISTS {
-            out[list] = task_list(framework, list).map(task_json).collect();
-        }
-        out
-    }
-
-    /// A framework of the legacy JSON without its task lists.
-    pub(super) fn framework_fields(&self, framework: &Framework) -> Value {
-        let used = Self::framework_usage(framework);
-        let offered = self.framework_offered(framework);
-        let info = &framework.info;
-        let mut out = json!({
-            "id": framework.id.value,
-            "name": info.name,
-            "user": info.user,
-            "hostname": info.hostname.clone().unwrap_or_default(),
-            "webui_url": info.webui_url.clone().unwrap_or_default(),
-            "failover_timeout": info.failover_timeout,
-            "checkpoint": info.checkpoint,
-            "capabilities": info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
-            "active": framework.active,
-            "connected": framework.stream.is_some(),
-            "recovered": framework.recovered,
-            "registered_time": framework.registered_time,
-            "unregistered_time": framework.unregistered_time.unwrap_or(0.0),
-            "used_resources": flat(&used),
-            "offered_resources": flat(&offered),
-            "resources": flat(&used.plus(&offered)),
-            "offers": framework.offers.iter().filter_map(|id| self.offers.get(id)).map(|o| json!({
-                "id": o.offer.id.value,
-                "framework_id": o.offer.framework_id.value,
-                "slave_id": o.offer.agent_id.value,
-                "allocation_info": {"role": framework.role()},
-                "resources": flat(&o.resources),
-            })).collect::<Vec<_>>(),
-            "executors": framework.executors.iter()
-                .flat_map(|(agent, executors)| executors.values().map(move |e| executor_json(agent, e)))
-                .collect::<Vec<_>>(),
-            "offer_constraints": {},
-        });
-        if let Some(t) = framework.reregistered_time {
-            out["reregistered_time"] = json!(t);
-        }
-        if let Some(p) = &info.principal {
-            out["principal"] = json!(p);
-        }
-        if let Some(labels) = &info.labels {
-            out["labels"] = json!(labels.labels);
-        }
-        if info.has_capability("MULTI_ROLE") {
-            out["roles"] = json!(info.roles);
-        } else {
-            out["role"] = json!(info.role.clone().unwrap_or_else(|| "*".into()));
-        }
-        out
-    }
-
-    pub(super) fn agent_json(&self, agent: &Agent, used: &Resources, offered: &Resources) -> Value {
-        let (reserved, unreserved) = by_role(&agent.total);
-        let attributes: Map<String, Value> = agent
-            .info
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), a.legacy_value()))
-            .collect();
-        let mut out = json!({
-            "id": agent.id.value,
-            "hostname": agent.info.hostname,
-            "port": agent.url().address.port,
-            "attributes": attributes,
-            "pid": agent.pid,
-            "registered_time": agent.registered_time,
-            "resources": flat(&agent.total),
-            "used_resources": flat(used),
-            "offered_resources": flat(offered),
-            "reserved_resources": reserved.iter().map(|(role, r)| (role.clone(), flat(r))).collect::<Map<String, Value>>(),
-            "unreserved_resources": flat(&unreserved),
-            "active": self.is_active(agent),
-            "deactivated": self.deactivated.contains(&agent.id),
-            "version": agent.version,
-            "capabilities": agent.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
-        });
-        if let Some(t) = agent.reregistered_time {
-            out["reregistered_time"] = json!(t);
-        }
-        if let Some(drain) = self.draining.get(&agent.id) {
-            out["drain_info"] = json!(drain.info);
-            if let Some(started) = drain.started {
-                out["estimated_drain_start_time_seconds"] = json!(started);
-            }
-        }
-        out
-    }
-
-    /// Used and offered resources per agent.
-    /// Keyed by reference: a key per task would cost an allocation per task.
-    pub(super) fn agent_usage(&self) -> BTreeMap<&AgentId, (Resources, Resources)> {
-        let mut usage: BTreeMap<&AgentId, (Resources, Resources)> = BTreeMap::new();
-        for framework in self.frameworks.values() {
-            for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                usage
-                    .entry(&task.agent_id)
-                    .or_default()
-                    .0
-                    .add(&task.resources);
-            }
-            for (agent, executors) in &framework.executors {
-                for executor in executors.values() {
-                    usage.entry(agent).or_default().0.add(&executor.resources);
-                }
-            }
-        }
-        for entry in self.offers.values() {
-            usage
-                .entry(&entry.offer.agent_id)
-                .or_default()
-                .1
-                .add(&entry.resources);
-        }
-        usage
-    }
-
     /// `/master/state` as a `Value` (tests and tools), read back from its bytes.
     pub fn state_json(&self) -> Value {
         serde_json::from_slice(&self.state_bytes()).unwrap_or_default()
     }
 
-    /// `/master/state` rendered: the frameworks (almost all of its bytes) written
-    /// straight to the output in parallel parts, the other fields meanwhile as a `Value`.
+    /// `/master/state` in one buffer (tests and tools; the HTTP layer serves the parts).
     pub fn state_bytes(&self) -> Vec<u8> {
+        self.state_parts().concat()
+    }
+
+    /// `/master/state` rendered in parts to be sent one after another, so that nothing
+    /// is copied to join them: the fields and the agents on one thread, the frameworks
+    /// (almost all of the bytes) meanwhile in parts of about equal task counts on
+    /// scoped threads (one per core, at most [`RENDER_THREADS`]).
+    pub fn state_parts(&self) -> Vec<Vec<u8>> {
         let frameworks: Vec<&Framework> = self.frameworks.values().collect();
         let completed: Vec<&Framework> = self.completed_frameworks.iter().map(|f| &**f).collect();
-        let (fields, active, done) = std::thread::scope(|scope| {
-            let fields = scope.spawn(|| self.state_fields());
-            let active = self.frameworks_bytes(scope, &frameworks);
-            let done = self.frameworks_bytes(scope, &completed);
-            (fields.join().unwrap_or_default(), active, done)
+        let units: usize = frameworks.iter().chain(&completed).map(|f| weight(f)).sum();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, RENDER_THREADS);
+        let share = units.div_ceil(threads).max(1);
+        let parts = std::thread::scope(|scope| {
+            let head = scope.spawn(|| self.state_head());
+            let mut pieces = Vec::new();
+            for (list, open, close) in [
+                (&frameworks, "[", "]"),
+                (&completed, ",\"completed_frameworks\":[", "]}"),
+            ] {
+                pieces.push(Piece::Text(open));
+                for (index, chunk) in chunks(list, share).enumerate() {
+                    let part = scope.spawn(move || self.frameworks_part(chunk, index > 0));
+                    pieces.push(Piece::Part(part));
+                }
+                pieces.push(Piece::Text(close));
+            }
+            let mut parts = vec![head.join().unwrap_or_default()];
+            parts.extend(pieces.into_iter().map(|piece| match piece {
+                Piece::Text(text) => text.as_bytes().to_vec(),
+                Piece::Part(part) => part.join().unwrap_or_default(),
+            }));
+            parts
         });
-        let mut out = Vec::with_capacity(active.len() + done.len() + (1 << 20));
+        let framework_bytes: usize = parts[1..].iter().map(Vec::len).sum();
+        FRAMEWORK_BYTES.record(framework_bytes, units);
+        HEAD_BYTES.record(parts[0].len(), self.agents.len() + 1);
+        parts
+    }
+
+    /// Frameworks of a JSON array, comma-separated; `comma` when others come before.
+    fn frameworks_part(&self, chunk: &[&Framework], comma: bool) -> Vec<u8> {
+        let units = chunk.iter().map(|f| weight(f)).sum();
+        let mut out = Vec::with_capacity(FRAMEWORK_BYTES.capacity(units));
+        if comma && !chunk.is_empty() {
+            out.push(b',');
+        }
+        write_frameworks(&mut out, self, chunk.iter().copied());
+        out
+    }
+
+    /// `/master/state` from its opening brace to `"frameworks":`: its fields but the
+    /// frameworks, in name order, the agents written straight to the output.
+    fn state_head(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD_BYTES.capacity(self.agents.len() + 1));
         out.push(b'{');
-        if let Value::Object(fields) = fields {
+        if let Value::Object(fields) = self.state_fields() {
             for (key, value) in &fields {
                 write_json(&mut out, key);
                 out.push(b':');
-                write_json(&mut out, value);
+                if key == "slaves" {
+                    write_json(&mut out, &Agents(self));
+                } else {
+                    write_json(&mut out, value);
+                }
                 out.push(b',');
             }
         }
         out.extend_from_slice(b"\"frameworks\":");
-        out.extend_from_slice(&active);
-        out.extend_from_slice(b",\"completed_frameworks\":");
-        out.extend_from_slice(&done);
-        out.push(b'}');
         out
     }
 
-    /// A JSON array of frameworks, rendered in parts of about equal task counts on
-    /// scoped threads (one per core, at most [`RENDER_THREADS`]) and joined.
-    fn frameworks_bytes<'s, 'v: 's>(
-        &'v self,
-        scope: &'s std::thread::Scope<'s, 'v>,
-        frameworks: &'v [&'v Framework],
-    ) -> Vec<u8> {
-        let weight =
-            |f: &Framework| 1 + f.tasks.len() + f.unreachable_tasks.len() + f.completed_tasks.len();
-        let total: usize = frameworks.iter().map(|f| weight(f)).sum();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, RENDER_THREADS);
-        let share = total.div_ceil(threads).max(1);
-        let mut parts = Vec::new();
-        let mut start = 0;
-        let mut weight_so_far = 0;
-        for (index, framework) in frameworks.iter().enumerate() {
-            weight_so_far += weight(framework);
-            if weight_so_far >= share || index + 1 == frameworks.len() {
-                let chunk = &frameworks[start..=index];
-                parts.push(scope.spawn(move || {
-                    let mut out = Vec::new();
-                    for (i, framework) in chunk.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        write_json(&mut out, &FrameworkDoc(self, framework));
-                    }
-                    out
-                }));
-                start = index + 1;
-                weight_so_far = 0;
-            }
-        }
-        let parts: Vec<Vec<u8>> = parts
-            .into_iter()
-            .map(|p| p.join().unwrap_or_default())
-            .collect();
-        let mut out =
-            Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + parts.len() + 2);
-        out.push(b'[');
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(part);
-        }
-        out.push(b']');
-        out
-    }
-
-    /// The fields of `/master/state` but its frameworks.
-    fn state_fields(&self) -> Value {
-        let usage = self.agent_usage();
-        let empty = (Resources::new(), Resources::new());
-        let slaves: Vec<Value> = self
-            .agents
-            .values()
-            .map(|a| {
-                let (used, offered) = usage.get(&a.id).unwrap_or(&empty);
-                self.agent_json(a, used, offered)
-            })
-            .collect();
+    /// The fields of `/master/state` but its frameworks; `slaves` is a placeholder the
+    /// agents are written in place of.
+    pub(super) fn state_fields(&self) -> Value {
         let active = self.agents.values().filter(|a| self.is_active(a)).count();
         let pid = self.info.pid.clone().unwrap_or_default();
         let mut state = json!({
@@ -444,7 +362,7 @@ impl StateView {
                 "version": MESOS_VERSION,
             },
             "flags": self.flags,
-            "slaves": slaves,
+            "slaves": null,
             "recovered_slaves": self.recovered_slaves_json(),
             "orphan_tasks": [],
             "unregistered_frameworks": [],
@@ -464,14 +382,13 @@ impl StateView {
         let mut m = BTreeMap::new();
         m.insert("master/elected".into(), 1.0);
         m.insert("master/uptime_secs".into(), now - self.start_time);
-        let usage = self.agent_usage();
         let mut total = Resources::new();
         let mut used = Resources::new();
         for agent in self.agents.values().filter(|a| a.active()) {
             total.add(&agent.total);
         }
-        for (u, _) in usage.values() {
-            used.add(u);
+        for framework in self.frameworks.values() {
+            used.add(&Self::framework_usage(framework));
         }
         for kind in ["cpus", "mem", "disk", "gpus"] {
             let t = total.scalar(kind);

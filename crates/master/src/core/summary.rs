@@ -3,42 +3,14 @@
 //! `/master/slaves` with the `_full` resource arrays, `/master/tasks` with its limit,
 //! offset and order, and `/master/flags`. Rendered by readers from a [`StateView`].
 
-use super::state::{by_role, flat, task_json};
+use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields, Summary};
+use super::state::{task_json, write_frameworks};
 use super::{Framework, StateView, Task};
 use mantle_api::*;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// The task states `/master/state-summary` counts, in Mesos's order.
-const SUMMARY_STATES: [TaskState; 10] = [
-    TaskState::Staging,
-    TaskState::Starting,
-    TaskState::Running,
-    TaskState::Killing,
-    TaskState::Finished,
-    TaskState::Killed,
-    TaskState::Failed,
-    TaskState::Lost,
-    TaskState::Error,
-    TaskState::Unreachable,
-];
-
-/// Task counts per state, plus the IDs of the other side (frameworks of an agent, agents
-/// of a framework).
-#[derive(Default)]
-struct Summary {
-    counts: BTreeMap<TaskState, u64>,
-    peers: BTreeSet<String>,
-}
-
-impl Summary {
-    fn write_into(&self, out: &mut Value, peers_key: &str) {
-        for state in SUMMARY_STATES {
-            out[state.as_str()] = json!(self.counts.get(&state).copied().unwrap_or(0));
-        }
-        out[peers_key] = json!(self.peers);
-    }
-}
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// `/master/tasks` query parameters.
 pub struct TasksQuery {
@@ -103,7 +75,7 @@ impl StateView {
     }
 
     /// Every task a framework holds: live, unreachable and completed.
-    fn framework_tasks(framework: &Framework) -> impl Iterator<Item = &Task> {
+    pub(super) fn framework_tasks(framework: &Framework) -> impl Iterator<Item = &Task> {
         framework
             .tasks
             .values()
@@ -111,120 +83,27 @@ impl StateView {
             .chain(framework.completed_tasks.iter().map(|t| &**t))
     }
 
-    /// `/master/state-summary`: `{hostname, cluster?, slaves[], frameworks[]}`.
-    pub fn state_summary_json(&self) -> Value {
-        let mut per_agent: BTreeMap<&str, Summary> = BTreeMap::new();
-        let mut per_framework: BTreeMap<&str, Summary> = BTreeMap::new();
-        for framework in self.all_frameworks() {
-            let summary = per_framework.entry(framework.id.as_str()).or_default();
-            for task in Self::framework_tasks(framework) {
-                *summary.counts.entry(task.state).or_default() += 1;
-                if !summary.peers.contains(task.agent_id.as_str()) {
-                    summary.peers.insert(task.agent_id.to_string());
-                }
-            }
-            for task in Self::framework_tasks(framework) {
-                let agent = per_agent.entry(task.agent_id.as_str()).or_default();
-                *agent.counts.entry(task.state).or_default() += 1;
-                if !agent.peers.contains(framework.id.as_str()) {
-                    agent.peers.insert(framework.id.to_string());
-                }
-            }
-        }
-        let usage = self.agent_usage();
-        let none = (Resources::new(), Resources::new());
-        let empty = Summary::default();
-        let slaves: Vec<Value> = self
-            .agents
-            .values()
-            .map(|agent| {
-                let (used, offered) = usage.get(&agent.id).unwrap_or(&none);
-                let mut out = self.agent_json(agent, used, offered);
-                per_agent
-                    .get(agent.id.as_str())
-                    .unwrap_or(&empty)
-                    .write_into(&mut out, "framework_ids");
-                out
-            })
-            .collect();
-        let frameworks: Vec<Value> = self
-            .frameworks
-            .values()
-            .map(|framework| {
-                let full = self.framework_fields(framework);
-                let mut out = Map::new();
-                for key in [
-                    "id",
-                    "name",
-                    "used_resources",
-                    "offered_resources",
-                    "capabilities",
-                    "hostname",
-                    "webui_url",
-                    "active",
-                    "connected",
-                    "recovered",
-                    "role",
-                    "roles",
-                    "principal",
-                ] {
-                    if let Some(value) = full.get(key) {
-                        out.insert(key.to_string(), value.clone());
-                    }
-                }
-                let mut out = Value::Object(out);
-                per_framework
-                    .get(framework.id.as_str())
-                    .unwrap_or(&empty)
-                    .write_into(&mut out, "slave_ids");
-                out
-            })
-            .collect();
-        let mut out =
-            json!({"hostname": self.hostname, "slaves": slaves, "frameworks": frameworks});
-        if let Some(cluster) = self.flags.get("cluster") {
-            out["cluster"] = json!(cluster);
-        }
-        out
+    /// `/master/state-summary`: `{cluster?, frameworks[], hostname, slaves[]}`.
+    pub fn state_summary(&self) -> impl Serialize + '_ {
+        StateSummary(self)
     }
 
-    /// `/master/frameworks?framework_id=`.
-    pub fn frameworks_json(&self, framework_id: Option<&str>) -> Value {
-        let wanted = |f: &Framework| framework_id.is_none_or(|id| f.id.as_str() == id);
-        json!({
-            "frameworks": self.frameworks.values().filter(|f| wanted(f))
-                .map(|f| self.framework_json(f)).collect::<Vec<_>>(),
-            "completed_frameworks": self.completed_frameworks.iter().filter(|f| wanted(f))
-                .map(|f| self.framework_json(f)).collect::<Vec<_>>(),
-            "unregistered_frameworks": [],
-        })
+    /// `/master/frameworks?framework_id=`, written as `/master/state` writes them.
+    pub fn frameworks_bytes(&self, framework_id: Option<&str>) -> Vec<u8> {
+        let wanted = |f: &&Framework| framework_id.is_none_or(|id| f.id.as_str() == id);
+        let completed = self.completed_frameworks.iter().map(|f| &**f);
+        let mut out = b"{\"completed_frameworks\":[".to_vec();
+        write_frameworks(&mut out, self, completed.filter(wanted));
+        out.extend_from_slice(b"],\"frameworks\":[");
+        write_frameworks(&mut out, self, self.frameworks.values().filter(wanted));
+        out.extend_from_slice(b"],\"unregistered_frameworks\":[]}");
+        out
     }
 
     /// `/master/slaves?slave_id=`: the agents of `/master/state` plus their resources as
     /// v1 Resource arrays (`reserved_resources_full` keyed by role).
-    pub fn slaves_json(&self, slave_id: Option<&str>) -> Value {
-        let usage = self.agent_usage();
-        let none = (Resources::new(), Resources::new());
-        let slaves: Vec<Value> = self
-            .agents
-            .values()
-            .filter(|a| slave_id.is_none_or(|id| a.id.as_str() == id))
-            .map(|agent| {
-                let (used, offered) = usage.get(&agent.id).unwrap_or(&none);
-                let mut out = self.agent_json(agent, used, offered);
-                let (reserved, unreserved) = by_role(&agent.total);
-                out["reserved_resources_full"] = reserved
-                    .iter()
-                    .map(|(role, r)| (role.clone(), json!(r.to_wire())))
-                    .collect::<Map<String, Value>>()
-                    .into();
-                out["unreserved_resources_full"] = json!(unreserved.to_wire());
-                out["used_resources_full"] = json!(used.to_wire());
-                out["offered_resources_full"] = json!(offered.to_wire());
-                out
-            })
-            .collect();
-        json!({"slaves": slaves, "recovered_slaves": self.recovered_slaves_json()})
+    pub fn slaves_doc<'a>(&'a self, slave_id: Option<&'a str>) -> impl Serialize + 'a {
+        SlavesDoc(self, slave_id)
     }
 
     /// The registry's agents that have not re-registered since this master started.
@@ -238,7 +117,7 @@ impl StateView {
                     "id": info.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
                     "hostname": info.hostname,
                     "port": info.port,
-                    "resources": flat(&resources),
+                    "resources": Value::Object(resources.legacy_json()),
                 })
             })
             .collect()
@@ -281,5 +160,91 @@ impl StateView {
     /// `/master/flags`: `{"flags": {name: value}}`.
     pub fn flags_json(&self) -> Value {
         json!({ "flags": self.flags })
+    }
+}
+
+struct StateSummary<'a>(&'a StateView);
+
+impl Serialize for StateSummary<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        let mut per_agent: HashMap<&str, Summary> = HashMap::new();
+        let mut per_framework: HashMap<&str, Summary> = HashMap::new();
+        for framework in view.all_frameworks() {
+            let summary = per_framework.entry(framework.id.as_str()).or_default();
+            for task in StateView::framework_tasks(framework) {
+                summary.count(task.state, task.agent_id.as_str());
+            }
+            for task in StateView::framework_tasks(framework) {
+                let agent = per_agent.entry(task.agent_id.as_str()).or_default();
+                agent.count(task.state, framework.id.as_str());
+            }
+        }
+        let usage = view.agent_usage();
+        let empty = Summary::default();
+        let slaves = view
+            .agents
+            .values()
+            .zip(&usage)
+            .map(|(agent, usage)| AgentDoc {
+                view,
+                agent,
+                usage,
+                extra: AgentExtra::Summary(per_agent.get(agent.id.as_str()).unwrap_or(&empty)),
+            });
+        let frameworks = view.frameworks.values().map(|framework| FrameworkFields {
+            view,
+            framework,
+            extra: FrameworkExtra::Summary(
+                per_framework.get(framework.id.as_str()).unwrap_or(&empty),
+            ),
+        });
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(cluster) = view.flags.get("cluster") {
+            map.serialize_entry("cluster", cluster)?;
+        }
+        map.serialize_entry("frameworks", &Seq::new(frameworks))?;
+        map.serialize_entry("hostname", &view.hostname)?;
+        map.serialize_entry("slaves", &Seq::new(slaves))?;
+        map.end()
+    }
+}
+
+struct SlavesDoc<'a>(&'a StateView, Option<&'a str>);
+
+impl Serialize for SlavesDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (view, wanted) = (self.0, self.1);
+        let usage = view.agent_usage();
+        let slaves = view
+            .agents
+            .values()
+            .zip(&usage)
+            .filter(|(agent, _)| wanted.is_none_or(|id| agent.id.as_str() == id))
+            .map(|(agent, usage)| AgentDoc {
+                view,
+                agent,
+                usage,
+                extra: AgentExtra::Full,
+            });
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("recovered_slaves", &view.recovered_slaves_json())?;
+        map.serialize_entry("slaves", &Seq::new(slaves))?;
+        map.end()
+    }
+}
+
+/// A JSON array written from an iterator, once.
+pub(super) struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I> Seq<I> {
+    pub fn new(items: I) -> Self {
+        Seq(std::cell::Cell::new(Some(items)))
+    }
+}
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for Seq<I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.take().into_iter().flatten())
     }
 }

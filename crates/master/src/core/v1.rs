@@ -5,55 +5,72 @@
 //! framework). Rendered from a [`StateView`] by readers, or from the core for events.
 
 use super::offers::OfferEntry;
+use super::summary::Seq;
 use super::{Agent, Drain, Framework, SharedMap, StateView, Task};
 use mantle_api::*;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 fn time(seconds: f64) -> Value {
     json!({"nanoseconds": (seconds * 1e9) as i64})
 }
 
-/// A v1 `Task`.
+/// A v1 `Task` (TASK_ADDED and TASK_UPDATED events).
 pub fn task_v1(task: &Task) -> Value {
-    let info = &task.info;
-    let mut out = json!({
-        "name": info.name,
-        "task_id": info.task_id,
-        "framework_id": task.framework_id,
-        "agent_id": task.agent_id,
-        "state": task.state,
-        "resources": task.resources.to_wire(),
-        "statuses": task.statuses,
-    });
-    if let Some(executor_id) = &task.executor_id {
-        out["executor_id"] = json!(executor_id);
-    }
-    if let Some(state) = task.status_update_state {
-        out["status_update_state"] = json!(state);
-    }
-    if let Some(uuid) = &task.status_update_uuid {
-        out["status_update_uuid"] = json!(uuid);
-    }
-    if let Some(labels) = &info.labels {
-        out["labels"] = json!(labels);
-    }
-    if let Some(policy) = &info.kill_policy {
-        out["kill_policy"] = json!(policy);
-    }
-    if let Some(user) = info.command.as_ref().and_then(|c| c.user.clone()) {
-        out["user"] = json!(user);
-    }
-    for (key, value) in [
-        ("discovery", &info.discovery),
-        ("container", &info.container),
-        ("health_check", &info.health_check),
-        ("limits", &info.limits),
-    ] {
-        if let Some(v) = value {
-            out[key] = v.clone();
+    serde_json::to_value(TaskV1(task)).unwrap_or_default()
+}
+
+/// A v1 `Task` written straight to the output: GET_STATE holds every task, and a
+/// `Value` tree per task cost several times the writing. Keys in name order.
+struct TaskV1<'a>(&'a Task);
+
+impl Serialize for TaskV1<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let task = self.0;
+        let info = &task.info;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("agent_id", &task.agent_id)?;
+        for (key, value) in [
+            ("container", &info.container),
+            ("discovery", &info.discovery),
+        ] {
+            if let Some(value) = value {
+                map.serialize_entry(key, value)?;
+            }
         }
+        if let Some(executor_id) = &task.executor_id {
+            map.serialize_entry("executor_id", executor_id)?;
+        }
+        map.serialize_entry("framework_id", &task.framework_id)?;
+        if let Some(value) = &info.health_check {
+            map.serialize_entry("health_check", value)?;
+        }
+        if let Some(policy) = &info.kill_policy {
+            map.serialize_entry("kill_policy", policy)?;
+        }
+        if let Some(labels) = &info.labels {
+            map.serialize_entry("labels", labels)?;
+        }
+        if let Some(value) = &info.limits {
+            map.serialize_entry("limits", value)?;
+        }
+        map.serialize_entry("name", &info.name)?;
+        map.serialize_entry("resources", &task.resources.to_wire())?;
+        map.serialize_entry("state", &task.state)?;
+        if let Some(state) = task.status_update_state {
+            map.serialize_entry("status_update_state", &state)?;
+        }
+        if let Some(uuid) = &task.status_update_uuid {
+            map.serialize_entry("status_update_uuid", uuid)?;
+        }
+        map.serialize_entry("statuses", &task.statuses)?;
+        map.serialize_entry("task_id", &info.task_id)?;
+        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+            map.serialize_entry("user", user)?;
+        }
+        map.end()
     }
-    out
 }
 
 /// A v1 `GetAgents.Agent`.
@@ -132,12 +149,11 @@ pub fn framework_offers<'a>(
 impl StateView {
     pub fn get_agents(&self) -> Value {
         let usage = self.agent_usage();
-        let none = (Resources::new(), Resources::new());
         let agents: Vec<Value> = self
             .agents
             .values()
-            .map(|agent| {
-                let (used, offered) = usage.get(&agent.id).unwrap_or(&none);
+            .zip(&usage)
+            .map(|(agent, (used, offered))| {
                 agent_v1(
                     agent,
                     self.is_active(agent),
@@ -177,26 +193,13 @@ impl StateView {
         json!({ "executors": executors })
     }
 
-    pub fn get_tasks(&self) -> Value {
-        let frameworks = || {
-            self.frameworks
-                .values()
-                .chain(self.completed_frameworks.iter().map(|f| &**f))
-        };
-        json!({
-            "tasks": frameworks().flat_map(|f| f.tasks.values()).map(task_v1).collect::<Vec<_>>(),
-            "unreachable_tasks": frameworks().flat_map(|f| f.unreachable_tasks.values()).map(task_v1).collect::<Vec<_>>(),
-            "completed_tasks": frameworks().flat_map(|f| f.completed_tasks.iter()).map(|t| task_v1(t)).collect::<Vec<_>>(),
-        })
+    pub fn get_tasks(&self) -> impl Serialize + '_ {
+        GetTasks(self)
     }
 
-    pub fn get_state(&self) -> Value {
-        json!({
-            "get_tasks": self.get_tasks(),
-            "get_executors": self.get_executors(),
-            "get_frameworks": self.get_frameworks(),
-            "get_agents": self.get_agents(),
-        })
+    /// GET_STATE: the other reads' answers in one.
+    pub fn get_state(&self) -> impl Serialize + '_ {
+        GetState(self)
     }
 
     pub fn get_master(&self) -> Value {
@@ -205,5 +208,75 @@ impl StateView {
             "start_time": self.start_time,
             "elected_time": self.start_time,
         })
+    }
+}
+
+struct GetTasks<'a>(&'a StateView);
+
+impl Serialize for GetTasks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        let frameworks = || {
+            view.frameworks
+                .values()
+                .chain(view.completed_frameworks.iter().map(|f| &**f))
+        };
+        let completed = frameworks().flat_map(|f| f.completed_tasks.iter().map(|t| &**t));
+        let tasks = frameworks().flat_map(|f| f.tasks.values());
+        let unreachable = frameworks().flat_map(|f| f.unreachable_tasks.values());
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("completed_tasks", &Seq::new(completed.map(TaskV1)))?;
+        map.serialize_entry("tasks", &Seq::new(tasks.map(TaskV1)))?;
+        map.serialize_entry("unreachable_tasks", &Seq::new(unreachable.map(TaskV1)))?;
+        map.end()
+    }
+}
+
+struct GetState<'a>(&'a StateView);
+
+impl Serialize for GetState<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("get_agents", &view.get_agents())?;
+        map.serialize_entry("get_executors", &view.get_executors())?;
+        map.serialize_entry("get_frameworks", &view.get_frameworks())?;
+        map.serialize_entry("get_tasks", &view.get_tasks())?;
+        map.end()
+    }
+}
+
+/// Compact JSON with every character outside ASCII escaped as `\uXXXX` as it is
+/// written (the operator API's rule, `mantle_api::json::to_ascii_json`), in one pass.
+pub fn ascii_json(value: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    // Writing to a Vec fails only for a value that cannot be JSON, which none is.
+    let _ = value.serialize(&mut serializer);
+    out
+}
+
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
     }
 }

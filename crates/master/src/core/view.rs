@@ -6,6 +6,7 @@
 //! readers, never by the loop.
 
 use super::offers::OfferEntry;
+use super::usage::Sum;
 use super::{Agent, Counters, Drain, Framework, Master, SharedMap};
 use mantle_allocator::RoleSummary;
 use mantle_api::*;
@@ -117,40 +118,47 @@ impl StateView {
     /// Allocated (tasks and executors), offered and reserved resources per role.
     /// Keyed by reference: a key per task would cost an allocation per task.
     pub fn role_usage(&self) -> BTreeMap<&str, RoleUsage> {
-        let mut usage: BTreeMap<&str, RoleUsage> = BTreeMap::new();
+        #[derive(Default)]
+        struct Sums {
+            allocated: Sum,
+            offered: Sum,
+            reserved: Resources,
+        }
+        let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
         for framework in self.frameworks.values() {
             for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                usage
-                    .entry(&task.role)
-                    .or_default()
-                    .allocated
-                    .add(&task.resources);
+                let role = sums.entry(&task.role).or_default();
+                role.allocated.add(&task.resources);
             }
             for executors in framework.executors.values() {
                 for executor in executors.values() {
-                    usage
-                        .entry(&executor.role)
-                        .or_default()
-                        .allocated
-                        .add(&executor.resources);
+                    let role = sums.entry(&executor.role).or_default();
+                    role.allocated.add(&executor.resources);
                 }
             }
         }
         for entry in self.offers.values() {
-            usage
-                .entry(&entry.role)
+            sums.entry(&entry.role)
                 .or_default()
                 .offered
                 .add(&entry.resources);
         }
         for agent in self.agents.values() {
             for (key, quantity) in agent.total.entries().filter(|(k, _)| k.role != "*") {
-                let mut one = Resources::new();
-                one.insert(key.clone(), quantity.clone());
-                usage.entry(&key.role).or_default().reserved.add(&one);
+                let role = sums.entry(&key.role).or_default();
+                role.reserved.insert(key.clone(), quantity.clone());
             }
         }
-        usage
+        sums.into_iter()
+            .map(|(role, sums)| {
+                let usage = RoleUsage {
+                    allocated: sums.allocated.total(),
+                    offered: sums.offered.total(),
+                    reserved: sums.reserved,
+                };
+                (role, usage)
+            })
+            .collect()
     }
 
     /// The roles as `/master/roles` (`v1` false: flattened resources, the quota's
