@@ -33,8 +33,8 @@
 //! `/master/state` reads, then the allocation cycle without and with concurrent pollers.
 //!
 //! `cluster`: `bench/run cluster --agents 1000,5000,10000 --frameworks 200` is the Mesos
-//! paper's scalability experiment: load frameworks keep simulated agents busy with 30 s
-//! tasks while a probe framework subscribes, launches a 10 s task and waits for it to
+//! paper's scalability experiment: load frameworks keep simulated agents busy with tasks
+//! of 30 s on average while a probe framework subscribes, launches a 10 s task and waits for it to
 //! finish, again and again; reports the overhead beyond the 10 s per cluster size.
 
 mod agent_link;
@@ -234,15 +234,17 @@ enum Bench {
         /// The cluster sizes to measure, one after the other.
         #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
         agents: Vec<usize>,
-        /// Load frameworks launching tasks of 25 to 35 s.
+        /// Load frameworks launching tasks of 5 to 55 s (30 s on average).
         #[arg(long, default_value_t = 200)]
         frameworks: usize,
         /// Probe tasks per size (each takes 10 s and its overhead).
         #[arg(long, default_value_t = 10)]
         probes: usize,
-        #[arg(long, default_value = "cpus:4;mem:8192;disk:100000")]
+        /// An agent holds exactly four tasks: a full cluster has no leftovers to offer,
+        /// so that offers are freed slots, not fragments every framework declines.
+        #[arg(long, default_value = "cpus:4;mem:2048;disk:4096")]
         agent_resources: String,
-        #[arg(long, default_value = "cpus:1;mem:512")]
+        #[arg(long, default_value = "cpus:1;mem:512;disk:1024")]
         task_resources: String,
         /// Seconds the load runs before the first probe.
         #[arg(long, default_value_t = 30)]

@@ -1,7 +1,8 @@
 //! `cluster`: the scalability experiment of the Mesos paper (NSDI'11, §6.5). For each
 //! cluster size, a `mantle master` process and that many simulated agents inside this
-//! process; `--frameworks` load frameworks keep the cluster busy with tasks of about
-//! 30 s (25 to 35 s, relaunched as they end); then a probe framework, again and again,
+//! process; `--frameworks` load frameworks keep the cluster busy with tasks of 30 s on
+//! average (5 to 55 s, so that the tasks of the first wave do not all end together and
+//! leave the cluster full in between; relaunched as they end); then a probe framework, again and again,
 //! subscribes, waits for its first offer, launches one 10 s task and waits for its
 //! TASK_FINISHED. The overhead is the probe's whole time beyond the 10 s: subscription,
 //! offer, launch and the status updates' way back, while the master serves the load.
@@ -209,7 +210,7 @@ fn task_info(
     }))?)
 }
 
-/// A framework that fills every offer with tasks of 25 to 35 s until `stop`, then
+/// A framework that fills every offer with tasks of 5 to 55 s until `stop`, then
 /// tears itself down.
 async fn load_framework(
     master: &str,
@@ -241,7 +242,7 @@ async fn load_framework(
                     while available.contains(&resources) {
                         available.subtract(&resources);
                         let id = TaskId::new(format!("load-{index}-{next}"));
-                        let command = format!("sleep {}", 25 + (next * 7 + index) % 11);
+                        let command = format!("sleep {}", 5 + (next * 7919 + index * 31) % 51);
                         next += 1;
                         batch.push(task_info(&id, &offer, &resources, &command)?);
                     }
