@@ -75,6 +75,38 @@ pub fn start_master(mantle: &Path, work: &Path, log: &Path) -> anyhow::Result<(C
     Ok((master, address))
 }
 
+/// A `mantle master` in a temporary work directory of its own, killed when dropped.
+pub struct TempMaster {
+    pub address: String,
+    pub pid: u32,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TempMaster {
+    pub fn start(mantle: &Path) -> anyhow::Result<TempMaster> {
+        let dir = tempfile::tempdir()?;
+        let (child, address) = start_master(
+            mantle,
+            &dir.path().join("master"),
+            &dir.path().join("master.log"),
+        )?;
+        Ok(TempMaster {
+            address,
+            pid: child.id(),
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for TempMaster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Cluster {
     pub async fn start(mantle: &Path, agents: usize, resources: &str) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;

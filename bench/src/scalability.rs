@@ -9,9 +9,9 @@
 //! One line per size with the overhead's p50 and p99 and the master's resident memory
 //! and CPU.
 
-use crate::cluster::{cpu_seconds, rss_mb, start_master};
+use crate::cluster::{cpu_seconds, rss_mb, TempMaster};
 use crate::driver::percentile;
-use crate::failover::raise_open_files;
+use crate::failover::{agent_connections, raise_open_files};
 use crate::throughput::start_fleet;
 use anyhow::{bail, Context};
 use mantle_api::scheduler::Event;
@@ -44,17 +44,11 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
         bail!("--agents, --frameworks and --probes must be positive");
     }
     for &agents in &options.sizes {
-        raise_open_files(agents as u64 + 4096)?;
-        let dir = tempfile::tempdir()?;
-        let (mut master, address) = start_master(
-            mantle,
-            &dir.path().join("master"),
-            &dir.path().join("master.log"),
-        )?;
-        let result = one_size(&address, master.id(), agents, options).await;
-        let _ = master.kill();
-        let _ = master.wait();
-        result.with_context(|| format!("with {agents} agents"))?;
+        raise_open_files(agent_connections(agents, options.agents_per_connection) + 4096)?;
+        let master = TempMaster::start(mantle)?;
+        one_size(&master.address, master.pid, agents, options)
+            .await
+            .with_context(|| format!("with {agents} agents"))?;
     }
     Ok(())
 }

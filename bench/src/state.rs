@@ -8,7 +8,7 @@
 //! end, each from a fresh snapshot, and compares the master's allocation cycle time
 //! (`allocator/mesos/allocation_run_ms`) without and with concurrent pollers.
 
-use crate::cluster::{open_files, rss_mb, start_master};
+use crate::cluster::{open_files, rss_mb, TempMaster};
 use crate::driver::{self, percentile, Until, Workload};
 use crate::failover::{agent_connections, raise_open_files};
 use anyhow::{bail, Context};
@@ -64,17 +64,8 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
             open_files_hard_limit()?
         );
     }
-    let dir = tempfile::tempdir()?;
-    let (mut master, address) = start_master(
-        mantle,
-        &dir.path().join("master"),
-        &dir.path().join("master.log"),
-    )?;
-    let pid = master.id();
-    let result = measure(&address, pid, options, completed_frameworks).await;
-    let _ = master.kill();
-    let _ = master.wait();
-    result
+    let master = TempMaster::start(mantle)?;
+    measure(&master.address, master.pid, options, completed_frameworks).await
 }
 
 async fn measure(

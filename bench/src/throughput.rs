@@ -6,7 +6,7 @@
 //! until the last one runs. The master's resident memory is read idle, with the agents
 //! registered and with the tasks running, for its cost per agent and per task.
 
-use crate::cluster::{cpu_seconds, open_files, rss_mb, start_master};
+use crate::cluster::{cpu_seconds, open_files, rss_mb, TempMaster};
 use crate::driver::{self, percentile, Until, Workload};
 use crate::failover::{agent_connections, raise_open_files};
 use anyhow::{bail, Context};
@@ -31,17 +31,8 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
         bail!("--agents, --frameworks and --tasks must be positive");
     }
     raise_open_files(agent_connections(options.agents, options.agents_per_connection) + 4096)?;
-    let dir = tempfile::tempdir()?;
-    let (mut master, address) = start_master(
-        mantle,
-        &dir.path().join("master"),
-        &dir.path().join("master.log"),
-    )?;
-    let pid = master.id();
-    let result = measure(&address, pid, options).await;
-    let _ = master.kill();
-    let _ = master.wait();
-    result
+    let master = TempMaster::start(mantle)?;
+    measure(&master.address, master.pid, options).await
 }
 
 /// Starts `agents` simulated agents alike inside this process, `per_connection` to an
