@@ -220,13 +220,28 @@ fn pack(workload: &Workload, offer: &Offer, launched: &mut usize) -> anyhow::Res
         available.subtract(&workload.task_resources);
         let id = TaskId::new(format!("t{launched}"));
         *launched += 1;
-        batch.push(serde_json::from_value::<TaskInfo>(serde_json::json!({
-            "name": id.value, "task_id": id, "agent_id": offer.agent_id,
-            "resources": workload.task_resources.to_wire(),
-            "command": {"value": workload.command},
-        }))?);
+        batch.push(task_info(
+            &id,
+            offer,
+            &workload.task_resources,
+            &workload.command,
+        )?);
     }
     Ok(batch)
+}
+
+/// A command task with `id` on the offer's agent.
+pub fn task_info(
+    id: &TaskId,
+    offer: &Offer,
+    resources: &Resources,
+    command: &str,
+) -> anyhow::Result<TaskInfo> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "name": id.value, "task_id": id, "agent_id": offer.agent_id,
+        "resources": resources.to_wire(),
+        "command": {"value": command},
+    }))?)
 }
 
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

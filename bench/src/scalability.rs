@@ -10,7 +10,7 @@
 //! and CPU.
 
 use crate::cluster::{cpu_seconds, rss_mb, TempMaster};
-use crate::driver::percentile;
+use crate::driver::{percentile, task_info};
 use crate::failover::{agent_connections, raise_open_files};
 use crate::throughput::start_fleet;
 use anyhow::{bail, Context};
@@ -189,19 +189,6 @@ async fn probe_once(master: &str, probe: usize, resources: &Resources) -> anyhow
             _ => {}
         }
     }
-}
-
-fn task_info(
-    id: &TaskId,
-    offer: &Offer,
-    resources: &Resources,
-    command: &str,
-) -> anyhow::Result<TaskInfo> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "name": id.value, "task_id": id, "agent_id": offer.agent_id,
-        "resources": resources.to_wire(),
-        "command": {"value": command},
-    }))?)
 }
 
 /// A framework that fills every offer with tasks of 5 to 55 s until `stop`, then

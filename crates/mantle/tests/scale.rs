@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::checks::metrics;
+use common::framework::command_task;
 use common::Cluster;
 use mantle_agent::simulated::{plan, start_many, AgentSpec, FleetConfig};
 use mantle_api::scheduler::Event;
@@ -108,14 +110,7 @@ fn task(framework: usize, n: usize, offer: &Offer) -> TaskInfo {
         1 | 2 => ("0.3", Some(1)),
         k => (["0.2", "0.5", "1", "2"][k % 4], None),
     };
-    let mut task: TaskInfo = serde_json::from_value(serde_json::json!({
-        "name": id,
-        "task_id": {"value": id},
-        "agent_id": offer.agent_id,
-        "resources": Resources::parse_text(TASK_RESOURCES, "*").unwrap().to_wire(),
-        "command": {"value": "true"},
-    }))
-    .unwrap();
+    let mut task = command_task(&id, offer, "true", TASK_RESOURCES);
     task.labels = Some(plan::labels(Some(duration), exit_code));
     task
 }
@@ -296,15 +291,6 @@ fn overcommitted(state: &Value) -> Vec<String> {
         }
     }
     found
-}
-
-async fn metrics(cluster: &Cluster) -> Value {
-    let response = cluster
-        .http
-        .get(&cluster.url("/metrics/snapshot"))
-        .await
-        .expect("GET /metrics/snapshot");
-    serde_json::from_slice(&response.body).expect("metrics are JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,14 +130,18 @@ pub fn alive(pid: i32) -> bool {
     })
 }
 
-pub async fn metric(cluster: &Cluster, name: &str) -> f64 {
+/// The master's `/metrics/snapshot`.
+pub async fn metrics(cluster: &Cluster) -> serde_json::Value {
     let response = cluster
         .http
         .get(&cluster.url("/metrics/snapshot"))
         .await
         .expect("metrics");
-    let metrics: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-    metrics[name].as_f64().unwrap_or_default()
+    serde_json::from_slice(&response.body).expect("metrics are JSON")
+}
+
+pub async fn metric(cluster: &Cluster, name: &str) -> f64 {
+    metrics(cluster).await[name].as_f64().unwrap_or_default()
 }
 
 /// The master's entry for agent `agent`.
