@@ -64,6 +64,7 @@ pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
             open_files_hard_limit()?
         );
     }
+    check_room(options)?;
     let master = TempMaster::start(mantle)?;
     measure(&master.address, master.pid, options, completed_frameworks).await
 }
@@ -255,6 +256,33 @@ async fn measure(
         let _ = scheduler.teardown().await;
     }
     fleet.shutdown().await;
+    Ok(())
+}
+
+/// Fails when the running tasks leave no room on the agents: the frameworks would wait
+/// for offers that never come (the completed tasks need a little room beside them).
+fn check_room(options: &Options) -> anyhow::Result<()> {
+    let parse = |text: &str| Resources::parse_text(text, "*").map_err(anyhow::Error::msg);
+    let (mut agent, task) = (
+        parse(&options.agent_resources)?,
+        parse(&options.task_resources)?,
+    );
+    if task.is_empty() {
+        bail!("--task-resources must not be empty");
+    }
+    let mut per_agent = 0;
+    while agent.contains(&task) {
+        agent.subtract(&task);
+        per_agent += 1;
+    }
+    if options.running >= per_agent * options.agents {
+        bail!(
+            "--running {} does not fit: {} agents hold {per_agent} tasks of --task-resources each, {} in all, and the completed tasks need room beside them",
+            options.running,
+            options.agents,
+            per_agent * options.agents
+        );
+    }
     Ok(())
 }
 

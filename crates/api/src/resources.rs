@@ -499,6 +499,14 @@ impl Resources {
             .collect()
     }
 
+    /// Adds one entry by reference: the key is copied only when it is new.
+    pub fn add_entry(&mut self, key: &ResourceKey, quantity: &Quantity) {
+        match Arc::make_mut(&mut self.entries).get_mut(key) {
+            Some(have) => have.add(quantity),
+            None => self.insert(key.clone(), quantity.clone()),
+        }
+    }
+
     /// Adds one entry (zero quantities are dropped).
     pub fn insert(&mut self, key: ResourceKey, quantity: Quantity) {
         let entries = Arc::make_mut(&mut self.entries);
@@ -510,6 +518,12 @@ impl Resources {
             }
             Some(have) => have.add(&quantity),
         }
+    }
+
+    /// True when both share their entries (one came from the other by `clone`, or both
+    /// from a [`ResourcesCache`]): then they are equal, without comparing.
+    pub fn shares_entries(&self, other: &Resources) -> bool {
+        Arc::ptr_eq(&self.entries, &other.entries)
     }
 
     /// The entries in key order.

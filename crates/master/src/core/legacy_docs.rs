@@ -8,6 +8,7 @@
 //! in which the `Value` maps these objects used to be built from wrote them, so the
 //! output is the same (the unit tests in `tests_render.rs` compare it with that).
 
+use super::offers::OfferEntry;
 use super::usage::Usage;
 use super::{Agent, Framework, StateView};
 use mantle_api::*;
@@ -198,18 +199,19 @@ pub(super) enum FrameworkExtra<'a> {
 
 /// A framework of the legacy endpoints, without its task lists.
 pub(super) struct FrameworkFields<'a> {
-    pub view: &'a StateView,
     pub framework: &'a Framework,
+    /// The framework's outstanding offers.
+    pub offers: &'a [&'a OfferEntry],
     pub extra: FrameworkExtra<'a>,
 }
 
 impl FrameworkFields<'_> {
     /// Writes the fields into an open map, so that a caller can add entries after them.
     pub fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        let (view, framework) = (self.view, self.framework);
+        let framework = self.framework;
         let info = &framework.info;
         let used = StateView::framework_usage(framework);
-        let offered = view.framework_offered(framework);
+        let offered = StateView::offered(self.offers);
         let summary = match self.extra {
             FrameworkExtra::Summary(summary) => Some(summary),
             FrameworkExtra::Full => None,
@@ -248,7 +250,7 @@ impl FrameworkFields<'_> {
         }
         map.serialize_entry("offered_resources", &offered.legacy())?;
         if full {
-            map.serialize_entry("offers", &Offers(view, framework))?;
+            map.serialize_entry("offers", &Offers(self.offers, &framework.role()))?;
         }
         if let Some(principal) = &info.principal {
             map.serialize_entry("principal", principal)?;
@@ -290,18 +292,17 @@ impl Serialize for FrameworkFields<'_> {
 }
 
 /// A framework's outstanding offers.
-struct Offers<'a>(&'a StateView, &'a Framework);
+/// A framework's offers, written with its role.
+struct Offers<'a>(&'a [&'a OfferEntry], &'a str);
 
 impl Serialize for Offers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (view, framework) = (self.0, self.1);
-        let role = framework.role();
-        let offers = framework.offers.iter().filter_map(|id| view.offers.get(id));
-        serializer.collect_seq(offers.map(|o| OfferDoc {
+        let (offers, role) = (self.0, self.1);
+        serializer.collect_seq(offers.iter().map(|o| OfferDoc {
             id: &o.offer.id.value,
             framework_id: &o.offer.framework_id.value,
             slave_id: &o.offer.agent_id.value,
-            role: &role,
+            role,
             resources: &o.resources,
         }))
     }

@@ -14,6 +14,7 @@ mod maintenance;
 mod offers;
 mod operator_calls;
 mod policy;
+mod prefetch;
 mod registry;
 pub mod shared_map;
 mod state;

@@ -2,6 +2,8 @@
 //! by the readers from a published [`StateView`], off the event loop.
 
 use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields};
+use super::prefetch::each_task;
+use super::usage::FrameworkOffers;
 use super::{Framework, StateView, Task};
 use mantle_api::*;
 use serde::ser::Serializer;
@@ -55,10 +57,33 @@ fn write_status(out: &mut Vec<u8>, status: &TaskStatus) {
     out.push(b'}');
 }
 
+/// The legacy JSON of the resources written last, kept while one framework's tasks are
+/// written: tasks of one shape share their resources (the master converts them through
+/// a cache), so the next task's are copied rather than written again.
+#[derive(Default)]
+struct ResourcesJson(Option<(Resources, Vec<u8>)>);
+
+impl ResourcesJson {
+    fn write(&mut self, out: &mut Vec<u8>, resources: &Resources) {
+        if let Some((seen, json)) = &self.0 {
+            if seen.shares_entries(resources) {
+                out.extend_from_slice(json);
+                return;
+            }
+        }
+        let start = out.len();
+        write_json(out, &resources.legacy());
+        let (seen, json) = self.0.get_or_insert_with(Default::default);
+        *seen = resources.clone();
+        json.clear();
+        json.extend_from_slice(&out[start..]);
+    }
+}
+
 /// A task's legacy JSON, written by hand: `/master/state` holds every task, and a
 /// `Value` tree per task cost several times the writing, a `Serialize` call per field
 /// about twice. Its fields are in the order Mesos writes them.
-fn write_task(out: &mut Vec<u8>, task: &Task) {
+fn write_task(out: &mut Vec<u8>, task: &Task, resources: &mut ResourcesJson) {
     let info = &task.info;
     let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
     for (key, value) in [
@@ -73,7 +98,7 @@ fn write_task(out: &mut Vec<u8>, task: &Task) {
         write_str(out, value);
     }
     out.extend_from_slice(b",\"resources\":");
-    write_json(out, &task.resources.legacy());
+    resources.write(out, &task.resources);
     out.extend_from_slice(b",\"role\":");
     write_str(out, &task.role);
     out.extend_from_slice(b",\"statuses\":[");
@@ -113,7 +138,7 @@ fn write_task(out: &mut Vec<u8>, task: &Task) {
 /// A task's legacy JSON as a `Value` (`/master/tasks`).
 pub(super) fn task_json(task: &Task) -> Value {
     let mut out = Vec::new();
-    write_task(&mut out, task);
+    write_task(&mut out, task, &mut ResourcesJson::default());
     serde_json::from_slice(&out).unwrap_or_default()
 }
 
@@ -141,25 +166,29 @@ pub(super) fn task_list<'a>(
 
 /// A framework of `/master/state` and `/master/frameworks`: its fields, then its task
 /// lists written by hand.
-pub(super) fn write_framework(out: &mut Vec<u8>, view: &StateView, framework: &Framework) {
+pub(super) fn write_framework(out: &mut Vec<u8>, offers: &FrameworkOffers, framework: &Framework) {
     let fields = FrameworkFields {
-        view,
         framework,
+        offers: offers.of(framework),
         extra: FrameworkExtra::Full,
     };
     write_json(out, &fields);
     // The fields are never empty: the lists follow them in the same object.
     out.pop();
+    let mut resources = ResourcesJson::default();
+    let mut tasks = Vec::new();
     for list in TASK_LISTS {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(list.as_bytes());
         out.extend_from_slice(b"\":[");
-        for (i, task) in task_list(framework, list).enumerate() {
-            if i > 0 {
+        tasks.clear();
+        tasks.extend(task_list(framework, list));
+        each_task(&tasks, |task| {
+            if out.last() != Some(&b'[') {
                 out.push(b',');
             }
-            write_task(out, task);
-        }
+            write_task(out, task, &mut resources);
+        });
         out.push(b']');
     }
     out.push(b'}');
@@ -168,14 +197,14 @@ pub(super) fn write_framework(out: &mut Vec<u8>, view: &StateView, framework: &F
 /// Frameworks, comma-separated.
 pub(super) fn write_frameworks<'a>(
     out: &mut Vec<u8>,
-    view: &StateView,
+    offers: &FrameworkOffers,
     frameworks: impl Iterator<Item = &'a Framework>,
 ) {
     for (i, framework) in frameworks.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_framework(out, view, framework);
+        write_framework(out, offers, framework);
     }
 }
 
@@ -273,6 +302,7 @@ impl StateView {
             .map_or(1, |n| n.get())
             .clamp(1, RENDER_THREADS);
         let share = units.div_ceil(threads).max(1);
+        let offers = &self.framework_offers();
         let parts = std::thread::scope(|scope| {
             let head = scope.spawn(|| self.state_head());
             let mut pieces = Vec::new();
@@ -282,7 +312,7 @@ impl StateView {
             ] {
                 pieces.push(Piece::Text(open));
                 for (index, chunk) in chunks(list, share).enumerate() {
-                    let part = scope.spawn(move || self.frameworks_part(chunk, index > 0));
+                    let part = scope.spawn(move || self.frameworks_part(offers, chunk, index > 0));
                     pieces.push(Piece::Part(part));
                 }
                 pieces.push(Piece::Text(close));
@@ -301,13 +331,18 @@ impl StateView {
     }
 
     /// Frameworks of a JSON array, comma-separated; `comma` when others come before.
-    fn frameworks_part(&self, chunk: &[&Framework], comma: bool) -> Vec<u8> {
+    fn frameworks_part(
+        &self,
+        offers: &FrameworkOffers,
+        chunk: &[&Framework],
+        comma: bool,
+    ) -> Vec<u8> {
         let units = chunk.iter().map(|f| weight(f)).sum();
         let mut out = Vec::with_capacity(FRAMEWORK_BYTES.capacity(units));
         if comma && !chunk.is_empty() {
             out.push(b',');
         }
-        write_frameworks(&mut out, self, chunk.iter().copied());
+        write_frameworks(&mut out, offers, chunk.iter().copied());
         out
     }
 

@@ -92,10 +92,12 @@ impl StateView {
     pub fn frameworks_bytes(&self, framework_id: Option<&str>) -> Vec<u8> {
         let wanted = |f: &&Framework| framework_id.is_none_or(|id| f.id.as_str() == id);
         let completed = self.completed_frameworks.iter().map(|f| &**f);
+        let offers = self.framework_offers();
         let mut out = b"{\"completed_frameworks\":[".to_vec();
-        write_frameworks(&mut out, self, completed.filter(wanted));
+        write_frameworks(&mut out, &offers, completed.filter(wanted));
         out.extend_from_slice(b"],\"frameworks\":[");
-        write_frameworks(&mut out, self, self.frameworks.values().filter(wanted));
+        let frameworks = self.frameworks.values().filter(wanted);
+        write_frameworks(&mut out, &offers, frameworks);
         out.extend_from_slice(b"],\"unregistered_frameworks\":[]}");
         out
     }
@@ -192,9 +194,10 @@ impl Serialize for StateSummary<'_> {
                 usage,
                 extra: AgentExtra::Summary(per_agent.get(agent.id.as_str()).unwrap_or(&empty)),
             });
+        let offers = view.framework_offers();
         let frameworks = view.frameworks.values().map(|framework| FrameworkFields {
-            view,
             framework,
+            offers: offers.of(framework),
             extra: FrameworkExtra::Summary(
                 per_framework.get(framework.id.as_str()).unwrap_or(&empty),
             ),

@@ -41,6 +41,7 @@ fn validate_task(
     task: &TaskInfo,
     agent_id: &AgentId,
     known_tasks: &dyn Fn(&TaskId) -> bool,
+    cache: &mut ResourcesCache,
 ) -> Result<Resources, String> {
     validate_id("task_id", &task.task_id.value)?;
     if known_tasks(&task.task_id) {
@@ -71,7 +72,9 @@ fn validate_task(
     if task.resources.is_empty() {
         return Err("Task uses no resources".into());
     }
-    let resources = Resources::from_wire("resources", &task.resources)?;
+    // Through the cache: tasks of one shape share their resources, which saves memory
+    // and lets the readers' sums and renders handle them once.
+    let resources = cache.from_wire("resources", &task.resources)?;
     if resources.is_empty() {
         return Err("Task uses no resources".into());
     }
@@ -142,7 +145,8 @@ impl Master {
     ) {
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         let known = |id: &TaskId| framework.tasks.contains_key(id);
-        let checked = validate_task(&task, agent_id, &known).and_then(|resources| {
+        let cache = &mut self.resources_cache;
+        let checked = validate_task(&task, agent_id, &known, cache).and_then(|resources| {
             let executor = match &task.executor {
                 Some(e) => self.executor_needs(framework_id, agent_id, e)?,
                 None => None,
@@ -215,6 +219,8 @@ impl Master {
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         let mut ids = BTreeSet::new();
         let known = |id: &TaskId| framework.tasks.contains_key(id);
+        // The group's own: the closure borrows the whole master.
+        let mut cache = ResourcesCache::new();
         let checked: Result<(Vec<Resources>, Option<Resources>), String> = (|| {
             if group.task_group.tasks.is_empty() {
                 return Err("Task group is empty".to_string());
@@ -236,7 +242,7 @@ impl Master {
                 probe
                     .command
                     .get_or_insert_with(|| CommandInfo::shell("true"));
-                let resources = validate_task(&probe, agent_id, &known)?;
+                let resources = validate_task(&probe, agent_id, &known, &mut cache)?;
                 needed.add(&resources);
                 each.push(resources);
             }

@@ -74,7 +74,7 @@ fn agent_json(view: &StateView, agent: &Agent, used: &Resources, offered: &Resou
 /// The reference framework fields: as `/master/state` built them before.
 fn framework_fields(view: &StateView, framework: &Framework) -> Value {
     let used = StateView::framework_usage(framework);
-    let offered = view.framework_offered(framework);
+    let offered = StateView::offered(view.framework_offers().of(framework));
     let info = &framework.info;
     let mut out = json!({
         "id": framework.id.value,
@@ -707,6 +707,8 @@ fn get_state_equals_the_value_tree_render() {
 }
 
 /// A task as the master keeps it after `states` were reported, the last one current.
+static TASK_RESOURCES: std::sync::OnceLock<Resources> = std::sync::OnceLock::new();
+
 fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[TaskState]) -> Task {
     let mut info = command_task(&id, agent, "cpus:1;mem:128");
     info.command = Some(CommandInfo::shell("sleep infinity"));
@@ -723,7 +725,10 @@ fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[Tas
         })
         .collect();
     Task {
-        resources: Resources::from_wire("resources", &info.resources).unwrap(),
+        // Shared, as the master's tasks of one shape share theirs.
+        resources: TASK_RESOURCES
+            .get_or_init(|| Resources::from_wire("resources", &info.resources).unwrap())
+            .clone(),
         framework_id: framework.clone(),
         agent_id: agent.clone(),
         executor_id: None,

@@ -4,6 +4,8 @@
 //! `mem`, `disk` and `gpus` without metadata) as integers by position, and only the
 //! others through the ordered map of [`Resources`], whose lookups compare key strings.
 
+use super::offers::OfferEntry;
+use super::prefetch::each_task;
 use super::{Framework, StateView};
 use mantle_api::*;
 use std::collections::HashMap;
@@ -19,10 +21,40 @@ pub(super) struct Sum {
     /// Unreserved scalars of the [`COMMON`] names without metadata, in thousandths.
     common: [i64; COMMON.len()],
     rest: Resources,
+    /// The resources added last, when they hold only [`COMMON`] entries, with those
+    /// entries by position: the tasks of one shape share their entries (the master
+    /// converts them through a cache), so adding the next is a pointer compare and four
+    /// additions.
+    last: Option<(Resources, [i64; COMMON.len()])>,
+    /// Resources added so far, and the first of them until a second comes: the sum of
+    /// one (an agent's one offer) is that one, sharing its entries, never taken apart.
+    added: usize,
+    only: Option<Resources>,
 }
 
 impl Sum {
     pub fn add(&mut self, resources: &Resources) {
+        self.added += 1;
+        match (self.added, self.only.take()) {
+            (1, _) => {
+                self.only = Some(resources.clone());
+                return;
+            }
+            (_, Some(first)) => self.add_entries(&first),
+            _ => {}
+        }
+        self.add_entries(resources);
+    }
+
+    fn add_entries(&mut self, resources: &Resources) {
+        if let Some((seen, common)) = &self.last {
+            if seen.shares_entries(resources) {
+                self.add_common(*common);
+                return;
+            }
+        }
+        let mut common = [0; COMMON.len()];
+        let mut only_common = true;
         for (key, quantity) in resources.entries() {
             if let Quantity::Scalar(value) = quantity {
                 if key.role == "*" && key.meta.is_empty() {
@@ -36,16 +68,30 @@ impl Sum {
                         _ => None,
                     };
                     if let Some(at) = at {
-                        self.common[at] += value;
+                        common[at] += value;
                         continue;
                     }
                 }
             }
-            self.rest.insert(key.clone(), quantity.clone());
+            only_common = false;
+            self.rest.add_entry(key, quantity);
+        }
+        self.add_common(common);
+        if only_common {
+            self.last = Some((resources.clone(), common));
+        }
+    }
+
+    fn add_common(&mut self, common: [i64; COMMON.len()]) {
+        for (sum, value) in self.common.iter_mut().zip(common) {
+            *sum += value;
         }
     }
 
     pub fn total(self) -> Resources {
+        if let Some(only) = self.only {
+            return only;
+        }
         let mut total = self.rest;
         for (name, value) in COMMON.iter().zip(self.common) {
             let key = ResourceKey {
@@ -104,28 +150,48 @@ impl<'v> AgentIndex<'v> {
     }
 }
 
+/// See [`StateView::framework_offers`].
+pub(super) struct FrameworkOffers<'v>(HashMap<&'v str, Vec<&'v OfferEntry>>);
+
+impl<'v> FrameworkOffers<'v> {
+    pub fn of(&self, framework: &Framework) -> &[&'v OfferEntry] {
+        let offers = self.0.get(framework.id.as_str());
+        offers.map_or(&[], Vec::as_slice)
+    }
+}
+
 impl StateView {
     /// Used and offered resources of each agent, in the order of `self.agents`: one
     /// pass over the tasks, executors and offers.
     pub(super) fn agent_usage(&self) -> Vec<Usage> {
+        // The ids copied next to each other: comparing with each agent's own copy waited
+        // on memory for most of a lookup.
+        let ids: String = self.agents.values().map(|a| a.id.as_str()).collect();
+        let mut start = 0;
         let mut agents = AgentIndex {
-            index: self
-                .agents
-                .values()
-                .enumerate()
-                .map(|(i, agent)| (agent.id.as_str(), i))
+            index: (self.agents.values().enumerate())
+                .map(|(i, agent)| {
+                    start += agent.id.as_str().len();
+                    (&ids[start - agent.id.as_str().len()..start], i)
+                })
                 .collect(),
             last: None,
         };
         let mut sums: Vec<(Sum, Sum)> = Vec::new();
         sums.resize_with(self.agents.len(), Default::default);
         let mut slot = |id| agents.find(id);
+        let mut tasks = Vec::new();
         for framework in self.frameworks.values() {
-            for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
+            tasks.clear();
+            tasks.extend(framework.tasks.values());
+            each_task(&tasks, |task| {
+                if task.state.is_terminal() {
+                    return;
+                }
                 if let Some(at) = slot(&task.agent_id) {
                     sums[at].0.add(&task.resources);
                 }
-            }
+            });
             for (agent, executors) in &framework.executors {
                 let Some(at) = slot(agent) else { continue };
                 for executor in executors.values() {
@@ -157,13 +223,23 @@ impl StateView {
         used.total()
     }
 
-    /// What a framework is offered.
-    pub(super) fn framework_offered(&self, framework: &Framework) -> Resources {
+    /// Each framework's outstanding offers in id order, found in one pass over the
+    /// offers: looking each up by id compared ids along a tree path, waiting on memory
+    /// at each step.
+    pub(super) fn framework_offers(&self) -> FrameworkOffers<'_> {
+        let mut by_framework: HashMap<&str, Vec<&OfferEntry>> = HashMap::new();
+        for entry in self.offers.values() {
+            let framework = entry.offer.framework_id.as_str();
+            by_framework.entry(framework).or_default().push(entry);
+        }
+        FrameworkOffers(by_framework)
+    }
+
+    /// What `offers` hold together.
+    pub(super) fn offered(offers: &[&OfferEntry]) -> Resources {
         let mut offered = Sum::default();
-        for id in &framework.offers {
-            if let Some(entry) = self.offers.get(id) {
-                offered.add(&entry.resources);
-            }
+        for entry in offers {
+            offered.add(&entry.resources);
         }
         offered.total()
     }
@@ -198,5 +274,21 @@ mod tests {
             "bogus:3;cpus:1.501;cpus(eng):2;disk:10;gpus:1;mem:128;mem(eng):64;ports:[31000-31010,32000-32000]"
         );
         assert!(Sum::default().total().is_empty());
+    }
+
+    #[test]
+    fn shared_entries_are_added_each_time() {
+        let task = Resources::parse_text("cpus:1;mem:32", "*").unwrap();
+        let ports = Resources::parse_text("cpus:0.5;ports:[31000-31001]", "*").unwrap();
+        let other = Resources::parse_text("cpus:1;mem:32", "*").unwrap();
+        let mut expected = Resources::new();
+        let mut sum = Sum::default();
+        for resources in [&task, &task.clone(), &ports, &ports, &task, &other, &task] {
+            expected.add(resources);
+            sum.add(resources);
+        }
+        let total = sum.total();
+        assert_eq!(total, expected);
+        assert_eq!(total.to_text(), "cpus:6;mem:160;ports:[31000-31001]");
     }
 }
