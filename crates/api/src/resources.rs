@@ -209,27 +209,61 @@ pub struct LegacyJson<'a>(&'a Resources);
 impl Serialize for LegacyJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let entries = &*self.0.entries;
-        if entries.values().any(|q| !matches!(q, Quantity::Scalar(_))) {
-            return self.0.legacy_json().serialize(serializer);
+        /// One name's value: entries of every role and reservation together.
+        enum Flat<'a> {
+            Scalar(i64),
+            Ranges(Vec<(u64, u64)>),
+            Set(BTreeSet<&'a str>),
         }
-        // The sum per name (an entry per role and reservation), the four names always
-        // present, in name order as the map of `legacy_json` holds them.
-        let mut sums: Vec<(&str, i64)> = Vec::with_capacity(entries.len() + 4);
-        sums.extend(["cpus", "disk", "gpus", "mem"].map(|name| (name, 0)));
+        let entries = &*self.0.entries;
+        // The four names always present, in name order as the map of `legacy_json`
+        // holds them; a name with ranges or a set shows those, as that map does.
+        let mut flat: Vec<(&str, Flat)> = Vec::with_capacity(entries.len() + 4);
+        flat.extend(["cpus", "disk", "gpus", "mem"].map(|name| (name, Flat::Scalar(0))));
         for (key, quantity) in entries {
-            let Quantity::Scalar(value) = quantity else {
-                continue;
+            let at = match flat.iter().position(|(name, _)| *name == key.name) {
+                Some(at) => at,
+                None => {
+                    flat.push((&key.name, Flat::Scalar(0)));
+                    flat.len() - 1
+                }
             };
-            match sums.iter_mut().find(|(name, _)| *name == key.name) {
-                Some(sum) => sum.1 += value,
-                None => sums.push((&key.name, *value)),
+            let value = &mut flat[at].1;
+            match (value, quantity) {
+                (Flat::Scalar(sum), Quantity::Scalar(add)) => *sum += add,
+                (Flat::Set(_), Quantity::Scalar(_) | Quantity::Ranges(_)) => {}
+                (Flat::Ranges(have), Quantity::Ranges(add)) => have.extend(add),
+                (value @ Flat::Scalar(_), Quantity::Ranges(add)) => {
+                    *value = Flat::Ranges(add.clone())
+                }
+                (Flat::Ranges(_), Quantity::Scalar(_)) => {}
+                (Flat::Set(have), Quantity::Set(add)) => {
+                    have.extend(add.iter().map(String::as_str))
+                }
+                (value, Quantity::Set(add)) => {
+                    *value = Flat::Set(add.iter().map(String::as_str).collect())
+                }
             }
         }
-        sums.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut map = serializer.serialize_map(Some(sums.len()))?;
-        for (name, value) in sums {
-            map.serialize_entry(name, &from_fixed(value))?;
+        flat.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(flat.len()))?;
+        for (name, value) in flat {
+            match value {
+                Flat::Scalar(value) => map.serialize_entry(name, &from_fixed(value))?,
+                Flat::Ranges(list) => {
+                    let mut text = String::from("[");
+                    for (i, (begin, end)) in coalesce(list).into_iter().enumerate() {
+                        let comma = if i > 0 { ", " } else { "" };
+                        let _ = write!(text, "{comma}{begin}-{end}");
+                    }
+                    text.push(']');
+                    map.serialize_entry(name, &text)?;
+                }
+                Flat::Set(items) => {
+                    let items: Vec<&str> = items.into_iter().collect();
+                    map.serialize_entry(name, &format!("{{{}}}", items.join(", ")))?;
+                }
+            }
         }
         map.end()
     }
@@ -842,6 +876,7 @@ mod tests {
             "cpus:0.1;mem:32",
             "cpus(ads):8;cpus:2;mem:10;foo:3",
             "cpus:1;ports:[31000-31005,31007-31010];bar:{x,y}",
+            "ports(ads):[31000-31001];ports:[31002-31003,31009-31009];disks:{b};disks(ads):{a}",
         ] {
             let resources = r(text);
             let written = serde_json::to_string(&resources.legacy()).unwrap();

@@ -6,7 +6,7 @@
 
 use super::offers::OfferEntry;
 use super::prefetch::each_task;
-use super::{Framework, StateView};
+use super::{Framework, StateView, Task};
 use mantle_api::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -212,9 +212,12 @@ impl StateView {
     /// What a framework's live tasks and its executors use.
     pub(super) fn framework_usage(framework: &Framework) -> Resources {
         let mut used = Sum::default();
-        for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-            used.add(&task.resources);
-        }
+        let tasks: Vec<&Task> = framework.tasks.values().collect();
+        each_task(&tasks, |task| {
+            if !task.state.is_terminal() {
+                used.add(&task.resources);
+            }
+        });
         for executors in framework.executors.values() {
             for executor in executors.values() {
                 used.add(&executor.resources);

@@ -6,6 +6,7 @@
 //! readers, never by the loop.
 
 use super::offers::OfferEntry;
+use super::prefetch::each_task;
 use super::usage::Sum;
 use super::{Agent, Counters, Drain, Framework, Master, SharedMap};
 use mantle_allocator::RoleSummary;
@@ -125,11 +126,16 @@ impl StateView {
             reserved: Resources,
         }
         let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut tasks = Vec::new();
         for framework in self.frameworks.values() {
-            for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-                let role = sums.entry(&task.role).or_default();
-                role.allocated.add(&task.resources);
-            }
+            tasks.clear();
+            tasks.extend(framework.tasks.values());
+            each_task(&tasks, |task| {
+                if !task.state.is_terminal() {
+                    let role = sums.entry(&task.role).or_default();
+                    role.allocated.add(&task.resources);
+                }
+            });
             for executors in framework.executors.values() {
                 for executor in executors.values() {
                     let role = sums.entry(&executor.role).or_default();
