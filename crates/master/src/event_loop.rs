@@ -338,7 +338,11 @@ impl EventLoop {
         let _ = reply.send(result);
     }
 
-    /// Handles one command; returns whether an allocation run should follow.
+    /// Handles one command; returns whether an allocation run should follow: one that
+    /// may have freed resources or changed who wants them. The rest wait for the
+    /// periodic run; under load a run after every acknowledgement and status update
+    /// (hundreds a second, each run walking every agent with free resources) left the
+    /// loop too little time for the calls themselves.
     fn handle(&mut self, command: Command) -> bool {
         let now = unix_now();
         match command {
@@ -355,12 +359,13 @@ impl EventLoop {
                 body,
                 reply,
             } => {
+                let allocate = may_change_offers(&body);
                 let result =
                     self.core
                         .scheduler_call(now, &framework_id, stream_id.as_deref(), *body);
                 let result = self.store_policy().and(self.store_registry()).and(result);
                 let _ = reply.send(result);
-                true
+                allocate
             }
             Command::Inspect { read, reply } => {
                 let _ = reply.send(Ok(read(&self.core)));
@@ -395,8 +400,14 @@ impl EventLoop {
                 call,
                 reply,
             } => {
+                let allocate = match &*call {
+                    // Only a terminal update frees resources.
+                    AgentCall::StatusUpdate(update) => update.status.state.is_terminal(),
+                    AgentCall::Pong | AgentCall::ExecutorMessage(_) => false,
+                    AgentCall::Register(_) | AgentCall::ExecutorExited(_) => true,
+                };
                 let _ = reply.send(self.core.agent_call(now, &stream_id, *call));
-                true
+                allocate
             }
             Command::StreamClosed { stream } => {
                 if self.operator_streams.remove(&stream) {
@@ -543,4 +554,21 @@ impl EventLoop {
     fn snapshot_now(&self) -> Snapshot {
         Snapshot::new(self.core.view(), self.allocation_runs.clone())
     }
+}
+
+/// Whether a scheduler call can change what should be offered: it returns or takes
+/// resources, changes filters, roles or suppression, or ends a framework. Kills free
+/// resources only with the terminal update that follows; acknowledgements, reconciliation
+/// and messages never change them.
+fn may_change_offers(body: &CallBody) -> bool {
+    !matches!(
+        body,
+        CallBody::Acknowledge(_)
+            | CallBody::AcknowledgeOperationStatus
+            | CallBody::Reconcile(_)
+            | CallBody::ReconcileOperations
+            | CallBody::Message(_)
+            | CallBody::Request
+            | CallBody::Kill(_)
+    )
 }
