@@ -36,6 +36,11 @@
 //! paper's scalability experiment: load frameworks keep simulated agents busy with tasks
 //! of 30 s on average while a probe framework subscribes, launches a 10 s task and waits for it to
 //! finish, again and again; reports the overhead beyond the 10 s per cluster size.
+//!
+//! `memory`: `bench/run memory --agents 10000,100000 --tasks-per-agent 10` reads a fresh
+//! master's memory idle, with N simulated agents registered and with their long-running
+//! tasks; reports the bytes per agent and per task and whether any agent was marked
+//! unreachable meanwhile.
 
 mod agent_link;
 mod allocator;
@@ -44,6 +49,7 @@ mod containers;
 mod driver;
 mod failover;
 mod ha_failover;
+mod memory;
 mod scalability;
 mod state;
 mod throughput;
@@ -253,6 +259,29 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
     },
+    /// The master's memory per registered agent and per running task, per cluster size.
+    Memory {
+        /// The cluster sizes to measure, each with a fresh master.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        agents: Vec<usize>,
+        /// Long-running (`sleep infinity`) tasks per agent; 0 measures agents alone.
+        #[arg(long, default_value_t = 10)]
+        tasks_per_agent: usize,
+        /// Frameworks sharing the tasks.
+        #[arg(long, default_value_t = 10)]
+        frameworks: usize,
+        /// [default: exactly --tasks-per-agent tasks of one cpu, and a port range]
+        #[arg(long)]
+        agent_resources: Option<String>,
+        #[arg(long, default_value = "cpus:1;mem:64;disk:16")]
+        task_resources: String,
+        /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
+        #[arg(long, default_value_t = 500)]
+        agents_per_connection: usize,
+        /// Give up on a phase after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
 }
 
 #[tokio::main]
@@ -420,6 +449,26 @@ async fn main() -> anyhow::Result<()> {
                 agents_per_connection,
             };
             scalability::run(&cli.mantle, &options).await
+        }
+        Bench::Memory {
+            agents,
+            tasks_per_agent,
+            frameworks,
+            agent_resources,
+            task_resources,
+            agents_per_connection,
+            timeout,
+        } => {
+            let options = memory::Options {
+                sizes: agents,
+                tasks_per_agent,
+                frameworks,
+                agent_resources,
+                task_resources,
+                agents_per_connection,
+                timeout: Duration::from_secs(timeout),
+            };
+            memory::run(&cli.mantle, &options).await
         }
     }
 }
