@@ -278,6 +278,9 @@ enum Bench {
         /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
+        /// Calls (PONGs, status updates) the simulated agents have in flight at once.
+        #[arg(long, default_value_t = 256)]
+        calls_in_flight: usize,
         /// Give up on a phase after this many seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
@@ -457,6 +460,7 @@ async fn main() -> anyhow::Result<()> {
             agent_resources,
             task_resources,
             agents_per_connection,
+            calls_in_flight,
             timeout,
         } => {
             let options = memory::Options {
@@ -466,6 +470,7 @@ async fn main() -> anyhow::Result<()> {
                 agent_resources,
                 task_resources,
                 agents_per_connection,
+                calls_in_flight,
                 timeout: Duration::from_secs(timeout),
             };
             memory::run(&cli.mantle, &options).await

@@ -10,8 +10,8 @@
 use crate::cluster::{open_files, TempMaster};
 use crate::driver::{self, Until, Workload};
 use crate::failover::{agent_connections, raise_open_files};
-use crate::throughput::start_fleet;
 use anyhow::{bail, Context};
+use mantle_agent::simulated::{start_many, AgentSpec, Fleet, FleetConfig};
 use mantle_api::Resources;
 use mantle_sdk::http::HttpClient;
 use std::path::Path;
@@ -27,6 +27,8 @@ pub struct Options {
     pub task_resources: String,
     /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
     pub agents_per_connection: usize,
+    /// Calls (PONGs, status updates) the fleet has in flight at once.
+    pub calls_in_flight: usize,
     pub timeout: Duration,
 }
 
@@ -161,15 +163,23 @@ async fn one_size(master: &TempMaster, agents: usize, options: &Options) -> anyh
         Memory::mb(idle.anon_kb)
     );
     let watch = Arc::new(Mutex::new(Watch::default()));
-    let fleet = start_fleet(
-        "memory",
-        &master.address,
-        agents,
-        options.agents_per_connection,
-        &agent_resources,
-        options.timeout,
-    )
-    .await?;
+    let fleet = match start_fleet(&master.address, agents, &agent_resources, options).await {
+        Ok(fleet) => fleet,
+        Err(err) => {
+            // What the master saw is the finding then: how many agents it took in, and
+            // how many it marked unreachable while the others were still registering.
+            let client = HttpClient::new(Duration::from_secs(30));
+            if let Ok(m) = metrics(&client, &master.address).await {
+                eprintln!(
+                    "bench memory: the master counts {} agents active, {} marked unreachable; master rss {} MB",
+                    m["master/slaves_active"],
+                    m["master/slave_unreachable_scheduled"],
+                    Memory::of(pid).map_or(0.0, |m| Memory::mb(m.rss_kb)),
+                );
+            }
+            return Err(err);
+        }
+    };
     // Registered at the agents is not yet counted by the master's published metrics.
     let client = HttpClient::new(Duration::from_secs(30));
     let deadline = Instant::now() + options.timeout;
@@ -253,6 +263,31 @@ async fn one_size(master: &TempMaster, agents: usize, options: &Options) -> anyh
     );
     fleet.shutdown().await;
     Ok(())
+}
+
+/// Starts `agents` simulated agents alike and waits until all are registered; the
+/// throughput benchmark's fleet, with `--calls-in-flight`.
+async fn start_fleet(
+    master: &str,
+    agents: usize,
+    resources: &str,
+    options: &Options,
+) -> anyhow::Result<Fleet> {
+    let specs = AgentSpec::uniform(agents, resources, "")?;
+    let started = Instant::now();
+    let mut config = FleetConfig::new(master);
+    config.agents_per_connection = options.agents_per_connection;
+    config.calls_in_flight = options.calls_in_flight;
+    let fleet = start_many(config, specs);
+    fleet
+        .wait_registered(agents, options.timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    eprintln!(
+        "bench memory: {agents} simulated agents registered in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(fleet)
 }
 
 /// Launches `total` `sleep infinity` tasks through `--frameworks` frameworks and waits
