@@ -260,31 +260,7 @@ enum Bench {
         agents_per_connection: usize,
     },
     /// The master's memory per registered agent and per running task, per cluster size.
-    Memory {
-        /// The cluster sizes to measure, each with a fresh master.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-        agents: Vec<usize>,
-        /// Long-running (`sleep infinity`) tasks per agent; 0 measures agents alone.
-        #[arg(long, default_value_t = 10)]
-        tasks_per_agent: usize,
-        /// Frameworks sharing the tasks.
-        #[arg(long, default_value_t = 10)]
-        frameworks: usize,
-        /// [default: exactly --tasks-per-agent tasks of one cpu, and a port range]
-        #[arg(long)]
-        agent_resources: Option<String>,
-        #[arg(long, default_value = "cpus:1;mem:64;disk:16")]
-        task_resources: String,
-        /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
-        #[arg(long, default_value_t = 500)]
-        agents_per_connection: usize,
-        /// Calls (PONGs, status updates) the simulated agents have in flight at once.
-        #[arg(long, default_value_t = 256)]
-        calls_in_flight: usize,
-        /// Give up on a phase after this many seconds.
-        #[arg(long, default_value_t = 1800)]
-        timeout: u64,
-    },
+    Memory(memory::Options),
 }
 
 #[tokio::main]
@@ -453,28 +429,7 @@ async fn main() -> anyhow::Result<()> {
             };
             scalability::run(&cli.mantle, &options).await
         }
-        Bench::Memory {
-            agents,
-            tasks_per_agent,
-            frameworks,
-            agent_resources,
-            task_resources,
-            agents_per_connection,
-            calls_in_flight,
-            timeout,
-        } => {
-            let options = memory::Options {
-                sizes: agents,
-                tasks_per_agent,
-                frameworks,
-                agent_resources,
-                task_resources,
-                agents_per_connection,
-                calls_in_flight,
-                timeout: Duration::from_secs(timeout),
-            };
-            memory::run(&cli.mantle, &options).await
-        }
+        Bench::Memory(options) => memory::run(&cli.mantle, &options).await,
     }
 }
 

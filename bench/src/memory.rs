@@ -18,18 +18,37 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// The cluster sizes to measure, each with a fresh master.
+    #[arg(long = "agents", value_delimiter = ',', default_value = "10000,100000")]
     pub sizes: Vec<usize>,
+    /// Long-running (`sleep infinity`) tasks per agent; 0 measures agents alone.
+    #[arg(long, default_value_t = 10)]
     pub tasks_per_agent: usize,
+    /// Frameworks sharing the tasks.
+    #[arg(long, default_value_t = 10)]
     pub frameworks: usize,
-    /// `None`: exactly `tasks_per_agent` tasks fit on an agent, plus a port range.
+    /// [default: exactly --tasks-per-agent tasks of one cpu, and a port range]
+    #[arg(long)]
     pub agent_resources: Option<String>,
+    #[arg(long, default_value = "cpus:1;mem:64;disk:16")]
     pub task_resources: String,
-    /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
+    /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
+    #[arg(long, default_value_t = 500)]
     pub agents_per_connection: usize,
-    /// Calls (PONGs, status updates) the fleet has in flight at once.
+    /// Calls (PONGs, status updates) the simulated agents have in flight at once.
+    #[arg(long, default_value_t = 256)]
     pub calls_in_flight: usize,
-    pub timeout: Duration,
+    /// Give up on a phase after this many seconds.
+    #[arg(long = "timeout", default_value_t = 1800)]
+    pub timeout_seconds: u64,
+}
+
+impl Options {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
 }
 
 /// A process's memory at one moment, in KiB.
@@ -182,7 +201,7 @@ async fn one_size(master: &TempMaster, agents: usize, options: &Options) -> anyh
     };
     // Registered at the agents is not yet counted by the master's published metrics.
     let client = HttpClient::new(Duration::from_secs(30));
-    let deadline = Instant::now() + options.timeout;
+    let deadline = Instant::now() + options.timeout();
     loop {
         let m = metrics(&client, &master.address).await?;
         if m["master/slaves_active"].as_f64() == Some(agents as f64) {
@@ -280,7 +299,7 @@ async fn start_fleet(
     config.calls_in_flight = options.calls_in_flight;
     let fleet = start_many(config, specs);
     fleet
-        .wait_registered(agents, options.timeout)
+        .wait_registered(agents, options.timeout())
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     eprintln!(
@@ -314,7 +333,7 @@ async fn launch(master: &str, total: usize, options: &Options) -> anyhow::Result
             until: Until::AllRunning,
             must_finish: true,
         };
-        let (master, timeout) = (master.to_string(), options.timeout);
+        let (master, timeout) = (master.to_string(), options.timeout());
         runs.spawn(async move { driver::run(&master, &workload, timeout, index == 0).await });
     }
     let mut running = 0;

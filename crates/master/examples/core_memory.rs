@@ -88,14 +88,19 @@ fn main() -> anyhow::Result<()> {
 
 /// Agents as the simulated agents register: exactly `per_agent` tasks of one cpu fit.
 fn register_agents(master: &mut Master, agents: usize, per_agent: usize) -> anyhow::Result<()> {
-    let capabilities: Vec<Capability> = ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
-        .iter()
-        .map(|kind| Capability {
-            kind: kind.to_string(),
-        })
-        .collect();
+    let capabilities: Vec<Capability> =
+        ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"]
+            .iter()
+            .map(|kind| Capability {
+                kind: kind.to_string(),
+            })
+            .collect();
     let n = per_agent.max(1);
-    let text = format!("cpus:{n};mem:{};disk:{};ports:[31000-32000]", 64 * n, 16 * n);
+    let text = format!(
+        "cpus:{n};mem:{};disk:{};ports:[31000-32000]",
+        64 * n,
+        16 * n
+    );
     let resources = Resources::parse_text(&text, "*")
         .map_err(anyhow::Error::msg)?
         .to_wire();
@@ -109,7 +114,12 @@ fn register_agents(master: &mut Master, agents: usize, per_agent: usize) -> anyh
                 id: None,
                 capabilities: capabilities.clone(),
             },
-            pid: format!("slave(1)@127.{}.{}.{}:5051", i >> 16, (i >> 8) & 255, i & 255),
+            pid: format!(
+                "slave(1)@127.{}.{}.{}:5051",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            ),
             version: MESOS_VERSION.into(),
             frameworks: vec![],
             executors: vec![],
@@ -170,9 +180,9 @@ fn launch_tasks(master: &mut Master, total: usize, per_agent: usize) -> anyhow::
             };
             for offer in offers.offers {
                 let fits = total.saturating_sub(launched).min(per_agent);
-                let tasks: Vec<TaskInfo> = (launched..launched + fits)
+                let tasks = (launched..launched + fits)
                     .map(|n| command_task(n, &offer.agent_id, &task_resources))
-                    .collect();
+                    .collect::<anyhow::Result<Vec<TaskInfo>>>()?;
                 launched += tasks.len();
                 let accept = Accept {
                     offer_ids: vec![offer.id.clone()],
@@ -189,24 +199,11 @@ fn launch_tasks(master: &mut Master, total: usize, per_agent: usize) -> anyhow::
     Ok(launched)
 }
 
-fn command_task(n: usize, agent_id: &AgentId, resources: &[Resource]) -> TaskInfo {
-    TaskInfo {
-        name: format!("t{n}"),
-        task_id: TaskId::new(format!("t{n}")),
-        agent_id: agent_id.clone(),
-        resources: resources.to_vec(),
-        executor: None,
-        command: Some(CommandInfo::shell("sleep infinity")),
-        container: None,
-        health_check: None,
-        check: None,
-        kill_policy: None,
-        data: None,
-        labels: None,
-        discovery: None,
-        max_completion_time: None,
-        limits: None,
-    }
+fn command_task(n: usize, agent_id: &AgentId, resources: &[Resource]) -> anyhow::Result<TaskInfo> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "name": format!("t{n}"), "task_id": {"value": format!("t{n}")}, "agent_id": agent_id,
+        "resources": resources, "command": {"value": "sleep infinity"},
+    }))?)
 }
 
 /// Answers every RunTask queued with TASK_STARTING then TASK_RUNNING, as an agent's
@@ -231,7 +228,10 @@ fn run_launched(master: &mut Master, frameworks: &[(FrameworkId, String)]) -> an
             .iter()
             .find(|(id, _)| *id == framework_id)
             .map(|(_, s)| s.clone());
-        for (n, state) in [TaskState::Starting, TaskState::Running].into_iter().enumerate() {
+        for (n, state) in [TaskState::Starting, TaskState::Running]
+            .into_iter()
+            .enumerate()
+        {
             let mut status = TaskStatus::new(run.task.task_id.clone(), state);
             // 16 bytes in base64, as an agent's update uuid.
             let uuid = format!("AAAAAAAAAAAAAAAAAAAA{n}A==");
