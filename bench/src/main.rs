@@ -36,6 +36,11 @@
 //! paper's scalability experiment: load frameworks keep simulated agents busy with tasks
 //! of 30 s on average while a probe framework subscribes, launches a 10 s task and waits for it to
 //! finish, again and again; reports the overhead beyond the 10 s per cluster size.
+//!
+//! `memory`: `bench/run memory --agents 10000,100000 --tasks-per-agent 10` reads a fresh
+//! master's memory idle, with N simulated agents registered and with their long-running
+//! tasks; reports the bytes per agent and per task and whether any agent was marked
+//! unreachable meanwhile.
 
 mod agent_link;
 mod allocator;
@@ -44,6 +49,7 @@ mod containers;
 mod driver;
 mod failover;
 mod ha_failover;
+mod memory;
 mod scalability;
 mod state;
 mod throughput;
@@ -253,6 +259,8 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
     },
+    /// The master's memory per registered agent and per running task, per cluster size.
+    Memory(memory::Options),
 }
 
 #[tokio::main]
@@ -421,6 +429,7 @@ async fn main() -> anyhow::Result<()> {
             };
             scalability::run(&cli.mantle, &options).await
         }
+        Bench::Memory(options) => memory::run(&cli.mantle, &options).await,
     }
 }
 

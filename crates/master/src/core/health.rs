@@ -193,7 +193,7 @@ impl Master {
         self.health.unreachable.insert(
             agent_id.clone(),
             UnreachableAgent {
-                info: agent.info,
+                info: agent.full_info(),
                 since: now,
             },
         );

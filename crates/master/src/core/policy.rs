@@ -299,7 +299,6 @@ impl Master {
             return;
         };
         agent.total = agent.total.minus(from).plus(to);
-        agent.info.resources = agent.total.to_wire();
         self.allocator.update_agent_total(agent_id, &agent.total);
         self.dirty = true;
     }

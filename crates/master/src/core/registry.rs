@@ -4,7 +4,7 @@
 //! with their failover deadlines, which therefore survive a master restart (Mesos loses
 //! them). The event loop writes it whenever [`Master::registry_version`] moves.
 
-use super::{Drain, Framework, Master, UnreachableAgent};
+use super::{Agent, Drain, Framework, Master, UnreachableAgent};
 use crate::core::frameworks::allocator_options;
 use mantle_api::maintenance::{DrainInfo, MachineId, Schedule};
 use mantle_api::*;
@@ -51,7 +51,7 @@ impl Master {
             agents: self
                 .agents
                 .values()
-                .map(|a| a.info.clone())
+                .map(Agent::full_info)
                 .chain(self.health.recovered.values().map(|(info, _)| info.clone()))
                 .collect(),
             unreachable: self

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Task {
-    /// Without its `executor`: that is kept once per agent in the framework's
-    /// `executors`, and the task names it by `executor_id`.
+    /// What [`kept_info`] keeps of the TaskInfo: not its executor, wire resources or
+    /// data.
     pub info: TaskInfo,
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
@@ -37,11 +37,14 @@ pub struct Task {
 
 /// What a task needs from its offer: its own resources plus, for a new executor, the
 /// executor's.
+/// `resources` is the task's wire resources converted (through the master's
+/// [`ResourcesCache`], so that tasks of one shape share one value); its error is
+/// reported only after the checks that come first.
 fn validate_task(
     task: &TaskInfo,
     agent_id: &AgentId,
     known_tasks: &dyn Fn(&TaskId) -> bool,
-    cache: &mut ResourcesCache,
+    resources: Result<Resources, String>,
 ) -> Result<Resources, String> {
     validate_id("task_id", &task.task_id.value)?;
     if known_tasks(&task.task_id) {
@@ -72,9 +75,7 @@ fn validate_task(
     if task.resources.is_empty() {
         return Err("Task uses no resources".into());
     }
-    // Through the cache: tasks of one shape share their resources, which saves memory
-    // and lets the readers' sums and renders handle them once.
-    let resources = cache.from_wire("resources", &task.resources)?;
+    let resources = resources?;
     if resources.is_empty() {
         return Err("Task uses no resources".into());
     }
@@ -143,10 +144,10 @@ impl Master {
         available: &mut Resources,
         mut task: TaskInfo,
     ) {
+        let parsed = self.resources_cache.from_wire("resources", &task.resources);
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         let known = |id: &TaskId| framework.tasks.contains_key(id);
-        let cache = &mut self.resources_cache;
-        let checked = validate_task(&task, agent_id, &known, cache).and_then(|resources| {
+        let checked = validate_task(&task, agent_id, &known, parsed).and_then(|resources| {
             let executor = match &task.executor {
                 Some(e) => self.executor_needs(framework_id, agent_id, e)?,
                 None => None,
@@ -216,11 +217,12 @@ impl Master {
         available: &mut Resources,
         mut group: LaunchGroup,
     ) {
+        let mut parsed: Vec<_> = (group.task_group.tasks.iter())
+            .map(|task| self.resources_cache.from_wire("resources", &task.resources))
+            .collect();
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         let mut ids = BTreeSet::new();
         let known = |id: &TaskId| framework.tasks.contains_key(id);
-        // The group's own: the closure borrows the whole master.
-        let mut cache = ResourcesCache::new();
         let checked: Result<(Vec<Resources>, Option<Resources>), String> = (|| {
             if group.task_group.tasks.is_empty() {
                 return Err("Task group is empty".to_string());
@@ -228,7 +230,7 @@ impl Master {
             let executor = self.executor_needs(framework_id, agent_id, &group.executor)?;
             let mut needed = executor.clone().unwrap_or_default();
             let mut each = Vec::new();
-            for task in &group.task_group.tasks {
+            for (task, resources) in group.task_group.tasks.iter().zip(parsed.drain(..)) {
                 if !ids.insert(task.task_id.clone()) {
                     return Err(format!("Task {} appears twice in the group", task.task_id));
                 }
@@ -242,7 +244,7 @@ impl Master {
                 probe
                     .command
                     .get_or_insert_with(|| CommandInfo::shell("true"));
-                let resources = validate_task(&probe, agent_id, &known, &mut cache)?;
+                let resources = validate_task(&probe, agent_id, &known, resources)?;
                 needed.add(&resources);
                 each.push(resources);
             }
@@ -349,6 +351,8 @@ impl Master {
                 task.status_update_uuid = Some(uuid.clone());
                 let mut kept = status.clone();
                 kept.data = None;
+                // A task keeps two or three statuses; doubling would leave room for four.
+                task.statuses.reserve_exact(1);
                 task.statuses.push(kept);
                 if !was_terminal && status.state.is_terminal() {
                     freed = Some((
@@ -541,10 +545,7 @@ fn new_task(
     now: f64,
 ) -> Task {
     Task {
-        info: TaskInfo {
-            executor: None,
-            ..info.clone()
-        },
+        info: kept_info(info.clone()),
         framework_id: framework_id.clone(),
         agent_id: info.agent_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
@@ -556,5 +557,18 @@ fn new_task(
         statuses: Vec::new(),
         launched_at: now,
         unreachable_time: None,
+    }
+}
+
+/// The part of a TaskInfo the master keeps: without its `executor` (kept once per agent
+/// in the framework's `executors`; the task names it by `executor_id`), its wire
+/// `resources` (the task's `resources` hold them, converted and shared) and its `data`
+/// (which Mesos's master does not show either).
+pub(super) fn kept_info(info: TaskInfo) -> TaskInfo {
+    TaskInfo {
+        executor: None,
+        resources: Vec::new(),
+        data: None,
+        ..info
     }
 }

@@ -135,3 +135,27 @@ fn a_new_agent_at_a_disconnected_agents_address_replaces_it() {
     assert!(!m.frameworks[&fid].tasks.contains_key(&TaskId::new("t1")));
     assert_eq!(m.metrics(2.0)["master/slave_removals"], 1.0);
 }
+
+/// The core keeps an agent's info and a task's TaskInfo without their wire resources
+/// (memory), yet GET_AGENTS, the registry and GET_TASKS show them as Mesos does.
+#[test]
+fn kept_infos_drop_wire_resources_and_readers_put_them_back() {
+    let (m, agent, _) = launched_t1();
+    let kept = m.agents().next().unwrap();
+    assert!(kept.info.resources.is_empty());
+    let total = || Resources::parse_text("cpus:4;mem:1024", "*").unwrap();
+    let stored = &m.registry().agents[0];
+    assert_eq!(stored.id.as_ref(), Some(&agent));
+    assert_eq!(
+        Resources::from_wire("r", &stored.resources).unwrap(),
+        total()
+    );
+    let agents = m.view().get_agents();
+    let shown = &agents["agents"][0]["agent_info"]["resources"];
+    let shown: Vec<Resource> = serde_json::from_value(shown.clone()).unwrap();
+    assert_eq!(Resources::from_wire("r", &shown).unwrap(), total());
+    let framework = m.frameworks().next().unwrap();
+    let task = &framework.tasks[&TaskId::new("t1")];
+    assert!(task.info.resources.is_empty() && task.info.data.is_none());
+    assert_eq!(task.resources.to_text(), "cpus:1");
+}

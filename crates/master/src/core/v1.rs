@@ -83,7 +83,7 @@ pub fn agent_v1(
     offered: &Resources,
 ) -> Value {
     let mut out = json!({
-        "agent_info": agent.info,
+        "agent_info": agent.full_info(),
         "active": active,
         "deactivated": deactivated,
         "version": agent.version,
