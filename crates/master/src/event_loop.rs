@@ -149,8 +149,12 @@ pub struct EventLoop {
     stored_policy: u64,
     /// The agent registry version last written to the store.
     stored_registry: u64,
+    /// Registrations waiting to be taken in with the next registry write.
+    registering: Vec<(Box<Register>, Reply<EventStream>)>,
     /// Agents the core took in this batch, answered once the registry is stored.
     admitting: Vec<(StreamId, EventStream, Reply<EventStream>)>,
+    /// When the last batch of registrations was stored, and how long that took.
+    last_admission: Option<(Instant, Duration)>,
     /// The operator SUBSCRIBE streams (also in `streams`), and when they get their next
     /// heartbeat.
     operator_streams: HashSet<StreamId>,
@@ -200,7 +204,9 @@ impl EventLoop {
             stored_policy: core_policy_version,
             stored_registry: core_registry_version,
             store,
+            registering: Vec::new(),
             admitting: Vec::new(),
+            last_admission: None,
             operator_streams: HashSet::new(),
             next_operator_heartbeat: Instant::now(),
             allocation_runs,
@@ -236,7 +242,7 @@ impl EventLoop {
                 }
                 _ = shutdown.changed() => break,
             }
-            self.admit_agents();
+            allocate |= self.take_in_agents();
             if allocate {
                 let started = Instant::now();
                 self.core.allocate(unix_now());
@@ -382,18 +388,8 @@ impl EventLoop {
                 true
             }
             Command::RegisterAgent { register, reply } => {
-                let (id, stream) = self.open_stream();
-                match self.core.register_agent(now, id.clone(), *register) {
-                    Ok(_) => self.admitting.push((id, stream, reply)),
-                    Err(err) => {
-                        self.streams.remove(&id);
-                        let _ = reply.send(Err(err));
-                    }
-                }
-                // An agent's resources can only be offered to a connected framework; after
-                // a master restart none is, and a cycle per batch of returning agents would
-                // walk every agent for nothing.
-                self.core.frameworks().any(|f| f.active)
+                self.registering.push((register, reply));
+                false
             }
             Command::AgentCall {
                 stream_id,
@@ -462,6 +458,42 @@ impl EventLoop {
         for stream in streams {
             self.send(&stream, record.clone());
         }
+    }
+
+    /// Takes in the waiting registrations and stores them in one registry write; returns
+    /// whether an allocation run should follow. The write blocks the loop, and the
+    /// registry of a large cluster takes long to write (at 70,000 agents a write took
+    /// seconds, and a write after every batch of commands left too little time for the
+    /// agents' pongs, so agents were marked unreachable while others registered): a new
+    /// write waits at least as long as the previous one took, so writes take at most
+    /// half of the loop's time and each admits all the agents that arrived meanwhile.
+    fn take_in_agents(&mut self) -> bool {
+        if self.registering.is_empty() {
+            return false;
+        }
+        if let Some((ended, took)) = self.last_admission {
+            if ended.elapsed() < took {
+                return false;
+            }
+        }
+        let now = unix_now();
+        for (register, reply) in std::mem::take(&mut self.registering) {
+            let (id, stream) = self.open_stream();
+            match self.core.register_agent(now, id.clone(), *register) {
+                Ok(_) => self.admitting.push((id, stream, reply)),
+                Err(err) => {
+                    self.streams.remove(&id);
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+        let started = Instant::now();
+        self.admit_agents();
+        self.last_admission = Some((Instant::now(), started.elapsed()));
+        // An agent's resources can only be offered to a connected framework; after a
+        // master restart none is, and a cycle per batch of returning agents would walk
+        // every agent for nothing.
+        self.core.frameworks().any(|f| f.active)
     }
 
     /// Answers the agents registered in this batch once the registry holds them: one

@@ -31,7 +31,9 @@ fn save_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result
     let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut file = File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
+        // Compact: the registry of a large cluster is tens of megabytes, written while
+        // the agents it admits wait.
+        file.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
         file.sync_all()?;
     }
     fs::rename(&tmp, dir.join(name))?;
