@@ -21,6 +21,7 @@ use mantle_sdk::http::{ClientError, HttpClient, RecordStream};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Child;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -47,6 +48,9 @@ const AGENTS_PER_SOURCE: usize = 16_000;
 /// are answered in batches while the master recovers) or to a pong.
 const HTTP2_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// PONGs in flight at once over the HTTP/1.1 pool (a connection each).
+const POOL_PONGS_IN_FLIGHT: usize = 256;
+
 /// What the agents tell the coordinator.
 pub enum Report {
     Registered { generation: u32, at: Instant },
@@ -71,10 +75,45 @@ pub struct Shared {
     /// With HTTP/2, one client (one connection) per `agents_per_connection` agents,
     /// which carries their streams and pongs; none with HTTP/1.1.
     multiplexed: Vec<HttpClient>,
-    /// With HTTP/1.1, PONGs go through a small pool of keep-alive connections.
+    /// With HTTP/1.1, PONGs go through a pool of keep-alive connections...
     calls: HttpClient,
-    pongs: Semaphore,
+    /// ...and this many at most are in flight, so that the pool stays small. Over
+    /// HTTP/2 each agent's pong is a stream of its connection, bounded by the master's
+    /// limit of concurrent streams.
+    pool_pongs: Option<Semaphore>,
+    pub pong_stats: PongStats,
     reports: mpsc::UnboundedSender<Report>,
+}
+
+/// What the agents did with the master's pings, for the progress lines: a master marks
+/// an agent unreachable when its pongs stop arriving, so a slow pong path shows here.
+#[derive(Default)]
+pub struct PongStats {
+    pings: AtomicU64,
+    answered: AtomicU64,
+    failed: AtomicU64,
+    /// The longest time from a PING's arrival to its PONG's answer, in milliseconds.
+    max_delay_ms: AtomicU64,
+}
+
+impl PongStats {
+    fn answered(&self, received: Instant, ok: bool) {
+        let counter = if ok { &self.answered } else { &self.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let delay = received.elapsed().as_millis() as u64;
+        self.max_delay_ms.fetch_max(delay, Ordering::Relaxed);
+    }
+
+    fn summary(&self) -> String {
+        let pings = self.pings.load(Ordering::Relaxed);
+        let answered = self.answered.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
+        format!(
+            "pings {pings}, pongs answered {answered}, failed {failed}, pending {}, slowest {} ms",
+            pings.saturating_sub(answered + failed),
+            self.max_delay_ms.load(Ordering::Relaxed)
+        )
+    }
 }
 
 fn framework_info(index: usize) -> anyhow::Result<FrameworkInfo> {
@@ -118,7 +157,9 @@ impl Shared {
                     .collect(),
             },
             calls: HttpClient::new(Duration::from_secs(15)),
-            pongs: Semaphore::new(16),
+            pool_pongs: (shape.agents_per_connection == 0)
+                .then(|| Semaphore::new(POOL_PONGS_IN_FLIGHT)),
+            pong_stats: PongStats::default(),
             reports,
         }))
     }
@@ -354,32 +395,41 @@ impl AgentStream {
     }
 }
 
-/// Reads the stream until it ends, answering pings.
+/// Reads the stream until it ends, answering each ping before reading on, as a real
+/// agent does: one pong in flight per agent, however many agents share the connection.
+/// (A bound across all agents, 16 pongs in flight once, let the pongs of 40,000 agents
+/// fall minutes behind their pings, and the master rightly marked them unreachable.)
 async fn follow(shared: &Arc<Shared>, link: &mut AgentStream, master: SocketAddr) {
+    let url = format!("http://{master}{AGENT_API_PATH}");
     while let Ok(Some(record)) = link.next_record().await {
         if !matches!(serde_json::from_slice(&record), Ok(ToAgent::Ping)) {
             continue;
         }
-        let shared = shared.clone();
-        let client = link.calls(&shared).clone();
-        let stream_id = link.stream_id().to_string();
-        tokio::spawn(async move {
-            let Ok(_permit) = shared.pongs.acquire().await else {
-                return;
-            };
-            let url = format!("http://{master}{AGENT_API_PATH}");
-            let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
-            // A lost pong is what a lost master looks like; the stream tells the rest.
-            let _ = client
-                .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
-                .await;
-        });
+        let received = Instant::now();
+        shared.pong_stats.pings.fetch_add(1, Ordering::Relaxed);
+        // Over HTTP/1.1 the pongs share a pool of connections, whose size this bounds.
+        let _permit = match &shared.pool_pongs {
+            Some(gate) if matches!(link, AgentStream::Own(_)) => gate.acquire().await.ok(),
+            _ => None,
+        };
+        let body = mantle_api::json::to_ascii_json(&AgentCall::Pong);
+        // A lost pong is what a lost master looks like; the stream tells the rest.
+        let sent = link
+            .calls(shared)
+            .post(
+                &url,
+                body,
+                &[(AGENT_STREAM_HEADER, link.stream_id().to_string())],
+            )
+            .await;
+        shared.pong_stats.answered(received, sent.is_ok());
     }
 }
 
 /// Counts registrations of one master generation until all agents have one; returns
 /// when each arrived, in order.
 pub async fn wait_for_agents(
+    shared: &Shared,
     reports: &mut mpsc::UnboundedReceiver<Report>,
     generation: u32,
     agents: usize,
@@ -409,7 +459,10 @@ pub async fn wait_for_agents(
                 None => bail!("every agent stopped"),
             },
             _ = progress.tick() => {
-                eprintln!("bench: {what} {registered}/{agents} agents ({failures} failed attempts)");
+                eprintln!(
+                    "bench: {what} {registered}/{agents} agents ({failures} failed attempts; {})",
+                    shared.pong_stats.summary()
+                );
             }
             _ = tokio::time::sleep_until(deadline) => {
                 bail!("{what}: only {registered}/{agents} agents within {timeout:?}")
@@ -551,7 +604,15 @@ pub async fn run(
     for index in 0..shape.agents {
         tokio::spawn(agent(index, shared.clone(), leader_rx.clone()));
     }
-    wait_for_agents(&mut reports, 1, shape.agents, timeout, "registered").await?;
+    wait_for_agents(
+        &shared,
+        &mut reports,
+        1,
+        shape.agents,
+        timeout,
+        "registered",
+    )
+    .await?;
     let first = started.elapsed().as_secs_f64();
     eprintln!(
         "bench failover: {} agents registered in {first:.2} s; master rss {:.0} MB; killing the master",
@@ -586,7 +647,7 @@ pub async fn run(
             generation: 2,
             address,
         }));
-        let times = wait_for_agents(&mut reports, 2, shape.agents, timeout, "re-registered").await?;
+        let times = wait_for_agents(&shared, &mut reports, 2, shape.agents, timeout, "re-registered").await?;
         let after = |fraction: f64| {
             let index = ((times.len() - 1) as f64 * fraction) as usize;
             times[index].duration_since(restart).as_secs_f64()
@@ -614,6 +675,9 @@ pub async fn run(
         expect("master/slaves_active", shape.agents)?;
         expect("master/slave_reregistrations", shape.agents)?;
         expect("master/tasks_running", shape.agents * shape.tasks_per_agent)?;
+        // Every agent answered its pings: marking one unreachable was a false alarm.
+        expect("master/slave_unreachable_scheduled", 0)?;
+        expect("master/slave_unreachable_completed", 0)?;
         eprintln!(
             "bench failover: the master listened after {listening:.3} s; all agents re-registered after {seconds:.3} s; master cpu {cpu:.2} s, rss {rss:.0} MB; the simulated agents' cpu {bench_cpu:.2} s"
         );
@@ -642,5 +706,27 @@ pub async fn run(
     }
     .await;
     kill_hard(&mut master);
+    eprintln!("bench failover: {}", shared.pong_stats.summary());
+    keep_logs(dir.path());
     result
+}
+
+/// Copies the masters' logs to `MANTLE_BENCH_LOG_DIR` when it is set, since the run's
+/// own directory goes away with it, and counts the unreachable marks in them.
+fn keep_logs(run: &Path) {
+    for name in ["master-1.log", "master-2.log"] {
+        let log = run.join(name);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let marked = text.matches("agent is unreachable").count();
+        let scheduled = text.matches("failed health checks").count();
+        eprintln!(
+            "bench failover: {name}: {scheduled} agents failed health checks, {marked} marked unreachable"
+        );
+        if let Ok(keep) = std::env::var("MANTLE_BENCH_LOG_DIR") {
+            let kept = Path::new(&keep).join(name);
+            if let Err(err) = std::fs::copy(&log, &kept) {
+                eprintln!("bench failover: cannot keep {}: {err}", kept.display());
+            }
+        }
+    }
 }

@@ -144,7 +144,15 @@ async fn once(mantle: &Path, options: &Options, session: f64) -> anyhow::Result<
     for index in 0..shape.agents {
         tokio::spawn(failover::agent(index, shared.clone(), leader_rx.clone()));
     }
-    failover::wait_for_agents(&mut reports, 1, shape.agents, options.timeout, "registered").await?;
+    failover::wait_for_agents(
+        &shared,
+        &mut reports,
+        1,
+        shape.agents,
+        options.timeout,
+        "registered",
+    )
+    .await?;
 
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let framework = subscribe(&url.to_string(), seen_tx).await?;
@@ -185,6 +193,7 @@ async fn once(mantle: &Path, options: &Options, session: f64) -> anyhow::Result<
     };
     let seconds = first_offer.duration_since(killed).as_secs_f64();
     let times = failover::wait_for_agents(
+        &shared,
         &mut reports,
         2,
         shape.agents,

@@ -71,7 +71,11 @@ pub struct FleetConfig {
     pub executor_shutdown_grace_period: Duration,
     /// Registrations in flight at once across the fleet; 256.
     pub registrations_in_flight: usize,
-    /// Calls (status updates, pongs) in flight at once across the fleet; 256.
+    /// Calls (status updates, pongs) in flight at once on each HTTP/2 connection, or
+    /// across the fleet over HTTP/1.1, where each is a connection of the pool; 256.
+    /// (Once a bound across the whole fleet over HTTP/2 too: the pongs of tens of
+    /// thousands of agents then queued behind each other for longer than the master
+    /// waits for them, and it marked them unreachable.)
     pub calls_in_flight: usize,
     /// Agents whose streams and calls share one HTTP/2 connection; 500. 0 speaks
     /// HTTP/1.1, a connection per agent's stream plus a pool for the calls.
@@ -259,9 +263,12 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
     let shared = Arc::new(Shared::default());
     let containers = Arc::new(crate::containers::Containerizer::simulated());
     let specs: Vec<AgentSpec> = specs.into_iter().collect();
-    let clients = clients(specs.len(), config.agents_per_connection);
+    let clients = clients(
+        specs.len(),
+        config.agents_per_connection,
+        config.calls_in_flight,
+    );
     let registering = Arc::new(Semaphore::new(config.registrations_in_flight.max(1)));
-    let calls = Arc::new(Semaphore::new(config.calls_in_flight.max(1)));
     let start_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -318,8 +325,9 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
             );
             let (shutdown_tx, shutdown_rx) = oneshot::channel();
             let (control, control_rx) = watch::channel(LinkControl::Up { generation: 0 });
+            let (client, calls) = &clients[client_of(index, config.agents_per_connection)];
             let options = LinkOptions {
-                client: clients[client_of(index, config.agents_per_connection)].clone(),
+                client: client.clone(),
                 registering: Some(registering.clone()),
                 calls: Some(calls.clone()),
                 control: Some(control_rx),
@@ -342,14 +350,20 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
     Fleet { members, shared }
 }
 
-/// The clients of a fleet of `agents`: one HTTP/2 client per `per_connection` agents,
-/// or one HTTP/1.1 client for all when `per_connection` is 0.
-fn clients(agents: usize, per_connection: usize) -> Vec<HttpClient> {
+/// The clients of a fleet of `agents`, each with the gate of its calls in flight: one
+/// HTTP/2 client per `per_connection` agents, or one HTTP/1.1 client for all when
+/// `per_connection` is 0.
+fn clients(
+    agents: usize,
+    per_connection: usize,
+    calls_in_flight: usize,
+) -> Vec<(HttpClient, Arc<Semaphore>)> {
+    let gate = || Arc::new(Semaphore::new(calls_in_flight.max(1)));
     if per_connection == 0 {
-        return vec![LinkOptions::shared_client()];
+        return vec![(LinkOptions::shared_client(), gate())];
     }
     (0..agents.div_ceil(per_connection).max(1))
-        .map(|_| LinkOptions::multiplexed_client())
+        .map(|_| (LinkOptions::multiplexed_client(), gate()))
         .collect()
 }
 
@@ -495,5 +509,35 @@ impl Drop for Fleet {
             }
             member.link.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_http2_connection_gates_its_own_calls() {
+        let multiplexed = clients(1_200, 500, 256);
+        assert_eq!(multiplexed.len(), 3);
+        assert_eq!(
+            [0, 499, 500, 1_199].map(|agent| client_of(agent, 500)),
+            [0, 0, 1, 2]
+        );
+        // The calls of one connection's agents never wait for another's.
+        let taken = multiplexed[0]
+            .1
+            .clone()
+            .try_acquire_many_owned(256)
+            .unwrap();
+        assert_eq!(multiplexed[0].1.available_permits(), 0);
+        assert!(multiplexed[1..]
+            .iter()
+            .all(|(_, gate)| gate.available_permits() == 256));
+        drop(taken);
+        // Over HTTP/1.1 one gate bounds the pool's connections for the whole fleet.
+        let pool = clients(1_200, 0, 256);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(client_of(1_199, 0), 0);
     }
 }

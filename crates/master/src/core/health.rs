@@ -11,7 +11,7 @@ use super::{Action, Master};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// `--agent_removal_rate_limit`: at most `count` agents per `per_seconds`.
@@ -62,8 +62,10 @@ pub struct Health {
     /// Agents of the registry that have not re-registered since this master started,
     /// with the time by which they must.
     pub recovered: BTreeMap<AgentId, (AgentInfo, f64)>,
-    /// Agents found failed and waiting for the removal rate limit.
+    /// Agents found failed and waiting for the removal rate limit, in order, and as a
+    /// set: every pong asks whether its agent is among them.
     pending: VecDeque<AgentId>,
+    pending_set: HashSet<AgentId>,
     /// When the next removal is allowed under the rate limit.
     next_removal: f64,
     pub scheduled: u64,
@@ -82,9 +84,8 @@ impl Master {
     }
 
     pub(super) fn cancel_unreachable(&mut self, agent_id: &AgentId) {
-        let before = self.health.pending.len();
-        self.health.pending.retain(|a| a != agent_id);
-        if self.health.pending.len() < before {
+        if self.health.pending_set.remove(agent_id) {
+            self.health.pending.retain(|a| a != agent_id);
             self.health.canceled += 1;
             tracing::info!(agent_id = %agent_id, "agent is back before being marked unreachable");
         }
@@ -96,6 +97,7 @@ impl Master {
         let silence =
             self.config.agent_ping_interval * f64::from(self.config.max_agent_ping_timeouts);
         let reregister = self.config.agent_reregister_timeout;
+        let pending = &self.health.pending_set;
         let failed: Vec<AgentId> = self
             .agents
             .values()
@@ -104,100 +106,133 @@ impl Master {
                 None => now - a.last_heard > silence,
             })
             .map(|a| a.id.clone())
-            .filter(|id| !self.health.pending.contains(id))
+            .filter(|id| !pending.contains(id))
             .collect();
         let overdue: Vec<AgentId> = self
             .health
             .recovered
             .iter()
-            .filter(|(id, (_, deadline))| now >= *deadline && !self.health.pending.contains(id))
+            .filter(|(id, (_, deadline))| now >= *deadline && !pending.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
         for agent_id in failed.into_iter().chain(overdue) {
             tracing::warn!(agent_id = %agent_id, "agent failed health checks; scheduling it to be marked unreachable");
             self.health.scheduled += 1;
+            self.health.pending_set.insert(agent_id.clone());
             self.health.pending.push_back(agent_id);
         }
-        while !self.health.pending.is_empty() && now >= self.health.next_removal {
-            let agent_id = self.health.pending.pop_front().expect("not empty");
+        let mut due = Vec::new();
+        while now >= self.health.next_removal {
+            let Some(agent_id) = self.health.pending.pop_front() else {
+                break;
+            };
+            self.health.pending_set.remove(&agent_id);
             if let Some(rate) = self.config.agent_removal_rate_limit {
                 self.health.next_removal = now + rate.per_seconds / f64::from(rate.count);
             }
-            self.mark_unreachable(now, &agent_id);
+            due.push(agent_id);
         }
+        self.mark_unreachable(now, &due);
     }
 
-    /// The agent becomes unreachable: its stream is closed, its offers rescinded, its
-    /// tasks reported UNREACHABLE (or LOST) and kept, and every framework told.
-    fn mark_unreachable(&mut self, now: f64, agent_id: &AgentId) {
-        if let Some((info, _)) = self.health.recovered.remove(agent_id) {
-            // Known from the registry only: no task of it is known either.
-            tracing::warn!(agent_id = %agent_id, "agent did not re-register after the master restarted; it is unreachable");
-            self.health.completed += 1;
+    /// The agents become unreachable: their streams are closed, their offers rescinded,
+    /// their tasks reported UNREACHABLE (or LOST) and kept, and every framework told.
+    /// Each framework's tasks are walked once for all of them: agents that stop
+    /// answering together (a rack, or a crowd whose pongs are late) would otherwise cost
+    /// a walk of every task each, and held the event loop for seconds at 400,000 tasks.
+    fn mark_unreachable(&mut self, now: f64, agent_ids: &[AgentId]) {
+        // The hostname of each agent whose tasks move, in the order they were found.
+        let mut removed: Vec<(AgentId, String)> = Vec::new();
+        for agent_id in agent_ids {
+            if let Some((info, _)) = self.health.recovered.remove(agent_id) {
+                // Known from the registry only: no task of it is known either.
+                tracing::warn!(agent_id = %agent_id, "agent did not re-register after the master restarted; it is unreachable");
+                self.health.completed += 1;
+                self.registry_version += 1;
+                self.health
+                    .unreachable
+                    .insert(agent_id.clone(), UnreachableAgent { info, since: now });
+                self.dirty = true;
+                continue;
+            }
+            let Some(agent) = self.agents.remove(agent_id) else {
+                continue;
+            };
+            self.forget_removed_agent(&agent);
+            self.agent_removed(agent_id);
             self.registry_version += 1;
-            self.health
-                .unreachable
-                .insert(agent_id.clone(), UnreachableAgent { info, since: now });
+            tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
+            self.health.completed += 1;
+            self.counters.agent_removals += 1;
+            if let Some(stream) = agent.stream.clone() {
+                self.actions.push(Action::CloseAgent { stream });
+            }
+            self.rescind_agent_offers(now, agent_id);
+            self.rescind_agent_inverse_offers(agent_id);
+            self.forget_agent_answers(agent_id);
+            self.allocator.remove_agent(agent_id);
+            removed.push((agent_id.clone(), agent.info.hostname.clone()));
+            self.health.unreachable.insert(
+                agent_id.clone(),
+                UnreachableAgent {
+                    info: agent.full_info(),
+                    since: now,
+                },
+            );
             self.dirty = true;
+        }
+        if removed.is_empty() {
             return;
         }
-        let Some(agent) = self.agents.remove(agent_id) else {
-            return;
-        };
-        self.forget_removed_agent(&agent);
-        self.agent_removed(agent_id);
-        self.registry_version += 1;
-        tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
-        self.health.completed += 1;
-        self.counters.agent_removals += 1;
-        if let Some(stream) = agent.stream.clone() {
-            self.actions.push(Action::CloseAgent { stream });
-        }
-        self.rescind_agent_offers(now, agent_id);
-        self.rescind_agent_inverse_offers(agent_id);
-        self.forget_agent_answers(agent_id);
-        self.allocator.remove_agent(agent_id);
-        let message = format!("Agent {} is unreachable", agent.info.hostname);
+        let position: HashMap<&AgentId, usize> = removed
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id, i))
+            .collect();
         let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
         for framework_id in frameworks {
             let framework = self.frameworks.get_mut(&framework_id).expect("listed");
-            framework.executors.remove(agent_id);
-            let partition_aware = framework.is_partition_aware();
-            let ids = framework.live_tasks_on(agent_id);
-            let mut updates = Vec::new();
-            for id in ids {
-                let mut task = framework.tasks.remove(&id).expect("listed");
-                task.state = TaskState::Unreachable;
-                task.unreachable_time = Some(now);
-                updates.push(task.info.clone());
-                framework.unreachable_tasks.insert(id, task);
+            // The live tasks of each removed agent, in the framework's task order.
+            let mut live: Vec<Vec<TaskId>> = vec![Vec::new(); removed.len()];
+            for task in framework.tasks.values() {
+                if task.state.is_terminal() {
+                    continue;
+                }
+                if let Some(&i) = position.get(&task.agent_id) {
+                    live[i].push(task.info.task_id.clone());
+                }
             }
+            let partition_aware = framework.is_partition_aware();
             let state = if partition_aware {
                 TaskState::Unreachable
             } else {
                 TaskState::Lost
             };
-            for info in updates {
-                let mut status = TaskStatus::new(info.task_id.clone(), state);
-                status.agent_id = Some(agent_id.clone());
-                status.source = Some(Source::Master);
-                status.reason = Some(Reason::AgentRemoved);
-                status.message = Some(message.clone());
-                status.unreachable_time = Some(TimeInfo {
-                    nanoseconds: (now * 1e9) as i64,
-                });
-                self.send(&framework_id, Event::Update(Update { status }));
+            let mut events = Vec::new();
+            for ((agent_id, hostname), ids) in removed.iter().zip(live) {
+                framework.executors.remove(agent_id);
+                let message = format!("Agent {hostname} is unreachable");
+                for id in ids {
+                    let mut task = framework.tasks.remove(&id).expect("listed");
+                    task.state = TaskState::Unreachable;
+                    task.unreachable_time = Some(now);
+                    let mut status = TaskStatus::new(id.clone(), state);
+                    status.agent_id = Some(agent_id.clone());
+                    status.source = Some(Source::Master);
+                    status.reason = Some(Reason::AgentRemoved);
+                    status.message = Some(message.clone());
+                    status.unreachable_time = Some(TimeInfo {
+                        nanoseconds: (now * 1e9) as i64,
+                    });
+                    framework.unreachable_tasks.insert(id, task);
+                    events.push(Event::Update(Update { status }));
+                }
+                events.push(agent_lost(agent_id));
             }
-            self.send_agent_lost(&framework_id, agent_id);
+            for event in events {
+                self.send(&framework_id, event);
+            }
         }
-        self.health.unreachable.insert(
-            agent_id.clone(),
-            UnreachableAgent {
-                info: agent.full_info(),
-                since: now,
-            },
-        );
-        self.dirty = true;
     }
 
     /// An unreachable agent re-registers: the tasks it reports come back from the
@@ -288,14 +323,7 @@ impl Master {
 
     /// FAILURE{agent_id}: the framework lost an agent.
     pub(super) fn send_agent_lost(&mut self, framework_id: &FrameworkId, agent_id: &AgentId) {
-        self.send(
-            framework_id,
-            Event::Failure(Failure {
-                agent_id: Some(agent_id.clone()),
-                executor_id: None,
-                status: None,
-            }),
-        );
+        self.send(framework_id, agent_lost(agent_id));
     }
 
     /// Counts for `/master/state` and the metrics: unreachable agents and tasks.
@@ -309,9 +337,145 @@ impl Master {
     }
 }
 
+/// The FAILURE{agent_id} event of a lost agent.
+fn agent_lost(agent_id: &AgentId) -> Event {
+    Event::Failure(Failure {
+        agent_id: Some(agent_id.clone()),
+        executor_id: None,
+        status: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{command_task, framework_info, register_call, subscribe_info};
+    use super::super::MasterConfig;
     use super::*;
+    use mantle_api::internal::{AgentCall, TaskReport};
+
+    /// A master with pings every second (unreachable after 3 missed), a PARTITION_AWARE
+    /// framework on `s1` and another on `s2`, and `agents` agents that each came back
+    /// after a failover with one running task of each framework.
+    fn agents_with_tasks(agents: usize) -> (Master, Vec<AgentId>) {
+        let config = MasterConfig {
+            agent_ping_interval: 1.0,
+            max_agent_ping_timeouts: 3,
+            ..MasterConfig::default()
+        };
+        let mut m = Master::new("M".into(), config, 0.0);
+        let mut aware = framework_info("aware");
+        aware.capabilities = vec![Capability {
+            kind: "PARTITION_AWARE".into(),
+        }];
+        let frameworks = [
+            subscribe_info(&mut m, "s1", aware),
+            subscribe_info(&mut m, "s2", framework_info("plain")),
+        ];
+        let ids = (0..agents)
+            .map(|i| {
+                let id = AgentId::new(format!("A{i}"));
+                let mut register = register_call(Some(id.clone()), "cpus:4;mem:1024");
+                register.agent_info.hostname = format!("h{i}");
+                register.pid = format!("slave(1)@127.0.0.1:{}", 6000 + i);
+                register.tasks = frameworks
+                    .iter()
+                    .enumerate()
+                    .map(|(k, fid)| TaskReport {
+                        framework_id: fid.clone(),
+                        task: command_task(&format!("t{i}-{k}"), &id, "cpus:1"),
+                        state: TaskState::Running,
+                        executor_id: None,
+                    })
+                    .collect();
+                m.register_agent(0.0, format!("a{i}"), register).unwrap();
+                id
+            })
+            .collect();
+        m.take_actions();
+        (m, ids)
+    }
+
+    /// What a framework's stream got: `(task, state, agent)` for updates and
+    /// `("FAILURE", agent)` for lost agents, in order.
+    fn sent_to(actions: &[Action], stream: &str) -> Vec<(String, Option<TaskState>, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Framework { stream: s, event } if s == stream => Some(event),
+                _ => None,
+            })
+            .map(|event| match event {
+                Event::Update(u) => (
+                    u.status.task_id.value.clone(),
+                    Some(u.status.state),
+                    u.status.agent_id.as_ref().unwrap().value.clone(),
+                ),
+                Event::Failure(f) => (
+                    "FAILURE".into(),
+                    None,
+                    f.agent_id.as_ref().unwrap().value.clone(),
+                ),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn agents_that_go_silent_together_are_marked_in_one_pass() {
+        let (mut m, ids) = agents_with_tasks(4);
+        // A2 keeps answering; the others go silent.
+        for now in [1.0, 2.0, 3.0] {
+            m.tick(now);
+            m.agent_call(now, "a2", AgentCall::Pong).unwrap();
+        }
+        m.take_actions();
+        m.tick(3.5);
+        let actions = m.take_actions();
+        let closed: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CloseAgent { stream } => Some(stream.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec!["a0", "a1", "a3"]);
+        // Each lost agent's updates come before its FAILURE, agent after agent.
+        let lost = |state: TaskState, k: usize| -> Vec<(String, Option<TaskState>, String)> {
+            [0, 1, 3]
+                .iter()
+                .flat_map(|i| {
+                    [
+                        (format!("t{i}-{k}"), Some(state), format!("A{i}")),
+                        ("FAILURE".into(), None, format!("A{i}")),
+                    ]
+                })
+                .collect()
+        };
+        assert_eq!(sent_to(&actions, "s1"), lost(TaskState::Unreachable, 0));
+        assert_eq!(sent_to(&actions, "s2"), lost(TaskState::Lost, 1));
+        assert_eq!(
+            m.health.unreachable.keys().collect::<Vec<_>>(),
+            vec![&ids[0], &ids[1], &ids[3]]
+        );
+        assert_eq!(m.unreachable_counts(), (3, 6));
+        assert!(m.agents.contains_key(&ids[2]));
+        for framework in m.frameworks.values() {
+            assert_eq!(framework.tasks.len(), 1, "{}", framework.id);
+            assert!(framework.tasks.values().all(|t| t.agent_id == ids[2]));
+            assert!(framework
+                .unreachable_tasks
+                .values()
+                .all(|t| t.state == TaskState::Unreachable && t.unreachable_time == Some(3.5)));
+            assert!(framework.executors.get(&ids[0]).is_none());
+        }
+        let metrics = m.metrics(4.0);
+        assert_eq!(metrics["master/slave_unreachable_scheduled"], 3.0);
+        assert_eq!(metrics["master/slave_unreachable_completed"], 3.0);
+        assert_eq!(metrics["master/slave_unreachable_canceled"], 0.0);
+        // Marked once: the next tick finds nothing more to do.
+        m.tick(3.6);
+        assert!(sent_to(&m.take_actions(), "s1").is_empty());
+    }
 
     #[test]
     fn removal_rates() {
