@@ -244,10 +244,34 @@ pub fn task_info(
     }))?)
 }
 
+/// `total` tasks shared between `frameworks` frameworks as evenly as whole shares allow:
+/// each framework's index and share, the frameworks left without tasks omitted.
+pub fn shares(total: usize, frameworks: usize) -> impl Iterator<Item = (usize, usize)> {
+    let each = total.div_ceil(frameworks.max(1));
+    (0..frameworks)
+        .map(move |index| (index, each.min(total.saturating_sub(each * index))))
+        .take_while(|&(_, share)| share > 0)
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shares;
+
+    #[test]
+    fn shares_cover_the_total_and_skip_empty_frameworks() {
+        let all = |total, frameworks| shares(total, frameworks).collect::<Vec<_>>();
+        assert_eq!(all(10, 3), [(0, 4), (1, 4), (2, 2)]);
+        assert_eq!(all(2, 5), [(0, 1), (1, 1)]);
+        assert_eq!(all(9, 3), [(0, 3), (1, 3), (2, 3)]);
+        assert!(all(0, 3).is_empty());
+        assert!(all(5, 0).is_empty());
+    }
 }

@@ -317,14 +317,9 @@ async fn launch(master: &str, total: usize, options: &Options) -> anyhow::Result
     }
     let task_resources =
         Resources::parse_text(&options.task_resources, "*").map_err(anyhow::Error::msg)?;
-    let per_framework = total.div_ceil(options.frameworks);
     let started = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
-    for index in 0..options.frameworks {
-        let share = per_framework.min(total.saturating_sub(per_framework * index));
-        if share == 0 {
-            break;
-        }
+    for (index, share) in driver::shares(total, options.frameworks) {
         let workload = Workload {
             name: format!("memory-{index}"),
             tasks: share,

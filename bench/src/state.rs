@@ -88,9 +88,7 @@ async fn measure(
     let task_resources =
         Resources::parse_text(&options.task_resources, "*").map_err(anyhow::Error::msg)?;
     let mut workloads = Vec::new();
-    let per_framework = options.running.div_ceil(options.running_frameworks);
-    for index in 0..options.running_frameworks {
-        let share = per_framework.min(options.running.saturating_sub(per_framework * index));
+    for (index, share) in driver::shares(options.running, options.running_frameworks) {
         workloads.push(Workload {
             name: format!("state-running-{index}"),
             tasks: share,

@@ -78,15 +78,10 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
 
     let task_resources =
         Resources::parse_text(&options.task_resources, "*").map_err(anyhow::Error::msg)?;
-    let per_framework = options.tasks.div_ceil(options.frameworks);
     let (cpu_before, _) = cpu_seconds(pid);
     let launched_at = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
-    for index in 0..options.frameworks {
-        let share = per_framework.min(options.tasks.saturating_sub(per_framework * index));
-        if share == 0 {
-            break;
-        }
+    for (index, share) in driver::shares(options.tasks, options.frameworks) {
         let workload = Workload {
             name: format!("throughput-{index}"),
             tasks: share,
