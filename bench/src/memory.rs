@@ -10,8 +10,9 @@
 use crate::cluster::{open_files, TempMaster};
 use crate::driver::{self, Until, Workload};
 use crate::failover::{agent_connections, raise_open_files};
+use crate::throughput::start_fleet_with;
 use anyhow::{bail, Context};
-use mantle_agent::simulated::{start_many, AgentSpec, Fleet, FleetConfig};
+use mantle_agent::simulated::FleetConfig;
 use mantle_api::Resources;
 use mantle_sdk::http::HttpClient;
 use std::path::Path;
@@ -182,7 +183,13 @@ async fn one_size(master: &TempMaster, agents: usize, options: &Options) -> anyh
         Memory::mb(idle.anon_kb)
     );
     let watch = Arc::new(Mutex::new(Watch::default()));
-    let fleet = match start_fleet(&master.address, agents, &agent_resources, options).await {
+    let config = FleetConfig {
+        agents_per_connection: options.agents_per_connection,
+        calls_in_flight: options.calls_in_flight,
+        ..FleetConfig::new(&master.address)
+    };
+    let timeout = options.timeout();
+    let fleet = match start_fleet_with("memory", config, agents, &agent_resources, timeout).await {
         Ok(fleet) => fleet,
         Err(err) => {
             // What the master saw is the finding then: how many agents it took in, and
@@ -282,31 +289,6 @@ async fn one_size(master: &TempMaster, agents: usize, options: &Options) -> anyh
     );
     fleet.shutdown().await;
     Ok(())
-}
-
-/// Starts `agents` simulated agents alike and waits until all are registered; the
-/// throughput benchmark's fleet, with `--calls-in-flight`.
-async fn start_fleet(
-    master: &str,
-    agents: usize,
-    resources: &str,
-    options: &Options,
-) -> anyhow::Result<Fleet> {
-    let specs = AgentSpec::uniform(agents, resources, "")?;
-    let started = Instant::now();
-    let mut config = FleetConfig::new(master);
-    config.agents_per_connection = options.agents_per_connection;
-    config.calls_in_flight = options.calls_in_flight;
-    let fleet = start_many(config, specs);
-    fleet
-        .wait_registered(agents, options.timeout())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    eprintln!(
-        "bench memory: {agents} simulated agents registered in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(fleet)
 }
 
 /// Launches `total` `sleep infinity` tasks through `--frameworks` frameworks and waits

@@ -45,10 +45,23 @@ pub async fn start_fleet(
     resources: &str,
     timeout: Duration,
 ) -> anyhow::Result<Fleet> {
+    let config = FleetConfig {
+        agents_per_connection: per_connection,
+        ..FleetConfig::new(master)
+    };
+    start_fleet_with(bench, config, agents, resources, timeout).await
+}
+
+/// [`start_fleet`] with the fleet configured by the caller.
+pub async fn start_fleet_with(
+    bench: &str,
+    config: FleetConfig,
+    agents: usize,
+    resources: &str,
+    timeout: Duration,
+) -> anyhow::Result<Fleet> {
     let specs = AgentSpec::uniform(agents, resources, "")?;
     let started = Instant::now();
-    let mut config = FleetConfig::new(master);
-    config.agents_per_connection = per_connection;
     let fleet = start_many(config, specs);
     fleet
         .wait_registered(agents, timeout)

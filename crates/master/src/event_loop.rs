@@ -151,8 +151,6 @@ pub struct EventLoop {
     stored_registry: u64,
     /// Registrations waiting to be taken in with the next registry write.
     registering: Vec<(Box<Register>, Reply<EventStream>)>,
-    /// Agents the core took in this batch, answered once the registry is stored.
-    admitting: Vec<(StreamId, EventStream, Reply<EventStream>)>,
     /// When the last batch of registrations was stored, and how long that took.
     last_admission: Option<(Instant, Duration)>,
     /// The operator SUBSCRIBE streams (also in `streams`), and when they get their next
@@ -205,7 +203,6 @@ impl EventLoop {
             stored_registry: core_registry_version,
             store,
             registering: Vec::new(),
-            admitting: Vec::new(),
             last_admission: None,
             operator_streams: HashSet::new(),
             next_operator_heartbeat: Instant::now(),
@@ -477,10 +474,11 @@ impl EventLoop {
             }
         }
         let now = unix_now();
+        let mut admitting = Vec::new();
         for (register, reply) in std::mem::take(&mut self.registering) {
             let (id, stream) = self.open_stream();
             match self.core.register_agent(now, id.clone(), *register) {
-                Ok(_) => self.admitting.push((id, stream, reply)),
+                Ok(_) => admitting.push((id, stream, reply)),
                 Err(err) => {
                     self.streams.remove(&id);
                     let _ = reply.send(Err(err));
@@ -488,7 +486,7 @@ impl EventLoop {
             }
         }
         let started = Instant::now();
-        self.admit_agents();
+        self.admit_agents(admitting);
         self.last_admission = Some((Instant::now(), started.elapsed()));
         // An agent's resources can only be offered to a connected framework; after a
         // master restart none is, and a cycle per batch of returning agents would walk
@@ -500,13 +498,13 @@ impl EventLoop {
     /// write covers the whole batch (as Mesos's registrar batches its operations), so a
     /// crowd of agents costs a store per batch instead of one each. When the write fails
     /// none is admitted: nothing it was told reaches it, and the agent tries again.
-    fn admit_agents(&mut self) {
-        if self.admitting.is_empty() {
+    fn admit_agents(&mut self, admitting: Vec<(StreamId, EventStream, Reply<EventStream>)>) {
+        if admitting.is_empty() {
             return;
         }
         let stored = self.store_registry();
         let now = unix_now();
-        for (id, stream, reply) in std::mem::take(&mut self.admitting) {
+        for (id, stream, reply) in admitting {
             match &stored {
                 Ok(()) => {
                     let _ = reply.send(Ok(stream));

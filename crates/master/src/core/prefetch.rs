@@ -47,14 +47,21 @@ fn prefetch_strings(task: &Task) {
 }
 
 /// Calls `visit` on each task in order, prefetching the ones that follow.
-pub(super) fn each_task<'a>(tasks: &[&'a Task], mut visit: impl FnMut(&'a Task)) {
-    for (i, task) in tasks.iter().enumerate() {
-        if let Some(later) = tasks.get(i + 2) {
+pub(super) fn each_task<'a>(
+    tasks: impl IntoIterator<Item = &'a Task>,
+    mut visit: impl FnMut(&'a Task),
+) {
+    let mut tasks = tasks.into_iter();
+    let (mut current, mut next) = (tasks.next(), tasks.next());
+    while let Some(task) = current {
+        let later = tasks.next();
+        if let Some(later) = later {
             prefetch_task(later);
         }
-        if let Some(next) = tasks.get(i + 1) {
+        if let Some(next) = next {
             prefetch_strings(next);
         }
         visit(task);
+        (current, next) = (next, later);
     }
 }

@@ -176,14 +176,11 @@ pub(super) fn write_framework(out: &mut Vec<u8>, offers: &FrameworkOffers, frame
     // The fields are never empty: the lists follow them in the same object.
     out.pop();
     let mut resources = ResourcesJson::default();
-    let mut tasks = Vec::new();
     for list in TASK_LISTS {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(list.as_bytes());
         out.extend_from_slice(b"\":[");
-        tasks.clear();
-        tasks.extend(task_list(framework, list));
-        each_task(&tasks, |task| {
+        each_task(task_list(framework, list), |task| {
             if out.last() != Some(&b'[') {
                 out.push(b',');
             }

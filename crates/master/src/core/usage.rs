@@ -6,7 +6,7 @@
 
 use super::offers::OfferEntry;
 use super::prefetch::each_task;
-use super::{Framework, StateView, Task};
+use super::{Framework, StateView};
 use mantle_api::*;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -180,11 +180,8 @@ impl StateView {
         let mut sums: Vec<(Sum, Sum)> = Vec::new();
         sums.resize_with(self.agents.len(), Default::default);
         let mut slot = |id| agents.find(id);
-        let mut tasks = Vec::new();
         for framework in self.frameworks.values() {
-            tasks.clear();
-            tasks.extend(framework.tasks.values());
-            each_task(&tasks, |task| {
+            each_task(framework.tasks.values(), |task| {
                 if task.state.is_terminal() {
                     return;
                 }
@@ -212,8 +209,7 @@ impl StateView {
     /// What a framework's live tasks and its executors use.
     pub(super) fn framework_usage(framework: &Framework) -> Resources {
         let mut used = Sum::default();
-        let tasks: Vec<&Task> = framework.tasks.values().collect();
-        each_task(&tasks, |task| {
+        each_task(framework.tasks.values(), |task| {
             if !task.state.is_terminal() {
                 used.add(&task.resources);
             }

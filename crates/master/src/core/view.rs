@@ -126,11 +126,8 @@ impl StateView {
             reserved: Resources,
         }
         let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
-        let mut tasks = Vec::new();
         for framework in self.frameworks.values() {
-            tasks.clear();
-            tasks.extend(framework.tasks.values());
-            each_task(&tasks, |task| {
+            each_task(framework.tasks.values(), |task| {
                 if !task.state.is_terminal() {
                     let role = sums.entry(&task.role).or_default();
                     role.allocated.add(&task.resources);
