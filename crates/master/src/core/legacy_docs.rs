@@ -202,6 +202,8 @@ pub(super) struct FrameworkFields<'a> {
     pub framework: &'a Framework,
     /// The framework's outstanding offers.
     pub offers: &'a [&'a OfferEntry],
+    /// What its live tasks and executors use, when the caller summed it already.
+    pub used: Option<Resources>,
     pub extra: FrameworkExtra<'a>,
 }
 
@@ -210,7 +212,14 @@ impl FrameworkFields<'_> {
     pub fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         let framework = self.framework;
         let info = &framework.info;
-        let used = StateView::framework_usage(framework);
+        let summed;
+        let used = match &self.used {
+            Some(used) => used,
+            None => {
+                summed = StateView::framework_usage(framework);
+                &summed
+            }
+        };
         let offered = StateView::offered(self.offers);
         let summary = match self.extra {
             FrameworkExtra::Summary(summary) => Some(summary),

@@ -3,7 +3,8 @@
 
 use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields};
 use super::prefetch::each_task;
-use super::usage::FrameworkOffers;
+use super::usage::{AgentSlots, FrameworkOffers, LiveSums, Sum, Usage};
+use super::view::RoleUsage;
 use super::{Framework, StateView, Task};
 use mantle_api::*;
 use serde::ser::Serializer;
@@ -164,55 +165,84 @@ pub(super) fn task_list<'a>(
     }
 }
 
-/// A framework of `/master/state` and `/master/frameworks`: its fields, then its task
-/// lists written by hand.
-pub(super) fn write_framework(out: &mut Vec<u8>, offers: &FrameworkOffers, framework: &Framework) {
-    let fields = FrameworkFields {
-        framework,
-        offers: offers.of(framework),
-        extra: FrameworkExtra::Full,
-    };
-    write_json(out, &fields);
-    // The fields are never empty: the lists follow them in the same object.
-    out.pop();
+/// A framework of `/master/state` and `/master/frameworks`: its task lists written by
+/// hand, then its fields. What its live tasks use is summed as they are written (and
+/// into `live`, per agent and role, when given): a pass of its own over the tasks of a
+/// large framework waited on memory as long as writing them.
+pub(super) fn write_framework<'v>(
+    out: &mut Vec<u8>,
+    offers: &FrameworkOffers,
+    framework: &'v Framework,
+    mut live: Option<&mut LiveSums<'_, 'v>>,
+) {
+    let mut used = Sum::default();
     let mut resources = ResourcesJson::default();
+    out.push(b'{');
     for list in TASK_LISTS {
-        out.extend_from_slice(b",\"");
+        if out.last() != Some(&b'{') {
+            out.push(b',');
+        }
+        out.push(b'"');
         out.extend_from_slice(list.as_bytes());
         out.extend_from_slice(b"\":[");
+        let live_list = list == "tasks";
         each_task(task_list(framework, list), |task| {
             if out.last() != Some(&b'[') {
                 out.push(b',');
             }
             write_task(out, task, &mut resources);
+            if live_list && !task.state.is_terminal() {
+                used.add(&task.resources);
+                if let Some(live) = live.as_deref_mut() {
+                    live.add(&task.agent_id, &task.role, &task.resources);
+                }
+            }
         });
         out.push(b']');
     }
-    out.push(b'}');
+    for (agent, executors) in &framework.executors {
+        for executor in executors.values() {
+            used.add(&executor.resources);
+            if let Some(live) = live.as_deref_mut() {
+                live.add(agent, &executor.role, &executor.resources);
+            }
+        }
+    }
+    let fields = FrameworkFields {
+        framework,
+        offers: offers.of(framework),
+        used: Some(used.total()),
+        extra: FrameworkExtra::Full,
+    };
+    // The fields follow the lists in the same object: their opening brace becomes a
+    // comma.
+    let open = out.len();
+    write_json(out, &fields);
+    out[open] = b',';
 }
 
-/// Frameworks, comma-separated.
-pub(super) fn write_frameworks<'a>(
+/// Frameworks, comma-separated, summing into `live` when given.
+pub(super) fn write_frameworks<'v>(
     out: &mut Vec<u8>,
     offers: &FrameworkOffers,
-    frameworks: impl Iterator<Item = &'a Framework>,
+    frameworks: impl Iterator<Item = &'v Framework>,
+    mut live: Option<&mut LiveSums<'_, 'v>>,
 ) {
     for (i, framework) in frameworks.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_framework(out, offers, framework);
+        write_framework(out, offers, framework, live.as_deref_mut());
     }
 }
 
-/// The agents of `/master/state`.
-struct Agents<'a>(&'a StateView);
+/// The agents of `/master/state`, with what each uses and is offered.
+struct Agents<'a>(&'a StateView, &'a [Usage]);
 
 impl Serialize for Agents<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let view = self.0;
-        let usage = view.agent_usage();
-        let agents = view.agents.values().zip(&usage);
+        let agents = view.agents.values().zip(self.1);
         serializer.collect_seq(agents.map(|(agent, usage)| AgentDoc {
             view,
             agent,
@@ -239,15 +269,9 @@ impl SizeHint {
 }
 
 /// Bytes of the fields of `/master/state` but its frameworks, per agent.
-static HEAD_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
+static FIELDS_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
 /// Bytes of the frameworks, per unit of [`weight`].
 static FRAMEWORK_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
-
-/// What `/master/state` is joined from: fixed text, or a part a thread renders.
-enum Piece<'s> {
-    Text(&'static str),
-    Part(std::thread::ScopedJoinHandle<'s, Vec<u8>>),
-}
 
 /// `list` cut into runs of about `share` units of [`weight`] each.
 fn chunks<'a>(
@@ -288,9 +312,11 @@ impl StateView {
     }
 
     /// `/master/state` rendered in parts to be sent one after another, so that nothing
-    /// is copied to join them: the fields and the agents on one thread, the frameworks
-    /// (almost all of the bytes) meanwhile in parts of about equal task counts on
-    /// scoped threads (one per core, at most [`RENDER_THREADS`]).
+    /// is copied to join them: the frameworks (almost all of the bytes) first, in parts
+    /// of about equal task counts on scoped threads (one per core, at most
+    /// [`RENDER_THREADS`]), which sum what the live tasks use per agent and per role as
+    /// they write them; then the other fields from those sums, while the completed
+    /// frameworks are still being written. JSON leaves the order of fields free.
     pub fn state_parts(&self) -> Vec<Vec<u8>> {
         let frameworks: Vec<&Framework> = self.frameworks.values().collect();
         let completed: Vec<&Framework> = self.completed_frameworks.iter().map(|f| &**f).collect();
@@ -300,73 +326,91 @@ impl StateView {
             .clamp(1, RENDER_THREADS);
         let share = units.div_ceil(threads).max(1);
         let offers = &self.framework_offers();
+        let ids = self.agent_ids();
+        let slots = &AgentSlots::new(self, &ids);
         let parts = std::thread::scope(|scope| {
-            let head = scope.spawn(|| self.state_head());
-            let mut pieces = Vec::new();
-            for (list, open, close) in [
-                (&frameworks, "[", "]"),
-                (&completed, ",\"completed_frameworks\":[", "]}"),
-            ] {
-                pieces.push(Piece::Text(open));
-                for (index, chunk) in chunks(list, share).enumerate() {
-                    let part = scope.spawn(move || self.frameworks_part(offers, chunk, index > 0));
-                    pieces.push(Piece::Part(part));
+            let running: Vec<_> = chunks(&frameworks, share)
+                .enumerate()
+                .map(|(index, chunk)| {
+                    scope.spawn(move || {
+                        let mut live = LiveSums::new(slots);
+                        let part = self.frameworks_part(offers, chunk, index > 0, Some(&mut live));
+                        (part, live)
+                    })
+                })
+                .collect();
+            let completed: Vec<_> = chunks(&completed, share)
+                .enumerate()
+                .map(|(index, chunk)| {
+                    scope.spawn(move || self.frameworks_part(offers, chunk, index > 0, None))
+                })
+                .collect();
+            let mut parts = vec![b"{\"frameworks\":[".to_vec()];
+            let mut live = LiveSums::new(slots);
+            for part in running {
+                if let Ok((part, sums)) = part.join() {
+                    parts.push(part);
+                    live.merge(sums);
                 }
-                pieces.push(Piece::Text(close));
             }
-            let mut parts = vec![head.join().unwrap_or_default()];
-            parts.extend(pieces.into_iter().map(|piece| match piece {
-                Piece::Text(text) => text.as_bytes().to_vec(),
-                Piece::Part(part) => part.join().unwrap_or_default(),
-            }));
+            parts.push(b"],\"completed_frameworks\":[".to_vec());
+            let fields = self.state_fields_part(slots, live);
+            parts.extend(completed.into_iter().map(|p| p.join().unwrap_or_default()));
+            parts.push(b"],".to_vec());
+            parts.push(fields);
             parts
         });
-        let framework_bytes: usize = parts[1..].iter().map(Vec::len).sum();
+        let fields = parts.last().map_or(0, Vec::len);
+        let framework_bytes: usize = parts.iter().map(Vec::len).sum::<usize>() - fields;
         FRAMEWORK_BYTES.record(framework_bytes, units);
-        HEAD_BYTES.record(parts[0].len(), self.agents.len() + 1);
+        FIELDS_BYTES.record(fields, self.agents.len() + 1);
         parts
     }
 
     /// Frameworks of a JSON array, comma-separated; `comma` when others come before.
-    fn frameworks_part(
-        &self,
+    fn frameworks_part<'v>(
+        &'v self,
         offers: &FrameworkOffers,
-        chunk: &[&Framework],
+        chunk: &[&'v Framework],
         comma: bool,
+        live: Option<&mut LiveSums<'_, 'v>>,
     ) -> Vec<u8> {
         let units = chunk.iter().map(|f| weight(f)).sum();
         let mut out = Vec::with_capacity(FRAMEWORK_BYTES.capacity(units));
         if comma && !chunk.is_empty() {
             out.push(b',');
         }
-        write_frameworks(&mut out, offers, chunk.iter().copied());
+        write_frameworks(&mut out, offers, chunk.iter().copied(), live);
         out
     }
 
-    /// `/master/state` from its opening brace to `"frameworks":`: its fields but the
-    /// frameworks, in name order, the agents written straight to the output.
-    fn state_head(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEAD_BYTES.capacity(self.agents.len() + 1));
-        out.push(b'{');
-        if let Value::Object(fields) = self.state_fields() {
+    /// The fields of `/master/state` but its frameworks, in name order, to its closing
+    /// brace; the agents written straight to the output with what `live` summed.
+    fn state_fields_part(&self, slots: &AgentSlots, live: LiveSums) -> Vec<u8> {
+        let usage = self.agent_usage_from(slots, live.agents);
+        let roles = self.role_usage_from(live.roles);
+        let mut out = Vec::with_capacity(FIELDS_BYTES.capacity(self.agents.len() + 1));
+        if let Value::Object(fields) = self.state_fields(&roles) {
             for (key, value) in &fields {
+                if !out.is_empty() {
+                    out.push(b',');
+                }
                 write_json(&mut out, key);
                 out.push(b':');
                 if key == "slaves" {
-                    write_json(&mut out, &Agents(self));
+                    write_json(&mut out, &Agents(self, &usage));
                 } else {
                     write_json(&mut out, value);
                 }
-                out.push(b',');
             }
         }
-        out.extend_from_slice(b"\"frameworks\":");
+        out.push(b'}');
         out
     }
 
     /// The fields of `/master/state` but its frameworks; `slaves` is a placeholder the
     /// agents are written in place of.
-    pub(super) fn state_fields(&self) -> Value {
+    pub(super) fn state_fields(&self, roles: &BTreeMap<&str, RoleUsage>) -> Value {
         let active = self.agents.values().filter(|a| self.is_active(a)).count();
         let pid = self.info.pid.clone().unwrap_or_default();
         let mut state = json!({
@@ -398,7 +442,7 @@ impl StateView {
             "recovered_slaves": self.recovered_slaves_json(),
             "orphan_tasks": [],
             "unregistered_frameworks": [],
-            "roles": self.roles_json(false),
+            "roles": self.roles_json_from(false, roles),
         });
         // Present only when set, as in Mesos.
         for flag in ["cluster", "log_dir", "external_log_file"] {

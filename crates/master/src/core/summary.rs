@@ -94,10 +94,10 @@ impl StateView {
         let completed = self.completed_frameworks.iter().map(|f| &**f);
         let offers = self.framework_offers();
         let mut out = b"{\"completed_frameworks\":[".to_vec();
-        write_frameworks(&mut out, &offers, completed.filter(wanted));
+        write_frameworks(&mut out, &offers, completed.filter(wanted), None);
         out.extend_from_slice(b"],\"frameworks\":[");
         let frameworks = self.frameworks.values().filter(wanted);
-        write_frameworks(&mut out, &offers, frameworks);
+        write_frameworks(&mut out, &offers, frameworks, None);
         out.extend_from_slice(b"],\"unregistered_frameworks\":[]}");
         out
     }
@@ -198,6 +198,7 @@ impl Serialize for StateSummary<'_> {
         let frameworks = view.frameworks.values().map(|framework| FrameworkFields {
             framework,
             offers: offers.of(framework),
+            used: None,
             extra: FrameworkExtra::Summary(
                 per_framework.get(framework.id.as_str()).unwrap_or(&empty),
             ),

@@ -82,6 +82,25 @@ impl Sum {
         }
     }
 
+    /// Adds what `other` summed.
+    pub fn merge(&mut self, other: Sum) {
+        if let Some(only) = &other.only {
+            self.add(only);
+            return;
+        }
+        if other.added == 0 {
+            return;
+        }
+        if let Some(first) = self.only.take() {
+            self.add_entries(&first);
+        }
+        self.added += other.added;
+        self.add_common(other.common);
+        for (key, quantity) in other.rest.entries() {
+            self.rest.add_entry(key, quantity);
+        }
+    }
+
     fn add_common(&mut self, common: [i64; COMMON.len()]) {
         for (sum, value) in self.common.iter_mut().zip(common) {
             *sum += value;
@@ -129,24 +148,87 @@ impl Hasher for IdTail {
     }
 }
 
-/// The position of each agent in the view's order, by id.
-struct AgentIndex<'v> {
-    index: HashMap<&'v str, usize, BuildHasherDefault<IdTail>>,
-    /// The agent found last: tasks of one agent often follow each other.
-    last: Option<(&'v str, usize)>,
+/// The position of each agent in the view's order, by id, built once per render and
+/// shared by its threads. The ids are borrowed from one contiguous copy
+/// ([`StateView::agent_ids`]): comparing with each agent's own copy waited on memory for
+/// most of a lookup.
+pub(super) struct AgentSlots<'i>(HashMap<&'i str, usize, BuildHasherDefault<IdTail>>);
+
+impl<'i> AgentSlots<'i> {
+    /// No agents: for sums per role only.
+    pub fn none() -> AgentSlots<'i> {
+        AgentSlots(HashMap::default())
+    }
+
+    pub fn new(view: &StateView, ids: &'i str) -> AgentSlots<'i> {
+        let mut start = 0;
+        let index = (view.agents.values().enumerate())
+            .map(|(i, agent)| {
+                start += agent.id.as_str().len();
+                (&ids[start - agent.id.as_str().len()..start], i)
+            })
+            .collect();
+        AgentSlots(index)
+    }
 }
 
-impl<'v> AgentIndex<'v> {
-    fn find(&mut self, id: &'v AgentId) -> Option<usize> {
-        let id = id.as_str();
-        if let Some((seen, at)) = self.last {
-            if seen == id {
-                return Some(at);
+/// What live tasks and executors use, summed per agent (in the view's order) and per
+/// role: `/master/state` sums them while it writes the tasks, one thread per part of
+/// the frameworks, and merges the parts.
+pub(super) struct LiveSums<'s, 'v> {
+    slots: &'s AgentSlots<'s>,
+    /// The agent found last: tasks of one agent often follow each other.
+    last: Option<(&'v str, usize)>,
+    pub agents: Vec<Sum>,
+    pub roles: HashMap<&'v str, Sum>,
+}
+
+impl<'s, 'v> LiveSums<'s, 'v> {
+    pub fn new(slots: &'s AgentSlots<'s>) -> LiveSums<'s, 'v> {
+        let mut agents = Vec::new();
+        agents.resize_with(slots.0.len(), Sum::default);
+        LiveSums {
+            slots,
+            last: None,
+            agents,
+            roles: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, agent: &'v AgentId, role: &'v str, resources: &Resources) {
+        let id = agent.as_str();
+        let slot = match self.last {
+            Some((seen, at)) if seen == id => Some(at),
+            _ => self.slots.0.get(id).copied(),
+        };
+        if let Some(at) = slot {
+            self.last = Some((id, at));
+            self.agents[at].add(resources);
+        }
+        self.roles.entry(role).or_default().add(resources);
+    }
+
+    /// A framework's live tasks and executors.
+    pub fn add_framework(&mut self, framework: &'v Framework) {
+        each_task(framework.tasks.values(), |task| {
+            if !task.state.is_terminal() {
+                self.add(&task.agent_id, &task.role, &task.resources);
+            }
+        });
+        for (agent, executors) in &framework.executors {
+            for executor in executors.values() {
+                self.add(agent, &executor.role, &executor.resources);
             }
         }
-        let at = *self.index.get(id)?;
-        self.last = Some((id, at));
-        Some(at)
+    }
+
+    pub fn merge(&mut self, other: LiveSums<'s, 'v>) {
+        for (sum, part) in self.agents.iter_mut().zip(other.agents) {
+            sum.merge(part);
+        }
+        for (role, part) in other.roles {
+            self.roles.entry(role).or_default().merge(part);
+        }
     }
 }
 
@@ -161,47 +243,38 @@ impl<'v> FrameworkOffers<'v> {
 }
 
 impl StateView {
-    /// Used and offered resources of each agent, in the order of `self.agents`: one
-    /// pass over the tasks, executors and offers.
-    pub(super) fn agent_usage(&self) -> Vec<Usage> {
-        // The ids copied next to each other: comparing with each agent's own copy waited
-        // on memory for most of a lookup.
-        let ids: String = self.agents.values().map(|a| a.id.as_str()).collect();
-        let mut start = 0;
-        let mut agents = AgentIndex {
-            index: (self.agents.values().enumerate())
-                .map(|(i, agent)| {
-                    start += agent.id.as_str().len();
-                    (&ids[start - agent.id.as_str().len()..start], i)
-                })
-                .collect(),
-            last: None,
-        };
-        let mut sums: Vec<(Sum, Sum)> = Vec::new();
-        sums.resize_with(self.agents.len(), Default::default);
-        let mut slot = |id| agents.find(id);
+    /// The agents' ids copied next to each other, for [`AgentSlots`].
+    pub(super) fn agent_ids(&self) -> String {
+        self.agents.values().map(|a| a.id.as_str()).collect()
+    }
+
+    /// What the live tasks and executors use, per agent and per role: one pass.
+    pub(super) fn live_sums<'s>(&self, slots: &'s AgentSlots<'s>) -> LiveSums<'s, '_> {
+        let mut live = LiveSums::new(slots);
         for framework in self.frameworks.values() {
-            each_task(framework.tasks.values(), |task| {
-                if task.state.is_terminal() {
-                    return;
-                }
-                if let Some(at) = slot(&task.agent_id) {
-                    sums[at].0.add(&task.resources);
-                }
-            });
-            for (agent, executors) in &framework.executors {
-                let Some(at) = slot(agent) else { continue };
-                for executor in executors.values() {
-                    sums[at].0.add(&executor.resources);
-                }
-            }
+            live.add_framework(framework);
         }
+        live
+    }
+
+    /// Used and offered resources of each agent, in the order of `self.agents`.
+    pub(super) fn agent_usage(&self) -> Vec<Usage> {
+        let ids = self.agent_ids();
+        let slots = AgentSlots::new(self, &ids);
+        self.agent_usage_from(&slots, self.live_sums(&slots).agents)
+    }
+
+    /// [`StateView::agent_usage`] from what each agent's tasks and executors use.
+    pub(super) fn agent_usage_from(&self, slots: &AgentSlots, used: Vec<Sum>) -> Vec<Usage> {
+        let mut offered: Vec<Sum> = Vec::new();
+        offered.resize_with(self.agents.len(), Default::default);
         for entry in self.offers.values() {
-            if let Some(at) = slot(&entry.offer.agent_id) {
-                sums[at].1.add(&entry.resources);
+            if let Some(&at) = slots.0.get(entry.offer.agent_id.as_str()) {
+                offered[at].add(&entry.resources);
             }
         }
-        sums.into_iter()
+        used.into_iter()
+            .zip(offered)
             .map(|(used, offered)| (used.total(), offered.total()))
             .collect()
     }
@@ -273,6 +346,33 @@ mod tests {
             "bogus:3;cpus:1.501;cpus(eng):2;disk:10;gpus:1;mem:128;mem(eng):64;ports:[31000-31010,32000-32000]"
         );
         assert!(Sum::default().total().is_empty());
+    }
+
+    #[test]
+    fn merged_sums_equal_one_sum() {
+        let parts = [
+            "cpus:1;mem:128",
+            "cpus:1;mem:128",
+            "cpus(eng):2;mem(eng):64",
+            "ports:[31000-31005];cpus:0.5",
+            "disk:10",
+        ];
+        let parse = |text| Resources::parse_text(text, "*").unwrap();
+        let mut expected = Resources::new();
+        for text in parts {
+            expected.add(&parse(text));
+        }
+        // Every split of the list into two sums, each of none, one or several.
+        for split in 0..=parts.len() {
+            let (mut left, mut right) = (Sum::default(), Sum::default());
+            parts[..split].iter().for_each(|t| left.add(&parse(t)));
+            parts[split..].iter().for_each(|t| right.add(&parse(t)));
+            left.merge(right);
+            assert_eq!(left.total(), expected, "split at {split}");
+        }
+        let mut one = Sum::default();
+        one.merge(Sum::default());
+        assert!(one.total().is_empty());
     }
 
     #[test]

@@ -6,13 +6,12 @@
 //! readers, never by the loop.
 
 use super::offers::OfferEntry;
-use super::prefetch::each_task;
-use super::usage::Sum;
+use super::usage::{AgentSlots, Sum};
 use super::{Agent, Counters, Drain, Framework, Master, SharedMap};
 use mantle_allocator::RoleSummary;
 use mantle_api::*;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 pub struct StateView {
@@ -119,6 +118,15 @@ impl StateView {
     /// Allocated (tasks and executors), offered and reserved resources per role.
     /// Keyed by reference: a key per task would cost an allocation per task.
     pub fn role_usage(&self) -> BTreeMap<&str, RoleUsage> {
+        let slots = AgentSlots::none();
+        self.role_usage_from(self.live_sums(&slots).roles)
+    }
+
+    /// [`StateView::role_usage`] from what each role's tasks and executors use.
+    pub(super) fn role_usage_from<'v>(
+        &'v self,
+        allocated: HashMap<&'v str, Sum>,
+    ) -> BTreeMap<&'v str, RoleUsage> {
         #[derive(Default)]
         struct Sums {
             allocated: Sum,
@@ -126,19 +134,8 @@ impl StateView {
             reserved: Resources,
         }
         let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
-        for framework in self.frameworks.values() {
-            each_task(framework.tasks.values(), |task| {
-                if !task.state.is_terminal() {
-                    let role = sums.entry(&task.role).or_default();
-                    role.allocated.add(&task.resources);
-                }
-            });
-            for executors in framework.executors.values() {
-                for executor in executors.values() {
-                    let role = sums.entry(&executor.role).or_default();
-                    role.allocated.add(&executor.resources);
-                }
-            }
+        for (role, sum) in allocated {
+            sums.entry(role).or_default().allocated = sum;
         }
         for entry in self.offers.values() {
             sums.entry(&entry.role)
@@ -168,7 +165,15 @@ impl StateView {
     /// `guarantee`/`limit`/`consumed` as `{name: number}`) or GET_ROLES (`v1` true:
     /// Resource arrays, `guarantees`/`limits` as `{name: {value}}`).
     pub fn roles_json(&self, v1: bool) -> Vec<Value> {
-        let usage = self.role_usage();
+        self.roles_json_from(v1, &self.role_usage())
+    }
+
+    /// [`StateView::roles_json`] from the roles' usage.
+    pub(super) fn roles_json_from(
+        &self,
+        v1: bool,
+        usage: &BTreeMap<&str, RoleUsage>,
+    ) -> Vec<Value> {
         self.roles
             .iter()
             .map(|role| {
