@@ -9,7 +9,7 @@ use crate::event_loop::unix_now;
 use crate::http::{error_response, json_response, AppState};
 use crate::leadership::Role;
 use crate::prometheus;
-use crate::snapshot::{render, serve, serve_parts, to_bytes};
+use crate::snapshot::{render, serve, serve_state, to_bytes};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 type Params = Query<HashMap<String, String>>;
 
 pub async fn state(State(state): State<AppState>, Query(query): Params) -> Response {
-    serve_parts(&state, query, |s| s.state()).await
+    serve_state(&state, query).await
 }
 
 pub async fn state_summary(State(state): State<AppState>, Query(query): Params) -> Response {

@@ -3,7 +3,8 @@
 //! a [`StateView`] sharing its maps, and each reader renders on a blocking thread, so a
 //! large `/master/state` costs the reader's time, never the loop's. The rendered
 //! `/master/state` is kept with its snapshot: readers arriving together render it once,
-//! and it is sent as the parts it was rendered in (with its length), never joined.
+//! and it is sent as the parts it is rendered in, each as soon as it is written (so
+//! the transfer overlaps the render), never joined.
 
 use crate::core::StateView;
 use crate::http::{error_response, json_response, AppState};
@@ -19,10 +20,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub struct Snapshot {
     pub view: StateView,
-    state: OnceLock<Vec<Bytes>>,
+    state: OnceLock<Arc<Progressive>>,
     /// Shared with the loop (not copied into each snapshot): a reader sees every
     /// allocation run so far, however old its snapshot.
     pub allocation_runs: Arc<Mutex<AllocationRuns>>,
@@ -87,14 +89,87 @@ impl Snapshot {
         metrics
     }
 
-    /// `/master/state` in its parts, rendered once per snapshot.
-    pub fn state(&self) -> Vec<Bytes> {
-        self.state
-            .get_or_init(|| {
-                let parts = self.view.state_parts().into_iter();
-                parts.filter(|p| !p.is_empty()).map(Bytes::from).collect()
-            })
-            .clone()
+    /// `/master/state`, rendered once per snapshot on a thread of its own: the parts
+    /// written so far, and the others as they are written.
+    pub fn state(self: &Arc<Self>) -> (Vec<Bytes>, Option<UnboundedReceiver<Bytes>>) {
+        let progressive = self.state.get_or_init(|| {
+            let progressive = Arc::new(Progressive::default());
+            let (snapshot, out) = (self.clone(), Finished(progressive.clone()));
+            let render = move || snapshot.render_state(&out.0);
+            let thread = std::thread::Builder::new().name("state-render".into());
+            if let Err(err) = thread.spawn(render) {
+                // Without a thread of its own, this reader renders it.
+                tracing::warn!("cannot start a thread to render /master/state: {err}");
+                self.render_state(&progressive);
+            }
+            progressive
+        });
+        progressive.reader()
+    }
+}
+
+impl Snapshot {
+    fn render_state(&self, out: &Progressive) {
+        self.view
+            .render_state(&|part| out.publish(Bytes::from(part)));
+    }
+}
+
+/// Finishes its render when dropped, also by a panic: its readers then see the end of
+/// their body rather than wait for ever.
+struct Finished(Arc<Progressive>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// A render's parts as they are written, kept for the readers of its snapshot: a
+/// reader gets those written before it came and is sent the others.
+#[derive(Default)]
+pub struct Progressive(Mutex<Parts>);
+
+#[derive(Default)]
+struct Parts {
+    written: Vec<Bytes>,
+    readers: Vec<UnboundedSender<Bytes>>,
+    done: bool,
+}
+
+impl Progressive {
+    fn parts(&self) -> std::sync::MutexGuard<'_, Parts> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, part: Bytes) {
+        let mut parts = self.parts();
+        // A reader that went away is dropped.
+        parts
+            .readers
+            .retain(|reader| reader.send(part.clone()).is_ok());
+        parts.written.push(part);
+    }
+
+    /// The render ended: readers see the end of their body after the last part.
+    fn finish(&self) {
+        let mut parts = self.parts();
+        parts.done = true;
+        parts.readers.clear();
+    }
+
+    /// The parts written so far, and the others to come unless all are written.
+    fn reader(&self) -> (Vec<Bytes>, Option<UnboundedReceiver<Bytes>>) {
+        let mut parts = self.parts();
+        let written = parts.written.clone();
+        if parts.done {
+            return (written, None);
+        }
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        parts.readers.push(sender);
+        (written, Some(receiver))
     }
 }
 
@@ -128,16 +203,18 @@ pub async fn serve(
     }
 }
 
-/// A JSON answer sent as the parts it was rendered in (with `?jsonp=`), rendered from a
-/// current snapshot off the loop.
-pub async fn serve_parts(
-    state: &AppState,
-    query: HashMap<String, String>,
-    render_parts: impl FnOnce(&Snapshot) -> Vec<Bytes> + Send + 'static,
-) -> Response {
-    let mut parts = match render(state, move |snapshot| Ok(render_parts(snapshot))).await {
-        Ok(parts) => parts,
+/// `/master/state` (with `?jsonp=`), sent part by part as it is rendered from a current
+/// snapshot, off the loop.
+pub async fn serve_state(state: &AppState, query: HashMap<String, String>) -> Response {
+    let snapshot = match state.handle.current_snapshot().await {
+        Ok(snapshot) => snapshot,
         Err(err) => return error_response(&err),
+    };
+    let (written, to_come) = snapshot.state();
+    let mut body = PartsBody {
+        ready: written.into(),
+        to_come,
+        last: None,
     };
     let mut content_type = "application/json";
     if let Some(callback) = query.get("jsonp") {
@@ -146,23 +223,19 @@ pub async fn serve_parts(
             // The same refusal as every other endpoint's.
             return json_response(Bytes::new(), &query);
         };
-        let close = open.split_off(open.len() - 2);
-        parts.insert(0, Bytes::from(open));
-        parts.push(Bytes::from(close));
+        body.last = Some(Bytes::from(open.split_off(open.len() - 2)));
+        body.ready.push_front(Bytes::from(open));
         content_type = "text/javascript";
     }
-    let left = parts.iter().map(|p| p.len() as u64).sum();
-    let body = PartsBody {
-        parts: parts.into(),
-        left,
-    };
     ([(header::CONTENT_TYPE, content_type)], Body::new(body)).into_response()
 }
 
-/// A body of parts sent one after another, with its length announced up front.
+/// A body of parts sent one after another: those ready, those still to come (until
+/// their sender finishes), and a last one. Its length is announced when known.
 struct PartsBody {
-    parts: VecDeque<Bytes>,
-    left: u64,
+    ready: VecDeque<Bytes>,
+    to_come: Option<UnboundedReceiver<Bytes>>,
+    last: Option<Bytes>,
 }
 
 impl http_body::Body for PartsBody {
@@ -171,21 +244,79 @@ impl http_body::Body for PartsBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        let part = this.parts.pop_front();
-        if let Some(part) = &part {
-            this.left -= part.len() as u64;
+        if let Some(part) = this.ready.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(part))));
         }
-        Poll::Ready(part.map(|p| Ok(Frame::data(p))))
+        if let Some(to_come) = &mut this.to_come {
+            match to_come.poll_recv(cx) {
+                Poll::Ready(Some(part)) => return Poll::Ready(Some(Ok(Frame::data(part)))),
+                Poll::Ready(None) => this.to_come = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(this.last.take().map(|part| Ok(Frame::data(part))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.parts.is_empty()
+        self.ready.is_empty() && self.to_come.is_none() && self.last.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
+        if self.to_come.is_some() {
+            return SizeHint::default();
+        }
+        let ready: usize = self.ready.iter().chain(&self.last).map(Bytes::len).sum();
+        SizeHint::with_exact(ready as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_get_parts_written_before_and_after_they_came() {
+        let progressive = Progressive::default();
+        progressive.publish(Bytes::from_static(b"{\"a\":"));
+        let (early, Some(mut to_come)) = progressive.reader() else {
+            panic!("the render is not done");
+        };
+        assert_eq!(early, [Bytes::from_static(b"{\"a\":")]);
+        progressive.publish(Bytes::from_static(b"1}"));
+        progressive.finish();
+        assert_eq!(to_come.try_recv().unwrap(), Bytes::from_static(b"1}"));
+        // The render is done: the sender is gone.
+        assert!(to_come.try_recv().is_err());
+        let (late, to_come) = progressive.reader();
+        assert_eq!(late.concat(), b"{\"a\":1}");
+        assert!(to_come.is_none());
+    }
+
+    #[test]
+    fn a_body_sends_ready_parts_then_those_to_come_then_the_last() {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let body = PartsBody {
+            ready: [Bytes::from_static(b"cb(")].into(),
+            to_come: Some(receiver),
+            last: Some(Bytes::from_static(b");")),
+        };
+        assert_eq!(http_body::Body::size_hint(&body).exact(), None);
+        sender.send(Bytes::from_static(b"{}")).unwrap();
+        drop(sender);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let sent = runtime.block_on(axum::body::to_bytes(Body::new(body), usize::MAX));
+        let sent = sent.unwrap();
+        assert_eq!(sent, Bytes::from_static(b"cb({});"));
+        let done = PartsBody {
+            ready: [Bytes::from_static(b"{}")].into(),
+            to_come: None,
+            last: None,
+        };
+        assert_eq!(http_body::Body::size_hint(&done).exact(), Some(2));
     }
 }

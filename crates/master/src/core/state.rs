@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Writes `text` as a JSON string. Most strings need no escape and are copied whole;
 /// the others are escaped by `serde_json`, so the bytes are the same either way.
@@ -273,6 +274,55 @@ static FIELDS_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
 /// Bytes of the frameworks, per unit of [`weight`].
 static FRAMEWORK_BYTES: SizeHint = SizeHint(AtomicUsize::new(0));
 
+/// A piece of work of [`StateView::render_state`]: fixed text, a run of live frameworks
+/// (which also sums what their tasks use), a run of completed ones (with a leading
+/// comma when others come before), or the other fields.
+enum Job<'a> {
+    Text(&'static str),
+    Live(&'a [&'a Framework], bool),
+    Done(&'a [&'a Framework], bool),
+    Fields,
+}
+
+/// Parts per render thread: small enough that the first are sent while the others are
+/// written, large enough to keep the sums' merging rare.
+const PARTS_PER_THREAD: usize = 4;
+
+/// Counts a live job done when dropped, even by a panic, so the fields never wait for
+/// ever.
+struct Counted<'a>(&'a (Mutex<(LiveSums<'a, 'a>, usize)>, Condvar));
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        lock(&self.0 .0).1 += 1;
+        self.0 .1.notify_all();
+    }
+}
+
+/// Parts finished out of order, handed on in order.
+struct InOrder {
+    next: usize,
+    waiting: BTreeMap<usize, Vec<u8>>,
+    bytes: usize,
+    fields_len: usize,
+}
+
+impl InOrder {
+    fn put(&mut self, at: usize, part: Vec<u8>, emit: &(dyn Fn(Vec<u8>) + Sync)) {
+        self.waiting.insert(at, part);
+        while let Some(part) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            self.bytes += part.len();
+            self.fields_len = part.len();
+            emit(part);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// `list` cut into runs of about `share` units of [`weight`] each.
 fn chunks<'a>(
     list: &'a [&'a Framework],
@@ -311,60 +361,100 @@ impl StateView {
         self.state_parts().concat()
     }
 
-    /// `/master/state` rendered in parts to be sent one after another, so that nothing
-    /// is copied to join them: the frameworks (almost all of the bytes) first, in parts
-    /// of about equal task counts on scoped threads (one per core, at most
-    /// [`RENDER_THREADS`]), which sum what the live tasks use per agent and per role as
-    /// they write them; then the other fields from those sums, while the completed
-    /// frameworks are still being written. JSON leaves the order of fields free.
+    /// `/master/state` in parts, joined ([`StateView::render_state`]).
     pub fn state_parts(&self) -> Vec<Vec<u8>> {
+        let parts = Mutex::new(Vec::new());
+        self.render_state(&|part| lock(&parts).push(part));
+        parts.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `/master/state` rendered in parts, each handed to `emit` in document order as
+    /// soon as it and those before it are written, so that a reader can send the first
+    /// parts while the others are rendered; nothing is copied to join them. The
+    /// frameworks (almost all of the bytes) come first, in parts of about equal task
+    /// counts that [`RENDER_THREADS`] threads at most (one per core) take in order;
+    /// the parts of live frameworks sum what their tasks use per agent and per role as
+    /// they write them, and the other fields are written from those sums, last in the
+    /// document (JSON leaves the order of fields free) but as soon as the live
+    /// frameworks are written.
+    pub fn render_state(&self, emit: &(dyn Fn(Vec<u8>) + Sync)) {
         let frameworks: Vec<&Framework> = self.frameworks.values().collect();
         let completed: Vec<&Framework> = self.completed_frameworks.iter().map(|f| &**f).collect();
         let units: usize = frameworks.iter().chain(&completed).map(|f| weight(f)).sum();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, RENDER_THREADS);
-        let share = units.div_ceil(threads).max(1);
+        let share = units.div_ceil(threads * PARTS_PER_THREAD).max(1);
+        let mut jobs = vec![Job::Text("{\"frameworks\":[")];
+        jobs.extend(
+            chunks(&frameworks, share)
+                .enumerate()
+                .map(|(i, c)| Job::Live(c, i > 0)),
+        );
+        let live_jobs = jobs.len() - 1;
+        jobs.push(Job::Text("],\"completed_frameworks\":["));
+        jobs.extend(
+            chunks(&completed, share)
+                .enumerate()
+                .map(|(i, c)| Job::Done(c, i > 0)),
+        );
+        jobs.push(Job::Text("],"));
+        jobs.push(Job::Fields);
+        // Run in document order but for the fields, which come right after the live
+        // frameworks they are summed from.
+        let fields = jobs.len() - 1;
+        let mut order: Vec<usize> = (0..fields).collect();
+        order.insert(live_jobs + 1, fields);
+
         let offers = &self.framework_offers();
         let ids = self.agent_ids();
         let slots = &AgentSlots::new(self, &ids);
-        let parts = std::thread::scope(|scope| {
-            let running: Vec<_> = chunks(&frameworks, share)
-                .enumerate()
-                .map(|(index, chunk)| {
-                    scope.spawn(move || {
-                        let mut live = LiveSums::new(slots);
-                        let part = self.frameworks_part(offers, chunk, index > 0, Some(&mut live));
-                        (part, live)
-                    })
-                })
-                .collect();
-            let completed: Vec<_> = chunks(&completed, share)
-                .enumerate()
-                .map(|(index, chunk)| {
-                    scope.spawn(move || self.frameworks_part(offers, chunk, index > 0, None))
-                })
-                .collect();
-            let mut parts = vec![b"{\"frameworks\":[".to_vec()];
-            let mut live = LiveSums::new(slots);
-            for part in running {
-                if let Ok((part, sums)) = part.join() {
-                    parts.push(part);
-                    live.merge(sums);
-                }
-            }
-            parts.push(b"],\"completed_frameworks\":[".to_vec());
-            let fields = self.state_fields_part(slots, live);
-            parts.extend(completed.into_iter().map(|p| p.join().unwrap_or_default()));
-            parts.push(b"],".to_vec());
-            parts.push(fields);
-            parts
+        let summed = &(Mutex::new((LiveSums::new(slots), 0)), Condvar::new());
+        let written = &Mutex::new(InOrder {
+            next: 0,
+            waiting: BTreeMap::new(),
+            bytes: 0,
+            fields_len: 0,
         });
-        let fields = parts.last().map_or(0, Vec::len);
-        let framework_bytes: usize = parts.iter().map(Vec::len).sum::<usize>() - fields;
-        FRAMEWORK_BYTES.record(framework_bytes, units);
-        FIELDS_BYTES.record(fields, self.agents.len() + 1);
-        parts
+        let taken = &AtomicUsize::new(0);
+        let (jobs, order) = (&jobs, &order);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(move || {
+                    while let Some(&at) = order.get(taken.fetch_add(1, Ordering::Relaxed)) {
+                        let part = match jobs[at] {
+                            Job::Text(text) => text.as_bytes().to_vec(),
+                            Job::Live(chunk, comma) => {
+                                let _counted = Counted(summed);
+                                let mut live = LiveSums::new(slots);
+                                let part =
+                                    self.frameworks_part(offers, chunk, comma, Some(&mut live));
+                                lock(&summed.0).0.merge(live);
+                                part
+                            }
+                            Job::Done(chunk, comma) => {
+                                self.frameworks_part(offers, chunk, comma, None)
+                            }
+                            Job::Fields => {
+                                let (sums, cond) = summed;
+                                let guard = lock(sums);
+                                let mut guard = cond
+                                    .wait_while(guard, |(_, done)| *done < live_jobs)
+                                    .unwrap_or_else(PoisonError::into_inner);
+                                let live = std::mem::replace(&mut guard.0, LiveSums::new(slots));
+                                drop(guard);
+                                self.state_fields_part(slots, live)
+                            }
+                        };
+                        lock(written).put(at, part, emit);
+                    }
+                });
+            }
+        });
+        let written = &lock(written);
+        let fields_len = written.fields_len;
+        FRAMEWORK_BYTES.record(written.bytes - fields_len, units);
+        FIELDS_BYTES.record(fields_len, self.agents.len() + 1);
     }
 
     /// Frameworks of a JSON array, comma-separated; `comma` when others come before.

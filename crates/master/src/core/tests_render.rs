@@ -846,9 +846,11 @@ fn render_full_shape() {
         (wall, len)
     };
     let (state_ms, state_len) = time("state", &|| view.state_parts().iter().map(Vec::len).sum());
-    // The render and its transfer through a loopback socket to a reader that collects
-    // the body as an HTTP client does (reads, then one contiguous copy).
-    let (state_tcp_ms, _) = time("state_tcp", &|| send_over_loopback(view.state_parts()));
+    // The render and its transfer through a loopback socket, each part sent as soon as
+    // it is written, to a reader that collects the body as an HTTP client does.
+    let (state_tcp_ms, _) = time("state_tcp", &|| {
+        send_over_loopback(&|emit| view.render_state(emit))
+    });
     let (summary_ms, summary_len) = time("summary", &|| {
         serde_json::to_vec(&view.state_summary()).unwrap().len()
     });
@@ -875,9 +877,10 @@ fn render_full_shape() {
     assert!(only.is_empty() || state_len > tasks * 100);
 }
 
-/// Writes `parts` to a loopback TCP socket read by another thread, which collects what
-/// it reads and joins it; returns the bytes it received.
-fn send_over_loopback(parts: Vec<Vec<u8>>) -> usize {
+/// Writes the parts `render` emits to a loopback TCP socket as they come, read by
+/// another thread, which collects what it reads and joins it; returns the bytes it
+/// received.
+fn send_over_loopback(render: &dyn Fn(&(dyn Fn(Vec<u8>) + Sync))) -> usize {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
@@ -895,10 +898,16 @@ fn send_over_loopback(parts: Vec<Vec<u8>>) -> usize {
         }
         chunks.concat().len()
     });
-    let mut socket = std::net::TcpStream::connect(address).unwrap();
-    for part in &parts {
-        socket.write_all(part).unwrap();
-    }
-    drop(socket);
+    let (parts, to_send) = std::sync::mpsc::channel::<Vec<u8>>();
+    let writer = std::thread::spawn(move || {
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        for part in to_send {
+            socket.write_all(&part).unwrap();
+        }
+    });
+    let parts = std::sync::Mutex::new(parts);
+    render(&|part| parts.lock().unwrap().send(part).unwrap());
+    drop(parts);
+    writer.join().unwrap();
     reader.join().unwrap()
 }
