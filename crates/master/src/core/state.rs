@@ -5,7 +5,7 @@ use super::legacy_docs::{AgentDoc, AgentExtra, FrameworkExtra, FrameworkFields};
 use super::prefetch::each_task;
 use super::usage::{AgentSlots, FrameworkOffers, LiveSums, Sum, Usage};
 use super::view::RoleUsage;
-use super::{Framework, StateView, Task};
+use super::{Framework, KeptStatus, StateView, Task};
 use mantle_api::*;
 use serde::ser::Serializer;
 use serde::Serialize;
@@ -34,28 +34,29 @@ fn write_key(out: &mut Vec<u8>, key: &str) {
 }
 
 /// A task status of the legacy JSON.
-fn write_status(out: &mut Vec<u8>, status: &TaskStatus) {
+fn write_status(out: &mut Vec<u8>, status: &KeptStatus) {
     out.push(b'{');
-    if let Some(container) = &status.container_status {
+    let whole = status.whole();
+    if let Some(container) = whole.and_then(|s| s.container_status.as_ref()) {
         write_key(out, "container_status");
         write_json(out, container);
         out.push(b',');
     }
-    if let Some(healthy) = status.healthy {
+    if let Some(healthy) = status.healthy() {
         write_key(out, "healthy");
         write_json(out, &healthy);
         out.push(b',');
     }
-    if let Some(labels) = &status.labels {
+    if let Some(labels) = whole.and_then(|s| s.labels.as_ref()) {
         write_key(out, "labels");
         write_json(out, &labels.labels);
         out.push(b',');
     }
     write_key(out, "state");
-    write_str(out, status.state.as_str());
+    write_str(out, status.state().as_str());
     out.push(b',');
     write_key(out, "timestamp");
-    write_json(out, &status.timestamp.unwrap_or(0.0));
+    write_json(out, &status.timestamp().unwrap_or(0.0));
     out.push(b'}');
 }
 

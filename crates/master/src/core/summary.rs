@@ -63,7 +63,7 @@ impl TasksQuery {
 fn first_seen(task: &Task) -> f64 {
     task.statuses
         .first()
-        .and_then(|s| s.timestamp)
+        .and_then(|s| s.timestamp())
         .unwrap_or(task.launched_at)
 }
 

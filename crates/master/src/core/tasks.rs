@@ -2,7 +2,7 @@
 //! (§5.3), KILL, and reconciliation (§5.5).
 
 use super::drain::rewrite_drain_update;
-use super::Master;
+use super::{KeptStatus, Master};
 use mantle_api::internal::{
     KillTask, RunTask, RunTaskGroup, StatusUpdate, StatusUpdateAck, ToAgent,
 };
@@ -29,7 +29,7 @@ pub struct Task {
     pub status_update_state: Option<TaskState>,
     pub status_update_uuid: Option<String>,
     /// Received statuses without their `data`, oldest first.
-    pub statuses: Vec<TaskStatus>,
+    pub statuses: Vec<KeptStatus>,
     pub launched_at: f64,
     /// When its agent became unreachable, while it is in `unreachable_tasks`.
     pub unreachable_time: Option<f64>,
@@ -349,8 +349,7 @@ impl Master {
                 }
                 task.status_update_state = Some(status.state);
                 task.status_update_uuid = Some(uuid.clone());
-                let mut kept = status.clone();
-                kept.data = None;
+                let kept = KeptStatus::keep(&status, &task.agent_id, task.executor_id.as_ref());
                 // A task keeps two or three statuses; doubling would leave room for four.
                 task.statuses.reserve_exact(1);
                 task.statuses.push(kept);
@@ -486,6 +485,7 @@ impl Master {
             status.reason = Some(Reason::Reconciliation);
             status.message = Some("Reconciliation: Latest task state".into());
             if let Some(last) = task.statuses.last() {
+                let last = last.status(task);
                 status.healthy = last.healthy;
                 status.check_status = last.check_status.clone();
                 status.container_status = last.container_status.clone();

@@ -195,7 +195,8 @@ impl Serialize for LegacyTask<'_> {
         map.serialize_entry("state", &task.state)?;
         map.serialize_entry("resources", &task.resources.legacy())?;
         map.serialize_entry("role", &task.role)?;
-        let statuses: Vec<LegacyStatus> = task.statuses.iter().map(LegacyStatus).collect();
+        let statuses: Vec<_> = task.statuses.iter().map(|s| s.status(task)).collect();
+        let statuses: Vec<LegacyStatus> = statuses.iter().map(|s| LegacyStatus(s)).collect();
         map.serialize_entry("statuses", &statuses)?;
         if let Some(labels) = &info.labels {
             map.serialize_entry("labels", &labels.labels)?;
@@ -625,7 +626,7 @@ fn old_task_v1(task: &Task) -> Value {
         "agent_id": task.agent_id,
         "state": task.state,
         "resources": task.resources.to_wire(),
-        "statuses": task.statuses,
+        "statuses": task.statuses.iter().map(|s| s.status(task)).collect::<Vec<_>>(),
     });
     if let Some(executor_id) = &task.executor_id {
         out["executor_id"] = json!(executor_id);
@@ -712,7 +713,7 @@ static TASK_RESOURCES: std::sync::OnceLock<Resources> = std::sync::OnceLock::new
 fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[TaskState]) -> Task {
     let mut info = command_task(&id, agent, "cpus:1;mem:128");
     info.command = Some(CommandInfo::shell("sleep infinity"));
-    let statuses: Vec<TaskStatus> = states
+    let statuses: Vec<KeptStatus> = states
         .iter()
         .enumerate()
         .map(|(i, state)| {
@@ -721,7 +722,7 @@ fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[Tas
             status.agent_id = Some(agent.clone());
             status.timestamp = Some(1.7e9 + i as f64 + 0.123456);
             status.uuid = Some(new_status_uuid());
-            status
+            KeptStatus::keep(&status, agent, None)
         })
         .collect();
     Task {

@@ -64,7 +64,8 @@ impl Serialize for TaskV1<'_> {
         if let Some(uuid) = &task.status_update_uuid {
             map.serialize_entry("status_update_uuid", uuid)?;
         }
-        map.serialize_entry("statuses", &task.statuses)?;
+        let statuses: Vec<_> = task.statuses.iter().map(|s| s.status(task)).collect();
+        map.serialize_entry("statuses", &statuses)?;
         map.serialize_entry("task_id", &info.task_id)?;
         if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
             map.serialize_entry("user", user)?;
