@@ -19,7 +19,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub struct Snapshot {
@@ -110,8 +110,9 @@ impl Snapshot {
 
 impl Snapshot {
     fn render_state(&self, out: &Progressive) {
+        let buffer = |room| BUFFERS.take(room);
         self.view
-            .render_state(&|part| out.publish(Bytes::from(part)));
+            .render_state(&buffer, &|part| out.publish(Bytes::from(part)));
     }
 }
 
@@ -135,6 +136,93 @@ struct Parts {
     written: Vec<Bytes>,
     readers: Vec<UnboundedSender<Bytes>>,
     done: bool,
+}
+
+impl Drop for Parts {
+    /// The render's buffers go back to [`BUFFERS`] when no reader still sends them,
+    /// to be freed if no render takes them soon (off a runtime, where no timer can
+    /// free them, they are freed now).
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut kept = false;
+        for part in self.written.drain(..) {
+            if let Ok(buffer) = part.try_into_mut() {
+                kept |= BUFFERS.give(buffer.into());
+            }
+        }
+        if kept {
+            runtime.spawn(async {
+                tokio::time::sleep(Buffers::KEEP).await;
+                BUFFERS.trim();
+            });
+        }
+    }
+}
+
+/// The large output buffers of past `/master/state` renders, for the next: a render
+/// of many megabytes into fresh memory spent a sixth of its time in the kernel, which
+/// zeroes each new page. A buffer is freed when no render took it for
+/// [`Buffers::KEEP`].
+static BUFFERS: Buffers = Buffers(Mutex::new(Vec::new()));
+
+struct Buffers(Mutex<Vec<(Vec<u8>, Instant)>>);
+
+impl Buffers {
+    const KEEP: Duration = Duration::from_secs(10);
+    /// Smaller buffers are not worth keeping.
+    const LEAST: usize = 1 << 20;
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An empty buffer with room for `room` bytes: the smallest kept one that has it,
+    /// else the largest kept one (which grows), else a new one.
+    fn take(&self, room: usize) -> Vec<u8> {
+        let mut kept = self.kept();
+        let fits = (kept.iter().enumerate())
+            .filter(|(_, (b, _))| b.capacity() >= room)
+            .min_by_key(|(_, (b, _))| b.capacity());
+        let largest = || {
+            (kept.iter().enumerate())
+                .max_by_key(|(_, (b, _))| b.capacity())
+                .map(|(i, _)| i)
+        };
+        let chosen = fits.map(|(i, _)| i).or_else(largest);
+        let Some(at) = chosen.filter(|_| room >= Self::LEAST) else {
+            return Vec::with_capacity(room);
+        };
+        let (mut buffer, _) = kept.swap_remove(at);
+        buffer.clear();
+        buffer.reserve(room);
+        buffer
+    }
+
+    /// Keeps `buffer` if it is large; tells whether it did.
+    fn give(&self, buffer: Vec<u8>) -> bool {
+        if buffer.capacity() < Self::LEAST {
+            return false;
+        }
+        self.kept().push((buffer, Instant::now()));
+        true
+    }
+
+    /// Frees the buffers kept for [`Buffers::KEEP`] or longer.
+    fn trim(&self) {
+        let freed: Vec<_> = {
+            let mut kept = self.kept();
+            let (old, young) = kept
+                .drain(..)
+                .partition(|(_, at)| at.elapsed() >= Self::KEEP);
+            *kept = young;
+            old
+        };
+        drop(freed);
+    }
 }
 
 impl Progressive {
@@ -293,6 +381,27 @@ mod tests {
         let (late, to_come) = progressive.reader();
         assert_eq!(late.concat(), b"{\"a\":1}");
         assert!(to_come.is_none());
+    }
+
+    #[test]
+    fn large_buffers_are_kept_for_the_next_render_then_freed() {
+        let buffers = Buffers(Mutex::new(Vec::new()));
+        assert!(!buffers.give(Vec::with_capacity(1000)));
+        assert!(buffers.give(vec![7; 3 << 20]));
+        assert!(buffers.give(Vec::with_capacity(2 << 20)));
+        // The smallest that fits, emptied; small requests get a buffer of their own.
+        let taken = buffers.take(Buffers::LEAST + 1);
+        assert_eq!((taken.len(), taken.capacity()), (0, 2 << 20));
+        assert_eq!(buffers.take(10).capacity(), 10);
+        // None fits: the largest, grown.
+        assert!(buffers.take(4 << 20).capacity() >= 4 << 20);
+        assert!(buffers.kept().is_empty());
+        buffers.give(taken);
+        buffers.trim();
+        assert_eq!(buffers.kept().len(), 1);
+        buffers.kept()[0].1 -= Buffers::KEEP;
+        buffers.trim();
+        assert!(buffers.kept().is_empty());
     }
 
     #[test]

@@ -285,6 +285,12 @@ enum Job<'a> {
     Fields,
 }
 
+/// Gives an empty buffer with room for at least so many bytes.
+pub type Buffer<'b> = &'b (dyn Fn(usize) -> Vec<u8> + Sync);
+
+/// Takes the parts of a render, in order.
+pub type Emit<'e> = &'e (dyn Fn(Vec<u8>) + Sync);
+
 /// Parts per render thread: small enough that the first are sent while the others are
 /// written, large enough to keep the sums' merging rare.
 const PARTS_PER_THREAD: usize = 4;
@@ -309,7 +315,7 @@ struct InOrder {
 }
 
 impl InOrder {
-    fn put(&mut self, at: usize, part: Vec<u8>, emit: &(dyn Fn(Vec<u8>) + Sync)) {
+    fn put(&mut self, at: usize, part: Vec<u8>, emit: Emit) {
         self.waiting.insert(at, part);
         while let Some(part) = self.waiting.remove(&self.next) {
             self.next += 1;
@@ -365,7 +371,7 @@ impl StateView {
     /// `/master/state` in parts, joined ([`StateView::render_state`]).
     pub fn state_parts(&self) -> Vec<Vec<u8>> {
         let parts = Mutex::new(Vec::new());
-        self.render_state(&|part| lock(&parts).push(part));
+        self.render_state(&Vec::with_capacity, &|part| lock(&parts).push(part));
         parts.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -377,8 +383,9 @@ impl StateView {
     /// the parts of live frameworks sum what their tasks use per agent and per role as
     /// they write them, and the other fields are written from those sums, last in the
     /// document (JSON leaves the order of fields free) but as soon as the live
-    /// frameworks are written.
-    pub fn render_state(&self, emit: &(dyn Fn(Vec<u8>) + Sync)) {
+    /// frameworks are written. The large parts are written into buffers from `buffer`,
+    /// given the room they will likely need.
+    pub fn render_state(&self, buffer: Buffer, emit: Emit) {
         let frameworks: Vec<&Framework> = self.frameworks.values().collect();
         let completed: Vec<&Framework> = self.completed_frameworks.iter().map(|f| &**f).collect();
         let units: usize = frameworks.iter().chain(&completed).map(|f| weight(f)).sum();
@@ -428,13 +435,18 @@ impl StateView {
                             Job::Live(chunk, comma) => {
                                 let _counted = Counted(summed);
                                 let mut live = LiveSums::new(slots);
-                                let part =
-                                    self.frameworks_part(offers, chunk, comma, Some(&mut live));
+                                let part = self.frameworks_part(
+                                    buffer,
+                                    offers,
+                                    chunk,
+                                    comma,
+                                    Some(&mut live),
+                                );
                                 lock(&summed.0).0.merge(live);
                                 part
                             }
                             Job::Done(chunk, comma) => {
-                                self.frameworks_part(offers, chunk, comma, None)
+                                self.frameworks_part(buffer, offers, chunk, comma, None)
                             }
                             Job::Fields => {
                                 let (sums, cond) = summed;
@@ -444,7 +456,7 @@ impl StateView {
                                     .unwrap_or_else(PoisonError::into_inner);
                                 let live = std::mem::replace(&mut guard.0, LiveSums::new(slots));
                                 drop(guard);
-                                self.state_fields_part(slots, live)
+                                self.state_fields_part(buffer, slots, live)
                             }
                         };
                         lock(written).put(at, part, emit);
@@ -461,13 +473,14 @@ impl StateView {
     /// Frameworks of a JSON array, comma-separated; `comma` when others come before.
     fn frameworks_part<'v>(
         &'v self,
+        buffer: Buffer,
         offers: &FrameworkOffers,
         chunk: &[&'v Framework],
         comma: bool,
         live: Option<&mut LiveSums<'_, 'v>>,
     ) -> Vec<u8> {
         let units = chunk.iter().map(|f| weight(f)).sum();
-        let mut out = Vec::with_capacity(FRAMEWORK_BYTES.capacity(units));
+        let mut out = buffer(FRAMEWORK_BYTES.capacity(units));
         if comma && !chunk.is_empty() {
             out.push(b',');
         }
@@ -477,10 +490,10 @@ impl StateView {
 
     /// The fields of `/master/state` but its frameworks, in name order, to its closing
     /// brace; the agents written straight to the output with what `live` summed.
-    fn state_fields_part(&self, slots: &AgentSlots, live: LiveSums) -> Vec<u8> {
+    fn state_fields_part(&self, buffer: Buffer, slots: &AgentSlots, live: LiveSums) -> Vec<u8> {
         let usage = self.agent_usage_from(slots, live.agents);
         let roles = self.role_usage_from(live.roles);
-        let mut out = Vec::with_capacity(FIELDS_BYTES.capacity(self.agents.len() + 1));
+        let mut out = buffer(FIELDS_BYTES.capacity(self.agents.len() + 1));
         if let Value::Object(fields) = self.state_fields(&roles) {
             for (key, value) in &fields {
                 if !out.is_empty() {

@@ -850,7 +850,7 @@ fn render_full_shape() {
     // The render and its transfer through a loopback socket, each part sent as soon as
     // it is written, to a reader that collects the body as an HTTP client does.
     let (state_tcp_ms, _) = time("state_tcp", &|| {
-        send_over_loopback(&|emit| view.render_state(emit))
+        send_over_loopback(&|emit| view.render_state(&Vec::with_capacity, emit))
     });
     let (summary_ms, summary_len) = time("summary", &|| {
         serde_json::to_vec(&view.state_summary()).unwrap().len()
@@ -881,7 +881,7 @@ fn render_full_shape() {
 /// Writes the parts `render` emits to a loopback TCP socket as they come, read by
 /// another thread, which collects what it reads and joins it; returns the bytes it
 /// received.
-fn send_over_loopback(render: &dyn Fn(&(dyn Fn(Vec<u8>) + Sync))) -> usize {
+fn send_over_loopback(render: &dyn Fn(super::state::Emit)) -> usize {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
