@@ -33,7 +33,6 @@ fn prefetch_strings(task: &Task) {
     for text in [
         task.info.task_id.value.as_str(),
         task.info.name.as_str(),
-        task.framework_id.as_str(),
         task.agent_id.as_str(),
         task.role.as_str(),
     ] {

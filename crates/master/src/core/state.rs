@@ -86,13 +86,15 @@ impl ResourcesJson {
 /// A task's legacy JSON, written by hand: `/master/state` holds every task, and a
 /// `Value` tree per task cost several times the writing, a `Serialize` call per field
 /// about twice. Its fields are in the order Mesos writes them.
-fn write_task(out: &mut Vec<u8>, task: &Task, resources: &mut ResourcesJson) {
+/// `framework_id` is the task's, from its framework: the same text, already in the
+/// cache.
+fn write_task(out: &mut Vec<u8>, task: &Task, framework_id: &str, resources: &mut ResourcesJson) {
     let info = &task.info;
     let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
     for (key, value) in [
         ("{\"id\":", info.task_id.as_str()),
         (",\"name\":", &info.name),
-        (",\"framework_id\":", task.framework_id.as_str()),
+        (",\"framework_id\":", framework_id),
         (",\"executor_id\":", executor_id),
         (",\"slave_id\":", task.agent_id.as_str()),
         (",\"state\":", task.state.as_str()),
@@ -141,7 +143,8 @@ fn write_task(out: &mut Vec<u8>, task: &Task, resources: &mut ResourcesJson) {
 /// A task's legacy JSON as a `Value` (`/master/tasks`).
 pub(super) fn task_json(task: &Task) -> Value {
     let mut out = Vec::new();
-    write_task(&mut out, task, &mut ResourcesJson::default());
+    let framework_id = task.framework_id.as_str();
+    write_task(&mut out, task, framework_id, &mut ResourcesJson::default());
     serde_json::from_slice(&out).unwrap_or_default()
 }
 
@@ -192,7 +195,7 @@ pub(super) fn write_framework<'v>(
             if out.last() != Some(&b'[') {
                 out.push(b',');
             }
-            write_task(out, task, &mut resources);
+            write_task(out, task, framework.id.as_str(), &mut resources);
             if live_list && !task.state.is_terminal() {
                 used.add(&task.resources);
                 if let Some(live) = live.as_deref_mut() {
