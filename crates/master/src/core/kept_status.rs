@@ -24,13 +24,23 @@ pub struct Compact {
     source: Option<Source>,
     reason: Option<Reason>,
     healthy: Option<bool>,
-    /// Whether it named the task's agent and executor.
+    /// Whether it named the task's agent.
     names_agent: bool,
-    names_executor: bool,
+    names_executor: Named,
     timestamp: Option<f64>,
     /// Its uuid's 16 bytes: the text is their standard base64.
     uuid: Option<[u8; 16]>,
     message: Option<Box<str>>,
+}
+
+/// The executor a compact status named.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Named {
+    None,
+    /// The task's executor.
+    Executor,
+    /// A command task's: its executor is named after the task.
+    TaskId,
 }
 
 fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
@@ -49,9 +59,17 @@ impl KeptStatus {
         executor_id: Option<&ExecutorId>,
     ) -> KeptStatus {
         let uuid = status.uuid.as_deref().map(uuid_bytes);
+        let named = match &status.executor_id {
+            None => Some(Named::None),
+            Some(named) if Some(named) == executor_id => Some(Named::Executor),
+            Some(named) if executor_id.is_none() && named.value == status.task_id.value => {
+                Some(Named::TaskId)
+            }
+            Some(_) => None,
+        };
         let compact = uuid != Some(None)
+            && named.is_some()
             && status.agent_id.as_ref().is_none_or(|a| a == agent_id)
-            && (status.executor_id.is_none() || status.executor_id.as_ref() == executor_id)
             && status.check_status.is_none()
             && status.labels.is_none()
             && status.container_status.is_none()
@@ -68,7 +86,7 @@ impl KeptStatus {
             reason: status.reason,
             healthy: status.healthy,
             names_agent: status.agent_id.is_some(),
-            names_executor: status.executor_id.is_some(),
+            names_executor: named.unwrap_or(Named::None),
             timestamp: status.timestamp,
             uuid: uuid.flatten(),
             message: status.message.as_deref().map(Box::from),
@@ -119,9 +137,11 @@ impl KeptStatus {
         if c.names_agent {
             status.agent_id = Some(task.agent_id.clone());
         }
-        if c.names_executor {
-            status.executor_id = task.executor_id.clone();
-        }
+        status.executor_id = match c.names_executor {
+            Named::None => None,
+            Named::Executor => task.executor_id.clone(),
+            Named::TaskId => Some(ExecutorId::new(task.info.task_id.value.clone())),
+        };
         let engine = &base64::engine::general_purpose::STANDARD;
         status.uuid = c.uuid.map(|bytes| engine.encode(bytes));
         Cow::Owned(status)
@@ -178,6 +198,16 @@ mod tests {
             (kept.state(), kept.timestamp(), kept.healthy()),
             (TaskState::Finished, Some(1.5), Some(true))
         );
+        // A command task's status names the executor after the task.
+        let mut command = task.clone();
+        command.executor_id = None;
+        status.executor_id = Some(ExecutorId::new("t1"));
+        let kept = KeptStatus::keep(&status, &command.agent_id, None);
+        assert!(kept.whole().is_none());
+        assert_eq!(
+            shown(&kept, &command),
+            serde_json::to_value(&status).unwrap()
+        );
         // Unset fields stay unset.
         let bare = TaskStatus::new(TaskId::new("t1"), TaskState::Starting);
         let kept = KeptStatus::keep(&bare, &task.agent_id, None);
@@ -191,8 +221,9 @@ mod tests {
         status.data = Some("ZGF0YQ==".into());
         let mut expected = status.clone();
         expected.data = None;
-        let unusual: [&dyn Fn(&mut TaskStatus); 4] = [
+        let unusual: [&dyn Fn(&mut TaskStatus); 5] = [
             &|s| s.container_status = Some(serde_json::json!({"executor_pid": 7})),
+            &|s| s.executor_id = Some(ExecutorId::new("another")),
             &|s| s.agent_id = Some(AgentId::new("another")),
             &|s| s.uuid = Some("not base64".into()),
             &|s| s.labels = Some(Labels { labels: Vec::new() }),
