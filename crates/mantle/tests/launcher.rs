@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -272,33 +272,6 @@ fn task_does_not_inherit_ignored_sigpipe_or_blocked_signals() {
         out.stdout,
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     );
-}
-
-#[test]
-fn task_does_not_inherit_the_agents_huge_page_opt_out() {
-    // The agent's allocator sets PR_SET_THP_DISABLE on the agent, which fork and exec
-    // pass on; here the launcher gets it the same way, and the task must not.
-    let sb = Sandbox::new();
-    let mut launcher = command(
-        Path::new(LAUNCHER),
-        &sb.rundir,
-        &sb.config(&["grep", "^THP_enabled", "/proc/self/status"]),
-    )
-    .expect("launch command");
-    // SAFETY: the closure only makes one system call taking integers, which is
-    // async-signal-safe.
-    unsafe {
-        launcher.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let output = launcher.output().expect("run launcher");
-    let out = sb.outcome(output.status.code(), &output.stderr);
-    assert_eq!(out.status, Some(0), "{out:?}");
-    assert_eq!(out.stdout, "THP_enabled:\t1\n");
 }
 
 #[test]

@@ -137,12 +137,6 @@ pub(super) fn run(plan: &ChildPlan) -> ! {
 /// Returns only on failure, with the reason.
 fn setup_and_exec(plan: &ChildPlan) -> Result<std::convert::Infallible, String> {
     reset_signals();
-    // The agent's allocator turns transparent huge pages off for the agent process
-    // (PR_SET_THP_DISABLE), and fork and exec pass that on: the task gets the host's
-    // policy instead, as if the agent had not been its ancestor. Old kernels without the
-    // option leave nothing to undo.
-    // SAFETY: prctl with PR_SET_THP_DISABLE takes only integers.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) };
     // SAFETY: setsid takes no arguments. The child is not a process group leader (its pid
     // is new), so it succeeds; a new session detaches the task from the agent's terminal.
     check(unsafe { libc::setsid() }, "setsid")?;
