@@ -246,9 +246,8 @@ impl Containerizer {
             user,
             builtin,
         };
+        // `launch::command` creates the run directory.
         let rundir = run_dir(work_dir, spec);
-        std::fs::create_dir_all(&rundir)
-            .map_err(|e| AgentError::io("cannot create", &rundir, e))?;
         launch::command(&self.config.launcher, &rundir, &config).map_err(container_error)
     }
 
@@ -319,6 +318,21 @@ impl Containerizer {
             .unwrap_or("the launcher failed")
             .to_string();
         Some(reason)
+    }
+
+    /// Kills whatever an ended container left running and removes its cgroup: one
+    /// cgroup destroy, which kills first, and the process-group kill only when there is
+    /// no cgroup or destroying it failed. Blocks (bounded).
+    pub fn kill_and_destroy(&self, work_dir: &Path, spec: &LaunchSpec) {
+        if let Some(cgroups) = &self.cgroups {
+            match cgroups.destroy(spec.container_id.as_str()) {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(container_id = %spec.container_id, error = %err, "cannot remove container cgroup")
+                }
+            }
+        }
+        self.kill(work_dir, spec, None);
     }
 
     /// Removes what is left of an ended container (its cgroup). Blocks.

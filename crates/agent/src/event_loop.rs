@@ -783,8 +783,7 @@ async fn watch(
     let ended = {
         let (c, s, w) = (containers.clone(), spec.clone(), work_dir.clone());
         tokio::task::spawn_blocking(move || {
-            c.kill(&w, &s, None);
-            c.destroy(&s.container_id);
+            c.kill_and_destroy(&w, &s);
             (
                 c.exit_status(&w, &s),
                 c.launch_error(&w, &s, launcher_status),
