@@ -218,7 +218,7 @@ impl Shared {
                         .context("executor framework")?,
                     executor_id: Some(executor.executor_id.clone()),
                     task: TaskInfo {
-                        executor: Some(executor),
+                        executor: Some(Box::new(executor)),
                         ..task
                     },
                     state: TaskState::Running,

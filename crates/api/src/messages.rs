@@ -370,8 +370,10 @@ pub struct TaskInfo {
     pub agent_id: AgentId,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<Resource>,
+    /// Boxed: most tasks have none (command tasks), and the master keeps every task's
+    /// TaskInfo without it; inline it took 400 bytes of each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<ExecutorInfo>,
+    pub executor: Option<Box<ExecutorInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

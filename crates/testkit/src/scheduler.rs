@@ -462,7 +462,7 @@ impl World {
                 agent_id: offer.agent_id.clone(),
                 resources: own.to_wire(),
                 command: (!custom).then(|| CommandInfo::shell("sleep")),
-                executor,
+                executor: executor.map(Box::new),
                 container: None,
                 health_check: None,
                 check: None,

@@ -194,7 +194,7 @@ pub fn build_task(
         task_id: task_id(n),
         agent_id: agent_id.clone(),
         resources,
-        executor: Some(executor.clone()),
+        executor: Some(Box::new(executor.clone())),
         command: None,
         container: None,
         health_check: None,

@@ -44,7 +44,7 @@ impl Core {
         };
         let executor = match (&task.executor, &task.command) {
             (Some(executor), _) => {
-                let mut executor = executor.clone();
+                let mut executor = ExecutorInfo::clone(executor);
                 executor.framework_id = Some(framework_id.clone());
                 executor
             }

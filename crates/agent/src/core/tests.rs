@@ -128,7 +128,7 @@ impl Harness {
             Disconnect => Input::Disconnected,
             Run(t, e) => {
                 let mut task = task(t);
-                task.executor = Some(executor_info(e));
+                task.executor = Some(Box::new(executor_info(e)));
                 master(ToAgent::RunTask(RunTask {
                     framework_info: self.framework_info(),
                     task,
@@ -869,7 +869,7 @@ fn docker_executors_run_as_the_agent_user() {
         let mut t = task("t1");
         t.container = Some(container.clone());
         match custom {
-            true => t.executor = Some(executor_info("e1")),
+            true => t.executor = Some(Box::new(executor_info("e1"))),
             false => t.command = Some(CommandInfo::shell("true")),
         }
         let now = Now {

@@ -187,7 +187,7 @@ impl Master {
             framework.add_executor(
                 agent_id,
                 executor.executor_id.clone(),
-                || executor.clone(),
+                || ExecutorInfo::clone(executor),
                 executor_resources.unwrap_or_default(),
                 role,
             );

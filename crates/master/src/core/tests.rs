@@ -1061,7 +1061,7 @@ fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
     .map(|(id, state)| {
         let mut task = command_task(id, &agent, "cpus:1;mem:128");
         task.command = None;
-        task.executor = Some(executor.clone());
+        task.executor = Some(Box::new(executor.clone()));
         task.labels = Some(Labels {
             labels: vec![Label {
                 key: "k".into(),

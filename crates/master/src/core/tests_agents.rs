@@ -68,7 +68,7 @@ fn executors_a_known_agent_does_not_report_are_forgotten() {
     }))
     .unwrap();
     executor.resources = Resources::parse_text("cpus:1", "*").unwrap().to_wire();
-    task.executor = Some(executor);
+    task.executor = Some(Box::new(executor));
     launch(&mut m, &fid, &offer, vec![task]);
     // t1 finishes and its end is acknowledged: only the executor holds resources.
     let mut status = TaskStatus::new(TaskId::new("t1"), TaskState::Finished);
