@@ -102,7 +102,6 @@ async fn shutdown_signal() {
 }
 
 async fn run_master(flags: flags::MasterFlags) -> anyhow::Result<()> {
-    disable_transparent_huge_pages();
     let (config, interval) = flags.to_config()?;
     let ha = flags.ha_config()?;
     let master = mantle_master::start_ha(config, interval, ha).await?;
@@ -110,20 +109,6 @@ async fn run_master(flags: flags::MasterFlags) -> anyhow::Result<()> {
     shutdown_signal().await;
     master.shutdown().await;
     Ok(())
-}
-
-/// Transparent huge pages off for the master process, as mimalloc does with
-/// `MIMALLOC_ALLOW_THP=0`. The master's state grows fast when thousands of agents
-/// re-register after a failover, and each first touch of a huge page zeroes 2 MB at once
-/// (evicting the caches the decoding works in): that zeroing was about 30% of the
-/// master's CPU time then, against about 13% with 4 KB pages (bench/RESULTS.md,
-/// failover). Only the master: the setting is inherited by child processes, and an
-/// agent's tasks are not ours to tune.
-fn disable_transparent_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes integer arguments and touches no memory of ours.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot turn transparent huge pages off");
-    }
 }
 
 async fn run_agent(flags: flags::AgentFlags) -> anyhow::Result<()> {
