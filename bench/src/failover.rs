@@ -216,7 +216,7 @@ impl Shared {
                         .framework_id
                         .clone()
                         .context("executor framework")?,
-                    executor_id: Some(executor.executor_id.clone()),
+                    executor_id: None,
                     task: TaskInfo {
                         executor: Some(Box::new(executor)),
                         ..task
@@ -225,8 +225,9 @@ impl Shared {
                 });
             }
         }
+        // What a real agent sends (`master_link`): each task names its executor by id.
         Ok(Bytes::from(mantle_api::json::to_ascii_json(
-            &AgentCall::Register(register),
+            &AgentCall::Register(register.without_task_executors()),
         )))
     }
 

@@ -196,7 +196,8 @@ async fn connect(
     };
     let url = format!("http://{master}{AGENT_API_PATH}");
     let reregister = register.agent_info.id.is_some();
-    let body = mantle_api::json::to_ascii_json(&AgentCall::Register(register));
+    let body =
+        mantle_api::json::to_ascii_json(&AgentCall::Register(register.without_task_executors()));
     // Held until the master's first message arrives, or the attempt fails.
     let permit = match &options.registering {
         Some(gate) => gate.clone().acquire_owned().await.ok(),

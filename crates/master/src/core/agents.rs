@@ -131,10 +131,10 @@ impl Master {
         };
         let total = self.with_reservations(&id, total);
         let removed = self.removed_frameworks_reported(&register);
-        let mut info = AgentInfo {
-            resources: Vec::new(),
-            ..register.agent_info.clone()
-        };
+        // The wire resources are `total` now (nothing below reads them): dropped instead
+        // of copied with the rest.
+        register.agent_info.resources = Vec::new();
+        let mut info = register.agent_info.clone();
         info.id = Some(id.clone());
         let to_kill;
         if let Some(agent) = self.agents.get_mut(&id) {

@@ -7,7 +7,7 @@
 //! re-registers, the tasks it reports come back and their state is sent again with
 //! REASON_AGENT_REREGISTERED (the Mesos 1.5 rule).
 
-use super::{Action, Master};
+use super::{Action, Agent, Master, StreamId};
 use mantle_api::internal::Register;
 use mantle_api::scheduler::{Event, Failure, Update};
 use mantle_api::*;
@@ -93,6 +93,30 @@ impl Master {
 
     /// Finds agents that missed too many pings or stayed disconnected too long, and
     /// marks as many unreachable as the rate limit allows.
+    /// The streams of the agents to ping in the round due at `now`. An agent that
+    /// (re-)registered since the last round is left for the next one, as long as a pong
+    /// to that one still comes a whole interval before the agent counts as silent: as
+    /// in Mesos, where each agent's pings are timed from its own registration, pings
+    /// then start an interval after an agent's REGISTERED (which resets the agent's own
+    /// silence timer too). Pinging every agent at once instead hit a crowd re-registering
+    /// after a failover with a pong from each agent already back, in the middle of the
+    /// registrations (at 40,000 agents a round of 30,000 pongs slowed the rest of the
+    /// re-registrations for about 5 s).
+    pub(super) fn agents_to_ping(&self, now: f64) -> Vec<StreamId> {
+        let interval = self.config.agent_ping_interval;
+        let silence = interval * f64::from(self.config.max_agent_ping_timeouts);
+        let can_wait = |agent: &Agent| {
+            let registered = agent.reregistered_time.unwrap_or(agent.registered_time);
+            now - registered < interval
+                && now + 2.0 * interval - agent.last_heard <= silence - interval
+        };
+        self.agents
+            .values()
+            .filter(|agent| !can_wait(agent))
+            .filter_map(|agent| agent.stream.clone())
+            .collect()
+    }
+
     pub(super) fn detect_failures(&mut self, now: f64) {
         let silence =
             self.config.agent_ping_interval * f64::from(self.config.max_agent_ping_timeouts);
@@ -351,7 +375,7 @@ mod tests {
     use super::super::tests::{command_task, framework_info, register_call, subscribe_info};
     use super::super::MasterConfig;
     use super::*;
-    use mantle_api::internal::{AgentCall, TaskReport};
+    use mantle_api::internal::{AgentCall, TaskReport, ToAgent};
 
     /// A master with pings every second (unreachable after 3 missed), a PARTITION_AWARE
     /// framework on `s1` and another on `s2`, and `agents` agents that each came back
@@ -475,6 +499,63 @@ mod tests {
         // Marked once: the next tick finds nothing more to do.
         m.tick(3.6);
         assert!(sent_to(&m.take_actions(), "s1").is_empty());
+    }
+
+    /// The agents pinged at each of `times`, by stream, for agents registered at
+    /// `registered` with pings every 15 s and `max_timeouts` missed pings allowed.
+    fn pinged(registered: &[f64], max_timeouts: u32, times: &[f64]) -> Vec<Vec<String>> {
+        let config = MasterConfig {
+            agent_ping_interval: 15.0,
+            max_agent_ping_timeouts: max_timeouts,
+            ..MasterConfig::default()
+        };
+        let mut m = Master::new("M".into(), config, 0.0);
+        for (i, at) in registered.iter().enumerate() {
+            let mut register = register_call(Some(AgentId::new(format!("A{i}"))), "cpus:1");
+            register.agent_info.hostname = format!("h{i}");
+            register.pid = format!("slave(1)@127.0.0.1:{}", 6000 + i);
+            m.register_agent(*at, format!("a{i}"), register).unwrap();
+        }
+        m.take_actions();
+        times
+            .iter()
+            .map(|now| {
+                m.tick(*now);
+                m.take_actions()
+                    .into_iter()
+                    .filter_map(|action| match action {
+                        Action::Agent {
+                            stream,
+                            message: ToAgent::Ping,
+                        } => Some(stream),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_agent_that_just_registered_is_pinged_from_the_next_round() {
+        // A1 registered half a second before the round at 15 s, A0 a whole interval
+        // before it: A1 is pinged from the round at 30 s on.
+        assert_eq!(
+            pinged(&[0.0, 14.5], 5, &[15.0, 30.0]),
+            [vec!["a0"], vec!["a0", "a1"]]
+        );
+        // With 3 missed pings allowed, the round at 30 s would leave too little margin.
+        assert_eq!(
+            pinged(&[0.0, 14.5], 3, &[15.0, 30.0]),
+            [vec!["a0", "a1"], vec!["a0", "a1"]]
+        );
+        // Skipped once only, and its silence counts from its registration: still
+        // connected, and pinged, at 75 s without a single pong.
+        let rounds: Vec<f64> = (1..=5).map(|k| 15.0 * f64::from(k)).collect();
+        let a0 = vec!["a0".to_string()];
+        assert_eq!(
+            pinged(&[14.5], 5, &rounds),
+            [vec![], a0.clone(), a0.clone(), a0.clone(), a0]
+        );
     }
 
     #[test]

@@ -290,12 +290,7 @@ impl Master {
         }
         if now >= self.next_ping {
             self.next_ping = now + self.config.agent_ping_interval;
-            let streams: Vec<StreamId> = self
-                .agents
-                .values()
-                .filter_map(|a| a.stream.clone())
-                .collect();
-            for stream in streams {
+            for stream in self.agents_to_ping(now) {
                 self.actions.push(Action::Agent {
                     stream,
                     message: ToAgent::Ping,
