@@ -192,7 +192,10 @@ mod tests {
                 "name": "t", "task_id": {"value": "t"}, "agent_id": {"value": "a"},
             }))
             .unwrap();
-            TaskInfo { executor, ..task }
+            TaskInfo {
+                executor: executor.map(Box::new),
+                ..task
+            }
         };
         let report = |executor, executor_id: Option<&str>| TaskReport {
             framework_id: FrameworkId::new("f"),
