@@ -95,7 +95,10 @@ impl Snapshot {
         let progressive = self.state.get_or_init(|| {
             let progressive = Arc::new(Progressive::default());
             let (snapshot, out) = (self.clone(), Finished(progressive.clone()));
-            let render = move || snapshot.render_state(&out.0);
+            let render = move || {
+                lower_priority();
+                snapshot.render_state(&out.0)
+            };
             let thread = std::thread::Builder::new().name("state-render".into());
             if let Err(err) = thread.spawn(render) {
                 // Without a thread of its own, this reader renders it.
@@ -105,6 +108,20 @@ impl Snapshot {
             progressive
         });
         progressive.reader()
+    }
+}
+
+/// Gives the calling thread, and the threads it starts, a lower scheduling priority
+/// (nice 10), so that a render of many megabytes takes the cores the event loop and the
+/// connections leave: with 10 clients polling `/master/state` at 20,000 agents the
+/// allocation runs took twice as long without it. Linux keeps the nice value per
+/// thread, and a new thread inherits its creator's.
+fn lower_priority() {
+    // SAFETY: setpriority only reads its arguments; `who` 0 is the calling thread.
+    let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0;
+    if failed {
+        let err = std::io::Error::last_os_error();
+        tracing::debug!("cannot lower the priority of the /master/state render: {err}");
     }
 }
 

@@ -300,7 +300,11 @@ const PARTS_PER_THREAD: usize = 4;
 
 /// Counts a live job done when dropped, even by a panic, so the fields never wait for
 /// ever.
-struct Counted<'a>(&'a (Mutex<(LiveSums<'a, 'a>, usize)>, Condvar));
+struct Counted<'a>(&'a Summed<'a>);
+
+/// The sums of the live jobs done so far (the first job's, merged into), how many are
+/// done, and a signal for each that is.
+type Summed<'a> = (Mutex<(Option<LiveSums<'a, 'a>>, usize)>, Condvar);
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
@@ -420,7 +424,7 @@ impl StateView {
         let offers = &self.framework_offers();
         let ids = self.agent_ids();
         let slots = &AgentSlots::new(self, &ids);
-        let summed = &(Mutex::new((LiveSums::new(slots), 0)), Condvar::new());
+        let summed: &Summed = &(Mutex::new((None, 0)), Condvar::new());
         let written = &Mutex::new(InOrder {
             next: 0,
             waiting: BTreeMap::new(),
@@ -445,7 +449,10 @@ impl StateView {
                                     comma,
                                     Some(&mut live),
                                 );
-                                lock(&summed.0).0.merge(live);
+                                match &mut lock(&summed.0).0 {
+                                    Some(sums) => sums.merge(live),
+                                    none => *none = Some(live),
+                                }
                                 part
                             }
                             Job::Done(chunk, comma) => {
@@ -457,8 +464,9 @@ impl StateView {
                                 let mut guard = cond
                                     .wait_while(guard, |(_, done)| *done < live_jobs)
                                     .unwrap_or_else(PoisonError::into_inner);
-                                let live = std::mem::replace(&mut guard.0, LiveSums::new(slots));
+                                let live = guard.0.take();
                                 drop(guard);
+                                let live = live.unwrap_or_else(|| LiveSums::new(slots));
                                 self.state_fields_part(buffer, slots, live)
                             }
                         };

@@ -1,6 +1,6 @@
 //! Resource sums over many tasks for the read endpoints: what each agent, framework and
-//! role uses and is offered. `/master/state` sums every live task three ways (per agent,
-//! per framework, per role), so the sums add the common entries (unreserved `cpus`,
+//! role uses and is offered. `/master/state` adds every live task to three sums (per
+//! agent, per framework, per role) as it writes it, so the sums add the common entries (unreserved `cpus`,
 //! `mem`, `disk` and `gpus` without metadata) as integers by position, and only the
 //! others through the ordered map of [`Resources`], whose lookups compare key strings.
 
