@@ -250,6 +250,10 @@ impl Progressive {
     }
 
     fn publish(&self, part: Bytes) {
+        // Nothing to send, as before the parts were streamed.
+        if part.is_empty() {
+            return;
+        }
         let mut parts = self.parts();
         // A reader that went away is dropped.
         parts

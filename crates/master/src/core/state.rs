@@ -375,7 +375,7 @@ impl StateView {
         self.state_parts().concat()
     }
 
-    /// `/master/state` in parts, joined ([`StateView::render_state`]).
+    /// The parts of `/master/state` ([`StateView::render_state`]), collected.
     pub fn state_parts(&self) -> Vec<Vec<u8>> {
         let parts = Mutex::new(Vec::new());
         self.render_state(&Vec::with_capacity, &|part| lock(&parts).push(part));
