@@ -73,6 +73,7 @@ pub async fn run(
     let mut latencies = Vec::with_capacity(workload.tasks);
     let mut ended: HashSet<TaskId> = HashSet::new();
     let (mut launched, mut running, mut finished, mut failed, mut ended_twice) = (0, 0, 0, 0, 0);
+    let mut suppressed = false;
     let mut calls = tokio::task::JoinSet::new();
     let started = Instant::now();
     let deadline = started + timeout;
@@ -123,6 +124,15 @@ pub async fn run(
                         refuse_seconds: 5.0,
                     });
                     calls.spawn(async move { caller.decline(unused, filters).await });
+                }
+                // With every task launched, offers are of no use: without this, each
+                // idle framework declines every agent every 5 s, and at 100 frameworks
+                // and 10,000 agents that churn is most of the master's work.
+                if launched == workload.tasks && !suppressed {
+                    suppressed = true;
+                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    let caller = scheduler.clone();
+                    calls.spawn(async move { caller.suppress(Vec::new()).await });
                 }
             }
             Event::Update(update) => {

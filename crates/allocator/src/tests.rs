@@ -398,7 +398,7 @@ proptest! {
                 let sum = per_agent.entry(AgentId::clone(&x.agent)).or_default();
                 let r = x.resources.to_resources();
                 // Disjoint: adding never overlaps ports or exceeds the total.
-                prop_assert!(totals[&x.agent].minus(sum).contains(&r), "{} offered twice", r.to_text());
+                prop_assert!(totals[&*x.agent].minus(sum).contains(&r), "{} offered twice", r.to_text());
                 sum.add(&r);
             }
             for (agent, sum) in per_agent {

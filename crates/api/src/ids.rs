@@ -28,6 +28,13 @@ macro_rules! id_type {
             }
         }
 
+        // Eq, Ord and Hash are the string's, so maps keyed by an ID take a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.value
+            }
+        }
+
         impl From<&str> for $name {
             fn from(value: &str) -> Self {
                 Self::new(value)

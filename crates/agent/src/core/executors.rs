@@ -144,10 +144,12 @@ impl Core {
                     .try_for_each(|t| validate_id("task_id", t.task_id.as_str()))
             })
             .err();
-        let duplicate = tasks
-            .iter()
-            .find(|t| self.find_task_mut(&framework_id, &t.task_id).is_some())
-            .map(|t| t.task_id.clone());
+        let duplicate = self.frameworks.get(&framework_id).and_then(|framework| {
+            tasks
+                .iter()
+                .find(|t| framework.executor_of(&t.task_id).is_some())
+                .map(|t| t.task_id.clone())
+        });
         if let Some(task_id) = duplicate {
             tracing::warn!(task_id = %task_id, framework_id = %framework_id, "dropping a task whose id is already in use");
             return;
@@ -683,11 +685,7 @@ impl Core {
             tracing::warn!(task_id = %task_id, framework_id = %framework_id, "kill for a task of an unknown framework");
             return;
         };
-        let Some(executor) = framework
-            .executors
-            .values_mut()
-            .find(|e| e.tasks.contains_key(task_id))
-        else {
+        let Some(executor) = framework.executor_of_mut(task_id) else {
             tracing::warn!(task_id = %task_id, framework_id = %framework_id, "kill for an unknown task");
             return;
         };
@@ -902,11 +900,11 @@ impl Core {
         framework_id: &FrameworkId,
         task_id: &TaskId,
     ) {
-        let Some(executor) = self.frameworks.get_mut(framework_id).and_then(|f| {
-            f.executors
-                .values_mut()
-                .find(|e| e.tasks.contains_key(task_id))
-        }) else {
+        let Some(executor) = self
+            .frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.executor_of_mut(task_id))
+        else {
             return;
         };
         let executor_id = executor.info.executor_id.clone();

@@ -332,6 +332,35 @@ pub(crate) struct Framework {
     pub completed_executors: VecDeque<Executor>,
 }
 
+impl Framework {
+    /// The executor holding a live task. A command task's executor has the task's id,
+    /// so that one is looked at first; only a task of the framework's own executors
+    /// (or an absent one) costs a look through every executor.
+    pub fn executor_of_mut(&mut self, task_id: &TaskId) -> Option<&mut Executor> {
+        let own = task_id.as_str();
+        if self
+            .executors
+            .get(own)
+            .is_some_and(|e| e.tasks.contains_key(task_id))
+        {
+            return self.executors.get_mut(own);
+        }
+        self.executors
+            .values_mut()
+            .find(|e| e.tasks.contains_key(task_id))
+    }
+
+    pub fn executor_of(&self, task_id: &TaskId) -> Option<&Executor> {
+        match self.executors.get(task_id.as_str()) {
+            Some(e) if e.tasks.contains_key(task_id) => Some(e),
+            _ => self
+                .executors
+                .values()
+                .find(|e| e.tasks.contains_key(task_id)),
+        }
+    }
+}
+
 /// Mesos's agent counters (`slave/tasks_finished` and the like): they only grow, unlike
 /// the gauges, which are counted off the state when read.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -853,9 +882,9 @@ impl Core {
     fn find_task_mut(&mut self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&mut Task> {
         self.frameworks
             .get_mut(framework_id)?
-            .executors
-            .values_mut()
-            .find_map(|e| e.tasks.get_mut(task_id))
+            .executor_of_mut(task_id)?
+            .tasks
+            .get_mut(task_id)
     }
 
     /// The environment and sandbox of a new run of an executor.

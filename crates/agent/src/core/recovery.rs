@@ -365,9 +365,7 @@ impl Core {
         let executor_id = self
             .frameworks
             .get(framework_id)?
-            .executors
-            .values()
-            .find(|e| e.tasks.contains_key(task_id))?
+            .executor_of(task_id)?
             .info
             .executor_id
             .clone();

@@ -108,7 +108,7 @@ impl Master {
             .agent_info
             .id
             .as_ref()
-            .filter(|id| self.gone.contains_key(id))
+            .filter(|id| self.gone.contains_key(*id))
         {
             return Err(ApiError::forbidden(format!(
                 "agent '{id}' has been marked gone"

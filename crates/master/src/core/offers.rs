@@ -22,17 +22,17 @@ impl Master {
     pub(super) fn make_offers(&mut self, now: f64, allocations: Vec<Allocation>) {
         let mut batches: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {
-            let Some(agent) = self.agents.get(&allocation.agent) else {
+            let Some(agent) = self.agents.get(&*allocation.agent) else {
                 continue;
             };
-            let Some(framework) = self.frameworks.get(&allocation.framework) else {
+            let Some(framework) = self.frameworks.get(&*allocation.framework) else {
                 continue;
             };
             let id = OfferId::new(format!("{}-O{}", self.info.id, self.next_offer));
             self.next_offer += 1;
             let executor_ids = framework
                 .executors
-                .get(&allocation.agent)
+                .get(&*allocation.agent)
                 .map(|e| e.keys().cloned().collect())
                 .unwrap_or_default();
             let resources = allocation.resources.to_resources();
@@ -46,7 +46,7 @@ impl Master {
             let unavailability = self.agent_unavailability(agent);
             let framework = self
                 .frameworks
-                .get_mut(&allocation.framework)
+                .get_mut(&*allocation.framework)
                 .expect("found above");
             let offer = Offer {
                 id: id.clone(),
