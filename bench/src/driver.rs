@@ -29,6 +29,10 @@ pub struct Workload {
     pub until: Until,
     /// A task that ends in another state than TASK_FINISHED fails the run.
     pub must_finish: bool,
+    /// SUPPRESS once every task is launched, as a framework with nothing left to run
+    /// does; otherwise it declines each offer for 5 s, and at 100 frameworks and 10,000
+    /// agents that churn is most of the master's work.
+    pub suppress_when_launched: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,10 +129,7 @@ pub async fn run(
                     });
                     calls.spawn(async move { caller.decline(unused, filters).await });
                 }
-                // With every task launched, offers are of no use: without this, each
-                // idle framework declines every agent every 5 s, and at 100 frameworks
-                // and 10,000 agents that churn is most of the master's work.
-                if launched == workload.tasks && !suppressed {
+                if workload.suppress_when_launched && launched == workload.tasks && !suppressed {
                     suppressed = true;
                     wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
                     let caller = scheduler.clone();

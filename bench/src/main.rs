@@ -506,6 +506,7 @@ async fn run_launches(
         command: "true".into(),
         until: driver::Until::AllEnded,
         must_finish: true,
+        suppress_when_launched: true,
     };
     let outcome = driver::run(master, &workload, timeout, true).await?;
     // The driver has closed the event stream by now, and a master that noticed already

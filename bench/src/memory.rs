@@ -309,6 +309,7 @@ async fn launch(master: &str, total: usize, options: &Options) -> anyhow::Result
             command: "sleep infinity".into(),
             until: Until::AllRunning,
             must_finish: true,
+            suppress_when_launched: true,
         };
         let (master, timeout) = (master.to_string(), options.timeout());
         runs.spawn(async move { driver::run(&master, &workload, timeout, index == 0).await });

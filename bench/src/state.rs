@@ -96,6 +96,8 @@ async fn measure(
             command: "sleep infinity".into(),
             until: Until::AllRunning,
             must_finish: true,
+            // Declining keeps the allocation runs of the timed phases offering.
+            suppress_when_launched: false,
         });
     }
     for index in 0..completed_frameworks {
@@ -111,6 +113,8 @@ async fn measure(
             command: "true".into(),
             until: Until::AllEnded,
             must_finish: true,
+            // Declining keeps the allocation runs of the timed phases offering.
+            suppress_when_launched: false,
         });
     }
     workloads.retain(|w| w.tasks > 0);

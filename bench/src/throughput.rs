@@ -103,6 +103,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             command: "sleep 3600".into(),
             until: Until::AllRunning,
             must_finish: true,
+            suppress_when_launched: true,
         };
         let master = master.to_string();
         let timeout = options.timeout;
