@@ -8,7 +8,7 @@
 //! end, each from a fresh snapshot, and compares the master's allocation cycle time
 //! (`allocator/mesos/allocation_run_ms`) without and with concurrent pollers.
 
-use crate::cluster::{open_files, rss_mb, TempMaster};
+use crate::cluster::{cpu_seconds, open_files, rss_mb, TempMaster};
 use crate::driver::{self, percentile, Until, Workload};
 use crate::failover::{agent_connections, raise_open_files};
 use anyhow::{bail, Context};
@@ -182,14 +182,20 @@ async fn measure(
     let mut latencies = Vec::with_capacity(options.queries);
     for query in 0..options.queries {
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        let cpu_before = (cpu_seconds(pid).0, cpu_seconds(std::process::id()).0);
         let started = Instant::now();
         let answer = client.get(&url).await?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
+        // Who had the two cores meanwhile: a slow read with a busy benchmark process
+        // (the agents, the frameworks, this reader) shared them.
+        let cpu_ms = |pid: u32, before: f64| (cpu_seconds(pid).0 - before) * 1e3;
         eprintln!(
-            "bench state: read {} of {}: {} MB in {ms:.0} ms",
+            "bench state: read {} of {}: {} MB in {ms:.0} ms; cpu master {:.0} ms, benchmark {:.0} ms",
             query + 1,
             options.queries,
-            answer.body.len() / 1_000_000
+            answer.body.len() / 1_000_000,
+            cpu_ms(pid, cpu_before.0),
+            cpu_ms(std::process::id(), cpu_before.1),
         );
         latencies.push(ms);
     }
