@@ -296,26 +296,41 @@ async fn connect(
     }
 }
 
-/// Sends calls one after another, so that the master sees them in order. Calls made
-/// while there is no connection are dropped: status updates are resent after
-/// re-registration, and the rest is reported in it.
+/// Calls sent together in one request at most.
+const CALLS_PER_REQUEST: usize = 64;
+
+/// Sends calls one request after another, so that the master sees them in order; the
+/// calls waiting when a request leaves go together, as a JSON array (a task's
+/// TASK_STARTING and TASK_RUNNING, or the updates of many tasks launched at once, cost
+/// one request instead of one each). Calls made while there is no connection are
+/// dropped: status updates are resent after re-registration, and the rest is reported
+/// in it.
 async fn send_calls(
     client: HttpClient,
     connection: watch::Receiver<Option<Connection>>,
     mut calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     gate: Option<Arc<Semaphore>>,
 ) {
-    while let Some(call) = calls.recv().await {
+    let mut batch = Vec::with_capacity(CALLS_PER_REQUEST);
+    while calls.recv_many(&mut batch, CALLS_PER_REQUEST).await > 0 {
         let _permit = match &gate {
             Some(gate) => gate.acquire().await.ok(),
             None => None,
         };
         let Some(Connection { master, stream_id }) = connection.borrow().clone() else {
-            tracing::debug!("not connected to the master; dropping a call");
+            tracing::debug!(
+                calls = batch.len(),
+                "not connected to the master; dropping calls"
+            );
+            batch.clear();
             continue;
         };
         let url = format!("http://{master}{AGENT_API_PATH}");
-        let body = mantle_api::json::to_ascii_json(&call);
+        let body = match batch.as_slice() {
+            [call] => mantle_api::json::to_ascii_json(call),
+            calls => mantle_api::json::to_ascii_json(&calls),
+        };
+        batch.clear();
         if let Err(err) = client
             .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
             .await

@@ -47,6 +47,18 @@ async fn master_endpoint(State(state): State<MasterState>, request: Request) -> 
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap();
+    // The agent sends the calls it has waiting together, as an array.
+    if body.starts_with(b"[") {
+        assert_eq!(
+            stream_id.as_ref().and_then(|v| v.to_str().ok()),
+            Some("stream-1")
+        );
+        let calls: Vec<AgentCall> = serde_json::from_slice(&body).unwrap();
+        for call in calls {
+            state.calls.send(call).unwrap();
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
     let call: AgentCall = serde_json::from_slice(&body).unwrap();
     match call {
         AgentCall::Register(register) => {

@@ -3,8 +3,8 @@
 //! The agent POSTs [`AgentCall::Register`] to [`AGENT_API_PATH`]; the answer is a chunked
 //! RecordIO stream of [`ToAgent`] messages that lives as long as the agent is connected,
 //! and whose response header [`AGENT_STREAM_HEADER`] names the connection. Every other
-//! call is a separate POST carrying that header; the master answers 202 once it has taken
-//! the call. Status updates are acknowledged on the stream with
+//! call is POSTed with that header, one call or a JSON array of calls taken in order;
+//! the master answers 202 once it has taken them. Status updates are acknowledged on the stream with
 //! [`ToAgent::StatusUpdateAck`] only after the framework acknowledged them.
 
 use crate::ids::*;

@@ -47,9 +47,10 @@ pub enum Command {
         register: Box<Register>,
         reply: Reply<EventStream>,
     },
-    AgentCall {
+    /// Calls an agent sent in one request, taken in order.
+    AgentCalls {
         stream_id: String,
-        call: Box<AgentCall>,
+        calls: Vec<AgentCall>,
         reply: Reply<()>,
     },
     StreamClosed {
@@ -388,18 +389,27 @@ impl EventLoop {
                 self.registering.push((register, reply));
                 false
             }
-            Command::AgentCall {
+            Command::AgentCalls {
                 stream_id,
-                call,
+                calls,
                 reply,
             } => {
-                let allocate = match &*call {
-                    // Only a terminal update frees resources.
-                    AgentCall::StatusUpdate(update) => update.status.state.is_terminal(),
-                    AgentCall::Pong | AgentCall::ExecutorMessage(_) => false,
-                    AgentCall::Register(_) | AgentCall::ExecutorExited(_) => true,
-                };
-                let _ = reply.send(self.core.agent_call(now, &stream_id, *call));
+                let mut allocate = false;
+                let mut answer = Ok(());
+                for call in calls {
+                    allocate |= match &call {
+                        // Only a terminal update frees resources.
+                        AgentCall::StatusUpdate(update) => update.status.state.is_terminal(),
+                        AgentCall::Pong | AgentCall::ExecutorMessage(_) => false,
+                        AgentCall::Register(_) | AgentCall::ExecutorExited(_) => true,
+                    };
+                    // Each call is taken on its own; the answer is the first refusal.
+                    let taken = self.core.agent_call(now, &stream_id, call);
+                    if answer.is_ok() {
+                        answer = taken;
+                    }
+                }
+                let _ = reply.send(answer);
                 allocate
             }
             Command::StreamClosed { stream } => {

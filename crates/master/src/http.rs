@@ -370,7 +370,12 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
                 .await?;
             return Ok(stream_response(stream, AGENT_STREAM_HEADER));
         }
-        let call: AgentCall = decode(&body)?;
+        // An agent sends the calls it has waiting together, as an array.
+        let calls = if body.trim_ascii_start().starts_with(b"[") {
+            decode::<Vec<AgentCall>>(&body)?
+        } else {
+            vec![decode::<AgentCall>(&body)?]
+        };
         let Some(stream_id) = parts
             .headers
             .get(AGENT_STREAM_HEADER)
@@ -383,9 +388,9 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
         let stream_id = stream_id.to_string();
         state
             .handle
-            .request(|reply| Command::AgentCall {
+            .request(|reply| Command::AgentCalls {
                 stream_id,
-                call: Box::new(call),
+                calls,
                 reply,
             })
             .await?;

@@ -71,6 +71,40 @@ pub struct Health {
     pub scheduled: u64,
     pub completed: u64,
     pub canceled: u64,
+    /// The pings of the current round not sent yet, and how many and when it started.
+    ping_queue: VecDeque<StreamId>,
+    ping_round: (usize, f64),
+}
+
+/// A ping round's first slice: a smaller cluster is pinged all at once.
+const PING_SLICE: usize = 500;
+
+impl Health {
+    pub(super) fn start_ping_round(&mut self, now: f64, streams: Vec<StreamId>) {
+        // A round still under way when the next is due ends here (its agents are in the
+        // new one too).
+        self.ping_round = (streams.len(), now);
+        self.ping_queue = streams.into();
+    }
+
+    /// The pings of the round due by `now`. A round is spread over the first half of
+    /// the interval: 20,000 pongs at once kept the master's cores busy for a second,
+    /// and a `/master/state` read that came then took twice as long. Each agent is
+    /// still pinged once a round, and its pong comes long before the agent counts as
+    /// silent (several intervals).
+    pub(super) fn pings_due(&mut self, now: f64, interval: f64) -> Vec<StreamId> {
+        let (total, started) = self.ping_round;
+        let spread = interval / 2.0;
+        let share = if spread > 0.0 {
+            ((now - started) / spread).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let due = ((total as f64 * share).ceil() as usize).max(PING_SLICE.min(total));
+        let sent = total - self.ping_queue.len();
+        let count = due.saturating_sub(sent).min(self.ping_queue.len());
+        self.ping_queue.drain(..count).collect()
+    }
 }
 
 impl Master {
@@ -533,6 +567,21 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_large_round_of_pings_is_spread_over_half_the_interval() {
+        // 2,000 agents, pinged from the round at 15 s: the first 500 at once, then as
+        // many as the share of the time until 22.5 s says; each once.
+        let registered = vec![0.0; 2000];
+        let times = [15.0, 15.1, 18.75, 22.5, 25.0, 30.0];
+        let rounds = pinged(&registered, 5, &times);
+        let counts: Vec<usize> = rounds.iter().map(Vec::len).collect();
+        assert_eq!(counts, [500, 0, 500, 1000, 0, 500]);
+        let mut first: Vec<&String> = rounds[..5].iter().flatten().collect();
+        first.sort();
+        first.dedup();
+        assert_eq!(first.len(), 2000, "every agent pinged once a round");
     }
 
     #[test]

@@ -290,12 +290,13 @@ impl Master {
         }
         if now >= self.next_ping {
             self.next_ping = now + self.config.agent_ping_interval;
-            for stream in self.agents_to_ping(now) {
-                self.actions.push(Action::Agent {
-                    stream,
-                    message: ToAgent::Ping,
-                });
-            }
+            self.health.start_ping_round(now, self.agents_to_ping(now));
+        }
+        for stream in self.health.pings_due(now, self.config.agent_ping_interval) {
+            self.actions.push(Action::Agent {
+                stream,
+                message: ToAgent::Ping,
+            });
         }
         self.expire_frameworks(now);
         self.detect_failures(now);

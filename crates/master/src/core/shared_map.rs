@@ -91,7 +91,10 @@ impl<K: Ord + Clone, V: Clone> SharedMap<K, V> {
         if self.top.leaves.is_empty() {
             return None;
         }
-        let after = self.top.firsts.partition_point(|first| first.borrow() <= key);
+        let after = self
+            .top
+            .firsts
+            .partition_point(|first| first.borrow() <= key);
         let leaf = after.saturating_sub(1);
         let at = self.top.leaves[leaf].binary_search_by(|(k, _)| k.borrow().cmp(key));
         Some((leaf, at))
@@ -202,19 +205,25 @@ impl<K: Ord + Clone, V: Clone> SharedMap<K, V> {
     /// Every value mutably: copies everything a snapshot shares, so the event loop uses
     /// it only where every entry may change anyway.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        Arc::make_mut(&mut self.top).leaves.iter_mut().flat_map(|leaf| {
-            Arc::make_mut(leaf)
-                .iter_mut()
-                .map(|(_, v)| Arc::make_mut(v))
-        })
+        Arc::make_mut(&mut self.top)
+            .leaves
+            .iter_mut()
+            .flat_map(|leaf| {
+                Arc::make_mut(leaf)
+                    .iter_mut()
+                    .map(|(_, v)| Arc::make_mut(v))
+            })
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
-        Arc::make_mut(&mut self.top).leaves.iter_mut().flat_map(|leaf| {
-            Arc::make_mut(leaf)
-                .iter_mut()
-                .map(|(k, v)| (&*k, Arc::make_mut(v)))
-        })
+        Arc::make_mut(&mut self.top)
+            .leaves
+            .iter_mut()
+            .flat_map(|leaf| {
+                Arc::make_mut(leaf)
+                    .iter_mut()
+                    .map(|(k, v)| (&*k, Arc::make_mut(v)))
+            })
     }
 
     /// Keeps the entries for which `keep` holds.
