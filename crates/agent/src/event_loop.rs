@@ -152,7 +152,13 @@ impl EventLoop {
     /// Runs until `shutdown` says whether to kill every container or only those of
     /// frameworks that do not checkpoint.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.tick_interval);
+        // Simulated agents of one process start together: each ticks at its own phase,
+        // as machines do, rather than all of them in the same instant every interval.
+        let phase = match self.simulation {
+            Some(_) => self.tick_interval.mul_f64(rand::random::<f64>()),
+            None => Duration::ZERO,
+        };
+        let mut tick = tokio::time::interval_at(Instant::now() + phase, self.tick_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut readers: Vec<oneshot::Sender<()>> = Vec::new();
         let mut published_at: Option<Instant> = None;
