@@ -296,8 +296,11 @@ async fn connect(
     }
 }
 
-/// Calls sent together in one request at most.
+/// Calls sent together in one request at most, and the size past which a request
+/// takes no more (a status update may carry up to megabytes of data; the master takes
+/// bodies of up to 16 MB).
 const CALLS_PER_REQUEST: usize = 64;
+const REQUEST_BYTES: usize = 1 << 20;
 
 /// Sends calls one request after another, so that the master sees them in order; the
 /// calls waiting when a request leaves go together, as a JSON array (a task's
@@ -326,18 +329,45 @@ async fn send_calls(
             continue;
         };
         let url = format!("http://{master}{AGENT_API_PATH}");
-        let body = match batch.as_slice() {
-            [call] => mantle_api::json::to_ascii_json(call),
-            calls => mantle_api::json::to_ascii_json(&calls),
-        };
-        batch.clear();
-        if let Err(err) = client
-            .post(&url, body, &[(AGENT_STREAM_HEADER, stream_id)])
-            .await
-        {
-            tracing::warn!(master = %master, error = %err, "call to the master failed");
+        for body in request_bodies(batch.drain(..)) {
+            let headers = [(AGENT_STREAM_HEADER, stream_id.clone())];
+            if let Err(err) = client.post(&url, body, &headers).await {
+                tracing::warn!(master = %master, error = %err, "call to the master failed");
+            }
         }
     }
+}
+
+/// The bodies of the requests carrying `calls` in order: a call alone as itself, calls
+/// together as a JSON array of at most about [`REQUEST_BYTES`].
+fn request_bodies(calls: impl IntoIterator<Item = Box<AgentCall>>) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut size = 0;
+    for call in calls {
+        let json = mantle_api::json::to_ascii_json(&call);
+        match groups.last_mut() {
+            Some(group) if size + json.len() <= REQUEST_BYTES => {
+                size += json.len() + 1;
+                group.push(json);
+            }
+            _ => {
+                size = json.len() + 1;
+                groups.push(vec![json]);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|mut group| match group.len() {
+            1 => group.pop().expect("one call"),
+            _ => {
+                let mut body = b"[".to_vec();
+                body.extend_from_slice(&group.join(&b","[..]));
+                body.push(b']');
+                body
+            }
+        })
+        .collect()
 }
 
 /// Waits while the controller holds the link down.
@@ -369,5 +399,46 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantle_api::internal::ExecutorMessage;
+
+    fn message(bytes: usize) -> Box<AgentCall> {
+        Box::new(AgentCall::ExecutorMessage(ExecutorMessage {
+            framework_id: "f".into(),
+            executor_id: "e".into(),
+            data: "x".repeat(bytes),
+        }))
+    }
+
+    #[test]
+    fn waiting_calls_share_requests_in_order_and_within_the_size() {
+        let decode = |body: &[u8]| -> Vec<AgentCall> {
+            match body.first() {
+                Some(b'[') => serde_json::from_slice(body).unwrap(),
+                _ => vec![serde_json::from_slice(body).unwrap()],
+            }
+        };
+        // Alone, a call is sent as itself.
+        let bodies = request_bodies([Box::new(AgentCall::Pong)]);
+        assert_eq!(bodies, [br#"{"type":"PONG"}"#.to_vec()]);
+        // Small calls go together; large ones split the requests, in order.
+        let calls = vec![
+            Box::new(AgentCall::Pong),
+            message(10),
+            message(REQUEST_BYTES / 2),
+            message(REQUEST_BYTES / 2),
+            Box::new(AgentCall::Pong),
+        ];
+        let bodies = request_bodies(calls.clone());
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies.iter().all(|b| b.len() <= REQUEST_BYTES + 100));
+        let sent: Vec<AgentCall> = bodies.iter().flat_map(|b| decode(b)).collect();
+        let calls: Vec<AgentCall> = calls.into_iter().map(|c| *c).collect();
+        assert_eq!(sent, calls);
     }
 }
