@@ -212,6 +212,33 @@ impl EventLoop {
         (event_loop, handle)
     }
 
+    /// Runs the loop on a thread of its own until `shutdown`; the handle completes when
+    /// it has stopped. On the runtime's shared workers, the allocation runs waited behind
+    /// the connections' work: with 10 clients polling `/master/state` at 20,000 agents a
+    /// run of 1.4 ms took 8 ms. The kernel schedules a thread that sleeps most of the time
+    /// as soon as it wakes.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let started = std::thread::Builder::new()
+            .name("master-loop".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(self.run(shutdown)),
+                    Err(err) => tracing::error!("cannot start the event loop's runtime: {err}"),
+                }
+                let _ = done_tx.send(());
+            });
+        if let Err(err) = started {
+            tracing::error!("cannot start the event loop's thread: {err}");
+        }
+        tokio::spawn(async move {
+            let _ = done_rx.await;
+        })
+    }
+
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

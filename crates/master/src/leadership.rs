@@ -180,10 +180,16 @@ impl ZkStore {
     }
 
     fn save_blocking(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        // The event loop stores before it answers (invariant 5); it runs on a
-        // multi-threaded runtime, so it may block its worker for the round trips.
-        tokio::task::block_in_place(|| self.runtime.block_on(self.save(name, bytes)))
-            .map_err(std::io::Error::other)
+        // The event loop stores before it answers (invariant 5), on a thread of its own
+        // that may wait for the round trips; they run on the main runtime, waited for
+        // from a thread outside any runtime (the loop's own may not block on another).
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.runtime.block_on(self.save(name, bytes)))
+                .join()
+        })
+        .map_err(|_| std::io::Error::other("saving to ZooKeeper panicked"))?
+        .map_err(std::io::Error::other)
     }
 
     /// The policy and registry as stored; absent documents are the defaults.
@@ -316,7 +322,7 @@ async fn lead(
     core.recover_registry(now, registry);
     let (event_loop, handle) = EventLoop::new(core, allocation_interval, Some(Box::new(store)));
     let (stop, stop_rx) = watch::channel(false);
-    let running = tokio::spawn(event_loop.run(stop_rx));
+    let running = event_loop.spawn(stop_rx);
     role.send_replace(Role::Leading(handle));
     while *candidacy.borrow_and_update() == Candidacy::Leading {
         if candidacy.changed().await.is_err() {

@@ -120,7 +120,7 @@ pub async fn start_ha(
             let (event_loop, handle) = EventLoop::new(core, allocation_interval, store);
             role_tx.send_replace(Role::Leading(handle));
             tracing::info!(master_id = %id, address = %address, "master started");
-            let running = tokio::spawn(event_loop.run(shutdown_rx.clone()));
+            let running = event_loop.spawn(shutdown_rx.clone());
             // The role sender lives as long as the loop: the HTTP layer keeps reading it.
             tokio::spawn(async move {
                 let _ = running.await;
