@@ -356,17 +356,17 @@ async fn read_and_drop(master: &str, path: &str) -> anyhow::Result<usize> {
     let mut size = 0;
     loop {
         let read = socket.read(&mut buffer).await?;
-        if size == 0 && read > 0 && !buffer[..read].starts_with(b"HTTP/1.1 200") {
-            bail!(
-                "GET {path}: {}",
-                String::from_utf8_lossy(&buffer[..read.min(200)])
-            );
-        }
         if read == 0 && size == 0 {
             bail!("GET {path}: the master closed the connection without an answer");
         }
         if read == 0 {
             return Ok(size);
+        }
+        if size == 0 && !buffer[..read].starts_with(b"HTTP/1.1 200") {
+            bail!(
+                "GET {path}: {}",
+                String::from_utf8_lossy(&buffer[..read.min(200)])
+            );
         }
         size += read;
     }

@@ -48,54 +48,47 @@ async fn master_endpoint(State(state): State<MasterState>, request: Request) -> 
         .await
         .unwrap();
     // The agent sends the calls it has waiting together, as an array.
-    if body.starts_with(b"[") {
-        assert_eq!(
-            stream_id.as_ref().and_then(|v| v.to_str().ok()),
-            Some("stream-1")
-        );
-        let calls: Vec<AgentCall> = serde_json::from_slice(&body).unwrap();
-        for call in calls {
-            state.calls.send(call).unwrap();
-        }
-        return StatusCode::ACCEPTED.into_response();
+    let mut calls: Vec<AgentCall> = match body.starts_with(b"[") {
+        true => serde_json::from_slice(&body).unwrap(),
+        false => vec![serde_json::from_slice(&body).unwrap()],
+    };
+    if let [AgentCall::Register(_)] = calls.as_slice() {
+        let Some(AgentCall::Register(register)) = calls.pop() else {
+            unreachable!("matched above")
+        };
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        tx.send(record(&ToAgent::Registered(Registered {
+            agent_id: "m-S0".into(),
+            master_info: MasterInfo {
+                id: "m".into(),
+                ip: 0,
+                port: 5050,
+                pid: None,
+                hostname: Some("master-host".into()),
+                version: None,
+                address: None,
+                capabilities: Vec::new(),
+            },
+            ping_interval_seconds: 10.0,
+        })))
+        .unwrap();
+        *state.stream.lock().unwrap() = Some(tx);
+        state.registers.send(register).unwrap();
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        });
+        return ([(AGENT_STREAM_HEADER, "stream-1")], Body::from_stream(body)).into_response();
     }
-    let call: AgentCall = serde_json::from_slice(&body).unwrap();
-    match call {
-        AgentCall::Register(register) => {
-            let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-            tx.send(record(&ToAgent::Registered(Registered {
-                agent_id: "m-S0".into(),
-                master_info: MasterInfo {
-                    id: "m".into(),
-                    ip: 0,
-                    port: 5050,
-                    pid: None,
-                    hostname: Some("master-host".into()),
-                    version: None,
-                    address: None,
-                    capabilities: Vec::new(),
-                },
-                ping_interval_seconds: 10.0,
-            })))
-            .unwrap();
-            *state.stream.lock().unwrap() = Some(tx);
-            state.registers.send(register).unwrap();
-            let body = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-            });
-            ([(AGENT_STREAM_HEADER, "stream-1")], Body::from_stream(body)).into_response()
-        }
-        call => {
-            assert_eq!(
-                stream_id.as_ref().and_then(|v| v.to_str().ok()),
-                Some("stream-1")
-            );
-            state.calls.send(call).unwrap();
-            StatusCode::ACCEPTED.into_response()
-        }
+    assert_eq!(
+        stream_id.as_ref().and_then(|v| v.to_str().ok()),
+        Some("stream-1")
+    );
+    for call in calls {
+        state.calls.send(call).unwrap();
     }
+    StatusCode::ACCEPTED.into_response()
 }
 
 impl FakeMaster {

@@ -205,14 +205,7 @@ impl<K: Ord + Clone, V: Clone> SharedMap<K, V> {
     /// Every value mutably: copies everything a snapshot shares, so the event loop uses
     /// it only where every entry may change anyway.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        Arc::make_mut(&mut self.top)
-            .leaves
-            .iter_mut()
-            .flat_map(|leaf| {
-                Arc::make_mut(leaf)
-                    .iter_mut()
-                    .map(|(_, v)| Arc::make_mut(v))
-            })
+        self.iter_mut().map(|(_, v)| v)
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
