@@ -170,6 +170,22 @@ pub fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
 }
 
+/// The children a process has now, from the `children` list of each of its threads.
+fn live_children(pid: u32) -> Vec<u32> {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// CPU seconds of a process itself and of its reaped children, from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -188,8 +204,9 @@ pub fn cpu_seconds(pid: u32) -> (f64, f64) {
 }
 
 impl Cluster {
-    /// CPU seconds so far: the master, the agents, and what the agents' executors and
-    /// tasks used (children reaped by the agents).
+    /// CPU seconds so far: the master, the agents, and what the agents' launchers,
+    /// executors and tasks used (children the agents reaped, and their launcher servers,
+    /// which reap the launchers).
     pub fn cpu(&self) -> (f64, f64, f64) {
         let (master, _) = cpu_seconds(self.master_pid);
         let mut agents = 0.0;
@@ -198,6 +215,10 @@ impl Cluster {
             let (own, children) = cpu_seconds(*pid);
             agents += own;
             executors += children;
+            for child in live_children(*pid) {
+                let (own, children) = cpu_seconds(child);
+                executors += own + children;
+            }
         }
         (master, agents, executors)
     }

@@ -11,9 +11,9 @@
 use anyhow::{bail, Context};
 use mantle_agent::containers::{ContainerConfig, Containerizer, Isolation};
 use mantle_agent::core::{ContainerLimits, LaunchSpec};
+use mantle_agent::launcher_server::Started;
 use mantle_api::CommandInfo;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,15 +69,14 @@ fn launch_one(
     containers: &Containerizer,
     work_dir: &Path,
     spec: &LaunchSpec,
-) -> anyhow::Result<(Child, Duration)> {
+) -> anyhow::Result<(Started, Duration)> {
     let started = Instant::now();
-    let mut command = containers.start(work_dir, spec)?;
-    let mut child = command.spawn().context("spawn mantle-launcher")?;
+    let mut child = containers.start(work_dir, spec)?;
     let rundir = mantle_agent::containers::run_dir(work_dir, spec);
     let deadline = started + Duration::from_secs(10);
     while !rundir.join("pid").exists() {
-        if let Some(status) = child.try_wait()? {
-            bail!("the launcher exited with {status} before recording a pid");
+        if let Ok(status) = child.exit.try_recv() {
+            bail!("the launcher exited with wait status {status} before recording a pid");
         }
         if Instant::now() > deadline {
             bail!("no pid recorded in 10 s");
@@ -90,7 +89,7 @@ fn launch_one(
 /// Launches `total` containers running `command` on `parallel` threads; returns the
 /// launchers and the launch latencies.
 /// Started containers with their launchers, launch latencies (ms) and the seconds taken.
-type Launched = (Vec<(LaunchSpec, Child)>, Vec<f64>, f64);
+type Launched = (Vec<(LaunchSpec, Started)>, Vec<f64>, f64);
 
 fn launch_all(
     parallel: usize,
@@ -147,8 +146,8 @@ pub fn run(mantle: &Path, total: usize, parallel: usize, isolation: &str) -> any
     );
     let (launched, mut latencies, seconds) =
         launch_all(parallel, &containers, work_dir, "true", total, "true")?;
-    for (spec, mut child) in launched {
-        child.wait()?;
+    for (spec, child) in launched {
+        let _ = child.exit.blocking_recv();
         containers.destroy(&spec.container_id);
     }
     latencies.sort_by(f64::total_cmp);
@@ -163,32 +162,26 @@ pub fn run(mantle: &Path, total: usize, parallel: usize, isolation: &str) -> any
         "sleep 1000",
     )?;
     let destroy_started = Instant::now();
-    let mut children = Vec::new();
     let per_thread = sleeping.len().div_ceil(parallel).max(1);
     let mut threads = Vec::new();
     let mut sleeping = sleeping;
     while !sleeping.is_empty() {
-        let chunk: Vec<(LaunchSpec, Child)> =
+        let chunk: Vec<(LaunchSpec, Started)> =
             sleeping.drain(..per_thread.min(sleeping.len())).collect();
         let containers = containers.clone();
         let work_dir = work_dir.to_path_buf();
         threads.push(std::thread::spawn(move || {
-            let mut out = Vec::new();
-            for (spec, mut child) in chunk {
-                containers.kill(&work_dir, &spec, Some(child.id()));
-                let _ = child.wait();
+            for (spec, child) in chunk {
+                containers.kill(&work_dir, &spec, Some(child.pid));
+                let _ = child.exit.blocking_recv();
                 containers.destroy(&spec.container_id);
-                out.push(child);
             }
-            out
         }));
     }
     for thread in threads {
-        children.extend(
-            thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("a destroy thread panicked"))?,
-        );
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a destroy thread panicked"))?;
     }
     let destroy_s = destroy_started.elapsed().as_secs_f64();
 

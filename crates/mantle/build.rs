@@ -1,5 +1,4 @@
-//! Link settings for `mantle-launcher`, which starts once per container, so what its
-//! dynamic loader does at every start counts (see bench/RESULTS.md, "launch").
+//! Link settings for the `mantle` package's binaries (see bench/RESULTS.md, "launch").
 //!
 //! - libgcc's unwinder is linked statically (`libgcc_eh.a`, as `-static-libgcc` does for
 //!   C programs) into both binaries of this package: Rust's std asks for `libgcc_s.so`,
@@ -8,11 +7,10 @@
 //!   it work: this package's native libraries come right after its objects, which (with
 //!   LTO) hold std as well, so every `_Unwind_*` reference is resolved before the
 //!   linker reaches `-lgcc_s`, and `--as-needed` then drops it.
-//! - The launcher binds symbols lazily (`-z lazy`) rather than all of them at start
-//!   (`-z now`, rustc's default): a launch calls a small part of what it imports.
 //!
-//! Measured with `perf stat -r 500 mantle-launcher` (it prints its usage and exits):
-//! 1.19 ms of CPU and 128 page faults before, 0.72 ms and 115 after.
+//! `mantle-launcher` keeps rustc's eager binding (`-z now`): its server binds every symbol
+//! once, and the launchers it forks inherit the bound tables instead of each resolving
+//! the symbols it calls.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -24,5 +22,4 @@ fn main() {
         return;
     }
     println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
-    println!("cargo:rustc-link-arg-bin=mantle-launcher=-Wl,-z,lazy");
 }

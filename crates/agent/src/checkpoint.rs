@@ -164,24 +164,29 @@ pub fn write(work_dir: &Path, checkpoint: &Checkpoint) -> Result<(), AgentError>
     }
 }
 
-/// Records the pid of a container's launcher, so that a restarted agent finds it.
-pub fn write_launcher_pid(rundir: &Path, pid: u32) -> Result<(), AgentError> {
+/// Records the pid and start time of a container's launcher, so that a restarted agent
+/// finds it.
+pub fn write_launcher_pid(rundir: &Path, pid: u32, start_time: u64) -> Result<(), AgentError> {
     let path = rundir.join(LAUNCHER_PID);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| AgentError::io("cannot create", parent, e))?;
     }
     // No fsync: a machine crash ends the launcher this names.
-    mantle_containerizer::launch::write_replace(&path, format!("{pid}\n").as_bytes())
+    mantle_containerizer::launch::write_replace(&path, format!("{pid} {start_time}\n").as_bytes())
         .map_err(|e| AgentError::Container(e.to_string()))
 }
 
-/// The pid of a container's launcher, as recorded.
-pub fn read_launcher_pid(rundir: &Path) -> Option<u32> {
-    fs::read_to_string(rundir.join(LAUNCHER_PID))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// The pid of a container's launcher and its start time, as recorded. An older agent
+/// recorded the pid alone; a start time of 0 means the launcher's server could not read it.
+pub fn read_launcher_pid(rundir: &Path) -> Option<(u32, Option<u64>)> {
+    let text = fs::read_to_string(rundir.join(LAUNCHER_PID)).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid = fields.next()?.parse().ok()?;
+    let start_time = match fields.next() {
+        Some(field) => Some(field.parse().ok()?).filter(|start| *start != 0),
+        None => None,
+    };
+    Some((pid, start_time))
 }
 
 /// Reads back everything checkpointed. With `strict`, a checkpoint that cannot be read

@@ -6,6 +6,7 @@
 use crate::core::{ContainerLimits, LaunchSpec, Limitation};
 use crate::error::AgentError;
 use crate::launcher::{kill_group, prepare_sandbox};
+use crate::launcher_server::{LauncherServer, Started};
 use crate::sandbox;
 use mantle_api::{ContainerId, Reason};
 use mantle_containerizer::cgroups::{self, CfsQuota, Cgroups, Controllers, Limits, Stats};
@@ -100,6 +101,8 @@ pub struct Containerizer {
     config: ContainerConfig,
     /// `None` when the host has no usable cgroups (then only posix isolation works).
     cgroups: Option<Box<dyn Cgroups>>,
+    /// Forks the launchers (`mantle-launcher --serve`).
+    server: LauncherServer,
 }
 
 /// A container's usage, for `/monitor/statistics` and GET_CONTAINERS.
@@ -141,7 +144,12 @@ impl Containerizer {
                 "namespaces/pid and filesystem/linux need root",
             ));
         }
-        Ok(Containerizer { config, cgroups })
+        let server = LauncherServer::new(config.launcher.clone());
+        Ok(Containerizer {
+            config,
+            cgroups,
+            server,
+        })
     }
 
     /// A containerizer that starts nothing, for simulated agents: their executors are
@@ -160,6 +168,7 @@ impl Containerizer {
                 switch_user: false,
             },
             cgroups: None,
+            server: LauncherServer::new(PathBuf::new()),
         }
     }
 
@@ -171,11 +180,7 @@ impl Containerizer {
 
     /// Creates the sandbox and the cgroup, applies the limits and starts the launcher,
     /// which starts the executor. Blocks.
-    pub fn start(
-        &self,
-        work_dir: &Path,
-        spec: &LaunchSpec,
-    ) -> Result<std::process::Command, AgentError> {
+    pub fn start(&self, work_dir: &Path, spec: &LaunchSpec) -> Result<Started, AgentError> {
         prepare_sandbox(work_dir, spec)?;
         let container = spec.container_id.as_str();
         let mut cgroup_procs = Vec::new();
@@ -246,9 +251,10 @@ impl Containerizer {
             user,
             builtin,
         };
-        // `launch::command` creates the run directory.
+        // `launch::prepare` creates the run directory.
         let rundir = run_dir(work_dir, spec);
-        launch::command(&self.config.launcher, &rundir, &config).map_err(container_error)
+        let config_path = launch::prepare(&rundir, &config).map_err(container_error)?;
+        self.server.launch(&config_path)
     }
 
     fn limits(&self, limits: &ContainerLimits) -> Limits {

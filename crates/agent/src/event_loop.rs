@@ -13,7 +13,6 @@ use mantle_api::internal::{AgentCall, Register};
 use mantle_api::ContainerId;
 use mantle_containerizer::docker::Docker;
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -557,17 +556,14 @@ async fn launch(
     let send = |input: Input| {
         let _ = commands.send(Command::input(input));
     };
-    // Creating files and cgroups and forking block; none of it runs on a runtime worker.
+    // Creating files and cgroups and starting the launcher block; none of it runs on a
+    // runtime worker.
     let started = {
         let (containers, work_dir, spec) = (containers.clone(), work_dir.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || {
-            let command = containers.start(&work_dir, &spec)?;
-            crate::launcher::spawn(command)
-        })
-        .await
+        tokio::task::spawn_blocking(move || containers.start(&work_dir, &spec)).await
     };
-    let child = match started {
-        Ok(Ok(child)) => child,
+    let started = match started {
+        Ok(Ok(started)) => started,
         Ok(Err(err)) => {
             let containers = containers.clone();
             let id = container_id.clone();
@@ -586,16 +582,10 @@ async fn launch(
             return;
         }
     };
-    let Some(pid) = child.id() else {
-        send(Input::LaunchFailed {
-            container_id,
-            error: "the launcher exited before it could be watched".into(),
-        });
-        return;
-    };
+    let pid = started.pid;
     // A restarted agent finds the launcher by this record.
     let rundir = crate::containers::run_dir(&work_dir, &spec);
-    if let Err(err) = crate::checkpoint::write_launcher_pid(&rundir, pid) {
+    if let Err(err) = crate::checkpoint::write_launcher_pid(&rundir, pid, started.start_time) {
         tracing::warn!(container_id = %container_id, error = %err, "cannot record the launcher's pid");
     }
     send(Input::Launched {
@@ -609,7 +599,7 @@ async fn launch(
     watch(
         work_dir,
         spec,
-        Watched::Child(child),
+        Watched::Started(started),
         containers,
         docker,
         commands,
@@ -620,7 +610,7 @@ async fn launch(
 /// How a container's end is noticed.
 pub(crate) enum Watched {
     /// The launcher this agent started: its exit is awaited.
-    Child(tokio::process::Child),
+    Started(crate::launcher_server::Started),
     /// A container an earlier run of the agent started: found through the pids it
     /// recorded, and polled.
     Recovered,
@@ -629,8 +619,9 @@ pub(crate) enum Watched {
 /// What is left to poll of a recovered container.
 #[derive(Clone, Copy)]
 enum Recorded {
-    /// The launcher, identified by its command line naming this run's config.
-    Launcher(u32),
+    /// The launcher, identified by its pid and start time (or, as recorded by an older
+    /// agent, by its command line naming this run's config).
+    Launcher { pid: u32, start_time: Option<u64> },
     /// Only the executor's pid was recorded (the agent stopped before it wrote the
     /// launcher's).
     Executor(u32),
@@ -644,8 +635,8 @@ const RECOVERED_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Recorded {
     fn find(rundir: &std::path::Path) -> Option<Recorded> {
-        if let Some(pid) = crate::checkpoint::read_launcher_pid(rundir) {
-            let launcher = Recorded::Launcher(pid);
+        if let Some((pid, start_time)) = crate::checkpoint::read_launcher_pid(rundir) {
+            let launcher = Recorded::Launcher { pid, start_time };
             if launcher.alive(rundir) {
                 return Some(launcher);
             }
@@ -657,24 +648,30 @@ impl Recorded {
 
     fn pid(&self) -> u32 {
         match self {
-            Recorded::Launcher(pid) | Recorded::Executor(pid) => *pid,
+            Recorded::Launcher { pid, .. } | Recorded::Executor(pid) => *pid,
         }
     }
 
-    /// Whether the process still runs (a zombie does not). A launcher's pid must still
-    /// name this run's config, so that a reused pid is not mistaken for it.
+    /// Whether the process still runs (a zombie does not). A launcher must still be the
+    /// one recorded, so that a reused pid is not mistaken for it.
     fn alive(&self, rundir: &std::path::Path) -> bool {
         let proc_dir = PathBuf::from(format!("/proc/{}", self.pid()));
-        let running = std::fs::read_to_string(proc_dir.join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-                Some(state != 'Z' && state != 'X')
-            })
-            .unwrap_or(false);
-        match self {
+        let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        let running = stat
+            .rsplit_once(')')
+            .and_then(|(_, fields)| fields.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X');
+        match *self {
             Recorded::Executor(_) => running,
-            Recorded::Launcher(_) => {
+            Recorded::Launcher {
+                pid,
+                start_time: Some(start_time),
+            } => {
+                running && mantle_containerizer::launch::start_time(pid as i32) == Some(start_time)
+            }
+            Recorded::Launcher {
+                start_time: None, ..
+            } => {
                 let config = rundir.join(mantle_containerizer::launch::CONFIG_FILE);
                 running
                     && std::fs::read(proc_dir.join("cmdline")).is_ok_and(|cmdline| {
@@ -702,8 +699,15 @@ async fn watch(
         let _ = commands.send(Command::input(input));
     };
     let rundir = crate::containers::run_dir(&work_dir, &spec);
-    let (mut child, recorded) = match watched {
-        Watched::Child(child) => (Some(child), None),
+    let (exit_report, recorded) = match watched {
+        // Should the server die before the launcher, the launcher is polled instead.
+        Watched::Started(started) => (
+            Some(started.exit),
+            Some(Recorded::Launcher {
+                pid: started.pid,
+                start_time: Some(started.start_time).filter(|start| *start != 0),
+            }),
+        ),
         Watched::Recovered => {
             let dir = rundir.clone();
             let found = tokio::task::spawn_blocking(move || Recorded::find(&dir))
@@ -727,14 +731,10 @@ async fn watch(
     };
     let launcher_status = {
         let exit = async {
-            if let Some(child) = &mut child {
-                return match child.wait().await {
-                    Ok(status) => status.into_raw(),
-                    Err(err) => {
-                        tracing::warn!(container_id = %container_id, error = %err, "cannot wait for the launcher");
-                        -1
-                    }
-                };
+            if let Some(exit_report) = exit_report {
+                if let Ok(status) = exit_report.await {
+                    return status;
+                }
             }
             if let Some(process) = &recorded {
                 loop {

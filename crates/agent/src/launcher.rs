@@ -1,13 +1,11 @@
 //! The sandbox directory with its `stdout` and `stderr` files and `latest` links
-//! (reference §7), starting the launcher process that [`crate::containers`] prepares,
-//! and killing process groups.
+//! (reference §7), and killing process groups.
 
 use crate::core::LaunchSpec;
 use crate::error::AgentError;
 use crate::sandbox;
 use std::fs::File;
 use std::path::Path;
-use std::process::Command;
 
 /// Creates the sandbox, its empty `stdout` and `stderr` files (the launcher appends the
 /// executor's output to them), and points `runs/latest` and `slaves/latest` at this run.
@@ -44,14 +42,6 @@ fn link_latest(dir: &Path, target: &str) -> Result<(), AgentError> {
         .map_err(|e| AgentError::io("cannot create link", &temporary, e))?;
     std::fs::rename(&temporary, &latest)
         .map_err(|e| AgentError::io("cannot replace link", &latest, e))
-}
-
-/// Starts a process (the launcher) on the runtime, so its exit can be awaited.
-pub fn spawn(command: Command) -> Result<tokio::process::Child, AgentError> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    tokio::process::Command::from(command)
-        .spawn()
-        .map_err(|source| AgentError::Spawn { program, source })
 }
 
 /// SIGKILLs a process group. Never signals our own group (0) or init's.

@@ -22,6 +22,7 @@ pub mod executor_api;
 mod files;
 mod http;
 pub mod launcher;
+pub mod launcher_server;
 mod master_link;
 mod metrics;
 mod monitor;

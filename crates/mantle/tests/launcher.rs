@@ -3,6 +3,7 @@
 //! (`CI` set), where they fail.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mantle_containerizer::launch::{
-    command, read_pid, read_status, LaunchConfig, CONFIG_FILE, EXIT_LAUNCH_FAILED, EXIT_NOT_STARTED,
+    command, prepare, read_pid, read_status, start_time, LaunchConfig, CONFIG_FILE,
+    EXIT_LAUNCH_FAILED, EXIT_NOT_STARTED,
 };
 use tempfile::TempDir;
 
@@ -626,6 +628,89 @@ fn missing_argument_prints_usage() {
     let output = Command::new(LAUNCHER).output().expect("run launcher");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("usage: mantle-launcher CONFIG"));
+}
+
+#[test]
+fn the_server_forks_a_launcher_per_config_and_reports_each_end() {
+    let quick = Sandbox::new();
+    let slow = Sandbox::new();
+    let mut server = Command::new(LAUNCHER)
+        .arg("--serve")
+        .env("MANTLE_LEAK_CHECK", "leaked")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut requests = server.stdin.take().expect("piped");
+    let mut reports = BufReader::new(server.stdout.take().expect("piped")).lines();
+    let mut next = || reports.next().expect("a report").expect("read report");
+
+    // The task reads its stdin, which must be /dev/null and not the server's requests.
+    let config = quick.config(&["sh", "-c", "cat; echo out; echo err >&2; exit 3"]);
+    let quick_path = prepare(&quick.rundir, &config).expect("prepare");
+    let slow_path = prepare(&slow.rundir, &slow.config(&["sleep", "30"])).expect("prepare");
+    let missing = quick.root.join("missing.json");
+    let mut paths = Vec::new();
+    for path in [&quick_path, &slow_path, &missing] {
+        paths.push(path.display().to_string());
+    }
+    writeln!(requests, "{}", paths.join("\n")).expect("send requests");
+
+    let mut started = Vec::new();
+    let mut exited = std::collections::HashMap::new();
+    while started.len() < 3 || exited.len() < 2 {
+        let line = next();
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["started", pid, start] => {
+                let pid: i32 = pid.parse().expect("pid");
+                let start: u64 = start.parse().expect("start time");
+                // Exited or not, it is the server's child until reaped, so its entry
+                // and start time are there unless it was reported exited already.
+                if !exited.contains_key(&pid) {
+                    assert!(start_time(pid).is_none_or(|now| now == start), "{line}");
+                }
+                started.push(pid);
+            }
+            ["exited", pid, status] => {
+                exited.insert(
+                    pid.parse::<i32>().expect("pid"),
+                    status.parse::<i32>().expect("status"),
+                );
+            }
+            _ => panic!("unexpected report {line:?}"),
+        }
+    }
+    let [quick_pid, slow_pid, missing_pid] = started[..] else {
+        panic!("{started:?}")
+    };
+    assert_eq!(exited.get(&quick_pid), Some(&(3 << 8)), "{exited:?}");
+    assert_eq!(
+        exited.get(&missing_pid),
+        Some(&(EXIT_LAUNCH_FAILED << 8)),
+        "{exited:?}"
+    );
+    let out = quick.outcome(Some(3), b"");
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(3 << 8), "out\n", "err\n")
+    );
+    assert!(alive(slow_pid));
+    // Each launcher leads a process group of its own.
+    // SAFETY: getpgid takes a pid and no pointers.
+    assert_eq!(unsafe { libc::getpgid(slow_pid) }, slow_pid);
+
+    // Closing its stdin stops the server; the launcher it started keeps running.
+    drop(requests);
+    assert!(server.wait().expect("wait server").success());
+    assert!(alive(slow_pid));
+    // It still does its job without the server: forwards SIGTERM and records the end.
+    signal(slow_pid as u32, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(10), || read_status(
+        &slow.rundir
+    )
+    .expect("read status")
+        == Some(libc::SIGTERM)));
 }
 
 /// Not a timing test (timing goals belong in benchmarks): it launches 200 `true`

@@ -5,16 +5,18 @@
 //!
 //! The agent runs on tokio and must never fork itself (DESIGN invariant 6): forking a
 //! multi-threaded process leaves the child with locks held by threads that no longer
-//! exist. So the agent writes the config to `<rundir>/launch.json` with [`command`] and
-//! spawns `mantle-launcher` with a plain `std::process::Command`. The launcher is a small
-//! single-threaded program; it stays alive as the parent of the task, so the task's exit
-//! status is recorded even while the agent restarts, and tasks outlive the agent.
+//! exist. So the agent writes the config to `<rundir>/launch.json` with [`prepare`] and
+//! sends its path to `mantle-launcher --serve` ([`serve`]), a single-threaded process it
+//! started once, which forks a launcher for it (`mantle-launcher CONFIG`, through
+//! [`command`], runs the same launcher without the server). The launcher is single-
+//! threaded too; it stays alive as the parent of the task, so the task's exit status is
+//! recorded even while the agent restarts, and tasks outlive the agent and the server.
 //!
 //! Files in the run directory:
 //!
 //! | file | written by | contents |
 //! |---|---|---|
-//! | `launch.json` | the agent, through [`command`] | the [`LaunchConfig`] as JSON |
+//! | `launch.json` | the agent, through [`prepare`] | the [`LaunchConfig`] as JSON |
 //! | `pid` | the launcher, right after the fork | the task's pid in the launcher's pid namespace |
 //! | `status` | the launcher, after the task exited | the raw wait status, decimal, newline |
 //!
@@ -27,6 +29,7 @@
 
 mod child;
 mod launcher;
+mod server;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -41,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::ContainerError;
 
 pub use launcher::{run_launcher, run_launcher_with, Builtin};
+pub use server::{serve, start_time};
 
 /// The config file's name inside the run directory.
 pub const CONFIG_FILE: &str = "launch.json";
@@ -195,17 +199,9 @@ fn check_absolute(field: &str, path: &Path) -> Result<(), ContainerError> {
 }
 
 /// Writes the config atomically into `rundir` (created if missing), removes the `pid` and
-/// `status` of an earlier launch in the same directory, and returns the command that runs
-/// `launcher` on it, with stdin, stdout and stderr null.
-///
-/// The agent runs it with `tokio::process::Command::from(..)`. The launcher gets its own
-/// process group, so a Ctrl-C or a group-wide signal meant for the agent does not reach
-/// the containers, which are supposed to outlive it.
-pub fn command(
-    launcher: &Path,
-    rundir: &Path,
-    config: &LaunchConfig,
-) -> Result<Command, ContainerError> {
+/// `status` of an earlier launch in the same directory, and returns the config's path,
+/// the one argument of `mantle-launcher` (or the line to send `mantle-launcher --serve`).
+pub fn prepare(rundir: &Path, config: &LaunchConfig) -> Result<PathBuf, ContainerError> {
     config.validate()?;
     let json = serde_json::to_vec(config)
         .map_err(|err| ContainerError::invalid("launch config", err.to_string()))?;
@@ -220,7 +216,25 @@ pub fn command(
         }
     }
     let config_path = rundir.join(CONFIG_FILE);
+    if config_path.as_os_str().as_bytes().contains(&b'\n') {
+        return Err(ContainerError::invalid(
+            "run directory",
+            "must not contain a newline",
+        ));
+    }
     write_replace(&config_path, &json)?;
+    Ok(config_path)
+}
+
+/// [`prepare`], and the command that runs `launcher` on the config, with stdin, stdout
+/// and stderr null, in a process group of its own (so a Ctrl-C or a group-wide signal
+/// meant for whoever started it does not reach the container).
+pub fn command(
+    launcher: &Path,
+    rundir: &Path,
+    config: &LaunchConfig,
+) -> Result<Command, ContainerError> {
+    let config_path = prepare(rundir, config)?;
     let mut cmd = Command::new(launcher);
     cmd.arg(&config_path)
         .stdin(Stdio::null())
