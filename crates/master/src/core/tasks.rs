@@ -506,28 +506,46 @@ impl Master {
                     answers.push(answer_for(task));
                     continue;
                 }
-                // Until a recovered agent re-registers, its tasks get no answer.
-                if wanted
-                    .agent_id
-                    .as_ref()
-                    .is_some_and(|a| self.health.recovered.contains_key(a))
-                {
+                // The task is unknown. While a recovered agent has not re-registered
+                // it may be there, so nothing is answered (for a task without an
+                // agent id, while any has not).
+                let agent = wanted.agent_id.as_ref();
+                let recovering = match agent {
+                    Some(a) => self.health.recovered.contains_key(a),
+                    None => !self.health.recovered.is_empty(),
+                };
+                if recovering {
                     continue;
                 }
-                let registered = wanted
-                    .agent_id
-                    .as_ref()
-                    .is_some_and(|a| self.agents.get(a).is_some_and(|a| a.stream.is_some()));
-                let state = match (registered, partition_aware) {
-                    (_, false) => TaskState::Lost,
-                    (true, true) => TaskState::Gone,
-                    (false, true) => TaskState::Unknown,
+                let unreachable = agent.and_then(|a| self.health.unreachable.get(a));
+                let (state, message) = if agent.is_some_and(|a| self.agents.contains_key(a)) {
+                    (
+                        TaskState::Gone,
+                        "Reconciliation: Task is unknown to the agent",
+                    )
+                } else if unreachable.is_some() {
+                    (
+                        TaskState::Unreachable,
+                        "Reconciliation: Task is unreachable",
+                    )
+                } else if agent.is_some_and(|a| self.gone.contains_key(a)) {
+                    (TaskState::GoneByOperator, "Reconciliation: Task is gone")
+                } else {
+                    (TaskState::Unknown, "Reconciliation: Task is unknown")
+                };
+                let state = if partition_aware {
+                    state
+                } else {
+                    TaskState::Lost
                 };
                 let mut status = TaskStatus::new(wanted.task_id.clone(), state);
                 status.agent_id = wanted.agent_id.clone();
                 status.source = Some(Source::Master);
                 status.reason = Some(Reason::Reconciliation);
-                status.message = Some("Reconciliation: Task is unknown".into());
+                status.message = Some(message.into());
+                status.unreachable_time = unreachable.map(|u| TimeInfo {
+                    nanoseconds: (u.since * 1e9) as i64,
+                });
                 answers.push(status);
             }
         }

@@ -735,6 +735,85 @@ fn tasks_an_unreachable_agent_does_not_report_are_gone() {
     expect_t1(&mut m, TaskState::Gone, Reason::AgentReregistered);
 }
 
+/// Explicit reconciliation of tasks the master does not know, on each kind of agent
+/// (Mesos's six cases): the answer names what is known of the agent.
+#[test]
+fn explicit_reconciliation_of_unknown_tasks_follows_the_agent() {
+    let (mut m, agent) = running_with_health(true, None);
+    let fid = m.frameworks.keys().next().unwrap().clone();
+    let ask = |m: &mut Master, agent: Option<&str>| {
+        let wanted = ReconcileTask {
+            task_id: TaskId::new("ghost"),
+            agent_id: agent.map(AgentId::new),
+        };
+        let reconcile = Reconcile {
+            tasks: vec![wanted],
+        };
+        call(m, &fid, "s1", CallBody::Reconcile(reconcile)).unwrap();
+        events(m, "s1")
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Update(u) => Some(u.status),
+                _ => None,
+            })
+            .map(|s| {
+                let unreachable = s.unreachable_time.map(|t| t.nanoseconds);
+                (s.state, s.message.unwrap_or_default(), unreachable, s.uuid)
+            })
+            .collect::<Vec<_>>()
+    };
+    let answer =
+        |state, message: &str, unreachable| vec![(state, message.to_string(), unreachable, None)];
+    assert_eq!(
+        ask(&mut m, Some(agent.as_str())),
+        answer(
+            TaskState::Gone,
+            "Reconciliation: Task is unknown to the agent",
+            None
+        )
+    );
+    assert_eq!(
+        ask(&mut m, Some("nowhere")),
+        answer(TaskState::Unknown, "Reconciliation: Task is unknown", None)
+    );
+    assert_eq!(
+        ask(&mut m, None),
+        answer(TaskState::Unknown, "Reconciliation: Task is unknown", None)
+    );
+    m.gone.insert(AgentId::new("removed"), 1.0);
+    assert_eq!(
+        ask(&mut m, Some("removed")),
+        answer(
+            TaskState::GoneByOperator,
+            "Reconciliation: Task is gone",
+            None
+        )
+    );
+    // Three missed pings: unreachable since 5 s.
+    m.tick(5.0);
+    m.take_actions();
+    assert_eq!(
+        ask(&mut m, Some(agent.as_str())),
+        answer(
+            TaskState::Unreachable,
+            "Reconciliation: Task is unreachable",
+            Some(5_000_000_000)
+        )
+    );
+    // While an agent of the registry has not re-registered, a task on it, or on no
+    // agent named, may be there: no answer.
+    let info = m.health.unreachable[&agent].info.clone();
+    m.health
+        .recovered
+        .insert(AgentId::new("returning"), (info, 100.0));
+    assert_eq!(ask(&mut m, Some("returning")), vec![]);
+    assert_eq!(ask(&mut m, None), vec![]);
+    assert_eq!(
+        ask(&mut m, Some("nowhere")),
+        answer(TaskState::Unknown, "Reconciliation: Task is unknown", None)
+    );
+}
+
 /// Explicit reconciliation of `t1` on `agent`, on stream `s1`.
 fn reconcile_t1(master: &mut Master, fid: &FrameworkId, agent: AgentId) {
     let wanted = ReconcileTask {
