@@ -33,6 +33,9 @@ pub struct Workload {
     /// does; otherwise it declines each offer for 5 s, and at 100 frameworks and 10,000
     /// agents that churn is most of the master's work.
     pub suppress_when_launched: bool,
+    /// TEARDOWN once done, while still subscribed (a disconnected framework's calls are
+    /// refused), as a finished batch job ends its framework.
+    pub teardown_when_done: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,9 @@ pub struct Outcome {
     pub failed: usize,
     /// A second terminal update for a task that had already ended (never expected).
     pub ended_twice: usize,
-    /// Still subscribed, with its tasks, when the workload is done.
+    /// The framework's client. Its event stream is closed when the workload is done, so
+    /// the master holds the framework as disconnected (for its failover timeout) with its
+    /// tasks, unless the workload tore it down.
     pub scheduler: Scheduler,
 }
 
@@ -191,6 +196,12 @@ pub async fn run(
     while let Some(call) = calls.join_next().await {
         call.context("call task")?
             .with_context(|| format!("{}: a call failed", workload.name))?;
+    }
+    if workload.teardown_when_done {
+        scheduler
+            .teardown()
+            .await
+            .with_context(|| format!("{}: teardown", workload.name))?;
     }
     latencies.sort_by(f64::total_cmp);
     Ok(Outcome {

@@ -507,14 +507,9 @@ async fn run_launches(
         until: driver::Until::AllEnded,
         must_finish: true,
         suppress_when_launched: true,
+        teardown_when_done: true,
     };
     let outcome = driver::run(master, &workload, timeout, true).await?;
-    // The driver has closed the event stream by now, and a master that noticed already
-    // treats the framework as disconnected and refuses its TEARDOWN (403, as Mesos
-    // does). The figures are in hand either way, so that is only worth a line.
-    if let Err(err) = outcome.scheduler.teardown().await {
-        eprintln!("bench launch: teardown: {err:#}");
-    }
     Ok(outcome)
 }
 

@@ -310,6 +310,7 @@ async fn launch(master: &str, total: usize, options: &Options) -> anyhow::Result
             until: Until::AllRunning,
             must_finish: true,
             suppress_when_launched: true,
+            teardown_when_done: false,
         };
         let (master, timeout) = (master.to_string(), options.timeout());
         runs.spawn(async move { driver::run(&master, &workload, timeout, index == 0).await });

@@ -98,6 +98,7 @@ async fn measure(
             must_finish: true,
             // Declining keeps the allocation runs of the timed phases offering.
             suppress_when_launched: false,
+            teardown_when_done: false,
         });
     }
     for index in 0..completed_frameworks {
@@ -115,6 +116,7 @@ async fn measure(
             must_finish: true,
             // Declining keeps the allocation runs of the timed phases offering.
             suppress_when_launched: false,
+            teardown_when_done: false,
         });
     }
     workloads.retain(|w| w.tasks > 0);

@@ -104,6 +104,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             until: Until::AllRunning,
             must_finish: true,
             suppress_when_launched: true,
+            teardown_when_done: false,
         };
         let master = master.to_string();
         let timeout = options.timeout;
