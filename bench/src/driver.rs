@@ -33,8 +33,9 @@ pub struct Workload {
     /// does; otherwise it declines each offer for 5 s, and at 100 frameworks and 10,000
     /// agents that churn is most of the master's work.
     pub suppress_when_launched: bool,
-    /// TEARDOWN once done, while still subscribed (a disconnected framework's calls are
-    /// refused), as a finished batch job ends its framework.
+    /// TEARDOWN once done, while still subscribed, as a finished batch job ends its
+    /// framework. Otherwise the event stream closes when `run` returns and the master
+    /// keeps the framework, disconnected, with its tasks for its failover timeout.
     pub teardown_when_done: bool,
 }
 
@@ -54,10 +55,6 @@ pub struct Outcome {
     pub failed: usize,
     /// A second terminal update for a task that had already ended (never expected).
     pub ended_twice: usize,
-    /// The framework's client. Its event stream is closed when the workload is done, so
-    /// the master holds the framework as disconnected (for its failover timeout) with its
-    /// tasks, unless the workload tore it down.
-    pub scheduler: Scheduler,
 }
 
 /// Subscribes a framework to `master` and runs `workload` within `timeout`; progress
@@ -211,7 +208,6 @@ pub async fn run(
         finished,
         failed,
         ended_twice,
-        scheduler,
     })
 }
 

@@ -136,7 +136,6 @@ async fn measure(
             outcome.map(|o| (workload, o))
         });
     }
-    let mut schedulers = Vec::new();
     let (mut running, mut finished) = (0, 0);
     let total = runs.len();
     loop {
@@ -164,7 +163,6 @@ async fn measure(
             Until::AllRunning => running += outcome.running_latencies_ms.len(),
             Until::AllEnded => finished += outcome.finished,
         }
-        schedulers.push(outcome.scheduler);
     }
     let (master_fds, bench_fds) = (open_files(pid), open_files(std::process::id()));
     eprintln!(
@@ -264,9 +262,6 @@ async fn measure(
             "poll_p99_ms": round(percentile(&reads, 99.0)),
         })
     );
-    for scheduler in schedulers {
-        let _ = scheduler.teardown().await;
-    }
     fleet.shutdown().await;
     Ok(())
 }

@@ -112,7 +112,6 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
     }
     let mut latencies = Vec::with_capacity(options.tasks);
     let mut tasks = 0;
-    let mut schedulers = Vec::new();
     while let Some(run) = runs.join_next().await {
         let outcome = run.context("framework task")??;
         let ended = outcome.finished + outcome.failed + outcome.ended_twice;
@@ -125,7 +124,6 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
         }
         tasks += outcome.running_latencies_ms.len();
         latencies.extend_from_slice(&outcome.running_latencies_ms);
-        schedulers.push(outcome.scheduler);
     }
     let seconds = launched_at.elapsed().as_secs_f64();
     let master_cpu = cpu_seconds(pid).0 - cpu_before;
@@ -166,9 +164,6 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             "master_rss_mb": round(tasks_rss),
         })
     );
-    for scheduler in schedulers {
-        let _ = scheduler.teardown().await;
-    }
     fleet.shutdown().await;
     Ok(())
 }
