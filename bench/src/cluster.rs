@@ -2,15 +2,40 @@
 //! loopback ports, so the master's memory can be read on its own.
 
 use anyhow::{bail, Context};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A process this benchmark started, killed and reaped when dropped, also when the
+/// benchmark is interrupted (`main` drops the running benchmark on SIGINT or SIGTERM).
+pub struct Process(Child);
+
+impl Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 pub struct Cluster {
     pub master: String,
     master_pid: u32,
     agent_pids: Vec<u32>,
-    children: Vec<Child>,
+    children: Vec<Process>,
     dir: tempfile::TempDir,
 }
 
@@ -41,7 +66,7 @@ pub fn wait_for_address(log: &Path, child: &mut Child) -> anyhow::Result<String>
     }
 }
 
-pub fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> {
+pub fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Process> {
     let file = std::fs::File::create(log)?;
     Command::new(mantle)
         .args(args)
@@ -53,12 +78,13 @@ pub fn spawn(mantle: &Path, args: &[&str], log: &Path) -> anyhow::Result<Child> 
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()
+        .map(Process)
         .with_context(|| format!("cannot run {}", mantle.display()))
 }
 
 /// Starts `mantle master` on `port` (0 picks a free one) with its store in `work`, logging
 /// to `log`; returns at once, before it listens.
-pub fn spawn_master(mantle: &Path, work: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
+pub fn spawn_master(mantle: &Path, work: &Path, port: u16, log: &Path) -> anyhow::Result<Process> {
     let port = port.to_string();
     let work = work.to_str().context("work directory is not UTF-8")?;
     spawn(
@@ -69,7 +95,7 @@ pub fn spawn_master(mantle: &Path, work: &Path, port: u16, log: &Path) -> anyhow
 }
 
 /// Starts `mantle master` and waits until it listens; returns it with its `ip:port`.
-pub fn start_master(mantle: &Path, work: &Path, log: &Path) -> anyhow::Result<(Child, String)> {
+pub fn start_master(mantle: &Path, work: &Path, log: &Path) -> anyhow::Result<(Process, String)> {
     let mut master = spawn_master(mantle, work, 0, log)?;
     let address = wait_for_address(log, &mut master)?;
     Ok((master, address))
@@ -79,7 +105,7 @@ pub fn start_master(mantle: &Path, work: &Path, log: &Path) -> anyhow::Result<(C
 pub struct TempMaster {
     pub address: String,
     pub pid: u32,
-    child: Child,
+    _child: Process,
     _dir: tempfile::TempDir,
 }
 
@@ -94,16 +120,9 @@ impl TempMaster {
         Ok(TempMaster {
             address,
             pid: child.id(),
-            child,
+            _child: child,
             _dir: dir,
         })
-    }
-}
-
-impl Drop for TempMaster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,7 +10,7 @@
 //! its REGISTERED answer.
 
 use crate::agent_link::{Link, LinkError};
-use crate::cluster::{cpu_seconds, open_files, rss_mb, spawn_master, start_master};
+use crate::cluster::{cpu_seconds, open_files, rss_mb, spawn_master, start_master, Process};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use mantle_api::internal::{
@@ -20,7 +20,6 @@ use mantle_api::*;
 use mantle_sdk::http::{ClientError, HttpClient, RecordStream};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -521,7 +520,7 @@ pub fn agent_connections(agents: usize, per_connection: usize) -> u64 {
 }
 
 /// Kills the master with SIGKILL and reaps it.
-fn kill_hard(master: &mut Child) {
+fn kill_hard(master: &mut Process) {
     let _ = master.kill();
     let _ = master.wait();
 }

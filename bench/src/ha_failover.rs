@@ -7,7 +7,7 @@
 //! a goodbye, ZooKeeper notices the dead leader only when its session expires, so the
 //! session timeout is the floor of the measure.
 
-use crate::cluster::{rss_mb, spawn, wait_for_address};
+use crate::cluster::{rss_mb, spawn, wait_for_address, Process};
 use crate::failover::{self, Leader, Shape, Shared};
 use anyhow::{bail, Context};
 use mantle_api::scheduler::Event;
@@ -16,7 +16,6 @@ use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SubscribeOptions};
 use mantle_zk::testing::ZkServers;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -59,16 +58,7 @@ pub async fn run(mantle: &Path, options: &Options, session_timeouts: &[f64]) -> 
 }
 
 /// The masters, killed when dropped.
-struct Masters(Vec<(Child, SocketAddr)>);
-
-impl Drop for Masters {
-    fn drop(&mut self) {
-        for (child, _) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+struct Masters(Vec<(Process, SocketAddr)>);
 
 /// The leader's address from its candidacy data (MasterInfo as JSON).
 fn leader_address(data: &Option<Vec<u8>>) -> Option<SocketAddr> {

@@ -272,6 +272,30 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Interrupted, the running benchmark is dropped: the processes it started are
+    // killed with it (`cluster::Process`) instead of outliving it.
+    tokio::select! {
+        result = run(cli) => result,
+        signal = interrupted() => bail!("interrupted by {signal}; stopped the processes started"),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.bench {
         Bench::Launch {
             tasks,
