@@ -150,6 +150,10 @@ pub struct EventLoop {
     stored_policy: u64,
     /// The agent registry version last written to the store.
     stored_registry: u64,
+    /// The frameworks version last written to the store; none at first, so the first
+    /// write also stores the frameworks recovered (with the deadlines given them now, and
+    /// apart from the agents when the registry read held both).
+    stored_frameworks: Option<u64>,
     /// Registrations waiting to be taken in with the next registry write.
     registering: Vec<(Box<Register>, Reply<EventStream>)>,
     /// When the last batch of registrations was stored, and how long that took.
@@ -206,6 +210,7 @@ impl EventLoop {
             published_at: None,
             stored_policy: core_policy_version,
             stored_registry: core_registry_version,
+            stored_frameworks: None,
             store,
             registering: Vec::new(),
             last_admission: None,
@@ -359,19 +364,30 @@ impl EventLoop {
     /// Stores the registry if it changed since it was last stored: an agent is admitted
     /// only once it is stored (invariant 5). A failed write is a 503.
     fn store_registry(&mut self) -> Result<(), ApiError> {
-        let version = self.core.registry_version();
-        if version == self.stored_registry {
-            return Ok(());
-        }
-        if let Some(store) = &mut self.store {
-            if let Err(err) = store.save_registry(&self.core.registry()) {
-                tracing::error!(error = %err, "cannot store the registry");
-                return Err(ApiError::unavailable(format!(
-                    "cannot store the registry: {err}"
-                )));
+        let unavailable = |err: std::io::Error| {
+            tracing::error!(error = %err, "cannot store the registry");
+            ApiError::unavailable(format!("cannot store the registry: {err}"))
+        };
+        // The frameworks first: a registry written by an older master holds them, and
+        // the agents' part written without them must not be the only copy.
+        let frameworks = self.core.frameworks_version();
+        if self.stored_frameworks != Some(frameworks) {
+            if let Some(store) = &mut self.store {
+                store
+                    .save_frameworks(&self.core.stored_frameworks())
+                    .map_err(unavailable)?;
             }
+            self.stored_frameworks = Some(frameworks);
         }
-        self.stored_registry = version;
+        let version = self.core.registry_version();
+        if version != self.stored_registry {
+            if let Some(store) = &mut self.store {
+                store
+                    .save_registry(&self.core.agent_registry())
+                    .map_err(unavailable)?;
+            }
+            self.stored_registry = version;
+        }
         Ok(())
     }
 

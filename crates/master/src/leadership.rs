@@ -5,7 +5,7 @@
 //! cannot change them. A leader whose session expires stops at once: its event loop ends,
 //! its streams close, and it contends again with a new session.
 
-use crate::core::{Master, MasterConfig, Policy, Registry};
+use crate::core::{Master, MasterConfig, Policy, Registry, StoredFramework};
 use crate::event_loop::{unix_now, EventLoop, LoopHandle};
 use crate::store::Store;
 use mantle_api::ApiError;
@@ -63,9 +63,11 @@ impl RoleHandle {
     }
 }
 
-/// The name of the znode holding the registry, under the election path. It must sort
-/// after `json.info_`: pymesos takes the smallest child name as the leader.
+/// The names of the znodes holding the registry and its frameworks, under the election
+/// path. They must sort after `json.info_`: pymesos takes the smallest child name as
+/// the leader.
 const REGISTRY_NODE: &str = "registry";
+const FRAMEWORKS_NODE: &str = "registry-frameworks";
 const POLICY_NODE: &str = "policy";
 /// Chunks stay well under ZooKeeper's packet limit.
 const CHUNK: usize = 512 * 1024;
@@ -198,10 +200,14 @@ impl ZkStore {
             Some(bytes) => serde_json::from_slice(&bytes)?,
             None => Policy::default(),
         };
-        let registry = match self.load(REGISTRY_NODE).await? {
+        let mut registry: Registry = match self.load(REGISTRY_NODE).await? {
             Some(bytes) => serde_json::from_slice(&bytes)?,
             None => Registry::default(),
         };
+        // Kept apart from the agents; a registry stored before then holds them.
+        if let Some(bytes) = self.load(FRAMEWORKS_NODE).await? {
+            registry.frameworks = serde_json::from_slice(&bytes)?;
+        }
         Ok((policy, registry))
     }
 }
@@ -215,6 +221,11 @@ impl Store for ZkStore {
     fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(registry).map_err(std::io::Error::other)?;
         self.save_blocking(REGISTRY_NODE, &bytes)
+    }
+
+    fn save_frameworks(&mut self, frameworks: &[StoredFramework]) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(frameworks).map_err(std::io::Error::other)?;
+        self.save_blocking(FRAMEWORKS_NODE, &bytes)
     }
 }
 

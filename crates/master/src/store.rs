@@ -1,11 +1,12 @@
 //! The master's embedded store under `--work_dir`: the operator's policy (weights,
-//! quota, dynamic reservations) in `policy.json` and the registry (agents, unreachable,
-//! deactivated, draining and gone agents, the maintenance schedule and DOWN machines,
-//! frameworks with their failover deadlines) in `registry.json`, each replaced atomically
-//! (write a temp file, fsync, rename, fsync the directory) so a crash leaves the old or
-//! the new one.
+//! quota, dynamic reservations) in `policy.json`, the registry (agents, unreachable,
+//! deactivated, draining and gone agents, the maintenance schedule and DOWN machines) in
+//! `registry.json` and the frameworks with their failover deadlines in `frameworks.json`,
+//! apart so that a framework's subscription does not rewrite every agent. Each file is
+//! replaced atomically (write a temp file, fsync, rename, fsync the directory) so a crash
+//! leaves the old or the new one.
 
-use crate::core::{Policy, Registry};
+use crate::core::{Policy, Registry, StoredFramework};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::{self, File};
@@ -14,6 +15,7 @@ use std::path::Path;
 
 const POLICY: &str = "policy.json";
 const REGISTRY: &str = "registry.json";
+const FRAMEWORKS: &str = "frameworks.json";
 
 /// A stored document; an absent file is the default one.
 fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> anyhow::Result<T> {
@@ -49,23 +51,27 @@ pub fn save(dir: &Path, policy: &Policy) -> std::io::Result<()> {
     save_json(dir, POLICY, policy)
 }
 
-/// The stored registry; an absent file is an empty one.
+/// The stored registry with its frameworks; absent files are an empty one. Without
+/// `frameworks.json` (a registry stored before the frameworks were kept apart) the
+/// frameworks are those `registry.json` holds.
 pub fn load_registry(dir: &Path) -> anyhow::Result<Registry> {
-    load_json(dir, REGISTRY)
-}
-
-pub fn save_registry(dir: &Path, registry: &Registry) -> std::io::Result<()> {
-    save_json(dir, REGISTRY, registry)
+    let mut registry: Registry = load_json(dir, REGISTRY)?;
+    if dir.join(FRAMEWORKS).exists() {
+        registry.frameworks = load_json(dir, FRAMEWORKS)?;
+    }
+    Ok(registry)
 }
 
 /// Where the leader keeps its policy and registry: files under `--work_dir`, or
 /// ZooKeeper with `--zk` (`leadership::ZkStore`). A save is durable when it returns.
 pub trait Store: Send {
     fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()>;
+    /// The registry without its frameworks.
     fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()>;
+    fn save_frameworks(&mut self, frameworks: &[StoredFramework]) -> std::io::Result<()>;
 }
 
-/// `policy.json` and `registry.json` in a directory.
+/// `policy.json`, `registry.json` and `frameworks.json` in a directory.
 pub struct FileStore(pub std::path::PathBuf);
 
 impl Store for FileStore {
@@ -74,7 +80,11 @@ impl Store for FileStore {
     }
 
     fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()> {
-        save_registry(&self.0, registry)
+        save_json(&self.0, REGISTRY, registry)
+    }
+
+    fn save_frameworks(&mut self, frameworks: &[StoredFramework]) -> std::io::Result<()> {
+        save_json(&self.0, FRAMEWORKS, &frameworks)
     }
 }
 
@@ -96,5 +106,41 @@ mod tests {
             .to_string()
             .contains("not a valid store file"));
         assert_eq!(load_registry(dir.path()).unwrap(), Registry::default());
+    }
+
+    fn stored_framework(name: &str, deadline: Option<f64>) -> StoredFramework {
+        let info = serde_json::from_value(serde_json::json!({
+            "user": "root", "name": name, "id": {"value": name},
+        }))
+        .unwrap();
+        StoredFramework {
+            info,
+            failover_deadline: deadline,
+        }
+    }
+
+    #[test]
+    fn frameworks_are_stored_apart_and_an_older_registry_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // Written before the frameworks were kept apart: registry.json holds them.
+        let older = Registry {
+            frameworks: vec![stored_framework("old", Some(5.0))],
+            ..Registry::default()
+        };
+        save_json(dir.path(), REGISTRY, &older).unwrap();
+        assert_eq!(load_registry(dir.path()).unwrap(), older);
+
+        let mut store = FileStore(dir.path().to_path_buf());
+        let frameworks = vec![stored_framework("new", None)];
+        store.save_frameworks(&frameworks).unwrap();
+        store.save_registry(&Registry::default()).unwrap();
+        let loaded = load_registry(dir.path()).unwrap();
+        assert_eq!(loaded.frameworks, frameworks);
+        let agents_part = fs::read_to_string(dir.path().join(REGISTRY)).unwrap();
+        assert!(!agents_part.contains("frameworks"), "{agents_part}");
+        // No frameworks left is an empty list, not the registry's old ones.
+        store.save_frameworks(&[]).unwrap();
+        save_json(dir.path(), REGISTRY, &older).unwrap();
+        assert!(load_registry(dir.path()).unwrap().frameworks.is_empty());
     }
 }

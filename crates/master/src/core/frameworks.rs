@@ -247,7 +247,7 @@ impl Master {
             stream,
             event: Event::Heartbeat,
         });
-        self.registry_version += 1;
+        self.frameworks_version += 1;
         self.dirty = true;
         Ok(id)
     }
@@ -414,7 +414,7 @@ impl Master {
         let timeout = framework.info.failover_timeout;
         framework.failover_deadline = Some(now + timeout);
         tracing::info!(framework_id = %id, failover_timeout = timeout, "framework disconnected");
-        self.registry_version += 1;
+        self.frameworks_version += 1;
         self.allocator.set_framework_active(&id, false);
         self.rescind_framework_offers(now, &id, false);
         self.framework_changed(&id, false);
@@ -496,7 +496,7 @@ impl Master {
         framework.unregistered_time = Some(now);
         self.framework_removed(&framework.info);
         self.completed_frameworks.push_back(Arc::new(framework));
-        self.registry_version += 1;
+        self.frameworks_version += 1;
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
         }

@@ -168,8 +168,10 @@ pub struct Master {
     dirty: bool,
     pub counters: Counters,
     pub health: Health,
-    /// Bumped whenever what [`Master::registry`] returns changes.
+    /// Bumped whenever what [`Master::agent_registry`] returns changes.
     registry_version: u64,
+    /// Bumped whenever what [`Master::stored_frameworks`] returns changes.
+    frameworks_version: u64,
     /// Agents the operator deactivated: kept, offered to nobody.
     deactivated: BTreeSet<AgentId>,
     /// Agents the operator marked gone, with the time; they may not re-register.
@@ -253,6 +255,7 @@ impl Master {
             counters: Counters::default(),
             health: Health::default(),
             registry_version: 0,
+            frameworks_version: 0,
             deactivated: BTreeSet::new(),
             gone: BTreeMap::new(),
             maintenance: Maintenance::default(),
