@@ -92,18 +92,14 @@ fn serve_until_closed(builtins: &[Builtin]) -> io::Result<()> {
         }
         if fds[0].revents != 0 {
             // SAFETY: `buf` is writable for its length.
-            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
+            let read = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            let Some(n) = transferred(read)? else {
+                continue;
+            };
             if n == 0 {
                 return Ok(());
             }
-            pending.extend_from_slice(&buf[..n as usize]);
+            pending.extend_from_slice(&buf[..n]);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
                 let path = Path::new(OsStr::from_bytes(&line[..end]));
@@ -203,17 +199,26 @@ fn send(line: &str) -> io::Result<()> {
     let mut rest = line.as_bytes();
     while !rest.is_empty() {
         // SAFETY: `rest` is readable for its length.
-        let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
+        let written = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
+        if let Some(n) = transferred(written)? {
+            rest = &rest[n..];
         }
-        rest = &rest[n as usize..];
     }
     Ok(())
+}
+
+/// The bytes a `read` or `write` moved, or `None` when a signal interrupted it before it
+/// moved any (then it is simply made again).
+fn transferred(result: isize) -> io::Result<Option<usize>> {
+    if let Ok(n) = usize::try_from(result) {
+        return Ok(Some(n));
+    }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::Interrupted {
+        Ok(None)
+    } else {
+        Err(err)
+    }
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks since
