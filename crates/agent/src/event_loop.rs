@@ -664,10 +664,10 @@ impl Recorded {
         match *self {
             Recorded::Executor(_) => running,
             Recorded::Launcher {
-                pid,
                 start_time: Some(start_time),
+                ..
             } => {
-                running && mantle_containerizer::launch::start_time(pid as i32) == Some(start_time)
+                running && mantle_containerizer::launch::stat_start_time(&stat) == Some(start_time)
             }
             Recorded::Launcher {
                 start_time: None, ..

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::ContainerError;
 
 pub use launcher::{run_launcher, run_launcher_with, Builtin};
-pub use server::{serve, start_time};
+pub use server::{serve, start_time, stat_start_time};
 
 /// The config file's name inside the run directory.
 pub const CONFIG_FILE: &str = "launch.json";

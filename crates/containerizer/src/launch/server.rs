@@ -224,7 +224,11 @@ fn transferred(result: isize) -> io::Result<Option<usize>> {
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks since
 /// boot), which tells it apart from a later process given the same pid.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start time in the text of a `/proc/<pid>/stat`, for a caller that read it already.
+pub fn stat_start_time(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses; the fields after it
     // start after its last ')'. There, field 3 is index 0, so field 22 is index 19.
     stat.rsplit_once(')')?
