@@ -2,7 +2,8 @@
 //! unreachable ones with the time they became so, the operator's deactivated, drained
 //! and gone agents, the maintenance schedule with the DOWN machines, and the frameworks
 //! with their failover deadlines, which therefore survive a master restart (Mesos loses
-//! them). The event loop writes it whenever [`Master::registry_version`] moves.
+//! them). The event loop writes the agents' part whenever [`Master::registry_version`]
+//! moves and the frameworks, apart, whenever [`Master::frameworks_version`] does.
 
 use super::{Agent, Drain, Framework, Master, UnreachableAgent};
 use crate::core::frameworks::allocator_options;
