@@ -244,7 +244,7 @@ async fn connect(
     }
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(silence, stream.next_json()) => next,
+            next = tokio::time::timeout(silence, stream.next_record()) => next,
             // Another master leads now: this one will close the stream, or is cut off.
             _ = source.changed() => {
                 if source.current().is_some_and(|leader| leader != master) {
@@ -274,7 +274,7 @@ async fn connect(
             }
             Ok(Ok(Some(record))) => record,
         };
-        match serde_json::from_value::<ToAgent>(record) {
+        match serde_json::from_slice::<ToAgent>(&record) {
             Ok(ToAgent::Shutdown(shutdown)) => {
                 // A gone agent must not come back: its executors stop and the link ends.
                 let input = Input::Master(Box::new(ToAgent::Shutdown(shutdown)));

@@ -306,6 +306,48 @@ impl Event {
         }
     }
 
+    /// Decodes an event from its JSON text straight into its type, without a `Value`
+    /// tree first (a framework reads one per offer and status update). An event type
+    /// this crate does not model is kept whole as [`Event::Other`].
+    pub fn from_json(text: &[u8]) -> Result<Event, String> {
+        // Every body this crate models, each under its lower-cased type; others are
+        // skipped.
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(rename = "type", default)]
+            kind: String,
+            subscribed: Option<Subscribed>,
+            offers: Option<Offers>,
+            inverse_offers: Option<InverseOffers>,
+            rescind: Option<Rescind>,
+            rescind_inverse_offer: Option<RescindInverseOffer>,
+            update: Option<Update>,
+            message: Option<FrameworkMessage>,
+            failure: Option<Failure>,
+            error: Option<ErrorEvent>,
+        }
+        let wire: Wire = serde_json::from_slice(text).map_err(|e| format!("event: {e}"))?;
+        fn body<T>(kind: &str, body: Option<T>) -> Result<T, String> {
+            body.ok_or_else(|| format!("event {kind} has no '{}'", kind.to_ascii_lowercase()))
+        }
+        let kind = wire.kind.as_str();
+        Ok(match kind {
+            "SUBSCRIBED" => Event::Subscribed(body(kind, wire.subscribed)?),
+            "OFFERS" => Event::Offers(body(kind, wire.offers)?),
+            "INVERSE_OFFERS" => Event::InverseOffers(body(kind, wire.inverse_offers)?),
+            "RESCIND" => Event::Rescind(body(kind, wire.rescind)?),
+            "RESCIND_INVERSE_OFFER" => {
+                Event::RescindInverseOffer(body(kind, wire.rescind_inverse_offer)?)
+            }
+            "UPDATE" => Event::Update(body(kind, wire.update)?),
+            "MESSAGE" => Event::Message(body(kind, wire.message)?),
+            "FAILURE" => Event::Failure(body(kind, wire.failure)?),
+            "ERROR" => Event::Error(body(kind, wire.error)?),
+            "HEARTBEAT" => Event::Heartbeat,
+            _ => Event::Other(serde_json::from_slice(text).map_err(|e| format!("event: {e}"))?),
+        })
+    }
+
     pub fn from_value(value: Value) -> Result<Event, String> {
         let tagged = Tagged::new(&value);
         Ok(match tagged.kind {
@@ -331,7 +373,23 @@ mod tests {
 
     fn check_event(event: Event, expected: Value) {
         assert_eq!(event.to_value(), expected);
+        let text = serde_json::to_vec(&expected).unwrap();
+        assert_eq!(Event::from_json(&text).unwrap(), event);
         assert_eq!(Event::from_value(expected).unwrap(), event);
+    }
+
+    #[test]
+    fn events_decode_from_text_as_from_values() {
+        let other = json!({"type": "FROM_THE_FUTURE", "from_the_future": {"x": 1}});
+        let text = serde_json::to_vec(&other).unwrap();
+        assert_eq!(Event::from_json(&text).unwrap(), Event::Other(other));
+        assert_eq!(
+            Event::from_json(br#"{"type":"UPDATE"}"#).unwrap_err(),
+            "event UPDATE has no 'update'"
+        );
+        let bad = Event::from_json(br#"{"type":"OFFERS","offers":{"offers":7}}"#).unwrap_err();
+        assert!(bad.starts_with("event: invalid type"), "{bad}");
+        assert!(Event::from_json(b"{not json").is_err());
     }
 
     #[test]
