@@ -37,6 +37,10 @@ pub struct Workload {
     /// framework. Otherwise the event stream closes when `run` returns and the master
     /// keeps the framework, disconnected, with its tasks for its failover timeout.
     pub teardown_when_done: bool,
+    /// The event stream and the calls share one HTTP/2 connection
+    /// ([`SubscribeOptions::http2`]) instead of HTTP/1.1 with a connection per call in
+    /// flight.
+    pub http2: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +76,7 @@ pub async fn run(
     }))?;
     let options = SubscribeOptions {
         request_timeout: Duration::from_secs(60),
+        http2: workload.http2,
         ..SubscribeOptions::default()
     };
     let (scheduler, mut events) = Scheduler::subscribe_with(master, info, options).await?;

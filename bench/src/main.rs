@@ -169,6 +169,11 @@ enum Bench {
         /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
+        /// The frameworks speak HTTP/1.1 with a connection per call in flight, as
+        /// pymesos does; by default each framework's event stream and calls share one
+        /// HTTP/2 connection.
+        #[arg(long)]
+        frameworks_http1: bool,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -377,6 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             agent_resources,
             task_resources,
             agents_per_connection,
+            frameworks_http1,
             timeout,
         } => {
             let options = throughput::Options {
@@ -386,6 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 agent_resources,
                 task_resources,
                 agents_per_connection,
+                frameworks_http1,
                 timeout: Duration::from_secs(timeout),
             };
             throughput::run(&cli.mantle, &options).await
@@ -532,6 +539,7 @@ async fn run_launches(
         must_finish: true,
         suppress_when_launched: true,
         teardown_when_done: true,
+        http2: false,
     };
     let outcome = driver::run(master, &workload, timeout, true).await?;
     Ok(outcome)

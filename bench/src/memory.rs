@@ -311,6 +311,7 @@ async fn launch(master: &str, total: usize, options: &Options) -> anyhow::Result
             must_finish: true,
             suppress_when_launched: true,
             teardown_when_done: false,
+            http2: false,
         };
         let (master, timeout) = (master.to_string(), options.timeout());
         runs.spawn(async move { driver::run(&master, &workload, timeout, index == 0).await });

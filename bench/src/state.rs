@@ -99,6 +99,7 @@ async fn measure(
             // Declining keeps the allocation runs of the timed phases offering.
             suppress_when_launched: false,
             teardown_when_done: false,
+            http2: false,
         });
     }
     for index in 0..completed_frameworks {
@@ -117,6 +118,7 @@ async fn measure(
             // Declining keeps the allocation runs of the timed phases offering.
             suppress_when_launched: false,
             teardown_when_done: false,
+            http2: false,
         });
     }
     workloads.retain(|w| w.tasks > 0);

@@ -23,6 +23,8 @@ pub struct Options {
     pub task_resources: String,
     /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
     pub agents_per_connection: usize,
+    /// The frameworks speak HTTP/1.1, as pymesos does, rather than HTTP/2.
+    pub frameworks_http1: bool,
     pub timeout: Duration,
 }
 
@@ -105,6 +107,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             must_finish: true,
             suppress_when_launched: true,
             teardown_when_done: false,
+            http2: !options.frameworks_http1,
         };
         let master = master.to_string();
         let timeout = options.timeout;
@@ -149,6 +152,7 @@ async fn measure(master: &str, pid: u32, options: &Options) -> anyhow::Result<()
             "p99_ms": round(percentile(&latencies, 99.0)),
             "master_cpu_s": round(master_cpu),
             "agents_per_connection": options.agents_per_connection,
+            "frameworks_http": if options.frameworks_http1 { "1.1" } else { "2" },
             "master_fds": master_fds,
             "bench_fds": bench_fds,
         })

@@ -187,7 +187,9 @@ impl HttpClient {
         url: &str,
         request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let sent = async {
+        // Boxed: hyper's request futures are several kilobytes, and every future that
+        // awaits this one (each call a framework spawns) would carry and move them.
+        let sent = Box::pin(async {
             match &self.transport {
                 Transport::Pool(client) => {
                     client
@@ -219,7 +221,7 @@ impl HttpClient {
                         .map_err(|e| http2_error(e.to_string()))
                 }
             }
-        };
+        });
         tokio::time::timeout(self.timeout, sent)
             .await
             .map_err(|_| ClientError::Timeout {

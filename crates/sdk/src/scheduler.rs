@@ -25,6 +25,7 @@ use mantle_api::{
     TaskStatus,
 };
 use rand::Rng;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -58,6 +59,10 @@ pub struct SubscribeOptions {
     pub missed_heartbeats: u32,
     /// The time limit of one call, and of the answer headers of a SUBSCRIBE. Default 30 s.
     pub request_timeout: Duration,
+    /// Talk HTTP/2 (h2c with prior knowledge, which a Mantle master speaks beside
+    /// HTTP/1.1): the event stream and every call share one connection. Masters that
+    /// speak only HTTP/1.1 (Apache Mesos) refuse it. Default false.
+    pub http2: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -68,6 +73,7 @@ impl Default for SubscribeOptions {
             max_backoff: Duration::from_secs(30),
             missed_heartbeats: 5,
             request_timeout: Duration::from_secs(30),
+            http2: false,
         }
     }
 }
@@ -91,6 +97,9 @@ pub enum SchedulerEvent {
     /// An event from the master, in stream order, heartbeats included.
     Event(Event),
 }
+
+/// A call ready to send: its URL, body and headers.
+type Encoded = (String, Vec<u8>, Vec<(&'static str, String)>);
 
 /// Where the framework is in its life, as the stream reader needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +209,11 @@ impl Scheduler {
         })?;
         let (phase, phase_rx) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
-            http: HttpClient::new(options.request_timeout),
+            http: if options.http2 {
+                HttpClient::http2(options.request_timeout)
+            } else {
+                HttpClient::new(options.request_timeout)
+            },
             options,
             state: Mutex::new(State {
                 seed,
@@ -239,109 +252,132 @@ impl Scheduler {
     /// Sends a call to the leading master: fills in `framework_id` when it is unset and
     /// sends the current `Mesos-Stream-Id`. Any 2xx is success; a 307 is
     /// [`ClientError::Redirect`], any other answer [`ClientError::Status`].
-    pub async fn call(&self, call: Call) -> Result<(), ClientError> {
-        if call.kind.as_deref() == Some("SUBSCRIBE") {
-            return Err(ClientError::Request(
-                "SUBSCRIBE is sent by Scheduler::subscribe, not by call".into(),
-            ));
-        }
-        let (url, body, headers) = {
-            let state = self.shared.state();
-            let body = encode_call(call, state.framework_info.id.as_ref());
-            let headers: Vec<(&str, String)> = state
-                .stream_id
-                .iter()
-                .map(|id| (STREAM_ID_HEADER, id.clone()))
-                .collect();
-            (scheduler_url(&state.leader), body, headers)
+    ///
+    /// The call is encoded at once; the future that sends it holds only its bytes (a
+    /// `Call` is over a kilobyte, and a framework may have many calls in flight).
+    pub fn call(&self, call: Call) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.send_encoded(self.encode(call).map(Some))
+    }
+
+    /// Sends an encoded call; none is nothing to send.
+    async fn send_encoded(
+        &self,
+        encoded: Result<Option<Encoded>, ClientError>,
+    ) -> Result<(), ClientError> {
+        let Some((url, body, headers)) = encoded? else {
+            return Ok(());
         };
         self.shared.http.post(&url, body, &headers).await?;
         Ok(())
     }
 
+    /// The URL, body and headers of a call to the current leader.
+    fn encode(&self, call: Call) -> Result<Encoded, ClientError> {
+        if call.kind.as_deref() == Some("SUBSCRIBE") {
+            return Err(ClientError::Request(
+                "SUBSCRIBE is sent by Scheduler::subscribe, not by call".into(),
+            ));
+        }
+        let state = self.shared.state();
+        let body = encode_call(call, state.framework_info.id.as_ref());
+        let headers = state
+            .stream_id
+            .iter()
+            .map(|id| (STREAM_ID_HEADER, id.clone()))
+            .collect();
+        Ok((scheduler_url(&state.leader), body, headers))
+    }
+
     /// ACCEPT: runs `operations` on the offers; what they leave unused is declined with
     /// `filters`.
-    pub async fn accept(
+    pub fn accept(
         &self,
         offer_ids: Vec<OfferId>,
         operations: Vec<Operation>,
         filters: Option<Filters>,
-    ) -> Result<(), ClientError> {
-        self.call(accept_call(offer_ids, operations, filters)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(accept_call(offer_ids, operations, filters))
     }
 
     /// ACCEPT with one LAUNCH operation.
-    pub async fn launch(
+    pub fn launch(
         &self,
         offer_id: OfferId,
         tasks: Vec<TaskInfo>,
         filters: Option<Filters>,
-    ) -> Result<(), ClientError> {
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
         self.accept(vec![offer_id], vec![Operation::launch(tasks)], filters)
-            .await
     }
 
-    pub async fn decline(
+    pub fn decline(
         &self,
         offer_ids: Vec<OfferId>,
         filters: Option<Filters>,
-    ) -> Result<(), ClientError> {
-        self.call(decline_call(offer_ids, filters)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(decline_call(offer_ids, filters))
     }
 
     /// REVIVE for `roles` (all of the framework's roles when empty).
-    pub async fn revive(&self, roles: Vec<String>) -> Result<(), ClientError> {
-        self.call(roles_call("REVIVE", roles)).await
+    pub fn revive(
+        &self,
+        roles: Vec<String>,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(roles_call("REVIVE", roles))
     }
 
     /// SUPPRESS for `roles` (all of the framework's roles when empty).
-    pub async fn suppress(&self, roles: Vec<String>) -> Result<(), ClientError> {
-        self.call(roles_call("SUPPRESS", roles)).await
+    pub fn suppress(
+        &self,
+        roles: Vec<String>,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(roles_call("SUPPRESS", roles))
     }
 
-    pub async fn kill(
+    pub fn kill(
         &self,
         task_id: TaskId,
         agent_id: Option<AgentId>,
-    ) -> Result<(), ClientError> {
-        self.call(kill_call(task_id, agent_id)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(kill_call(task_id, agent_id))
     }
 
     /// SHUTDOWN of an executor.
-    pub async fn shutdown_executor(
+    pub fn shutdown_executor(
         &self,
         executor_id: ExecutorId,
         agent_id: AgentId,
-    ) -> Result<(), ClientError> {
-        self.call(shutdown_call(executor_id, agent_id)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(shutdown_call(executor_id, agent_id))
     }
 
     /// ACKNOWLEDGE of a status update. Updates without a `uuid` (those the master made
     /// up) must not be acknowledged, so for them this does nothing.
-    pub async fn acknowledge(&self, status: &TaskStatus) -> Result<(), ClientError> {
-        match acknowledge_call(status)? {
-            Some(call) => self.call(call).await,
-            None => Ok(()),
-        }
+    pub fn acknowledge(
+        &self,
+        status: &TaskStatus,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        let encoded = acknowledge_call(status)
+            .and_then(|call| call.map(|call| self.encode(call)).transpose());
+        self.send_encoded(encoded)
     }
 
     /// RECONCILE of the given tasks; an empty list asks for every task (implicit
     /// reconciliation).
-    pub async fn reconcile(
+    pub fn reconcile(
         &self,
         tasks: Vec<(TaskId, Option<AgentId>)>,
-    ) -> Result<(), ClientError> {
-        self.call(reconcile_call(tasks)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(reconcile_call(tasks))
     }
 
     /// MESSAGE to an executor (best effort; the bytes go out base64 encoded).
-    pub async fn message(
+    pub fn message(
         &self,
         agent_id: AgentId,
         executor_id: ExecutorId,
         data: &[u8],
-    ) -> Result<(), ClientError> {
-        self.call(message_call(agent_id, executor_id, data)).await
+    ) -> impl Future<Output = Result<(), ClientError>> + Send + '_ {
+        self.call(message_call(agent_id, executor_id, data))
     }
 
     /// TEARDOWN: the master removes the framework, kills its tasks and closes the
@@ -708,7 +744,7 @@ async fn pump(
 ) -> Pumped {
     let master = subscription.master.clone();
     loop {
-        let value = match tokio::time::timeout(liveness, subscription.stream.next_json()).await {
+        let record = match tokio::time::timeout(liveness, subscription.stream.next_record()).await {
             Err(_) => {
                 return Pumped::Lost(format!("no event from master {master} in {liveness:?}"))
             }
@@ -716,9 +752,9 @@ async fn pump(
             Ok(Ok(None)) => {
                 return Pumped::Lost(format!("master {master} closed the event stream"))
             }
-            Ok(Ok(Some(value))) => value,
+            Ok(Ok(Some(record))) => record,
         };
-        let event = match Event::from_value(value) {
+        let event = match Event::from_json(&record) {
             Ok(event) => event,
             Err(error) => {
                 // One malformed event is not worth the subscription; an unacknowledged

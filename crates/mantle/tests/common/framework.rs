@@ -3,7 +3,7 @@
 
 use mantle_api::scheduler::Event;
 use mantle_api::*;
-use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SchedulerEvents};
+use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SchedulerEvents, SubscribeOptions};
 use std::time::{Duration, Instant};
 
 pub struct Framework {
@@ -40,7 +40,17 @@ impl Framework {
     }
 
     pub async fn subscribe_with(master: &str, info: FrameworkInfo) -> Framework {
-        let (scheduler, events) = Scheduler::subscribe(master, info).await.expect("subscribe");
+        Framework::subscribe_with_options(master, info, SubscribeOptions::default()).await
+    }
+
+    pub async fn subscribe_with_options(
+        master: &str,
+        info: FrameworkInfo,
+        options: SubscribeOptions,
+    ) -> Framework {
+        let (scheduler, events) = Scheduler::subscribe_with(master, info, options)
+            .await
+            .expect("subscribe");
         let id = scheduler.framework_id().expect("framework id");
         Framework {
             scheduler,

@@ -332,6 +332,7 @@ fn fast() -> SubscribeOptions {
         max_backoff: Duration::from_millis(50),
         missed_heartbeats: 5,
         request_timeout: Duration::from_secs(5),
+        http2: false,
     }
 }
 
