@@ -6,10 +6,14 @@
 //! It checks that no task ends twice.
 
 use anyhow::{bail, Context};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mantle_api::scheduler::Event;
 use mantle_api::*;
 use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SubscribeOptions};
+use mantle_sdk::ClientError;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// Calls (ACCEPT, DECLINE, ACKNOWLEDGE) a framework has in flight at most: each holds a
@@ -85,7 +89,7 @@ pub async fn run(
     let mut ended: HashSet<TaskId> = HashSet::new();
     let (mut launched, mut running, mut finished, mut failed, mut ended_twice) = (0, 0, 0, 0, 0);
     let mut suppressed = false;
-    let mut calls = tokio::task::JoinSet::new();
+    let mut calls = Calls::new(&workload.name);
     let started = Instant::now();
     let deadline = started + timeout;
     let mut last_report = Instant::now();
@@ -95,7 +99,15 @@ pub async fn run(
     };
     while !done(running, ended.len()) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = match tokio::time::timeout(left, events.next()).await {
+        // The calls in flight make progress while the framework waits for events.
+        let next = tokio::select! {
+            next = tokio::time::timeout(left, events.next()) => next,
+            ended = calls.next_ended() => {
+                ended?;
+                continue;
+            }
+        };
+        let event = match next {
             Err(_) => bail!(
                 "{}: timed out after {timeout:?}: {launched} launched, {running} running, {} ended",
                 workload.name,
@@ -117,7 +129,7 @@ pub async fn run(
                     }
                     // One event can carry an offer of every agent: thousands of calls,
                     // a connection each, if they all left at once.
-                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    calls.wait_below(CALLS_IN_FLIGHT).await?;
                     let now = Instant::now();
                     for task in &batch {
                         accepted_at.insert(task.task_id.clone(), now);
@@ -126,30 +138,30 @@ pub async fn run(
                     let filters = Some(Filters {
                         refuse_seconds: 0.0,
                     });
-                    calls.spawn(async move { caller.launch(offer.id, batch, filters).await });
+                    calls.push(async move { caller.launch(offer.id, batch, filters).await });
                 }
                 if !unused.is_empty() {
-                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    calls.wait_below(CALLS_IN_FLIGHT).await?;
                     let caller = scheduler.clone();
                     let filters = Some(Filters {
                         refuse_seconds: 5.0,
                     });
-                    calls.spawn(async move { caller.decline(unused, filters).await });
+                    calls.push(async move { caller.decline(unused, filters).await });
                 }
                 if workload.suppress_when_launched && launched == workload.tasks && !suppressed {
                     suppressed = true;
-                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    calls.wait_below(CALLS_IN_FLIGHT).await?;
                     let caller = scheduler.clone();
-                    calls.spawn(async move { caller.suppress(Vec::new()).await });
+                    calls.push(async move { caller.suppress(Vec::new()).await });
                 }
             }
             Event::Update(update) => {
                 let status = update.status;
                 if status.uuid.is_some() {
-                    wait_below(&mut calls, CALLS_IN_FLIGHT, &workload.name).await?;
+                    calls.wait_below(CALLS_IN_FLIGHT).await?;
                     let caller = scheduler.clone();
                     let ack = status.clone();
-                    calls.spawn(async move { caller.acknowledge(&ack).await });
+                    calls.push(async move { caller.acknowledge(&ack).await });
                 }
                 match status.state {
                     TaskState::Running => {
@@ -181,10 +193,6 @@ pub async fn run(
             }
             _ => {}
         }
-        while let Some(call) = calls.try_join_next() {
-            call.context("call task")?
-                .with_context(|| format!("{}: a call failed", workload.name))?;
-        }
         if progress && last_report.elapsed() > Duration::from_secs(2) {
             last_report = Instant::now();
             eprintln!(
@@ -195,10 +203,7 @@ pub async fn run(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    while let Some(call) = calls.join_next().await {
-        call.context("call task")?
-            .with_context(|| format!("{}: a call failed", workload.name))?;
-    }
+    calls.wait_below(1).await?;
     if workload.teardown_when_done {
         scheduler
             .teardown()
@@ -216,22 +221,44 @@ pub async fn run(
     })
 }
 
-/// Waits until fewer than `limit` calls are in flight; a failed call fails the run. Each
-/// call in flight holds a connection (idle in the SDK's pool for 90 s afterwards):
-/// unbounded, a framework offered thousands of agents at once, or a burst of updates to
-/// acknowledge, runs a process out of open files.
-async fn wait_below(
-    calls: &mut tokio::task::JoinSet<Result<(), mantle_sdk::ClientError>>,
-    limit: usize,
-    name: &str,
-) -> anyhow::Result<()> {
-    while calls.len() >= limit {
-        if let Some(call) = calls.join_next().await {
-            call.context("call task")?
-                .with_context(|| format!("{name}: a call failed"))?;
+/// A framework's calls in flight, driven by its own task (a task spawned per call cost
+/// the benchmark process more than the calls' own work).
+struct Calls {
+    name: String,
+    running: FuturesUnordered<BoxFuture<'static, Result<(), ClientError>>>,
+}
+
+impl Calls {
+    fn new(name: &str) -> Calls {
+        Calls {
+            name: name.to_string(),
+            running: FuturesUnordered::new(),
         }
     }
-    Ok(())
+
+    fn push(&mut self, call: impl Future<Output = Result<(), ClientError>> + Send + 'static) {
+        self.running.push(Box::pin(call));
+    }
+
+    /// Waits for the next call to end; a failed call fails the run. Never ends while none
+    /// is in flight.
+    async fn next_ended(&mut self) -> anyhow::Result<()> {
+        match self.running.next().await {
+            Some(ended) => ended.with_context(|| format!("{}: a call failed", self.name)),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits until fewer than `limit` calls are in flight. Each call in flight holds a
+    /// connection over HTTP/1.1 (idle in the SDK's pool for 90 s afterwards):
+    /// unbounded, a framework offered thousands of agents at once, or a burst of updates
+    /// to acknowledge, runs a process out of open files.
+    async fn wait_below(&mut self, limit: usize) -> anyhow::Result<()> {
+        while self.running.len() >= limit {
+            self.next_ended().await?;
+        }
+        Ok(())
+    }
 }
 
 /// As many of the workload's next tasks as fit in `offer`.
