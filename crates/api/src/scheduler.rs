@@ -289,21 +289,52 @@ pub enum Event {
     Other(Value),
 }
 
+/// An event is written as Mesos writes it: its `type` first, then its body under the
+/// lower-cased type; straight to the output, without a `Value` tree first.
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        fn tagged<S: serde::Serializer, B: Serialize>(
+            serializer: S,
+            kind: &str,
+            key: &str,
+            body: &B,
+        ) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry("type", kind)?;
+            map.serialize_entry(key, body)?;
+            map.end()
+        }
+        match self {
+            Event::Subscribed(b) => tagged(serializer, "SUBSCRIBED", "subscribed", b),
+            Event::Offers(b) => tagged(serializer, "OFFERS", "offers", b),
+            Event::InverseOffers(b) => {
+                tagged(serializer, "INVERSE_OFFERS", "inverse_offers", b)
+            }
+            Event::Rescind(b) => tagged(serializer, "RESCIND", "rescind", b),
+            Event::RescindInverseOffer(b) => tagged(
+                serializer,
+                "RESCIND_INVERSE_OFFER",
+                "rescind_inverse_offer",
+                b,
+            ),
+            Event::Update(b) => tagged(serializer, "UPDATE", "update", b),
+            Event::Message(b) => tagged(serializer, "MESSAGE", "message", b),
+            Event::Failure(b) => tagged(serializer, "FAILURE", "failure", b),
+            Event::Error(b) => tagged(serializer, "ERROR", "error", b),
+            Event::Heartbeat => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("type", "HEARTBEAT")?;
+                map.end()
+            }
+            Event::Other(value) => value.serialize(serializer),
+        }
+    }
+}
+
 impl Event {
     pub fn to_value(&self) -> Value {
-        match self {
-            Event::Subscribed(b) => tagged("SUBSCRIBED", Some(b)),
-            Event::Offers(b) => tagged("OFFERS", Some(b)),
-            Event::InverseOffers(b) => tagged("INVERSE_OFFERS", Some(b)),
-            Event::Rescind(b) => tagged("RESCIND", Some(b)),
-            Event::RescindInverseOffer(b) => tagged("RESCIND_INVERSE_OFFER", Some(b)),
-            Event::Update(b) => tagged("UPDATE", Some(b)),
-            Event::Message(b) => tagged("MESSAGE", Some(b)),
-            Event::Failure(b) => tagged("FAILURE", Some(b)),
-            Event::Error(b) => tagged("ERROR", Some(b)),
-            Event::Heartbeat => tagged::<()>("HEARTBEAT", None),
-            Event::Other(v) => v.clone(),
-        }
+        serde_json::to_value(self).expect("wire types serialize")
     }
 
     /// Decodes an event from its JSON text straight into its type, without a `Value`
@@ -373,6 +404,9 @@ mod tests {
 
     fn check_event(event: Event, expected: Value) {
         assert_eq!(event.to_value(), expected);
+        // The type comes first, as in Mesos's JSON.
+        let written = String::from_utf8(serde_json::to_vec(&event).unwrap()).unwrap();
+        assert!(written.starts_with(r#"{"type":"#), "{written}");
         let text = serde_json::to_vec(&expected).unwrap();
         assert_eq!(Event::from_json(&text).unwrap(), event);
         assert_eq!(Event::from_value(expected).unwrap(), event);

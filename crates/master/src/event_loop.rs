@@ -610,7 +610,7 @@ impl EventLoop {
         for action in self.core.take_actions() {
             match action {
                 Action::Framework { stream, event } => {
-                    let record = recordio::encode(&to_ascii_json(&event.to_value()));
+                    let record = recordio::encode(&to_ascii_json(&event));
                     self.send(&stream, record);
                 }
                 Action::Agent { stream, message } => {
