@@ -223,26 +223,26 @@ pub async fn run(
 
 /// A framework's calls in flight, driven by its own task (a task spawned per call cost
 /// the benchmark process more than the calls' own work).
-struct Calls {
+pub struct Calls {
     name: String,
     running: FuturesUnordered<BoxFuture<'static, Result<(), ClientError>>>,
 }
 
 impl Calls {
-    fn new(name: &str) -> Calls {
+    pub fn new(name: &str) -> Calls {
         Calls {
             name: name.to_string(),
             running: FuturesUnordered::new(),
         }
     }
 
-    fn push(&mut self, call: impl Future<Output = Result<(), ClientError>> + Send + 'static) {
+    pub fn push(&mut self, call: impl Future<Output = Result<(), ClientError>> + Send + 'static) {
         self.running.push(Box::pin(call));
     }
 
     /// Waits for the next call to end; a failed call fails the run. Never ends while none
     /// is in flight.
-    async fn next_ended(&mut self) -> anyhow::Result<()> {
+    pub async fn next_ended(&mut self) -> anyhow::Result<()> {
         match self.running.next().await {
             Some(ended) => ended.with_context(|| format!("{}: a call failed", self.name)),
             None => std::future::pending().await,
@@ -253,7 +253,7 @@ impl Calls {
     /// connection over HTTP/1.1 (idle in the SDK's pool for 90 s afterwards):
     /// unbounded, a framework offered thousands of agents at once, or a burst of updates
     /// to acknowledge, runs a process out of open files.
-    async fn wait_below(&mut self, limit: usize) -> anyhow::Result<()> {
+    pub async fn wait_below(&mut self, limit: usize) -> anyhow::Result<()> {
         while self.running.len() >= limit {
             self.next_ended().await?;
         }

@@ -10,13 +10,13 @@
 //! and CPU.
 
 use crate::cluster::{cpu_seconds, rss_mb, TempMaster};
-use crate::driver::{percentile, task_info};
+use crate::driver::{percentile, task_info, Calls};
 use crate::failover::{agent_connections, raise_open_files};
 use crate::throughput::start_fleet;
 use anyhow::{bail, Context};
 use mantle_api::scheduler::Event;
 use mantle_api::*;
-use mantle_sdk::scheduler::{Scheduler, SchedulerEvent};
+use mantle_sdk::scheduler::{Scheduler, SchedulerEvent, SubscribeOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -204,11 +204,24 @@ async fn load_framework(
         "user": "root",
         "name": format!("load-{index}"),
     }))?;
-    let (scheduler, mut events) = Scheduler::subscribe(master, info).await?;
-    let mut calls = tokio::task::JoinSet::new();
+    // Over HTTP/2, as the throughput benchmark's frameworks: the load's acknowledgements
+    // are most of the master's requests.
+    let options = SubscribeOptions {
+        http2: true,
+        ..SubscribeOptions::default()
+    };
+    let (scheduler, mut events) = Scheduler::subscribe_with(master, info, options).await?;
+    let mut calls = Calls::new(&format!("load framework {index}"));
     let mut next = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        let event = match tokio::time::timeout(Duration::from_millis(500), events.next()).await {
+        let next_event = tokio::select! {
+            next = tokio::time::timeout(Duration::from_millis(500), events.next()) => next,
+            ended = calls.next_ended() => {
+                ended?;
+                continue;
+            }
+        };
+        let event = match next_event {
             Err(_) => continue,
             Ok(None) => bail!("load framework {index}: the event stream ended"),
             Ok(Some(SchedulerEvent::Event(event))) => event,
@@ -229,7 +242,7 @@ async fn load_framework(
                     }
                     launched.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     let caller = scheduler.clone();
-                    calls.spawn(async move {
+                    calls.push(async move {
                         if batch.is_empty() {
                             caller.decline(vec![offer.id], None).await
                         } else {
@@ -240,21 +253,13 @@ async fn load_framework(
             }
             Event::Update(update) if update.status.uuid.is_some() => {
                 let caller = scheduler.clone();
-                calls.spawn(async move { caller.acknowledge(&update.status).await });
+                calls.push(async move { caller.acknowledge(&update.status).await });
             }
             _ => {}
         }
-        while calls.len() >= CALLS_IN_FLIGHT {
-            if let Some(call) = calls.join_next().await {
-                call.context("call task")?
-                    .with_context(|| format!("load framework {index}: a call failed"))?;
-            }
-        }
+        calls.wait_below(CALLS_IN_FLIGHT).await?;
     }
-    while let Some(call) = calls.join_next().await {
-        call.context("call task")?
-            .with_context(|| format!("load framework {index}: a call failed"))?;
-    }
+    calls.wait_below(1).await?;
     scheduler.teardown().await?;
     Ok(())
 }

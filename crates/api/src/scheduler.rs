@@ -308,9 +308,7 @@ impl Serialize for Event {
         match self {
             Event::Subscribed(b) => tagged(serializer, "SUBSCRIBED", "subscribed", b),
             Event::Offers(b) => tagged(serializer, "OFFERS", "offers", b),
-            Event::InverseOffers(b) => {
-                tagged(serializer, "INVERSE_OFFERS", "inverse_offers", b)
-            }
+            Event::InverseOffers(b) => tagged(serializer, "INVERSE_OFFERS", "inverse_offers", b),
             Event::Rescind(b) => tagged(serializer, "RESCIND", "rescind", b),
             Event::RescindInverseOffer(b) => tagged(
                 serializer,
