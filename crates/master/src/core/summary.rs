@@ -144,8 +144,12 @@ impl StateView {
                     .is_none_or(|id| t.info.task_id.as_str() == id)
             })
             .collect();
+        // Tasks seen at the same time are ordered by ID, so that pages do not overlap
+        // and `asc` is exactly the reverse of `des`.
         tasks.sort_by(|a, b| {
-            let order = first_seen(a).total_cmp(&first_seen(b));
+            let order = first_seen(a)
+                .total_cmp(&first_seen(b))
+                .then_with(|| a.info.task_id.as_str().cmp(b.info.task_id.as_str()));
             if query.ascending {
                 order
             } else {
