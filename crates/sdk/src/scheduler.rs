@@ -9,8 +9,9 @@
 //! same framework id, with jittered exponential backoff, as reference §1.4 asks of
 //! clients. An ERROR event, a TEARDOWN, or running out of retries ends the stream.
 //!
-//! Calls go over their own connections with `Content-Type: application/json`, the
-//! framework id and the `Mesos-Stream-Id` of the current subscription.
+//! Calls go over their own connections (over HTTP/1.1; with [`SubscribeOptions::http2`]
+//! they share the stream's) with `Content-Type: application/json`, the framework id and
+//! the `Mesos-Stream-Id` of the current subscription.
 
 use crate::detect::MasterSource;
 use crate::http::{ClientError, HttpClient, RecordStream};
