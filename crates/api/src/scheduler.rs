@@ -4,7 +4,6 @@
 use crate::error::ApiError;
 use crate::ids::*;
 use crate::maintenance::{InverseOffer, InverseOfferIds};
-use crate::messages::Tagged;
 use crate::messages::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -377,21 +376,9 @@ impl Event {
         })
     }
 
+    /// [`Event::from_json`] of a value already parsed.
     pub fn from_value(value: Value) -> Result<Event, String> {
-        let tagged = Tagged::new(&value);
-        Ok(match tagged.kind {
-            "SUBSCRIBED" => Event::Subscribed(tagged.body()?),
-            "OFFERS" => Event::Offers(tagged.body()?),
-            "INVERSE_OFFERS" => Event::InverseOffers(tagged.body()?),
-            "RESCIND" => Event::Rescind(tagged.body()?),
-            "RESCIND_INVERSE_OFFER" => Event::RescindInverseOffer(tagged.body()?),
-            "UPDATE" => Event::Update(tagged.body()?),
-            "MESSAGE" => Event::Message(tagged.body()?),
-            "FAILURE" => Event::Failure(tagged.body()?),
-            "ERROR" => Event::Error(tagged.body()?),
-            "HEARTBEAT" => Event::Heartbeat,
-            _ => Event::Other(value),
-        })
+        Event::from_json(&serde_json::to_vec(&value).expect("a Value serializes"))
     }
 }
 

@@ -696,14 +696,14 @@ async fn subscribe_once(shared: &Shared, attempt: usize) -> Result<Outcome, Clie
             message: format!("the SUBSCRIBE answer has no {STREAM_ID_HEADER} header"),
         })?;
     let wait = liveness_timeout(DEFAULT_HEARTBEAT, shared.options.missed_heartbeats);
-    let first = tokio::time::timeout(wait, stream.next_json())
+    let first = tokio::time::timeout(wait, stream.next_record())
         .await
         .map_err(|_| ClientError::Timeout { url: url.clone() })??
         .ok_or_else(|| ClientError::Body {
             url: url.clone(),
             message: "the stream ended before SUBSCRIBED".into(),
         })?;
-    let subscribed = match Event::from_value(first) {
+    let subscribed = match Event::from_json(&first) {
         Ok(Event::Subscribed(subscribed)) => subscribed,
         Ok(Event::Error(ErrorEvent { message })) => return Ok(Outcome::Refused(message)),
         Ok(other) => {
