@@ -126,7 +126,7 @@ fn register_agents(master: &mut Master, agents: usize, per_agent: usize) -> anyh
             tasks: vec![],
         };
         master
-            .register_agent(0.0, uuid_like(i), register)
+            .register_agent(0.0, uuid_like(i).into(), register)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         master.take_actions();
     }
@@ -153,7 +153,7 @@ fn launch_tasks(master: &mut Master, total: usize, per_agent: usize) -> anyhow::
         };
         let stream = format!("framework-{f}");
         let id = master
-            .subscribe(0.0, subscribe, stream.clone())
+            .subscribe(0.0, subscribe, stream.as_str().into())
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         frameworks.push((id, stream));
     }
@@ -175,7 +175,7 @@ fn launch_tasks(master: &mut Master, total: usize, per_agent: usize) -> anyhow::
             else {
                 continue;
             };
-            let Some((id, _)) = frameworks.iter().find(|(_, s)| *s == stream) else {
+            let Some((id, _)) = frameworks.iter().find(|(_, s)| **s == *stream) else {
                 continue;
             };
             for offer in offers.offers {

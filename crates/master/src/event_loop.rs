@@ -8,6 +8,7 @@
 use crate::core::{Action, CallReply, Master, OperatorReply, StreamId};
 use crate::snapshot::{AllocationRuns, Snapshot};
 use crate::store::Store;
+use crate::stream_queue;
 use bytes::Bytes;
 use mantle_api::internal::{AgentCall, Register};
 use mantle_api::json::to_ascii_json;
@@ -90,7 +91,7 @@ pub enum Command {
 /// away) tells the event loop.
 pub struct EventStream {
     pub id: StreamId,
-    pub records: mpsc::UnboundedReceiver<Bytes>,
+    pub records: stream_queue::Receiver,
     _guard: CloseGuard,
 }
 
@@ -136,7 +137,7 @@ pub struct EventLoop {
     core: Master,
     commands_tx: mpsc::UnboundedSender<Command>,
     commands: mpsc::UnboundedReceiver<Command>,
-    streams: HashMap<StreamId, mpsc::UnboundedSender<Bytes>>,
+    streams: HashMap<StreamId, stream_queue::Sender>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     allocation_interval: Duration,
     /// Readers waiting for a current snapshot.
@@ -306,8 +307,8 @@ impl EventLoop {
     }
 
     fn open_stream(&mut self) -> (StreamId, EventStream) {
-        let id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let id: StreamId = uuid::Uuid::new_v4().to_string().into();
+        let (tx, rx) = stream_queue::queue();
         self.streams.insert(id.clone(), tx);
         let guard = CloseGuard {
             stream: id.clone(),

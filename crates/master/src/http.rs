@@ -246,33 +246,12 @@ pub fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Records waiting together are joined into one chunk until it holds this much.
-const CHUNK_BYTES: usize = 64 * 1024;
-
 /// The records of an event stream as they come, for a streaming body.
 pub fn records(stream: EventStream) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::unfold(stream, |mut stream| async move {
-        let chunk = next_chunk(&mut stream.records).await?;
+        let chunk = stream.records.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), stream))
     })
-}
-
-/// The next record, with the records already waiting behind it in the same chunk (up to
-/// [`CHUNK_BYTES`]; chunk boundaries mean nothing in RecordIO): a framework launching
-/// thousands of tasks gets its updates in a few writes instead of one each.
-async fn next_chunk(records: &mut tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> Option<Bytes> {
-    let first = records.recv().await?;
-    let Ok(second) = records.try_recv() else {
-        return Some(first);
-    };
-    let mut chunk = [first, second].concat();
-    while chunk.len() < CHUNK_BYTES {
-        let Ok(next) = records.try_recv() else {
-            break;
-        };
-        chunk.extend_from_slice(&next);
-    }
-    Some(Bytes::from(chunk))
 }
 
 /// A streaming 200 answer carrying RecordIO records as they come.
@@ -453,28 +432,4 @@ async fn redirect(State(state): State<AppState>) -> Response {
         [(header::LOCATION, location)],
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn waiting_records_share_a_chunk_up_to_its_size() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tx.send(Bytes::from_static(b"1\na")).unwrap();
-        assert_eq!(next_chunk(&mut rx).await.unwrap(), "1\na");
-        for record in ["1\na", "2\nbc", "1\nd"] {
-            tx.send(Bytes::from(record)).unwrap();
-        }
-        assert_eq!(next_chunk(&mut rx).await.unwrap(), "1\na2\nbc1\nd");
-        let big = Bytes::from(vec![b'x'; CHUNK_BYTES]);
-        for _ in 0..3 {
-            tx.send(big.clone()).unwrap();
-        }
-        assert_eq!(next_chunk(&mut rx).await.unwrap().len(), 2 * CHUNK_BYTES);
-        assert_eq!(next_chunk(&mut rx).await.unwrap(), big);
-        drop(tx);
-        assert_eq!(next_chunk(&mut rx).await, None);
-    }
 }

@@ -13,6 +13,7 @@ mod prometheus;
 pub mod serve;
 pub mod snapshot;
 pub mod store;
+mod stream_queue;
 mod webui;
 
 use crate::core::{Master, MasterConfig};

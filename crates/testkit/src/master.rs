@@ -168,7 +168,10 @@ impl World {
                     return;
                 };
                 self.master.streams.insert(stream.clone(), (conn, from));
-                if core.register_agent(now, stream.clone(), *register).is_err() {
+                if core
+                    .register_agent(now, stream.as_str().into(), *register)
+                    .is_err()
+                {
                     self.master.streams.remove(&stream);
                     core.stream_closed(now, &stream);
                     self.send_down(conn, from, true);
@@ -182,7 +185,10 @@ impl World {
             } => {
                 let stream = stream_name(conn);
                 self.master.streams.insert(stream.clone(), (conn, from));
-                if core.subscribe(now, *subscribe, stream.clone()).is_err() {
+                if core
+                    .subscribe(now, *subscribe, stream.as_str().into())
+                    .is_err()
+                {
                     self.master.streams.remove(&stream);
                     self.send_down(conn, from, true);
                 }
@@ -228,7 +234,7 @@ impl World {
         for action in actions {
             match action {
                 Action::Framework { stream, event } => {
-                    if let Some(&(conn, Peer::Sched(fw))) = self.master.streams.get(&stream) {
+                    if let Some(&(conn, Peer::Sched(fw))) = self.master.streams.get(&*stream) {
                         self.send(Msg::Sched {
                             fw,
                             conn,
@@ -237,7 +243,7 @@ impl World {
                     }
                 }
                 Action::Agent { stream, message } => {
-                    if let Some(&(conn, Peer::Agent(agent))) = self.master.streams.get(&stream) {
+                    if let Some(&(conn, Peer::Agent(agent))) = self.master.streams.get(&*stream) {
                         self.send(Msg::Agent {
                             agent,
                             conn,
@@ -246,7 +252,7 @@ impl World {
                     }
                 }
                 Action::CloseFramework { stream } | Action::CloseAgent { stream } => {
-                    if let Some((conn, peer)) = self.master.streams.remove(&stream) {
+                    if let Some((conn, peer)) = self.master.streams.remove(&*stream) {
                         self.send_down(conn, peer, false);
                     }
                 }

@@ -445,7 +445,8 @@ mod tests {
                         executor_id: None,
                     })
                     .collect();
-                m.register_agent(0.0, format!("a{i}"), register).unwrap();
+                m.register_agent(0.0, format!("a{i}").into(), register)
+                    .unwrap();
                 id
             })
             .collect();
@@ -459,7 +460,7 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Framework { stream: s, event } if s == stream => Some(event),
+                Action::Framework { stream: s, event } if &**s == stream => Some(event),
                 _ => None,
             })
             .map(|event| match event {
@@ -492,7 +493,7 @@ mod tests {
         let closed: Vec<&str> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::CloseAgent { stream } => Some(stream.as_str()),
+                Action::CloseAgent { stream } => Some(&**stream),
                 _ => None,
             })
             .collect();
@@ -548,7 +549,8 @@ mod tests {
             let mut register = register_call(Some(AgentId::new(format!("A{i}"))), "cpus:1");
             register.agent_info.hostname = format!("h{i}");
             register.pid = format!("slave(1)@127.0.0.1:{}", 6000 + i);
-            m.register_agent(*at, format!("a{i}"), register).unwrap();
+            m.register_agent(*at, format!("a{i}").into(), register)
+                .unwrap();
         }
         m.take_actions();
         times
@@ -561,7 +563,7 @@ mod tests {
                         Action::Agent {
                             stream,
                             message: ToAgent::Ping,
-                        } => Some(stream),
+                        } => Some(stream.to_string()),
                         _ => None,
                     })
                     .collect()

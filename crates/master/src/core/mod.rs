@@ -57,7 +57,7 @@ pub use v1::ascii_json;
 pub use view::{RoleUsage, StateView};
 
 /// Identifies one HTTP event stream (a framework subscription or an agent connection).
-pub type StreamId = String;
+pub type StreamId = std::sync::Arc<str>;
 
 /// What the event loop must do on the core's behalf.
 // Actions live briefly in one vector and are executed at once; boxing would cost an
@@ -152,7 +152,7 @@ pub struct Master {
     agent_addresses: HashMap<(String, String), AgentId>,
     /// The agent each open agent stream belongs to, so that a call finds its agent
     /// without a scan; checked against the agent's current stream on every lookup.
-    agent_streams: HashMap<String, AgentId>,
+    agent_streams: HashMap<StreamId, AgentId>,
     offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,

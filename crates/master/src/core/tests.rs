@@ -66,7 +66,7 @@ pub(super) fn events(master: &mut Master, stream: &str) -> Vec<Event> {
         .take_actions()
         .into_iter()
         .filter_map(|a| match a {
-            Action::Framework { stream: s, event } if s == stream => Some(event),
+            Action::Framework { stream: s, event } if &*s == stream => Some(event),
             _ => None,
         })
         .collect()
@@ -419,9 +419,9 @@ fn second_subscription_fails_over_the_first() {
     .unwrap();
     let actions = m.take_actions();
     assert!(
-        matches!(&actions[0], Action::Framework { stream, event: Event::Error(e) } if stream == "s1" && e.message == "Framework failed over")
+        matches!(&actions[0], Action::Framework { stream, event: Event::Error(e) } if &**stream == "s1" && e.message == "Framework failed over")
     );
-    assert!(matches!(&actions[1], Action::CloseFramework { stream } if stream == "s1"));
+    assert!(matches!(&actions[1], Action::CloseFramework { stream } if &**stream == "s1"));
 }
 
 #[test]
@@ -447,7 +447,7 @@ fn decline_filter_sends_agent_to_the_other_framework() {
             Action::Framework {
                 stream,
                 event: Event::Offers(_),
-            } => Some(stream.as_str()),
+            } => Some(&**stream),
             _ => None,
         })
         .collect();
@@ -528,7 +528,7 @@ fn teardown_kills_tasks_and_completes_the_framework() {
     assert!(actions.iter().any(|a| matches!(a, Action::Agent { message: ToAgent::ShutdownFramework(s), .. } if s.framework_id == fid)));
     assert!(actions
         .iter()
-        .any(|a| matches!(a, Action::CloseFramework { stream } if stream == "s1")));
+        .any(|a| matches!(a, Action::CloseFramework { stream } if &**stream == "s1")));
     let state = m.state_json();
     assert_eq!(state["frameworks"].as_array().unwrap().len(), 0);
     assert_eq!(
@@ -667,7 +667,7 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
     let actions = m.take_actions();
     assert!(actions
         .iter()
-        .any(|a| matches!(a, Action::CloseAgent { stream } if stream == "a1")));
+        .any(|a| matches!(a, Action::CloseAgent { stream } if &**stream == "a1")));
     let sent: Vec<&Event> = actions
         .iter()
         .filter_map(|a| match a {
@@ -918,7 +918,7 @@ fn tasks_declared_lost_at_a_disconnect_are_killed_when_the_agent_returns() {
         .take_actions()
         .into_iter()
         .filter_map(|a| match a {
-            Action::Agent { stream, message } if stream == "a2" => Some(message),
+            Action::Agent { stream, message } if &*stream == "a2" => Some(message),
             _ => None,
         })
         .collect();

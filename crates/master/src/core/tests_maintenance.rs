@@ -262,7 +262,7 @@ fn a_machine_going_down_loses_its_agents_tasks_and_refuses_them() {
     )));
     assert!(actions
         .iter()
-        .any(|a| matches!(a, Action::CloseAgent { stream } if stream == "a1")));
+        .any(|a| matches!(a, Action::CloseAgent { stream } if &**stream == "a1")));
     let sent: Vec<Event> = actions
         .into_iter()
         .filter_map(|a| match a {

@@ -771,7 +771,7 @@ fn render_full_shape() {
                 (i >> 8) & 255,
                 i & 255
             );
-            m.register_agent(0.0, format!("agent-{i}"), registration)
+            m.register_agent(0.0, format!("agent-{i}").into(), registration)
                 .unwrap()
         })
         .collect();
