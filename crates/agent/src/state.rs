@@ -277,12 +277,12 @@ pub(crate) fn put_optional_task_fields(out: &mut Value, info: &mantle_api::TaskI
             info.command
                 .as_ref()
                 .and_then(|c| c.user.clone())
-                .map(Value::from),
+                .map(|user| Box::new(Value::from(user))),
         ),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
-            out[key] = value;
+            out[key] = *value;
         }
     }
 }

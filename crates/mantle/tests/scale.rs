@@ -111,7 +111,7 @@ fn task(framework: usize, n: usize, offer: &Offer) -> TaskInfo {
         k => (["0.2", "0.5", "1", "2"][k % 4], None),
     };
     let mut task = command_task(&id, offer, "true", TASK_RESOURCES);
-    task.labels = Some(plan::labels(Some(duration), exit_code));
+    task.labels = Some(Box::new(plan::labels(Some(duration), exit_code)));
     task
 }
 

@@ -49,7 +49,7 @@ async fn offers_from_every_agent(fw: &mut Framework, agents: usize) -> HashMap<A
 
 /// `task`, told how long to run on a simulated agent.
 fn with_duration(mut task: TaskInfo, duration: &str) -> TaskInfo {
-    task.labels = Some(plan::labels(Some(duration), None));
+    task.labels = Some(Box::new(plan::labels(Some(duration), None)));
     task
 }
 

@@ -298,9 +298,9 @@ impl World {
         }
         for framework in core.frameworks() {
             for task in framework.tasks.values() {
-                if !task.state.is_terminal() && fresh.contains(&task.agent_id) {
+                if !task.state.is_terminal() && fresh.contains(&task.info.agent_id) {
                     let who = Holder::Task(task.info.task_id.as_str());
-                    held.entry(&task.agent_id)
+                    held.entry(&task.info.agent_id)
                         .or_default()
                         .add(&task.resources, who);
                 }

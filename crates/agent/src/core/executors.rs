@@ -58,7 +58,7 @@ impl Core {
                         self.builtin_executor_command(),
                         command,
                     )),
-                    container: task.container.clone(),
+                    container: task.container.as_deref().cloned(),
                     resources: Vec::new(),
                     name: Some(command_executor_name(&task.task_id, &value)),
                     source: Some(task.task_id.value.clone()),

@@ -867,7 +867,7 @@ fn docker_executors_run_as_the_agent_user() {
         h.core.config.docker_socket = docker_socket.map(PathBuf::from);
         h.step(0, Register);
         let mut t = task("t1");
-        t.container = Some(container.clone());
+        t.container = Some(Box::new(container.clone()));
         match custom {
             true => t.executor = Some(Box::new(executor_info("e1"))),
             false => t.command = Some(CommandInfo::shell("true")),

@@ -252,7 +252,7 @@ mod tests {
             check: None,
             kill_policy: None,
             data: None,
-            labels,
+            labels: labels.map(Box::new),
             discovery: None,
             max_completion_time: None,
             limits: None,

@@ -444,7 +444,9 @@ mod tests {
         let tasks = run.tasks_for(&offer("o1", "cpus:1;mem:128")).unwrap();
         assert_eq!(
             tasks[0].container,
-            Some(json!({"type": "DOCKER", "docker": {"image": "alpine:3", "network": "HOST"}}))
+            Some(Box::new(
+                json!({"type": "DOCKER", "docker": {"image": "alpine:3", "network": "HOST"}})
+            ))
         );
     }
 

@@ -160,7 +160,7 @@ impl Master {
             let unreachable: Vec<TaskId> = framework
                 .unreachable_tasks
                 .values()
-                .filter(|t| &t.agent_id == agent_id)
+                .filter(|t| &t.info.agent_id == agent_id)
                 .map(|t| t.info.task_id.clone())
                 .collect();
             for id in unreachable {

@@ -278,10 +278,10 @@ impl Master {
             // ExecutorInfo is the framework's, once per agent, not once per task.
             let executor_id = report.task.executor.take().map(|e| e.executor_id);
             let task_id = report.task.task_id.clone();
+            report.task.agent_id = agent_id.clone();
             let task = Task {
                 info: super::tasks::kept_info(report.task),
                 framework_id: report.framework_id,
-                agent_id: agent_id.clone(),
                 executor_id: report.executor_id.or(executor_id),
                 resources,
                 role,

@@ -118,7 +118,7 @@ impl Master {
             .frameworks
             .values()
             .flat_map(|f| f.tasks.values())
-            .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
+            .filter(|t| &t.info.agent_id == agent_id && !t.state.is_terminal())
             .map(|t| KillTask {
                 framework_id: t.framework_id.clone(),
                 task_id: t.info.task_id.clone(),
@@ -144,7 +144,7 @@ impl Master {
         let busy = self
             .frameworks
             .values()
-            .any(|f| f.tasks.values().any(|t| &t.agent_id == agent_id));
+            .any(|f| f.tasks.values().any(|t| &t.info.agent_id == agent_id));
         if busy {
             return;
         }

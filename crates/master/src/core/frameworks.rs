@@ -72,7 +72,7 @@ impl Framework {
     pub fn live_tasks_on(&self, agent_id: &AgentId) -> Vec<TaskId> {
         self.tasks
             .values()
-            .filter(|t| &t.agent_id == agent_id && !t.state.is_terminal())
+            .filter(|t| &t.info.agent_id == agent_id && !t.state.is_terminal())
             .map(|t| t.info.task_id.clone())
             .collect()
     }
@@ -444,13 +444,13 @@ impl Master {
         };
         let mut agents: BTreeSet<AgentId> = framework.executors.keys().cloned().collect();
         for task in std::mem::take(&mut framework.tasks).into_values() {
-            agents.insert(task.agent_id.clone());
+            agents.insert(task.info.agent_id.clone());
             let mut task = task;
             if !task.state.is_terminal() {
                 self.allocator.recover(
                     framework_id,
                     &task.role,
-                    &task.agent_id,
+                    &task.info.agent_id,
                     &task.resources,
                     None,
                     now,

@@ -256,7 +256,7 @@ impl Master {
                 if task.state.is_terminal() {
                     continue;
                 }
-                if let Some(&i) = position.get(&task.agent_id) {
+                if let Some(&i) = position.get(&task.info.agent_id) {
                     live[i].push(task.info.task_id.clone());
                 }
             }
@@ -319,7 +319,7 @@ impl Master {
             let ids: Vec<TaskId> = framework
                 .unreachable_tasks
                 .values()
-                .filter(|t| &t.agent_id == agent_id)
+                .filter(|t| &t.info.agent_id == agent_id)
                 .map(|t| t.info.task_id.clone())
                 .collect();
             let mut updates = Vec::new();
@@ -520,7 +520,7 @@ mod tests {
         assert!(m.agents.contains_key(&ids[2]));
         for framework in m.frameworks.values() {
             assert_eq!(framework.tasks.len(), 1, "{}", framework.id);
-            assert!(framework.tasks.values().all(|t| t.agent_id == ids[2]));
+            assert!(framework.tasks.values().all(|t| t.info.agent_id == ids[2]));
             assert!(framework
                 .unreachable_tasks
                 .values()

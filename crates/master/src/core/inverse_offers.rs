@@ -84,7 +84,7 @@ impl Master {
                 .tasks
                 .values()
                 .filter(|t| !t.state.is_terminal())
-                .map(|t| &t.agent_id);
+                .map(|t| &t.info.agent_id);
             for agent_id in tasks.chain(framework.executors.keys()) {
                 if scheduled.contains_key(agent_id) {
                     users.insert((framework.id.clone(), agent_id.clone()));

@@ -135,7 +135,7 @@ impl KeptStatus {
         status.timestamp = c.timestamp;
         status.message = c.message.as_deref().map(String::from);
         if c.names_agent {
-            status.agent_id = Some(task.agent_id.clone());
+            status.agent_id = Some(task.info.agent_id.clone());
         }
         status.executor_id = match c.names_executor {
             Named::None => None,
@@ -161,7 +161,6 @@ mod tests {
         Task {
             info,
             framework_id: FrameworkId::new("f1"),
-            agent_id: AgentId::new("a1"),
             executor_id: Some(ExecutorId::new("e1")),
             resources: Resources::new(),
             role: "*".into(),
@@ -190,7 +189,7 @@ mod tests {
         status.timestamp = Some(1.5);
         status.healthy = Some(true);
         status.uuid = Some(new_status_uuid());
-        let kept = KeptStatus::keep(&status, &task.agent_id, task.executor_id.as_ref());
+        let kept = KeptStatus::keep(&status, &task.info.agent_id, task.executor_id.as_ref());
         assert!(kept.whole().is_none());
         assert!(std::mem::size_of::<KeptStatus>() < std::mem::size_of::<TaskStatus>() / 3);
         assert_eq!(shown(&kept, &task), serde_json::to_value(&status).unwrap());
@@ -202,7 +201,7 @@ mod tests {
         let mut command = task.clone();
         command.executor_id = None;
         status.executor_id = Some(ExecutorId::new("t1"));
-        let kept = KeptStatus::keep(&status, &command.agent_id, None);
+        let kept = KeptStatus::keep(&status, &command.info.agent_id, None);
         assert!(kept.whole().is_none());
         assert_eq!(
             shown(&kept, &command),
@@ -210,7 +209,7 @@ mod tests {
         );
         // Unset fields stay unset.
         let bare = TaskStatus::new(TaskId::new("t1"), TaskState::Starting);
-        let kept = KeptStatus::keep(&bare, &task.agent_id, None);
+        let kept = KeptStatus::keep(&bare, &task.info.agent_id, None);
         assert_eq!(shown(&kept, &task), serde_json::to_value(&bare).unwrap());
     }
 
@@ -232,7 +231,7 @@ mod tests {
             let (mut status, mut expected) = (status.clone(), expected.clone());
             change(&mut status);
             change(&mut expected);
-            let kept = KeptStatus::keep(&status, &task.agent_id, task.executor_id.as_ref());
+            let kept = KeptStatus::keep(&status, &task.info.agent_id, task.executor_id.as_ref());
             assert!(kept.whole().is_some());
             assert_eq!(
                 shown(&kept, &task),

@@ -58,7 +58,7 @@ impl Master {
                 kill.framework_id, kill.task_id
             )));
         };
-        let agent_id = task.agent_id.clone();
+        let agent_id = task.info.agent_id.clone();
         tracing::info!(framework_id = %kill.framework_id, task_id = %kill.task_id, "task killed by the operator");
         self.send_to_agent(&agent_id, ToAgent::KillTask(kill));
         Ok(())

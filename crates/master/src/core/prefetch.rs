@@ -33,7 +33,7 @@ fn prefetch_strings(task: &Task) {
     for text in [
         task.info.task_id.value.as_str(),
         task.info.name.as_str(),
-        task.agent_id.as_str(),
+        task.info.agent_id.as_str(),
         task.role.as_str(),
     ] {
         prefetch(text.as_ptr());

@@ -96,7 +96,7 @@ fn write_task(out: &mut Vec<u8>, task: &Task, framework_id: &str, resources: &mu
         (",\"name\":", &info.name),
         (",\"framework_id\":", framework_id),
         (",\"executor_id\":", executor_id),
-        (",\"slave_id\":", task.agent_id.as_str()),
+        (",\"slave_id\":", task.info.agent_id.as_str()),
         (",\"state\":", task.state.as_str()),
     ] {
         out.extend_from_slice(key.as_bytes());
@@ -199,7 +199,7 @@ pub(super) fn write_framework<'v>(
             if live_list && !task.state.is_terminal() {
                 used.add(&task.resources);
                 if let Some(live) = live.as_deref_mut() {
-                    live.add(&task.agent_id, &task.role, &task.resources);
+                    live.add(&task.info.agent_id, &task.role, &task.resources);
                 }
             }
         });

@@ -179,10 +179,10 @@ impl Serialize for StateSummary<'_> {
         for framework in view.all_frameworks() {
             let summary = per_framework.entry(framework.id.as_str()).or_default();
             for task in StateView::framework_tasks(framework) {
-                summary.count(task.state, task.agent_id.as_str());
+                summary.count(task.state, task.info.agent_id.as_str());
             }
             for task in StateView::framework_tasks(framework) {
-                let agent = per_agent.entry(task.agent_id.as_str()).or_default();
+                let agent = per_agent.entry(task.info.agent_id.as_str()).or_default();
                 agent.count(task.state, framework.id.as_str());
             }
         }

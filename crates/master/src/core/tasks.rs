@@ -17,7 +17,6 @@ pub struct Task {
     /// data.
     pub info: TaskInfo,
     pub framework_id: FrameworkId,
-    pub agent_id: AgentId,
     /// `None` for command tasks.
     pub executor_id: Option<ExecutorId>,
     pub resources: Resources,
@@ -349,13 +348,14 @@ impl Master {
                 }
                 task.status_update_state = Some(status.state);
                 task.status_update_uuid = Some(uuid.clone());
-                let kept = KeptStatus::keep(&status, &task.agent_id, task.executor_id.as_ref());
+                let kept =
+                    KeptStatus::keep(&status, &task.info.agent_id, task.executor_id.as_ref());
                 // A task keeps two or three statuses; doubling would leave room for four.
                 task.statuses.reserve_exact(1);
                 task.statuses.push(kept);
                 if !was_terminal && status.state.is_terminal() {
                     freed = Some((
-                        task.agent_id.clone(),
+                        task.info.agent_id.clone(),
                         task.role.clone(),
                         task.resources.clone(),
                     ));
@@ -412,7 +412,7 @@ impl Master {
         if acknowledged_terminal {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
             task.status_update_uuid = None;
-            retired_from = Some(task.agent_id.clone());
+            retired_from = Some(task.info.agent_id.clone());
             framework.completed_tasks.push_back(Arc::new(task));
             while framework.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                 framework.completed_tasks.pop_front();
@@ -436,7 +436,7 @@ impl Master {
         let framework = self.frameworks.get(framework_id).expect("caller checked");
         match framework.tasks.get(&kill.task_id) {
             Some(task) => {
-                let agent_id = task.agent_id.clone();
+                let agent_id = task.info.agent_id.clone();
                 self.send_to_agent(
                     &agent_id,
                     ToAgent::KillTask(KillTask {
@@ -479,7 +479,7 @@ impl Master {
             status.unreachable_time = task.unreachable_time.map(|t| TimeInfo {
                 nanoseconds: (t * 1e9) as i64,
             });
-            status.agent_id = Some(task.agent_id.clone());
+            status.agent_id = Some(task.info.agent_id.clone());
             status.executor_id = task.executor_id.clone();
             status.source = Some(Source::Master);
             status.reason = Some(Reason::Reconciliation);
@@ -565,7 +565,6 @@ fn new_task(
     Task {
         info: kept_info(info.clone()),
         framework_id: framework_id.clone(),
-        agent_id: info.agent_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
         resources,
         role: role.to_string(),

@@ -1141,12 +1141,12 @@ fn a_restarted_master_keeps_the_tasks_of_frameworks_only_agents_report() {
         let mut task = command_task(id, &agent, "cpus:1;mem:128");
         task.command = None;
         task.executor = Some(Box::new(executor.clone()));
-        task.labels = Some(Labels {
+        task.labels = Some(Box::new(Labels {
             labels: vec![Label {
                 key: "k".into(),
                 value: Some(id.into()),
             }],
-        });
+        }));
         mantle_api::internal::TaskReport {
             framework_id: FrameworkId::new("F1"),
             task,

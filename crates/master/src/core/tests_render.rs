@@ -127,7 +127,7 @@ fn agent_usage(view: &StateView) -> BTreeMap<AgentId, (Resources, Resources)> {
     let mut usage: BTreeMap<AgentId, (Resources, Resources)> = BTreeMap::new();
     for framework in view.frameworks.values() {
         for task in framework.tasks.values().filter(|t| !t.state.is_terminal()) {
-            let sums = usage.entry(task.agent_id.clone()).or_default();
+            let sums = usage.entry(task.info.agent_id.clone()).or_default();
             sums.0.add(&task.resources);
         }
         for (agent, executors) in &framework.executors {
@@ -191,7 +191,7 @@ impl Serialize for LegacyTask<'_> {
         map.serialize_entry("framework_id", &task.framework_id.value)?;
         let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
         map.serialize_entry("executor_id", executor_id)?;
-        map.serialize_entry("slave_id", &task.agent_id.value)?;
+        map.serialize_entry("slave_id", &task.info.agent_id.value)?;
         map.serialize_entry("state", &task.state)?;
         map.serialize_entry("resources", &task.resources.legacy())?;
         map.serialize_entry("role", &task.role)?;
@@ -305,7 +305,7 @@ fn old_state_summary(view: &StateView) -> Value {
             let mut owners = BTreeMap::new();
             for framework in &all {
                 for task in tasks_of(framework) {
-                    if task.agent_id == id {
+                    if task.info.agent_id == id {
                         tasks.push(task);
                         owners.insert(task.info.task_id.clone(), framework.id.to_string());
                     }
@@ -347,7 +347,12 @@ fn old_state_summary(view: &StateView) -> Value {
             }
             let mut out = Value::Object(out);
             let tasks = tasks_of(&framework);
-            summary_into(&mut out, &tasks, |t| t.agent_id.to_string(), "slave_ids");
+            summary_into(
+                &mut out,
+                &tasks,
+                |t| t.info.agent_id.to_string(),
+                "slave_ids",
+            );
             out
         })
         .collect();
@@ -623,7 +628,7 @@ fn old_task_v1(task: &Task) -> Value {
         "name": info.name,
         "task_id": info.task_id,
         "framework_id": task.framework_id,
-        "agent_id": task.agent_id,
+        "agent_id": task.info.agent_id,
         "state": task.state,
         "resources": task.resources.to_wire(),
         "statuses": task.statuses.iter().map(|s| s.status(task)).collect::<Vec<_>>(),
@@ -653,7 +658,7 @@ fn old_task_v1(task: &Task) -> Value {
         ("limits", &info.limits),
     ] {
         if let Some(v) = value {
-            out[key] = v.clone();
+            out[key] = Value::clone(v);
         }
     }
     out
@@ -731,7 +736,6 @@ fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[Tas
             .get_or_init(|| Resources::from_wire("resources", &info.resources).unwrap())
             .clone(),
         framework_id: framework.clone(),
-        agent_id: agent.clone(),
         executor_id: None,
         role: "*".into(),
         state: *states.last().unwrap(),

@@ -212,7 +212,7 @@ impl<'s, 'v> LiveSums<'s, 'v> {
     pub fn add_framework(&mut self, framework: &'v Framework) {
         each_task(framework.tasks.values(), |task| {
             if !task.state.is_terminal() {
-                self.add(&task.agent_id, &task.role, &task.resources);
+                self.add(&task.info.agent_id, &task.role, &task.resources);
             }
         });
         for (agent, executors) in &framework.executors {

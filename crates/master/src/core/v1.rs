@@ -30,7 +30,7 @@ impl Serialize for TaskV1<'_> {
         let task = self.0;
         let info = &task.info;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("agent_id", &task.agent_id)?;
+        map.serialize_entry("agent_id", &task.info.agent_id)?;
         for (key, value) in [
             ("container", &info.container),
             ("discovery", &info.discovery),
