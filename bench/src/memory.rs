@@ -130,21 +130,32 @@ async fn poll_metrics(master: String, watch: Arc<Mutex<Watch>>) {
     }
 }
 
-/// Reads the master's memory every 2 s until two reads in a row differ by less than
-/// 0.5% (or a minute passed): registrations and launches leave buffers and queues that
-/// drain for a while after the last answer.
+/// How far apart two reads of a settled master are: more than the memory allocator's
+/// delay before it gives freed pages back to the system (mimalloc: 1 s for pages, 10 s
+/// for whole arenas), so that pages kept from the registrations' and launches'
+/// transient messages are not counted as the agents' or tasks' own.
+const SETTLE_SPAN: Duration = Duration::from_secs(12);
+
+/// Reads the master's memory every 2 s until two reads [`SETTLE_SPAN`] apart differ by
+/// less than 0.5% (or two minutes passed): registrations and launches leave buffers and
+/// queues that drain for a while after the last answer.
 async fn settled(pid: u32) -> anyhow::Result<Memory> {
     let started = Instant::now();
-    let mut last = Memory::of(pid)?;
+    let mut reads = std::collections::VecDeque::from([(started, Memory::of(pid)?)]);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let now = Memory::of(pid)?;
-        if (now.anon_kb - last.anon_kb).abs() < last.anon_kb * 0.005
-            || started.elapsed() > Duration::from_secs(60)
+        while reads.len() > 1 && reads[1].0.elapsed() >= SETTLE_SPAN {
+            reads.pop_front();
+        }
+        let (at, earlier) = reads[0];
+        let spanned = at.elapsed() >= SETTLE_SPAN;
+        if (spanned && (now.anon_kb - earlier.anon_kb).abs() < earlier.anon_kb * 0.005)
+            || started.elapsed() > Duration::from_secs(120)
         {
             return Ok(now);
         }
-        last = now;
+        reads.push_back((Instant::now(), now));
     }
 }
 
