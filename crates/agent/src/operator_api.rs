@@ -192,7 +192,7 @@ fn get_executors(view: &View) -> Value {
 /// terminated (their end not acknowledged yet) and completed. `pending_tasks` stays
 /// empty: a task reaches an executor, or queues for one, as soon as it arrives.
 fn get_tasks(view: &View) -> Value {
-    let agent_id = view.agent_id.as_ref().map(|a| a.value.as_str());
+    let agent_id = view.agent_id.as_ref().map(|a| a.as_str());
     let mut queued = Vec::new();
     let mut launched = Vec::new();
     let mut terminated = Vec::new();

@@ -244,7 +244,7 @@ fn task_json(agent_id: &str, executor: &Executor, task: &Task) -> Value {
     let executor_id = if executor.command_executor {
         String::new()
     } else {
-        task.executor_id.value.clone()
+        task.executor_id.value.to_string()
     };
     let mut out = json!({
         "id": task.info.task_id.value,

@@ -2,18 +2,24 @@
 //! containers, and the Mesos rules for user-supplied IDs.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        ///
+        /// The text is shared: a clone is a reference count, so the master's many
+        /// copies of one agent's or framework's ID (its maps, indexes and every task)
+        /// hold the text once.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name {
-            pub value: String,
+            pub value: Arc<str>,
         }
 
         impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
+            pub fn new(value: impl Into<Arc<str>>) -> Self {
                 Self { value: value.into() }
             }
 
@@ -40,7 +46,27 @@ macro_rules! id_type {
                 Self::new(value)
             }
         }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                WireId { value: Cow::Borrowed(&self.value) }.serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let wire = WireId::deserialize(deserializer)?;
+                Ok(Self::new(&*wire.value))
+            }
+        }
     };
+}
+
+/// An ID on the wire: `{"value": "..."}`, read without a copy when it has no escapes.
+#[derive(Serialize, Deserialize)]
+struct WireId<'a> {
+    #[serde(borrow)]
+    value: Cow<'a, str>,
 }
 
 id_type!(
@@ -115,5 +141,21 @@ mod tests {
     fn id_json_shape() {
         let id = TaskId::new("t1");
         assert_eq!(serde_json::to_string(&id).unwrap(), r#"{"value":"t1"}"#);
+    }
+
+    #[test]
+    fn ids_read_from_text_and_from_values_and_share_their_text() {
+        let escaped: TaskId = serde_json::from_str(r#"{"value":"a\"b","extra":1}"#).unwrap();
+        assert_eq!(escaped.as_str(), "a\"b");
+        let from_value: AgentId =
+            serde_json::from_value(serde_json::json!({"value": "S1"})).unwrap();
+        assert_eq!(from_value, AgentId::new("S1"));
+        let missing = serde_json::from_str::<TaskId>("{}").unwrap_err();
+        assert!(
+            missing.to_string().contains("missing field `value`"),
+            "{missing}"
+        );
+        let copy = from_value.clone();
+        assert!(Arc::ptr_eq(&copy.value, &from_value.value));
     }
 }

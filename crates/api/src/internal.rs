@@ -219,7 +219,7 @@ mod tests {
         let ids: Vec<Option<&str>> = sent
             .tasks
             .iter()
-            .map(|r| r.executor_id.as_ref().map(|id| id.value.as_str()))
+            .map(|r| r.executor_id.as_ref().map(|id| id.as_str()))
             .collect();
         assert_eq!(ids, [Some("e1"), Some("e1"), None]);
         assert!(sent.tasks.iter().all(|r| r.task.executor.is_none()));

@@ -137,7 +137,7 @@ async fn agent_endpoints_serve_state_files_metrics_and_operator_calls() {
     let agent = Agent {
         cluster: &cluster,
         address: cluster.agents[0].clone(),
-        framework_id: framework.id.value.clone(),
+        framework_id: framework.id.value.to_string(),
     };
     // The executors of ended tasks complete once their updates are acknowledged.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

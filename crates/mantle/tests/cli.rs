@@ -166,7 +166,7 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     );
     let json = on(&cluster, &["frameworks"], &["--json"]).await.json();
     assert_eq!(json.as_array().unwrap().len(), 1);
-    assert_eq!(json[0]["id"], fw.id.value.as_str());
+    assert_eq!(json[0]["id"], fw.id.as_str());
     assert_eq!(json[0]["name"], "lister");
     assert_eq!(json[0]["tasks"].as_array().unwrap().len(), 2);
 
@@ -215,7 +215,7 @@ async fn agents_frameworks_and_tasks_as_tables_and_json() {
     assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
     assert_eq!(json[0]["id"], "quick-0");
     assert_eq!(json[0]["state"], "TASK_FINISHED");
-    assert_eq!(json[0]["framework_id"], fw.id.value.as_str());
+    assert_eq!(json[0]["framework_id"], fw.id.as_str());
     let json = on(
         &cluster,
         &["tasks"],
@@ -416,7 +416,7 @@ async fn task_kill_and_framework_teardown_reach_the_master() {
     )
     .await;
     let done = teardown.json();
-    assert_eq!(done["framework_id"], fw.id.value.as_str());
+    assert_eq!(done["framework_id"], fw.id.as_str());
     assert_eq!(done["tasks"], 2);
     let state = cluster
         .wait_until("the framework torn down", |s| {

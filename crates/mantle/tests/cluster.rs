@@ -113,7 +113,7 @@ async fn killed_task_ends_killed_and_failed_command_reports_its_status() {
         .join("agent-0/slaves")
         .join(&agent_id)
         .join("frameworks")
-        .join(&framework.id.value)
+        .join(framework.id.as_str())
         .join("executors/ok/runs/latest/stdout");
     let text =
         std::fs::read_to_string(&stdout).unwrap_or_else(|e| panic!("{}: {e}", stdout.display()));
@@ -260,7 +260,7 @@ async fn task_group_runs_through_the_default_executor() {
         .unwrap();
     let killed = framework.wait_state("slow", TaskState::Killed).await;
     assert_eq!(
-        killed.executor_id.as_ref().map(|e| e.value.as_str()),
+        killed.executor_id.as_ref().map(|e| e.as_str()),
         Some("group-executor")
     );
     let state = cluster

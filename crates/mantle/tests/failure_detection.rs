@@ -30,7 +30,7 @@ async fn launch_sleep(fw: &mut Framework, task: &str) {
 async fn update_in(fw: &mut Framework, task: &str, state: TaskState) -> TaskStatus {
     let what = format!("{task} in {state}");
     fw.next(&what, Duration::from_secs(30), |e| match e {
-        Event::Update(u) if u.status.task_id.value == task && u.status.state == state => {
+        Event::Update(u) if u.status.task_id.as_str() == task && u.status.state == state => {
             Some(u.status.clone())
         }
         _ => None,
@@ -209,7 +209,7 @@ async fn a_failover_deadline_survives_a_master_restart() {
         .wait_until("the framework to be removed", |s| {
             s["completed_frameworks"]
                 .as_array()
-                .is_some_and(|c| c.iter().any(|f| f["id"] == framework_id.as_str()))
+                .is_some_and(|c| c.iter().any(|f| f["id"] == *framework_id))
         })
         .await;
     assert!(

@@ -121,7 +121,7 @@ async fn legacy_endpoints_carry_the_mesos_fields() {
             "unregistered_frameworks",
         ],
     );
-    assert_eq!(frameworks["frameworks"][0]["id"], fid.as_str());
+    assert_eq!(frameworks["frameworks"][0]["id"], &*fid);
     let one = get_json(&cluster, &format!("/frameworks?framework_id={fid}")).await;
     assert_eq!(one["frameworks"].as_array().unwrap().len(), 1);
     let none = get_json(&cluster, "/master/frameworks?framework_id=nosuch").await;

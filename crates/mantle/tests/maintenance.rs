@@ -175,7 +175,7 @@ async fn a_scheduled_machine_drains_goes_down_and_comes_back_up() {
     // The answers show, with the framework and the time.
     answer(&fw, "ACCEPT_INVERSE_OFFERS", &inverse.id).await;
     let accepted = wait_answer(&cluster, "ACCEPT").await;
-    assert_eq!(accepted["framework_id"]["value"], fw.id.value.as_str());
+    assert_eq!(accepted["framework_id"]["value"], fw.id.as_str());
     assert!(accepted["timestamp"]["nanoseconds"].as_i64().unwrap() > 0);
     // The one-second filter ends and the master asks again.
     let again = next_inverse_offer(&mut fw).await;
@@ -249,7 +249,7 @@ async fn a_scheduled_machine_drains_goes_down_and_comes_back_up() {
                 Event::Offers(o) => o
                     .offers
                     .iter()
-                    .find(|o| o.agent_id.value == new_agent)
+                    .find(|o| o.agent_id.as_str() == new_agent)
                     .cloned(),
                 _ => None,
             },

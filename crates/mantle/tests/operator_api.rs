@@ -85,7 +85,7 @@ async fn teardown_removes_the_framework() {
     let state = cluster
         .wait_until("the framework completed", |s| {
             s["frameworks"].as_array().is_some_and(Vec::is_empty)
-                && s["completed_frameworks"][0]["id"] == fid.as_str()
+                && s["completed_frameworks"][0]["id"] == *fid
         })
         .await;
     let completed = &state["completed_frameworks"][0];
@@ -135,7 +135,7 @@ async fn legacy_teardown_takes_a_form() {
     assert_eq!(response.status.as_u16(), 200);
     cluster
         .wait_until("the framework completed", |s| {
-            s["completed_frameworks"][0]["id"] == fid.as_str()
+            s["completed_frameworks"][0]["id"] == *fid
         })
         .await;
 }
@@ -205,7 +205,7 @@ async fn read_calls_answer_v1_shapes() {
         ],
     );
     assert_eq!(task["task_id"]["value"], "runner");
-    assert_eq!(task["framework_id"]["value"], fid.as_str());
+    assert_eq!(task["framework_id"]["value"], &*fid);
     assert_eq!(task["state"], "TASK_RUNNING");
     assert_eq!(v1_cpus(&task["resources"]), 0.5);
     assert_eq!(
@@ -266,7 +266,7 @@ async fn read_calls_answer_v1_shapes() {
             "offered_resources",
         ],
     );
-    assert_eq!(fw["framework_info"]["id"]["value"], fid.as_str());
+    assert_eq!(fw["framework_info"]["id"]["value"], &*fid);
     assert_eq!(fw["framework_info"]["name"], "operator-reads");
     assert_eq!(fw["connected"], true);
     assert_eq!(v1_cpus(&fw["allocated_resources"]), 0.5);
@@ -314,7 +314,7 @@ async fn read_calls_answer_v1_shapes() {
         role,
         &["name", "weight", "frameworks", "resources"],
     );
-    assert_eq!(role["frameworks"][0]["value"], fid.as_str());
+    assert_eq!(role["frameworks"][0]["value"], &*fid);
 
     // pymesos's operator driver posts to /api/v1/operator.
     let (status, body) = cluster
@@ -432,7 +432,7 @@ async fn subscribe_streams_the_state_then_its_changes() {
     })
     .await;
     let body = &updated["task_updated"];
-    assert_eq!(body["framework_id"]["value"], framework.id.value.as_str());
+    assert_eq!(body["framework_id"]["value"], framework.id.as_str());
     assert_eq!(body["status"]["task_id"]["value"], "later");
     assert_eq!(body["status"]["state"], "TASK_RUNNING");
 
@@ -440,7 +440,7 @@ async fn subscribe_streams_the_state_then_its_changes() {
     let other = Framework::subscribe(&cluster.master, "operator-subscribe-2").await;
     let added = wait_event(&mut events, "FRAMEWORK_ADDED", |_| true).await;
     let info = &added["framework_added"]["framework"]["framework_info"];
-    assert_eq!(info["id"]["value"], other.id.value.as_str());
+    assert_eq!(info["id"]["value"], other.id.as_str());
     assert_eq!(info["name"], "operator-subscribe-2");
     cluster.add_agent(1, "cpus:1;mem:128");
     let added = wait_event(&mut events, "AGENT_ADDED", |_| true).await;
@@ -459,7 +459,7 @@ async fn subscribe_streams_the_state_then_its_changes() {
     let removed = wait_event(&mut events, "FRAMEWORK_REMOVED", |_| true).await;
     assert_eq!(
         removed["framework_removed"]["framework_info"]["id"]["value"],
-        other.id.value.as_str()
+        other.id.as_str()
     );
 }
 

@@ -208,9 +208,9 @@ async fn run_framework(
                         available.subtract(&task_resources);
                         let task = task(index, report.launched.len(), &offer);
                         if is_endless(&task) {
-                            endless.insert(task.task_id.value.clone());
+                            endless.insert(task.task_id.value.to_string());
                         }
-                        report.launched.insert(task.task_id.value.clone());
+                        report.launched.insert(task.task_id.value.to_string());
                         batch.push(task);
                     }
                     ledger.gone(&offer);
@@ -249,11 +249,11 @@ async fn run_framework(
                 }
                 report
                     .last
-                    .insert(status.task_id.value.clone(), status.state);
+                    .insert(status.task_id.value.to_string(), status.state);
                 if status.state.is_terminal() {
                     report
                         .terminal
-                        .entry(status.task_id.value.clone())
+                        .entry(status.task_id.value.to_string())
                         .or_default()
                         .push(status.state);
                 }

@@ -24,7 +24,7 @@ const SIMULATED: [&str; 2] = [
 fn states(fw: &Framework, task: &str) -> Vec<TaskState> {
     fw.statuses
         .iter()
-        .filter(|s| s.task_id.value == task)
+        .filter(|s| s.task_id.as_str() == task)
         .map(|s| s.state)
         .collect()
 }
@@ -32,7 +32,7 @@ fn states(fw: &Framework, task: &str) -> Vec<TaskState> {
 fn status_of<'a>(fw: &'a Framework, task: &str, state: TaskState) -> &'a TaskStatus {
     fw.statuses
         .iter()
-        .find(|s| s.task_id.value == task && s.state == state)
+        .find(|s| s.task_id.as_str() == task && s.state == state)
         .unwrap_or_else(|| panic!("no {state} for {task}: {:#?}", fw.statuses))
 }
 
@@ -224,7 +224,9 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
             "the reconciliation answer",
             Duration::from_secs(30),
             |e| match e {
-                Event::Update(u) if u.status.task_id.value == "labelled" => Some(u.status.clone()),
+                Event::Update(u) if u.status.task_id.as_str() == "labelled" => {
+                    Some(u.status.clone())
+                }
                 _ => None,
             },
         )
@@ -257,7 +259,7 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
             (id, (slave, t["state"].as_str().unwrap().to_string()))
         })
         .collect();
-    let running_on = |index: usize| (agent(index).value, "TASK_RUNNING".to_string());
+    let running_on = |index: usize| (agent(index).value.to_string(), "TASK_RUNNING".to_string());
     assert_eq!(running["forever"], running_on(1));
     assert_eq!(running["labelled"], running_on(1));
     assert_eq!(running["group-slow"], running_on(2));
@@ -270,7 +272,7 @@ async fn simulated_agents_run_tasks_as_timers_next_to_a_real_agent() {
         assert!(
             fw.statuses
                 .iter()
-                .any(|s| s.task_id.value == task && s.state == Killing),
+                .any(|s| s.task_id.as_str() == task && s.state == Killing),
             "{task} went through TASK_KILLING"
         );
     }
@@ -379,7 +381,7 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     }
     assert_eq!(fleet.agent_id(0), Some(long_agent.clone()));
     fw.scheduler
-        .kill(TaskId::new(&long_task), None)
+        .kill(TaskId::new(long_task.as_str()), None)
         .await
         .unwrap();
 
@@ -405,7 +407,7 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     let long_end: Vec<&TaskStatus> = fw
         .statuses
         .iter()
-        .filter(|s| s.task_id.value == long_task)
+        .filter(|s| s.task_id.as_str() == long_task)
         .collect();
     assert_eq!(
         terminal[long_task.as_str()][0],

@@ -457,7 +457,7 @@ impl World {
                 },
             );
             tasks.push(TaskInfo {
-                name: task_id.value.clone(),
+                name: task_id.value.to_string(),
                 task_id,
                 agent_id: offer.agent_id.clone(),
                 resources: own.to_wire(),

@@ -61,7 +61,7 @@ impl Core {
                     container: task.container.as_deref().cloned(),
                     resources: Vec::new(),
                     name: Some(command_executor_name(&task.task_id, &value)),
-                    source: Some(task.task_id.value.clone()),
+                    source: Some(task.task_id.value.to_string()),
                     data: None,
                     discovery: None,
                     shutdown_grace_period: None,

@@ -82,9 +82,9 @@ use TaskState::*;
 struct Harness {
     core: Core,
     /// Container id to executor id, learnt from Launch actions.
-    containers: HashMap<ContainerId, String>,
+    containers: HashMap<ContainerId, ExecutorId>,
     /// Executor id to container id.
-    executors: HashMap<String, ContainerId>,
+    executors: HashMap<ExecutorId, ContainerId>,
     /// The uuid of the update of each task the master received last.
     last_sent: HashMap<String, String>,
     /// Tasks are run for a framework that checkpoints.
@@ -240,8 +240,10 @@ impl Harness {
             Action::ToMaster(call) => match call.as_ref() {
                 AgentCall::StatusUpdate(u) => {
                     let s = &u.status;
-                    self.last_sent
-                        .insert(s.task_id.value.clone(), s.uuid.clone().unwrap_or_default());
+                    self.last_sent.insert(
+                        s.task_id.value.to_string(),
+                        s.uuid.clone().unwrap_or_default(),
+                    );
                     assert_eq!(
                         s.agent_id,
                         Some(AgentId::new("a1")),
@@ -286,9 +288,9 @@ impl Harness {
             Action::CloseStream { stream } => format!("close {stream}"),
             Action::Launch(spec) => {
                 self.containers
-                    .insert(spec.container_id.clone(), spec.executor_id.value.clone());
+                    .insert(spec.container_id.clone(), spec.executor_id.clone());
                 self.executors
-                    .insert(spec.executor_id.value.clone(), spec.container_id.clone());
+                    .insert(spec.executor_id.clone(), spec.container_id.clone());
                 format!("launch {}", spec.executor_id)
             }
             Action::Checkpoint(checkpoint) => match checkpoint.as_ref() {
@@ -322,9 +324,9 @@ impl Harness {
             },
             Action::Reattach(spec) => {
                 self.containers
-                    .insert(spec.container_id.clone(), spec.executor_id.value.clone());
+                    .insert(spec.container_id.clone(), spec.executor_id.clone());
                 self.executors
-                    .insert(spec.executor_id.value.clone(), spec.container_id.clone());
+                    .insert(spec.executor_id.clone(), spec.container_id.clone());
                 format!("reattach {}", spec.executor_id)
             }
             Action::Kill { container_id } => {
@@ -332,8 +334,7 @@ impl Harness {
                     "kill {}",
                     self.containers
                         .get(container_id)
-                        .cloned()
-                        .unwrap_or_else(|| container_id.to_string())
+                        .map_or_else(|| container_id.to_string(), ExecutorId::to_string)
                 )
             }
             Action::Update {
@@ -343,7 +344,7 @@ impl Harness {
                 "resize {} cpus={} mem={}",
                 self.containers
                     .get(container_id)
-                    .cloned()
+                    .map(ExecutorId::as_str)
                     .unwrap_or_default(),
                 limits.cpus,
                 limits.mem_mb
@@ -746,7 +747,7 @@ fn reregistration_reports_tasks_whose_end_is_not_acknowledged() {
     let mut states: Vec<(String, TaskState)> = register
         .tasks
         .iter()
-        .map(|t| (t.task.task_id.value.clone(), t.state))
+        .map(|t| (t.task.task_id.value.to_string(), t.state))
         .collect();
     states.sort();
     assert_eq!(
@@ -1196,7 +1197,7 @@ fn a_restarted_agent_waits_for_its_executors_then_resends() {
     let reported: Vec<(String, TaskState)> = register
         .tasks
         .iter()
-        .map(|t| (t.task.task_id.value.clone(), t.state))
+        .map(|t| (t.task.task_id.value.to_string(), t.state))
         .collect();
     assert_eq!(
         reported,

@@ -60,7 +60,7 @@ fn updates(inputs: &[Input]) -> Vec<(String, TaskState)> {
     inputs
         .iter()
         .filter_map(|input| match input {
-            Input::Update { status, .. } => Some((status.task_id.value.clone(), status.state)),
+            Input::Update { status, .. } => Some((status.task_id.value.to_string(), status.state)),
             _ => None,
         })
         .collect()

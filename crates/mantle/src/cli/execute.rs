@@ -101,7 +101,7 @@ impl Run {
             launch.push(self.task_info(&id, offer)?);
             if let Some(outcome) = self.tasks.get_mut(&id) {
                 outcome.state = Some(TaskState::Staging);
-                outcome.agent_id = offer.agent_id.value.clone();
+                outcome.agent_id = offer.agent_id.value.to_string();
                 outcome.hostname = offer.hostname.clone();
             }
         }
@@ -132,7 +132,7 @@ impl Run {
 
     /// Records an update; true when it is the task's end (the first terminal update).
     pub fn update(&mut self, status: &TaskStatus) -> bool {
-        let Some(outcome) = self.tasks.get_mut(status.task_id.value.as_str()) else {
+        let Some(outcome) = self.tasks.get_mut(status.task_id.as_str()) else {
             return false;
         };
         if outcome.state.is_some_and(TaskState::is_terminal) {
@@ -140,7 +140,7 @@ impl Run {
         }
         outcome.state = Some(status.state);
         if let Some(agent) = &status.agent_id {
-            outcome.agent_id = agent.value.clone();
+            outcome.agent_id = agent.value.to_string();
         }
         outcome.message = status.message.clone().unwrap_or_default();
         outcome.reason = status
@@ -400,8 +400,8 @@ mod tests {
         let mut run = Run::new(spec(1));
         let tasks = run.tasks_for(&offer("o1", "cpus:4;mem:1024")).unwrap();
         assert_eq!(tasks.len(), 1);
-        assert_eq!(tasks[0].task_id.value, "job");
-        assert_eq!(tasks[0].agent_id.value, "agent-o1");
+        assert_eq!(tasks[0].task_id.as_str(), "job");
+        assert_eq!(tasks[0].agent_id.as_str(), "agent-o1");
         assert_eq!(
             tasks[0].command.as_ref().unwrap().value.as_deref(),
             Some("true")
@@ -414,14 +414,14 @@ mod tests {
     fn offers_are_packed_in_order() {
         let mut run = Run::new(spec(5));
         let first = run.tasks_for(&offer("o1", "cpus:2.5;mem:1024")).unwrap();
-        let ids: Vec<&str> = first.iter().map(|t| t.task_id.value.as_str()).collect();
+        let ids: Vec<&str> = first.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids, ["job-0", "job-1"]);
         assert!(run
             .tasks_for(&offer("o2", "cpus:4;mem:100"))
             .unwrap()
             .is_empty());
         let second = run.tasks_for(&offer("o3", "cpus:8;mem:8192")).unwrap();
-        let ids: Vec<&str> = second.iter().map(|t| t.task_id.value.as_str()).collect();
+        let ids: Vec<&str> = second.iter().map(|t| t.task_id.as_str()).collect();
         assert_eq!(ids, ["job-2", "job-3", "job-4"]);
         assert!(!run.waiting());
         assert_eq!(

@@ -171,7 +171,7 @@ pub async fn wait_reregistered(cluster: &Cluster, agent: usize) -> serde_json::V
 pub async fn next_update(fw: &mut Framework, task: &str, state: TaskState) -> TaskStatus {
     let what = format!("{task} in {state}");
     fw.next(&what, Duration::from_secs(30), |e| match e {
-        Event::Update(u) if u.status.task_id.value == task && u.status.state == state => {
+        Event::Update(u) if u.status.task_id.as_str() == task && u.status.state == state => {
             Some(u.status.clone())
         }
         _ => None,

@@ -119,13 +119,15 @@ impl Framework {
         if let Some(seen) = self
             .statuses
             .iter()
-            .find(|s| s.task_id.value == task && s.state.is_terminal())
+            .find(|s| s.task_id.as_str() == task && s.state.is_terminal())
         {
             return seen.clone();
         }
         let what = format!("{task} to end");
         self.next(&what, timeout, |e| match e {
-            Event::Update(u) if u.status.task_id.value == task && u.status.state.is_terminal() => {
+            Event::Update(u)
+                if u.status.task_id.as_str() == task && u.status.state.is_terminal() =>
+            {
                 Some(u.status.clone())
             }
             _ => None,
@@ -139,13 +141,13 @@ impl Framework {
         if let Some(seen) = self
             .statuses
             .iter()
-            .find(|s| s.task_id.value == task && s.state == state)
+            .find(|s| s.task_id.as_str() == task && s.state == state)
         {
             return seen.clone();
         }
         let what = format!("{task} to reach {state}");
         self.next(&what, Duration::from_secs(30), |e| match e {
-            Event::Update(u) if u.status.task_id.value == task => {
+            Event::Update(u) if u.status.task_id.as_str() == task => {
                 if u.status.state == state {
                     Some(u.status.clone())
                 } else if u.status.state.is_terminal() {

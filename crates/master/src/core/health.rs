@@ -465,14 +465,14 @@ mod tests {
             })
             .map(|event| match event {
                 Event::Update(u) => (
-                    u.status.task_id.value.clone(),
+                    u.status.task_id.value.to_string(),
                     Some(u.status.state),
-                    u.status.agent_id.as_ref().unwrap().value.clone(),
+                    u.status.agent_id.as_ref().unwrap().value.to_string(),
                 ),
                 Event::Failure(f) => (
                     "FAILURE".into(),
                     None,
-                    f.agent_id.as_ref().unwrap().value.clone(),
+                    f.agent_id.as_ref().unwrap().value.to_string(),
                 ),
                 other => panic!("unexpected event {other:?}"),
             })

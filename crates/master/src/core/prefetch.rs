@@ -31,7 +31,7 @@ fn prefetch_task(task: &Task) {
 /// The first bytes of what the task points to and the readers read.
 fn prefetch_strings(task: &Task) {
     for text in [
-        task.info.task_id.value.as_str(),
+        task.info.task_id.as_str(),
         task.info.name.as_str(),
         task.info.agent_id.as_str(),
         task.role.as_str(),

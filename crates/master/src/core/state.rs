@@ -90,7 +90,7 @@ impl ResourcesJson {
 /// cache.
 fn write_task(out: &mut Vec<u8>, task: &Task, framework_id: &str, resources: &mut ResourcesJson) {
     let info = &task.info;
-    let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+    let executor_id = task.executor_id.as_ref().map_or("", |e| e.as_str());
     for (key, value) in [
         ("{\"id\":", info.task_id.as_str()),
         (",\"name\":", &info.name),

@@ -193,7 +193,7 @@ impl Master {
         }
         framework.tasks.insert(
             task.task_id.clone(),
-            new_task(framework_id, &task, resources, role, now),
+            new_task(&framework.id, agent_id, &task, resources, role, now),
         );
         self.task_added(framework_id, &task.task_id);
         let framework_info = self.frameworks[framework_id].info.clone();
@@ -285,7 +285,7 @@ impl Master {
         );
         for (task, resources) in group.task_group.tasks.iter().zip(each) {
             available.subtract(&resources);
-            let mut entry = new_task(framework_id, task, resources, role, now);
+            let mut entry = new_task(&framework.id, agent_id, task, resources, role, now);
             entry.executor_id = Some(group.executor.executor_id.clone());
             framework.tasks.insert(task.task_id.clone(), entry);
         }
@@ -555,15 +555,21 @@ impl Master {
     }
 }
 
+/// The master's record of a launched task. Its framework's and agent's IDs are the
+/// master's own (`framework_id`, `agent_id`), which share their text with every other
+/// copy, instead of the ones the call carried.
 fn new_task(
     framework_id: &FrameworkId,
+    agent_id: &AgentId,
     info: &TaskInfo,
     resources: Resources,
     role: &str,
     now: f64,
 ) -> Task {
+    let mut kept = kept_info(info.clone());
+    kept.agent_id = agent_id.clone();
     Task {
-        info: kept_info(info.clone()),
+        info: kept,
         framework_id: framework_id.clone(),
         executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
         resources,

@@ -148,7 +148,7 @@ pub(super) fn updates(events: &[Event]) -> Vec<(String, TaskState, Option<Reason
         .iter()
         .filter_map(|e| match e {
             Event::Update(u) => Some((
-                u.status.task_id.value.clone(),
+                u.status.task_id.value.to_string(),
                 u.status.state,
                 u.status.reason,
                 u.status.uuid.is_some(),
@@ -174,7 +174,7 @@ fn subscribe_sends_subscribed_then_heartbeat_then_offers() {
     let mut m = master();
     register(&mut m, "a1", "cpus:4;mem:1024");
     let fid = subscribe(&mut m, "s1", "f");
-    assert_eq!(fid.value, "M-0000");
+    assert_eq!(fid.as_str(), "M-0000");
     m.allocate(0.0);
     let got = events(&mut m, "s1");
     assert!(
@@ -183,7 +183,7 @@ fn subscribe_sends_subscribed_then_heartbeat_then_offers() {
     assert_eq!(got[1], Event::Heartbeat);
     let offers = offers(&got);
     assert_eq!(offers.len(), 1);
-    assert_eq!(offers[0].id.value, "M-O0");
+    assert_eq!(offers[0].id.as_str(), "M-O0");
     assert_eq!(
         Resources::from_wire("r", &offers[0].resources)
             .unwrap()
@@ -207,7 +207,7 @@ fn launch_update_ack_lifecycle() {
     );
     let sent = agent_messages(&mut m);
     assert!(
-        matches!(&sent[..], [ToAgent::RunTask(run)] if run.task.task_id.value == "t1" && run.framework_info.id.as_ref() == Some(&fid))
+        matches!(&sent[..], [ToAgent::RunTask(run)] if run.task.task_id.as_str() == "t1" && run.framework_info.id.as_ref() == Some(&fid))
     );
     // The unused part was declined with the default 5 s filter, so nothing is re-offered yet.
     m.allocate(2.0);

@@ -582,7 +582,7 @@ fn a_drain_goes_on_when_its_agent_comes_back_after_a_restart() {
         "{messages:?}"
     );
     assert!(
-        matches!(&messages[1], ToAgent::KillTask(k) if k.task_id.value == "t1"),
+        matches!(&messages[1], ToAgent::KillTask(k) if k.task_id.as_str() == "t1"),
         "{messages:?}"
     );
     assert_eq!(drain_state(&m)["state"], "DRAINING");

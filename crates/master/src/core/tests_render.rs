@@ -189,7 +189,7 @@ impl Serialize for LegacyTask<'_> {
         map.serialize_entry("id", &info.task_id.value)?;
         map.serialize_entry("name", &info.name)?;
         map.serialize_entry("framework_id", &task.framework_id.value)?;
-        let executor_id = task.executor_id.as_ref().map_or("", |e| e.value.as_str());
+        let executor_id = task.executor_id.as_ref().map_or("", |e| e.as_str());
         map.serialize_entry("executor_id", executor_id)?;
         map.serialize_entry("slave_id", &task.info.agent_id.value)?;
         map.serialize_entry("state", &task.state)?;
@@ -503,7 +503,7 @@ fn busy_master() -> Master {
     let uuid = events(&mut m, "s1")
         .iter()
         .filter_map(|e| match e {
-            Event::Update(u) if u.status.task_id.value == "t2" => u.status.uuid.clone(),
+            Event::Update(u) if u.status.task_id.as_str() == "t2" => u.status.uuid.clone(),
             _ => None,
         })
         .next()
@@ -606,7 +606,7 @@ fn state_summary_slaves_and_frameworks_equal_the_value_tree_render() {
     let one = view.agents.values().next().unwrap().id.value.clone();
     let only: Value = serde_json::to_value(view.slaves_doc(Some(&one))).unwrap();
     assert_eq!(only["slaves"].as_array().unwrap().len(), 1);
-    assert_eq!(only["slaves"][0]["id"], one);
+    assert_eq!(only["slaves"][0]["id"], &*one);
     // `/master/frameworks` keeps its fields; the task lists now come last.
     let frameworks: Value = serde_json::from_slice(&view.frameworks_bytes(None)).unwrap();
     let expected = json!({
@@ -618,7 +618,7 @@ fn state_summary_slaves_and_frameworks_equal_the_value_tree_render() {
     let gone = view.completed_frameworks[0].id.value.clone();
     let only: Value = serde_json::from_slice(&view.frameworks_bytes(Some(&gone))).unwrap();
     assert_eq!(only["frameworks"], json!([]));
-    assert_eq!(only["completed_frameworks"][0]["id"], gone);
+    assert_eq!(only["completed_frameworks"][0]["id"], &*gone);
 }
 
 /// The reference v1 task: as GET_STATE built it before.
