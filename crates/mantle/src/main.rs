@@ -180,3 +180,26 @@ async fn run_local(flags: flags::LocalFlags) -> anyhow::Result<()> {
     master.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    /// Option 15 of the linked mimalloc still holds its purge delay's default (1000 ms in
+    /// version 3, 10 in version 2; this test process has not run `main`), so a new
+    /// mimalloc that numbered its options anew would fail here rather than have `main`
+    /// set some other option.
+    #[test]
+    fn option_15_is_mimallocs_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: mi_option_get takes no pointers and may be called at any time.
+        let value = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert!(value == 1000 || value == 10, "option 15 is {value}");
+    }
+}
