@@ -13,9 +13,6 @@ use std::task::{Poll, Waker};
 /// Records waiting together are joined into one chunk until it holds this much.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// An emptied queue keeps room for at most this many records.
-const KEPT_ROOM: usize = 8;
-
 #[derive(Default)]
 struct State {
     records: VecDeque<Bytes>,
@@ -110,7 +107,9 @@ impl Receiver {
                 }
                 Bytes::from(chunk)
             };
-            if state.records.is_empty() && state.records.capacity() > KEPT_ROOM {
+            if state.records.is_empty() {
+                // Most streams are idle most of the time (an agent's gets a PING every
+                // 15 s): an empty queue holds no room.
                 state.records = VecDeque::new();
             }
             Poll::Ready(Some(chunk))
