@@ -2,7 +2,7 @@
 //! order, taken by the body in chunks. One exists per subscribed framework and per
 //! registered agent, so it is small: an empty queue is one allocation of about 80 bytes
 //! (a tokio unbounded channel allocated about 1.6 KB up front, a fifth of what the
-//! master held per agent), and a queue emptied after a burst gives its room back.
+//! master held per agent), and an emptied queue holds no room.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 /// Records waiting together are joined into one chunk until it holds this much.
-pub const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Default)]
 struct State {
