@@ -8,6 +8,8 @@
 //!   next framework that has not declined it yet, until none is left.
 //! - [`quota`], `BENCHMARK_HierarchicalAllocator_WithQuotaParam.LargeAndSmallQuota`:
 //!   one cycle that satisfies the quota of many small and large roles, chopping agents.
+//! - [`busy`], the master's cycles in the `cluster` benchmark: a full cluster where a
+//!   few slots free between cycles and are offered again.
 
 use anyhow::bail;
 use mantle_allocator::{
@@ -38,6 +40,26 @@ fn two_decimals(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// Adds `n` active frameworks in role `*`, `framework-0` on, and returns their IDs.
+fn add_star_frameworks(allocator: &mut DrfAllocator, n: usize) -> Vec<FrameworkId> {
+    let options = FrameworkOptions {
+        roles: vec!["*".to_string()],
+        gpu_resources: false,
+    };
+    let ids: Vec<FrameworkId> = (0..n)
+        .map(|j| FrameworkId::new(format!("framework-{j}")))
+        .collect();
+    for id in &ids {
+        allocator.add_framework(id, &options, true);
+    }
+    ids
+}
+
+/// Each ID's position in `ids`.
+fn index_of<T: std::hash::Hash + Eq>(ids: &[T]) -> HashMap<&T, usize> {
+    ids.iter().enumerate().map(|(i, id)| (id, i)).collect()
+}
+
 /// An allocation as the next round recovers it: framework, role, agent, resources.
 type Held = (FrameworkId, String, AgentId, Resources);
 
@@ -63,22 +85,8 @@ pub fn decline_offers(
         "bench allocator: {agents} agents, {frameworks} frameworks, {rounds} rounds, seed {seed}"
     );
     let mut allocator = new_allocator(seed);
-
-    let framework_ids: Vec<FrameworkId> = (0..frameworks)
-        .map(|j| FrameworkId::new(format!("framework-{j}")))
-        .collect();
-    let framework_index: HashMap<&FrameworkId, usize> = framework_ids
-        .iter()
-        .enumerate()
-        .map(|(j, id)| (id, j))
-        .collect();
-    let options = FrameworkOptions {
-        roles: vec!["*".to_string()],
-        gpu_resources: false,
-    };
-    for id in &framework_ids {
-        allocator.add_framework(id, &options, true);
-    }
+    let framework_ids = add_star_frameworks(&mut allocator, frameworks);
+    let framework_index = index_of(&framework_ids);
 
     // What each agent has, and the part of it a framework already holds: as in Mesos,
     // the used ports are the 1001-port range cut into 16 fragments, here 16 two-port
@@ -102,11 +110,7 @@ pub fn decline_offers(
     let agent_ids: Vec<AgentId> = (0..agents)
         .map(|i| AgentId::new(format!("agent-{i}")))
         .collect();
-    let agent_index: HashMap<&AgentId, usize> = agent_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id, i))
-        .collect();
+    let agent_index = index_of(&agent_ids);
     let agent_used: Vec<[(FrameworkId, String, Resources); 1]> = (0..agents)
         .map(|i| {
             [(
@@ -402,4 +406,106 @@ fn check_guarantees(setup: &[(String, FrameworkId, &Resources)], allocations: &[
         setup.len(),
         given.values().count()
     );
+}
+
+/// The busy shape: A agents of two slots (`cpus:2;mem:1024;disk:2048`, a slot being
+/// `cpus:1;mem:512;disk:1024`), every slot held by one of F frameworks. Each round frees
+/// `freed` random slots (their holders recover them), then runs one timed cycle, whose
+/// offers the frameworks keep, as the `cluster` benchmark's load frameworks accept
+/// every freed slot.
+pub fn busy(
+    agents: usize,
+    frameworks: usize,
+    freed: usize,
+    rounds: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
+    if agents == 0 || frameworks == 0 || freed == 0 || freed > 2 * agents {
+        bail!("--agents and --frameworks must be at least 1, --busy from 1 to two per agent");
+    }
+    let mut allocator = new_allocator(seed);
+    let framework_ids = add_star_frameworks(&mut allocator, frameworks);
+    let framework_index = index_of(&framework_ids);
+    let total = parse("cpus:2;mem:1024;disk:2048")?;
+    let slot = parse("cpus:1;mem:512;disk:1024")?;
+    let agent_ids: Vec<AgentId> = (0..agents)
+        .map(|i| AgentId::new(format!("agent-{i}")))
+        .collect();
+    let agent_index = index_of(&agent_ids);
+    // Slot 2i and 2i+1 are agent i's; each holds the framework that has it.
+    let mut holders: Vec<usize> = (0..2 * agents).map(|s| (s / 2) % frameworks).collect();
+    for (i, id) in agent_ids.iter().enumerate() {
+        let used: Vec<(FrameworkId, String, Resources)> = [2 * i, 2 * i + 1]
+            .iter()
+            .map(|s| {
+                (
+                    framework_ids[holders[*s]].clone(),
+                    "*".to_string(),
+                    slot.clone(),
+                )
+            })
+            .collect();
+        allocator.add_agent(id, &total, &used);
+    }
+    let mut rng = seed.max(1);
+    let mut durations_ms = Vec::with_capacity(rounds);
+    let mut lost = 0usize;
+    for round in 0..rounds {
+        let now = round as f64;
+        let mut free: Vec<usize> = Vec::with_capacity(freed);
+        while free.len() < freed {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let s = (rng % (2 * agents) as u64) as usize;
+            if !free.contains(&s) {
+                free.push(s);
+            }
+        }
+        for &s in &free {
+            let framework = &framework_ids[holders[s]];
+            allocator.recover(framework, "*", &agent_ids[s / 2], &slot, None, now);
+        }
+        let started = Instant::now();
+        let allocations = allocator.allocate(now);
+        durations_ms.push(ms(started.elapsed()));
+        for allocation in allocations {
+            let (Some(&a), Some(&f)) = (
+                agent_index.get(&*allocation.agent),
+                framework_index.get(&*allocation.framework),
+            ) else {
+                bail!("an allocation names an unknown framework or agent");
+            };
+            let slots = allocation.resources.to_resources().scalar("cpus") as usize;
+            for _ in 0..slots {
+                match free.iter().position(|s| *s / 2 == a) {
+                    Some(p) => holders[free.swap_remove(p)] = f,
+                    None => bail!(
+                        "round {round}: {} offered more than was freed",
+                        allocation.agent
+                    ),
+                }
+            }
+        }
+        lost += free.len();
+    }
+    if lost > 0 {
+        bail!("{lost} freed slots were not offered again in their round");
+    }
+    let mut sorted = durations_ms;
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "allocation_cycle",
+            "shape": "busy",
+            "agents": agents,
+            "frameworks": frameworks,
+            "freed_per_round": freed,
+            "rounds": rounds,
+            "p50_ms": (crate::percentile(&sorted, 50.0) * 1000.0).round() / 1000.0,
+            "p99_ms": (crate::percentile(&sorted, 99.0) * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
 }

@@ -100,9 +100,14 @@ enum Bench {
         /// Frameworks [default: 50; with --quota, one per role].
         #[arg(long)]
         frameworks: Option<usize>,
-        /// Allocation cycles to time [default: frameworks * 2, as Mesos does].
+        /// Allocation cycles to time [default: frameworks * 2, as Mesos does; 1000 with
+        /// --busy].
         #[arg(long, conflicts_with = "quota")]
         rounds: Option<usize>,
+        /// The busy shape instead of DeclineOffers: a full cluster of two-slot agents
+        /// where this many slots free before each cycle.
+        #[arg(long, conflicts_with = "quota")]
+        busy: Option<usize>,
         /// The LargeAndSmallQuota shape instead of DeclineOffers.
         #[arg(long)]
         quota: bool,
@@ -245,15 +250,21 @@ enum Bench {
         /// The cluster sizes to measure, one after the other.
         #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
         agents: Vec<usize>,
-        /// Load frameworks launching tasks of 5 to 55 s (30 s on average).
+        /// Load frameworks launching tasks of 30 s on average (normally distributed, with
+        /// a standard deviation of 10 s, as in the paper).
         #[arg(long, default_value_t = 200)]
         frameworks: usize,
         /// Probe tasks per size (each takes 10 s and its overhead).
         #[arg(long, default_value_t = 10)]
         probes: usize,
-        /// An agent holds exactly four tasks: a full cluster has no leftovers to offer,
-        /// so that offers are freed slots, not fragments every framework declines.
-        #[arg(long, default_value = "cpus:4;mem:2048;disk:4096")]
+        /// Probe frameworks running at the same time, each doing its share of the
+        /// probes one after the other (the paper ran one).
+        #[arg(long, default_value_t = 1)]
+        concurrent_probes: usize,
+        /// An agent holds exactly two tasks, as the paper's slaves did: a full cluster
+        /// has no leftovers to offer, so that offers are freed slots, not fragments
+        /// every framework declines.
+        #[arg(long, default_value = "cpus:2;mem:1024;disk:2048")]
         agent_resources: String,
         #[arg(long, default_value = "cpus:1;mem:512;disk:1024")]
         task_resources: String,
@@ -334,11 +345,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             agents,
             frameworks,
             rounds,
+            busy,
             quota,
             roles,
             seed,
         } => {
-            if quota {
+            if let Some(freed) = busy {
+                let agents = agents.unwrap_or(1000);
+                let frameworks = frameworks.unwrap_or(50);
+                allocator::busy(agents, frameworks, freed, rounds.unwrap_or(1000), seed)
+            } else if quota {
                 let roles = roles.or(frameworks).unwrap_or(3000);
                 if frameworks.is_some_and(|f| f != roles) {
                     bail!(
@@ -450,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             agents,
             frameworks,
             probes,
+            concurrent_probes,
             agent_resources,
             task_resources,
             warmup,
@@ -459,6 +476,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sizes: agents,
                 frameworks,
                 probes,
+                concurrent_probes,
                 agent_resources,
                 task_resources,
                 warmup: Duration::from_secs(warmup),

@@ -1,10 +1,11 @@
 //! `cluster`: the scalability experiment of the Mesos paper (NSDI'11, §6.5). For each
 //! cluster size, a `mantle master` process and that many simulated agents inside this
 //! process; `--frameworks` load frameworks keep the cluster busy with tasks of 30 s on
-//! average (5 to 55 s, so that the tasks of the first wave do not all end together and
-//! leave the cluster full in between; relaunched as they end); then a probe framework, again and again,
-//! subscribes, waits for its first offer, launches one 10 s task and waits for its
-//! TASK_FINISHED. The overhead is the probe's whole time beyond the 10 s: subscription,
+//! average (normally distributed with a standard deviation of 10 s, as in the paper,
+//! relaunched as they end; an agent holds two); then a probe framework, again and
+//! again, subscribes, waits for its first offer, launches one 10 s task and waits for
+//! its TASK_FINISHED (`--concurrent-probes` such frameworks at once, each doing its
+//! share of the probes). The overhead is the probe's whole time beyond the 10 s: subscription,
 //! offer, launch and the status updates' way back, while the master serves the load.
 //! One line per size with the overhead's p50 and p99 and the master's resident memory
 //! and CPU.
@@ -26,6 +27,7 @@ pub struct Options {
     pub sizes: Vec<usize>,
     pub frameworks: usize,
     pub probes: usize,
+    pub concurrent_probes: usize,
     pub agent_resources: String,
     pub task_resources: String,
     /// How long the load frameworks run before the first probe.
@@ -40,8 +42,12 @@ const PROBE_TASK: Duration = Duration::from_secs(10);
 const CALLS_IN_FLIGHT: usize = 8;
 
 pub async fn run(mantle: &Path, options: &Options) -> anyhow::Result<()> {
-    if options.sizes.is_empty() || options.frameworks == 0 || options.probes == 0 {
-        bail!("--agents, --frameworks and --probes must be positive");
+    if options.sizes.is_empty()
+        || options.frameworks == 0
+        || options.probes == 0
+        || options.concurrent_probes == 0
+    {
+        bail!("--agents, --frameworks, --probes and --concurrent-probes must be positive");
     }
     for &agents in &options.sizes {
         raise_open_files(agent_connections(agents, options.agents_per_connection) + 4096)?;
@@ -76,24 +82,37 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
     tokio::time::sleep(options.warmup).await;
     let (cpu_before, _) = cpu_seconds(pid);
     let probing_since = Instant::now();
+    let mut probes = tokio::task::JoinSet::new();
+    for first in 0..options.concurrent_probes.min(options.probes) {
+        let (master, resources) = (master.to_string(), task_resources.clone());
+        let (launched, stride) = (launched.clone(), options.concurrent_probes);
+        let numbers: Vec<usize> = (first..options.probes).step_by(stride).collect();
+        probes.spawn(async move {
+            let mut overheads = Vec::with_capacity(numbers.len());
+            for probe in numbers {
+                let steps = probe_once(&master, probe, &resources).await?;
+                let overhead = steps.finished.saturating_sub(PROBE_TASK).as_secs_f64() * 1e3;
+                let ms = |d: Duration| d.as_millis();
+                eprintln!(
+                    "bench cluster: {agents} agents: probe {probe}: {overhead:.0} ms overhead (subscribed {} ms, offer {} ms, running {} ms, finished {} ms); {} load tasks launched so far",
+                    ms(steps.subscribed),
+                    ms(steps.offered),
+                    ms(steps.running),
+                    ms(steps.finished),
+                    launched.load(Ordering::Relaxed)
+                );
+                overheads.push(overhead);
+            }
+            anyhow::Ok(overheads)
+        });
+    }
     let mut overheads = Vec::with_capacity(options.probes);
-    for probe in 0..options.probes {
-        let steps = probe_once(master, probe, &task_resources).await?;
-        overheads.push(steps.finished.saturating_sub(PROBE_TASK).as_secs_f64() * 1e3);
-        let ms = |d: Duration| d.as_millis();
-        eprintln!(
-            "bench cluster: {agents} agents: probe {probe}: {:.0} ms overhead (subscribed {} ms, offer {} ms, running {} ms, finished {} ms); {} load tasks launched so far",
-            overheads[probe],
-            ms(steps.subscribed),
-            ms(steps.offered),
-            ms(steps.running),
-            ms(steps.finished),
-            launched.load(Ordering::Relaxed)
-        );
-        if let Some(done) = load.try_join_next() {
-            done.context("load framework")??;
-            bail!("a load framework stopped early");
-        }
+    while let Some(done) = probes.join_next().await {
+        overheads.extend(done.context("probe")??);
+    }
+    if let Some(done) = load.try_join_next() {
+        done.context("load framework")??;
+        bail!("a load framework stopped early");
     }
     let master_cpu = cpu_seconds(pid).0 - cpu_before;
     let cpu_share = master_cpu / probing_since.elapsed().as_secs_f64();
@@ -112,6 +131,7 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
             "agents": agents,
             "frameworks": options.frameworks,
             "probes": options.probes,
+            "concurrent_probes": options.concurrent_probes,
             "overhead_p50_ms": round(percentile(&overheads, 50.0)),
             "overhead_p99_ms": round(percentile(&overheads, 99.0)),
             "overhead_max_ms": round(overheads.last().copied().unwrap_or(0.0)),
@@ -191,8 +211,8 @@ async fn probe_once(master: &str, probe: usize, resources: &Resources) -> anyhow
     }
 }
 
-/// A framework that fills every offer with tasks of 5 to 55 s until `stop`, then
-/// tears itself down.
+/// A framework that fills every offer with tasks of [`load_task_seconds`] until `stop`,
+/// then tears itself down.
 async fn load_framework(
     master: &str,
     index: usize,
@@ -236,7 +256,7 @@ async fn load_framework(
                     while available.contains(&resources) {
                         available.subtract(&resources);
                         let id = TaskId::new(format!("load-{index}-{next}"));
-                        let command = format!("sleep {}", 5 + (next * 7919 + index * 31) % 51);
+                        let command = format!("sleep {:.1}", load_task_seconds(index, next));
                         next += 1;
                         batch.push(task_info(&id, &offer, &resources, &command)?);
                     }
@@ -262,4 +282,43 @@ async fn load_framework(
     calls.wait_below(1).await?;
     scheduler.teardown().await?;
     Ok(())
+}
+
+/// How long load framework `framework`'s task number `task` runs: drawn from a normal
+/// distribution of mean 30 s and standard deviation 10 s (the paper's), at least 1 s;
+/// the same for the same numbers in every run.
+fn load_task_seconds(framework: usize, task: usize) -> f64 {
+    // splitmix64 of the two numbers, then Box-Muller.
+    let mut state = ((framework as u64) << 40) ^ task as u64;
+    let mut uniform = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // In (0, 1]: never 0, whose logarithm is not finite.
+        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+    };
+    let (u, v) = (uniform(), uniform());
+    let normal = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+    (30.0 + 10.0 * normal).max(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_task_seconds;
+
+    #[test]
+    fn load_tasks_last_30_s_on_average_with_10_s_of_spread() {
+        let samples: Vec<f64> = (0..200)
+            .flat_map(|f| (0..100).map(move |t| load_task_seconds(f, t)))
+            .collect();
+        let n = samples.len() as f64;
+        let mean = samples.iter().sum::<f64>() / n;
+        let sd = (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!((mean - 30.0).abs() < 0.5, "mean {mean}");
+        assert!((sd - 10.0).abs() < 0.5, "standard deviation {sd}");
+        assert!(samples.iter().all(|x| *x >= 1.0));
+        assert_eq!(load_task_seconds(3, 7), load_task_seconds(3, 7));
+    }
 }

@@ -52,13 +52,14 @@ impl Visit {
 type Found = (usize, Option<Bundle>);
 
 impl DrfAllocator {
-    /// One allocation cycle over every active agent, in shuffled order.
+    /// One allocation cycle over every active agent with something to offer, in shuffled
+    /// order.
     pub fn allocate(&mut self, now: f64) -> Vec<Allocation> {
         if self.shares_dirty {
             self.resort();
         }
         self.min_kinds = self.min_allocatable_kinds();
-        let order = self.shuffled_agents();
+        let mut order = self.shuffled_agents();
         let mut quotas = self.quota_views();
         let mut grants: Vec<(usize, usize, Offered)> = Vec::with_capacity(order.len());
         let mut visit = Visit {
@@ -148,17 +149,27 @@ impl DrfAllocator {
                 until: agent.filters.next_expiry,
             });
         }
+        order.retain(|&a| {
+            let agent = &mut self.agents[a];
+            agent.listed = agent.active && !agent.available.is_empty();
+            agent.listed
+        });
         self.order = order;
         self.collect(grants, stage_one)
     }
 
-    /// The active agents in a fresh random order. The caller hands the vector back
+    /// The listed agents in a fresh random order. The caller hands the vector back
     /// through `self.order` when the cycle is over.
     fn shuffled_agents(&mut self) -> Vec<usize> {
         let mut order = std::mem::take(&mut self.order);
         if self.order_dirty {
             order.clear();
-            order.extend(self.agents.iter().filter(|(_, a)| a.active).map(|(i, _)| i));
+            for (i, agent) in self.agents.iter_mut() {
+                agent.listed = agent.active && !agent.available.is_empty();
+                if agent.listed {
+                    order.push(i);
+                }
+            }
             self.order_dirty = false;
         }
         for i in (1..order.len()).rev() {

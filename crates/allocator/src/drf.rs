@@ -145,6 +145,8 @@ pub(crate) struct Agent {
     pub version: u64,
     pub filters: AgentFilters,
     pub idle: Option<Idle>,
+    /// In the allocator's `order`: the next cycle visits it.
+    pub listed: bool,
 }
 
 impl Agent {
@@ -250,8 +252,11 @@ pub struct DrfAllocator {
     pub(crate) rng: u64,
     /// A reusable per-kind vector for [`DrfAllocator::charge`].
     scratch: Vec<i64>,
-    /// Active agents, reshuffled in place by every cycle; rebuilt when agents come, go
-    /// or change activity (`order_dirty`).
+    /// The agents a cycle visits, reshuffled in place by every cycle: active agents with
+    /// something left to offer. An agent that gets resources back joins at the end; a
+    /// cycle drops those it leaves with nothing, so that a full cluster's cycles do not
+    /// walk every agent. Rebuilt when agents come, go or change activity
+    /// (`order_dirty`).
     pub(crate) order: Vec<usize>,
     pub(crate) order_dirty: bool,
     /// The minimum offer by kind, refreshed at the start of each cycle.
@@ -311,6 +316,7 @@ impl DrfAllocator {
             version: 0,
             filters: AgentFilters::default(),
             idle: None,
+            listed: false,
         });
         self.agent_ids.insert(agent.clone(), index);
         self.order_dirty = true;
@@ -384,6 +390,7 @@ impl DrfAllocator {
         }
         a.total = total;
         a.version += 1;
+        self.order_dirty = true;
         self.count_total(index, 1);
     }
 
@@ -633,6 +640,10 @@ impl DrfAllocator {
         }
         agent.available.add(&returned);
         agent.version += 1;
+        if agent.active && !agent.listed && !returned.is_empty() {
+            agent.listed = true;
+            self.order.push(a);
+        }
         if agent.filters.blocked_for.as_ref() == Some(&agent.available) {
             agent.filters.checked_version = Some(agent.version);
         }

@@ -59,6 +59,13 @@ impl<T> Slab<T> {
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|v| (i, v)))
     }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|v| (i, v)))
+    }
 }
 
 impl<T> std::ops::Index<usize> for Slab<T> {

@@ -139,6 +139,52 @@ fn whole_agent_goes_to_the_lowest_share() {
 }
 
 #[test]
+fn cycles_visit_only_agents_with_something_left() {
+    let mut a = DrfAllocator::new(AllocatorConfig::default());
+    for i in 0..4 {
+        a.add_agent(&ag(&format!("a{i}")), &res("cpus:2;mem:512"), &[]);
+    }
+    a.add_framework(&fw("f1"), &roles(&["r1"]), true);
+    assert_eq!(a.allocate(0.0).len(), 4);
+    // Everything is offered: the next cycle has no agent to visit.
+    assert!(a.order.is_empty());
+    assert!(a.allocate(1.0).is_empty());
+    // A freed slot puts its agent back, once however often it is freed.
+    a.recover(
+        &fw("f1"),
+        "r1",
+        &ag("a2"),
+        &res("cpus:1;mem:256"),
+        None,
+        2.0,
+    );
+    a.recover(&fw("f1"), "r1", &ag("a2"), &res("cpus:1"), None, 2.0);
+    assert_eq!(a.order.len(), 1);
+    let again = a.allocate(3.0);
+    assert_eq!(again.len(), 1);
+    assert_eq!(*again[0].agent, ag("a2"));
+    assert_eq!(
+        again[0].resources.to_resources().to_text(),
+        "cpus:2;mem:256"
+    );
+    // A deactivated agent is not visited, and comes back with what it has once active.
+    a.set_agent_active(&ag("a3"), false);
+    a.recover(
+        &fw("f1"),
+        "r1",
+        &ag("a3"),
+        &res("cpus:2;mem:512"),
+        None,
+        4.0,
+    );
+    assert!(a.allocate(5.0).is_empty());
+    a.set_agent_active(&ag("a3"), true);
+    let back = a.allocate(6.0);
+    assert_eq!(back.len(), 1);
+    assert_eq!(*back[0].agent, ag("a3"));
+}
+
+#[test]
 fn roles_are_ordered_before_frameworks() {
     // r1 holds half the cluster through f1; r2 holds nothing, so r2's f3 is served
     // first even though f2 (in r1) holds nothing either.
