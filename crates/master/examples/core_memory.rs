@@ -4,7 +4,8 @@
 //! frameworks subscribe, accept every offer with `--tasks-per-agent` command tasks, and
 //! each task reports TASK_STARTING and TASK_RUNNING, each acknowledged. It prints one JSON
 //! line; `bench/run memory` measures the whole master process, of which this is the core's
-//! share. Run with `cargo run --release -p mantle-master --example core_memory [AGENTS
+//! share. Last, it times the disconnection of up to 1,000 of the agents (their tasks are
+//! lost, since the frameworks do not checkpoint). Run with `cargo run --release -p mantle-master --example core_memory [AGENTS
 //! [TASKS_PER_AGENT]]`.
 
 use mantle_api::internal::{AgentCall, Register, StatusUpdate, ToAgent};
@@ -64,6 +65,13 @@ fn main() -> anyhow::Result<()> {
     let with_agents = live();
     let tasks = launch_tasks(&mut master, agents * per_agent, per_agent)?;
     let with_tasks = live();
+    let disconnected = agents.min(1000);
+    let started = std::time::Instant::now();
+    for i in 0..disconnected {
+        master.agent_stream_closed(2.0, &uuid_like(i));
+        master.take_actions();
+    }
+    let disconnect_us = started.elapsed().as_secs_f64() * 1e6 / disconnected.max(1) as f64;
     let per = |bytes: isize, count: usize| bytes / count.max(1) as isize;
     println!(
         "{}",
@@ -73,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             "tasks": tasks,
             "core_bytes_per_agent": per(with_agents - idle, agents),
             "core_bytes_per_task": per(with_tasks - with_agents, tasks),
+            "agent_disconnect_us": disconnect_us.round(),
             "size_of": {
                 "Agent": size_of::<Agent>(),
                 "Framework": size_of::<Framework>(),

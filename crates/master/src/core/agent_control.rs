@@ -144,6 +144,7 @@ impl Master {
         }
         self.deactivated.remove(agent_id);
         self.draining.remove(agent_id);
+        let on_agent = self.tasks_on(agent_id);
         let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
         for framework_id in frameworks {
             let framework = self.frameworks.get_mut(&framework_id).expect("listed");
@@ -154,8 +155,15 @@ impl Master {
                 ending.others
             };
             let mut ended = Vec::new();
-            for id in framework.live_tasks_on(agent_id) {
-                ended.push(framework.tasks.remove(&id).expect("listed"));
+            for (_, id) in on_agent.iter().filter(|(f, _)| *f == framework_id) {
+                if framework
+                    .tasks
+                    .get(id)
+                    .is_some_and(|t| !t.state.is_terminal())
+                {
+                    ended.push(framework.tasks.remove(id).expect("found above"));
+                    self.agent_tasks.remove(agent_id, &framework_id, id);
+                }
             }
             let unreachable: Vec<TaskId> = framework
                 .unreachable_tasks

@@ -311,6 +311,7 @@ impl Master {
                 }
                 continue;
             }
+            self.agent_tasks.add(agent_id, &framework.id, &task_id);
             // A task that ended holds nothing; it is known until its end is acknowledged.
             if let Some((resources, role)) = held {
                 hold(&mut used, &framework.id, &role, &resources);
@@ -532,12 +533,24 @@ impl Master {
         message: &str,
     ) {
         let mut retired: Vec<(FrameworkId, TaskInfo, String, Resources, TaskState)> = Vec::new();
-        for framework in self.frameworks.values_mut() {
-            for id in framework.live_tasks_on(agent_id) {
-                let Some(state) = pick(framework, &id) else {
+        let on_agent = self.tasks_on(agent_id);
+        for group in on_agent.chunk_by(|a, b| a.0 == b.0) {
+            let Some(framework) = self.frameworks.get_mut(&group[0].0) else {
+                continue;
+            };
+            for (_, id) in group {
+                if framework
+                    .tasks
+                    .get(id)
+                    .is_none_or(|t| t.state.is_terminal())
+                {
+                    continue;
+                }
+                let Some(state) = pick(framework, id) else {
                     continue;
                 };
-                let mut task = framework.tasks.remove(&id).expect("listed above");
+                let mut task = framework.tasks.remove(id).expect("found above");
+                self.agent_tasks.remove(agent_id, &framework.id, id);
                 task.state = state;
                 retired.push((
                     framework.id.clone(),

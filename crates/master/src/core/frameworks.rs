@@ -68,15 +68,6 @@ impl Framework {
         }
     }
 
-    /// The IDs of its non-terminal tasks on `agent_id`.
-    pub fn live_tasks_on(&self, agent_id: &AgentId) -> Vec<TaskId> {
-        self.tasks
-            .values()
-            .filter(|t| &t.info.agent_id == agent_id && !t.state.is_terminal())
-            .map(|t| t.info.task_id.clone())
-            .collect()
-    }
-
     /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID;
     /// `info` makes it only when the ID is new (a launch clones the task's, an agent's
     /// report gives up its own).
@@ -444,6 +435,8 @@ impl Master {
         };
         let mut agents: BTreeSet<AgentId> = framework.executors.keys().cloned().collect();
         for task in std::mem::take(&mut framework.tasks).into_values() {
+            self.agent_tasks
+                .remove(&task.info.agent_id, framework_id, &task.info.task_id);
             agents.insert(task.info.agent_id.clone());
             let mut task = task;
             if !task.state.is_terminal() {

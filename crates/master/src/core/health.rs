@@ -272,6 +272,7 @@ impl Master {
                 let message = format!("Agent {hostname} is unreachable");
                 for id in ids {
                     let mut task = framework.tasks.remove(&id).expect("listed");
+                    self.agent_tasks.remove(agent_id, &framework_id, &id);
                     task.state = TaskState::Unreachable;
                     task.unreachable_time = Some(now);
                     let mut status = TaskStatus::new(id.clone(), state);
@@ -347,6 +348,7 @@ impl Master {
                             report.state,
                             "Unreachable agent re-reregistered",
                         ));
+                        self.agent_tasks.add(agent_id, &framework_id, &id);
                         framework.tasks.insert(id, task);
                     }
                     None => {

@@ -21,6 +21,7 @@ pub mod shared_map;
 mod state;
 mod subscribers;
 mod summary;
+mod task_index;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -153,6 +154,8 @@ pub struct Master {
     /// The agent each open agent stream belongs to, so that a call finds its agent
     /// without a scan; checked against the agent's current stream on every lookup.
     agent_streams: HashMap<StreamId, AgentId>,
+    /// Every framework's tasks by the agent they are on.
+    agent_tasks: task_index::TaskIndex,
     offers: SharedMap<OfferId, offers::OfferEntry>,
     allocator: DrfAllocator,
     policy: Policy,
@@ -262,6 +265,7 @@ impl Master {
             draining: BTreeMap::new(),
             operator_subscribers: false,
             resources_cache: ResourcesCache::new(),
+            agent_tasks: task_index::TaskIndex::default(),
         }
     }
 

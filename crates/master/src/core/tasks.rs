@@ -195,6 +195,7 @@ impl Master {
             task.task_id.clone(),
             new_task(&framework.id, agent_id, &task, resources, role, now),
         );
+        self.agent_tasks.add(agent_id, framework_id, &task.task_id);
         self.task_added(framework_id, &task.task_id);
         let framework_info = self.frameworks[framework_id].info.clone();
         self.send_to_agent(
@@ -288,6 +289,7 @@ impl Master {
             let mut entry = new_task(&framework.id, agent_id, task, resources, role, now);
             entry.executor_id = Some(group.executor.executor_id.clone());
             framework.tasks.insert(task.task_id.clone(), entry);
+            self.agent_tasks.add(agent_id, framework_id, &task.task_id);
         }
         let framework_info = framework.info.clone();
         for task in &group.task_group.tasks {
@@ -411,6 +413,8 @@ impl Master {
         let mut retired_from = None;
         if acknowledged_terminal {
             let mut task = framework.tasks.remove(&ack.task_id).expect("present");
+            self.agent_tasks
+                .remove(&task.info.agent_id, framework_id, &ack.task_id);
             task.status_update_uuid = None;
             retired_from = Some(task.info.agent_id.clone());
             framework.completed_tasks.push_back(Arc::new(task));
@@ -430,6 +434,28 @@ impl Master {
             self.check_drained(now, &agent_id);
         }
         Ok(())
+    }
+
+    /// Every framework's tasks on `agent_id`, in any state, by framework and task ID:
+    /// from the index, which debug builds check against a walk over every task.
+    pub(super) fn tasks_on(&self, agent_id: &AgentId) -> Vec<(FrameworkId, TaskId)> {
+        let tasks = self.agent_tasks.on(agent_id);
+        #[cfg(debug_assertions)]
+        {
+            let mut walked: Vec<(FrameworkId, TaskId)> = self
+                .frameworks
+                .values()
+                .flat_map(|f| {
+                    f.tasks
+                        .iter()
+                        .filter(|(_, t)| &t.info.agent_id == agent_id)
+                        .map(|(id, _)| (f.id.clone(), id.clone()))
+                })
+                .collect();
+            walked.sort_unstable();
+            debug_assert_eq!(tasks, walked, "the task index of agent {agent_id}");
+        }
+        tasks
     }
 
     pub(super) fn kill_task(&mut self, now: f64, framework_id: &FrameworkId, kill: Kill) {
