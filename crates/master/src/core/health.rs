@@ -324,6 +324,21 @@ impl Master {
                 .map(|t| t.info.task_id.clone())
                 .collect();
             let mut updates = Vec::new();
+            // Tasks the agent reports that the master has on neither list: it restarted
+            // while the agent was unreachable, so its framework last heard
+            // TASK_UNREACHABLE (or an answer to reconciliation saying so). They are
+            // adopted after this; the framework hears that they are back first.
+            for report in register.tasks.iter().filter(|r| {
+                r.framework_id == framework_id
+                    && !framework.tasks.contains_key(&r.task.task_id)
+                    && !framework.unreachable_tasks.contains_key(&r.task.task_id)
+            }) {
+                updates.push((
+                    report.task.task_id.clone(),
+                    report.state,
+                    "Unreachable agent re-reregistered",
+                ));
+            }
             for id in ids {
                 let mut task = framework.unreachable_tasks.remove(&id).expect("listed");
                 let reported = register
@@ -344,7 +359,7 @@ impl Master {
                             ));
                         }
                         updates.push((
-                            task.info.clone(),
+                            id.clone(),
                             report.state,
                             "Unreachable agent re-reregistered",
                         ));
@@ -359,7 +374,7 @@ impl Master {
                         };
                         task.state = state;
                         updates.push((
-                            task.info.clone(),
+                            id.clone(),
                             state,
                             "Task was not reported by the re-registered agent",
                         ));
@@ -367,8 +382,8 @@ impl Master {
                     }
                 }
             }
-            for (info, state, message) in updates {
-                let mut status = TaskStatus::new(info.task_id.clone(), state);
+            for (task_id, state, message) in updates {
+                let mut status = TaskStatus::new(task_id, state);
                 status.agent_id = Some(agent_id.clone());
                 status.source = Some(Source::Master);
                 status.reason = Some(Reason::AgentReregistered);

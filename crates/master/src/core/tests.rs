@@ -718,6 +718,28 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
 }
 
 #[test]
+fn an_unreachable_agent_returning_to_a_restarted_master_brings_its_tasks_back() {
+    let (mut first, agent) = running_with_health(true, None);
+    first.tick(7.5);
+    assert!(first.health.unreachable.contains_key(&agent));
+    let fid = first.frameworks.keys().next().unwrap().clone();
+    let mut info = first.frameworks[&fid].info.clone();
+    info.id = Some(fid.clone());
+
+    // The new master knows the agent is unreachable, but not its task.
+    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
+    m.recover_registry(100.0, first.registry());
+    subscribe_info(&mut m, "s1", info);
+    m.take_actions();
+    reregister(&mut m, 101.0, "a2", &agent, &[("t1", TaskState::Running)]);
+    expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
+    assert_eq!(
+        m.state_json()["frameworks"][0]["tasks"][0]["state"],
+        "TASK_RUNNING"
+    );
+}
+
+#[test]
 fn frameworks_that_are_not_partition_aware_see_lost_and_then_running() {
     let (mut m, agent) = running_with_health(false, None);
     m.tick(5.0);
