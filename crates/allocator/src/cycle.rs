@@ -151,7 +151,7 @@ impl DrfAllocator {
         }
         order.retain(|&a| {
             let agent = &mut self.agents[a];
-            agent.listed = agent.active && !agent.available.is_empty();
+            agent.listed = agent.worth_visiting();
             agent.listed
         });
         self.order = order;
@@ -165,7 +165,7 @@ impl DrfAllocator {
         if self.order_dirty {
             order.clear();
             for (i, agent) in self.agents.iter_mut() {
-                agent.listed = agent.active && !agent.available.is_empty();
+                agent.listed = agent.worth_visiting();
                 if agent.listed {
                     order.push(i);
                 }

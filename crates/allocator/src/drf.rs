@@ -150,6 +150,11 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// Whether cycles should visit it: active, with something left to offer.
+    pub fn worth_visiting(&self) -> bool {
+        self.active && !self.available.is_empty()
+    }
+
     /// Starts loading what a visit reads besides the record itself.
     pub fn prefetch(&self) {
         use crate::slab::prefetch_bytes;
