@@ -250,7 +250,7 @@ impl DrfAllocator {
         let full = visit.untouched && matches!(usable, Cow::Borrowed(_));
         let agent = &self.agents[visit.agent];
         let filters = &agent.filters;
-        let any_filters = !filters.by_client.is_empty();
+        let any_filters = !filters.is_empty();
         for &c in &self.roles[r].clients {
             if any_filters && (filters.bit(c) || (!full && filters.covers(c, &usable, now))) {
                 continue;

@@ -17,12 +17,14 @@ pub(crate) struct Filter {
     pub expires: f64,
 }
 
-/// Decline filters on one agent, indexed by client. `blocked` caches, per client, whether
-/// some filter covers the whole of `blocked_for` (the agent's free resources when the
-/// cache was built), so a cycle tests one bit per filtered framework.
+/// Decline filters on one agent. `blocked` caches, per client, whether some filter covers
+/// the whole of `blocked_for` (the agent's free resources when the cache was built), so a
+/// cycle tests one bit per filtered framework. An agent without filters keeps neither
+/// list nor cache: most agents of a large cluster have none most of the time.
 #[derive(Debug)]
 pub(crate) struct AgentFilters {
-    pub by_client: HashMap<usize, Vec<Filter>>,
+    /// Each filter with the client it applies to, in the order they were added.
+    pub list: Vec<(usize, Filter)>,
     pub blocked: Vec<u64>,
     pub blocked_for: Option<Bundle>,
     /// The agent version `blocked_for` is known to equal, so that a visit need not
@@ -34,7 +36,7 @@ pub(crate) struct AgentFilters {
 impl Default for AgentFilters {
     fn default() -> Self {
         AgentFilters {
-            by_client: HashMap::new(),
+            list: Vec::new(),
             blocked: Vec::new(),
             blocked_for: None,
             checked_version: None,
@@ -44,6 +46,10 @@ impl Default for AgentFilters {
 }
 
 impl AgentFilters {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     pub fn bit(&self, client: usize) -> bool {
         self.blocked
             .get(client / 64)
@@ -57,25 +63,34 @@ impl AgentFilters {
         self.blocked[client / 64] |= 1 << (client % 64);
     }
 
+    /// The clients with a filter here, each once.
+    pub fn clients(&self) -> Vec<usize> {
+        let mut clients: Vec<usize> = self.list.iter().map(|(c, _)| *c).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        clients
+    }
+
+    /// Forgets the cache, and gives back the room of an emptied list.
+    fn invalidate(&mut self) {
+        self.blocked_for = None;
+        self.checked_version = None;
+        if self.list.is_empty() {
+            self.list = Vec::new();
+            self.blocked = Vec::new();
+        }
+    }
+
     /// Makes the cache valid for `available` (the agent's free resources at `version`)
     /// at `now`: drops expired filters and recomputes the bits when the free resources
     /// changed.
     pub fn refresh(&mut self, available: &Bundle, version: u64, now: f64) {
         if now >= self.next_expiry {
-            self.next_expiry = f64::INFINITY;
-            self.by_client.retain(|_, list| {
-                list.retain(|f| f.expires > now);
-                !list.is_empty()
-            });
-            for list in self.by_client.values() {
-                for f in list {
-                    self.next_expiry = self.next_expiry.min(f.expires);
-                }
-            }
-            self.blocked_for = None;
-            self.checked_version = None;
+            self.list.retain(|(_, f)| f.expires > now);
+            self.next_expiry = (self.list.iter()).fold(f64::INFINITY, |t, (_, f)| t.min(f.expires));
+            self.invalidate();
         }
-        if self.checked_version == Some(version) {
+        if self.list.is_empty() || self.checked_version == Some(version) {
             return;
         }
         self.checked_version = Some(version);
@@ -83,10 +98,8 @@ impl AgentFilters {
             return;
         }
         self.blocked.clear();
-        let covered: Vec<usize> = self
-            .by_client
-            .iter()
-            .filter(|(_, list)| list.iter().any(|f| f.resources.contains(available)))
+        let covered: Vec<usize> = (self.list.iter())
+            .filter(|(_, f)| f.resources.contains(available))
             .map(|(c, _)| *c)
             .collect();
         for c in covered {
@@ -95,29 +108,34 @@ impl AgentFilters {
         self.blocked_for = Some(available.clone());
     }
 
-    fn add(&mut self, client: usize, filter: Filter) {
+    fn add(&mut self, client: usize, mut filter: Filter) {
         self.next_expiry = self.next_expiry.min(filter.expires);
-        if let Some(b) = &self.blocked_for {
-            if filter.resources.contains(b) {
-                self.set_bit(client);
-            }
+        match &self.blocked_for {
+            Some(b) if filter.resources.contains(b) => self.set_bit(client),
+            Some(_) => {}
+            // No cache yet (the list was empty): the next visit builds it.
+            None => self.checked_version = None,
         }
-        self.by_client.entry(client).or_default().push(filter);
+        filter.resources.0.shrink_to_fit();
+        if self.list.is_empty() {
+            // Most filtered agents have one filter: room for that, not for four.
+            self.list.reserve_exact(1);
+        }
+        self.list.push((client, filter));
     }
 
     fn clear(&mut self, client: usize) {
-        if self.by_client.remove(&client).is_some() {
-            self.blocked_for = None;
-            self.checked_version = None;
+        let before = self.list.len();
+        self.list.retain(|(c, _)| *c != client);
+        if self.list.len() != before {
+            self.invalidate();
         }
     }
 
     /// True when a live filter of `client` covers `offer`.
     pub fn covers(&self, client: usize, offer: &Bundle, now: f64) -> bool {
-        self.by_client.get(&client).is_some_and(|list| {
-            list.iter()
-                .any(|f| f.expires > now && f.resources.contains(offer))
-        })
+        (self.list.iter())
+            .any(|(c, f)| *c == client && f.expires > now && f.resources.contains(offer))
     }
 }
 
@@ -364,13 +382,7 @@ impl DrfAllocator {
             self.charge(client, &bundle, -1);
         }
         self.count_total(index, -1);
-        let filtered: Vec<usize> = self.agents[index]
-            .filters
-            .by_client
-            .keys()
-            .copied()
-            .collect();
-        for c in filtered {
+        for c in self.agents[index].filters.clients() {
             if let Some(client) = self.clients.get_mut(c) {
                 client.filtered_agents.retain(|a| *a != index);
             }

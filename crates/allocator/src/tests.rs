@@ -232,6 +232,27 @@ fn decline_filters_follow_the_subset_rule() {
 }
 
 #[test]
+fn expired_filters_give_back_their_room_and_new_ones_still_hold() {
+    let script = "agent a1 cpus:4;mem:1024\nframework f1 r1\nallocate\ndecline f1 r1 a1 30\n\
+                  at 31\nallocate\ndecline f1 r1 a1 30\nat 32\nallocate";
+    assert!(run(script).is_empty());
+    let mut a = DrfAllocator::new(AllocatorConfig::default());
+    a.add_agent(&ag("a1"), &res("cpus:4;mem:1024"), &[]);
+    a.add_framework(&fw("f1"), &roles(&["r1"]), true);
+    let offer = a.allocate(0.0).remove(0);
+    let whole = offer.resources.to_resources();
+    a.recover(&fw("f1"), "r1", &ag("a1"), &whole, Some(30.0), 0.0);
+    let agent = |a: &DrfAllocator| a.agent_ids[&ag("a1")];
+    assert_eq!(a.agents[agent(&a)].filters.list.len(), 1);
+    assert!(a.allocate(1.0).is_empty());
+    // Past its expiry the next visit drops the filter, its list and the cache.
+    assert_eq!(a.allocate(31.0).len(), 1);
+    let filters = &a.agents[agent(&a)].filters;
+    assert_eq!(filters.list.capacity(), 0);
+    assert!(filters.blocked_for.is_none());
+}
+
+#[test]
 fn suppressed_and_inactive_frameworks_get_nothing() {
     check(
         "agent a1 cpus:4;mem:1024\nframework f1 r1\nsuppress f1\nallocate",
