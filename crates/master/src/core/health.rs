@@ -327,11 +327,17 @@ impl Master {
             // Tasks the agent reports that the master has on neither list: it restarted
             // while the agent was unreachable, so its framework last heard
             // TASK_UNREACHABLE (or an answer to reconciliation saying so). They are
-            // adopted after this; the framework hears that they are back first.
+            // adopted after this; the framework hears that they are back first. A task
+            // this master has already retired is not back: adopting kills it.
             for report in register.tasks.iter().filter(|r| {
+                let id = &r.task.task_id;
                 r.framework_id == framework_id
-                    && !framework.tasks.contains_key(&r.task.task_id)
-                    && !framework.unreachable_tasks.contains_key(&r.task.task_id)
+                    && !framework.tasks.contains_key(id)
+                    && !framework.unreachable_tasks.contains_key(id)
+                    && !framework
+                        .completed_tasks
+                        .iter()
+                        .any(|t| t.info.task_id == *id)
             }) {
                 updates.push((
                     report.task.task_id.clone(),

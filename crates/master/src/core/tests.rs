@@ -739,6 +739,67 @@ fn an_unreachable_agent_returning_to_a_restarted_master_brings_its_tasks_back() 
     );
 }
 
+/// As above, but the restarted master has since run a task of the same ID elsewhere to
+/// its acknowledged end: the returning agent's copy is killed, not announced as back.
+#[test]
+fn a_retired_task_an_unreachable_agent_brings_back_is_killed_unannounced() {
+    let (mut first, agent) = running_with_health(true, None);
+    first.tick(7.5);
+    let fid = first.frameworks.keys().next().unwrap().clone();
+    let mut info = first.frameworks[&fid].info.clone();
+    info.id = Some(fid.clone());
+    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
+    m.recover_registry(100.0, first.registry());
+    subscribe_info(&mut m, "s1", info);
+    let other = register(&mut m, "b1", "cpus:4;mem:1024");
+    m.allocate(100.5);
+    let offer = offers(&events(&mut m, "s1")).remove(0);
+    assert_eq!(offer.agent_id, other);
+    launch(
+        &mut m,
+        &fid,
+        &offer,
+        vec![command_task("t1", &other, "cpus:1")],
+    );
+    let mut status = TaskStatus::new(TaskId::new("t1"), TaskState::Finished);
+    status.uuid = Some(new_status_uuid());
+    let uuid = status.uuid.clone().unwrap();
+    let update = StatusUpdate {
+        framework_id: fid.clone(),
+        status,
+    };
+    m.agent_call(100.6, "b1", AgentCall::StatusUpdate(update))
+        .unwrap();
+    let ack = mantle_api::scheduler::Acknowledge {
+        agent_id: other,
+        task_id: TaskId::new("t1"),
+        uuid,
+    };
+    call(&mut m, &fid, "s1", CallBody::Acknowledge(ack)).unwrap();
+    m.take_actions();
+
+    reregister(&mut m, 101.0, "a2", &agent, &[("t1", TaskState::Running)]);
+    let actions = m.take_actions();
+    let to_framework: Vec<&Action> = (actions.iter())
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Framework {
+                    event: Event::Update(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(to_framework.is_empty(), "{to_framework:?}");
+    assert!(
+        actions.iter().any(|a| matches!(a,
+            Action::Agent { stream, message: ToAgent::KillTask(k) }
+                if &**stream == "a2" && k.task_id.as_str() == "t1")),
+        "{actions:?}"
+    );
+}
+
 #[test]
 fn frameworks_that_are_not_partition_aware_see_lost_and_then_running() {
     let (mut m, agent) = running_with_health(false, None);
