@@ -74,10 +74,15 @@ pub struct Health {
     /// The pings of the current round not sent yet, and how many and when it started.
     ping_queue: VecDeque<StreamId>,
     ping_round: (usize, f64),
+    /// When [`Master::detect_failures`] next looks at every agent.
+    next_check: f64,
 }
 
 /// A ping round's first slice: a smaller cluster is pinged all at once.
 const PING_SLICE: usize = 500;
+
+/// How often, at most, every agent is checked for silence.
+const FAILURE_CHECK_INTERVAL: f64 = 1.0;
 
 impl Health {
     pub(super) fn start_ping_round(&mut self, now: f64, streams: Vec<StreamId>) {
@@ -151,7 +156,32 @@ impl Master {
             .collect()
     }
 
+    /// Schedules the agents that went silent (or stayed disconnected) too long to be
+    /// marked unreachable, and marks those the removal rate limit lets through. Finding
+    /// them walks every agent, so it runs at most every [`FAILURE_CHECK_INTERVAL`] (a
+    /// quarter of the ping interval when that is shorter), not at every tick: at 100,000
+    /// agents ten walks a second took a sixth of the event loop's time.
     pub(super) fn detect_failures(&mut self, now: f64) {
+        let interval = self.config.agent_ping_interval;
+        if now >= self.health.next_check {
+            self.health.next_check = now + FAILURE_CHECK_INTERVAL.min(interval / 4.0);
+            self.find_failures(now);
+        }
+        let mut due = Vec::new();
+        while now >= self.health.next_removal {
+            let Some(agent_id) = self.health.pending.pop_front() else {
+                break;
+            };
+            self.health.pending_set.remove(&agent_id);
+            if let Some(rate) = self.config.agent_removal_rate_limit {
+                self.health.next_removal = now + rate.per_seconds / f64::from(rate.count);
+            }
+            due.push(agent_id);
+        }
+        self.mark_unreachable(now, &due);
+    }
+
+    fn find_failures(&mut self, now: f64) {
         let silence =
             self.config.agent_ping_interval * f64::from(self.config.max_agent_ping_timeouts);
         let reregister = self.config.agent_reregister_timeout;
@@ -179,18 +209,6 @@ impl Master {
             self.health.pending_set.insert(agent_id.clone());
             self.health.pending.push_back(agent_id);
         }
-        let mut due = Vec::new();
-        while now >= self.health.next_removal {
-            let Some(agent_id) = self.health.pending.pop_front() else {
-                break;
-            };
-            self.health.pending_set.remove(&agent_id);
-            if let Some(rate) = self.config.agent_removal_rate_limit {
-                self.health.next_removal = now + rate.per_seconds / f64::from(rate.count);
-            }
-            due.push(agent_id);
-        }
-        self.mark_unreachable(now, &due);
     }
 
     /// The agents become unreachable: their streams are closed, their offers rescinded,
