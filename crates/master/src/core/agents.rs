@@ -281,10 +281,9 @@ impl Master {
             report.task.agent_id = agent_id.clone();
             let task = Task {
                 info: super::tasks::kept_info(report.task),
-                framework_id: report.framework_id,
                 executor_id: report.executor_id.or(executor_id),
                 resources,
-                role,
+                role: role.into(),
                 state: report.state,
                 status_update_state: None,
                 status_update_uuid: None,
@@ -307,7 +306,7 @@ impl Master {
             if retired {
                 let task = framework.tasks.remove(&task_id).expect("inserted above");
                 if !task.state.is_terminal() {
-                    retired_live.push((task.framework_id, task_id));
+                    retired_live.push((framework.id.clone(), task_id));
                 }
                 continue;
             }
@@ -555,7 +554,7 @@ impl Master {
                 retired.push((
                     framework.id.clone(),
                     task.info.clone(),
-                    task.role.clone(),
+                    task.role.to_string(),
                     task.resources.clone(),
                     state,
                 ));

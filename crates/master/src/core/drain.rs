@@ -117,10 +117,10 @@ impl Master {
         let kills: Vec<KillTask> = self
             .frameworks
             .values()
-            .flat_map(|f| f.tasks.values())
-            .filter(|t| &t.info.agent_id == agent_id && !t.state.is_terminal())
-            .map(|t| KillTask {
-                framework_id: t.framework_id.clone(),
+            .flat_map(|f| f.tasks.values().map(move |t| (&f.id, t)))
+            .filter(|(_, t)| &t.info.agent_id == agent_id && !t.state.is_terminal())
+            .map(|(framework_id, t)| KillTask {
+                framework_id: framework_id.clone(),
                 task_id: t.info.task_id.clone(),
                 kill_policy: drain_kill_policy(max, t.info.kill_policy.as_ref()),
             })

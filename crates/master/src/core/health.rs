@@ -378,7 +378,7 @@ impl Master {
                         if !report.state.is_terminal() {
                             used.push((
                                 framework_id.clone(),
-                                task.role.clone(),
+                                task.role.to_string(),
                                 task.resources.clone(),
                             ));
                         }

@@ -160,7 +160,6 @@ mod tests {
         .unwrap();
         Task {
             info,
-            framework_id: FrameworkId::new("f1"),
             executor_id: Some(ExecutorId::new("e1")),
             resources: Resources::new(),
             role: "*".into(),

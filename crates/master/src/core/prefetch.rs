@@ -34,7 +34,7 @@ fn prefetch_strings(task: &Task) {
         task.info.task_id.as_str(),
         task.info.name.as_str(),
         task.info.agent_id.as_str(),
-        task.role.as_str(),
+        &task.role,
     ] {
         prefetch(text.as_ptr());
     }

@@ -141,10 +141,14 @@ fn write_task(out: &mut Vec<u8>, task: &Task, framework_id: &str, resources: &mu
 }
 
 /// A task's legacy JSON as a `Value` (`/master/tasks`).
-pub(super) fn task_json(task: &Task) -> Value {
+pub(super) fn task_json(framework_id: &FrameworkId, task: &Task) -> Value {
     let mut out = Vec::new();
-    let framework_id = task.framework_id.as_str();
-    write_task(&mut out, task, framework_id, &mut ResourcesJson::default());
+    write_task(
+        &mut out,
+        task,
+        framework_id.as_str(),
+        &mut ResourcesJson::default(),
+    );
     serde_json::from_slice(&out).unwrap_or_default()
 }
 

@@ -32,7 +32,7 @@ impl Master {
         else {
             return;
         };
-        let body = json!({ "task": task_v1(task) });
+        let body = json!({ "task": task_v1(framework_id, task) });
         self.operator_event("TASK_ADDED", body);
     }
 

@@ -128,7 +128,7 @@ impl StateView {
     /// `/master/tasks`: active, unreachable and completed tasks of every framework, by
     /// their first status time.
     pub fn tasks_json(&self, query: &TasksQuery) -> Value {
-        let mut tasks: Vec<&Task> = self
+        let mut tasks: Vec<(&FrameworkId, &Task)> = self
             .all_frameworks()
             .filter(|f| {
                 query
@@ -136,8 +136,8 @@ impl StateView {
                     .as_deref()
                     .is_none_or(|id| f.id.as_str() == id)
             })
-            .flat_map(Self::framework_tasks)
-            .filter(|t| {
+            .flat_map(|f| Self::framework_tasks(f).map(move |t| (&f.id, t)))
+            .filter(|(_, t)| {
                 query
                     .task_id
                     .as_deref()
@@ -146,7 +146,7 @@ impl StateView {
             .collect();
         // Tasks seen at the same time are ordered by ID, so that pages do not overlap
         // and `asc` is exactly the reverse of `des`.
-        tasks.sort_by(|a, b| {
+        tasks.sort_by(|(_, a), (_, b)| {
             let order = first_seen(a)
                 .total_cmp(&first_seen(b))
                 .then_with(|| a.info.task_id.as_str().cmp(b.info.task_id.as_str()));
@@ -160,7 +160,7 @@ impl StateView {
             .into_iter()
             .skip(query.offset)
             .take(query.limit.unwrap_or(usize::MAX));
-        json!({"tasks": page.map(task_json).collect::<Vec<_>>()})
+        json!({"tasks": page.map(|(f, t)| task_json(f, t)).collect::<Vec<_>>()})
     }
 
     /// `/master/flags`: `{"flags": {name: value}}`.

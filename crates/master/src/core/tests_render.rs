@@ -179,16 +179,16 @@ impl Serialize for LegacyStatus<'_> {
 }
 
 /// A task as `/master/state` wrote it before, through `Serialize`.
-struct LegacyTask<'a>(&'a Task);
+struct LegacyTask<'a>(&'a FrameworkId, &'a Task);
 
 impl Serialize for LegacyTask<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let task = self.0;
+        let (framework_id, task) = (self.0, self.1);
         let info = &task.info;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("id", &info.task_id.value)?;
         map.serialize_entry("name", &info.name)?;
-        map.serialize_entry("framework_id", &task.framework_id.value)?;
+        map.serialize_entry("framework_id", &framework_id.value)?;
         let executor_id = task.executor_id.as_ref().map_or("", |e| e.as_str());
         map.serialize_entry("executor_id", executor_id)?;
         map.serialize_entry("slave_id", &task.info.agent_id.value)?;
@@ -226,7 +226,8 @@ struct Tasks<'a>(&'a Framework, &'static str);
 
 impl Serialize for Tasks<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(task_list(self.0, self.1).map(LegacyTask))
+        let framework = &self.0.id;
+        serializer.collect_seq(task_list(self.0, self.1).map(|t| LegacyTask(framework, t)))
     }
 }
 
@@ -622,12 +623,12 @@ fn state_summary_slaves_and_frameworks_equal_the_value_tree_render() {
 }
 
 /// The reference v1 task: as GET_STATE built it before.
-fn old_task_v1(task: &Task) -> Value {
+fn old_task_v1(framework_id: &FrameworkId, task: &Task) -> Value {
     let info = &task.info;
     let mut out = json!({
         "name": info.name,
         "task_id": info.task_id,
-        "framework_id": task.framework_id,
+        "framework_id": framework_id,
         "agent_id": task.info.agent_id,
         "state": task.state,
         "resources": task.resources.to_wire(),
@@ -671,9 +672,9 @@ fn old_get_tasks(view: &StateView) -> Value {
             .chain(view.completed_frameworks.iter().map(|f| &**f))
     };
     json!({
-        "tasks": frameworks().flat_map(|f| f.tasks.values()).map(old_task_v1).collect::<Vec<_>>(),
-        "unreachable_tasks": frameworks().flat_map(|f| f.unreachable_tasks.values()).map(old_task_v1).collect::<Vec<_>>(),
-        "completed_tasks": frameworks().flat_map(|f| f.completed_tasks.iter()).map(|t| old_task_v1(t)).collect::<Vec<_>>(),
+        "tasks": frameworks().flat_map(|f| f.tasks.values().map(|t| old_task_v1(&f.id, t))).collect::<Vec<_>>(),
+        "unreachable_tasks": frameworks().flat_map(|f| f.unreachable_tasks.values().map(|t| old_task_v1(&f.id, t))).collect::<Vec<_>>(),
+        "completed_tasks": frameworks().flat_map(|f| f.completed_tasks.iter().map(|t| old_task_v1(&f.id, t))).collect::<Vec<_>>(),
     })
 }
 
@@ -715,7 +716,7 @@ fn get_state_equals_the_value_tree_render() {
 /// A task as the master keeps it after `states` were reported, the last one current.
 static TASK_RESOURCES: std::sync::OnceLock<Resources> = std::sync::OnceLock::new();
 
-fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[TaskState]) -> Task {
+fn made_task(agent: &AgentId, id: String, states: &[TaskState]) -> Task {
     let mut info = command_task(&id, agent, "cpus:1;mem:128");
     info.command = Some(CommandInfo::shell("sleep infinity"));
     let statuses: Vec<KeptStatus> = states
@@ -735,7 +736,6 @@ fn made_task(framework: &FrameworkId, agent: &AgentId, id: String, states: &[Tas
         resources: TASK_RESOURCES
             .get_or_init(|| Resources::from_wire("resources", &info.resources).unwrap())
             .clone(),
-        framework_id: framework.clone(),
         executor_id: None,
         role: "*".into(),
         state: *states.last().unwrap(),
@@ -791,7 +791,6 @@ fn render_full_shape() {
     for i in 0..tasks {
         let fid = &running[i % running.len()];
         let task = made_task(
-            fid,
             &agent_ids[i / 10],
             format!("running-{i}"),
             &[TaskState::Running],
@@ -804,7 +803,7 @@ fn render_full_shape() {
         let framework = m.frameworks.get_mut(&fid).unwrap();
         for i in f * 1000..((f + 1) * 1000).min(tasks) {
             let states = [TaskState::Running, TaskState::Finished];
-            let task = made_task(&fid, &agent_ids[i / 10], format!("completed-{i}"), &states);
+            let task = made_task(&agent_ids[i / 10], format!("completed-{i}"), &states);
             framework.completed_tasks.push_back(Arc::new(task));
         }
     }

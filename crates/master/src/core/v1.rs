@@ -16,18 +16,19 @@ fn time(seconds: f64) -> Value {
     json!({"nanoseconds": (seconds * 1e9) as i64})
 }
 
-/// A v1 `Task` (TASK_ADDED and TASK_UPDATED events).
-pub fn task_v1(task: &Task) -> Value {
-    serde_json::to_value(TaskV1(task)).unwrap_or_default()
+/// A v1 `Task` of `framework_id` (TASK_ADDED and TASK_UPDATED events).
+pub fn task_v1(framework_id: &FrameworkId, task: &Task) -> Value {
+    serde_json::to_value(TaskV1(framework_id, task)).unwrap_or_default()
 }
 
-/// A v1 `Task` written straight to the output: GET_STATE holds every task, and a
-/// `Value` tree per task cost several times the writing. Keys in name order.
-struct TaskV1<'a>(&'a Task);
+/// A v1 `Task`, with its framework's ID, written straight to the output: GET_STATE
+/// holds every task, and a `Value` tree per task cost several times the writing. Keys
+/// in name order.
+struct TaskV1<'a>(&'a FrameworkId, &'a Task);
 
 impl Serialize for TaskV1<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let task = self.0;
+        let (framework_id, task) = (self.0, self.1);
         let info = &task.info;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("agent_id", &task.info.agent_id)?;
@@ -42,7 +43,7 @@ impl Serialize for TaskV1<'_> {
         if let Some(executor_id) = &task.executor_id {
             map.serialize_entry("executor_id", executor_id)?;
         }
-        map.serialize_entry("framework_id", &task.framework_id)?;
+        map.serialize_entry("framework_id", framework_id)?;
         if let Some(value) = &info.health_check {
             map.serialize_entry("health_check", value)?;
         }
@@ -222,13 +223,15 @@ impl Serialize for GetTasks<'_> {
                 .values()
                 .chain(view.completed_frameworks.iter().map(|f| &**f))
         };
-        let completed = frameworks().flat_map(|f| f.completed_tasks.iter().map(|t| &**t));
-        let tasks = frameworks().flat_map(|f| f.tasks.values());
-        let unreachable = frameworks().flat_map(|f| f.unreachable_tasks.values());
+        let completed =
+            frameworks().flat_map(|f| (f.completed_tasks.iter()).map(|t| TaskV1(&f.id, t)));
+        let tasks = frameworks().flat_map(|f| f.tasks.values().map(|t| TaskV1(&f.id, t)));
+        let unreachable =
+            frameworks().flat_map(|f| (f.unreachable_tasks.values()).map(|t| TaskV1(&f.id, t)));
         let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("completed_tasks", &Seq::new(completed.map(TaskV1)))?;
-        map.serialize_entry("tasks", &Seq::new(tasks.map(TaskV1)))?;
-        map.serialize_entry("unreachable_tasks", &Seq::new(unreachable.map(TaskV1)))?;
+        map.serialize_entry("completed_tasks", &Seq::new(completed))?;
+        map.serialize_entry("tasks", &Seq::new(tasks))?;
+        map.serialize_entry("unreachable_tasks", &Seq::new(unreachable))?;
         map.end()
     }
 }
