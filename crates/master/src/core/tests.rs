@@ -717,19 +717,25 @@ fn an_agent_that_stops_answering_pings_becomes_unreachable_and_comes_back() {
     assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
 }
 
-#[test]
-fn an_unreachable_agent_returning_to_a_restarted_master_brings_its_tasks_back() {
+/// A master restarted after the agent of [`running_with_health`]'s task became
+/// unreachable, with the framework subscribed again: it knows the agent is unreachable,
+/// but not its task.
+fn restarted_after_unreachable() -> (Master, AgentId, FrameworkId) {
     let (mut first, agent) = running_with_health(true, None);
     first.tick(7.5);
     assert!(first.health.unreachable.contains_key(&agent));
     let fid = first.frameworks.keys().next().unwrap().clone();
     let mut info = first.frameworks[&fid].info.clone();
     info.id = Some(fid.clone());
-
-    // The new master knows the agent is unreachable, but not its task.
     let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
     m.recover_registry(100.0, first.registry());
     subscribe_info(&mut m, "s1", info);
+    (m, agent, fid)
+}
+
+#[test]
+fn an_unreachable_agent_returning_to_a_restarted_master_brings_its_tasks_back() {
+    let (mut m, agent, _) = restarted_after_unreachable();
     m.take_actions();
     reregister(&mut m, 101.0, "a2", &agent, &[("t1", TaskState::Running)]);
     expect_t1(&mut m, TaskState::Running, Reason::AgentReregistered);
@@ -743,14 +749,7 @@ fn an_unreachable_agent_returning_to_a_restarted_master_brings_its_tasks_back() 
 /// its acknowledged end: the returning agent's copy is killed, not announced as back.
 #[test]
 fn a_retired_task_an_unreachable_agent_brings_back_is_killed_unannounced() {
-    let (mut first, agent) = running_with_health(true, None);
-    first.tick(7.5);
-    let fid = first.frameworks.keys().next().unwrap().clone();
-    let mut info = first.frameworks[&fid].info.clone();
-    info.id = Some(fid.clone());
-    let mut m = Master::new("M2".into(), MasterConfig::default(), 100.0);
-    m.recover_registry(100.0, first.registry());
-    subscribe_info(&mut m, "s1", info);
+    let (mut m, agent, fid) = restarted_after_unreachable();
     let other = register(&mut m, "b1", "cpus:4;mem:1024");
     m.allocate(100.5);
     let offer = offers(&events(&mut m, "s1")).remove(0);
