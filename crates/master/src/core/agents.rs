@@ -299,11 +299,7 @@ impl Master {
                 framework.tasks.insert(task_id, known);
                 continue;
             }
-            let retired = framework
-                .completed_tasks
-                .iter()
-                .any(|t| t.info.task_id == task_id);
-            if retired {
+            if framework.retired(&task_id) {
                 let task = framework.tasks.remove(&task_id).expect("inserted above");
                 if !task.state.is_terminal() {
                     retired_live.push((framework.id.clone(), task_id));

@@ -68,6 +68,13 @@ impl Framework {
         }
     }
 
+    /// Whether `task_id` is among its completed (retired) tasks.
+    pub fn retired(&self, task_id: &TaskId) -> bool {
+        self.completed_tasks
+            .iter()
+            .any(|t| t.info.task_id == *task_id)
+    }
+
     /// Records an executor on an agent, keeping the first ExecutorInfo seen for its ID;
     /// `info` makes it only when the ID is new (a launch clones the task's, an agent's
     /// report gives up its own).

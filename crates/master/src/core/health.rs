@@ -352,10 +352,7 @@ impl Master {
                 r.framework_id == framework_id
                     && !framework.tasks.contains_key(id)
                     && !framework.unreachable_tasks.contains_key(id)
-                    && !framework
-                        .completed_tasks
-                        .iter()
-                        .any(|t| t.info.task_id == *id)
+                    && !framework.retired(id)
             }) {
                 updates.push((
                     report.task.task_id.clone(),

@@ -370,11 +370,7 @@ impl Master {
                         .or_default() += 1;
                 }
             }
-        } else if framework
-            .completed_tasks
-            .iter()
-            .any(|t| t.info.task_id == status.task_id)
-        {
+        } else if framework.retired(&status.task_id) {
             settled(self, framework_id, status, uuid);
             return;
         }
