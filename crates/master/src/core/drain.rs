@@ -114,15 +114,15 @@ impl Master {
         };
         drain.started.get_or_insert(now);
         let max = drain.info.config.max_grace_period;
-        let kills: Vec<KillTask> = self
-            .frameworks
-            .values()
-            .flat_map(|f| f.tasks.values().map(move |t| (&f.id, t)))
-            .filter(|(_, t)| &t.info.agent_id == agent_id && !t.state.is_terminal())
-            .map(|(framework_id, t)| KillTask {
-                framework_id: framework_id.clone(),
-                task_id: t.info.task_id.clone(),
-                kill_policy: drain_kill_policy(max, t.info.kill_policy.as_ref()),
+        let kills: Vec<KillTask> = (self.tasks_on(agent_id).into_iter())
+            .filter_map(|(framework_id, task_id)| {
+                let task = self.frameworks.get(&framework_id)?.tasks.get(&task_id)?;
+                let kill_policy = drain_kill_policy(max, task.info.kill_policy.as_ref());
+                (!task.state.is_terminal()).then_some(KillTask {
+                    framework_id,
+                    task_id,
+                    kill_policy,
+                })
             })
             .collect();
         for kill in kills {
@@ -141,11 +141,7 @@ impl Master {
         if drain.info.state == DrainState::Drained || !self.agents.contains_key(agent_id) {
             return;
         }
-        let busy = self
-            .frameworks
-            .values()
-            .any(|f| f.tasks.values().any(|t| &t.info.agent_id == agent_id));
-        if busy {
+        if !self.tasks_on(agent_id).is_empty() {
             return;
         }
         if drain.info.config.mark_gone {
