@@ -3,7 +3,7 @@
 //! quota limits and the headroom that unmet guarantees still need.
 
 use crate::bundle::{at, Bundle, Offered};
-use crate::drf::{DrfAllocator, Idle, ROOT};
+use crate::drf::{DrfAllocator, Idle, Wake, ROOT};
 use crate::{is_within, Allocation};
 use mantle_api::{Quantity, Resources};
 use std::borrow::Cow;
@@ -59,6 +59,10 @@ impl DrfAllocator {
             self.resort();
         }
         self.min_kinds = self.min_allocatable_kinds();
+        if self.epoch != self.order_epoch {
+            self.order_dirty = true;
+        }
+        self.wake_agents(now);
         let mut order = self.shuffled_agents();
         let mut quotas = self.quota_views();
         let mut grants: Vec<(usize, usize, Offered)> = Vec::with_capacity(order.len());
@@ -149,9 +153,22 @@ impl DrfAllocator {
                 until: agent.filters.next_expiry,
             });
         }
+        // Idle agents leave the list until a change or an expiring filter brings them
+        // back: otherwise every cycle of a cluster whose frameworks declined most agents
+        // walks them all (at 100,000 agents, most of the master's event loop).
+        let epoch = self.epoch;
         order.retain(|&a| {
             let agent = &mut self.agents[a];
-            agent.listed = agent.worth_visiting();
+            let idle = agent
+                .idle
+                .filter(|idle| idle.version == agent.version && idle.epoch == epoch);
+            agent.listed = agent.worth_visiting() && idle.is_none();
+            if let Some(idle) = idle.filter(|idle| idle.until.is_finite()) {
+                self.sleeping.push(Wake {
+                    at: idle.until,
+                    agent: a,
+                });
+            }
             agent.listed
         });
         self.order = order;
@@ -164,6 +181,8 @@ impl DrfAllocator {
         let mut order = std::mem::take(&mut self.order);
         if self.order_dirty {
             order.clear();
+            self.sleeping.clear();
+            self.order_epoch = self.epoch;
             for (i, agent) in self.agents.iter_mut() {
                 agent.listed = agent.worth_visiting();
                 if agent.listed {
@@ -180,6 +199,25 @@ impl DrfAllocator {
             order.swap(i, (self.rng % (i as u64 + 1)) as usize);
         }
         order
+    }
+
+    /// Lists again the idle agents whose earliest decline filter has expired.
+    fn wake_agents(&mut self, now: f64) {
+        while let Some(wake) = self.sleeping.peek().copied() {
+            if wake.at > now {
+                break;
+            }
+            self.sleeping.pop();
+            let Some(agent) = self.agents.get_mut(wake.agent) else {
+                continue;
+            };
+            // An agent that went idle again since waits for its own later entry.
+            let later = agent.idle.is_some_and(|idle| idle.until > now);
+            if !agent.listed && agent.worth_visiting() && !later {
+                agent.listed = true;
+                self.order.push(wake.agent);
+            }
+        }
     }
 
     fn start_visit(&mut self, visit: &mut Visit, a: usize, now: f64) {

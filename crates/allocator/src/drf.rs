@@ -8,7 +8,7 @@ use crate::slab::Slab;
 use crate::{AllocatorConfig, FrameworkOptions, Quota, RoleSummary};
 use mantle_api::{AgentId, FrameworkId, Resources};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -148,6 +148,34 @@ pub(crate) struct Idle {
     pub until: f64,
 }
 
+/// When an idle agent's earliest decline filter expires; the heap's top is the
+/// earliest (the order is reversed for `BinaryHeap`, a max-heap).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wake {
+    pub at: f64,
+    pub agent: usize,
+}
+
+impl PartialEq for Wake {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Wake {}
+
+impl PartialOrd for Wake {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Wake {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at.total_cmp(&self.at)).then(other.agent.cmp(&self.agent))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Agent {
     pub id: Arc<AgentId>,
@@ -282,6 +310,13 @@ pub struct DrfAllocator {
     /// (`order_dirty`).
     pub(crate) order: Vec<usize>,
     pub(crate) order_dirty: bool,
+    /// The epoch `order` was last rebuilt at: a newer one may have made any agent
+    /// worth a visit again, so the next cycle rebuilds it.
+    pub(crate) order_epoch: u64,
+    /// Agents a cycle took off `order` because nobody could take their free resources
+    /// ([`Idle`]), each with when its earliest decline filter expires; an idle agent
+    /// with no filter is not here and waits for a change. Stale entries are skipped.
+    pub(crate) sleeping: BinaryHeap<Wake>,
     /// The minimum offer by kind, refreshed at the start of each cycle.
     pub(crate) min_kinds: Vec<Vec<(Option<usize>, i64)>>,
 }
@@ -307,6 +342,8 @@ impl DrfAllocator {
             min_kinds: Vec::new(),
             order: Vec::new(),
             order_dirty: false,
+            order_epoch: 0,
+            sleeping: BinaryHeap::new(),
         }
     }
 
@@ -342,7 +379,14 @@ impl DrfAllocator {
             listed: false,
         });
         self.agent_ids.insert(agent.clone(), index);
-        self.order_dirty = true;
+        // A new agent joins the list at its end, unless the list is being rebuilt
+        // anyway: while thousands of agents register, a rebuild at every cycle walked
+        // the whole cluster.
+        let new = &mut self.agents[index];
+        if !self.order_dirty && new.worth_visiting() {
+            new.listed = true;
+            self.order.push(index);
+        }
         self.count_total(index, 1);
         for (framework, role, resources) in used {
             self.add_used(framework, role, agent, resources);

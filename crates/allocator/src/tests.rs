@@ -144,6 +144,9 @@ fn cycles_visit_only_agents_with_something_left() {
     for i in 0..4 {
         a.add_agent(&ag(&format!("a{i}")), &res("cpus:2;mem:512"), &[]);
     }
+    // New agents join the list without a rebuild of it.
+    assert_eq!(a.order.len(), 4);
+    assert!(!a.order_dirty);
     a.add_framework(&fw("f1"), &roles(&["r1"]), true);
     assert_eq!(a.allocate(0.0).len(), 4);
     // Everything is offered: the next cycle has no agent to visit.
@@ -229,6 +232,45 @@ fn decline_filters_follow_the_subset_rule() {
         "agent a1 cpus:4;mem:1024\nframework f1 r1\nframework f0 r0\nused f0 r0 a1 cpus:2\nsuppress f0\nallocate\ndecline f1 r1 a1 30\nrelease f0 r0 a1 cpus:2\nat 1\nallocate",
         &["f1(r1)@a1=cpus:4;mem:1024"],
     );
+}
+
+#[test]
+fn declined_agents_leave_the_cycles_until_a_filter_expires_or_a_framework_comes() {
+    let mut a = DrfAllocator::new(AllocatorConfig::default());
+    for name in ["a1", "a2", "a3"] {
+        a.add_agent(&ag(name), &res("cpus:4;mem:1024"), &[]);
+    }
+    a.add_framework(&fw("f1"), &roles(&["r1"]), true);
+    assert_eq!(a.allocate(0.0).len(), 3);
+    let whole = res("cpus:4;mem:1024");
+    a.recover(&fw("f1"), "r1", &ag("a1"), &whole, Some(30.0), 0.0);
+    a.recover(&fw("f1"), "r1", &ag("a2"), &whole, Some(60.0), 0.0);
+    let half = res("cpus:2;mem:512");
+    a.recover(&fw("f1"), "r1", &ag("a3"), &half, Some(30.0), 0.0);
+    assert!(a.allocate(1.0).is_empty());
+    // Nobody can take them: the next cycles do not visit them.
+    assert!(a.order.is_empty());
+    assert_eq!(a.sleeping.len(), 3);
+    assert!(a.allocate(2.0).is_empty());
+    let offered = |offers: Vec<Allocation>| {
+        let mut agents: Vec<String> = offers.iter().map(|o| o.agent.to_string()).collect();
+        agents.sort();
+        agents
+    };
+    // a3 comes back with more than its filter covers, the others when their filters
+    // expire.
+    a.recover(&fw("f1"), "r1", &ag("a3"), &half, None, 3.0);
+    assert_eq!(offered(a.allocate(3.0)), ["a3"]);
+    assert_eq!(offered(a.allocate(31.0)), ["a1"]);
+    assert_eq!(offered(a.allocate(61.0)), ["a2"]);
+    // A new framework may take what the others declined: every agent is visited again.
+    for name in ["a1", "a2", "a3"] {
+        a.recover(&fw("f1"), "r1", &ag(name), &whole, Some(100.0), 61.0);
+    }
+    assert!(a.allocate(62.0).is_empty());
+    assert!(a.order.is_empty());
+    a.add_framework(&fw("f2"), &roles(&["r1"]), true);
+    assert_eq!(offered(a.allocate(63.0)), ["a1", "a2", "a3"]);
 }
 
 #[test]
