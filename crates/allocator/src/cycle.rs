@@ -127,13 +127,11 @@ impl DrfAllocator {
             if !self.agents[a].active || self.agents[a].available.is_empty() {
                 continue;
             }
-            if let Some(idle) = self.agents[a].idle {
-                if idle.version == self.agents[a].version
-                    && idle.epoch == self.epoch
-                    && now < idle.until
-                {
-                    continue;
-                }
+            if self.agents[a]
+                .idle_until(self.epoch)
+                .is_some_and(|until| now < until)
+            {
+                continue;
             }
             self.start_visit(&mut visit, a, now);
             let mut granted = false;
@@ -159,15 +157,10 @@ impl DrfAllocator {
         let epoch = self.epoch;
         order.retain(|&a| {
             let agent = &mut self.agents[a];
-            let idle = agent
-                .idle
-                .filter(|idle| idle.version == agent.version && idle.epoch == epoch);
-            agent.listed = agent.worth_visiting() && idle.is_none();
-            if let Some(idle) = idle.filter(|idle| idle.until.is_finite()) {
-                self.sleeping.push(Wake {
-                    at: idle.until,
-                    agent: a,
-                });
+            let idle_until = agent.idle_until(epoch);
+            agent.listed = agent.worth_visiting() && idle_until.is_none();
+            if let Some(at) = idle_until.filter(|until| until.is_finite()) {
+                self.sleeping.push(Wake { at, agent: a });
             }
             agent.listed
         });

@@ -201,6 +201,13 @@ impl Agent {
         self.active && !self.available.is_empty()
     }
 
+    /// Until when its last visit's finding that nobody can take it holds, if nothing
+    /// changed since (its free resources, or the allocator's `epoch`).
+    pub fn idle_until(&self, epoch: u64) -> Option<f64> {
+        let idle = self.idle?;
+        (idle.version == self.version && idle.epoch == epoch).then_some(idle.until)
+    }
+
     /// Starts loading what a visit reads besides the record itself.
     pub fn prefetch(&self) {
         use crate::slab::prefetch_bytes;
