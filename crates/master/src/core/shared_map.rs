@@ -189,11 +189,21 @@ impl<K: Ord + Clone + KeyText, V: Clone> SharedMap<K, V> {
     {
         let top = &*self.top;
         let last = top.leaves.len().checked_sub(1)?;
-        let Some(hint) = top.hint(key) else {
+        match top.hint(key) {
+            Some(hint) => Some(self.locate_hinted(key, hint)),
             // Absent, since every key has the prefix. (`insert` shortens the prefix
             // first, so the position is never used.)
-            return Some((last, Err(top.leaves[last].len())));
-        };
+            None => Some((last, Err(top.leaves[last].len()))),
+        }
+    }
+
+    /// [`Self::locate`] in a non-empty map, for a key with the common prefix and `hint`.
+    fn locate_hinted<Q>(&self, key: &Q, hint: u64) -> (usize, Result<usize, usize>)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let top = &*self.top;
         // The last leaf whose first key is not after `key`.
         let lo = top.hints.partition_point(|&h| h < hint);
         let equal = top.hints[lo..].partition_point(|&h| h == hint);
@@ -206,7 +216,7 @@ impl<K: Ord + Clone + KeyText, V: Clone> SharedMap<K, V> {
             Ok(i) => Ok(lo + i),
             Err(i) => Err(lo + i),
         };
-        Some((leaf, at))
+        (leaf, at)
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -244,23 +254,27 @@ impl<K: Ord + Clone + KeyText, V: Clone> SharedMap<K, V> {
 
     /// Inserts or replaces; returns the value replaced.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if self.top.hint(&key).is_none() {
-            Arc::make_mut(&mut self.top).admit(&key);
-        }
-        let hint = self.top.hint(&key).expect("the prefix admits the key");
+        let hint = match self.top.hint(&key) {
+            Some(hint) => hint,
+            None => {
+                Arc::make_mut(&mut self.top).admit(&key);
+                self.top.hint(&key).expect("the prefix admits the key")
+            }
+        };
         let entry = Entry {
             hint,
             key,
             value: Arc::new(value),
         };
-        let Some((leaf, at)) = self.locate(&entry.key) else {
+        if self.top.leaves.is_empty() {
             let top = Arc::make_mut(&mut self.top);
             top.firsts.push(entry.key.clone());
             top.hints.push(hint);
             top.leaves.push(Arc::new(vec![entry]));
             self.len = 1;
             return None;
-        };
+        }
+        let (leaf, at) = self.locate_hinted(&entry.key, hint);
         let top = Arc::make_mut(&mut self.top);
         let entries = Arc::make_mut(&mut top.leaves[leaf]);
         match at {
