@@ -382,10 +382,15 @@ impl EventLoop {
         }
         let version = self.core.registry_version();
         if version != self.stored_registry {
+            let changes = self.core.take_registry_changes();
             if let Some(store) = &mut self.store {
-                store
-                    .save_registry(&self.core.agent_registry())
-                    .map_err(unavailable)?;
+                // A store that did not take the changes (or failed to: then the next
+                // save is whole) gets the whole registry.
+                if !store.append_registry(&changes).map_err(unavailable)? {
+                    store
+                        .save_registry(self.core.agent_registry())
+                        .map_err(unavailable)?;
+                }
             }
             self.stored_registry = version;
         }

@@ -218,8 +218,8 @@ impl Store for ZkStore {
         self.save_blocking(POLICY_NODE, &bytes)
     }
 
-    fn save_registry(&mut self, registry: &Registry) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(registry).map_err(std::io::Error::other)?;
+    fn save_registry(&mut self, registry: Registry) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&registry).map_err(std::io::Error::other)?;
         self.save_blocking(REGISTRY_NODE, &bytes)
     }
 

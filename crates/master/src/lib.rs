@@ -117,7 +117,7 @@ pub async fn start_ha(
                 core.recover_registry(event_loop::unix_now(), store::load_registry(dir)?);
             }
             let store =
-                work_dir.map(|dir| Box::new(store::FileStore(dir)) as Box<dyn store::Store>);
+                work_dir.map(|dir| Box::new(store::FileStore::new(dir)) as Box<dyn store::Store>);
             let (event_loop, handle) = EventLoop::new(core, allocation_interval, store);
             role_tx.send_replace(Role::Leading(handle));
             tracing::info!(master_id = %id, address = %address, "master started");

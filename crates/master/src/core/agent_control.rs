@@ -89,7 +89,7 @@ impl Master {
             self.rescind_agent_offers(now, agent_id);
             self.rescind_agent_inverse_offers(agent_id);
         }
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
     }
 
@@ -200,7 +200,8 @@ impl Master {
             self.send_agent_lost(&framework_id, agent_id);
         }
         self.counters.agent_removals += 1;
-        self.registry_version += 1;
+        self.agent_entry_changed(agent_id);
+        self.registry_rest_changed();
         self.dirty = true;
     }
 }

@@ -150,11 +150,15 @@ impl Master {
             agent.last_heard = now;
             let old = address_of(&agent.pid, &agent.info);
             agent.pid = register.pid.clone();
+            let info_changed = agent.info != info;
             agent.info = info;
             let new = address_of(&register.pid, &register.agent_info);
             if old != new {
                 self.forget_agent_address(old, &id);
                 self.agent_addresses.insert(new, id.clone());
+            }
+            if info_changed {
+                self.agent_entry_changed(&id);
             }
             self.allocator
                 .set_agent_active(&id, !self.deactivated.contains(&id));
@@ -180,7 +184,7 @@ impl Master {
             // there, so a crowd of them after a master restart costs no store.
             let stored = self.health.recovered.get(&id).map(|(info, _)| info);
             if stored != Some(&agent.full_info()) {
-                self.registry_version += 1;
+                self.agent_entry_changed(&id);
             }
             self.agents.insert(id.clone(), agent);
             self.agent_streams.insert(stream.clone(), id.clone());

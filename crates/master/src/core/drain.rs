@@ -96,7 +96,7 @@ impl Master {
             },
         );
         self.set_deactivated(now, &agent_id, true);
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
         self.kill_for_drain(now, &agent_id);
         self.check_drained(now, &agent_id);
@@ -153,7 +153,7 @@ impl Master {
         if let Some(drain) = self.draining.get_mut(agent_id) {
             drain.info.state = DrainState::Drained;
         }
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
     }
 
@@ -169,7 +169,7 @@ impl Master {
             )));
         }
         if self.draining.remove(agent_id).is_some() {
-            self.registry_version += 1;
+            self.registry_rest_changed();
             self.dirty = true;
         }
         Ok(())

@@ -224,7 +224,7 @@ impl Master {
                 // Known from the registry only: no task of it is known either.
                 tracing::warn!(agent_id = %agent_id, "agent did not re-register after the master restarted; it is unreachable");
                 self.health.completed += 1;
-                self.registry_version += 1;
+                self.agent_entry_changed(agent_id);
                 self.health
                     .unreachable
                     .insert(agent_id.clone(), UnreachableAgent { info, since: now });
@@ -236,7 +236,7 @@ impl Master {
             };
             self.forget_removed_agent(&agent);
             self.agent_removed(agent_id);
-            self.registry_version += 1;
+            self.agent_entry_changed(agent_id);
             tracing::warn!(agent_id = %agent_id, hostname = %agent.info.hostname, "agent is unreachable");
             self.health.completed += 1;
             self.counters.agent_removals += 1;

@@ -247,7 +247,7 @@ impl Master {
             agents = affected.len(),
             "maintenance schedule updated"
         );
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
         Ok(())
     }
@@ -303,7 +303,7 @@ impl Master {
             }
             self.maintenance.down.push(machine);
         }
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
         Ok(())
     }
@@ -335,7 +335,7 @@ impl Master {
             .windows
             .retain(|w| !w.machine_ids.is_empty());
         tracing::info!(machines = up.len(), "machines are UP after maintenance");
-        self.registry_version += 1;
+        self.registry_rest_changed();
         self.dirty = true;
         Ok(())
     }

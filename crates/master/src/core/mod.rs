@@ -50,7 +50,7 @@ pub use health::{Health, RemovalRate, UnreachableAgent};
 pub use kept_status::KeptStatus;
 pub use maintenance::Maintenance;
 pub use policy::{OperatorReply, Policy};
-pub use registry::{Registry, StoredFramework};
+pub use registry::{AgentEntry, Registry, RegistryChanges, RegistryRest, StoredFramework};
 pub use shared_map::{SharedMap, SharedSet};
 pub use summary::TasksQuery;
 pub use tasks::Task;
@@ -173,6 +173,8 @@ pub struct Master {
     pub health: Health,
     /// Bumped whenever what [`Master::agent_registry`] returns changes.
     registry_version: u64,
+    /// What changed in the registry since the store took the changes.
+    registry_dirty: registry::RegistryDirty,
     /// Bumped whenever what [`Master::stored_frameworks`] returns changes.
     frameworks_version: u64,
     /// Agents the operator deactivated: kept, offered to nobody.
@@ -258,6 +260,7 @@ impl Master {
             counters: Counters::default(),
             health: Health::default(),
             registry_version: 0,
+            registry_dirty: Default::default(),
             frameworks_version: 0,
             deactivated: BTreeSet::new(),
             gone: BTreeMap::new(),

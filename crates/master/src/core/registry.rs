@@ -2,14 +2,17 @@
 //! unreachable ones with the time they became so, the operator's deactivated, drained
 //! and gone agents, the maintenance schedule with the DOWN machines, and the frameworks
 //! with their failover deadlines, which therefore survive a master restart (Mesos loses
-//! them). The event loop writes the agents' part whenever [`Master::registry_version`]
-//! moves and the frameworks, apart, whenever [`Master::frameworks_version`] does.
+//! them). Whenever [`Master::registry_version`] moves the event loop stores the agents'
+//! part: the changes since the last store ([`Master::take_registry_changes`]) where the
+//! store appends them, else the whole of it; the frameworks, apart, whenever
+//! [`Master::frameworks_version`] does.
 
 use super::{Agent, Drain, Framework, Master, UnreachableAgent};
 use crate::core::frameworks::allocator_options;
 use mantle_api::maintenance::{DrainInfo, MachineId, Schedule};
 use mantle_api::*;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
@@ -18,6 +21,20 @@ pub struct Registry {
     /// Stored apart (`Store::save_frameworks`); a registry written before that holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frameworks: Vec<StoredFramework>,
+    /// The store's mark of the change log that continues this registry (`store.rs`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+    #[serde(flatten)]
+    pub rest: RegistryRest,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The registry's parts that are not one agent's each, stored whole when one changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryRest {
     /// Agents the operator deactivated.
     #[serde(default)]
     pub deactivated: Vec<AgentId>,
@@ -33,6 +50,81 @@ pub struct Registry {
     /// Machines in DOWN mode (all of them in the schedule).
     #[serde(default)]
     pub down_machines: Vec<MachineId>,
+}
+
+/// Where one agent stands in the registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentEntry {
+    Admitted(AgentInfo),
+    Unreachable(AgentInfo, f64),
+    Removed(AgentId),
+}
+
+/// What changed in the registry since the store last took it: each changed agent as it
+/// stands now, and the rest whole if any of it changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryChanges {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RegistryRest>,
+}
+
+impl RegistryChanges {
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty() && self.rest.is_none()
+    }
+}
+
+/// The changes the core has made since the store last took them.
+#[derive(Debug, Default)]
+pub struct RegistryDirty {
+    agents: HashSet<AgentId>,
+    rest: bool,
+}
+
+impl Registry {
+    /// Applies changes in the order they were made.
+    pub fn apply(&mut self, changes: impl IntoIterator<Item = RegistryChanges>) {
+        let mut entries: HashMap<AgentId, AgentEntry> = HashMap::new();
+        for info in std::mem::take(&mut self.agents) {
+            if let Some(id) = info.id.clone() {
+                entries.insert(id, AgentEntry::Admitted(info));
+            }
+        }
+        for (info, since) in std::mem::take(&mut self.unreachable) {
+            if let Some(id) = info.id.clone() {
+                entries.insert(id, AgentEntry::Unreachable(info, since));
+            }
+        }
+        for change in changes {
+            for entry in change.agents {
+                match entry {
+                    AgentEntry::Removed(id) => {
+                        entries.remove(&id);
+                    }
+                    AgentEntry::Admitted(ref info) | AgentEntry::Unreachable(ref info, _) => {
+                        if let Some(id) = info.id.clone() {
+                            entries.insert(id, entry);
+                        }
+                    }
+                }
+            }
+            if let Some(rest) = change.rest {
+                self.rest = rest;
+            }
+        }
+        let mut entries: Vec<(AgentId, AgentEntry)> = entries.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, entry) in entries {
+            match entry {
+                AgentEntry::Admitted(info) => self.agents.push(info),
+                AgentEntry::Unreachable(info, since) => self.unreachable.push((info, since)),
+                AgentEntry::Removed(_) => {}
+            }
+        }
+    }
 }
 
 /// A framework the master knows, and when it is removed unless it re-subscribes.
@@ -90,6 +182,13 @@ impl Master {
                 .map(|u| (u.info.clone(), u.since))
                 .collect(),
             frameworks: Vec::new(),
+            generation: 0,
+            rest: self.registry_rest(),
+        }
+    }
+
+    fn registry_rest(&self) -> RegistryRest {
+        RegistryRest {
             deactivated: self.deactivated.iter().cloned().collect(),
             gone: self.gone.iter().map(|(id, t)| (id.clone(), *t)).collect(),
             draining: self
@@ -99,6 +198,39 @@ impl Master {
                 .collect(),
             maintenance: self.maintenance.schedule.clone(),
             down_machines: self.maintenance.down.clone(),
+        }
+    }
+
+    /// An agent's entry in the registry changed: admitted, unreachable or removed.
+    pub(super) fn agent_entry_changed(&mut self, agent_id: &AgentId) {
+        self.registry_version += 1;
+        self.registry_dirty.agents.insert(agent_id.clone());
+    }
+
+    /// The registry's other parts ([`RegistryRest`]) changed.
+    pub(super) fn registry_rest_changed(&mut self) {
+        self.registry_version += 1;
+        self.registry_dirty.rest = true;
+    }
+
+    /// The registry's changes since they were last taken, for a store that appends them.
+    pub fn take_registry_changes(&mut self) -> RegistryChanges {
+        let dirty = std::mem::take(&mut self.registry_dirty);
+        RegistryChanges {
+            agents: dirty.agents.iter().map(|id| self.agent_entry(id)).collect(),
+            rest: dirty.rest.then(|| self.registry_rest()),
+        }
+    }
+
+    fn agent_entry(&self, agent_id: &AgentId) -> AgentEntry {
+        if let Some(agent) = self.agents.get(agent_id) {
+            AgentEntry::Admitted(agent.full_info())
+        } else if let Some((info, _)) = self.health.recovered.get(agent_id) {
+            AgentEntry::Admitted(info.clone())
+        } else if let Some(u) = self.health.unreachable.get(agent_id) {
+            AgentEntry::Unreachable(u.info.clone(), u.since)
+        } else {
+            AgentEntry::Removed(agent_id.clone())
         }
     }
 
@@ -122,9 +254,10 @@ impl Master {
                     .insert(id, UnreachableAgent { info, since });
             }
         }
-        self.deactivated.extend(registry.deactivated);
-        self.gone.extend(registry.gone);
-        for (id, info) in registry.draining {
+        let rest = registry.rest;
+        self.deactivated.extend(rest.deactivated);
+        self.gone.extend(rest.gone);
+        for (id, info) in rest.draining {
             self.draining.insert(
                 id,
                 Drain {
@@ -133,7 +266,7 @@ impl Master {
                 },
             );
         }
-        self.recover_maintenance(registry.maintenance, registry.down_machines);
+        self.recover_maintenance(rest.maintenance, rest.down_machines);
         for stored in registry.frameworks {
             let Some(id) = stored.info.id.clone() else {
                 continue;

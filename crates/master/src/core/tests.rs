@@ -1136,7 +1136,7 @@ fn a_deactivated_agent_is_offered_to_nobody_until_reactivated() {
     m.allocate(2.0);
     assert!(offers(&events(&mut m, "s1")).is_empty());
     assert_eq!(m.state_json()["deactivated_slaves"], 1);
-    assert_eq!(m.registry().deactivated, vec![agent.clone()]);
+    assert_eq!(m.registry().rest.deactivated, vec![agent.clone()]);
 
     let call = agent_call_body("REACTIVATE_AGENT", "reactivate_agent", &agent);
     m.operator_call(3.0, call).unwrap();
@@ -1179,7 +1179,7 @@ fn an_agent_marked_gone_ends_its_tasks_and_may_not_return() {
     assert_eq!(statuses[0].state, TaskState::GoneByOperator);
     assert_eq!(statuses[0].reason, Some(Reason::AgentRemovedByOperator));
     assert!(m.state_json()["slaves"].as_array().unwrap().is_empty());
-    assert_eq!(m.registry().gone.len(), 1);
+    assert_eq!(m.registry().rest.gone.len(), 1);
     let register = register_call(Some(agent.clone()), "cpus:4;mem:1024");
     let err = m.register_agent(3.0, "a9".into(), register).unwrap_err();
     assert_eq!(err.status().as_u16(), 403);
@@ -1306,6 +1306,61 @@ fn an_agent_that_comes_back_changed_is_stored_again() {
             .unwrap()
             .to_wire()
     );
+}
+
+/// Applies the registry changes taken since the last call to `stored` (what a store
+/// that appends them holds) and checks that it is the registry written whole.
+fn store_changes(m: &mut Master, stored: &mut Registry) {
+    stored.apply([m.take_registry_changes()]);
+    let mut whole = m.agent_registry();
+    whole.apply([]);
+    assert_eq!(*stored, whole);
+}
+
+#[test]
+fn the_registry_changes_applied_in_turn_are_the_whole_registry() {
+    let (mut first, agent) = running_with_health(true, None);
+    let mut stored = Registry::default();
+    store_changes(&mut first, &mut stored);
+    assert_eq!(stored.agents.len(), 1);
+    let second = register(&mut first, "a2", "cpus:1;mem:128");
+    let third = register(&mut first, "a3", "cpus:1;mem:128");
+    store_changes(&mut first, &mut stored);
+    let deactivate = agent_call_body("DEACTIVATE_AGENT", "deactivate_agent", &second);
+    first.operator_call(2.0, deactivate).unwrap();
+    store_changes(&mut first, &mut stored);
+    assert_eq!(stored.rest.deactivated, vec![second.clone()]);
+    let gone = agent_call_body("MARK_AGENT_GONE", "mark_agent_gone", &second);
+    first.operator_call(3.0, gone).unwrap();
+    store_changes(&mut first, &mut stored);
+    assert_eq!(stored.agents.len(), 2);
+    assert!(stored.rest.deactivated.is_empty());
+    // Re-registered while known, with another port: the entry is replaced.
+    let mut changed = register_call(Some(third.clone()), "cpus:1;mem:128");
+    changed.agent_info.port = 5052;
+    first.register_agent(4.0, "a3b".into(), changed).unwrap();
+    store_changes(&mut first, &mut stored);
+    assert!(stored.agents.iter().any(|a| a.port == 5052));
+
+    // A restart: one agent comes back, the other becomes unreachable, then returns.
+    let config = MasterConfig {
+        agent_reregister_timeout: 10.0,
+        ..MasterConfig::default()
+    };
+    let mut m = Master::new("M2".into(), config, 100.0);
+    m.recover_registry(100.0, stored.clone());
+    store_changes(&mut m, &mut stored);
+    let register = register_call(Some(agent.clone()), "cpus:4;mem:1024");
+    m.register_agent(105.0, "a4".into(), register).unwrap();
+    store_changes(&mut m, &mut stored);
+    m.tick(110.5);
+    assert_eq!(m.health.unreachable.len(), 1);
+    store_changes(&mut m, &mut stored);
+    assert_eq!(stored.unreachable.len(), 1);
+    let register = register_call(Some(third.clone()), "cpus:2;mem:256");
+    m.register_agent(111.0, "a5".into(), register).unwrap();
+    store_changes(&mut m, &mut stored);
+    assert_eq!((stored.agents.len(), stored.unreachable.len()), (2, 0));
 }
 
 #[test]

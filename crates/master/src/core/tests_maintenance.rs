@@ -284,7 +284,7 @@ fn a_machine_going_down_loses_its_agents_tasks_and_refuses_them() {
         .any(|e| matches!(e, Event::Failure(f) if f.agent_id.as_ref() == Some(&agent))));
     assert!(m.state_json()["slaves"].as_array().unwrap().is_empty());
     assert_eq!(status(&m), json!({"down_machines": [machine()]}));
-    assert_eq!(m.registry().down_machines.len(), 1);
+    assert_eq!(m.registry().rest.down_machines.len(), 1);
     assert!(m.registry().agents.is_empty());
 
     // Neither the agent nor a new one on that machine may register; others may.
@@ -323,7 +323,7 @@ fn a_machine_brought_up_leaves_the_schedule_and_takes_agents_again() {
         kept[0].machine_ids,
         vec![serde_json::from_value::<MachineId>(other).unwrap()]
     );
-    assert!(m.registry().down_machines.is_empty());
+    assert!(m.registry().rest.down_machines.is_empty());
     register(&mut m, "a1", "cpus:1;mem:1");
     let fid = subscribe(&mut m, "s1", "f");
     m.allocate(4.0);
@@ -479,16 +479,16 @@ fn a_drain_kills_with_capped_grace_and_ends_drained_once_acknowledged() {
     acknowledge(&mut m, &fid, &agent, uuid, 4.0);
     assert_eq!(drain_state(&m)["state"], "DRAINED");
     assert_eq!(
-        m.registry().draining[0].1.state,
+        m.registry().rest.draining[0].1.state,
         mantle_api::maintenance::DrainState::Drained
     );
-    assert_eq!(m.registry().deactivated, vec![agent.clone()]);
+    assert_eq!(m.registry().rest.deactivated, vec![agent.clone()]);
 
     // REACTIVATE_AGENT ends the finished drain.
     let call = agent_call_body("REACTIVATE_AGENT", "reactivate_agent", &agent);
     m.operator_call(5.0, call).unwrap();
     assert_eq!(drain_state(&m), Value::Null);
-    assert!(m.registry().draining.is_empty());
+    assert!(m.registry().rest.draining.is_empty());
     m.allocate(30.0);
     assert_eq!(offers(&events(&mut m, "s1")).len(), 1);
 }
@@ -528,8 +528,8 @@ fn a_drain_that_marks_gone_reports_tasks_gone_by_operator() {
     acknowledge(&mut m, &fid, &agent, uuid, 4.0);
     assert!(m.state_json()["slaves"].as_array().unwrap().is_empty());
     let registry = m.registry();
-    assert_eq!(registry.gone.len(), 1);
-    assert!(registry.draining.is_empty());
+    assert_eq!(registry.rest.gone.len(), 1);
+    assert!(registry.rest.draining.is_empty());
     assert!(m.take_actions().iter().any(|a| matches!(
         a,
         Action::Agent {
