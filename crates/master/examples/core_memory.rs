@@ -5,7 +5,8 @@
 //! each task reports TASK_STARTING and TASK_RUNNING, each acknowledged. It prints one JSON
 //! line; `bench/run memory` measures the whole master process, of which this is the core's
 //! share. Last, it times the disconnection of up to 1,000 of the agents (their tasks are
-//! lost, since the frameworks do not checkpoint). Run with `cargo run --release -p mantle-master --example core_memory [AGENTS
+//! lost, since the frameworks do not checkpoint), and then marking them unreachable in
+//! one tick. Run with `cargo run --release -p mantle-master --example core_memory [AGENTS
 //! [TASKS_PER_AGENT]]`.
 
 use mantle_api::internal::{AgentCall, Register, StatusUpdate, ToAgent};
@@ -72,6 +73,22 @@ fn main() -> anyhow::Result<()> {
         master.take_actions();
     }
     let disconnect_us = started.elapsed().as_secs_f64() * 1e6 / disconnected.max(1) as f64;
+    // Past the re-registration timeout, with the other agents heard from just before:
+    // one tick marks the disconnected ones, and only them, unreachable.
+    let reregistered_by = 2.0 + MasterConfig::default().agent_reregister_timeout;
+    for i in disconnected..agents {
+        master.agent_call(reregistered_by, &uuid_like(i), AgentCall::Pong)?;
+    }
+    master.take_actions();
+    let started = std::time::Instant::now();
+    master.tick(reregistered_by + 1.0);
+    master.take_actions();
+    let unreachable_ms = started.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(
+        master.health.unreachable.len() == disconnected,
+        "{} of the {disconnected} disconnected agents were marked unreachable",
+        master.health.unreachable.len()
+    );
     let per = |bytes: isize, count: usize| bytes / count.max(1) as isize;
     println!(
         "{}",
@@ -82,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             "core_bytes_per_agent": per(with_agents - idle, agents),
             "core_bytes_per_task": per(with_tasks - with_agents, tasks),
             "agent_disconnect_us": disconnect_us.round(),
+            "disconnected_marked_unreachable_ms": (unreachable_ms * 10.0).round() / 10.0,
             "size_of": {
                 "Agent": size_of::<Agent>(),
                 "Framework": size_of::<Framework>(),

@@ -213,9 +213,9 @@ impl Master {
 
     /// The agents become unreachable: their streams are closed, their offers rescinded,
     /// their tasks reported UNREACHABLE (or LOST) and kept, and every framework told.
-    /// Each framework's tasks are walked once for all of them: agents that stop
-    /// answering together (a rack, or a crowd whose pongs are late) would otherwise cost
-    /// a walk of every task each, and held the event loop for seconds at 400,000 tasks.
+    /// Their tasks are found through the task index: agents that stop answering
+    /// together (a rack, or a crowd whose pongs are late) once cost a walk of every task
+    /// each, and held the event loop for seconds at 400,000 tasks.
     fn mark_unreachable(&mut self, now: f64, agent_ids: &[AgentId]) {
         // The hostname of each agent whose tasks move, in the order they were found.
         let mut removed: Vec<(AgentId, String)> = Vec::new();
@@ -260,24 +260,29 @@ impl Master {
         if removed.is_empty() {
             return;
         }
-        let position: HashMap<&AgentId, usize> = removed
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (id, i))
-            .collect();
-        let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
-        for framework_id in frameworks {
-            let framework = self.frameworks.get_mut(&framework_id).expect("listed");
-            // The live tasks of each removed agent, in the framework's task order.
-            let mut live: Vec<Vec<TaskId>> = vec![Vec::new(); removed.len()];
-            for task in framework.tasks.values() {
-                if task.state.is_terminal() {
-                    continue;
-                }
-                if let Some(&i) = position.get(&task.info.agent_id) {
-                    live[i].push(task.info.task_id.clone());
+        // The live tasks of each removed agent, per framework, from the task index (in
+        // each framework's task order).
+        let mut live: HashMap<FrameworkId, Vec<Vec<TaskId>>> = HashMap::new();
+        for (i, (agent_id, _)) in removed.iter().enumerate() {
+            for (framework_id, task_id) in self.tasks_on(agent_id) {
+                let running = self
+                    .frameworks
+                    .get(&framework_id)
+                    .and_then(|f| f.tasks.get(&task_id))
+                    .is_some_and(|t| !t.state.is_terminal());
+                if running {
+                    live.entry(framework_id)
+                        .or_insert_with(|| vec![Vec::new(); removed.len()])[i]
+                        .push(task_id);
                 }
             }
+        }
+        let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
+        for framework_id in frameworks {
+            let live = live
+                .remove(&framework_id)
+                .unwrap_or_else(|| vec![Vec::new(); removed.len()]);
+            let framework = self.frameworks.get_mut(&framework_id).expect("listed");
             let partition_aware = framework.is_partition_aware();
             let state = if partition_aware {
                 TaskState::Unreachable
