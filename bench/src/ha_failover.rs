@@ -131,6 +131,7 @@ async fn once(mantle: &Path, options: &Options, session: f64) -> anyhow::Result<
 
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let shared = Shared::new(shape, options.concurrency, reports_tx)?;
+    let registering = Instant::now();
     for index in 0..shape.agents {
         tokio::spawn(failover::agent(index, shared.clone(), leader_rx.clone()));
     }
@@ -143,6 +144,11 @@ async fn once(mantle: &Path, options: &Options, session: f64) -> anyhow::Result<
         "registered",
     )
     .await?;
+    let registered_s = registering.elapsed().as_secs_f64();
+    eprintln!(
+        "bench ha-failover: {} agents registered in {registered_s:.1} s",
+        shape.agents
+    );
 
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let framework = subscribe(&url.to_string(), seen_tx).await?;
@@ -206,6 +212,7 @@ async fn once(mantle: &Path, options: &Options, session: f64) -> anyhow::Result<
         "bench": "ha_failover",
         "agents": shape.agents,
         "session_timeout_s": session,
+        "agents_registered_s": round(registered_s),
         "seconds": round(seconds),
         "elected_s": round(elected_s),
         "agents_reregistered_s": round(agents_s),

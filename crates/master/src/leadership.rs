@@ -5,9 +5,9 @@
 //! cannot change them. A leader whose session expires stops at once: its event loop ends,
 //! its streams close, and it contends again with a new session.
 
-use crate::core::{Master, MasterConfig, Policy, Registry, StoredFramework};
+use crate::core::{Master, MasterConfig, Policy, Registry, RegistryChanges, StoredFramework};
 use crate::event_loop::{unix_now, EventLoop, LoopHandle};
-use crate::store::Store;
+use crate::store::{Store, MIN_LOG_BYTES};
 use mantle_api::ApiError;
 use mantle_zk::election::{Candidacy, Contender};
 use mantle_zk::{Client, CreateMode, Error as ZkError, Op, Options, ZkUrl};
@@ -76,19 +76,41 @@ const CHUNK: usize = 512 * 1024;
 /// `<path>/<name>` holding `{"version": v, "chunks": n}` and the chunk nodes
 /// `<path>/<name>/<v>-<i>`; a new version's chunks are written first, then the pointer is
 /// switched in a `multi` that also checks the leader's candidacy node, then the old
-/// chunks go.
+/// chunks go. The registry's changes between whole writes (`Store::append_registry`) are
+/// the nodes `<path>/registry/<v>-c<i>`, each created in a `multi` with the candidacy
+/// check and the pointer's new count of them (`"changes"`), so a change is stored exactly
+/// when the pointer counts it.
 pub struct ZkStore {
     client: Client,
     path: String,
     /// This leader's candidacy node: every switch checks it still exists.
     node: String,
     runtime: tokio::runtime::Handle,
+    /// The registry as this leader last stored it; none before its first whole write and
+    /// after a failed append (the next save is whole).
+    registry: Option<ChangeLog>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[derive(Clone, Copy)]
+struct ChangeLog {
+    pointer: Pointer,
+    /// Bytes of changes appended since the whole write.
+    appended: usize,
+    /// Past this the next save is whole: the size of the whole write, at least
+    /// [`MIN_LOG_BYTES`].
+    limit: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone, Copy)]
 struct Pointer {
     version: u64,
     chunks: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    changes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ZkStore {
@@ -98,6 +120,7 @@ impl ZkStore {
             path: path.trim_end_matches('/').to_string(),
             node: node.to_string(),
             runtime: tokio::runtime::Handle::current(),
+            registry: None,
         }
     }
 
@@ -111,24 +134,58 @@ impl ZkStore {
     }
 
     /// Reads a document; an absent one is `None`.
-    pub async fn load(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    async fn load(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.load_with_changes(name).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// Reads a document with the changes appended to it.
+    async fn load_with_changes(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<(Vec<u8>, Vec<Vec<u8>>)>> {
         let Some(pointer) = self.pointer(name).await? else {
             return Ok(None);
         };
         if pointer.chunks == 0 {
             return Ok(None);
         }
+        let node = format!("{}/{name}", self.path);
         let mut bytes = Vec::new();
         for index in 0..pointer.chunks {
-            let chunk = format!("{}/{name}/{}-{index}", self.path, pointer.version);
+            let chunk = format!("{node}/{}-{index}", pointer.version);
             let (data, _) = self.client.get_data(&chunk).await?;
             bytes.extend_from_slice(&data);
         }
-        Ok(Some(bytes))
+        let mut changes = Vec::with_capacity(pointer.changes);
+        for index in 0..pointer.changes {
+            let change = format!("{node}/{}-c{index}", pointer.version);
+            changes.push(self.client.get_data(&change).await?.0);
+        }
+        Ok(Some((bytes, changes)))
     }
 
-    /// Writes a document as a new version and switches to it, if this master still leads.
-    pub async fn save(&self, name: &str, bytes: &[u8]) -> Result<(), ZkError> {
+    /// Appends a change to the document at `pointer`, if this master still leads;
+    /// returns the new pointer.
+    async fn append(&self, name: &str, pointer: Pointer, bytes: &[u8]) -> Result<Pointer, ZkError> {
+        let node = format!("{}/{name}", self.path);
+        let next = Pointer {
+            changes: pointer.changes + 1,
+            ..pointer
+        };
+        let change = format!("{node}/{}-c{}", pointer.version, pointer.changes);
+        self.client
+            .multi(&[
+                Op::check(self.node.clone(), None),
+                Op::create(change, bytes.to_vec(), CreateMode::Persistent),
+                Op::set_data(node, serde_json::to_vec(&next).unwrap_or_default(), None),
+            ])
+            .await?;
+        Ok(next)
+    }
+
+    /// Writes a document as a new version and switches to it, if this master still leads;
+    /// returns the new pointer.
+    async fn save(&self, name: &str, bytes: &[u8]) -> Result<Pointer, ZkError> {
         let pointer_path = format!("{}/{name}", self.path);
         let old = match self.pointer(name).await? {
             Some(old) => old,
@@ -161,37 +218,43 @@ impl ZkStore {
                 Err(err) => return Err(err),
             }
         }
-        let pointer = serde_json::to_vec(&Pointer {
+        let pointer = Pointer {
             version,
             chunks: chunks.len(),
-        })
-        .unwrap_or_default();
+            changes: 0,
+        };
         self.client
             .multi(&[
                 Op::check(self.node.clone(), None),
-                Op::set_data(pointer_path.clone(), pointer, None),
+                Op::set_data(
+                    pointer_path.clone(),
+                    serde_json::to_vec(&pointer).unwrap_or_default(),
+                    None,
+                ),
             ])
             .await?;
-        for index in 0..old.chunks {
-            let path = format!("{pointer_path}/{}-{index}", old.version);
+        let old_chunks = (0..old.chunks).map(|index| format!("{}-{index}", old.version));
+        let old_changes = (0..old.changes).map(|index| format!("{}-c{index}", old.version));
+        for node in old_chunks.chain(old_changes) {
+            let path = format!("{pointer_path}/{node}");
             if let Err(err) = self.client.delete(&path, None).await {
                 tracing::debug!(path, error = %err, "cannot delete an old registry chunk");
             }
         }
-        Ok(())
+        Ok(pointer)
     }
 
-    fn save_blocking(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        // The event loop stores before it answers (invariant 5), on a thread of its own
-        // that may wait for the round trips; they run on the main runtime, waited for
-        // from a thread outside any runtime (the loop's own may not block on another).
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| self.runtime.block_on(self.save(name, bytes)))
-                .join()
-        })
-        .map_err(|_| std::io::Error::other("saving to ZooKeeper panicked"))?
-        .map_err(std::io::Error::other)
+    /// Runs a write from the event loop, which stores before it answers (invariant 5), on
+    /// a thread of its own that may wait for the round trips; they run on the main
+    /// runtime, waited for from a thread outside any runtime (the loop's own may not
+    /// block on another).
+    fn blocking<T: Send>(
+        &self,
+        write: impl std::future::Future<Output = Result<T, ZkError>> + Send,
+    ) -> std::io::Result<T> {
+        std::thread::scope(|scope| scope.spawn(|| self.runtime.block_on(write)).join())
+            .map_err(|_| std::io::Error::other("writing to ZooKeeper panicked"))?
+            .map_err(std::io::Error::other)
     }
 
     /// The policy and registry as stored; absent documents are the defaults.
@@ -200,10 +263,15 @@ impl ZkStore {
             Some(bytes) => serde_json::from_slice(&bytes)?,
             None => Policy::default(),
         };
-        let mut registry: Registry = match self.load(REGISTRY_NODE).await? {
-            Some(bytes) => serde_json::from_slice(&bytes)?,
-            None => Registry::default(),
-        };
+        let mut registry = Registry::default();
+        if let Some((bytes, changes)) = self.load_with_changes(REGISTRY_NODE).await? {
+            registry = serde_json::from_slice(&bytes)?;
+            let changes: Vec<RegistryChanges> = changes
+                .iter()
+                .map(|change| serde_json::from_slice(change))
+                .collect::<Result<_, _>>()?;
+            registry.apply(changes);
+        }
         // Kept apart from the agents; a registry stored before then holds them.
         if let Some(bytes) = self.load(FRAMEWORKS_NODE).await? {
             registry.frameworks = serde_json::from_slice(&bytes)?;
@@ -215,17 +283,55 @@ impl ZkStore {
 impl Store for ZkStore {
     fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(policy).map_err(std::io::Error::other)?;
-        self.save_blocking(POLICY_NODE, &bytes)
+        self.blocking(self.save(POLICY_NODE, &bytes)).map(drop)
     }
 
     fn save_registry(&mut self, registry: Registry) -> std::io::Result<()> {
+        self.registry = None;
         let bytes = serde_json::to_vec(&registry).map_err(std::io::Error::other)?;
-        self.save_blocking(REGISTRY_NODE, &bytes)
+        let pointer = self.blocking(self.save(REGISTRY_NODE, &bytes))?;
+        self.registry = Some(ChangeLog {
+            pointer,
+            appended: 0,
+            limit: bytes.len().max(MIN_LOG_BYTES as usize),
+        });
+        Ok(())
+    }
+
+    fn append_registry(&mut self, changes: &RegistryChanges) -> std::io::Result<bool> {
+        let Some(log) = self.registry else {
+            return Ok(false);
+        };
+        if log.appended >= log.limit {
+            return Ok(false);
+        }
+        if changes.is_empty() {
+            return Ok(true);
+        }
+        let bytes = serde_json::to_vec(changes).map_err(std::io::Error::other)?;
+        if bytes.len() > CHUNK {
+            // More than a node holds: the whole registry is written in chunks instead.
+            return Ok(false);
+        }
+        match self.blocking(self.append(REGISTRY_NODE, log.pointer, &bytes)) {
+            Ok(pointer) => {
+                self.registry = Some(ChangeLog {
+                    pointer,
+                    appended: log.appended + bytes.len(),
+                    ..log
+                });
+                Ok(true)
+            }
+            Err(err) => {
+                self.registry = None;
+                Err(err)
+            }
+        }
     }
 
     fn save_frameworks(&mut self, frameworks: &[StoredFramework]) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(frameworks).map_err(std::io::Error::other)?;
-        self.save_blocking(FRAMEWORKS_NODE, &bytes)
+        self.blocking(self.save(FRAMEWORKS_NODE, &bytes)).map(drop)
     }
 }
 
@@ -346,4 +452,107 @@ async fn lead(
     let _ = stop.send(true);
     let _ = running.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::AgentEntry;
+    use mantle_zk::testing::{require_zookeeper, ZkServers};
+
+    fn agent(n: usize) -> mantle_api::AgentInfo {
+        serde_json::from_value(serde_json::json!({
+            "hostname": format!("host{n}"), "port": 5051,
+            "id": {"value": format!("M-S{n}")},
+        }))
+        .unwrap()
+    }
+
+    async fn children(client: &Client) -> Vec<String> {
+        let mut names = client.get_children("/mantle/registry").await.unwrap();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registry_changes_are_appended_as_nodes_and_a_whole_write_replaces_them() {
+        if !require_zookeeper("registry_changes_are_appended_as_nodes") {
+            return;
+        }
+        let zk = ZkServers::standalone().await.expect("zookeeper");
+        let client = Client::connect(&zk.url("/"), Options::default())
+            .await
+            .unwrap();
+        client
+            .create("/mantle", b"", CreateMode::Persistent)
+            .await
+            .unwrap();
+        let node = client
+            .create("/mantle/leader", b"", CreateMode::Ephemeral)
+            .await
+            .unwrap();
+        let mut store = ZkStore::new(client.clone(), "/mantle", &node);
+        let whole = Registry {
+            agents: vec![agent(0), agent(1)],
+            ..Registry::default()
+        };
+        let changes = [
+            RegistryChanges {
+                agents: vec![AgentEntry::Admitted(agent(2))],
+                rest: None,
+            },
+            RegistryChanges {
+                agents: vec![
+                    AgentEntry::Unreachable(agent(0), 7.5),
+                    AgentEntry::Removed(agent(1).id.unwrap()),
+                ],
+                rest: None,
+            },
+        ];
+        let (store, expected) = tokio::task::spawn_blocking(move || {
+            assert!(!store.append_registry(&changes[0]).unwrap(), "whole first");
+            store.save_registry(whole.clone()).unwrap();
+            let mut expected = whole;
+            for change in changes {
+                assert!(store.append_registry(&change).unwrap());
+                expected.apply([change]);
+            }
+            (store, expected)
+        })
+        .await
+        .unwrap();
+        assert_eq!(children(&client).await, ["1-0", "1-c0", "1-c1"]);
+        let (_, loaded) = store.load_state().await.unwrap();
+        assert_eq!(loaded, expected);
+        assert_eq!(
+            (loaded.agents.len(), loaded.unreachable.len()),
+            (1, 1),
+            "{loaded:?}"
+        );
+
+        // A whole write starts a new version without the changes.
+        let store = tokio::task::spawn_blocking(move || {
+            let mut store = store;
+            store.save_registry(expected).unwrap();
+            store
+        })
+        .await
+        .unwrap();
+        assert_eq!(children(&client).await, ["2-0"]);
+
+        // A master that no longer leads cannot append.
+        client.delete(&node, None).await.unwrap();
+        let refused = tokio::task::spawn_blocking(move || {
+            let mut store = store;
+            let change = RegistryChanges {
+                agents: vec![AgentEntry::Admitted(agent(3))],
+                rest: None,
+            };
+            store.append_registry(&change).is_err()
+        })
+        .await
+        .unwrap();
+        assert!(refused);
+        assert_eq!(children(&client).await, ["2-0"]);
+    }
 }

@@ -26,10 +26,10 @@ const POLICY: &str = "policy.json";
 const REGISTRY: &str = "registry.json";
 const REGISTRY_LOG: &str = "registry.log";
 const FRAMEWORKS: &str = "frameworks.json";
-/// The log is compacted into a whole registry once it is as large as the last whole
-/// one, and not before it holds this much: appends cost at most as much again as the
+/// The log (here and in `leadership::ZkStore`) is compacted into a whole registry once
+/// it is as large as the last whole one, and not before it holds this much: appends cost at most as much again as the
 /// whole writes, and a restart reads at most twice the registry.
-const MIN_LOG_BYTES: u64 = 1 << 20;
+pub(crate) const MIN_LOG_BYTES: u64 = 1 << 20;
 
 /// A stored document; an absent file is the default one.
 fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> anyhow::Result<T> {
