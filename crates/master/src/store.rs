@@ -27,8 +27,9 @@ const REGISTRY: &str = "registry.json";
 const REGISTRY_LOG: &str = "registry.log";
 const FRAMEWORKS: &str = "frameworks.json";
 /// The log (here and in `leadership::ZkStore`) is compacted into a whole registry once
-/// it is as large as the last whole one, and not before it holds this much: appends cost at most as much again as the
-/// whole writes, and a restart reads at most twice the registry.
+/// it is as large as the last whole one, and not before it holds this much: appends
+/// cost at most as much again as the whole writes, and a restart reads at most twice the
+/// registry.
 pub(crate) const MIN_LOG_BYTES: u64 = 1 << 20;
 
 /// A stored document; an absent file is the default one.
@@ -123,7 +124,6 @@ fn read_log(dir: &Path, generation: u64) -> anyhow::Result<Vec<RegistryChanges>>
     }
     let mut changes = Vec::new();
     let mut offset = first.len();
-    let mut lines = lines.peekable();
     while let Some(line) = lines.next() {
         let parsed = line
             .strip_suffix(b"\n")
