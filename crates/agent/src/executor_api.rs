@@ -157,24 +157,7 @@ pub(crate) fn check_accept(value: Option<&HeaderValue>) -> Result<(), ApiError> 
 }
 
 pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|err| {
-            let too_large = std::error::Error::source(&err)
-                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
-                || err.to_string().contains("length limit");
-            if too_large {
-                ApiError::new(
-                    mantle_api::ErrorKind::PayloadTooLarge,
-                    format!(
-                        "request body exceeds the limit of {} MiB",
-                        MAX_BODY_BYTES / (1024 * 1024)
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {err}"))
-            }
-        })
+    mantle_api::body::read_limited(body, MAX_BODY_BYTES).await
 }
 
 fn send(app: &AppState, command: Command) -> Result<(), ApiError> {
@@ -256,7 +239,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(err.message, "request body exceeds the limit of 16 MiB");
+        assert_eq!(
+            err.message,
+            "request body exceeds the limit of 16777216 bytes"
+        );
         assert_eq!(
             read_body(Body::from("{}")).await.unwrap(),
             Bytes::from("{}")

@@ -4,6 +4,7 @@
 //! The JSON shapes follow the Mesos protobuf-to-JSON mapper (enum names as strings,
 //! snake_case field names, defaults emitted); see `docs/ARCHITECTURE.md`.
 
+pub mod body;
 pub mod duration;
 pub mod error;
 pub mod executor;

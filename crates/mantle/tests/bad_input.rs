@@ -1,5 +1,6 @@
 //! Bad input to the scheduler API gets the Mesos status code and a message naming the
-//! problem; the master keeps serving and its state does not change.
+//! problem; the master keeps serving and its state does not change. An oversized body
+//! gets its 413, from the master's and the agent's APIs.
 
 mod common;
 
@@ -28,6 +29,28 @@ async fn post(cluster: &Cluster, headers: &[(&str, &str)], body: Vec<u8>) -> (u1
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Posts a body of `len` spaces over a plain HTTP/1.1 connection, all of it before
+/// reading anything, and returns the whole answer.
+async fn post_whole_then_read(address: &str, path: &str, len: usize) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let chunk = vec![b' '; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).await?;
+        left -= n;
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
 
 /// What must not change: frameworks with their tasks, and agents with their resources.
 fn essentials(state: &Value) -> Value {
@@ -162,6 +185,22 @@ async fn bad_requests_get_4xx_naming_the_problem_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(get.status.as_u16(), 405);
+
+    // An oversized body (here 40 MiB against the limit of 16) is read to its end before
+    // the 413 goes out, by the master and by the agent: a client that sends its whole
+    // body before it reads (as most do) gets the answer, not a broken pipe.
+    let endpoints = [
+        (&cluster.master, "/api/v1/scheduler"),
+        (&cluster.agents[0], "/api/v1/executor"),
+        (&cluster.agents[0], "/api/v1"),
+    ];
+    for (address, path) in endpoints {
+        let answer = post_whole_then_read(address, path, 40 * 1024 * 1024)
+            .await
+            .unwrap_or_else(|err| panic!("{path}: {err}"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("limit"), "{path}: {answer}");
+    }
 
     // Through the real client: an offer that does not exist, and a task bigger than its
     // offer, are answered 202 and then with an update (pymesos aborts on non-2xx).

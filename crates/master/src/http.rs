@@ -166,45 +166,9 @@ pub fn json_response(body: Bytes, query: &HashMap<String, String>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// How much of an oversized body is still read (and dropped) before the 413 goes out.
-/// Answering while the client is still sending makes the server close the connection
-/// under it, and the client then sees a reset instead of the answer; reading a bounded
-/// rest lets a moderately oversized request get its 413.
-const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Reads a request body up to [`MAX_BODY_BYTES`].
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    use futures_util::StreamExt;
-    let unreadable =
-        |err: axum::Error| ApiError::bad_request(format!("cannot read the request body: {err}"));
-    use axum::body::HttpBody as _;
-    // Sized once from Content-Length: growing by doubling copies a large body several
-    // times, into fresh memory each time.
-    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(0);
-    let mut kept = Vec::with_capacity(hint.min(MAX_BODY_BYTES));
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(unreadable)?;
-        if kept.len() + chunk.len() > MAX_BODY_BYTES {
-            let mut seen = kept.len() + chunk.len();
-            let _ = tokio::time::timeout(DRAIN_TIME, async {
-                while let Some(Ok(chunk)) = stream.next().await {
-                    seen += chunk.len();
-                    if seen > DRAIN_BYTES {
-                        break;
-                    }
-                }
-            })
-            .await;
-            return Err(ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        kept.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(kept))
+    mantle_api::body::read_limited(body, MAX_BODY_BYTES).await
 }
 
 /// Method and Content-Type rules of the v1 endpoints (reference §0.2).
