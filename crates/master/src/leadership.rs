@@ -7,7 +7,7 @@
 
 use crate::core::{Master, MasterConfig, Policy, Registry, RegistryChanges, StoredFramework};
 use crate::event_loop::{unix_now, EventLoop, LoopHandle};
-use crate::store::{Store, MIN_LOG_BYTES};
+use crate::store::{LogBudget, Store};
 use mantle_api::ApiError;
 use mantle_zk::election::{Candidacy, Contender};
 use mantle_zk::{Client, CreateMode, Error as ZkError, Op, Options, ZkUrl};
@@ -94,11 +94,7 @@ pub struct ZkStore {
 #[derive(Clone, Copy)]
 struct ChangeLog {
     pointer: Pointer,
-    /// Bytes of changes appended since the whole write.
-    appended: usize,
-    /// Past this the next save is whole: the size of the whole write, at least
-    /// [`MIN_LOG_BYTES`].
-    limit: usize,
+    budget: LogBudget,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Copy)]
@@ -292,17 +288,16 @@ impl Store for ZkStore {
         let pointer = self.blocking(self.save(REGISTRY_NODE, &bytes))?;
         self.registry = Some(ChangeLog {
             pointer,
-            appended: 0,
-            limit: bytes.len().max(MIN_LOG_BYTES as usize),
+            budget: LogBudget::after_whole(bytes.len() as u64),
         });
         Ok(())
     }
 
     fn append_registry(&mut self, changes: &RegistryChanges) -> std::io::Result<bool> {
-        let Some(log) = self.registry else {
+        let Some(mut log) = self.registry else {
             return Ok(false);
         };
-        if log.appended >= log.limit {
+        if log.budget.spent() {
             return Ok(false);
         }
         if changes.is_empty() {
@@ -315,11 +310,9 @@ impl Store for ZkStore {
         }
         match self.blocking(self.append(REGISTRY_NODE, log.pointer, &bytes)) {
             Ok(pointer) => {
-                self.registry = Some(ChangeLog {
-                    pointer,
-                    appended: log.appended + bytes.len(),
-                    ..log
-                });
+                log.pointer = pointer;
+                log.budget.appended(bytes.len());
+                self.registry = Some(log);
                 Ok(true)
             }
             Err(err) => {

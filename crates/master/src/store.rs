@@ -26,11 +26,37 @@ const POLICY: &str = "policy.json";
 const REGISTRY: &str = "registry.json";
 const REGISTRY_LOG: &str = "registry.log";
 const FRAMEWORKS: &str = "frameworks.json";
-/// The log (here and in `leadership::ZkStore`) is compacted into a whole registry once
-/// it is as large as the last whole one, and not before it holds this much: appends
-/// cost at most as much again as the whole writes, and a restart reads at most twice the
-/// registry.
-pub(crate) const MIN_LOG_BYTES: u64 = 1 << 20;
+/// The least a change log may grow to before the next save is whole ([`LogBudget`]).
+const MIN_LOG_BYTES: u64 = 1 << 20;
+
+/// How far the registry's changes may grow (here and in `leadership::ZkStore`) before
+/// the next save is whole: as large as the last whole write, and at least
+/// [`MIN_LOG_BYTES`]. So the appends cost at most as much again as the whole writes, and
+/// a restart reads at most twice the registry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogBudget {
+    appended: u64,
+    limit: u64,
+}
+
+impl LogBudget {
+    /// The budget after a whole write of `whole` bytes.
+    pub(crate) fn after_whole(whole: u64) -> LogBudget {
+        LogBudget {
+            appended: 0,
+            limit: whole.max(MIN_LOG_BYTES),
+        }
+    }
+
+    /// Whether the next save is to be whole.
+    pub(crate) fn spent(&self) -> bool {
+        self.appended >= self.limit
+    }
+
+    pub(crate) fn appended(&mut self, bytes: usize) {
+        self.appended += bytes as u64;
+    }
+}
 
 /// A stored document; an absent file is the default one.
 fn load_json<T: DeserializeOwned + Default>(dir: &Path, name: &str) -> anyhow::Result<T> {
@@ -175,9 +201,7 @@ pub struct FileStore {
 
 struct ChangeLog {
     file: File,
-    len: u64,
-    /// Past this length the next save is whole.
-    limit: u64,
+    budget: LogBudget,
 }
 
 impl FileStore {
@@ -198,14 +222,13 @@ impl Store for FileStore {
         let header = LogHeader {
             generation: registry.generation,
         };
-        let (file, len) = replace_file(&self.dir, REGISTRY_LOG, |w| {
+        let (file, _) = replace_file(&self.dir, REGISTRY_LOG, |w| {
             serde_json::to_writer(&mut *w, &header).map_err(std::io::Error::other)?;
             w.write_all(b"\n")
         })?;
         self.log = Some(ChangeLog {
             file,
-            len,
-            limit: whole.max(MIN_LOG_BYTES),
+            budget: LogBudget::after_whole(whole),
         });
         Ok(())
     }
@@ -214,7 +237,7 @@ impl Store for FileStore {
         let Some(log) = &mut self.log else {
             return Ok(false);
         };
-        if log.len >= log.limit {
+        if log.budget.spent() {
             return Ok(false);
         }
         if changes.is_empty() {
@@ -231,7 +254,7 @@ impl Store for FileStore {
             self.log = None;
             return Err(err);
         }
-        log.len += line.len() as u64;
+        log.budget.appended(line.len());
         Ok(true)
     }
 
@@ -444,6 +467,9 @@ mod tests {
         assert_eq!(sorted(load_registry(dir.path()).unwrap()), sorted(expected));
         // The log's limit follows the whole registry's size.
         let whole = fs::metadata(dir.path().join(REGISTRY)).unwrap().len();
-        assert_eq!(store.log.as_ref().unwrap().limit, whole.max(MIN_LOG_BYTES));
+        assert_eq!(
+            store.log.as_ref().unwrap().budget.limit,
+            whole.max(MIN_LOG_BYTES)
+        );
     }
 }
