@@ -161,8 +161,8 @@ impl Master {
                     .get(id)
                     .is_some_and(|t| !t.state.is_terminal())
                 {
-                    ended.push(framework.tasks.remove(id).expect("found above"));
-                    self.agent_tasks.remove(agent_id, &framework_id, id);
+                    let task = self.agent_tasks.take_task(framework, id);
+                    ended.push(task.expect("found above"));
                 }
             }
             let unreachable: Vec<TaskId> = framework

@@ -548,8 +548,10 @@ impl Master {
                 let Some(state) = pick(framework, id) else {
                     continue;
                 };
-                let mut task = framework.tasks.remove(id).expect("found above");
-                self.agent_tasks.remove(agent_id, &framework.id, id);
+                let mut task = self
+                    .agent_tasks
+                    .take_task(framework, id)
+                    .expect("found above");
                 task.state = state;
                 retired.push((
                     framework.id.clone(),

@@ -294,8 +294,7 @@ impl Master {
                 framework.executors.remove(agent_id);
                 let message = format!("Agent {hostname} is unreachable");
                 for id in ids {
-                    let mut task = framework.tasks.remove(&id).expect("listed");
-                    self.agent_tasks.remove(agent_id, &framework_id, &id);
+                    let mut task = self.agent_tasks.take_task(framework, &id).expect("listed");
                     task.state = TaskState::Unreachable;
                     task.unreachable_time = Some(now);
                     let mut status = TaskStatus::new(id.clone(), state);
@@ -389,8 +388,7 @@ impl Master {
                             report.state,
                             "Unreachable agent re-reregistered",
                         ));
-                        self.agent_tasks.add(agent_id, &framework_id, &id);
-                        framework.tasks.insert(id, task);
+                        self.agent_tasks.insert_task(framework, task);
                     }
                     None => {
                         let state = if partition_aware {

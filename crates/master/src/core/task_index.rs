@@ -4,6 +4,7 @@
 //! each, that walk was a million tasks per agent, and a failover re-registers every
 //! agent). The snapshot does not need it, so it is a plain map outside the shared ones.
 
+use super::{Framework, Task};
 use mantle_api::{AgentId, FrameworkId, TaskId};
 use std::collections::HashMap;
 
@@ -35,6 +36,20 @@ impl TaskIndex {
         } else if on_agent.capacity() > 2 * on_agent.len() + 4 {
             on_agent.shrink_to_fit();
         }
+    }
+
+    /// Puts a task into its framework's `tasks`, and notes it here.
+    pub fn insert_task(&mut self, framework: &mut Framework, task: Task) {
+        let task_id = task.info.task_id.clone();
+        self.add(&task.info.agent_id, &framework.id, &task_id);
+        framework.tasks.insert(task_id, task);
+    }
+
+    /// Takes a task out of its framework's `tasks`, and out of the index.
+    pub fn take_task(&mut self, framework: &mut Framework, task_id: &TaskId) -> Option<Task> {
+        let task = framework.tasks.remove(task_id)?;
+        self.remove(&task.info.agent_id, &framework.id, task_id);
+        Some(task)
     }
 
     /// The tasks on `agent_id`, ordered by framework and task ID (the order in which the

@@ -193,11 +193,8 @@ impl Master {
                 role,
             );
         }
-        framework.tasks.insert(
-            task.task_id.clone(),
-            new_task(agent_id, &task, resources, role, now),
-        );
-        self.agent_tasks.add(agent_id, framework_id, &task.task_id);
+        self.agent_tasks
+            .insert_task(framework, new_task(agent_id, &task, resources, role, now));
         self.task_added(framework_id, &task.task_id);
         let framework_info = self.frameworks[framework_id].info.clone();
         self.send_to_agent(
@@ -290,8 +287,7 @@ impl Master {
             available.subtract(&resources);
             let mut entry = new_task(agent_id, task, resources, role, now);
             entry.executor_id = Some(group.executor.executor_id.clone());
-            framework.tasks.insert(task.task_id.clone(), entry);
-            self.agent_tasks.add(agent_id, framework_id, &task.task_id);
+            self.agent_tasks.insert_task(framework, entry);
         }
         let framework_info = framework.info.clone();
         for task in &group.task_group.tasks {
@@ -410,9 +406,10 @@ impl Master {
         });
         let mut retired_from = None;
         if acknowledged_terminal {
-            let mut task = framework.tasks.remove(&ack.task_id).expect("present");
-            self.agent_tasks
-                .remove(&task.info.agent_id, framework_id, &ack.task_id);
+            let mut task = self
+                .agent_tasks
+                .take_task(framework, &ack.task_id)
+                .expect("present");
             task.status_update_uuid = None;
             retired_from = Some(task.info.agent_id.clone());
             framework.completed_tasks.push_back(Arc::new(task));
