@@ -279,9 +279,8 @@ impl Master {
         }
         let frameworks: Vec<FrameworkId> = self.frameworks.keys().cloned().collect();
         for framework_id in frameworks {
-            let live = live
-                .remove(&framework_id)
-                .unwrap_or_else(|| vec![Vec::new(); removed.len()]);
+            // Empty for a framework with no task on these agents.
+            let mut live = live.remove(&framework_id).unwrap_or_default();
             let framework = self.frameworks.get_mut(&framework_id).expect("listed");
             let partition_aware = framework.is_partition_aware();
             let state = if partition_aware {
@@ -290,7 +289,8 @@ impl Master {
                 TaskState::Lost
             };
             let mut events = Vec::new();
-            for ((agent_id, hostname), ids) in removed.iter().zip(live) {
+            for (i, (agent_id, hostname)) in removed.iter().enumerate() {
+                let ids = live.get_mut(i).map(std::mem::take).unwrap_or_default();
                 framework.executors.remove(agent_id);
                 let message = format!("Agent {hostname} is unreachable");
                 for id in ids {
