@@ -451,15 +451,8 @@ async fn lead(
 mod tests {
     use super::*;
     use crate::core::AgentEntry;
+    use crate::store::tests::agent;
     use mantle_zk::testing::{require_zookeeper, ZkServers};
-
-    fn agent(n: usize) -> mantle_api::AgentInfo {
-        serde_json::from_value(serde_json::json!({
-            "hostname": format!("host{n}"), "port": 5051,
-            "id": {"value": format!("M-S{n}")},
-        }))
-        .unwrap()
-    }
 
     async fn children(client: &Client) -> Vec<String> {
         let mut names = client.get_children("/mantle/registry").await.unwrap();

@@ -264,7 +264,7 @@ impl Store for FileStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::{AgentEntry, RegistryRest};
 
@@ -320,7 +320,8 @@ mod tests {
         assert!(load_registry(dir.path()).unwrap().frameworks.is_empty());
     }
 
-    fn agent(n: usize) -> mantle_api::AgentInfo {
+    /// An agent of the registry, `M-S<n>` on `host<n>`.
+    pub(crate) fn agent(n: usize) -> mantle_api::AgentInfo {
         serde_json::from_value(serde_json::json!({
             "hostname": format!("host{n}"), "port": 5051,
             "id": {"value": format!("M-S{n}")},
