@@ -12,7 +12,7 @@
 use mantle_api::internal::{AgentCall, Register, StatusUpdate, ToAgent};
 use mantle_api::scheduler::{Accept, Acknowledge, CallBody, Event, Subscribe};
 use mantle_api::*;
-use mantle_master::core::{Action, Agent, Framework, Master, MasterConfig, Task};
+use mantle_master::core::{Action, Agent, Framework, KeptInfo, Master, MasterConfig, Task};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
                 "Agent": size_of::<Agent>(),
                 "Framework": size_of::<Framework>(),
                 "Task": size_of::<Task>(),
-                "TaskInfo": size_of::<TaskInfo>(),
+                "KeptInfo": size_of::<KeptInfo>(),
                 "TaskStatus": size_of::<TaskStatus>(),
                 "Resource": size_of::<Resource>(),
             },

@@ -3,7 +3,7 @@
 //! Reference §5.1; failure detection is in `health.rs`.
 
 use super::frameworks::allocator_options;
-use super::{Action, Framework, Master, StreamId, Task};
+use super::{Action, Framework, KeptInfo, Master, StreamId, Task};
 use mantle_api::internal::{
     AgentCall, ExecutorExited, ExecutorMessage, Register, Registered, ToAgent,
 };
@@ -282,9 +282,8 @@ impl Master {
             // ExecutorInfo is the framework's, once per agent, not once per task.
             let executor_id = report.task.executor.take().map(|e| e.executor_id);
             let task_id = report.task.task_id.clone();
-            report.task.agent_id = agent_id.clone();
             let task = Task {
-                info: super::tasks::kept_info(report.task),
+                info: KeptInfo::keep(&report.task, agent_id),
                 executor_id: report.executor_id.or(executor_id),
                 resources,
                 role: role.into(),
@@ -531,7 +530,7 @@ impl Master {
         reason: Reason,
         message: &str,
     ) {
-        let mut retired: Vec<(FrameworkId, TaskInfo, String, Resources, TaskState)> = Vec::new();
+        let mut retired: Vec<(FrameworkId, TaskId, String, Resources, TaskState)> = Vec::new();
         let on_agent = self.tasks_on(agent_id);
         for group in on_agent.chunk_by(|a, b| a.0 == b.0) {
             let Some(framework) = self.frameworks.get_mut(&group[0].0) else {
@@ -555,7 +554,7 @@ impl Master {
                 task.state = state;
                 retired.push((
                     framework.id.clone(),
-                    task.info.clone(),
+                    task.info.task_id.clone(),
                     task.role.to_string(),
                     task.resources.clone(),
                     state,
@@ -566,7 +565,7 @@ impl Master {
                 framework.completed_tasks.pop_front();
             }
         }
-        for (framework_id, info, role, resources, state) in retired {
+        for (framework_id, task_id, role, resources, state) in retired {
             self.allocator
                 .recover(&framework_id, &role, agent_id, &resources, None, now);
             *self
@@ -574,7 +573,7 @@ impl Master {
                 .tasks_by_terminal_state
                 .entry(state)
                 .or_default() += 1;
-            self.send_master_update(&framework_id, &info, state, reason, message);
+            self.send_master_update(&framework_id, (&task_id, agent_id), state, reason, message);
         }
     }
 

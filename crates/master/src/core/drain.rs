@@ -117,7 +117,7 @@ impl Master {
         let kills: Vec<KillTask> = (self.tasks_on(agent_id).into_iter())
             .filter_map(|(framework_id, task_id)| {
                 let task = self.frameworks.get(&framework_id)?.tasks.get(&task_id)?;
-                let kill_policy = drain_kill_policy(max, task.info.kill_policy.as_ref());
+                let kill_policy = drain_kill_policy(max, task.info.kill_policy.as_deref());
                 (!task.state.is_terminal()).then_some(KillTask {
                     framework_id,
                     task_id,

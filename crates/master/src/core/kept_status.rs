@@ -151,6 +151,7 @@ impl KeptStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::KeptInfo;
 
     fn task() -> Task {
         let info: TaskInfo = serde_json::from_value(serde_json::json!({
@@ -159,7 +160,7 @@ mod tests {
         }))
         .unwrap();
         Task {
-            info,
+            info: KeptInfo::keep(&info, &info.agent_id),
             executor_id: Some(ExecutorId::new("e1")),
             resources: Resources::new(),
             role: "*".into(),

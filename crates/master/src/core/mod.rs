@@ -53,7 +53,7 @@ pub use policy::{OperatorReply, Policy};
 pub use registry::{AgentEntry, Registry, RegistryChanges, RegistryRest, StoredFramework};
 pub use shared_map::{SharedMap, SharedSet};
 pub use summary::TasksQuery;
-pub use tasks::Task;
+pub use tasks::{KeptInfo, Task};
 pub use v1::ascii_json;
 pub use view::{RoleUsage, StateView};
 

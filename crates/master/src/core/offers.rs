@@ -345,7 +345,13 @@ impl Master {
                         .flat_map(|g| g.task_group.tasks.iter()),
                 );
             for task in tasks {
-                self.send_master_update(framework_id, task, state, reason, message);
+                self.send_master_update(
+                    framework_id,
+                    (&task.task_id, &task.agent_id),
+                    state,
+                    reason,
+                    message,
+                );
             }
         }
     }

@@ -32,7 +32,7 @@ fn prefetch_task(task: &Task) {
 fn prefetch_strings(task: &Task) {
     for text in [
         task.info.task_id.as_str(),
-        task.info.name.as_str(),
+        &task.info.name,
         task.info.agent_id.as_str(),
         &task.role,
     ] {

@@ -133,7 +133,7 @@ fn write_task(out: &mut Vec<u8>, task: &Task, framework_id: &str, resources: &mu
             write_json(out, value);
         }
     }
-    if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+    if let Some(user) = &info.user {
         out.extend_from_slice(b",\"user\":");
         write_str(out, user);
     }

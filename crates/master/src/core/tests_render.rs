@@ -214,7 +214,7 @@ impl Serialize for LegacyTask<'_> {
                 map.serialize_entry(key, v)?;
             }
         }
-        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+        if let Some(user) = &info.user {
             map.serialize_entry("user", user)?;
         }
         map.end()
@@ -438,6 +438,8 @@ fn busy_master() -> Master {
     let got = offers(&events(&mut m, "s1"));
     let mut t1 = command_task("t1 \u{1F600}", &a1, "cpus:1;mem:10;ports:[31000-31001]");
     t1.labels = serde_json::from_value(json!({"labels": [{"key": "l\n", "value": "ü"}]})).unwrap();
+    // The master keeps only the command's user; every render still shows it.
+    t1.command.as_mut().unwrap().user = Some("nöbody".into());
     let mut executor_task = command_task("ex-task", &a2, "cpus:1;mem:32");
     executor_task.command = None;
     executor_task.executor = Some(
@@ -649,7 +651,7 @@ fn old_task_v1(framework_id: &FrameworkId, task: &Task) -> Value {
     if let Some(policy) = &info.kill_policy {
         out["kill_policy"] = json!(policy);
     }
-    if let Some(user) = info.command.as_ref().and_then(|c| c.user.clone()) {
+    if let Some(user) = &info.user {
         out["user"] = json!(user);
     }
     for (key, value) in [
@@ -703,6 +705,7 @@ fn get_state_equals_the_value_tree_render() {
         .unwrap();
     assert_eq!(t1["state"], "TASK_RUNNING");
     assert_eq!(t1["labels"]["labels"][0]["value"], "ü");
+    assert_eq!(t1["user"], "nöbody");
     assert_eq!(t1["statuses"][0]["timestamp"], 1.25);
     assert_eq!(
         state["get_tasks"]["completed_tasks"]
@@ -744,7 +747,7 @@ fn made_task(agent: &AgentId, id: String, states: &[TaskState]) -> Task {
         statuses,
         launched_at: 1.7e9,
         unreachable_time: None,
-        info,
+        info: KeptInfo::keep(&info, agent),
     }
 }
 

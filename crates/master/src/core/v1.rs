@@ -68,7 +68,7 @@ impl Serialize for TaskV1<'_> {
         let statuses: Vec<_> = task.statuses.iter().map(|s| s.status(task)).collect();
         map.serialize_entry("statuses", &statuses)?;
         map.serialize_entry("task_id", &info.task_id)?;
-        if let Some(user) = info.command.as_ref().and_then(|c| c.user.as_ref()) {
+        if let Some(user) = &info.user {
             map.serialize_entry("user", user)?;
         }
         map.end()
