@@ -382,15 +382,23 @@ impl EventLoop {
         }
         let version = self.core.registry_version();
         if version != self.stored_registry {
-            let changes = self.core.take_registry_changes();
-            if let Some(store) = &mut self.store {
-                // A store that did not take the changes (or failed to: then the next
-                // save is whole) gets the whole registry.
-                if !store.append_registry(&changes).map_err(unavailable)? {
-                    store
-                        .save_registry(self.core.agent_registry())
-                        .map_err(unavailable)?;
+            // The changes are built only for a store that appends them (each changed
+            // agent's info copied); a whole save holds them all.
+            let appended = match &mut self.store {
+                Some(store) if store.takes_changes() => store
+                    .append_registry(&self.core.take_registry_changes())
+                    .map_err(unavailable)?,
+                _ => {
+                    self.core.forget_registry_changes();
+                    false
                 }
+            };
+            // A store that takes no changes now, or did not take these, gets the whole
+            // registry.
+            if let (false, Some(store)) = (appended, &mut self.store) {
+                store
+                    .save_registry(self.core.agent_registry())
+                    .map_err(unavailable)?;
             }
             self.stored_registry = version;
         }

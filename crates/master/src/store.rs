@@ -180,9 +180,15 @@ pub trait Store: Send {
     fn save_policy(&mut self, policy: &Policy) -> std::io::Result<()>;
     /// The whole registry without its frameworks.
     fn save_registry(&mut self, registry: Registry) -> std::io::Result<()>;
-    /// Stores the registry's changes since the last save. `Ok(false)`: this store does
-    /// not take them now (it keeps whole registries only, or wants one), and the caller
-    /// saves the whole registry instead.
+    /// Whether the next save may be the registry's changes rather than all of it: false
+    /// for a store that keeps whole registries only, or that wants a whole one now (none
+    /// written by this process yet, or its changes have grown as large as one).
+    fn takes_changes(&self) -> bool {
+        false
+    }
+    /// Stores the registry's changes since the last save, when it `takes_changes`.
+    /// `Ok(false)`: it did not (they were too large for it), and the caller saves the
+    /// whole registry instead.
     fn append_registry(&mut self, _changes: &RegistryChanges) -> std::io::Result<bool> {
         Ok(false)
     }
@@ -233,13 +239,14 @@ impl Store for FileStore {
         Ok(())
     }
 
+    fn takes_changes(&self) -> bool {
+        self.log.as_ref().is_some_and(|log| !log.budget.spent())
+    }
+
     fn append_registry(&mut self, changes: &RegistryChanges) -> std::io::Result<bool> {
         let Some(log) = &mut self.log else {
             return Ok(false);
         };
-        if log.budget.spent() {
-            return Ok(false);
-        }
         if changes.is_empty() {
             return Ok(true);
         }
@@ -346,10 +353,7 @@ pub(crate) mod tests {
     /// A registry written whole with agents 0 and 1, then three appends.
     fn logged(dir: &Path) -> (FileStore, Registry) {
         let mut store = FileStore::new(dir.to_path_buf());
-        assert!(
-            !store.append_registry(&admitted(0..1)).unwrap(),
-            "whole first"
-        );
+        assert!(!store.takes_changes(), "whole first");
         let whole = Registry {
             agents: vec![agent(0), agent(1)],
             ..Registry::default()
@@ -451,7 +455,8 @@ pub(crate) mod tests {
         let mut appends = 0;
         let mut next = 0;
         // About 80 bytes an agent: 1 MB is reached within 13,000 agents.
-        while store.append_registry(&admitted(next..next + 1000)).unwrap() {
+        while store.takes_changes() {
+            assert!(store.append_registry(&admitted(next..next + 1000)).unwrap());
             expected.apply([admitted(next..next + 1000)]);
             next += 1000;
             appends += 1;

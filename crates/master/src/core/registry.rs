@@ -222,6 +222,11 @@ impl Master {
         }
     }
 
+    /// Drops the changes noted since they were last taken: the next store is whole.
+    pub fn forget_registry_changes(&mut self) {
+        self.registry_dirty = Default::default();
+    }
+
     fn agent_entry(&self, agent_id: &AgentId) -> AgentEntry {
         if let Some(agent) = self.agents.get(agent_id) {
             AgentEntry::Admitted(agent.full_info())
