@@ -280,10 +280,11 @@ impl Master {
             let role = allocation_role(&report.task.resources, framework);
             // The task keeps its executor's ID only, as Mesos's master does: the
             // ExecutorInfo is the framework's, once per agent, not once per task.
+            let info = KeptInfo::keep(&report.task, agent_id);
             let executor_id = report.task.executor.take().map(|e| e.executor_id);
             let task_id = report.task.task_id.clone();
             let task = Task {
-                info: KeptInfo::keep(&report.task, agent_id),
+                info,
                 executor_id: report.executor_id.or(executor_id),
                 resources,
                 role: role.into(),

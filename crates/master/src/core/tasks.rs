@@ -602,7 +602,7 @@ fn new_task(
 /// Not its executor (kept once per agent in the framework's `executors`; the task names
 /// it by `executor_id`), its wire `resources` (the task's `resources` hold them,
 /// converted and shared), `data`, `check` or `max_completion_time`, and of its command
-/// only the `user`. A `Task` is 224 bytes with it, 312 with a whole TaskInfo.
+/// (or its executor's) only the `user`. A `Task` is 224 bytes with it, 312 with a whole TaskInfo.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeptInfo {
     pub name: Box<str>,
@@ -625,10 +625,15 @@ impl KeptInfo {
             name: info.name.as_str().into(),
             task_id: info.task_id.clone(),
             agent_id: agent_id.clone(),
-            user: info
-                .command
-                .as_ref()
-                .and_then(|c| c.user.as_deref().map(Into::into)),
+            // Mesos's `Task.user`: the command's, else its executor's command's.
+            user: [
+                info.command.as_ref(),
+                info.executor.as_ref().and_then(|e| e.command.as_ref()),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.user.as_deref())
+            .map(Into::into),
             labels: info.labels.clone(),
             container: info.container.clone(),
             health_check: info.health_check.clone(),

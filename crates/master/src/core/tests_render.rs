@@ -445,7 +445,7 @@ fn busy_master() -> Master {
     executor_task.executor = Some(
         serde_json::from_value(json!({"executor_id": {"value": "ë1"}, "name": "ëx \"1\"",
             "framework_id": {"value": fid.value},
-            "command": {"value": "run \"x\"", "shell": true, "arguments": ["a"],
+            "command": {"value": "run \"x\"", "shell": true, "arguments": ["a"], "user": "éxec",
                         "uris": [{"value": "http://u", "executable": true}]},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]}))
         .unwrap(),
@@ -695,17 +695,15 @@ fn get_state_equals_the_value_tree_render() {
     // The same fields and values; nested messages keep their declaration order now.
     let state: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(state, expected);
-    let tasks = &state["get_tasks"]["tasks"];
-    assert_eq!(tasks.as_array().unwrap().len(), 3);
-    let t1 = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["task_id"]["value"] == "t1 \u{1F600}")
-        .unwrap();
+    let tasks = state["get_tasks"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3);
+    let task = |id: &str| tasks.iter().find(|t| t["task_id"]["value"] == id).unwrap();
+    let t1 = task("t1 \u{1F600}");
     assert_eq!(t1["state"], "TASK_RUNNING");
     assert_eq!(t1["labels"]["labels"][0]["value"], "ü");
     assert_eq!(t1["user"], "nöbody");
+    // As Mesos does, a task without a command user shows its executor's.
+    assert_eq!(task("ex-task")["user"], "éxec");
     assert_eq!(t1["statuses"][0]["timestamp"], 1.25);
     assert_eq!(
         state["get_tasks"]["completed_tasks"]
