@@ -602,14 +602,15 @@ fn new_task(
 /// Not its executor (kept once per agent in the framework's `executors`; the task names
 /// it by `executor_id`), its wire `resources` (the task's `resources` hold them,
 /// converted and shared), `data`, `check` or `max_completion_time`, and of its command
-/// (or its executor's) only the `user`. A `Task` is 224 bytes with it, 312 with a whole TaskInfo.
-#[derive(Clone, Debug, PartialEq)]
+/// (or its executor's) only the `user`. A `Task` is 224 bytes with it; it was 432 with
+/// the TaskInfo.
+#[derive(Clone, Debug)]
 pub struct KeptInfo {
     pub name: Box<str>,
     pub task_id: TaskId,
     /// The master's own copy of the agent's ID, which shares its text with the others.
     pub agent_id: AgentId,
-    /// The command's user.
+    /// The command's user, else its executor's command's.
     pub user: Option<Box<str>>,
     pub labels: Option<Box<Labels>>,
     pub container: Option<Box<serde_json::Value>>,
