@@ -80,8 +80,9 @@ fn replace_file(
     let tmp = dir.join(format!("{name}.tmp"));
     // Streamed: the registry of a large cluster is tens of megabytes, written while the
     // agents it admits wait; built whole in memory first, its buffer's growth (page
-    // faults, copies) was a sixth of the write.
-    let mut writer = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    // faults, copies) was a sixth of the write. 64 KiB a write call is few calls for
+    // those, and no large buffer for the small files (the policy, the frameworks).
+    let mut writer = BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
     write(&mut writer)?;
     let file = writer.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
