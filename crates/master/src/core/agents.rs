@@ -574,7 +574,7 @@ impl Master {
                 .tasks_by_terminal_state
                 .entry(state)
                 .or_default() += 1;
-            self.send_master_update(&framework_id, (&task_id, agent_id), state, reason, message);
+            self.send_master_update(&framework_id, &task_id, agent_id, state, reason, message);
         }
     }
 

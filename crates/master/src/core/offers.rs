@@ -347,7 +347,8 @@ impl Master {
             for task in tasks {
                 self.send_master_update(
                     framework_id,
-                    (&task.task_id, &task.agent_id),
+                    &task.task_id,
+                    &task.agent_id,
                     state,
                     reason,
                     message,

@@ -97,7 +97,8 @@ impl Master {
     pub(super) fn send_master_update(
         &mut self,
         framework_id: &FrameworkId,
-        (task_id, agent_id): (&TaskId, &AgentId),
+        task_id: &TaskId,
+        agent_id: &AgentId,
         state: TaskState,
         reason: Reason,
         message: &str,
@@ -161,7 +162,8 @@ impl Master {
                 tracing::info!(framework_id = %framework_id, task_id = %task.task_id, error = %message, "invalid task");
                 self.send_master_update(
                     framework_id,
-                    (&task.task_id, &task.agent_id),
+                    &task.task_id,
+                    &task.agent_id,
                     TaskState::Error,
                     Reason::TaskInvalid,
                     &message,
@@ -254,7 +256,8 @@ impl Master {
                 for task in &group.task_group.tasks {
                     self.send_master_update(
                         framework_id,
-                        (&task.task_id, &task.agent_id),
+                        &task.task_id,
+                        &task.agent_id,
                         TaskState::Error,
                         Reason::TaskGroupInvalid,
                         &message,
