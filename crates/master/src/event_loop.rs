@@ -383,22 +383,22 @@ impl EventLoop {
         let version = self.core.registry_version();
         if version != self.stored_registry {
             // The changes are built only for a store that appends them (each changed
-            // agent's info copied); a whole save holds them all.
-            let appended = match &mut self.store {
-                Some(store) if store.takes_changes() => store
-                    .append_registry(&self.core.take_registry_changes())
-                    .map_err(unavailable)?,
-                _ => {
-                    self.core.forget_registry_changes();
-                    false
+            // agent's info copied); a whole save holds them all. A store that takes no
+            // changes now, or did not take these, gets the whole registry.
+            match &mut self.store {
+                None => self.core.forget_registry_changes(),
+                Some(store) => {
+                    let appended = store.takes_changes()
+                        && store
+                            .append_registry(&self.core.take_registry_changes())
+                            .map_err(unavailable)?;
+                    if !appended {
+                        self.core.forget_registry_changes();
+                        store
+                            .save_registry(self.core.agent_registry())
+                            .map_err(unavailable)?;
+                    }
                 }
-            };
-            // A store that takes no changes now, or did not take these, gets the whole
-            // registry.
-            if let (false, Some(store)) = (appended, &mut self.store) {
-                store
-                    .save_registry(self.core.agent_registry())
-                    .map_err(unavailable)?;
             }
             self.stored_registry = version;
         }

@@ -18,9 +18,7 @@ pub struct Task {
     pub executor_id: Option<ExecutorId>,
     pub resources: Resources,
     /// The role its resources were allocated to. The task's strings are boxed rather
-    /// than `String`s: 8 bytes less each, which with the framework's ID no longer kept
-    /// here brought a `Task` to 432 bytes, and its `Arc` into the memory allocator's
-    /// 448-byte size class instead of the 512-byte one.
+    /// than `String`s: 8 bytes less each.
     pub role: Box<str>,
     /// The latest state the master has received.
     pub state: TaskState,
