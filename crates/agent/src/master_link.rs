@@ -4,9 +4,12 @@
 //! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
 //! ping intervals. Re-registration reports what the agent runs. With a `zk://` master the
 //! leader is followed through ZooKeeper, and a change of leader reconnects at once.
-//! Agents of a simulated fleet share HTTP clients (one HTTP/1.1 pool, or one HTTP/2
-//! connection per few hundred agents) and bound their registrations and calls in flight
-//! together ([`LinkOptions`]); tests cut a link through its [`LinkControl`].
+//! A real agent makes one HTTP/2 connection per registration, which carries its stream
+//! and its calls and is closed when the stream ends (one open file in the master per
+//! agent, and its buffers once). Agents of a simulated fleet share HTTP clients (one
+//! HTTP/1.1 pool, or one HTTP/2 connection per few hundred agents) and bound their
+//! registrations and calls in flight together ([`LinkOptions`]); tests cut a link
+//! through its [`LinkControl`].
 
 use crate::core::Input;
 use crate::event_loop::Command;
@@ -30,7 +33,9 @@ const MISSED_PINGS: u32 = 5;
 /// How a link connects, beyond the master's address.
 #[derive(Clone)]
 pub(crate) struct LinkOptions {
-    pub client: HttpClient,
+    /// The client the links of a fleet share; `None` for a connection of the link's own,
+    /// made anew for each registration.
+    pub client: Option<HttpClient>,
     /// Bounds the registrations in flight of the agents that share it, so that many
     /// agents starting at once do not overflow the master's listen backlog.
     pub registering: Option<Arc<Semaphore>>,
@@ -45,7 +50,7 @@ impl LinkOptions {
     /// A link of its own, as a real agent has.
     pub fn single() -> LinkOptions {
         LinkOptions {
-            client: HttpClient::new(REQUEST_TIMEOUT),
+            client: None,
             registering: None,
             calls: None,
             control: None,
@@ -74,11 +79,13 @@ pub enum LinkControl {
     Down,
 }
 
-/// Where calls go: the master's address and the id of the current stream.
-#[derive(Clone, Debug, PartialEq)]
+/// Where calls go: the master's address, the id of the current stream and the client
+/// that carries it.
+#[derive(Clone)]
 struct Connection {
     master: String,
     stream_id: String,
+    client: HttpClient,
 }
 
 /// Runs the link until the agent stops (the task is aborted then). `master` is
@@ -89,14 +96,8 @@ pub(crate) async fn run(
     calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     mut options: LinkOptions,
 ) {
-    let client = options.client.clone();
     let (connection_tx, connection_rx) = watch::channel(None);
-    let sender = tokio::spawn(send_calls(
-        client.clone(),
-        connection_rx,
-        calls,
-        options.calls.clone(),
-    ));
+    let sender = tokio::spawn(send_calls(connection_rx, calls, options.calls.clone()));
     // The sender ends with the link, which is aborted when the agent stops.
     let _sender = AbortOnDrop(sender);
     let mut source = match MasterSource::parse(&master) {
@@ -186,7 +187,12 @@ async fn connect(
     connection: &watch::Sender<Option<Connection>>,
     options: &mut LinkOptions,
 ) -> Result<Session, LinkError> {
-    let client = &options.client;
+    // A connection of the link's own ends with the stream: the calls' last clone of the
+    // client goes when the connection is replaced, and the stream when this returns.
+    let client = match &options.client {
+        Some(shared) => shared.clone(),
+        None => HttpClient::http2(REQUEST_TIMEOUT),
+    };
     let (reply, answer) = oneshot::channel();
     if commands.send(Command::RegisterCall(reply)).is_err() {
         return Ok(Session::Stopped);
@@ -234,6 +240,7 @@ async fn connect(
     connection.send_replace(Some(Connection {
         master: master.to_string(),
         stream_id,
+        client,
     }));
     let input = Input::Registered {
         agent_id: registered.agent_id,
@@ -309,7 +316,6 @@ const REQUEST_BYTES: usize = 1 << 20;
 /// dropped: status updates are resent after re-registration, and the rest is reported
 /// in it.
 async fn send_calls(
-    client: HttpClient,
     connection: watch::Receiver<Option<Connection>>,
     mut calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     gate: Option<Arc<Semaphore>>,
@@ -320,7 +326,12 @@ async fn send_calls(
             Some(gate) => gate.acquire().await.ok(),
             None => None,
         };
-        let Some(Connection { master, stream_id }) = connection.borrow().clone() else {
+        let Some(Connection {
+            master,
+            stream_id,
+            client,
+        }) = connection.borrow().clone()
+        else {
             tracing::debug!(
                 calls = batch.len(),
                 "not connected to the master; dropping calls"

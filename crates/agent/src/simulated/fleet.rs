@@ -6,9 +6,10 @@
 //! one HTTP/2 connection to the master that carries their streams and calls (as
 //! libprocess shares one socket between two processes), so a fleet of 100,000 agents
 //! holds a few hundred descriptors, and so does the master for it. With
-//! `agents_per_connection` 0 the links speak HTTP/1.1 as a real agent does: each agent
-//! holds one connection of its own, its stream, and calls go over a shared pool of
-//! keep-alive connections; file descriptors (one per agent) then bound the count.
+//! `agents_per_connection` 0 the links speak HTTP/1.1: each agent holds one connection
+//! of its own, its stream, and calls go over a shared pool of keep-alive connections;
+//! file descriptors (one per agent) then bound the count. (A real agent has one HTTP/2
+//! connection of its own for both.)
 //!
 //! What each agent costs in memory is measured by the test `fleet_memory` in
 //! `crates/mantle/tests/simulated.rs` and recorded in `docs/ARCHITECTURE.md`.
@@ -327,7 +328,7 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
             let (control, control_rx) = watch::channel(LinkControl::Up { generation: 0 });
             let (client, calls) = &clients[client_of(index, config.agents_per_connection)];
             let options = LinkOptions {
-                client: client.clone(),
+                client: Some(client.clone()),
                 registering: Some(registering.clone()),
                 calls: Some(calls.clone()),
                 control: Some(control_rx),
