@@ -4,7 +4,7 @@
 mod common;
 
 use common::framework::{command_task, Framework};
-use common::Cluster;
+use common::{connections_to, Cluster};
 use mantle_api::scheduler::Event;
 use mantle_api::*;
 use std::collections::BTreeSet;
@@ -274,4 +274,22 @@ async fn task_group_runs_through_the_default_executor() {
         state["frameworks"][0]["completed_tasks"][0]["executor_id"],
         "group-executor"
     );
+}
+
+/// A real agent's stream and its calls (the status updates) share one HTTP/2 connection
+/// to the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_holds_one_connection_to_the_master() {
+    let cluster = Cluster::start(1, AGENT, &[]).await;
+    let port: u16 = cluster.master.rsplit(':').next().unwrap().parse().unwrap();
+    let mut framework = Framework::subscribe(&cluster.master, "one-connection").await;
+    let offer = framework.next_offers().await.remove(0);
+    let task = command_task("hello", &offer, "echo hello", "cpus:0.5;mem:32");
+    framework
+        .scheduler
+        .launch(offer.id.clone(), vec![task], None)
+        .await
+        .unwrap();
+    framework.wait_state("hello", TaskState::Finished).await;
+    assert_eq!(connections_to(port, Some(cluster.agent_pid(0))), 1);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::framework::{command_task, framework_info, Framework};
-use common::Cluster;
+use common::{connections_to, Cluster};
 use mantle_agent::simulated::{plan, start_many, AgentSpec, FleetConfig};
 use mantle_api::scheduler::Event;
 use mantle_api::*;
@@ -442,28 +442,12 @@ async fn fleet_of_500_agents_runs_every_task_to_one_terminal_state() {
     fleet.shutdown().await;
 }
 
-/// Established TCP connections towards `port` on loopback, counted at the client end
-/// (from `/proc/net/tcp`, so whatever process holds them).
-fn connections_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let remote = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // Columns: sl, local, remote, state (01 = ESTABLISHED), ...
-            fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_of_300_agents_shares_one_http2_connection() {
     const AGENTS: usize = 300;
     let cluster = Cluster::start(0, AGENT, &[]).await;
     let port: u16 = cluster.master.rsplit(':').next().unwrap().parse().unwrap();
-    let before = connections_to(port);
+    let before = connections_to(port, None);
     let specs = AgentSpec::uniform(AGENTS, "cpus:2;mem:1024;disk:1000", "rack:r2").unwrap();
     let mut config = FleetConfig::new(cluster.master.clone());
     // One connection for all: more streams than hyper's default limit of 200.
@@ -474,7 +458,7 @@ async fn fleet_of_300_agents_shares_one_http2_connection() {
         .wait_registered(AGENTS, Duration::from_secs(60))
         .await
         .unwrap();
-    let fleet_connections = connections_to(port) - before;
+    let fleet_connections = connections_to(port, None) - before;
     assert!(
         (1..=2).contains(&fleet_connections),
         "{AGENTS} agents hold {fleet_connections} connections to the master"
@@ -518,7 +502,7 @@ async fn fleet_of_300_agents_shares_one_http2_connection() {
     // only this test's HTTP/2 client and the framework's connection (an HTTP/1.1 fleet
     // would hold one per agent and a pool for the updates, an HTTP/1.1 framework one
     // for its stream and one per call in flight).
-    let now = connections_to(port) - before;
+    let now = connections_to(port, None) - before;
     assert!(
         now <= fleet_connections + 2,
         "{now} connections to the master"

@@ -33,6 +33,42 @@ pub struct Cluster {
     pub net: Option<netns::Network>,
 }
 
+/// The established TCP connections to `port` on loopback, or only those of process
+/// `pid`: `/proc/net/tcp`, its sockets matched by inode against the process's descriptors.
+pub fn connections_to(port: u16, pid: Option<u32>) -> usize {
+    let sockets: Option<Vec<String>> = pid.map(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_string_lossy().into_owned();
+                Some(
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_string(),
+                )
+            })
+            .collect()
+    });
+    let remote = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            // Columns: sl, local, remote, state (01 = ESTABLISHED), ..., inode (the tenth).
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && fields[2].ends_with(&remote)
+                && fields[3] == "01"
+                && sockets
+                    .as_ref()
+                    .is_none_or(|s| s.iter().any(|inode| inode == fields[9]))
+        })
+        .count()
+}
+
 /// Waits until the daemon logging to `log` prints its listening address.
 pub fn wait_for_address(log: &Path, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -147,6 +183,11 @@ impl Cluster {
 
     pub fn add_agent(&mut self, index: usize, resources: &str) {
         self.add_agent_with(index, resources, &[]);
+    }
+
+    /// The process ID of agent `index`.
+    pub fn agent_pid(&self, index: usize) -> u32 {
+        self.children[index].id()
     }
 
     /// Sends `signal` to agent `index` (`SIGSTOP` makes it a silent partition).
