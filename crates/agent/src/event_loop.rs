@@ -19,8 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-/// How often timers are checked.
-pub(crate) const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// The snapshot is taken only when someone reads it, and at most this often: copying
 /// costs time proportional to the state, and readers can poll in a tight loop.
 const MIN_RENDER_GAP: Duration = Duration::from_millis(50);
@@ -94,8 +92,6 @@ pub(crate) struct EventLoop {
     /// The master link asked what to register with while recovered executors could
     /// still subscribe again; answered once that is settled.
     pending_register: Option<oneshot::Sender<Register>>,
-    /// How often the core's timers are checked.
-    tick_interval: Duration,
     /// The simulated executors, for `--containerizers=simulated`.
     simulation: Option<crate::simulated::Simulation>,
 }
@@ -124,20 +120,13 @@ impl EventLoop {
             docker: None,
             dirty: true,
             pending_register: None,
-            tick_interval: TICK_INTERVAL,
             simulation: None,
         }
     }
 
-    /// Runs containers as simulated executors; `tick_interval` is how often the core's
-    /// own timers (update retries, executor deadlines) are checked.
-    pub fn with_simulation(
-        mut self,
-        simulation: crate::simulated::Simulation,
-        tick_interval: Duration,
-    ) -> EventLoop {
+    /// Runs containers as simulated executors.
+    pub fn with_simulation(mut self, simulation: crate::simulated::Simulation) -> EventLoop {
         self.simulation = Some(simulation);
-        self.tick_interval = tick_interval;
         self
     }
 
@@ -151,22 +140,27 @@ impl EventLoop {
     /// Runs until `shutdown` says whether to kill every container or only those of
     /// frameworks that do not checkpoint.
     pub async fn run(mut self, mut shutdown: oneshot::Receiver<bool>) {
-        // Simulated agents of one process start together: each ticks at its own phase,
-        // as machines do, rather than all of them in the same instant every interval.
-        let phase = match self.simulation {
-            Some(_) => self.tick_interval.mul_f64(rand::random::<f64>()),
-            None => Duration::ZERO,
-        };
-        let mut tick = tokio::time::interval_at(Instant::now() + phase, self.tick_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut readers: Vec<oneshot::Sender<()>> = Vec::new();
         let mut published_at: Option<Instant> = None;
-        // The simulated executors' next timer; reset only when it changes.
+        // Two timers, each reset only when its deadline changes: the core's next one
+        // (or the end of the render gap readers wait for), and the simulated
+        // executors' next one. Nothing ticks: an agent with nothing timed sleeps.
         let far = || Instant::now() + Duration::from_secs(86400 * 365);
+        let core_timer = tokio::time::sleep_until(far());
         let timer = tokio::time::sleep_until(far());
-        tokio::pin!(timer);
+        tokio::pin!(core_timer, timer);
+        let mut core_armed: Option<Instant> = None;
         let mut armed: Option<Instant> = None;
         let kill_all = loop {
+            let render = published_at
+                .filter(|_| !readers.is_empty())
+                .map(|at| at + MIN_RENDER_GAP);
+            let core_next = self.core.next_timer().map(|at| self.started + at);
+            let next = core_next.into_iter().chain(render).min();
+            if next != core_armed {
+                core_armed = next;
+                core_timer.as_mut().reset(next.unwrap_or_else(far));
+            }
             let next = self
                 .simulation
                 .as_ref()
@@ -188,7 +182,13 @@ impl EventLoop {
                         }
                     }
                 }
-                _ = tick.tick() => self.input(Input::Tick, None),
+                _ = &mut core_timer, if core_armed.is_some() => {
+                    core_armed = None;
+                    core_timer.as_mut().reset(far());
+                    if core_next.is_some_and(|at| at <= Instant::now()) {
+                        self.input(Input::Tick, None);
+                    }
+                }
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     timer.as_mut().reset(far());
@@ -200,7 +200,7 @@ impl EventLoop {
                 }
             }
             // Readers get a snapshot rendered after the changes they may have seen, unless
-            // one was rendered very recently; then they wait for the next tick.
+            // one was rendered very recently; then they wait for the gap's end.
             if !readers.is_empty() {
                 let recent = published_at.is_some_and(|t| t.elapsed() < MIN_RENDER_GAP);
                 if !(self.dirty && recent) {

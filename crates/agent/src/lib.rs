@@ -301,7 +301,7 @@ pub async fn start(config: AgentConfig) -> anyhow::Result<AgentHandle> {
             seed,
         };
         let simulation = simulated::Simulation::new(settings, true, None);
-        event_loop = event_loop.with_simulation(simulation, event_loop::TICK_INTERVAL);
+        event_loop = event_loop.with_simulation(simulation);
     }
     event_loop.recover(recovered);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();

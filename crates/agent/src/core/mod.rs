@@ -668,6 +668,27 @@ impl Core {
         }
     }
 
+    /// When the next [`Input::Tick`] has something to do (an executor's deadline, an
+    /// update's retry, the executors' heartbeat), on the monotonic clock; `None` while
+    /// nothing is timed. The shell sleeps until then rather than ticking, so that an
+    /// idle agent, and a fleet of tens of thousands of simulated ones, costs no wakeups.
+    pub fn next_timer(&self) -> Option<Duration> {
+        let executors = || self.frameworks.values().flat_map(|f| f.executors.values());
+        let deadlines = executors().flat_map(|e| {
+            let registering = e.state == ExecutorState::Registering;
+            [
+                e.kill_deadline,
+                e.registration_deadline.filter(|_| registering),
+            ]
+        });
+        let retry = self.connected.then(|| self.updates.next_retry()).flatten();
+        // The first tick after an executor subscribed sets the heartbeat's deadline.
+        let heartbeat = executors()
+            .any(|e| e.subscribed().is_some())
+            .then(|| self.next_heartbeat.unwrap_or_default());
+        deadlines.flatten().chain(retry).chain(heartbeat).min()
+    }
+
     fn tick(&mut self, now: Now, out: &mut Out) {
         self.executor_timers(now, out);
         if self.connected {

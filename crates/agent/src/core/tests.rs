@@ -453,6 +453,34 @@ fn update_streams_are_ordered_and_retried() {
     ]);
 }
 
+/// The shell sleeps until `next_timer` instead of ticking: it must name every deadline
+/// a tick acts on, and nothing while nothing is timed.
+#[test]
+fn the_next_timer_is_the_earliest_deadline() {
+    let mut h = Harness::new();
+    let timer = |h: &Harness| h.core.next_timer().map(|at| at.as_secs());
+    assert_eq!(timer(&h), None);
+    h.step(0, Register);
+    assert_eq!(timer(&h), None, "an idle agent");
+    h.step(0, Run("t1", "e1"));
+    assert_eq!(timer(&h), Some(60), "the executor's registration timeout");
+    h.step(1, Subscribe("e1", 1));
+    assert_eq!(timer(&h), Some(0), "the first tick sets the heartbeat");
+    h.step(1, Tick);
+    assert_eq!(timer(&h), Some(1801), "the executors' heartbeat");
+    h.step(2, Update("e1", "t1", Running, "u1"));
+    assert_eq!(timer(&h), Some(12), "the update's retry");
+    h.step(3, Ack("t1"));
+    assert_eq!(timer(&h), Some(1801));
+    h.step(4, Update("e1", "t1", Finished, "u2"));
+    h.step(5, Disconnect);
+    assert_eq!(timer(&h), Some(1801), "no retries while disconnected");
+    h.step(6, ShutdownExecutor("e1"));
+    assert_eq!(timer(&h), Some(11), "the shutdown's grace period");
+    h.step(11, Tick);
+    assert_eq!(timer(&h), Some(1801));
+}
+
 #[test]
 fn a_task_for_an_exited_executor_is_lost_and_the_exit_told_again() {
     check(&[

@@ -183,6 +183,16 @@ impl StatusUpdateManager {
         out
     }
 
+    /// When the next head is due to be resent, if any was sent and waits for its
+    /// acknowledgement.
+    pub fn next_retry(&self) -> Option<Duration> {
+        self.streams
+            .values()
+            .filter(|s| !s.pending.is_empty())
+            .filter_map(|s| s.retry.map(|r| r.deadline))
+            .min()
+    }
+
     /// Every head, sent afresh after the agent (re)registered.
     pub fn resend_all(&mut self, now: Duration) -> Vec<StatusUpdate> {
         let mut out = Vec::new();

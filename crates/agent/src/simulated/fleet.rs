@@ -64,10 +64,6 @@ pub struct FleetConfig {
     pub task_duration: Duration,
     /// How long a kill takes unless the task's grace period is shorter; 100 ms.
     pub kill_delay: Duration,
-    /// How often each agent checks its core's timers (update retries, executor
-    /// deadlines); 1 s, where a real agent uses 100 ms, so that ten thousand idle agents
-    /// cost little. Task timers do not wait for it.
-    pub tick_interval: Duration,
     /// `--executor_shutdown_grace_period`.
     pub executor_shutdown_grace_period: Duration,
     /// Registrations in flight at once across the fleet; 256.
@@ -94,7 +90,6 @@ impl FleetConfig {
             ip: Ipv4Addr::LOCALHOST,
             task_duration: Duration::ZERO,
             kill_delay: DEFAULT_KILL_DELAY,
-            tick_interval: Duration::from_secs(1),
             executor_shutdown_grace_period: Duration::from_secs(5),
             registrations_in_flight: 256,
             calls_in_flight: 256,
@@ -320,10 +315,7 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
                 config.work_dir.clone(),
                 containers.clone(),
             )
-            .with_simulation(
-                Simulation::new(settings, false, Some(observer)),
-                config.tick_interval,
-            );
+            .with_simulation(Simulation::new(settings, false, Some(observer)));
             let (shutdown_tx, shutdown_rx) = oneshot::channel();
             let (control, control_rx) = watch::channel(LinkControl::Up { generation: 0 });
             let (client, calls) = &clients[client_of(index, config.agents_per_connection)];
