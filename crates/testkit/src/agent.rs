@@ -29,8 +29,9 @@ use std::time::Duration;
 
 /// What every simulated agent offers.
 pub const AGENT_RESOURCES: &str = "cpus:4;mem:4096;disk:20000;ports:[31000-31009]";
-/// How often the shell ticks the core (the real one ticks every 100 ms; the core's
-/// timers are seconds apart, so this only coarsens them).
+/// How often the shell ticks the core. The real one sleeps until the core's next
+/// deadline (`Core::next_timer`); a tick with nothing due does nothing, and the core's
+/// timers are seconds apart, so ticking every few seconds only coarsens them.
 const TICK_INTERVAL: f64 = 5.0;
 /// Pings that may go missing before the link gives the master up (`master_link.rs`).
 const MISSED_PINGS: f64 = 5.0;
