@@ -15,6 +15,7 @@
 use crate::disk::Disk;
 use crate::executor::{Proc, SIGKILL_STATUS};
 use crate::net::{ConnId, Down, Msg, Peer, Up, REQUEST_TIMEOUT};
+use crate::queue::Micros;
 use crate::world::{Ev, World};
 use mantle_agent::core::{Action, Core, CoreConfig, Input, Now};
 use mantle_api::error::ApiError;
@@ -29,10 +30,6 @@ use std::time::Duration;
 
 /// What every simulated agent offers.
 pub const AGENT_RESOURCES: &str = "cpus:4;mem:4096;disk:20000;ports:[31000-31009]";
-/// How often the shell ticks the core. The real one sleeps until the core's next
-/// deadline (`Core::next_timer`); a tick with nothing due does nothing, and the core's
-/// timers are seconds apart, so ticking every few seconds only coarsens them.
-const TICK_INTERVAL: f64 = 5.0;
 /// Pings that may go missing before the link gives the master up (`master_link.rs`).
 const MISSED_PINGS: f64 = 5.0;
 const MAX_BACKOFF: f64 = 60.0;
@@ -76,6 +73,9 @@ pub struct AgentNode {
     pub life: u64,
     pub core: Option<Core>,
     started_at: f64,
+    /// When the core's next tick is due, as `event_loop.rs` arms its timer at
+    /// `Core::next_timer`; an `AgentTick` for another time is one it re-armed since.
+    tick_at: Option<Micros>,
     /// The host's checkpoints; they outlive the process.
     pub disk: Disk,
     /// The host's boot id: a reboot changes it.
@@ -112,6 +112,7 @@ impl AgentNode {
             life: 0,
             core: None,
             started_at: 0.0,
+            tick_at: None,
             disk: Disk::default(),
             boot: 0,
             recovered_id: None,
@@ -188,6 +189,7 @@ impl World {
         node.life += 1;
         node.core = Some(Core::new(config));
         node.started_at = now;
+        node.tick_at = None;
         node.link = Link::Idle;
         node.backoff = None;
         node.register_wanted = false;
@@ -207,8 +209,7 @@ impl World {
                 self.agent_act(agent, action);
             }
         }
-        let tick = self.delay(0.0, TICK_INTERVAL);
-        self.at(tick, Ev::AgentTick { agent, life });
+        self.agent_arm(agent);
         self.agent_connect(agent);
     }
 
@@ -443,12 +444,30 @@ impl World {
         }
     }
 
-    pub fn agent_tick(&mut self, agent: usize, life: u64) {
-        if self.agents[agent].life != life || !self.agents[agent].up() {
+    pub fn agent_tick(&mut self, agent: usize, life: u64, at: Micros) {
+        let node = &mut self.agents[agent];
+        if node.life != life || !node.up() || node.tick_at != Some(at) {
             return;
         }
+        node.tick_at = None;
         let _ = self.agent_handle(agent, Input::Tick);
-        self.at(TICK_INTERVAL, Ev::AgentTick { agent, life });
+    }
+
+    /// Arms the agent's tick at its core's next deadline, unless one is armed sooner.
+    fn agent_arm(&mut self, agent: usize) {
+        let node = &self.agents[agent];
+        let Some(next) = node.core.as_ref().and_then(Core::next_timer) else {
+            return;
+        };
+        // A microsecond late, so that the tick's clock is past the deadline.
+        let at = ((node.started_at + next.as_secs_f64()) * 1e6).ceil() as Micros + 1;
+        let at = at.max(self.now_us);
+        if node.tick_at.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        let life = node.life;
+        self.agents[agent].tick_at = Some(at);
+        self.at_us(at, Ev::AgentTick { agent, life, at });
     }
 
     /// Feeds a local input to the agent after `delay`, if it still lives the same life.
@@ -474,6 +493,7 @@ impl World {
         for action in output.actions {
             self.agent_act(agent, action);
         }
+        self.agent_arm(agent);
         // event_loop.rs answers a held registration question after every input.
         let node = &mut self.agents[agent];
         if node.register_wanted && node.core.as_ref().is_some_and(|c| !c.recovering()) {

@@ -136,6 +136,7 @@ pub enum Ev {
     AgentTick {
         agent: usize,
         life: u64,
+        at: Micros,
     },
     AgentReconnect {
         agent: usize,
@@ -381,7 +382,7 @@ impl World {
             Ev::MasterTick { epoch } => self.master_tick(epoch),
             Ev::MasterAllocate { epoch } => self.master_allocate(epoch),
             Ev::AgentStart { agent } => self.agent_start(agent),
-            Ev::AgentTick { agent, life } => self.agent_tick(agent, life),
+            Ev::AgentTick { agent, life, at } => self.agent_tick(agent, life, at),
             Ev::AgentReconnect {
                 agent,
                 life,
