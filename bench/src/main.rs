@@ -143,8 +143,8 @@ enum Bench {
         /// Registrations in flight at once (the master's listen backlog is 1024).
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
-        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
-        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 gives each
+        /// agent a socket of its own, as a real agent has (one descriptor at both ends).
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
@@ -170,8 +170,8 @@ enum Bench {
         agent_resources: String,
         #[arg(long, default_value = "cpus:0.1;mem:32")]
         task_resources: String,
-        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
-        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 gives each
+        /// agent a socket of its own, as a real agent has (one descriptor at both ends).
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
         /// The frameworks speak HTTP/1.1 with a connection per call in flight, as
@@ -198,8 +198,8 @@ enum Bench {
         /// Registrations in flight at once.
         #[arg(long, default_value_t = 512)]
         concurrency: usize,
-        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
-        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 gives each
+        /// agent a socket of its own, as a real agent has (one descriptor at both ends).
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
         /// Give up on a phase after this many seconds.
@@ -236,8 +236,8 @@ enum Bench {
         /// Seconds of each allocation phase (without, then with the pollers).
         #[arg(long, default_value_t = 30)]
         phase: u64,
-        /// Simulated agents sharing one HTTP/2 connection to the master; 0 speaks
-        /// HTTP/1.1, one connection per agent (one descriptor at both ends each).
+        /// Simulated agents sharing one HTTP/2 connection to the master; 0 gives each
+        /// agent a socket of its own, as a real agent has (one descriptor at both ends).
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
         /// Give up on loading after this many seconds.
@@ -271,7 +271,7 @@ enum Bench {
         /// Seconds the load runs before the first probe.
         #[arg(long, default_value_t = 30)]
         warmup: u64,
-        /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
+        /// Simulated agents per HTTP/2 connection; 0: a socket of its own each.
         #[arg(long, default_value_t = 500)]
         agents_per_connection: usize,
     },

@@ -35,7 +35,7 @@ pub struct Options {
     pub agent_resources: Option<String>,
     #[arg(long, default_value = "cpus:1;mem:64;disk:16")]
     pub task_resources: String,
-    /// Simulated agents per HTTP/2 connection; 0: one HTTP/1.1 connection each.
+    /// Simulated agents per HTTP/2 connection; 0: a socket of its own each.
     #[arg(long, default_value_t = 500)]
     pub agents_per_connection: usize,
     /// Calls (PONGs, status updates) the simulated agents have in flight at once.

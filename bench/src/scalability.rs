@@ -32,7 +32,7 @@ pub struct Options {
     pub task_resources: String,
     /// How long the load frameworks run before the first probe.
     pub warmup: Duration,
-    /// Simulated agents per HTTP/2 connection to the master; 0: one HTTP/1.1 each.
+    /// Simulated agents per HTTP/2 connection to the master; 0: a socket of its own each.
     pub agents_per_connection: usize,
 }
 

@@ -40,7 +40,7 @@ pub struct Options {
     pub pollers: usize,
     /// How long each allocation phase (without, then with pollers) lasts.
     pub phase: Duration,
-    /// Simulated agents sharing one HTTP/2 connection; 0 for HTTP/1.1.
+    /// Simulated agents sharing one HTTP/2 connection; 0: a socket of its own each.
     pub agents_per_connection: usize,
     pub timeout: Duration,
 }

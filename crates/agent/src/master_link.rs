@@ -4,21 +4,27 @@
 //! 1 s, doubling, capped at 1 min) when the stream ends, fails, or stays silent for five
 //! ping intervals. Re-registration reports what the agent runs. With a `zk://` master the
 //! leader is followed through ZooKeeper, and a change of leader reconnects at once.
-//! A real agent makes one HTTP/2 connection per registration, which carries its stream
-//! and its calls and is closed when the stream ends (one open file in the master per
-//! agent, and its buffers once). Agents of a simulated fleet share HTTP clients (one
-//! HTTP/1.1 pool, or one HTTP/2 connection per few hundred agents) and bound their
-//! registrations and calls in flight together ([`LinkOptions`]); tests cut a link
-//! through its [`LinkControl`].
+//! A real agent makes one connection per registration: its REGISTER asks the master to
+//! switch the connection to [`AGENT_UPGRADE`], after which the socket carries the
+//! master's messages and the agent's calls as RecordIO, and is closed when the stream
+//! ends (one open file in the master per agent, and no HTTP buffers kept there). Agents
+//! of a simulated fleet share HTTP clients (one HTTP/1.1 pool, or one HTTP/2 connection
+//! per few hundred agents), POST their calls, and bound their registrations and calls in
+//! flight together ([`LinkOptions`]); tests cut a link through its [`LinkControl`].
 
 use crate::core::Input;
 use crate::event_loop::Command;
-use mantle_api::internal::{AgentCall, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER};
+use bytes::Bytes;
+use mantle_api::internal::{
+    AgentCall, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER, AGENT_UPGRADE,
+};
+use mantle_api::recordio::{self, Decoder};
 use mantle_sdk::detect::MasterSource;
-use mantle_sdk::http::{ClientError, HttpClient};
+use mantle_sdk::http::{ClientError, HttpClient, RecordStream, UpgradedIo};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// The cap of the reconnection backoff.
@@ -33,7 +39,7 @@ const MISSED_PINGS: u32 = 5;
 /// How a link connects, beyond the master's address.
 #[derive(Clone)]
 pub(crate) struct LinkOptions {
-    /// The client the links of a fleet share; `None` for a connection of the link's own,
+    /// The client the links of a fleet share; `None` for a socket of the link's own,
     /// made anew for each registration.
     pub client: Option<HttpClient>,
     /// Bounds the registrations in flight of the agents that share it, so that many
@@ -57,11 +63,6 @@ impl LinkOptions {
         }
     }
 
-    /// The client every link of a fleet shares (HTTP/1.1: a connection per stream).
-    pub fn shared_client() -> HttpClient {
-        HttpClient::new(REQUEST_TIMEOUT)
-    }
-
     /// A client whose one HTTP/2 connection carries the streams and calls of all the
     /// links that share it.
     pub fn multiplexed_client() -> HttpClient {
@@ -79,13 +80,55 @@ pub enum LinkControl {
     Down,
 }
 
-/// Where calls go: the master's address, the id of the current stream and the client
-/// that carries it.
+/// Where calls go.
 #[derive(Clone)]
-struct Connection {
-    master: String,
-    stream_id: String,
-    client: HttpClient,
+enum Connection {
+    /// POSTed to the master with the current stream's id, by the shared client.
+    Http {
+        master: String,
+        stream_id: String,
+        client: HttpClient,
+    },
+    /// Written as RecordIO records to the link's own socket.
+    Socket {
+        master: String,
+        socket: Arc<tokio::sync::Mutex<WriteHalf<UpgradedIo>>>,
+    },
+}
+
+/// The master's messages, from an HTTP stream or from the link's socket.
+enum MasterStream {
+    Http(RecordStream),
+    Socket {
+        socket: ReadHalf<UpgradedIo>,
+        decoder: Decoder,
+    },
+}
+
+/// Bytes read from the socket at a time.
+const READ_BYTES: usize = 16 * 1024;
+
+impl MasterStream {
+    /// The next message; `Ok(None)` when the master closed the stream.
+    async fn next_record(&mut self) -> Result<Option<Bytes>, LinkError> {
+        match self {
+            MasterStream::Http(stream) => Ok(stream.next_record().await?),
+            MasterStream::Socket { socket, decoder } => loop {
+                if let Some(record) = decoder
+                    .next_record()
+                    .map_err(|e| LinkError::Invalid(e.to_string()))?
+                {
+                    return Ok(Some(record));
+                }
+                let mut buffer = vec![0; READ_BYTES];
+                let read = socket.read(&mut buffer).await?;
+                if read == 0 {
+                    return Ok(None);
+                }
+                decoder.feed(&buffer[..read]);
+            },
+        }
+    }
 }
 
 /// Runs the link until the agent stops (the task is aborted then). `master` is
@@ -168,6 +211,8 @@ enum Session {
 enum LinkError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("the connection to the master failed: {0}")]
+    Io(#[from] std::io::Error),
     #[error("the answer has no {AGENT_STREAM_HEADER} header")]
     NoStreamId,
     #[error("the stream ended before the master answered")]
@@ -187,12 +232,6 @@ async fn connect(
     connection: &watch::Sender<Option<Connection>>,
     options: &mut LinkOptions,
 ) -> Result<Session, LinkError> {
-    // A connection of the link's own ends with the stream: the calls' last clone of the
-    // client goes when the connection is replaced, and the stream when this returns.
-    let client = match &options.client {
-        Some(shared) => shared.clone(),
-        None => HttpClient::http2(REQUEST_TIMEOUT),
-    };
     let (reply, answer) = oneshot::channel();
     if commands.send(Command::RegisterCall(reply)).is_err() {
         return Ok(Session::Stopped);
@@ -209,7 +248,36 @@ async fn connect(
         Some(gate) => gate.clone().acquire_owned().await.ok(),
         None => None,
     };
-    let (headers, mut stream) = match client.stream(&url, body, &[]).await {
+    // A socket of the link's own ends with the stream: the calls' clone of its writing
+    // half goes when the connection is replaced, and the reading half when this returns.
+    let answer = match &options.client {
+        Some(client) => client
+            .stream(&url, body, &[])
+            .await
+            .map(|(headers, stream)| {
+                let calls = Connection::Http {
+                    master: master.to_string(),
+                    stream_id: String::new(),
+                    client: client.clone(),
+                };
+                (headers, MasterStream::Http(stream), calls)
+            }),
+        None => mantle_sdk::http::upgrade(&url, body, AGENT_UPGRADE, REQUEST_TIMEOUT)
+            .await
+            .map(|(headers, socket)| {
+                let (read, write) = tokio::io::split(socket);
+                let stream = MasterStream::Socket {
+                    socket: read,
+                    decoder: Decoder::default(),
+                };
+                let calls = Connection::Socket {
+                    master: master.to_string(),
+                    socket: Arc::new(tokio::sync::Mutex::new(write)),
+                };
+                (headers, stream, calls)
+            }),
+    };
+    let (headers, mut stream, mut calls) = match answer {
         Ok(answer) => answer,
         Err(err) => match err.redirect_target() {
             Some(target) if !target.is_empty() => return Ok(Session::Redirected(target)),
@@ -221,12 +289,15 @@ async fn connect(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .ok_or(LinkError::NoStreamId)?;
-    let first = tokio::time::timeout(REQUEST_TIMEOUT, stream.next_json())
+    if let Connection::Http { stream_id: id, .. } = &mut calls {
+        *id = stream_id;
+    }
+    let first = tokio::time::timeout(REQUEST_TIMEOUT, stream.next_record())
         .await
         .map_err(|_| LinkError::Timeout(REQUEST_TIMEOUT))??
         .ok_or(LinkError::Closed)?;
     drop(permit);
-    let registered = match serde_json::from_value::<ToAgent>(first) {
+    let registered = match serde_json::from_slice::<ToAgent>(&first) {
         Ok(ToAgent::Registered(registered)) => registered,
         Ok(other) => return Err(LinkError::NotRegistered(format!("{other:?}"))),
         Err(err) => return Err(LinkError::Invalid(err.to_string())),
@@ -237,11 +308,7 @@ async fn connect(
         .unwrap_or(DEFAULT_PING_INTERVAL);
     let silence = ping * MISSED_PINGS;
     tracing::info!(master = %master, agent_id = %registered.agent_id, reregister, "connected to the master");
-    connection.send_replace(Some(Connection {
-        master: master.to_string(),
-        stream_id,
-        client,
-    }));
+    connection.send_replace(Some(calls));
     let input = Input::Registered {
         agent_id: registered.agent_id,
         master_info: registered.master_info,
@@ -326,12 +393,7 @@ async fn send_calls(
             Some(gate) => gate.acquire().await.ok(),
             None => None,
         };
-        let Some(Connection {
-            master,
-            stream_id,
-            client,
-        }) = connection.borrow().clone()
-        else {
+        let Some(connection) = connection.borrow().clone() else {
             tracing::debug!(
                 calls = batch.len(),
                 "not connected to the master; dropping calls"
@@ -339,14 +401,48 @@ async fn send_calls(
             batch.clear();
             continue;
         };
-        let url = format!("http://{master}{AGENT_API_PATH}");
         for body in request_bodies(batch.drain(..)) {
-            let headers = [(AGENT_STREAM_HEADER, stream_id.clone())];
-            if let Err(err) = client.post(&url, body, &headers).await {
+            let (master, sent) = match &connection {
+                Connection::Http {
+                    master,
+                    stream_id,
+                    client,
+                } => {
+                    let url = format!("http://{master}{AGENT_API_PATH}");
+                    let headers = [(AGENT_STREAM_HEADER, stream_id.clone())];
+                    let sent = client.post(&url, body, &headers).await;
+                    (master, sent.map(drop).map_err(|err| err.to_string()))
+                }
+                Connection::Socket { master, socket } => (
+                    master,
+                    write_record(socket, &body)
+                        .await
+                        .map_err(|err| err.to_string()),
+                ),
+            };
+            if let Err(err) = sent {
                 tracing::warn!(master = %master, error = %err, "call to the master failed");
             }
         }
     }
+}
+
+/// Writes one RecordIO record to the socket within [`REQUEST_TIMEOUT`]. A socket the
+/// master stopped reading fails the call as a lost request would; a record cut short
+/// there makes the master close the connection, and the link then registers again.
+async fn write_record(
+    socket: &tokio::sync::Mutex<WriteHalf<UpgradedIo>>,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let write = async {
+        let mut socket = socket.lock().await;
+        socket.write_all(&recordio::encode(body)).await
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, write)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the master is not reading")
+        })?
 }
 
 /// The bodies of the requests carrying `calls` in order: a call alone as itself, calls

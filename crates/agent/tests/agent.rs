@@ -5,12 +5,12 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use mantle_agent::{AgentConfig, AgentHandle};
 use mantle_api::internal::{
     AgentCall, KillTask, Register, Registered, RunTask, ShutdownExecutor, StatusUpdate,
-    StatusUpdateAck, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER,
+    StatusUpdateAck, ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER, AGENT_UPGRADE,
 };
 use mantle_api::{FrameworkInfo, MasterInfo, Reason, Source, TaskInfo, TaskState};
 use mantle_sdk::http::{HttpClient, RecordStream};
@@ -42,53 +42,92 @@ fn record(message: &ToAgent) -> Bytes {
     mantle_api::recordio::encode(&serde_json::to_vec(message).unwrap())
 }
 
-async fn master_endpoint(State(state): State<MasterState>, request: Request) -> Response {
-    let stream_id = request.headers().get(AGENT_STREAM_HEADER).cloned();
+/// Takes a REGISTER that asks for the agent's socket (as a real agent's does) and
+/// switches the connection: the test's messages go out on it, the agent's calls come in.
+async fn master_endpoint(State(state): State<MasterState>, mut request: Request) -> Response {
+    let upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .expect("an HTTP/1.1 request");
+    assert_eq!(
+        request.headers().get(axum::http::header::UPGRADE).unwrap(),
+        AGENT_UPGRADE
+    );
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap();
-    // The agent sends the calls it has waiting together, as an array.
-    let mut calls: Vec<AgentCall> = match body.starts_with(b"[") {
-        true => serde_json::from_slice(&body).unwrap(),
-        false => vec![serde_json::from_slice(&body).unwrap()],
+    let Ok(AgentCall::Register(register)) = serde_json::from_slice(&body) else {
+        panic!("expected a REGISTER: {}", String::from_utf8_lossy(&body));
     };
-    if let [AgentCall::Register(_)] = calls.as_slice() {
-        let Some(AgentCall::Register(register)) = calls.pop() else {
-            unreachable!("matched above")
-        };
-        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-        tx.send(record(&ToAgent::Registered(Registered {
-            agent_id: "m-S0".into(),
-            master_info: MasterInfo {
-                id: "m".into(),
-                ip: 0,
-                port: 5050,
-                pid: None,
-                hostname: Some("master-host".into()),
-                version: None,
-                address: None,
-                capabilities: Vec::new(),
-            },
-            ping_interval_seconds: 10.0,
-        })))
-        .unwrap();
-        *state.stream.lock().unwrap() = Some(tx);
-        state.registers.send(register).unwrap();
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-        });
-        return ([(AGENT_STREAM_HEADER, "stream-1")], Body::from_stream(body)).into_response();
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    tx.send(record(&ToAgent::Registered(Registered {
+        agent_id: "m-S0".into(),
+        master_info: MasterInfo {
+            id: "m".into(),
+            ip: 0,
+            port: 5050,
+            pid: None,
+            hostname: Some("master-host".into()),
+            version: None,
+            address: None,
+            capabilities: Vec::new(),
+        },
+        ping_interval_seconds: 10.0,
+    })))
+    .unwrap();
+    *state.stream.lock().unwrap() = Some(tx);
+    state.registers.send(register).unwrap();
+    tokio::spawn(serve_socket(upgrade, rx, state.calls.clone()));
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "upgrade")
+        .header(axum::http::header::UPGRADE, AGENT_UPGRADE)
+        .header(AGENT_STREAM_HEADER, "stream-1")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The agent's socket once switched: `messages` written to it until the test closes
+/// the stream, and the calls read from it (a RecordIO record holds one call or an array).
+async fn serve_socket(
+    upgrade: hyper::upgrade::OnUpgrade,
+    mut messages: mpsc::UnboundedReceiver<Bytes>,
+    calls: mpsc::UnboundedSender<AgentCall>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
+    let (mut read, mut write) = tokio::io::split(socket);
+    let reader = async move {
+        let mut decoder = mantle_api::recordio::Decoder::default();
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            while let Some(record) = decoder.next_record().unwrap() {
+                let batch: Vec<AgentCall> = match record.starts_with(b"[") {
+                    true => serde_json::from_slice(&record).unwrap(),
+                    false => vec![serde_json::from_slice(&record).unwrap()],
+                };
+                for call in batch {
+                    let _ = calls.send(call);
+                }
+            }
+            match read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => decoder.feed(&buffer[..n]),
+            }
+        }
+    };
+    let writer = async move {
+        while let Some(record) = messages.recv().await {
+            if write.write_all(&record).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.shutdown().await;
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
     }
-    assert_eq!(
-        stream_id.as_ref().and_then(|v| v.to_str().ok()),
-        Some("stream-1")
-    );
-    for call in calls {
-        state.calls.send(call).unwrap();
-    }
-    StatusCode::ACCEPTED.into_response()
 }
 
 impl FakeMaster {

@@ -6,6 +6,12 @@
 //! call is POSTed with that header, one call or a JSON array of calls taken in order;
 //! the master answers 202 once it has taken them. Status updates are acknowledged on the stream with
 //! [`ToAgent::StatusUpdateAck`] only after the framework acknowledged them.
+//!
+//! A REGISTER sent over HTTP/1.1 with `Connection: upgrade` and `Upgrade:`
+//! [`AGENT_UPGRADE`] gets `101 Switching Protocols` (with the stream header) instead: the
+//! connection then carries the master's messages as RecordIO, and the agent's calls the
+//! other way, each RecordIO record one call or a JSON array of calls. A real agent does
+//! this, so that between messages the master holds little more than the socket.
 
 use crate::ids::*;
 use crate::messages::*;
@@ -13,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub const AGENT_API_PATH: &str = "/mantle/v1/agent";
 pub const AGENT_STREAM_HEADER: &str = "Mantle-Agent-Stream-Id";
+pub const AGENT_UPGRADE: &str = "mantle-agent";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]

@@ -45,6 +45,11 @@ impl Decoder {
         self.buffer.extend_from_slice(chunk);
     }
 
+    /// The bytes fed and not yet taken out as records.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Returns the next complete record, `Ok(None)` when more input is needed.
     pub fn next_record(&mut self) -> Result<Option<Bytes>, RecordIoError> {
         let Some(newline) = self.buffer.iter().position(|&b| b == b'\n') else {

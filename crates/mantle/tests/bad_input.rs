@@ -329,3 +329,89 @@ async fn endpoints_answer_under_their_mesos_aliases() {
     .unwrap();
     assert_eq!(agent_state["id"], slave["id"]);
 }
+
+/// A real agent's socket (a REGISTER asking for `Upgrade: mantle-agent`): a call that
+/// cannot be read is skipped and the socket keeps serving, in order; a record whose
+/// framing is broken closes that socket, and the master counts its agent disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_socket_skips_unreadable_calls_and_closes_on_broken_framing() {
+    use mantle_api::internal::{ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER, AGENT_UPGRADE};
+    use mantle_api::recordio::{encode, Decoder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cluster = Cluster::start(0, "cpus:1", &[]).await;
+    let register = json!({
+        "type": "REGISTER",
+        "agent_info": {"hostname": "socket-agent", "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]},
+        "pid": "slave(1)@127.0.0.1:1",
+        "version": "test",
+    });
+    let (headers, socket) = mantle_sdk::http::upgrade(
+        &cluster.url(AGENT_API_PATH),
+        serde_json::to_vec(&register).unwrap(),
+        AGENT_UPGRADE,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("101 Switching Protocols");
+    assert!(headers.contains_key(AGENT_STREAM_HEADER));
+    let (mut read, mut write) = tokio::io::split(socket);
+    let mut decoder = Decoder::default();
+    let mut buffer = vec![0; 4096];
+    // The next message from the master other than a PING; `None` once it closed.
+    let mut next = async || loop {
+        if let Some(record) = decoder.next_record().unwrap() {
+            match serde_json::from_slice::<ToAgent>(&record).unwrap() {
+                ToAgent::Ping => continue,
+                message => return Some(message),
+            }
+        }
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), read.read(&mut buffer))
+            .await
+            .expect("the master answers within 10 s")
+            .expect("reading the socket");
+        if read == 0 {
+            return None;
+        }
+        decoder.feed(&buffer[..read]);
+    };
+    assert!(matches!(next().await, Some(ToAgent::Registered(_))));
+
+    let update = |task: &str| {
+        json!({"type": "STATUS_UPDATE", "framework_id": {"value": "gone"},
+               "status": {"task_id": {"value": task}, "state": "TASK_RUNNING", "uuid": task}})
+    };
+    let calls = serde_json::to_vec(&json!([update("t1"), update("t2")])).unwrap();
+    write
+        .write_all(&encode(br#"{"type":"FROBNICATE"}"#))
+        .await
+        .unwrap();
+    write.write_all(&encode(&calls)).await.unwrap();
+    // Updates of a framework the master does not know are acknowledged at once, in order.
+    for task in ["t1", "t2"] {
+        match next().await {
+            Some(ToAgent::StatusUpdateAck(ack)) => assert_eq!(ack.task_id.value.as_ref(), task),
+            other => panic!("expected the ack of {task}, got {other:?}"),
+        }
+    }
+    let metrics = cluster
+        .http
+        .get(&cluster.url("/metrics/snapshot"))
+        .await
+        .unwrap();
+    let metrics: Value = serde_json::from_slice(&metrics.body).unwrap();
+    assert_eq!(metrics["master/invalid_status_updates"], 2.0);
+    assert_eq!(metrics["master/slaves_active"], 1.0);
+
+    write.write_all(b"12x\n{}").await.unwrap();
+    assert!(
+        next().await.is_none(),
+        "the master closes a socket whose framing is broken"
+    );
+    cluster
+        .wait_until("the agent disconnected", |state| {
+            state["slaves"][0]["active"] == false
+        })
+        .await;
+}

@@ -12,7 +12,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::Router;
-use mantle_api::internal::{AgentCall, Register, AGENT_API_PATH, AGENT_STREAM_HEADER};
+use mantle_api::internal::{
+    AgentCall, Register, AGENT_API_PATH, AGENT_STREAM_HEADER, AGENT_UPGRADE,
+};
 use mantle_api::json::decode;
 use mantle_api::routing::{canonical_path, jsonp};
 use mantle_api::scheduler::{Call, CallBody};
@@ -315,9 +317,29 @@ fn is_register(body: &[u8]) -> bool {
     serde_json::from_slice::<CallType>(body).is_ok_and(|call| call.kind == "REGISTER")
 }
 
+/// The calls of one agent request or socket record: one call, or the calls the agent
+/// had waiting together, as an array.
+pub fn decode_agent_calls(body: &[u8]) -> Result<Vec<AgentCall>, ApiError> {
+    if body.trim_ascii_start().starts_with(b"[") {
+        decode::<Vec<AgentCall>>(body)
+    } else {
+        Ok(vec![decode::<AgentCall>(body)?])
+    }
+}
+
+/// Whether an HTTP/1.1 request asks for its connection to become the agent's socket.
+fn asks_for_socket(parts: &axum::http::request::Parts) -> bool {
+    parts.version == axum::http::Version::HTTP_11
+        && parts.headers.get(header::UPGRADE).is_some_and(|value| {
+            value
+                .as_bytes()
+                .eq_ignore_ascii_case(AGENT_UPGRADE.as_bytes())
+        })
+}
+
 async fn agent_api(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         check_v1_request(&parts.method, &parts.headers)?;
         let body = read_body(body).await?;
         // A REGISTER body is decoded straight into its struct: decoding the tagged enum
@@ -325,18 +347,33 @@ async fn agent_api(State(state): State<AppState>, request: Request) -> Response 
         // cost of thousands of agents' reports after a master failover.
         if is_register(&body) {
             let register = Box::new(decode::<Register>(&body)?);
+            let upgrade = match asks_for_socket(&parts) {
+                true => parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+                false => None,
+            };
             let stream = state
                 .handle
                 .request(|reply| Command::RegisterAgent { register, reply })
                 .await?;
-            return Ok(stream_response(stream, AGENT_STREAM_HEADER));
+            let Some(upgrade) = upgrade else {
+                return Ok(stream_response(stream, AGENT_STREAM_HEADER));
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, HeaderValue::from_static(AGENT_UPGRADE));
+            if let Ok(value) = HeaderValue::from_str(&stream.id) {
+                headers.insert(AGENT_STREAM_HEADER, value);
+            }
+            tokio::spawn(crate::agent_socket::serve(
+                upgrade,
+                stream,
+                state.handle.clone(),
+            ));
+            return Ok(response);
         }
-        // An agent sends the calls it has waiting together, as an array.
-        let calls = if body.trim_ascii_start().starts_with(b"[") {
-            decode::<Vec<AgentCall>>(&body)?
-        } else {
-            vec![decode::<AgentCall>(&body)?]
-        };
+        let calls = decode_agent_calls(&body)?;
         let Some(stream_id) = parts
             .headers
             .get(AGENT_STREAM_HEADER)

@@ -2,6 +2,7 @@
 //! loop and the HTTP routes for the scheduler API, the agent protocol and the legacy
 //! JSON endpoints).
 
+mod agent_socket;
 pub mod core;
 pub mod event_loop;
 pub mod http;

@@ -286,18 +286,7 @@ impl HttpClient {
         let status = response.status();
         let headers = response.headers().clone();
         if !status.is_success() {
-            let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            check_status(url, status, &headers, &body)?;
-            return Err(ClientError::Status {
-                url: url.to_string(),
-                status,
-                body: String::new(),
-            });
+            return Err(unexpected_answer(url, response, String::new()).await);
         }
         let stream = RecordStream {
             url: url.to_string(),
@@ -306,6 +295,97 @@ impl HttpClient {
         };
         Ok((headers, stream))
     }
+}
+
+/// The error for an answer other than the one expected: the server's message for an
+/// error status (its body, read for up to 5 s), a [`ClientError::Redirect`] for a 307,
+/// else `otherwise` as the message.
+async fn unexpected_answer(
+    url: &str,
+    response: hyper::Response<Incoming>,
+    otherwise: String,
+) -> ClientError {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    match check_status(url, status, &headers, &body) {
+        Err(err) => err,
+        Ok(()) => ClientError::Status {
+            url: url.to_string(),
+            status,
+            body: otherwise,
+        },
+    }
+}
+
+/// A connection handed over by a `101 Switching Protocols` answer, read and written as
+/// a plain byte stream.
+pub type UpgradedIo = TokioIo<hyper::upgrade::Upgraded>;
+
+/// POSTs a JSON body over a new HTTP/1.1 connection asking to switch it to `protocol`
+/// (`Connection: upgrade`), and gives back the answer's headers and the connection once
+/// the server switched. Any other answer is an error, a 307 a
+/// [`ClientError::Redirect`]; the whole exchange is bounded by `timeout`.
+pub async fn upgrade(
+    url: &str,
+    body: Vec<u8>,
+    protocol: &'static str,
+    timeout: Duration,
+) -> Result<(HeaderMap, UpgradedIo), ClientError> {
+    let failed = |message: String| ClientError::Body {
+        url: url.to_string(),
+        message,
+    };
+    let exchange = async {
+        let request = Request::post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONNECTION, "upgrade")
+            .header(hyper::header::UPGRADE, protocol)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Request(e.to_string()))?;
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .ok_or_else(|| ClientError::Request(format!("{url}: no host")))?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&authority))
+            .await
+            .map_err(|_| failed(format!("connecting timed out after {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| failed(format!("cannot connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "connection ended with an error before its upgrade");
+            }
+        });
+        let mut response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let expected = format!("expected 101 Switching Protocols to {protocol}");
+            return Err(unexpected_answer(url, response, expected).await);
+        }
+        let upgraded = hyper::upgrade::on(&mut response)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok((headers, TokioIo::new(upgraded)))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            url: url.to_string(),
+        })?
 }
 
 /// Plain TCP with Nagle off (calls are small) and a bounded connect.

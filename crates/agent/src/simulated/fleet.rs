@@ -6,10 +6,9 @@
 //! one HTTP/2 connection to the master that carries their streams and calls (as
 //! libprocess shares one socket between two processes), so a fleet of 100,000 agents
 //! holds a few hundred descriptors, and so does the master for it. With
-//! `agents_per_connection` 0 the links speak HTTP/1.1: each agent holds one connection
-//! of its own, its stream, and calls go over a shared pool of keep-alive connections;
-//! file descriptors (one per agent) then bound the count. (A real agent has one HTTP/2
-//! connection of its own for both.)
+//! `agents_per_connection` 0 each agent connects as a real agent does: a socket of its
+//! own, switched from HTTP/1.1 at registration, carries its stream and its calls; file
+//! descriptors (one per agent) then bound the count.
 //!
 //! What each agent costs in memory is measured by the test `fleet_memory` in
 //! `crates/mantle/tests/simulated.rs` and recorded in `docs/ARCHITECTURE.md`.
@@ -74,8 +73,8 @@ pub struct FleetConfig {
     /// thousands of agents then queued behind each other for longer than the master
     /// waits for them, and it marked them unreachable.)
     pub calls_in_flight: usize,
-    /// Agents whose streams and calls share one HTTP/2 connection; 500. 0 speaks
-    /// HTTP/1.1, a connection per agent's stream plus a pool for the calls.
+    /// Agents whose streams and calls share one HTTP/2 connection; 500. 0 gives each
+    /// agent a socket of its own, as a real agent has.
     pub agents_per_connection: usize,
     /// Named as the agents' work_dir in the sandbox paths they report; never created.
     pub work_dir: PathBuf,
@@ -320,7 +319,7 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
             let (control, control_rx) = watch::channel(LinkControl::Up { generation: 0 });
             let (client, calls) = &clients[client_of(index, config.agents_per_connection)];
             let options = LinkOptions {
-                client: Some(client.clone()),
+                client: client.clone(),
                 registering: Some(registering.clone()),
                 calls: Some(calls.clone()),
                 control: Some(control_rx),
@@ -344,19 +343,19 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
 }
 
 /// The clients of a fleet of `agents`, each with the gate of its calls in flight: one
-/// HTTP/2 client per `per_connection` agents, or one HTTP/1.1 client for all when
+/// HTTP/2 client per `per_connection` agents, or none (each agent's own socket) when
 /// `per_connection` is 0.
 fn clients(
     agents: usize,
     per_connection: usize,
     calls_in_flight: usize,
-) -> Vec<(HttpClient, Arc<Semaphore>)> {
+) -> Vec<(Option<HttpClient>, Arc<Semaphore>)> {
     let gate = || Arc::new(Semaphore::new(calls_in_flight.max(1)));
     if per_connection == 0 {
-        return vec![(LinkOptions::shared_client(), gate())];
+        return vec![(None, gate())];
     }
     (0..agents.div_ceil(per_connection).max(1))
-        .map(|_| (LinkOptions::multiplexed_client(), gate()))
+        .map(|_| (Some(LinkOptions::multiplexed_client()), gate()))
         .collect()
 }
 
