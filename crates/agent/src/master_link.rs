@@ -24,7 +24,7 @@ use mantle_sdk::http::{ClientError, HttpClient, RecordStream, UpgradedIo};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// The cap of the reconnection backoff.
@@ -50,6 +50,8 @@ pub(crate) struct LinkOptions {
     pub calls: Option<Arc<Semaphore>>,
     /// Cuts and restores the connection on demand.
     pub control: Option<watch::Receiver<LinkControl>>,
+    /// The address the link's own socket leaves from; the system's choice when `None`.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl LinkOptions {
@@ -60,6 +62,7 @@ impl LinkOptions {
             registering: None,
             calls: None,
             control: None,
+            source: None,
         }
     }
 
@@ -105,9 +108,6 @@ enum MasterStream {
     },
 }
 
-/// Bytes read from the socket at a time.
-const READ_BYTES: usize = 16 * 1024;
-
 impl MasterStream {
     /// The next message; `Ok(None)` when the master closed the stream.
     async fn next_record(&mut self) -> Result<Option<Bytes>, LinkError> {
@@ -120,12 +120,9 @@ impl MasterStream {
                 {
                     return Ok(Some(record));
                 }
-                let mut buffer = vec![0; READ_BYTES];
-                let read = socket.read(&mut buffer).await?;
-                if read == 0 {
+                if decoder.read_from(socket).await? == 0 {
                     return Ok(None);
                 }
-                decoder.feed(&buffer[..read]);
             },
         }
     }
@@ -262,20 +259,22 @@ async fn connect(
                 };
                 (headers, MasterStream::Http(stream), calls)
             }),
-        None => mantle_sdk::http::upgrade(&url, body, AGENT_UPGRADE, REQUEST_TIMEOUT)
-            .await
-            .map(|(headers, socket)| {
-                let (read, write) = tokio::io::split(socket);
-                let stream = MasterStream::Socket {
-                    socket: read,
-                    decoder: Decoder::default(),
-                };
-                let calls = Connection::Socket {
-                    master: master.to_string(),
-                    socket: Arc::new(tokio::sync::Mutex::new(write)),
-                };
-                (headers, stream, calls)
-            }),
+        None => {
+            mantle_sdk::http::upgrade(&url, body, AGENT_UPGRADE, REQUEST_TIMEOUT, options.source)
+                .await
+                .map(|(headers, socket)| {
+                    let (read, write) = tokio::io::split(socket);
+                    let stream = MasterStream::Socket {
+                        socket: read,
+                        decoder: Decoder::default(),
+                    };
+                    let calls = Connection::Socket {
+                        master: master.to_string(),
+                        socket: Arc::new(tokio::sync::Mutex::new(write)),
+                    };
+                    (headers, stream, calls)
+                })
+        }
     };
     let (headers, mut stream, mut calls) = match answer {
         Ok(answer) => answer,

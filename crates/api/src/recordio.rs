@@ -2,6 +2,14 @@
 //! to back with no separator, chunk boundaries anywhere.
 
 use bytes::{Buf, Bytes, BytesMut};
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Bytes taken from a reader at a time by [`Decoder::read_from`].
+const READ_BYTES: usize = 8 * 1024;
 
 /// Frames one record.
 pub fn encode(record: &[u8]) -> Bytes {
@@ -43,6 +51,20 @@ impl Decoder {
 
     pub fn feed(&mut self, chunk: &[u8]) {
         self.buffer.extend_from_slice(chunk);
+    }
+
+    /// Feeds what `reader` has ready: the number of bytes, 0 at its end. The read's
+    /// buffer lives only while the reader is polled, so a connection waiting for its
+    /// next record holds none (an agent's socket in the master is idle most of the time).
+    pub async fn read_from<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let mut buffer = [0u8; READ_BYTES];
+            let mut read = ReadBuf::new(&mut buffer);
+            ready!(Pin::new(&mut *reader).poll_read(cx, &mut read))?;
+            self.feed(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        })
+        .await
     }
 
     /// The bytes fed and not yet taken out as records.

@@ -352,6 +352,7 @@ async fn an_agent_socket_skips_unreadable_calls_and_closes_on_broken_framing() {
         serde_json::to_vec(&register).unwrap(),
         AGENT_UPGRADE,
         std::time::Duration::from_secs(10),
+        None,
     )
     .await
     .expect("101 Switching Protocols");

@@ -13,14 +13,7 @@ use crate::leadership::RoleHandle;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use mantle_api::recordio::Decoder;
-use std::future::poll_fn;
-use std::io;
-use std::pin::Pin;
-use std::task::{ready, Poll};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-
-/// Bytes taken from the socket per read; the buffer lives only during the read.
-const READ_BYTES: usize = 8 * 1024;
+use tokio::io::AsyncWriteExt;
 
 /// Serves the agent's socket until either side closes it: the loop's records are
 /// written as they come, and the agent's calls go to the loop in order. The stream's
@@ -47,7 +40,7 @@ pub async fn serve(upgrade: OnUpgrade, mut stream: EventStream, handle: RoleHand
                     return;
                 }
             }
-            read = read_into(&mut socket, &mut calls) => {
+            read = calls.read_from(&mut socket) => {
                 match read {
                     Ok(0) => return,
                     Ok(_) => {}
@@ -73,21 +66,6 @@ pub async fn serve(upgrade: OnUpgrade, mut stream: EventStream, handle: RoleHand
             }
         }
     }
-}
-
-/// Reads what the socket has into `decoder`: the number of bytes, 0 at the end.
-async fn read_into<R: AsyncRead + Unpin>(
-    socket: &mut R,
-    decoder: &mut Decoder,
-) -> io::Result<usize> {
-    poll_fn(|cx| {
-        let mut buffer = [0u8; READ_BYTES];
-        let mut read = ReadBuf::new(&mut buffer);
-        ready!(Pin::new(&mut *socket).poll_read(cx, &mut read))?;
-        decoder.feed(read.filled());
-        Poll::Ready(Ok(read.filled().len()))
-    })
-    .await
 }
 
 /// Hands one record's calls to the loop and waits until it took them, so that the

@@ -297,6 +297,29 @@ impl HttpClient {
     }
 }
 
+/// Connects to `authority` (`host:port`), from `local` when given.
+async fn connect_from(
+    authority: &str,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(authority).await;
+    };
+    let mut last = None;
+    for address in tokio::net::lookup_host(authority).await? {
+        let socket = match address {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind((local, 0).into())?;
+        match socket.connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{authority}: no address"))))
+}
+
 /// The error for an answer other than the one expected: the server's message for an
 /// error status (its body, read for up to 5 s), a [`ClientError::Redirect`] for a 307,
 /// else `otherwise` as the message.
@@ -330,12 +353,15 @@ pub type UpgradedIo = TokioIo<hyper::upgrade::Upgraded>;
 /// POSTs a JSON body over a new HTTP/1.1 connection asking to switch it to `protocol`
 /// (`Connection: upgrade`), and gives back the answer's headers and the connection once
 /// the server switched. Any other answer is an error, a 307 a
-/// [`ClientError::Redirect`]; the whole exchange is bounded by `timeout`.
+/// [`ClientError::Redirect`]; the whole exchange is bounded by `timeout`. The connection
+/// leaves from `local` when given (a simulated fleet spreads its agents' sockets over
+/// loopback addresses, as one address has about 28,000 ports to connect from).
 pub async fn upgrade(
     url: &str,
     body: Vec<u8>,
     protocol: &'static str,
     timeout: Duration,
+    local: Option<std::net::IpAddr>,
 ) -> Result<(HeaderMap, UpgradedIo), ClientError> {
     let failed = |message: String| ClientError::Body {
         url: url.to_string(),
@@ -353,7 +379,7 @@ pub async fn upgrade(
             .authority()
             .map(|a| a.to_string())
             .ok_or_else(|| ClientError::Request(format!("{url}: no host")))?;
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&authority))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect_from(&authority, local))
             .await
             .map_err(|_| failed(format!("connecting timed out after {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| failed(format!("cannot connect: {e}")))?;

@@ -8,7 +8,8 @@
 //! holds a few hundred descriptors, and so does the master for it. With
 //! `agents_per_connection` 0 each agent connects as a real agent does: a socket of its
 //! own, switched from HTTP/1.1 at registration, carries its stream and its calls; file
-//! descriptors (one per agent) then bound the count.
+//! descriptors (one per agent) then bound the count, and with a master on loopback the
+//! sockets leave from 127.0.0.1, 127.0.0.2, ... (25,000 each) so that ports do not.
 //!
 //! What each agent costs in memory is measured by the test `fleet_memory` in
 //! `crates/mantle/tests/simulated.rs` and recorded in `docs/ARCHITECTURE.md`.
@@ -264,6 +265,11 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
         config.calls_in_flight,
     );
     let registering = Arc::new(Semaphore::new(config.registrations_in_flight.max(1)));
+    let spread_sources = config.agents_per_connection == 0
+        && config
+            .master
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|master| master.ip().is_loopback());
     let start_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -323,6 +329,7 @@ pub fn start_many(config: FleetConfig, specs: impl IntoIterator<Item = AgentSpec
                 registering: Some(registering.clone()),
                 calls: Some(calls.clone()),
                 control: Some(control_rx),
+                source: spread_sources.then(|| loopback_source(index)),
             };
             let link = tokio::spawn(master_link::run(
                 config.master.clone(),
@@ -357,6 +364,17 @@ fn clients(
     (0..agents.div_ceil(per_connection).max(1))
         .map(|_| (Some(LinkOptions::multiplexed_client()), gate()))
         .collect()
+}
+
+/// Sockets of their own leaving from one loopback address: one address has about
+/// 28,000 ports to connect from (Linux's default range), so a fleet of more agents than
+/// that on loopback spreads them over 127.0.0.1, 127.0.0.2, ...
+const SOCKETS_PER_SOURCE: usize = 25_000;
+
+/// The loopback address agent `index`'s own socket leaves from.
+fn loopback_source(index: usize) -> std::net::IpAddr {
+    let [_, _, high, low] = ((index / SOCKETS_PER_SOURCE + 1) as u32).to_be_bytes();
+    Ipv4Addr::new(127, 0, high, low).into()
 }
 
 /// The index in [`clients`] of agent `index`'s client.
