@@ -8,9 +8,9 @@
 //! switch the connection to [`AGENT_UPGRADE`], after which the socket carries the
 //! master's messages and the agent's calls as RecordIO, and is closed when the stream
 //! ends (one open file in the master per agent, and no HTTP buffers kept there). Agents
-//! of a simulated fleet share HTTP clients (one HTTP/1.1 pool, or one HTTP/2 connection
-//! per few hundred agents), POST their calls, and bound their registrations and calls in
-//! flight together ([`LinkOptions`]); tests cut a link through its [`LinkControl`].
+//! of a simulated fleet connect the same way, or share one HTTP/2 connection per few
+//! hundred agents and POST their calls over it, and bound their registrations and calls
+//! in flight together ([`LinkOptions`]); tests cut a link through its [`LinkControl`].
 
 use crate::core::Input;
 use crate::event_loop::Command;

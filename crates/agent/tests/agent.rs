@@ -94,12 +94,11 @@ async fn serve_socket(
     mut messages: mpsc::UnboundedReceiver<Bytes>,
     calls: mpsc::UnboundedSender<AgentCall>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let socket = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
     let (mut read, mut write) = tokio::io::split(socket);
     let reader = async move {
         let mut decoder = mantle_api::recordio::Decoder::default();
-        let mut buffer = vec![0; 64 * 1024];
         loop {
             while let Some(record) = decoder.next_record().unwrap() {
                 let batch: Vec<AgentCall> = match record.starts_with(b"[") {
@@ -110,9 +109,8 @@ async fn serve_socket(
                     let _ = calls.send(call);
                 }
             }
-            match read.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => decoder.feed(&buffer[..n]),
+            if !matches!(decoder.read_from(&mut read).await, Ok(1..)) {
+                return;
             }
         }
     };

@@ -337,7 +337,7 @@ async fn endpoints_answer_under_their_mesos_aliases() {
 async fn an_agent_socket_skips_unreadable_calls_and_closes_on_broken_framing() {
     use mantle_api::internal::{ToAgent, AGENT_API_PATH, AGENT_STREAM_HEADER, AGENT_UPGRADE};
     use mantle_api::recordio::{encode, Decoder};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let cluster = Cluster::start(0, "cpus:1", &[]).await;
     let register = json!({
@@ -357,9 +357,8 @@ async fn an_agent_socket_skips_unreadable_calls_and_closes_on_broken_framing() {
     .await
     .expect("101 Switching Protocols");
     assert!(headers.contains_key(AGENT_STREAM_HEADER));
-    let (mut read, mut write) = tokio::io::split(socket);
+    let (mut reader, mut write) = tokio::io::split(socket);
     let mut decoder = Decoder::default();
-    let mut buffer = vec![0; 4096];
     // The next message from the master other than a PING; `None` once it closed.
     let mut next = async || loop {
         if let Some(record) = decoder.next_record().unwrap() {
@@ -368,14 +367,14 @@ async fn an_agent_socket_skips_unreadable_calls_and_closes_on_broken_framing() {
                 message => return Some(message),
             }
         }
-        let read = tokio::time::timeout(std::time::Duration::from_secs(10), read.read(&mut buffer))
+        let read = decoder.read_from(&mut reader);
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), read)
             .await
             .expect("the master answers within 10 s")
             .expect("reading the socket");
         if read == 0 {
             return None;
         }
-        decoder.feed(&buffer[..read]);
     };
     assert!(matches!(next().await, Some(ToAgent::Registered(_))));
 

@@ -8,8 +8,9 @@
 //! holds a few hundred descriptors, and so does the master for it. With
 //! `agents_per_connection` 0 each agent connects as a real agent does: a socket of its
 //! own, switched from HTTP/1.1 at registration, carries its stream and its calls; file
-//! descriptors (one per agent) then bound the count, and with a master on loopback the
-//! sockets leave from 127.0.0.1, 127.0.0.2, ... (25,000 each) so that ports do not.
+//! descriptors (one per agent) then bound the count; with a master on loopback the
+//! sockets leave from 127.0.0.1, 127.0.0.2, ... (25,000 each), so that one address's
+//! ports do not.
 //!
 //! What each agent costs in memory is measured by the test `fleet_memory` in
 //! `crates/mantle/tests/simulated.rs` and recorded in `docs/ARCHITECTURE.md`.
