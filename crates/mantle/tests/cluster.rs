@@ -276,8 +276,8 @@ async fn task_group_runs_through_the_default_executor() {
     );
 }
 
-/// A real agent's stream and its calls (the status updates) share one HTTP/2 connection
-/// to the master.
+/// A real agent's stream and its calls (the status updates) share one connection to the
+/// master: its REGISTER's, switched to the agent's socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_holds_one_connection_to_the_master() {
     let cluster = Cluster::start(1, AGENT, &[]).await;
