@@ -382,7 +382,7 @@ const REQUEST_BYTES: usize = 1 << 20;
 /// dropped: status updates are resent after re-registration, and the rest is reported
 /// in it.
 async fn send_calls(
-    connection: watch::Receiver<Option<Connection>>,
+    mut connection: watch::Receiver<Option<Connection>>,
     mut calls: mpsc::UnboundedReceiver<Box<AgentCall>>,
     gate: Option<Arc<Semaphore>>,
 ) {
@@ -392,7 +392,7 @@ async fn send_calls(
             Some(gate) => gate.acquire().await.ok(),
             None => None,
         };
-        let Some(connection) = connection.borrow().clone() else {
+        let Some(current) = connection.borrow_and_update().clone() else {
             tracing::debug!(
                 calls = batch.len(),
                 "not connected to the master; dropping calls"
@@ -401,7 +401,7 @@ async fn send_calls(
             continue;
         };
         for body in request_bodies(batch.drain(..)) {
-            let (master, sent) = match &connection {
+            match &current {
                 Connection::Http {
                     master,
                     stream_id,
@@ -409,39 +409,36 @@ async fn send_calls(
                 } => {
                     let url = format!("http://{master}{AGENT_API_PATH}");
                     let headers = [(AGENT_STREAM_HEADER, stream_id.clone())];
-                    let sent = client.post(&url, body, &headers).await;
-                    (master, sent.map(drop).map_err(|err| err.to_string()))
+                    if let Err(err) = client.post(&url, body, &headers).await {
+                        tracing::warn!(master = %master, error = %err, "call to the master failed");
+                    }
                 }
-                Connection::Socket { master, socket } => (
-                    master,
-                    write_record(socket, &body)
-                        .await
-                        .map_err(|err| err.to_string()),
-                ),
-            };
-            if let Err(err) = sent {
-                tracing::warn!(master = %master, error = %err, "call to the master failed");
+                Connection::Socket { master, socket } => {
+                    let sent = tokio::select! {
+                        sent = write_record(socket, &body) => sent.map_err(|err| err.to_string()),
+                        // A socket the master does not read waits, unless the link gives
+                        // it up (silence, a cut, a new leader): its calls go with it.
+                        _ = connection.changed() => Err("the connection was closed".to_string()),
+                    };
+                    if let Err(err) = sent {
+                        // The socket is gone or cut mid-record: the batch's other calls
+                        // cannot follow on it.
+                        tracing::warn!(master = %master, error = %err, "calls to the master failed");
+                        break;
+                    }
+                }
             }
         }
     }
 }
 
-/// Writes one RecordIO record to the socket within [`REQUEST_TIMEOUT`]. A socket the
-/// master stopped reading fails the call as a lost request would; a record cut short
-/// there makes the master close the connection, and the link then registers again.
+/// Writes one RecordIO record to the socket.
 async fn write_record(
     socket: &tokio::sync::Mutex<WriteHalf<UpgradedIo>>,
     body: &[u8],
 ) -> std::io::Result<()> {
-    let write = async {
-        let mut socket = socket.lock().await;
-        socket.write_all(&recordio::encode(body)).await
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, write)
-        .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "the master is not reading")
-        })?
+    let mut socket = socket.lock().await;
+    socket.write_all(&recordio::encode(body)).await
 }
 
 /// The bodies of the requests carrying `calls` in order: a call alone as itself, calls
