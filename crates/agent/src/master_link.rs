@@ -508,6 +508,9 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::Response;
     use mantle_api::internal::ExecutorMessage;
 
     fn message(bytes: usize) -> Box<AgentCall> {
@@ -543,5 +546,78 @@ mod tests {
         let sent: Vec<AgentCall> = bodies.iter().flat_map(|b| decode(b)).collect();
         let calls: Vec<AgentCall> = calls.into_iter().map(|c| *c).collect();
         assert_eq!(sent, calls);
+    }
+
+    /// A master end that switches every request to a socket and then reads nothing
+    /// (`records` is `None`) or sends each record it reads to `records`.
+    async fn socket_server(records: Option<mpsc::UnboundedSender<Bytes>>) -> String {
+        let app = axum::Router::new().fallback(move |mut request: Request| {
+            let records = records.clone();
+            async move {
+                let upgrade = request
+                    .extensions_mut()
+                    .remove::<hyper::upgrade::OnUpgrade>()
+                    .unwrap();
+                tokio::spawn(async move {
+                    let mut socket = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
+                    let Some(records) = records else {
+                        return std::future::pending().await;
+                    };
+                    let mut decoder = Decoder::default();
+                    while let Ok(1..) = decoder.read_from(&mut socket).await {
+                        while let Ok(Some(record)) = decoder.next_record() {
+                            let _ = records.send(record);
+                        }
+                    }
+                });
+                Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("connection", "upgrade")
+                    .header("upgrade", AGENT_UPGRADE)
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        address
+    }
+
+    async fn socket_to(master: &str) -> Connection {
+        let url = format!("http://{master}{AGENT_API_PATH}");
+        let (_, socket) =
+            mantle_sdk::http::upgrade(&url, b"{}".to_vec(), AGENT_UPGRADE, REQUEST_TIMEOUT, None)
+                .await
+                .unwrap();
+        let (_, write) = tokio::io::split(socket);
+        Connection::Socket {
+            master: master.to_string(),
+            socket: Arc::new(tokio::sync::Mutex::new(write)),
+        }
+    }
+
+    /// A call blocked on a socket the master does not read waits for it, is given up
+    /// when the link drops that connection, and the next calls go on the next one.
+    #[tokio::test]
+    async fn a_blocked_call_is_given_up_with_its_connection() {
+        let stuck = socket_server(None).await;
+        let (records_tx, mut records) = mpsc::unbounded_channel();
+        let reading = socket_server(Some(records_tx)).await;
+        let (connection_tx, connection_rx) = watch::channel(Some(socket_to(&stuck).await));
+        let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+        let _sender = AbortOnDrop(tokio::spawn(send_calls(connection_rx, calls_rx, None)));
+        // More than both ends' socket buffers hold (at most 4 and 32 MB here): the
+        // write cannot finish while the master does not read.
+        calls_tx.send(message(64 << 20)).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        connection_tx.send_replace(Some(socket_to(&reading).await));
+        calls_tx.send(message(5)).unwrap();
+        let record = tokio::time::timeout(Duration::from_secs(10), records.recv())
+            .await
+            .expect("the next call reaches the new connection")
+            .unwrap();
+        let call: AgentCall = serde_json::from_slice(&record).unwrap();
+        assert_eq!(call, *message(5));
     }
 }
