@@ -34,6 +34,29 @@ fn purge_freed_memory_at_once() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
+/// Raises the master's soft limit of open files to its hard limit. Every real agent
+/// holds one connection to the master, and a soft limit of 1,024 (a common default)
+/// would refuse the agents past it; the hard limit is what the operator allows. Only
+/// the master does this: an agent's tasks would inherit a raised limit.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let from = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::info!(from, to = limit.rlim_max, "raised the limit of open files");
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     purge_freed_memory_at_once();
     // The built-in executor starts once per task: skip building the whole command line
@@ -73,7 +96,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         let daemon = match cli.command {
-            Command::Master(flags) => run_master(flags).await,
+            Command::Master(flags) => {
+                raise_open_files_limit();
+                run_master(flags).await
+            }
             Command::Agent(flags) => run_agent(flags).await,
             Command::Local(flags) => run_local(flags).await,
             Command::Executor => mantle_executor::run().await,

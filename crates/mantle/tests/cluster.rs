@@ -293,3 +293,46 @@ async fn an_agent_holds_one_connection_to_the_master() {
     framework.wait_state("hello", TaskState::Finished).await;
     assert_eq!(connections_to(port, Some(cluster.agent_pid(0))), 1);
 }
+
+/// The master raises its soft limit of open files to the hard limit, since each real
+/// agent holds a connection to it: started with a soft limit of 256, it serves with the
+/// hard one.
+#[test]
+fn the_master_raises_its_open_file_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("master.log");
+    let work_dir = dir.path().join("master");
+    let mut command = std::process::Command::new(common::MANTLE);
+    command
+        .args(["master", "--ip", "127.0.0.1", "--port", "0", "--work_dir"])
+        .arg(&work_dir)
+        .env("MANTLE_LOGGING_LEVEL", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max.min(256);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let mut master = command.spawn().unwrap();
+    common::wait_for_address(&log, &mut master);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", master.id())).unwrap();
+    let _ = master.kill();
+    let _ = master.wait();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft and hard limits: {open_files}");
+    assert_ne!(numbers[0], "256", "{open_files}");
+}
