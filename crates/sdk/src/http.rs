@@ -43,6 +43,8 @@ pub enum ClientError {
     Request(String),
     #[error("cannot reach {url} over HTTP/2: {message}")]
     Http2 { url: String, message: String },
+    #[error("cannot reach {url} over HTTP/1.1: {message}")]
+    Http1 { url: String, message: String },
 }
 
 impl ClientError {
@@ -363,7 +365,7 @@ pub async fn upgrade(
     timeout: Duration,
     local: Option<std::net::IpAddr>,
 ) -> Result<(HeaderMap, UpgradedIo), ClientError> {
-    let failed = |message: String| ClientError::Body {
+    let failed = |message: String| ClientError::Http1 {
         url: url.to_string(),
         message,
     };

@@ -568,6 +568,7 @@ fn is_retryable(error: &ClientError) -> bool {
     match error {
         ClientError::Connect { .. }
         | ClientError::Http2 { .. }
+        | ClientError::Http1 { .. }
         | ClientError::Timeout { .. }
         | ClientError::Body { .. }
         | ClientError::Decode { .. }
