@@ -34,8 +34,9 @@
 //!
 //! `cluster`: `bench/run cluster --agents 1000,5000,10000 --frameworks 200` is the Mesos
 //! paper's scalability experiment: load frameworks keep simulated agents busy with tasks
-//! of 30 s on average while a probe framework subscribes, launches a 10 s task and waits for it to
-//! finish, again and again; reports the overhead beyond the 10 s per cluster size.
+//! of 30 s on average while a probe framework subscribes, launches a 10 s task, suppresses
+//! its offers and waits for the task to finish, again and again; reports the overhead
+//! beyond the 10 s per cluster size.
 //!
 //! `memory`: `bench/run memory --agents 10000,100000 --tasks-per-agent 10` reads a fresh
 //! master's memory idle, with N simulated agents registered and with their long-running
@@ -258,7 +259,8 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         probes: usize,
         /// Probe frameworks running at the same time, each doing its share of the
-        /// probes one after the other (the paper ran one).
+        /// probes one after the other (the paper ran one); their starts are spread over
+        /// the 10 s of a probe's task, so that they seldom wait for an offer together.
         #[arg(long, default_value_t = 1)]
         concurrent_probes: usize,
         /// An agent holds exactly two tasks, as the paper's slaves did: a full cluster

@@ -81,6 +81,7 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
     }
     tokio::time::sleep(options.warmup).await;
     let (cpu_before, _) = cpu_seconds(pid);
+    let (bench_cpu_before, _) = cpu_seconds(std::process::id());
     let probing_since = Instant::now();
     let mut probes = tokio::task::JoinSet::new();
     for first in 0..options.concurrent_probes.min(options.probes) {
@@ -88,17 +89,21 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
         let (launched, stride) = (launched.clone(), options.concurrent_probes);
         let numbers: Vec<usize> = (first..options.probes).step_by(stride).collect();
         probes.spawn(async move {
+            // Spread over a probe's task: a probe waiting for an offer then seldom
+            // competes with another for the next freed slot.
+            tokio::time::sleep(PROBE_TASK * first as u32 / stride as u32).await;
             let mut overheads = Vec::with_capacity(numbers.len());
             for probe in numbers {
                 let steps = probe_once(&master, probe, &resources).await?;
                 let overhead = steps.finished.saturating_sub(PROBE_TASK).as_secs_f64() * 1e3;
                 let ms = |d: Duration| d.as_millis();
                 eprintln!(
-                    "bench cluster: {agents} agents: probe {probe}: {overhead:.0} ms overhead (subscribed {} ms, offer {} ms, running {} ms, finished {} ms); {} load tasks launched so far",
+                    "bench cluster: {agents} agents: probe {probe}: {overhead:.0} ms overhead (subscribed {} ms, offer {} ms, running {} ms, finished {} ms, {} offers declined); {} load tasks launched so far",
                     ms(steps.subscribed),
                     ms(steps.offered),
                     ms(steps.running),
                     ms(steps.finished),
+                    steps.declined,
                     launched.load(Ordering::Relaxed)
                 );
                 overheads.push(overhead);
@@ -115,7 +120,9 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
         bail!("a load framework stopped early");
     }
     let master_cpu = cpu_seconds(pid).0 - cpu_before;
-    let cpu_share = master_cpu / probing_since.elapsed().as_secs_f64();
+    let probing = probing_since.elapsed().as_secs_f64();
+    let cpu_share = master_cpu / probing;
+    let bench_cpu_share = (cpu_seconds(std::process::id()).0 - bench_cpu_before) / probing;
     let rss = rss_mb(pid)?;
     stop.store(true, Ordering::Relaxed);
     while let Some(done) = load.join_next().await {
@@ -137,6 +144,8 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
             "overhead_max_ms": round(overheads.last().copied().unwrap_or(0.0)),
             "master_rss_mb": round(rss),
             "master_cpu_share": (cpu_share * 100.0).round() / 100.0,
+            // The agents and frameworks in this process, in cores.
+            "bench_cpu_share": (bench_cpu_share * 100.0).round() / 100.0,
             "load_tasks_launched": counters.tasks_launched,
         })
     );
@@ -151,6 +160,9 @@ struct Steps {
     offered: Duration,
     running: Duration,
     finished: Duration,
+    /// Offers the probe declined: those that did not fit or came after its launch,
+    /// before its SUPPRESS took effect.
+    declined: usize,
 }
 
 /// One probe: a new framework, its first offer, one 10 s task, its TASK_FINISHED.
@@ -181,12 +193,17 @@ async fn probe_once(master: &str, probe: usize, resources: &Resources) -> anyhow
                         .map_err(anyhow::Error::msg)?;
                     if launched || !available.contains(resources) {
                         scheduler.decline(vec![offer.id], None).await?;
+                        steps.declined += 1;
                         continue;
                     }
                     launched = true;
                     steps.offered = started.elapsed();
                     let task = task_info(&task_id, &offer, resources, "sleep 10")?;
                     scheduler.launch(offer.id, vec![task], None).await?;
+                    // Nothing more to launch: as a Mesos framework should, the probe
+                    // asks for no more offers, instead of declining every slot freed
+                    // during its 10 s (several thousand at 10,000 agents).
+                    scheduler.suppress(Vec::new()).await?;
                 }
             }
             Event::Update(update) => {
