@@ -10,6 +10,7 @@ pub mod netns;
 
 use mantle_sdk::HttpClient;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +37,13 @@ pub struct Cluster {
 /// The established TCP connections to `port` on loopback, or only those of process
 /// `pid`: `/proc/net/tcp`, its sockets matched by inode against the process's descriptors.
 pub fn connections_to(port: u16, pid: Option<u32>) -> usize {
+    connection_ends(port, pid).len()
+}
+
+/// The local ends (address and port, as `/proc/net/tcp` writes them) of the connections
+/// [`connections_to`] counts: a connection opened between two calls is in the second
+/// set and not the first, whatever other clients' connections closed meanwhile.
+pub fn connection_ends(port: u16, pid: Option<u32>) -> BTreeSet<String> {
     let sockets: Option<Vec<String>> = pid.map(|pid| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
@@ -56,17 +64,18 @@ pub fn connections_to(port: u16, pid: Option<u32>) -> usize {
         .unwrap()
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             // Columns: sl, local, remote, state (01 = ESTABLISHED), ..., inode (the tenth).
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9
+            let counted = fields.len() > 9
                 && fields[2].ends_with(&remote)
                 && fields[3] == "01"
                 && sockets
                     .as_ref()
-                    .is_none_or(|s| s.iter().any(|inode| inode == fields[9]))
+                    .is_none_or(|s| s.iter().any(|inode| inode == fields[9]));
+            counted.then(|| fields[1].to_string())
         })
-        .count()
+        .collect()
 }
 
 /// Waits until the daemon logging to `log` prints its listening address.
