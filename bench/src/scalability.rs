@@ -7,8 +7,9 @@
 //! its TASK_FINISHED (`--concurrent-probes` such frameworks at once, each doing its
 //! share of the probes). The overhead is the probe's whole time beyond the 10 s: subscription,
 //! offer, launch and the status updates' way back, while the master serves the load.
-//! One line per size with the overhead's p50 and p99 and the master's resident memory
-//! and CPU.
+//! One line per size with the overhead's p50 and p99, the master's resident memory and
+//! CPU, and the CPU each launch of the load took in the master and in this process
+//! while the probes ran.
 
 use crate::cluster::{cpu_seconds, rss_mb, TempMaster};
 use crate::driver::{percentile, task_info, Calls};
@@ -82,6 +83,7 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
     tokio::time::sleep(options.warmup).await;
     let (cpu_before, _) = cpu_seconds(pid);
     let (bench_cpu_before, _) = cpu_seconds(std::process::id());
+    let launched_before = launched.load(Ordering::Relaxed);
     let probing_since = Instant::now();
     let mut probes = tokio::task::JoinSet::new();
     for first in 0..options.concurrent_probes.min(options.probes) {
@@ -122,7 +124,11 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
     let master_cpu = cpu_seconds(pid).0 - cpu_before;
     let probing = probing_since.elapsed().as_secs_f64();
     let cpu_share = master_cpu / probing;
-    let bench_cpu_share = (cpu_seconds(std::process::id()).0 - bench_cpu_before) / probing;
+    let bench_cpu = cpu_seconds(std::process::id()).0 - bench_cpu_before;
+    let bench_cpu_share = bench_cpu / probing;
+    let launches = launched.load(Ordering::Relaxed) - launched_before;
+    // What decides the largest size this machine runs: CPU per launch, both processes.
+    let ms_per_launch = |cpu: f64| (cpu * 1e3 / launches.max(1) as f64 * 1e3).round() / 1e3;
     let rss = rss_mb(pid)?;
     stop.store(true, Ordering::Relaxed);
     while let Some(done) = load.join_next().await {
@@ -147,6 +153,9 @@ async fn one_size(master: &str, pid: u32, agents: usize, options: &Options) -> a
             // The agents and frameworks in this process, in cores.
             "bench_cpu_share": (bench_cpu_share * 100.0).round() / 100.0,
             "load_tasks_launched": counters.tasks_launched,
+            "load_launches_per_s": (launches as f64 / probing).round(),
+            "master_cpu_ms_per_launch": ms_per_launch(master_cpu),
+            "bench_cpu_ms_per_launch": ms_per_launch(bench_cpu),
         })
     );
     fleet.shutdown().await;
